@@ -1,0 +1,316 @@
+"""``client.tools``: deploy, update, inspect and run tools."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
+
+from .._base import RequestOptions, Timeout
+from .._files import dumps, resolve_code
+from ..models import Run, Tool, ToolVersion
+from ..pagination import AsyncPaginator, SyncCursorPage
+from ._resource import AsyncResource, SyncResource, compact, seg
+from .runs import AsyncRuns, Runs
+
+__all__ = ["Tools", "AsyncTools", "CodeLike"]
+
+#: What ``deploy``/``update`` accept as code: source text, a function, or a path to a
+#: ``.py`` file, a ``.zip`` or a package directory.
+CodeLike = str | os.PathLike[str] | Callable[..., Any]
+
+
+def _config(
+    *,
+    name: str | None,
+    entrypoint: str | None,
+    description: str | None,
+    input_schema: Mapping[str, Any] | None,
+    output_schema: Mapping[str, Any] | None,
+    requirements: Sequence[str] | None,
+    required_secrets: Sequence[str] | None,
+    default_inputs: Mapping[str, Any] | None,
+    visibility: str | None,
+    timeout_s: float | None,
+    memory_mb: int | None,
+    retries: int | None,
+) -> dict[str, Any]:
+    return compact(
+        name=name,
+        entrypoint=entrypoint,
+        description=description,
+        input_schema=dict(input_schema) if input_schema is not None else None,
+        output_schema=dict(output_schema) if output_schema is not None else None,
+        requirements=list(requirements) if requirements is not None else None,
+        required_secrets=list(required_secrets) if required_secrets is not None else None,
+        default_inputs=dict(default_inputs) if default_inputs is not None else None,
+        visibility=visibility,
+        timeout_s=timeout_s,
+        memory_mb=memory_mb,
+        retries=retries,
+    )
+
+
+def _code_request(
+    method: str,
+    path: str,
+    code: CodeLike | None,
+    config: dict[str, Any],
+    *,
+    creating: bool,
+    idempotency_key: str | None,
+    timeout: Timeout,
+) -> RequestOptions:
+    """JSON when the code is inline text (or absent); multipart with a ``file`` part and a
+    ``config`` JSON field when it is a file or a zipped package."""
+    if code is None:
+        return RequestOptions(method, path, json=config, idempotency_key=idempotency_key, timeout=timeout)
+    src = resolve_code(code)
+    if creating:
+        config.setdefault("name", src.default_name)
+        if src.default_entrypoint:
+            config.setdefault("entrypoint", src.default_entrypoint)
+        if not config.get("name"):
+            raise ValueError("name= is required when deploying code given as a string")
+    if src.file is None:
+        return RequestOptions(
+            method, path, json={**config, "code": src.code}, idempotency_key=idempotency_key, timeout=timeout
+        )
+    return RequestOptions(
+        method, path, data={"config": dumps(config)}, files=[src.file], idempotency_key=idempotency_key,
+        timeout=timeout,
+    )
+
+
+class Tools(SyncResource):
+    def deploy(
+        self,
+        code: CodeLike,
+        *,
+        name: str | None = None,
+        entrypoint: str | None = None,
+        description: str | None = None,
+        input_schema: Mapping[str, Any] | None = None,
+        output_schema: Mapping[str, Any] | None = None,
+        requirements: Sequence[str] | None = None,
+        required_secrets: Sequence[str] | None = None,
+        default_inputs: Mapping[str, Any] | None = None,
+        visibility: Literal["private", "public"] | None = None,
+        timeout_s: float | None = None,
+        memory_mb: int | None = None,
+        retries: int | None = None,
+        idempotency_key: str | None = None,
+        timeout: Timeout = None,
+    ) -> Tool:
+        """Deploy a new tool. ``code`` is source text, a function object (its source is
+        deployed and its name becomes the default tool name and entrypoint), or a path to
+        a ``.py`` file, a ``.zip`` or a package directory (zipped for upload). A ``str``
+        is taken as a path only when it has no newline and names an existing file."""
+        config = _config(
+            name=name, entrypoint=entrypoint, description=description, input_schema=input_schema,
+            output_schema=output_schema, requirements=requirements, required_secrets=required_secrets,
+            default_inputs=default_inputs, visibility=visibility, timeout_s=timeout_s, memory_mb=memory_mb,
+            retries=retries,
+        )
+        opts = _code_request(
+            "POST", "/tools", code, config, creating=True, idempotency_key=idempotency_key, timeout=timeout
+        )
+        return Tool.model_validate(self._client.request(opts).json())
+
+    def update(
+        self,
+        tool: str,
+        *,
+        code: CodeLike | None = None,
+        entrypoint: str | None = None,
+        description: str | None = None,
+        input_schema: Mapping[str, Any] | None = None,
+        output_schema: Mapping[str, Any] | None = None,
+        requirements: Sequence[str] | None = None,
+        required_secrets: Sequence[str] | None = None,
+        default_inputs: Mapping[str, Any] | None = None,
+        visibility: Literal["private", "public"] | None = None,
+        timeout_s: float | None = None,
+        memory_mb: int | None = None,
+        retries: int | None = None,
+        timeout: Timeout = None,
+    ) -> Tool:
+        """Change any subset of a tool; a code or config change makes a new version."""
+        config = _config(
+            name=None, entrypoint=entrypoint, description=description, input_schema=input_schema,
+            output_schema=output_schema, requirements=requirements, required_secrets=required_secrets,
+            default_inputs=default_inputs, visibility=visibility, timeout_s=timeout_s, memory_mb=memory_mb,
+            retries=retries,
+        )
+        opts = _code_request(
+            "PATCH", f"/tools/{seg(tool)}", code, config, creating=False, idempotency_key=None, timeout=timeout
+        )
+        return Tool.model_validate(self._client.request(opts).json())
+
+    def get(self, tool: str, *, timeout: Timeout = None) -> Tool:
+        """By id (``tool_…``) or name."""
+        resp = self._client.request(RequestOptions("GET", f"/tools/{seg(tool)}", timeout=timeout))
+        return Tool.model_validate(resp.json())
+
+    def list(
+        self,
+        *,
+        search: str | None = None,
+        sort: Literal["name", "created_at", "updated_at"] | None = None,
+        order: Literal["asc", "desc"] | None = None,
+        limit: int | None = None,
+        include_total: bool | None = None,
+        timeout: Timeout = None,
+    ) -> SyncCursorPage[Tool]:
+        params = compact(search=search, sort=sort, order=order, limit=limit, include_total=include_total)
+
+        def fetch(cursor: str | None) -> Any:
+            opts = RequestOptions("GET", "/tools", params={**params, "cursor": cursor}, timeout=timeout)
+            return self._client.request(opts).json()
+
+        return SyncCursorPage(fetch(None), Tool, fetch)
+
+    def versions(self, tool: str, *, limit: int | None = None, timeout: Timeout = None) -> SyncCursorPage[ToolVersion]:
+        def fetch(cursor: str | None) -> Any:
+            opts = RequestOptions(
+                "GET", f"/tools/{seg(tool)}/versions", params={"limit": limit, "cursor": cursor}, timeout=timeout
+            )
+            return self._client.request(opts).json()
+
+        return SyncCursorPage(fetch(None), ToolVersion, fetch)
+
+    def get_version(self, tool: str, version: int, *, timeout: Timeout = None) -> ToolVersion:
+        resp = self._client.request(RequestOptions("GET", f"/tools/{seg(tool)}/versions/{int(version)}", timeout=timeout))
+        return ToolVersion.model_validate(resp.json())
+
+    def delete(self, tool: str, *, timeout: Timeout = None) -> None:
+        self._client.request(RequestOptions("DELETE", f"/tools/{seg(tool)}", timeout=timeout))
+
+    def run(
+        self,
+        tool: str,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        version: int | None = None,
+        tags: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+        raise_on_failure: bool = False,
+    ) -> Run:
+        """Run a tool and wait until the run ends (or ``timeout`` seconds pass, raising
+        :class:`~runyard.WaitTimeoutError`). Shorthand for ``runs.create`` + ``runs.wait``."""
+        return Runs(self._client).create_and_wait(
+            tool, inputs, version=version, tags=tags, timeout=timeout, raise_on_failure=raise_on_failure
+        )
+
+
+class AsyncTools(AsyncResource):
+    async def deploy(
+        self,
+        code: CodeLike,
+        *,
+        name: str | None = None,
+        entrypoint: str | None = None,
+        description: str | None = None,
+        input_schema: Mapping[str, Any] | None = None,
+        output_schema: Mapping[str, Any] | None = None,
+        requirements: Sequence[str] | None = None,
+        required_secrets: Sequence[str] | None = None,
+        default_inputs: Mapping[str, Any] | None = None,
+        visibility: Literal["private", "public"] | None = None,
+        timeout_s: float | None = None,
+        memory_mb: int | None = None,
+        retries: int | None = None,
+        idempotency_key: str | None = None,
+        timeout: Timeout = None,
+    ) -> Tool:
+        config = _config(
+            name=name, entrypoint=entrypoint, description=description, input_schema=input_schema,
+            output_schema=output_schema, requirements=requirements, required_secrets=required_secrets,
+            default_inputs=default_inputs, visibility=visibility, timeout_s=timeout_s, memory_mb=memory_mb,
+            retries=retries,
+        )
+        opts = _code_request(
+            "POST", "/tools", code, config, creating=True, idempotency_key=idempotency_key, timeout=timeout
+        )
+        return Tool.model_validate((await self._client.request(opts)).json())
+
+    async def update(
+        self,
+        tool: str,
+        *,
+        code: CodeLike | None = None,
+        entrypoint: str | None = None,
+        description: str | None = None,
+        input_schema: Mapping[str, Any] | None = None,
+        output_schema: Mapping[str, Any] | None = None,
+        requirements: Sequence[str] | None = None,
+        required_secrets: Sequence[str] | None = None,
+        default_inputs: Mapping[str, Any] | None = None,
+        visibility: Literal["private", "public"] | None = None,
+        timeout_s: float | None = None,
+        memory_mb: int | None = None,
+        retries: int | None = None,
+        timeout: Timeout = None,
+    ) -> Tool:
+        config = _config(
+            name=None, entrypoint=entrypoint, description=description, input_schema=input_schema,
+            output_schema=output_schema, requirements=requirements, required_secrets=required_secrets,
+            default_inputs=default_inputs, visibility=visibility, timeout_s=timeout_s, memory_mb=memory_mb,
+            retries=retries,
+        )
+        opts = _code_request(
+            "PATCH", f"/tools/{seg(tool)}", code, config, creating=False, idempotency_key=None, timeout=timeout
+        )
+        return Tool.model_validate((await self._client.request(opts)).json())
+
+    async def get(self, tool: str, *, timeout: Timeout = None) -> Tool:
+        resp = await self._client.request(RequestOptions("GET", f"/tools/{seg(tool)}", timeout=timeout))
+        return Tool.model_validate(resp.json())
+
+    def list(
+        self,
+        *,
+        search: str | None = None,
+        sort: Literal["name", "created_at", "updated_at"] | None = None,
+        order: Literal["asc", "desc"] | None = None,
+        limit: int | None = None,
+        include_total: bool | None = None,
+        timeout: Timeout = None,
+    ) -> AsyncPaginator[Tool]:
+        params = compact(search=search, sort=sort, order=order, limit=limit, include_total=include_total)
+
+        async def fetch(cursor: str | None) -> Any:
+            opts = RequestOptions("GET", "/tools", params={**params, "cursor": cursor}, timeout=timeout)
+            return (await self._client.request(opts)).json()
+
+        return AsyncPaginator(lambda: fetch(None), Tool, fetch)
+
+    def versions(self, tool: str, *, limit: int | None = None, timeout: Timeout = None) -> AsyncPaginator[ToolVersion]:
+        async def fetch(cursor: str | None) -> Any:
+            opts = RequestOptions(
+                "GET", f"/tools/{seg(tool)}/versions", params={"limit": limit, "cursor": cursor}, timeout=timeout
+            )
+            return (await self._client.request(opts)).json()
+
+        return AsyncPaginator(lambda: fetch(None), ToolVersion, fetch)
+
+    async def get_version(self, tool: str, version: int, *, timeout: Timeout = None) -> ToolVersion:
+        opts = RequestOptions("GET", f"/tools/{seg(tool)}/versions/{int(version)}", timeout=timeout)
+        return ToolVersion.model_validate((await self._client.request(opts)).json())
+
+    async def delete(self, tool: str, *, timeout: Timeout = None) -> None:
+        await self._client.request(RequestOptions("DELETE", f"/tools/{seg(tool)}", timeout=timeout))
+
+    async def run(
+        self,
+        tool: str,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        version: int | None = None,
+        tags: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+        raise_on_failure: bool = False,
+    ) -> Run:
+        return await AsyncRuns(self._client).create_and_wait(
+            tool, inputs, version=version, tags=tags, timeout=timeout, raise_on_failure=raise_on_failure
+        )

@@ -1,0 +1,246 @@
+"""Server-sent events: a small incremental parser, and live run logs that survive a
+dropped connection.
+
+The log stream's event ids are byte offsets into the run log, so resuming with
+``Last-Event-ID`` continues exactly after the last chunk we saw: nothing is repeated
+and nothing is lost. Partial lines are buffered across chunks *and* across reconnects,
+so callers only ever see whole lines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import time
+from collections.abc import AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from ._base import RequestOptions
+from .errors import APIConnectionError, APIStatusError
+
+if TYPE_CHECKING:
+    from ._base import AsyncAPIClient, SyncAPIClient
+
+__all__ = ["ServerSentEvent", "SSEDecoder", "LogStream", "AsyncLogStream"]
+
+#: How long a stream may stay silent before we reconnect (a quiet run is not an error:
+#: the reconnect resumes from the last offset).
+STREAM_READ_TIMEOUT = 60.0
+#: Consecutive failed (re)connections, without any event in between, before giving up.
+MAX_RECONNECTS = 8
+
+
+@dataclass
+class ServerSentEvent:
+    event: str = "message"
+    data: str = ""
+    id: str | None = None
+    retry: int | None = None
+
+    def json(self) -> Any:
+        return json.loads(self.data)
+
+
+class SSEDecoder:
+    """Incremental decoder following the WHATWG event-stream rules: feed it lines (with
+    their terminators already removed), get events at each blank line."""
+
+    def __init__(self) -> None:
+        self._event: str | None = None
+        self._data: list[str] = []
+        self._id: str | None = None
+        self._retry: int | None = None
+
+    def decode(self, line: str) -> ServerSentEvent | None:
+        if not line:
+            if self._event is None and not self._data and self._id is None:
+                return None
+            sse = ServerSentEvent(
+                event=self._event or "message", data="\n".join(self._data), id=self._id, retry=self._retry
+            )
+            self._event, self._data, self._id, self._retry = None, [], None, None
+            return sse
+        if line.startswith(":"):  # comment / keep-alive
+            return None
+        name, _, value = line.partition(":")
+        if value.startswith(" "):
+            value = value[1:]
+        if name == "event":
+            self._event = value
+        elif name == "data":
+            self._data.append(value)
+        elif name == "id":
+            if "\0" not in value:
+                self._id = value
+        elif name == "retry":
+            with contextlib.suppress(ValueError):
+                self._retry = int(value)
+        return None
+
+    def iter(self, lines: Iterable[str]) -> Iterator[ServerSentEvent]:
+        for line in lines:
+            event = self.decode(line)
+            if event is not None:
+                yield event
+
+    async def aiter(self, lines: AsyncIterator[str]) -> AsyncIterator[ServerSentEvent]:
+        async for line in lines:
+            event = self.decode(line)
+            if event is not None:
+                yield event
+
+
+class _LogState:
+    """What both log streams share: the resume point, the partial-line buffer and the
+    terminal status from the ``end`` event."""
+
+    def __init__(self, run_id: str, offset: int) -> None:
+        self.run_id = run_id
+        self.offset = offset
+        self.last_event_id: str | None = None
+        self.status: str | None = None
+        self.ended = False
+        self._partial = ""
+
+    def request(self, timeout: float) -> RequestOptions:
+        headers = {"Accept": "text/event-stream"}
+        params: dict[str, Any] = {"follow": True}
+        if self.last_event_id is not None:
+            headers["Last-Event-ID"] = self.last_event_id
+        elif self.offset:
+            params["offset"] = self.offset
+        return RequestOptions(
+            "GET",
+            f"/runs/{self.run_id}/logs",
+            params=params,
+            headers=headers,
+            timeout=httpx.Timeout(timeout, connect=10.0, read=STREAM_READ_TIMEOUT),
+        )
+
+    def feed(self, event: ServerSentEvent) -> list[str]:
+        if event.event == "end":
+            self.ended = True
+            try:
+                self.status = json.loads(event.data).get("status") if event.data else None
+            except (ValueError, AttributeError):
+                self.status = None
+            if event.id is not None:
+                self.last_event_id = event.id
+            return self.flush()
+        if event.event not in ("log", "message"):
+            return []
+        # The id is recorded with the chunk it belongs to: once the lines are handed out
+        # (or buffered), a reconnect must start after them.
+        if event.id is not None:
+            self.last_event_id = event.id
+        text = self._partial + event.data
+        lines = text.split("\n")
+        self._partial = lines.pop()
+        return lines
+
+    def flush(self) -> list[str]:
+        rest, self._partial = self._partial, ""
+        return [rest] if rest else []
+
+
+def _reconnect_delay(failures: int) -> float:
+    return min(0.25 * (2 ** (failures - 1)), 4.0) * (1 - 0.25 * random.random())
+
+
+class LogStream:
+    """Iterator over the lines of a run's log, live, until the run ends.
+
+    After iteration ``status`` holds the terminal status the server reported.
+    """
+
+    def __init__(self, client: SyncAPIClient, run_id: str, *, offset: int = 0, timeout: float = 600.0) -> None:
+        self._client = client
+        self._state = _LogState(run_id, offset)
+        self._timeout = timeout
+
+    @property
+    def status(self) -> str | None:
+        return self._state.status
+
+    @property
+    def last_event_id(self) -> str | None:
+        return self._state.last_event_id
+
+    def __iter__(self) -> Iterator[str]:
+        state = self._state
+        failures = 0
+        while not state.ended:
+            try:
+                with self._client.stream(state.request(self._timeout)) as response:
+                    for event in SSEDecoder().iter(response.iter_lines()):
+                        failures = 0
+                        yield from state.feed(event)
+                        if state.ended:
+                            return
+            except APIStatusError:
+                raise
+            except httpx.ReadTimeout:
+                continue  # quiet run: just resume
+            except (APIConnectionError, httpx.TransportError):
+                failures += 1
+                if failures > MAX_RECONNECTS:
+                    raise
+                time.sleep(_reconnect_delay(failures))
+                continue
+            # The server closed the stream without an ``end`` event: resume.
+            failures += 1
+            if failures > MAX_RECONNECTS:
+                raise APIConnectionError(f"log stream of {state.run_id} kept closing without an end event")
+            time.sleep(_reconnect_delay(failures))
+        yield from state.flush()
+
+
+class AsyncLogStream:
+    """Async twin of :class:`LogStream`: ``async for line in client.runs.logs(id, follow=True)``."""
+
+    def __init__(self, client: AsyncAPIClient, run_id: str, *, offset: int = 0, timeout: float = 600.0) -> None:
+        self._client = client
+        self._state = _LogState(run_id, offset)
+        self._timeout = timeout
+
+    @property
+    def status(self) -> str | None:
+        return self._state.status
+
+    @property
+    def last_event_id(self) -> str | None:
+        return self._state.last_event_id
+
+    async def __aiter__(self) -> AsyncIterator[str]:
+        state = self._state
+        failures = 0
+        while not state.ended:
+            try:
+                async with self._client.stream(state.request(self._timeout)) as response:
+                    async for event in SSEDecoder().aiter(response.aiter_lines()):
+                        failures = 0
+                        for line in state.feed(event):
+                            yield line
+                        if state.ended:
+                            return
+            except APIStatusError:
+                raise
+            except httpx.ReadTimeout:
+                continue
+            except (APIConnectionError, httpx.TransportError):
+                failures += 1
+                if failures > MAX_RECONNECTS:
+                    raise
+                await asyncio.sleep(_reconnect_delay(failures))
+                continue
+            failures += 1
+            if failures > MAX_RECONNECTS:
+                raise APIConnectionError(f"log stream of {state.run_id} kept closing without an end event")
+            await asyncio.sleep(_reconnect_delay(failures))
+        for line in state.flush():
+            yield line
