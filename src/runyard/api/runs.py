@@ -1,0 +1,238 @@
+"""/runs — create, watch, control runs; their logs, artifacts and input files."""
+
+from __future__ import annotations
+
+import asyncio
+import mimetypes
+import tempfile
+import zipfile
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import FileResponse, ORJSONResponse, PlainTextResponse, StreamingResponse
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+
+from runyard.api.bodies import is_multipart, json_body, multipart_body, pick
+from runyard.api.deps import PlatformDep, PrincipalDep, page_body
+from runyard.api.waiting import wait_for_run
+from runyard.services.errors import ValidationFailed
+from runyard.services.runs import TERMINAL_STATUSES, log_key, parse_time
+
+router = APIRouter(tags=["runs"])
+MAX_WAIT_S = 600.0
+_CREATE_FIELDS = {"tool", "version", "inputs", "tags", "requires_confirmation"}
+_CREATE_DOC = {"requestBody": {"content": {
+    "application/json": {"schema": {"type": "object", "required": ["tool"], "properties": {
+        "tool": {"type": "string"}, "version": {"type": "integer"}, "inputs": {"type": "object"},
+        "tags": {"type": "object", "properties": {k: {"type": "string"} for k in
+                                                  ("session", "batch_id", "example_id", "project")}},
+        "requires_confirmation": {"type": "boolean"}}}},
+    "multipart/form-data": {"schema": {"type": "object", "properties": {
+        "payload": {"type": "string", "description": "the JSON body"}},
+        "additionalProperties": {"type": "string", "format": "binary"}}},
+}}}
+
+
+def _check_wait(wait: float | None) -> float | None:
+    if wait is not None and not 0 <= wait <= MAX_WAIT_S:
+        raise ValidationFailed(f"wait must be between 0 and {MAX_WAIT_S:g} seconds", details={"field": "wait"})
+    return wait
+
+
+@router.post("/runs", status_code=201, openapi_extra=_CREATE_DOC)
+async def create_run(request: Request, platform: PlatformDep, principal: PrincipalDep,
+                     wait: float | None = Query(None), expand: str | None = None,
+                     idempotency_key: str | None = Header(None)) -> ORJSONResponse:
+    principal.require("member", "create runs")
+    _check_wait(wait)
+    if is_multipart(request):
+        body, files = await multipart_body(request, "payload")
+    else:
+        body, files = await json_body(request), {}
+    pick(body, _CREATE_FIELDS)
+    if "tool" not in body:
+        raise ValidationFailed("tool is required", details={"field": "tool"})
+    trigger = request.headers.get("x-runyard-trigger", "api")
+    run, created = await run_in_threadpool(
+        lambda: platform.runs.create(
+            principal, tool=body["tool"], version=body.get("version"), inputs=body.get("inputs"),
+            tags=body.get("tags"), requires_confirmation=bool(body.get("requires_confirmation", False)),
+            idempotency_key=idempotency_key, trigger=trigger, files=files))
+    expand_inputs = expand == "inputs"
+    if wait and run["status"] not in TERMINAL_STATUSES and run["status"] != "awaiting_confirmation":
+        run = await wait_for_run(platform, principal, run["id"], wait, expand_inputs=expand_inputs)
+    elif expand_inputs:
+        run = await run_in_threadpool(platform.runs.get, principal, run["id"], expand_inputs=True)
+    finished = run["status"] in TERMINAL_STATUSES
+    status = (201 if created else 200) if (finished or not wait) else 202
+    return ORJSONResponse(run, status_code=status)
+
+
+@router.get("/runs")
+async def list_runs(platform: PlatformDep, principal: PrincipalDep, tool: str | None = None,
+                    status: list[str] | None = Query(None), session: str | None = None,
+                    batch_id: str | None = None, example_id: str | None = None,
+                    created_after: str | None = None, created_before: str | None = None,
+                    order: str = "desc", cursor: str | None = None, limit: int = Query(50),
+                    include_total: bool = False) -> dict:
+    statuses = [s for value in status or [] for s in value.split(",") if s]
+    page = await run_in_threadpool(
+        lambda: platform.runs.list(
+            principal, tool=tool, statuses=statuses, session=session, batch_id=batch_id, example_id=example_id,
+            created_after=parse_time(created_after, "created_after"),
+            created_before=parse_time(created_before, "created_before"),
+            order=order, cursor=cursor, limit=limit, include_total=include_total))
+    return page_body(page)
+
+
+@router.get("/runs/{run_id}")
+async def get_run(run_id: str, platform: PlatformDep, principal: PrincipalDep, expand: str | None = None) -> dict:
+    return await run_in_threadpool(platform.runs.get, principal, run_id, expand_inputs=expand == "inputs")
+
+
+@router.get("/runs/{run_id}/wait")
+async def wait_run(run_id: str, platform: PlatformDep, principal: PrincipalDep,
+                   timeout: float = Query(30.0), expand: str | None = None) -> dict:
+    """Long-poll: the run once it is terminal, or as it stands when ``timeout`` passes."""
+    _check_wait(timeout)
+    return await wait_for_run(platform, principal, run_id, timeout, expand_inputs=expand == "inputs")
+
+
+@router.post("/runs/{run_id}/confirm")
+async def confirm_run(run_id: str, platform: PlatformDep, principal: PrincipalDep) -> dict:
+    principal.require("member", "confirm runs")
+    return await run_in_threadpool(platform.runs.confirm, principal, run_id)
+
+
+@router.post("/runs/{run_id}/cancel")
+async def cancel_run(run_id: str, platform: PlatformDep, principal: PrincipalDep,
+                     wait: float = Query(5.0)) -> dict:
+    """Cancel; a running run is killed and the response waits (up to ``wait`` s) for its end."""
+    principal.require("member", "cancel runs")
+    _check_wait(wait)
+    run = await run_in_threadpool(platform.runs.cancel, principal, run_id)
+    if run["status"] not in TERMINAL_STATUSES and wait:
+        run = await wait_for_run(platform, principal, run_id, wait)
+    return run
+
+
+@router.post("/runs/{run_id}/rerun", status_code=201)
+async def rerun(run_id: str, platform: PlatformDep, principal: PrincipalDep, version: str = "original",
+                wait: float | None = Query(None)) -> ORJSONResponse:
+    principal.require("member", "create runs")
+    _check_wait(wait)
+    run = await run_in_threadpool(platform.runs.rerun, principal, run_id, version=version)
+    if wait:
+        run = await wait_for_run(platform, principal, run["id"], wait)
+    return ORJSONResponse(run, status_code=201 if run["status"] in TERMINAL_STATUSES or not wait else 202)
+
+
+@router.post("/runs/{run_id}/files")
+async def upload_files(run_id: str, request: Request, platform: PlatformDep, principal: PrincipalDep) -> dict:
+    principal.require("member", "upload run files")
+    if not is_multipart(request):
+        raise ValidationFailed("upload files as multipart/form-data; each part named after its input",
+                               code="unsupported_media_type", status=415)
+    _, files = await multipart_body(request, "payload")
+    return await run_in_threadpool(platform.runs.add_files, principal, run_id, files)
+
+
+# -- logs ------------------------------------------------------------------------------------
+@router.get("/runs/{run_id}/logs", response_model=None)
+async def run_logs(run_id: str, platform: PlatformDep, principal: PrincipalDep, offset: int = Query(0, ge=0),
+                   follow: bool = False,
+                   last_event_id: str | None = Header(None)) -> PlainTextResponse | StreamingResponse:
+    await run_in_threadpool(platform.runs.get, principal, run_id)
+    path = platform.blobs.path(log_key(run_id))
+    if not follow:
+        data = await run_in_threadpool(_read_from, path, offset, None)
+        return PlainTextResponse(data.decode("utf-8", errors="replace"),
+                                 headers={"X-Log-Offset": str(offset + len(data))})
+    if last_event_id is not None:
+        try:
+            offset = max(offset, int(last_event_id))
+        except ValueError as exc:
+            raise ValidationFailed("Last-Event-ID must be a byte offset", details={"field": "Last-Event-ID"}) from exc
+    return StreamingResponse(_follow(platform, principal, run_id, path, offset), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def _read_from(path: Any, offset: int, limit: int | None) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            return fh.read() if limit is None else fh.read(limit)
+    except FileNotFoundError:
+        return b""
+
+
+def _sse(event: str, data: str, event_id: int | None = None) -> bytes:
+    lines = [f"event: {event}"]
+    if event_id is not None:
+        lines.append(f"id: {event_id}")
+    lines.extend(f"data: {line}" for line in data.split("\n"))
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+async def _follow(platform: Any, principal: Any, run_id: str, path: Any, offset: int) -> AsyncIterator[bytes]:
+    yield b"retry: 1000\n\n"
+    idle = 0.0
+    while True:
+        run = await run_in_threadpool(platform.runs.get, principal, run_id)
+        terminal = run["status"] in TERMINAL_STATUSES
+        chunk = await run_in_threadpool(_read_from, path, offset, 1 << 20)
+        # Send whole lines only (a partial line waits for its end) so an event never
+        # splits a UTF-8 character; at the end everything left is sent.
+        cut = len(chunk) if terminal else chunk.rfind(b"\n") + 1
+        if cut > 0:
+            offset += cut
+            idle = 0.0
+            text = chunk[:cut].decode("utf-8", errors="replace")
+            yield _sse("log", text[:-1] if text.endswith("\n") else text, offset)
+            if len(chunk) > cut or len(chunk) == 1 << 20:
+                continue
+        if terminal and cut == len(chunk):
+            if len(chunk) < 1 << 20:
+                yield _sse("end", f'{{"status": "{run["status"]}"}}')
+                return
+            continue
+        await asyncio.sleep(0.05)
+        idle += 0.05
+        if idle >= 15:
+            idle = 0.0
+            yield b": keep-alive\n\n"
+
+
+# -- artifacts -------------------------------------------------------------------------------
+@router.get("/runs/{run_id}/artifacts")
+async def list_artifacts(run_id: str, platform: PlatformDep, principal: PrincipalDep) -> dict:
+    items = await run_in_threadpool(platform.runs.artifacts, principal, run_id)
+    return {"object": "list", "items": items, "next_cursor": None, "total": len(items)}
+
+
+@router.get("/runs/{run_id}/artifacts.zip")
+async def artifacts_zip(run_id: str, platform: PlatformDep, principal: PrincipalDep) -> FileResponse:
+    items = await run_in_threadpool(platform.runs.artifacts, principal, run_id)
+
+    def build() -> str:
+        tmp = tempfile.NamedTemporaryFile(prefix="runyard-artifacts-", suffix=".zip", delete=False)
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+            for item in items:
+                zf.write(platform.blobs.path(f"runs/{run_id}/artifacts/{item['path']}"), item["path"])
+        tmp.close()
+        return tmp.name
+
+    name = await run_in_threadpool(build)
+    import os
+    return FileResponse(name, media_type="application/zip", filename=f"{run_id}-artifacts.zip",
+                        background=BackgroundTask(os.unlink, name))
+
+
+@router.get("/runs/{run_id}/artifacts/{path:path}")
+async def get_artifact(run_id: str, path: str, platform: PlatformDep, principal: PrincipalDep) -> FileResponse:
+    row = await run_in_threadpool(platform.runs.artifact, principal, run_id, path)
+    media = row.content_type or mimetypes.guess_type(path)[0] or "application/octet-stream"
+    return FileResponse(platform.blobs.path(row.blob_key), media_type=media,
+                        filename=path.rsplit("/", 1)[-1])

@@ -1,0 +1,40 @@
+"""Awaiting a run's end without polling the database in a tight loop.
+
+A waiter subscribes to ``run.done:<id>`` on the event hub (bridged across nodes on
+PostgreSQL) and falls back to a slow re-read, so a lost notification only delays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from starlette.concurrency import run_in_threadpool
+
+from runyard.platform import Platform
+from runyard.services.access import Principal
+from runyard.services.runs import TERMINAL_STATUSES
+
+FALLBACK_POLL_S = 0.5
+
+
+async def wait_for_run(platform: Platform, principal: Principal, run_id: str, timeout: float,
+                       *, expand_inputs: bool = False, first: dict | None = None) -> dict:
+    loop = asyncio.get_running_loop()
+    done = asyncio.Event()
+    unsubscribe = platform.hub.subscribe(f"run.done:{run_id}", lambda *_: loop.call_soon_threadsafe(done.set))
+    try:
+        deadline = time.monotonic() + timeout
+        run = first or await run_in_threadpool(platform.runs.get, principal, run_id, expand_inputs=expand_inputs)
+        while run["status"] not in TERMINAL_STATUSES:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                await asyncio.wait_for(done.wait(), min(remaining, FALLBACK_POLL_S))
+            except TimeoutError:
+                pass
+            run = await run_in_threadpool(platform.runs.get, principal, run_id, expand_inputs=expand_inputs)
+        return run
+    finally:
+        unsubscribe()

@@ -1,0 +1,53 @@
+"""Settings, from arguments first, then ``RUNYARD_*`` environment variables, then defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw else default
+
+
+@dataclass
+class Settings:
+    data_dir: Path = field(default_factory=lambda: Path(os.environ.get("RUNYARD_DATA_DIR", ".runyard")))
+    host: str = field(default_factory=lambda: os.environ.get("RUNYARD_HOST", "127.0.0.1"))
+    port: int = field(default_factory=lambda: _env_int("RUNYARD_PORT", 8000))
+    database_url: str | None = field(default_factory=lambda: os.environ.get("RUNYARD_DATABASE_URL"))
+    admin_key: str | None = field(default_factory=lambda: os.environ.get("RUNYARD_ADMIN_KEY"))
+    secret_key: str | None = field(default_factory=lambda: os.environ.get("RUNYARD_SECRET_KEY"))
+    # Worker slots in this process; 0 runs an API-only node (workers elsewhere).
+    worker_slots: int = field(default_factory=lambda: _env_int("RUNYARD_WORKER_SLOTS", max(4, (os.cpu_count() or 2) * 4)))
+    log_cap_bytes: int = field(default_factory=lambda: _env_int("RUNYARD_LOG_CAP_BYTES", 10 * 1024 * 1024))
+    lease_s: float = 15.0
+    heartbeat_s: float = 3.0
+    uv_offline: bool = field(default_factory=lambda: os.environ.get("RUNYARD_UV_OFFLINE") == "1")
+    # Generated synthetic rows per hour per workspace; 0 = unlimited (embedded default).
+    synth_rows_per_hour: int = field(default_factory=lambda: _env_int("RUNYARD_SYNTH_ROWS_PER_HOUR", 0))
+    # API requests per minute per workspace; 0 = unlimited.
+    requests_per_minute: int = field(default_factory=lambda: _env_int("RUNYARD_REQUESTS_PER_MINUTE", 0))
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir).resolve()
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return normalise_database_url(self.database_url)
+        return f"sqlite:///{self.data_dir / 'runyard.db'}"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept plain ``postgresql://`` URLs and use the psycopg 3 driver for them."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url

@@ -1,0 +1,92 @@
+"""A run's log file: capped, with secret values redacted even across write boundaries."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+REDACTED = b"***"
+
+
+class RunLog:
+    def __init__(self, path: Path, cap_bytes: int, secrets: list[str]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = path.open("ab", buffering=0)
+        self.size = self._fh.tell()
+        self.cap = cap_bytes
+        self.truncated = False
+        self._secrets = sorted({s.encode() for s in secrets if s}, key=len, reverse=True)
+        self._pending = b""
+        self._lock = threading.Lock()
+
+    def write(self, data: bytes) -> None:
+        with self._lock:
+            data = self._pending + data
+            self._pending = b""
+            if self._secrets:
+                data = self._redact(data)
+                # Hold back a tail that could be the start of a secret split across writes.
+                hold = self._partial_secret_suffix(data)
+                if hold:
+                    data, self._pending = data[:-hold], data[-hold:]
+            self._append(data)
+
+    def _redact(self, data: bytes) -> bytes:
+        for secret in self._secrets:
+            data = data.replace(secret, REDACTED)
+        return data
+
+    def _partial_secret_suffix(self, data: bytes) -> int:
+        longest = 0
+        for secret in self._secrets:
+            for n in range(min(len(secret) - 1, len(data)), longest, -1):
+                if data.endswith(secret[:n]):
+                    longest = n
+                    break
+        return longest
+
+    def _append(self, data: bytes) -> None:
+        if not data or self.truncated:
+            return
+        room = self.cap - self.size
+        if len(data) > room:
+            data = data[:max(room, 0)]
+            marker = f"\n[runyard: log truncated at {self.cap} bytes]\n".encode()
+            self.truncated = True
+            self._fh.write(data + marker)
+            self.size += len(data) + len(marker)
+            return
+        self._fh.write(data)
+        self.size += len(data)
+
+    def note(self, text: str) -> None:
+        """A line from the platform itself (not the tool), e.g. an environment build."""
+        with self._lock:
+            flushed, self._pending = self._pending, b""
+            self._append(flushed)
+            line = f"[runyard] {text}\n".encode()
+            self._fh.write(line)
+            self.size += len(line)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pending:
+                self._append(self._pending)
+                self._pending = b""
+            self._fh.close()
+
+
+def redact_value(value: object, secrets: list[str]) -> object:
+    """Secret values replaced by ``***`` anywhere inside a JSON value."""
+    if not secrets:
+        return value
+    if isinstance(value, str):
+        for secret in sorted(secrets, key=len, reverse=True):
+            if secret:
+                value = value.replace(secret, "***")
+        return value
+    if isinstance(value, list):
+        return [redact_value(v, secrets) for v in value]
+    if isinstance(value, dict):
+        return {redact_value(k, secrets): redact_value(v, secrets) for k, v in value.items()}  # type: ignore[misc]
+    return value

@@ -1,0 +1,325 @@
+"""The worker: claims queued runs, executes each in a sandboxed child, records the end.
+
+Threads, not processes: one dispatcher (claims and launches), one heartbeat (leases,
+cancel requests, the reaper), and a small pool that finishes runs and builds
+environments, so the executor's I/O thread never waits on the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import mimetypes
+import os
+import shutil
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from runyard.engine.logs import RunLog, redact_value
+from runyard.ids import new_id
+from runyard.services.runs import CANCELLED, FAILED, log_key
+from runyard.store.tables import workers
+from runyard.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+PROGRESS_MIN_INTERVAL_S = 0.25
+
+
+@dataclass
+class ActiveRun:
+    row: Any
+    runlog: RunLog
+    workdir: Path
+    secrets: list[str]
+    execution: Any = None
+    unsubscribe: Any = None
+    cancelled: bool = False
+    last_progress: float = 0.0
+    trace_path: Path | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class Worker:
+    def __init__(self, platform: Any, slots: int, *, worker_id: str | None = None) -> None:
+        self.platform = platform
+        self.settings = platform.settings
+        self.slots = slots
+        self.id = worker_id or new_id("wrk")
+        self.active: dict[str, ActiveRun] = {}
+        self._active_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers=max(2, min(8, slots)), thread_name_prefix="runyard-finish")
+        self._threads: list[threading.Thread] = []
+        self._versions: dict[str, Any] = {}
+        self._unsubscribe_queued: Any = None
+        self.work_root = self.settings.data_dir / "work"
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        self.work_root.mkdir(parents=True, exist_ok=True)
+        now = utcnow()
+        with self.platform.db.write() as conn:
+            conn.execute(workers.insert().values(id=self.id, hostname=socket.gethostname(), pid=os.getpid(),
+                                                 slots=self.slots, started_at=now, heartbeat_at=now))
+        self.platform.executor  # start the fork server before the first run arrives
+        self._unsubscribe_queued = self.platform.hub.subscribe("run.queued", lambda *_: self._wake.set())
+        for target, name in ((self._dispatch_loop, "dispatch"), (self._heartbeat_loop, "heartbeat")):
+            thread = threading.Thread(target=target, name=f"runyard-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        self._wake.set()
+        log.info("worker %s started with %d slots", self.id, self.slots)
+
+    def stop(self, grace_s: float = 5.0) -> None:
+        """Stop claiming; give running runs ``grace_s`` to end, then kill and record them."""
+        self._stopping.set()
+        self._wake.set()
+        if self._unsubscribe_queued:
+            self._unsubscribe_queued()
+        deadline = time.monotonic() + grace_s
+        while self.active and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with self._active_lock:
+            leftovers = list(self.active.values())
+        for active in leftovers:
+            if active.execution is not None:
+                active.execution.cancel()
+        deadline = time.monotonic() + 3
+        while self.active and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for thread in self._threads:
+            thread.join(timeout=2)
+        self._pool.shutdown(wait=True)
+        # Whatever is still ours goes to the reaper path right away, not after the lease.
+        with self.platform.db.write() as conn:
+            from runyard.store.tables import runs
+            conn.execute(runs.update().where(runs.c.worker_id == self.id, runs.c.status == "running")
+                         .values(lease_expires_at=utcnow()))
+            conn.execute(workers.update().where(workers.c.id == self.id).values(stopped_at=utcnow()))
+        self.platform.runs.reap_lost()
+
+    # -- dispatch --------------------------------------------------------------------------
+    def _dispatch_loop(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.wait(timeout=1.0)
+            self._wake.clear()
+            if self._stopping.is_set():
+                return
+            try:
+                self._claim_and_launch()
+            except Exception:
+                log.exception("dispatch failed")
+                time.sleep(0.5)
+
+    def _claim_and_launch(self) -> None:
+        while not self._stopping.is_set():
+            free = self.slots - len(self.active)
+            if free <= 0:
+                return
+            rows = self.platform.runs.claim(self.id, free, self.settings.lease_s)
+            for row in rows:
+                self._launch(row)
+            if len(rows) < free:
+                return
+
+    def _version(self, version_id: str) -> Any:
+        version = self._versions.get(version_id)
+        if version is None:
+            version = self.platform.tools.version_by_id(version_id)
+            self._versions[version_id] = version
+        return version
+
+    def _launch(self, row: Any) -> None:
+        workdir = self.work_root / row.id
+        secrets: list[str] = []
+        runlog = None
+        try:
+            version = self._version(row.tool_version_id)
+            secret_values = self.platform.secrets.reveal(row.workspace_id, list(version.required_secrets))
+            secrets = list(secret_values.values())
+            runlog = RunLog(self.platform.blobs.path(log_key(row.id)), self.settings.log_cap_bytes, secrets)
+            if row.attempt > 1:
+                runlog.note(f"attempt {row.attempt} of {row.max_attempts}")
+            active = ActiveRun(row=row, runlog=runlog, workdir=workdir, secrets=secrets)
+            with self._active_lock:
+                self.active[row.id] = active
+            active.unsubscribe = self.platform.hub.subscribe(f"run.cancel:{row.id}", lambda *_: self._cancel(row.id))
+            if version.requirements:
+                self._pool.submit(self._prepare_and_submit, active, version, secret_values)
+            else:
+                self._prepare_and_submit(active, version, secret_values)
+        except Exception as exc:
+            log.exception("could not start run %s", row.id)
+            if runlog is None:
+                runlog = RunLog(self.platform.blobs.path(log_key(row.id)), self.settings.log_cap_bytes, secrets)
+                active = ActiveRun(row=row, runlog=runlog, workdir=workdir, secrets=secrets)
+                with self._active_lock:
+                    self.active[row.id] = active
+            self._finish(row.id, FAILED, None, {"type": "internal_error", "message": str(exc), "traceback": None}, None)
+
+    def _prepare_and_submit(self, active: ActiveRun, version: Any, secret_values: dict[str, str]) -> None:
+        from runyard.engine.executor import ExecRequest, Limits
+        row = active.row
+        try:
+            python = None
+            if version.requirements:
+                from runyard.engine.environments import EnvironmentBuildFailed
+                try:
+                    python = self._environment(version.requirements, active)
+                except EnvironmentBuildFailed as exc:
+                    self._finish(row.id, FAILED, None, {
+                        "type": "environment_build_failed",
+                        "message": f"building the environment for {', '.join(version.requirements)} failed",
+                        "traceback": exc.log[-20000:]}, None)
+                    return
+            if active.cancelled:
+                self._finish(row.id, CANCELLED, None, {"type": "cancelled", "message": "cancelled by request",
+                                                       "traceback": None}, None)
+                return
+            cwd, out = active.workdir / "cwd", active.workdir / "out"
+            cwd.mkdir(parents=True, exist_ok=True)
+            out.mkdir(exist_ok=True)
+            inputs = dict(row.inputs)
+            for key, meta in (row.input_files or {}).items():
+                target = cwd / "inputs" / key / meta["filename"]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(self.platform.blobs.path(meta["blob"]), target)
+                inputs[key] = str(target)
+            env = {
+                "RUNYARD_TOOL": row.tool_name, "RUNYARD_TOOL_VERSION": str(row.tool_version),
+                "RUNYARD_ATTEMPT": str(row.attempt), **secret_values,
+            }
+            request = ExecRequest(
+                run_id=row.id, source_dir=self.platform.tools.source_dir(version), module=version.module,
+                entrypoint=version.entrypoint, inputs=inputs, env=env, workdir=cwd, output_dir=out,
+                limits=Limits(timeout_s=version.timeout_s, memory_mb=version.memory_mb), python=python)
+            execution = self.platform.executor.submit(
+                request, on_output=active.runlog.write, on_event=lambda event: self._on_event(active, event))
+            active.execution = execution
+            if active.cancelled:
+                execution.cancel()
+            execution.add_done_callback(lambda result: self._pool.submit(self._on_done, row.id, result))
+        except Exception as exc:
+            log.exception("could not start run %s", row.id)
+            self._finish(row.id, FAILED, None, {"type": "internal_error", "message": f"could not start: {exc}",
+                                                "traceback": None}, None)
+
+    def _environment(self, requirements: list[str], active: ActiveRun) -> str:
+        manager = getattr(self.platform, "environments", None)
+        if manager is None:
+            from runyard.engine.environments import EnvironmentManager
+            manager = EnvironmentManager(self.settings.data_dir, offline=self.settings.uv_offline)
+            self.platform.environments = manager
+        active.runlog.note(f"preparing environment: {' '.join(requirements)}")
+        started = time.monotonic()
+        python = manager.ensure(requirements)
+        active.runlog.note(f"environment ready in {time.monotonic() - started:.1f}s")
+        return str(python)
+
+    # -- events and end --------------------------------------------------------------------
+    def _on_event(self, active: ActiveRun, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind == "progress":
+            now = time.monotonic()
+            if now - active.last_progress >= PROGRESS_MIN_INTERVAL_S or event.get("fraction") == 1:
+                active.last_progress = now
+                progress = {k: event.get(k) for k in ("fraction", "message")}
+                self._pool.submit(self.platform.runs.record_progress, active.row.id, progress)
+        elif kind == "trace":
+            path = self.platform.blobs.path(f"runs/{active.row.id}/trace.jsonl")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a") as fh:
+                fh.write(json.dumps(redact_value(event, active.secrets), default=str) + "\n")
+
+    def _cancel(self, run_id: str) -> None:
+        active = self.active.get(run_id)
+        if active is None:
+            return
+        active.cancelled = True
+        if active.execution is not None:
+            active.execution.cancel()
+
+    def _on_done(self, run_id: str, result: Any) -> None:
+        self._finish(run_id, result.status, result.output, result.error, result.usage)
+
+    def _finish(self, run_id: str, status: str, output: Any, error: dict[str, Any] | None,
+                usage: dict[str, Any] | None) -> None:
+        active = self.active.get(run_id)
+        if active is None:
+            return
+        try:
+            active.runlog.close()
+            if active.cancelled and status != CANCELLED and status != "succeeded":
+                status, error = CANCELLED, {"type": "cancelled", "message": "cancelled by request", "traceback": None}
+            output = redact_value(output, active.secrets)
+            error = redact_value(error, active.secrets)  # type: ignore[assignment]
+            artifacts = self._collect_artifacts(run_id, active.workdir / "out")
+            self.platform.runs.finish(active.row, worker_id=self.id, status=status, output=output, error=error,
+                                      usage=usage, log_bytes=active.runlog.size, log_truncated=active.runlog.truncated,
+                                      artifacts=artifacts)
+        except Exception:
+            log.exception("could not record the end of run %s", run_id)
+        finally:
+            if active.unsubscribe:
+                active.unsubscribe()
+            shutil.rmtree(active.workdir, ignore_errors=True)
+            with self._active_lock:
+                self.active.pop(run_id, None)
+            self._wake.set()
+
+    def _collect_artifacts(self, run_id: str, out: Path) -> list[dict[str, Any]]:
+        if not out.is_dir():
+            return []
+        found = []
+        for path in sorted(out.rglob("*")):
+            if not path.is_file() or path.is_symlink():
+                continue
+            rel = path.relative_to(out).as_posix()
+            blob_key = f"runs/{run_id}/artifacts/{rel}"
+            digest = hashlib.sha256()
+            with path.open("rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    digest.update(chunk)
+            size = path.stat().st_size
+            self.platform.blobs.put_file(blob_key, path, move=True)
+            found.append({"path": rel, "blob_key": blob_key, "size": size, "sha256": digest.hexdigest(),
+                          "content_type": mimetypes.guess_type(rel)[0] or "application/octet-stream"})
+        return found
+
+    # -- heartbeat -------------------------------------------------------------------------
+    def _heartbeat_loop(self) -> None:
+        last_reap = 0.0
+        while not self._stopping.wait(self.settings.heartbeat_s):
+            try:
+                with self.platform.db.write() as conn:
+                    conn.execute(workers.update().where(workers.c.id == self.id).values(heartbeat_at=utcnow()))
+                ids = list(self.active)
+                for run_id in self.platform.runs.heartbeat(self.id, ids, self.settings.lease_s):
+                    self._cancel(run_id)
+                for run_id in ids:
+                    active = self.active.get(run_id)
+                    if active is not None:
+                        self.platform.runs.record_log_size(run_id, active.runlog.size, active.runlog.truncated)
+                if time.monotonic() - last_reap >= self.settings.heartbeat_s * 2:
+                    last_reap = time.monotonic()
+                    if self.platform.runs.reap_lost():
+                        self._wake.set()
+            except Exception:
+                log.exception("heartbeat failed")
+
+
+def live_worker_count(db: Any, within_s: float = 30.0) -> int:
+    cutoff = utcnow().timestamp() - within_s
+    with db.read() as conn:
+        rows = conn.execute(sa.select(workers.c.heartbeat_at).where(workers.c.stopped_at.is_(None))).all()
+    from runyard.timeutil import as_utc
+    return sum(1 for r in rows if as_utc(r.heartbeat_at).timestamp() >= cutoff)  # type: ignore[union-attr]

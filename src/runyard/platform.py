@@ -1,0 +1,107 @@
+"""Wiring: one ``Platform`` object holds the database, blob store and services of a node."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from runyard.config import Settings
+from runyard.ids import new_id
+from runyard.services.errors import ValidationFailed
+from runyard.services.events import EventHub
+from runyard.services.runs import RunService
+from runyard.services.secrets import SecretService, load_cipher
+from runyard.services.tokens import TokenService, generate_key
+from runyard.services.tools import ToolService
+from runyard.store.blobs import BlobStore
+from runyard.store.db import Database
+from runyard.store.migrate import upgrade
+from runyard.store.tables import workspaces
+from runyard.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+DEFAULT_WORKSPACE = "default"
+PERMISSIVE_SCHEMA: dict[str, Any] = {"type": "object", "additionalProperties": True}
+
+
+class Platform:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.db = Database(settings.db_url)
+        upgrade(self.db.engine)
+        self.blobs = BlobStore(settings.blob_dir)
+        self.hub = EventHub()
+        self.cipher = load_cipher(settings.data_dir, settings.secret_key)
+        self.tokens = TokenService(self.db)
+        self.secrets = SecretService(self.db, self.cipher)
+        self.tools = ToolService(self.db, self.blobs, settings.data_dir / "cache" / "code", self._infer_schema)
+        self.runs = RunService(self.db, self.blobs, self.tools, self.secrets, self.hub)
+        self.workspace_id = self._ensure_workspace(DEFAULT_WORKSPACE)
+        self._executor: Any = None
+        self.notifier: Any = None
+        if self.db.is_postgres:
+            from runyard.store.notify import PgNotifier
+            self.notifier = PgNotifier(settings.db_url, self.hub)
+            self.notifier.start()
+
+    def _ensure_workspace(self, name: str) -> str:
+        with self.db.write() as conn:
+            row = conn.execute(sa.select(workspaces.c.id).where(workspaces.c.name == name)).first()
+            if row:
+                return row.id
+            ws_id = new_id("ws")
+            conn.execute(workspaces.insert().values(id=ws_id, name=name, settings={}, created_at=utcnow()))
+            return ws_id
+
+    def bootstrap_admin_key(self) -> tuple[str, bool]:
+        """The admin key: ``RUNYARD_ADMIN_KEY`` if set, else the one in ``<data-dir>/admin-key``,
+        created (mode 0600) on first start. Returns (key, newly_created)."""
+        configured = self.settings.admin_key
+        path = self.settings.data_dir / "admin-key"
+        created = False
+        if configured:
+            key = configured
+        elif path.exists():
+            key = path.read_text().strip()
+        else:
+            key = generate_key()
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(key + "\n")
+            created = True
+        self.tokens.ensure_bootstrap(self.workspace_id, key)
+        return key, created
+
+    @property
+    def executor(self) -> Any:
+        """The process executor, started on first use (API-only nodes still infer schemas)."""
+        if self._executor is None:
+            from runyard.engine.executor import Executor
+            self._executor = Executor(self.settings.data_dir, uv_offline=self.settings.uv_offline)
+            self._executor.start()
+        return self._executor
+
+    def _infer_schema(self, source_dir: Path, module: str, entrypoint: str, requirements: list[str]) -> dict[str, Any]:
+        from runyard.engine.inspect import inspect_entrypoint
+        try:
+            return inspect_entrypoint(source_dir, module, entrypoint)
+        except Exception as exc:
+            if requirements:
+                # Its imports may need the tool's own environment, built at first run:
+                # accept any object rather than build an environment during deploy.
+                log.info("schema inference without the tool's requirements failed: %s", exc)
+                return {"input_schema": PERMISSIVE_SCHEMA, "description": None}
+            raise ValidationFailed(f"could not load the tool to read its signature: {exc}",
+                                   code="invalid_source", details={"field": "code"}) from exc
+
+    def close(self) -> None:
+        if self.notifier is not None:
+            self.notifier.stop()
+        if self._executor is not None:
+            self._executor.close()
+        self.db.dispose()

@@ -1,0 +1,83 @@
+"""Starting a node: ``up`` (API + workers), ``server`` (API only), ``worker`` (workers only)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from typing import Any
+
+from runyard.config import Settings
+from runyard.platform import Platform
+
+log = logging.getLogger("runyard")
+
+
+class WorkerHook:
+    """Runs a worker for the lifetime of the ASGI app (the embedded ``up`` mode)."""
+
+    def __init__(self, platform: Platform, slots: int) -> None:
+        self.platform = platform
+        self.slots = slots
+        self.worker: Any = None
+
+    async def start(self, app: Any) -> None:
+        from runyard.engine.worker import Worker
+        self.worker = Worker(self.platform, self.slots)
+        self.worker.start()
+
+    async def stop(self, app: Any) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+
+
+def build_app(settings: Settings, *, with_workers: bool) -> tuple[Any, Platform]:
+    from runyard.api.app import create_app
+    platform = Platform(settings)
+    hooks: list[Any] = []
+    if with_workers and settings.worker_slots > 0:
+        hooks.append(WorkerHook(platform, settings.worker_slots))
+    return create_app(platform, lifespan_hooks=hooks), platform
+
+
+def announce_admin_key(platform: Platform) -> None:
+    key, created = platform.bootstrap_admin_key()
+    if created:
+        print(f"runyard: admin API key (shown once, also saved to {platform.settings.data_dir / 'admin-key'}):",
+              file=sys.stderr)
+        print(f"  {key}", file=sys.stderr)
+
+
+def run_server(settings: Settings, *, with_workers: bool = True, log_level: str = "info") -> None:
+    import uvicorn
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app, platform = build_app(settings, with_workers=with_workers)
+    announce_admin_key(platform)
+    mode = "API + workers" if with_workers and settings.worker_slots else "API"
+    print(f"runyard: {mode} on http://{settings.host}:{settings.port} (data dir {settings.data_dir}, "
+          f"database {'postgresql' if platform.db.is_postgres else 'sqlite'})", file=sys.stderr)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
+                            access_log=False, lifespan="on", timeout_graceful_shutdown=10)
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        platform.close()
+
+
+def run_worker(settings: Settings, *, log_level: str = "info") -> None:
+    from runyard.engine.worker import Worker
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    platform = Platform(settings)
+    worker = Worker(platform, max(1, settings.worker_slots))
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    worker.start()
+    print(f"runyard: worker {worker.id} with {worker.slots} slots "
+          f"(database {'postgresql' if platform.db.is_postgres else 'sqlite'})", file=sys.stderr)
+    try:
+        stop.wait()
+    finally:
+        worker.stop()
+        platform.close()

@@ -1,0 +1,56 @@
+"""In-process publish/subscribe for run lifecycle events, optionally bridged across nodes.
+
+Topics: ``run.queued`` (wake dispatchers), ``run.done:<id>`` (wake waiters),
+``run.cancel:<id>`` (tell the worker holding the run). On PostgreSQL a bridge relays
+every publish through NOTIFY so other replicas and workers hear it too.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+Callback = Callable[[str, Any], None]
+
+
+class EventHub:
+    def __init__(self) -> None:
+        self._subs: dict[str, set[Callback]] = defaultdict(set)
+        self._lock = threading.Lock()
+        self.bridge: Callable[[str, Any], None] | None = None
+
+    def subscribe(self, topic: str, callback: Callback) -> Callable[[], None]:
+        with self._lock:
+            self._subs[topic].add(callback)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                subs = self._subs.get(topic)
+                if subs is not None:
+                    subs.discard(callback)
+                    if not subs:
+                        self._subs.pop(topic, None)
+
+        return unsubscribe
+
+    def publish(self, topic: str, payload: Any = None, *, remote: bool = True) -> None:
+        self.deliver(topic, payload)
+        if remote and self.bridge is not None:
+            try:
+                self.bridge(topic, payload)
+            except Exception:  # a lost notification only delays: every waiter also polls
+                log.exception("event bridge failed for %s", topic)
+
+    def deliver(self, topic: str, payload: Any) -> None:
+        with self._lock:
+            callbacks = list(self._subs.get(topic, ()))
+        for callback in callbacks:
+            try:
+                callback(topic, payload)
+            except Exception:
+                log.exception("event subscriber failed for %s", topic)

@@ -1,0 +1,480 @@
+"""Runs: what a run is and how it changes state.
+
+States: awaiting_confirmation → queued → running → succeeded | failed | cancelled | timed_out.
+Every transition is one conditional UPDATE, so concurrent actors (API, workers, the
+reaper) can never move a run out of a terminal state or run it twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, BinaryIO
+
+import sqlalchemy as sa
+from jsonschema import Draft202012Validator
+
+from runyard.ids import new_id
+from runyard.services.access import Principal
+from runyard.services.errors import Conflict, NotFound, ValidationFailed
+from runyard.services.events import EventHub
+from runyard.services.pagination import Page, paginate
+from runyard.services.secrets import SecretService
+from runyard.services.tools import ToolService
+from runyard.store.blobs import BlobStore
+from runyard.store.db import Database
+from runyard.store.tables import run_artifacts, runs, usage_events
+from runyard.timeutil import parse_rfc3339, rfc3339, utcnow
+
+AWAITING = "awaiting_confirmation"
+QUEUED = "queued"
+RUNNING = "running"
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+CANCELLED = "cancelled"
+TIMED_OUT = "timed_out"
+TERMINAL_STATUSES: frozenset[str] = frozenset({SUCCEEDED, FAILED, CANCELLED, TIMED_OUT})
+ALL_STATUSES: tuple[str, ...] = (AWAITING, QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, TIMED_OUT)
+TRIGGERS = ("api", "rerun", "schedule", "workflow", "mcp", "email", "cli", "sdk", "ui")
+TAG_KEYS = ("session", "batch_id", "example_id", "project")
+MAX_FILE_BYTES = 512 * 1024 * 1024
+
+
+def log_key(run_id: str) -> str:
+    return f"runs/{run_id}/log.txt"
+
+
+def run_view(row: Any, *, expand_inputs: bool = False) -> dict[str, Any]:
+    m = row._mapping
+    view = {
+        "id": m["id"], "object": "run", "tool_id": m["tool_id"], "tool_name": m["tool_name"],
+        "tool_version": m["tool_version"], "status": m["status"], "output": m["output"], "error": m["error"],
+        "tags": m["tags"] or {}, "trigger": m["trigger"], "parent_run_id": m["parent_run_id"],
+        "attempt": m["attempt"], "max_attempts": m["max_attempts"], "worker_id": m["worker_id"],
+        "progress": m["progress"], "usage": m["usage"], "requires_confirmation": m["requires_confirmation"],
+        "input_files": sorted((m["input_files"] or {}).keys()),
+        "created_at": rfc3339(m["created_at"]), "queued_at": rfc3339(m["queued_at"]),
+        "started_at": rfc3339(m["started_at"]), "finished_at": rfc3339(m["finished_at"]),
+        "log_bytes": m["log_bytes"], "log_truncated": m["log_truncated"],
+    }
+    if expand_inputs:
+        view["inputs"] = m["inputs"]
+    return view
+
+
+def _field_errors(validator: Draft202012Validator, instance: dict[str, Any],
+                  *, ignore_required: bool = False) -> list[dict[str, str]]:
+    errors = []
+    for err in sorted(validator.iter_errors(instance), key=lambda e: list(e.path)):
+        path = ".".join(str(p) for p in err.absolute_path)
+        if err.validator == "required":
+            if ignore_required:
+                continue
+            for name in err.validator_value:
+                if isinstance(err.instance, dict) and name not in err.instance:
+                    field = f"{path}.{name}" if path else name
+                    errors.append({"field": field, "message": f"'{name}' is required"})
+            continue
+        errors.append({"field": path or "inputs", "message": err.message})
+    return errors
+
+
+class RunService:
+    def __init__(self, db: Database, blobs: BlobStore, tools: ToolService, secrets: SecretService,
+                 hub: EventHub) -> None:
+        self.db = db
+        self.blobs = blobs
+        self.tools = tools
+        self.secrets = secrets
+        self.hub = hub
+        self._validators: dict[str, Draft202012Validator] = {}
+        self._validators_lock = threading.Lock()
+
+    # -- creation --------------------------------------------------------------------------
+    def _validator(self, version: Any) -> Draft202012Validator:
+        with self._validators_lock:
+            validator = self._validators.get(version.id)
+            if validator is None:
+                validator = Draft202012Validator(version.input_schema)
+                if len(self._validators) > 4096:
+                    self._validators.clear()
+                self._validators[version.id] = validator
+            return validator
+
+    def validate_inputs(self, version: Any, inputs: dict[str, Any], *, partial: bool = False) -> dict[str, Any]:
+        if not isinstance(inputs, dict):
+            raise ValidationFailed("inputs must be an object", code="invalid_inputs", details={"field": "inputs"})
+        merged = {**(version.default_inputs or {}), **inputs}
+        errors = _field_errors(self._validator(version), merged, ignore_required=partial)
+        if errors:
+            summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+            raise ValidationFailed(f"inputs do not match the tool's input schema: {summary}",
+                                   code="invalid_inputs", details={"errors": errors})
+        return merged
+
+    def create(self, principal: Principal, *, tool: str, inputs: dict[str, Any] | None = None,
+               version: int | None = None, tags: dict[str, Any] | None = None,
+               requires_confirmation: bool = False, idempotency_key: str | None = None,
+               trigger: str = "api", parent_run_id: str | None = None,
+               files: dict[str, tuple[str, BinaryIO]] | None = None) -> tuple[dict[str, Any], bool]:
+        """Validate and enqueue. Returns (run, created); created is False for an idempotent replay."""
+        ws = principal.workspace_id
+        if not isinstance(tool, str) or not tool:
+            raise ValidationFailed("tool is required", details={"field": "tool"})
+        if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 1):
+            raise ValidationFailed("version must be a positive integer", details={"field": "version"})
+        if trigger not in TRIGGERS:
+            raise ValidationFailed(f"trigger must be one of {', '.join(TRIGGERS)}", details={"field": "trigger"})
+        tags = self._check_tags(tags)
+        inputs = {} if inputs is None else inputs
+        request_hash = hashlib.sha256(json.dumps(
+            [tool, version, inputs, tags, requires_confirmation, sorted(files or {})],
+            sort_keys=True, default=str).encode()).hexdigest()
+        if idempotency_key is not None:
+            if not 1 <= len(idempotency_key) <= 200:
+                raise ValidationFailed("Idempotency-Key must be 1-200 characters", code="invalid_idempotency_key")
+            replay = self._replay(ws, idempotency_key, request_hash)
+            if replay is not None:
+                return replay, False
+        tool_row, version_row = self.tools.resolve(ws, tool, version)
+        principal.require_tool(tool_row.name)
+        file_keys = set(files or {})
+        # File inputs arrive as local paths in the child; validate them as strings.
+        probe = {**inputs, **{k: f"/inputs/{k}" for k in file_keys}}
+        merged = self.validate_inputs(version_row, probe, partial=requires_confirmation)
+        for key in file_keys:
+            merged.pop(key, None)  # the worker puts the local path in at run time
+        present = self.secrets.existing_names(ws, version_row.required_secrets)
+        missing = [s for s in version_row.required_secrets if s not in present]
+        if missing:
+            raise ValidationFailed(f"tool {tool_row.name!r} needs secret(s) that are not set: {', '.join(missing)}",
+                                   code="missing_secret", details={"secrets": missing})
+        run_id = new_id("run")
+        input_files = self._store_files(run_id, files or {})
+        now = utcnow()
+        row = {
+            "id": run_id, "workspace_id": ws, "tool_id": tool_row.id, "tool_name": tool_row.name,
+            "tool_version": version_row.version, "tool_version_id": version_row.id,
+            "status": AWAITING if requires_confirmation else QUEUED, "inputs": merged,
+            "input_files": input_files, "tags": tags, "session": tags.get("session"),
+            "batch_id": tags.get("batch_id"), "example_id": tags.get("example_id"), "trigger": trigger,
+            "parent_run_id": parent_run_id, "idempotency_key": idempotency_key, "request_hash": request_hash,
+            "token_id": principal.token_id, "attempt": 1, "max_attempts": version_row.retries + 1,
+            "requires_confirmation": requires_confirmation, "created_at": now,
+            "queued_at": None if requires_confirmation else now, "cancel_requested": False,
+            "log_bytes": 0, "log_truncated": False,
+        }
+        try:
+            with self.db.write() as conn:
+                conn.execute(runs.insert().values(**row))
+        except sa.exc.IntegrityError:
+            if idempotency_key is None:
+                raise
+            self.blobs.delete_prefix(f"runs/{run_id}")
+            replay = self._replay(ws, idempotency_key, request_hash)
+            if replay is None:
+                raise
+            return replay, False
+        if not requires_confirmation:
+            self.hub.publish("run.queued", run_id)
+        return run_view(_Row(row)), True
+
+    def _check_tags(self, tags: dict[str, Any] | None) -> dict[str, str]:
+        tags = tags or {}
+        if not isinstance(tags, dict):
+            raise ValidationFailed("tags must be an object", details={"field": "tags"})
+        unknown = set(tags) - set(TAG_KEYS)
+        if unknown:
+            raise ValidationFailed(f"unknown tag(s): {', '.join(sorted(unknown))}; allowed: {', '.join(TAG_KEYS)}",
+                                   details={"field": "tags"})
+        for key, value in tags.items():
+            if value is not None and (not isinstance(value, str) or len(value) > 200):
+                raise ValidationFailed(f"tags.{key} must be a string of at most 200 characters",
+                                       details={"field": f"tags.{key}"})
+        return {k: v for k, v in tags.items() if v is not None}
+
+    def _replay(self, ws: str, key: str, request_hash: str) -> dict[str, Any] | None:
+        with self.db.read() as conn:
+            row = conn.execute(sa.select(runs).where(runs.c.workspace_id == ws, runs.c.idempotency_key == key)).first()
+        if row is None:
+            return None
+        if row.request_hash != request_hash:
+            raise Conflict("Idempotency-Key was already used for a different request",
+                           code="idempotency_key_reused", details={"run_id": row.id})
+        return run_view(row)
+
+    def _store_files(self, run_id: str, files: dict[str, tuple[str, BinaryIO]]) -> dict[str, Any]:
+        stored: dict[str, Any] = {}
+        for key, (filename, stream) in files.items():
+            if not key.isidentifier():
+                raise ValidationFailed(f"file field {key!r} is not a valid input name", details={"field": key})
+            safe_name = _safe_filename(filename) or key
+            blob_key = f"runs/{run_id}/inputs/{key}/{safe_name}"
+            try:
+                size, sha = self.blobs.put_stream(blob_key, stream, max_bytes=MAX_FILE_BYTES)
+            except ValueError as exc:
+                self.blobs.delete_prefix(f"runs/{run_id}/inputs")
+                raise ValidationFailed(str(exc), code="file_too_large", details={"field": key}) from exc
+            stored[key] = {"filename": safe_name, "blob": blob_key, "size": size, "sha256": sha}
+        return stored
+
+    # -- reading ---------------------------------------------------------------------------
+    def row(self, ws: str, run_id: str) -> Any:
+        with self.db.read() as conn:
+            row = conn.execute(sa.select(runs).where(runs.c.id == run_id, runs.c.workspace_id == ws)).first()
+        if row is None:
+            raise NotFound(f"run {run_id!r} not found", code="run_not_found", details={"run_id": run_id})
+        return row
+
+    def get(self, principal: Principal, run_id: str, *, expand_inputs: bool = False) -> dict[str, Any]:
+        row = self.row(principal.workspace_id, run_id)
+        if not principal.can_use_tool(row.tool_name):
+            raise NotFound(f"run {run_id!r} not found", code="run_not_found", details={"run_id": run_id})
+        return run_view(row, expand_inputs=expand_inputs)
+
+    def list(self, principal: Principal, *, tool: str | None = None, statuses: list[str] | None = None,
+             session: str | None = None, batch_id: str | None = None, example_id: str | None = None,
+             created_after: datetime | None = None, created_before: datetime | None = None,
+             order: str = "desc", cursor: str | None = None, limit: int = 50,
+             include_total: bool = False) -> Page:
+        query = sa.select(runs).where(runs.c.workspace_id == principal.workspace_id)
+        if tool:
+            col = runs.c.tool_id if tool.startswith("tool_") else runs.c.tool_name
+            query = query.where(col == tool)
+        if principal.tools:
+            query = query.where(runs.c.tool_name.in_(sorted(principal.tools)))
+        if statuses:
+            bad = [s for s in statuses if s not in ALL_STATUSES]
+            if bad:
+                raise ValidationFailed(f"unknown status(es): {', '.join(bad)}", details={"field": "status"})
+            query = query.where(runs.c.status.in_(statuses))
+        for col, value in ((runs.c.session, session), (runs.c.batch_id, batch_id), (runs.c.example_id, example_id)):
+            if value is not None:
+                query = query.where(col == value)
+        if created_after is not None:
+            query = query.where(runs.c.created_at > created_after)
+        if created_before is not None:
+            query = query.where(runs.c.created_at < created_before)
+        if order not in ("asc", "desc"):
+            raise ValidationFailed("order must be asc or desc", details={"field": "order"})
+        with self.db.read() as conn:
+            rows, nxt, total = paginate(conn, query, sort_col=runs.c.id, id_col=runs.c.id,
+                                        descending=order == "desc", cursor=cursor, limit=limit,
+                                        include_total=include_total)
+        return Page([run_view(r) for r in rows], nxt, total)
+
+    def artifacts(self, principal: Principal, run_id: str) -> list[dict[str, Any]]:
+        self.get(principal, run_id)
+        with self.db.read() as conn:
+            rows = conn.execute(sa.select(run_artifacts).where(run_artifacts.c.run_id == run_id)
+                                .order_by(run_artifacts.c.path)).all()
+        return [{"path": r.path, "size": r.size, "sha256": r.sha256, "content_type": r.content_type,
+                 "created_at": rfc3339(r.created_at)} for r in rows]
+
+    def artifact(self, principal: Principal, run_id: str, path: str) -> Any:
+        self.get(principal, run_id)
+        with self.db.read() as conn:
+            row = conn.execute(sa.select(run_artifacts).where(
+                run_artifacts.c.run_id == run_id, run_artifacts.c.path == path)).first()
+        if row is None:
+            raise NotFound(f"artifact {path!r} not found", code="artifact_not_found")
+        return row
+
+    # -- user transitions ------------------------------------------------------------------
+    def confirm(self, principal: Principal, run_id: str) -> dict[str, Any]:
+        row = self.row(principal.workspace_id, run_id)
+        principal.require_tool(row.tool_name)
+        if row.status != AWAITING:
+            raise Conflict(f"run is {row.status}, not awaiting confirmation", code="invalid_state",
+                           details={"status": row.status})
+        version = self.tools.version_by_id(row.tool_version_id)
+        probe = {**row.inputs, **{k: f"/inputs/{k}" for k in (row.input_files or {})}}
+        self.validate_inputs(version, probe)
+        with self.db.write() as conn:
+            done = conn.execute(runs.update().where(runs.c.id == run_id, runs.c.status == AWAITING)
+                                .values(status=QUEUED, queued_at=utcnow())).rowcount
+        if not done:
+            raise Conflict("run changed state concurrently", code="invalid_state")
+        self.hub.publish("run.queued", run_id)
+        return self.get(principal, run_id)
+
+    def add_files(self, principal: Principal, run_id: str, files: dict[str, tuple[str, BinaryIO]]) -> dict[str, Any]:
+        row = self.row(principal.workspace_id, run_id)
+        principal.require_tool(row.tool_name)
+        if row.status != AWAITING:
+            raise Conflict("files can be added only while the run awaits confirmation", code="invalid_state",
+                           details={"status": row.status})
+        if not files:
+            raise ValidationFailed("no files in the upload", details={"field": "files"})
+        stored = self._store_files(run_id, files)
+        with self.db.write() as conn:
+            current = conn.execute(sa.select(runs.c.input_files).where(runs.c.id == run_id)).scalar_one() or {}
+            conn.execute(runs.update().where(runs.c.id == run_id).values(input_files={**current, **stored}))
+        return self.get(principal, run_id)
+
+    def cancel(self, principal: Principal, run_id: str) -> dict[str, Any]:
+        row = self.row(principal.workspace_id, run_id)
+        principal.require_tool(row.tool_name)
+        if row.status in TERMINAL_STATUSES:
+            return run_view(row)
+        now = utcnow()
+        error = {"type": "cancelled", "message": "cancelled by request", "traceback": None}
+        with self.db.write() as conn:
+            # Not started yet: cancel outright. Running: ask the worker holding it.
+            done = conn.execute(runs.update().where(runs.c.id == run_id, runs.c.status.in_([AWAITING, QUEUED]))
+                                .values(status=CANCELLED, finished_at=now, error=error)).rowcount
+            if not done:
+                conn.execute(runs.update().where(runs.c.id == run_id, runs.c.status == RUNNING)
+                             .values(cancel_requested=True))
+        if done:
+            self.hub.publish(f"run.done:{run_id}", CANCELLED)
+        else:
+            self.hub.publish(f"run.cancel:{run_id}", row.worker_id)
+        return run_view(self.row(principal.workspace_id, run_id))
+
+    def rerun(self, principal: Principal, run_id: str, *, version: str = "original") -> dict[str, Any]:
+        if version not in ("original", "latest"):
+            raise ValidationFailed("version must be original or latest", details={"field": "version"})
+        row = self.row(principal.workspace_id, run_id)
+        tool_version = row.tool_version if version == "original" else None
+        inputs = dict(row.inputs)
+        files = {}
+        handles = []
+        try:
+            for key, meta in (row.input_files or {}).items():
+                fh = self.blobs.open(meta["blob"])
+                handles.append(fh)
+                files[key] = (meta["filename"], fh)
+            run, _ = self.create(principal, tool=row.tool_id, version=tool_version, inputs=inputs, tags=row.tags,
+                                 trigger="rerun", parent_run_id=row.id, files=files)
+        finally:
+            for fh in handles:
+                fh.close()
+        return run
+
+    # -- worker side -----------------------------------------------------------------------
+    def claim(self, worker_id: str, limit: int, lease_s: float) -> list[Any]:
+        """Atomically take up to ``limit`` queued runs, oldest first."""
+        now = utcnow()
+        pick = (sa.select(runs.c.id).where(runs.c.status == QUEUED)
+                .order_by(runs.c.queued_at, runs.c.id).limit(limit))
+        if self.db.is_postgres:
+            pick = pick.with_for_update(skip_locked=True)
+        stmt = (runs.update().where(runs.c.id.in_(pick.scalar_subquery()), runs.c.status == QUEUED)
+                .values(status=RUNNING, worker_id=worker_id, started_at=now,
+                        lease_expires_at=now + timedelta(seconds=lease_s))
+                .returning(*runs.c))
+        with self.db.write() as conn:
+            return list(conn.execute(stmt).all())
+
+    def record_progress(self, run_id: str, progress: dict[str, Any]) -> None:
+        with self.db.write() as conn:
+            conn.execute(runs.update().where(runs.c.id == run_id, runs.c.status == RUNNING).values(progress=progress))
+
+    def record_log_size(self, run_id: str, size: int, truncated: bool) -> None:
+        with self.db.write() as conn:
+            conn.execute(runs.update().where(runs.c.id == run_id).values(log_bytes=size, log_truncated=truncated))
+
+    def finish(self, run: Any, *, worker_id: str, status: str, output: Any, error: dict[str, Any] | None,
+               usage: dict[str, Any] | None, log_bytes: int, log_truncated: bool,
+               artifacts: list[dict[str, Any]] | None = None) -> str:
+        """Record the end of an attempt; a retryable failure goes back to the queue.
+
+        Returns the status the run now has (``queued`` when it will be retried).
+        """
+        now = utcnow()
+        retry = status == FAILED and run.attempt < run.max_attempts and (error or {}).get("type") != "cancelled"
+        values: dict[str, Any] = {"usage": usage, "log_bytes": log_bytes, "log_truncated": log_truncated,
+                                  "lease_expires_at": None}
+        if retry:
+            values.update(status=QUEUED, attempt=run.attempt + 1, queued_at=now, worker_id=None, error=error,
+                          started_at=None)
+        else:
+            values.update(status=status, output=output, error=error, finished_at=now)
+        with self.db.write() as conn:
+            updated = conn.execute(runs.update().where(
+                runs.c.id == run.id, runs.c.status == RUNNING, runs.c.worker_id == worker_id).values(**values)).rowcount
+            if updated and artifacts:
+                conn.execute(run_artifacts.insert(), [{**a, "run_id": run.id, "workspace_id": run.workspace_id,
+                                                       "created_at": now} for a in artifacts])
+            if updated and usage:
+                conn.execute(usage_events.insert().values(
+                    workspace_id=run.workspace_id, kind="run_seconds", quantity=usage.get("wall_ms", 0) / 1000,
+                    ref_id=run.id, created_at=now))
+        if not updated:
+            return "lost"  # the reaper or a cancel got there first; the run is theirs now
+        if retry:
+            self.hub.publish("run.queued", run.id)
+            return QUEUED
+        self.hub.publish(f"run.done:{run.id}", status)
+        return status
+
+    def heartbeat(self, worker_id: str, run_ids: list[str], lease_s: float) -> set[str]:
+        """Extend leases; returns the ids whose cancellation was requested."""
+        if not run_ids:
+            return set()
+        with self.db.write() as conn:
+            conn.execute(runs.update().where(runs.c.id.in_(run_ids), runs.c.worker_id == worker_id,
+                                             runs.c.status == RUNNING)
+                         .values(lease_expires_at=utcnow() + timedelta(seconds=lease_s)))
+            rows = conn.execute(sa.select(runs.c.id).where(runs.c.id.in_(run_ids),
+                                                           runs.c.cancel_requested.is_(True))).all()
+        return {r.id for r in rows}
+
+    def reap_lost(self, *, on_lost: Callable[[str, str], None] | None = None) -> int:
+        """Runs whose worker stopped heartbeating: retry them or fail them as ``worker_lost``."""
+        now = utcnow()
+        with self.db.read() as conn:
+            expired = conn.execute(sa.select(runs).where(runs.c.status == RUNNING,
+                                                         runs.c.lease_expires_at < now)).all()
+        count = 0
+        for run in expired:
+            error = {"type": "worker_lost",
+                     "message": f"worker {run.worker_id} stopped responding while running attempt {run.attempt}",
+                     "traceback": None}
+            if run.cancel_requested:
+                values: dict[str, Any] = {"status": CANCELLED, "finished_at": now,
+                                          "error": {"type": "cancelled", "message": "cancelled by request",
+                                                    "traceback": None}}
+            elif run.attempt < run.max_attempts:
+                values = {"status": QUEUED, "attempt": run.attempt + 1, "queued_at": now, "worker_id": None,
+                          "started_at": None, "error": error}
+            else:
+                values = {"status": FAILED, "finished_at": now, "error": error}
+            with self.db.write() as conn:
+                updated = conn.execute(runs.update().where(
+                    runs.c.id == run.id, runs.c.status == RUNNING, runs.c.lease_expires_at < now,
+                ).values(lease_expires_at=None, **values)).rowcount
+            if updated:
+                count += 1
+                if values["status"] == QUEUED:
+                    self.hub.publish("run.queued", run.id)
+                else:
+                    self.hub.publish(f"run.done:{run.id}", values["status"])
+                if on_lost:
+                    on_lost(run.id, values["status"])
+        return count
+
+
+class _Row:
+    """Adapts a plain dict to the ``._mapping`` shape ``run_view`` reads."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self._mapping = values
+
+
+def _safe_filename(name: str) -> str:
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    return "".join(c for c in base if c.isalnum() or c in "._- ")[:200].strip(" .")
+
+
+def parse_time(value: str | None, field: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_rfc3339(value)
+    except ValueError as exc:
+        raise ValidationFailed(f"{field} must be an RFC 3339 timestamp", details={"field": field}) from exc

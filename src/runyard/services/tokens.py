@@ -1,0 +1,149 @@
+"""API tokens: random keys shown once, stored as SHA-256, with role, expiry and restrictions."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets as pysecrets
+import threading
+import time
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from runyard.ids import new_id
+from runyard.services.access import ROLES, Principal
+from runyard.services.errors import NotFound, Unauthenticated, ValidationFailed
+from runyard.services.pagination import Page, paginate
+from runyard.store.db import Database
+from runyard.store.tables import tokens
+from runyard.timeutil import as_utc, rfc3339, utcnow
+
+KEY_PREFIX = "ry_"
+_CACHE_TTL_S = 5.0
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def generate_key() -> str:
+    return KEY_PREFIX + pysecrets.token_urlsafe(32)
+
+
+def token_view(row: Any) -> dict[str, Any]:
+    m = row._mapping
+    return {
+        "id": m["id"], "object": "token", "name": m["name"], "role": m["role"], "prefix": m["prefix"],
+        "restrictions": m["restrictions"] or {}, "expires_at": rfc3339(m["expires_at"]),
+        "created_at": rfc3339(m["created_at"]), "last_used_at": rfc3339(m["last_used_at"]),
+    }
+
+
+def _normalise_restrictions(raw: dict[str, Any] | None) -> dict[str, list[str]]:
+    raw = raw or {}
+    unknown = set(raw) - {"tools", "namespaces"}
+    if unknown:
+        raise ValidationFailed(f"unknown restriction(s): {', '.join(sorted(unknown))}",
+                               details={"field": "restrictions"})
+    out: dict[str, list[str]] = {}
+    for key in ("tools", "namespaces"):
+        values = raw.get(key) or []
+        if not isinstance(values, list) or not all(isinstance(v, str) and v for v in values):
+            raise ValidationFailed(f"restrictions.{key} must be a list of names",
+                                   details={"field": f"restrictions.{key}"})
+        out[key] = sorted(set(values))
+    return out
+
+
+class TokenService:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._cache: dict[str, tuple[float, Principal, datetime | None]] = {}
+        self._cache_lock = threading.Lock()
+
+    def create(self, workspace_id: str, *, name: str, role: str, expires_at: datetime | None = None,
+               restrictions: dict[str, Any] | None = None, key: str | None = None) -> dict[str, Any]:
+        if not name or len(name) > 200:
+            raise ValidationFailed("name must be 1-200 characters", details={"field": "name"})
+        if role not in ROLES:
+            raise ValidationFailed(f"role must be one of {', '.join(ROLES)}", details={"field": "role"})
+        if expires_at is not None and as_utc(expires_at) <= utcnow():  # type: ignore[operator]
+            raise ValidationFailed("expires_at must be in the future", details={"field": "expires_at"})
+        key = key or generate_key()
+        row = {
+            "id": new_id("tok"), "workspace_id": workspace_id, "name": name, "role": role,
+            "key_hash": hash_key(key), "prefix": key[:10], "restrictions": _normalise_restrictions(restrictions),
+            "expires_at": expires_at, "created_at": utcnow(),
+        }
+        with self.db.write() as conn:
+            conn.execute(tokens.insert().values(**row))
+            created = conn.execute(sa.select(tokens).where(tokens.c.id == row["id"])).one()
+        view = token_view(created)
+        view["key"] = key
+        return view
+
+    def ensure_bootstrap(self, workspace_id: str, key: str) -> None:
+        """Make ``key`` a valid admin key (idempotent across restarts)."""
+        with self.db.read() as conn:
+            found = conn.execute(sa.select(tokens.c.id).where(tokens.c.key_hash == hash_key(key))).first()
+        if not found:
+            self.create(workspace_id, name="bootstrap admin", role="admin", key=key)
+
+    def list(self, workspace_id: str, *, cursor: str | None, limit: int, include_total: bool = False) -> Page:
+        query = sa.select(tokens).where(tokens.c.workspace_id == workspace_id, tokens.c.deleted_at.is_(None))
+        with self.db.read() as conn:
+            rows, nxt, total = paginate(conn, query, sort_col=tokens.c.id, id_col=tokens.c.id, descending=True,
+                                        cursor=cursor, limit=limit, include_total=include_total)
+        return Page([token_view(r) for r in rows], nxt, total)
+
+    def get(self, workspace_id: str, token_id: str) -> dict[str, Any]:
+        with self.db.read() as conn:
+            row = conn.execute(sa.select(tokens).where(
+                tokens.c.id == token_id, tokens.c.workspace_id == workspace_id, tokens.c.deleted_at.is_(None))).first()
+        if row is None:
+            raise NotFound(f"token {token_id!r} not found", code="token_not_found")
+        return token_view(row)
+
+    def delete(self, workspace_id: str, token_id: str) -> None:
+        with self.db.write() as conn:
+            result = conn.execute(tokens.update().where(
+                tokens.c.id == token_id, tokens.c.workspace_id == workspace_id, tokens.c.deleted_at.is_(None),
+            ).values(deleted_at=utcnow()))
+        if result.rowcount == 0:
+            raise NotFound(f"token {token_id!r} not found", code="token_not_found")
+        with self._cache_lock:
+            self._cache = {k: v for k, v in self._cache.items() if v[1].token_id != token_id}
+
+    def authenticate(self, key: str | None) -> Principal:
+        if not key:
+            raise Unauthenticated("missing API key: send 'Authorization: Bearer <key>'", code="missing_api_key")
+        digest = hash_key(key)
+        now_mono = time.monotonic()
+        with self._cache_lock:
+            cached = self._cache.get(digest)
+        if cached and cached[0] > now_mono:
+            principal, expires_at = cached[1], cached[2]
+        else:
+            with self.db.read() as conn:
+                row = conn.execute(sa.select(tokens).where(tokens.c.key_hash == digest)).first()
+            if row is None or row.deleted_at is not None:
+                raise Unauthenticated("invalid API key", code="invalid_api_key")
+            restrictions = row.restrictions or {}
+            principal = Principal(
+                token_id=row.id, workspace_id=row.workspace_id, role=row.role,
+                tools=frozenset(restrictions.get("tools") or ()),
+                namespaces=frozenset(restrictions.get("namespaces") or ()),
+            )
+            expires_at = as_utc(row.expires_at)
+            with self._cache_lock:
+                self._cache[digest] = (now_mono + _CACHE_TTL_S, principal, expires_at)
+            self._touch(row.id)
+        if expires_at is not None and expires_at <= utcnow():
+            raise Unauthenticated("API key has expired", code="expired_api_key")
+        return principal
+
+    def _touch(self, token_id: str) -> None:
+        # Recorded at most once per cache period, so it costs nothing on the hot path.
+        with self.db.write() as conn:
+            conn.execute(tokens.update().where(tokens.c.id == token_id).values(last_used_at=utcnow()))

@@ -1,0 +1,158 @@
+"""A tool's source: a code string, one ``.py`` file or a ``.zip`` package.
+
+Checked in the server with ``compile``/``ast`` only — user code is never imported here.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import os
+import re
+import shutil
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from runyard.services.errors import ValidationFailed
+
+MAX_SOURCE_BYTES = 50 * 1024 * 1024
+MAX_UNZIPPED_BYTES = 200 * 1024 * 1024
+_MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+_FUNC_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class ToolSource:
+    kind: str          # code | py | zip
+    filename: str      # name the source is stored and imported under
+    data: bytes
+    module: str
+    entrypoint: str
+
+
+def split_entrypoint(entrypoint: str, default_module: str) -> tuple[str, str]:
+    """``func`` or ``package.module:func`` → (module, func)."""
+    module, _, func = entrypoint.rpartition(":")
+    module = module or default_module
+    if not _MODULE_RE.match(module) or not _FUNC_RE.match(func):
+        raise ValidationFailed(f"entrypoint {entrypoint!r} must be 'function' or 'module:function'",
+                               code="invalid_entrypoint", details={"field": "entrypoint"})
+    return module, func
+
+
+def check_python(code: str, func: str, filename: str) -> None:
+    """Compile (reporting the line of a syntax error) and find a top-level ``def func``."""
+    try:
+        tree = ast.parse(code, filename=filename)
+        compile(tree, filename, "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        raise ValidationFailed(
+            f"{filename}:{exc.lineno}: {exc.msg}", code="invalid_source",
+            details={"field": "code", "file": filename, "line": exc.lineno, "offset": exc.offset},
+        ) from exc
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == func:
+            return
+        if isinstance(node, ast.Assign | ast.ImportFrom | ast.Import):
+            names = [t.id for t in getattr(node, "targets", []) if isinstance(t, ast.Name)]
+            names += [a.asname or a.name for a in getattr(node, "names", [])]
+            if func in names:
+                return  # bound another way (alias/import); resolved at import time in the child
+    raise ValidationFailed(f"{filename} has no top-level function {func!r}", code="entrypoint_not_found",
+                           details={"field": "entrypoint", "file": filename, "entrypoint": func})
+
+
+def from_code(code: str, entrypoint: str) -> ToolSource:
+    if not isinstance(code, str) or not code.strip():
+        raise ValidationFailed("code must be a non-empty string", details={"field": "code"})
+    data = code.encode()
+    if len(data) > MAX_SOURCE_BYTES:
+        raise ValidationFailed("code is too large", code="source_too_large", details={"field": "code"})
+    module, func = split_entrypoint(entrypoint, "main")
+    if module != "main":
+        raise ValidationFailed("a code string is module 'main'; use entrypoint 'function'",
+                               code="invalid_entrypoint", details={"field": "entrypoint"})
+    check_python(code, func, "main.py")
+    return ToolSource("code", "main.py", data, "main", func)
+
+
+def from_upload(filename: str, data: bytes, entrypoint: str) -> ToolSource:
+    if len(data) > MAX_SOURCE_BYTES:
+        raise ValidationFailed("upload is too large", code="source_too_large", details={"field": "file"})
+    name = PurePosixPath(filename or "").name
+    if name.endswith(".py"):
+        stem = name[:-3]
+        default_module = stem if _MODULE_RE.match(stem) and "." not in stem else "main"
+        module, func = split_entrypoint(entrypoint, default_module)
+        if module != default_module:
+            raise ValidationFailed(f"a single file is module {default_module!r}", code="invalid_entrypoint",
+                                   details={"field": "entrypoint"})
+        try:
+            code = data.decode()
+        except UnicodeDecodeError as exc:
+            raise ValidationFailed(f"{name} is not UTF-8 text", code="invalid_source",
+                                   details={"field": "file"}) from exc
+        check_python(code, func, f"{default_module}.py")
+        return ToolSource("py", f"{default_module}.py", data, default_module, func)
+    if name.endswith(".zip"):
+        module, func = split_entrypoint(entrypoint, "main")
+        code = _zip_module_source(data, module)
+        check_python(code, func, module.replace(".", "/") + ".py")
+        return ToolSource("zip", "source.zip", data, module, func)
+    raise ValidationFailed("upload a .py file or a .zip package", code="unsupported_source",
+                           details={"field": "file"})
+
+
+def _safe_members(zf: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
+    total = 0
+    members = []
+    for info in zf.infolist():
+        path = PurePosixPath(info.filename)
+        if path.is_absolute() or ".." in path.parts:
+            raise ValidationFailed(f"zip entry {info.filename!r} escapes the package", code="invalid_source",
+                                   details={"field": "file"})
+        total += info.file_size
+        if total > MAX_UNZIPPED_BYTES:
+            raise ValidationFailed("zip expands beyond the size limit", code="source_too_large",
+                                   details={"field": "file"})
+        members.append(info)
+    return members
+
+
+def _zip_module_source(data: bytes, module: str) -> str:
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as exc:
+        raise ValidationFailed("file is not a valid zip archive", code="invalid_source",
+                               details={"field": "file"}) from exc
+    with zf:
+        names = {m.filename for m in _safe_members(zf)}
+        base = module.replace(".", "/")
+        for candidate in (f"{base}.py", f"{base}/__init__.py"):
+            if candidate in names:
+                try:
+                    return zf.read(candidate).decode()
+                except UnicodeDecodeError as exc:
+                    raise ValidationFailed(f"{candidate} is not UTF-8 text", code="invalid_source",
+                                           details={"field": "file"}) from exc
+    raise ValidationFailed(f"zip has no module {module!r} ({base}.py or {base}/__init__.py)",
+                           code="entrypoint_not_found", details={"field": "entrypoint", "module": module})
+
+
+def materialise(kind: str, filename: str, data: bytes, target: Path) -> None:
+    """Lay the source out as an importable directory at ``target`` (atomically)."""
+    if target.exists():
+        return
+    tmp = target.with_name(f".tmp-{target.name}-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    if kind == "zip":
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            zf.extractall(tmp, members=_safe_members(zf))
+    else:
+        (tmp / filename).write_bytes(data)
+    try:
+        os.replace(tmp, target)
+    except OSError:  # another worker won the race: theirs is identical
+        shutil.rmtree(tmp, ignore_errors=True)

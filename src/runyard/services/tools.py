@@ -1,0 +1,353 @@
+"""Tools: a named, versioned Python entrypoint. Every code/config change is a new version."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+from runyard.ids import new_id
+from runyard.services.errors import NotFound, ValidationFailed
+from runyard.services.pagination import Page, paginate
+from runyard.services.tool_source import ToolSource, from_code, from_upload, materialise
+from runyard.store.blobs import BlobStore
+from runyard.store.db import Database
+from runyard.store.tables import tool_versions, tools
+from runyard.timeutil import rfc3339, utcnow
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+VERSIONED_FIELDS = ("entrypoint", "input_schema", "output_schema", "requirements", "required_secrets",
+                    "default_inputs", "timeout_s", "memory_mb", "retries")
+DEFAULTS: dict[str, Any] = {"timeout_s": 600.0, "memory_mb": 1024, "retries": 0}
+# Infers {"input_schema", "description"} by importing the tool in a sandboxed child.
+SchemaInferrer = Callable[[Path, str, str, list[str]], dict[str, Any]]
+_REQ_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?\s*([<>=!~]=?.*)?$|^(/|\./|file:).+")
+
+
+def tool_view(tool: Any, version: Any) -> dict[str, Any]:
+    t, v = tool._mapping, version._mapping
+    return {
+        "id": t["id"], "object": "tool", "name": t["name"], "description": t["description"],
+        "visibility": t["visibility"], "version": t["latest_version"],
+        **_config(v),
+        "created_at": rfc3339(t["created_at"]), "updated_at": rfc3339(t["updated_at"]),
+    }
+
+
+def version_view(version: Any) -> dict[str, Any]:
+    v = version._mapping
+    return {
+        "id": v["id"], "object": "tool_version", "tool_id": v["tool_id"], "version": v["version"],
+        "description": v["description"], **_config(v), "source_kind": v["source_kind"],
+        "source_name": v["source_name"], "code_sha256": v["code_sha256"],
+        "created_at": rfc3339(v["created_at"]),
+    }
+
+
+def _config(v: Any) -> dict[str, Any]:
+    entry = v["entrypoint"] if v["module"] in ("main",) or v["source_kind"] != "zip" else f"{v['module']}:{v['entrypoint']}"
+    return {
+        "entrypoint": entry, "input_schema": v["input_schema"], "output_schema": v["output_schema"],
+        "requirements": v["requirements"], "required_secrets": v["required_secrets"],
+        "default_inputs": v["default_inputs"], "timeout_s": v["timeout_s"], "memory_mb": v["memory_mb"],
+        "retries": v["retries"],
+    }
+
+
+def _check_config(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Validate the versioned config fields present in ``cfg``; returns normalised values."""
+    out = dict(cfg)
+    if cfg.get("input_schema") is not None:
+        schema = cfg["input_schema"]
+        if not isinstance(schema, dict):
+            raise ValidationFailed("input_schema must be a JSON Schema object", code="invalid_input_schema",
+                                   details={"field": "input_schema"})
+        try:
+            Draft202012Validator.check_schema(schema)
+        except SchemaError as exc:
+            raise ValidationFailed(f"input_schema is not valid JSON Schema: {exc.message}",
+                                   code="invalid_input_schema",
+                                   details={"field": "input_schema", "path": list(exc.path)}) from exc
+        if schema.get("type", "object") != "object":
+            raise ValidationFailed("input_schema must describe an object (type: object)",
+                                   code="invalid_input_schema", details={"field": "input_schema"})
+    if cfg.get("output_schema") is not None:
+        try:
+            Draft202012Validator.check_schema(cfg["output_schema"])
+        except SchemaError as exc:
+            raise ValidationFailed(f"output_schema is not valid JSON Schema: {exc.message}",
+                                   code="invalid_output_schema", details={"field": "output_schema"}) from exc
+    for key in ("requirements", "required_secrets"):
+        if key in cfg and cfg[key] is not None:
+            values = cfg[key]
+            if not isinstance(values, list) or not all(isinstance(x, str) and x.strip() for x in values):
+                raise ValidationFailed(f"{key} must be a list of strings", details={"field": key})
+            out[key] = [x.strip() for x in values]
+    for req in out.get("requirements") or []:
+        if not _REQ_RE.match(req) or any(c in req for c in "\n;|&`$"):
+            raise ValidationFailed(f"requirement {req!r} is not a valid pip specifier",
+                                   code="invalid_requirement", details={"field": "requirements"})
+    from runyard.services.secrets import NAME_RE as SECRET_NAME_RE
+    for name in out.get("required_secrets") or []:
+        if not SECRET_NAME_RE.match(name):
+            raise ValidationFailed(f"required secret {name!r} is not a valid secret name",
+                                   details={"field": "required_secrets"})
+    if cfg.get("default_inputs") is not None and not isinstance(cfg["default_inputs"], dict):
+        raise ValidationFailed("default_inputs must be an object", details={"field": "default_inputs"})
+    if cfg.get("timeout_s") is not None:
+        t = cfg["timeout_s"]
+        if not isinstance(t, int | float) or isinstance(t, bool) or not 0 < t <= 86400:
+            raise ValidationFailed("timeout_s must be between 0 and 86400", details={"field": "timeout_s"})
+        out["timeout_s"] = float(t)
+    if cfg.get("memory_mb") is not None:
+        m = cfg["memory_mb"]
+        if not isinstance(m, int) or isinstance(m, bool) or not 64 <= m <= 262144:
+            raise ValidationFailed("memory_mb must be an integer between 64 and 262144",
+                                   details={"field": "memory_mb"})
+    if cfg.get("retries") is not None:
+        r = cfg["retries"]
+        if not isinstance(r, int) or isinstance(r, bool) or not 0 <= r <= 10:
+            raise ValidationFailed("retries must be an integer between 0 and 10", details={"field": "retries"})
+    return out
+
+
+class ToolService:
+    def __init__(self, db: Database, blobs: BlobStore, code_cache: Path, infer: SchemaInferrer) -> None:
+        self.db = db
+        self.blobs = blobs
+        self.code_cache = code_cache
+        self.infer = infer
+
+    # -- reading ---------------------------------------------------------------------------
+    def _tool_row(self, conn: sa.Connection, workspace_id: str, ref: str) -> Any:
+        col = tools.c.id if ref.startswith("tool_") else tools.c.name
+        row = conn.execute(sa.select(tools).where(
+            col == ref, tools.c.workspace_id == workspace_id, tools.c.deleted_at.is_(None))).first()
+        if row is None:
+            raise NotFound(f"tool {ref!r} not found", code="tool_not_found", details={"tool": ref})
+        return row
+
+    def _version_row(self, conn: sa.Connection, tool_id: str, version: int) -> Any:
+        row = conn.execute(sa.select(tool_versions).where(
+            tool_versions.c.tool_id == tool_id, tool_versions.c.version == version)).first()
+        if row is None:
+            raise NotFound(f"version {version} not found", code="version_not_found", details={"version": version})
+        return row
+
+    def resolve(self, workspace_id: str, ref: str, version: int | None = None) -> tuple[Any, Any]:
+        with self.db.read() as conn:
+            tool = self._tool_row(conn, workspace_id, ref)
+            return tool, self._version_row(conn, tool.id, version or tool.latest_version)
+
+    def get(self, workspace_id: str, ref: str) -> dict[str, Any]:
+        return tool_view(*self.resolve(workspace_id, ref))
+
+    def get_version(self, workspace_id: str, ref: str, version: int) -> dict[str, Any]:
+        return version_view(self.resolve(workspace_id, ref, version)[1])
+
+    def version_by_id(self, version_id: str) -> Any:
+        with self.db.read() as conn:
+            return conn.execute(sa.select(tool_versions).where(tool_versions.c.id == version_id)).one()
+
+    def list(self, workspace_id: str, *, search: str | None = None, sort: str = "created_at", order: str = "desc",
+             cursor: str | None = None, limit: int = 50, include_total: bool = False,
+             only: frozenset[str] = frozenset()) -> Page:
+        sort_cols = {"name": tools.c.name, "created_at": tools.c.created_at, "updated_at": tools.c.updated_at}
+        if sort not in sort_cols:
+            raise ValidationFailed(f"sort must be one of {', '.join(sort_cols)}", details={"field": "sort"})
+        if order not in ("asc", "desc"):
+            raise ValidationFailed("order must be asc or desc", details={"field": "order"})
+        query = sa.select(tools, tool_versions).join(tool_versions, sa.and_(
+            tool_versions.c.tool_id == tools.c.id, tool_versions.c.version == tools.c.latest_version,
+        )).where(tools.c.workspace_id == workspace_id, tools.c.deleted_at.is_(None))
+        if search:
+            like = f"%{search.lower()}%"
+            query = query.where(sa.or_(sa.func.lower(tools.c.name).like(like),
+                                       sa.func.lower(tools.c.description).like(like)))
+        if only:
+            query = query.where(tools.c.name.in_(sorted(only)))
+        parse = None
+        if sort != "name":
+            from runyard.timeutil import parse_rfc3339
+            parse = parse_rfc3339
+        with self.db.read() as conn:
+            rows, nxt, total = paginate(conn, query, sort_col=sort_cols[sort], id_col=tools.c.id,
+                                        descending=order == "desc", cursor=cursor, limit=limit,
+                                        include_total=include_total, cursor_value=parse)
+        items = []
+        for row in rows:
+            m = row._mapping
+            items.append(_joined_view(m))
+        return Page(items, nxt, total)
+
+    def versions(self, workspace_id: str, ref: str, *, cursor: str | None, limit: int) -> Page:
+        with self.db.read() as conn:
+            tool = self._tool_row(conn, workspace_id, ref)
+            query = sa.select(tool_versions).where(tool_versions.c.tool_id == tool.id)
+            rows, nxt, _ = paginate(conn, query, sort_col=tool_versions.c.version, id_col=tool_versions.c.id,
+                                    descending=True, cursor=cursor, limit=limit)
+        return Page([version_view(r) for r in rows], nxt, None)
+
+    # -- writing ---------------------------------------------------------------------------
+    def deploy(self, workspace_id: str, *, name: str, code: str | None = None,
+               upload: tuple[str, bytes] | None = None, entrypoint: str = "main", description: str = "",
+               visibility: str = "private", **config: Any) -> tuple[dict[str, Any], bool]:
+        """Create the tool, or publish a new version when the name exists. Returns (tool, created)."""
+        if not isinstance(name, str) or not NAME_RE.match(name):
+            raise ValidationFailed("name must be a slug: lowercase letters, digits, '-' or '_', max 64",
+                                   code="invalid_tool_name", details={"field": "name"})
+        unknown = set(config) - set(VERSIONED_FIELDS)
+        if unknown:
+            raise ValidationFailed(f"unknown field(s): {', '.join(sorted(unknown))}",
+                                   details={"fields": sorted(unknown)})
+        _check_visibility(visibility)
+        source = self._source(code, upload, entrypoint)
+        cfg = _check_config({**DEFAULTS, **{k: v for k, v in config.items() if v is not None}})
+        with self.db.read() as conn:
+            existing = conn.execute(sa.select(tools).where(
+                tools.c.workspace_id == workspace_id, tools.c.name == name, tools.c.deleted_at.is_(None))).first()
+        if existing is not None:
+            tool = self.update(workspace_id, existing.id, source=source, description=description or None,
+                               visibility=visibility, entrypoint=entrypoint, **config)
+            return tool, False
+        version_row = self._new_version_values(workspace_id, "", 1, source, cfg, description)
+        now = utcnow()
+        tool_id = new_id("tool")
+        version_row["tool_id"] = tool_id
+        with self.db.write() as conn:
+            dup = conn.execute(sa.select(tools.c.id).where(
+                tools.c.workspace_id == workspace_id, tools.c.name == name, tools.c.deleted_at.is_(None))).first()
+            if dup is not None:  # lost a race with a concurrent deploy of the same name
+                raise ValidationFailed(f"tool {name!r} was deployed concurrently; retry", code="conflict")
+            conn.execute(tools.insert().values(
+                id=tool_id, workspace_id=workspace_id, name=name, description=description or "",
+                visibility=visibility, latest_version=1, created_at=now, updated_at=now))
+            conn.execute(tool_versions.insert().values(**version_row))
+        return self.get(workspace_id, tool_id), True
+
+    def update(self, workspace_id: str, ref: str, *, source: ToolSource | None = None, code: str | None = None,
+               upload: tuple[str, bytes] | None = None, description: str | None = None,
+               visibility: str | None = None, **config: Any) -> dict[str, Any]:
+        unknown = set(config) - set(VERSIONED_FIELDS)
+        if unknown:
+            raise ValidationFailed(f"unknown field(s): {', '.join(sorted(unknown))}",
+                                   details={"fields": sorted(unknown)})
+        if visibility is not None:
+            _check_visibility(visibility)
+        tool, latest = self.resolve(workspace_id, ref)
+        current = _config(latest._mapping)
+        current["entrypoint"] = latest.entrypoint if latest.source_kind != "zip" else current["entrypoint"]
+        changed = {k: v for k, v in config.items() if v is not None}
+        if source is None and (code is not None or upload is not None):
+            source = self._source(code, upload, changed.get("entrypoint", current["entrypoint"]))
+        elif source is None and "entrypoint" in changed:
+            data = self.blobs.get_bytes(latest.code_blob)
+            source = (from_code(data.decode(), changed["entrypoint"]) if latest.source_kind == "code"
+                      else from_upload(latest.source_name, data, changed["entrypoint"]))
+        cfg = _check_config({**current, **changed})
+        code_changed = source is not None and (
+            hashlib.sha256(source.data).hexdigest() != latest.code_sha256
+            or (source.module, source.entrypoint) != (latest.module, latest.entrypoint))
+        schema_inferred = latest.input_schema_inferred and "input_schema" not in changed
+        if schema_inferred and code_changed:
+            cfg["input_schema"] = None  # the signature may have changed: infer again
+        cfg_changed = any(cfg.get(k) != current.get(k) for k in VERSIONED_FIELDS
+                          if k != "entrypoint" and not (k == "input_schema" and cfg[k] is None))
+        tool_updates: dict[str, Any] = {}
+        if description is not None:
+            tool_updates["description"] = description
+        if visibility is not None:
+            tool_updates["visibility"] = visibility
+        new_version = None
+        if code_changed or cfg_changed:
+            if source is None:
+                data = self.blobs.get_bytes(latest.code_blob)
+                source = ToolSource(latest.source_kind, latest.source_name, data, latest.module, latest.entrypoint)
+            new_version = self._new_version_values(
+                workspace_id, tool.id, 0, source, cfg,
+                description if description is not None else tool.description,
+                inferred_flag=schema_inferred)
+        with self.db.write() as conn:
+            if new_version is not None:
+                latest_n = conn.execute(sa.select(tools.c.latest_version).where(tools.c.id == tool.id)).scalar_one()
+                new_version["version"] = latest_n + 1
+                conn.execute(tool_versions.insert().values(**new_version))
+                tool_updates["latest_version"] = latest_n + 1
+            if tool_updates:
+                tool_updates["updated_at"] = utcnow()
+                conn.execute(tools.update().where(tools.c.id == tool.id).values(**tool_updates))
+        return self.get(workspace_id, tool.id)
+
+    def delete(self, workspace_id: str, ref: str) -> None:
+        with self.db.write() as conn:
+            tool = self._tool_row(conn, workspace_id, ref)
+            conn.execute(tools.update().where(tools.c.id == tool.id).values(deleted_at=utcnow()))
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _source(self, code: str | None, upload: tuple[str, bytes] | None, entrypoint: str) -> ToolSource:
+        if (code is None) == (upload is None):
+            raise ValidationFailed("give either code (a string) or a file upload", code="missing_source",
+                                   details={"field": "code"})
+        if code is not None:
+            return from_code(code, entrypoint)
+        assert upload is not None
+        return from_upload(upload[0], upload[1], entrypoint)
+
+    def _new_version_values(self, workspace_id: str, tool_id: str, version: int, source: ToolSource,
+                            cfg: dict[str, Any], description: str, inferred_flag: bool = False) -> dict[str, Any]:
+        version_id = new_id("tv")
+        blob_key = f"tools/{version_id}/{source.filename}"
+        sha = self.blobs.put_bytes(blob_key, source.data)
+        inferred = inferred_flag
+        schema = cfg.get("input_schema")
+        if schema is None:
+            schema = self._infer(version_id, source, cfg.get("requirements") or [])
+            inferred = True
+        return {
+            "id": version_id, "workspace_id": workspace_id, "tool_id": tool_id, "version": version,
+            "description": description or "", "source_kind": source.kind, "source_name": source.filename,
+            "code_blob": blob_key, "code_sha256": sha, "module": source.module, "entrypoint": source.entrypoint,
+            "input_schema": schema, "input_schema_inferred": inferred, "output_schema": cfg.get("output_schema"),
+            "requirements": cfg.get("requirements") or [], "required_secrets": cfg.get("required_secrets") or [],
+            "default_inputs": cfg.get("default_inputs") or {}, "timeout_s": cfg["timeout_s"],
+            "memory_mb": cfg["memory_mb"], "retries": cfg["retries"], "created_at": utcnow(),
+        }
+
+    def _infer(self, version_id: str, source: ToolSource, requirements: list[str]) -> dict[str, Any]:
+        with tempfile.TemporaryDirectory(prefix="runyard-infer-") as tmp:
+            src = Path(tmp) / "src"
+            materialise(source.kind, source.filename, source.data, src)
+            result = self.infer(src, source.module, source.entrypoint, requirements)
+        return result["input_schema"]
+
+    def source_dir(self, version: Any) -> Path:
+        """The version's source laid out for import, cached per version on this node."""
+        target = self.code_cache / version.id
+        if not target.exists():
+            self.code_cache.mkdir(parents=True, exist_ok=True)
+            materialise(version.source_kind, version.source_name, self.blobs.get_bytes(version.code_blob), target)
+        return target
+
+
+def _check_visibility(visibility: str) -> None:
+    if visibility not in ("private", "public"):
+        raise ValidationFailed("visibility must be private or public", details={"field": "visibility"})
+
+
+def _joined_view(m: Any) -> dict[str, Any]:
+    """A tool+latest-version joined row: version columns shadow same-named tool columns."""
+    t = {c.key: m[c] for c in tools.c}
+    v = {c.key: m[c] for c in tool_versions.c}
+
+    class _R:
+        def __init__(self, d: dict[str, Any]) -> None:
+            self._mapping = d
+
+    return tool_view(_R(t), _R(v))

@@ -1,0 +1,184 @@
+"""Core tables. Every record carries ``workspace_id`` so tenants need no migration of meaning.
+
+Other feature areas define their tables on the same ``metadata`` in sibling modules
+(``tables_*.py``), imported at the bottom so Alembic and ``create_all`` see them all.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+JSON = sa.JSON().with_variant(JSONB(), "postgresql")
+TS = sa.DateTime(timezone=True)
+
+
+def _id() -> sa.Column:
+    return sa.Column("id", sa.String(40), primary_key=True)
+
+
+def _workspace() -> sa.Column:
+    return sa.Column("workspace_id", sa.String(40), nullable=False)
+
+
+workspaces = sa.Table(
+    "workspaces", metadata,
+    _id(),
+    sa.Column("name", sa.String(100), nullable=False, unique=True),
+    sa.Column("settings", JSON, nullable=False, default=dict),
+    sa.Column("created_at", TS, nullable=False),
+)
+
+tokens = sa.Table(
+    "tokens", metadata,
+    _id(), _workspace(),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("restrictions", JSON, nullable=False, default=dict),
+    sa.Column("expires_at", TS),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("last_used_at", TS),
+    sa.Column("deleted_at", TS),
+)
+
+tools = sa.Table(
+    "tools", metadata,
+    _id(), _workspace(),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("description", sa.Text, nullable=False, default=""),
+    sa.Column("visibility", sa.String(10), nullable=False, default="private"),
+    sa.Column("latest_version", sa.Integer, nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.Column("deleted_at", TS),
+)
+# A name is unique among live tools; a deleted tool's name can be reused.
+sa.Index("uq_tools_live_name", tools.c.workspace_id, tools.c.name, unique=True,
+         sqlite_where=tools.c.deleted_at.is_(None), postgresql_where=tools.c.deleted_at.is_(None))
+
+tool_versions = sa.Table(
+    "tool_versions", metadata,
+    _id(), _workspace(),
+    sa.Column("tool_id", sa.String(40), sa.ForeignKey("tools.id"), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("description", sa.Text, nullable=False, default=""),
+    sa.Column("source_kind", sa.String(10), nullable=False),  # code | py | zip
+    sa.Column("source_name", sa.String(200), nullable=False),
+    sa.Column("code_blob", sa.String(300), nullable=False),
+    sa.Column("code_sha256", sa.String(64), nullable=False),
+    sa.Column("module", sa.String(200), nullable=False),
+    sa.Column("entrypoint", sa.String(200), nullable=False),
+    sa.Column("input_schema", JSON, nullable=False),
+    sa.Column("input_schema_inferred", sa.Boolean, nullable=False, default=False),
+    sa.Column("output_schema", JSON),
+    sa.Column("requirements", JSON, nullable=False, default=list),
+    sa.Column("required_secrets", JSON, nullable=False, default=list),
+    sa.Column("default_inputs", JSON, nullable=False, default=dict),
+    sa.Column("timeout_s", sa.Float, nullable=False),
+    sa.Column("memory_mb", sa.Integer, nullable=False),
+    sa.Column("retries", sa.Integer, nullable=False, default=0),
+    sa.Column("created_at", TS, nullable=False),
+    sa.UniqueConstraint("tool_id", "version"),
+)
+
+runs = sa.Table(
+    "runs", metadata,
+    _id(), _workspace(),
+    sa.Column("tool_id", sa.String(40), nullable=False),
+    sa.Column("tool_name", sa.String(64), nullable=False),
+    sa.Column("tool_version", sa.Integer, nullable=False),
+    sa.Column("tool_version_id", sa.String(40), nullable=False),
+    sa.Column("status", sa.String(24), nullable=False),
+    sa.Column("inputs", JSON, nullable=False),
+    sa.Column("input_files", JSON, nullable=False, default=dict),
+    sa.Column("output", JSON),
+    sa.Column("error", JSON),
+    sa.Column("tags", JSON, nullable=False, default=dict),
+    sa.Column("session", sa.String(200)),
+    sa.Column("batch_id", sa.String(200)),
+    sa.Column("example_id", sa.String(200)),
+    sa.Column("trigger", sa.String(20), nullable=False, default="api"),
+    sa.Column("parent_run_id", sa.String(40)),
+    sa.Column("idempotency_key", sa.String(200)),
+    sa.Column("request_hash", sa.String(64)),
+    sa.Column("token_id", sa.String(40)),
+    sa.Column("attempt", sa.Integer, nullable=False, default=1),
+    sa.Column("max_attempts", sa.Integer, nullable=False, default=1),
+    sa.Column("worker_id", sa.String(40)),
+    sa.Column("lease_expires_at", TS),
+    sa.Column("cancel_requested", sa.Boolean, nullable=False, default=False),
+    sa.Column("progress", JSON),
+    sa.Column("usage", JSON),
+    sa.Column("requires_confirmation", sa.Boolean, nullable=False, default=False),
+    sa.Column("log_bytes", sa.BigInteger, nullable=False, default=0),
+    sa.Column("log_truncated", sa.Boolean, nullable=False, default=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("queued_at", TS),
+    sa.Column("started_at", TS),
+    sa.Column("finished_at", TS),
+    sa.UniqueConstraint("workspace_id", "idempotency_key"),
+)
+sa.Index("ix_runs_claim", runs.c.status, runs.c.queued_at)
+sa.Index("ix_runs_ws_tool", runs.c.workspace_id, runs.c.tool_id, runs.c.id)
+sa.Index("ix_runs_ws_status", runs.c.workspace_id, runs.c.status, runs.c.id)
+sa.Index("ix_runs_ws_session", runs.c.workspace_id, runs.c.session)
+sa.Index("ix_runs_worker", runs.c.worker_id, runs.c.status)
+
+run_artifacts = sa.Table(
+    "run_artifacts", metadata,
+    sa.Column("run_id", sa.String(40), primary_key=True),
+    sa.Column("path", sa.String(1000), primary_key=True),
+    _workspace(),
+    sa.Column("blob_key", sa.String(1200), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("content_type", sa.String(200), nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+)
+
+secrets = sa.Table(
+    "secrets", metadata,
+    _id(), _workspace(),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("display_name", sa.String(200)),
+    sa.Column("description", sa.Text),
+    sa.Column("category", sa.String(100)),
+    sa.Column("ciphertext", sa.LargeBinary, nullable=False),
+    sa.Column("masked_value", sa.String(40), nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.UniqueConstraint("workspace_id", "name"),
+)
+
+workers = sa.Table(
+    "workers", metadata,
+    _id(),
+    sa.Column("hostname", sa.String(200), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("slots", sa.Integer, nullable=False),
+    sa.Column("started_at", TS, nullable=False),
+    sa.Column("heartbeat_at", TS, nullable=False),
+    sa.Column("stopped_at", TS),
+)
+
+usage_events = sa.Table(
+    "usage_events", metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    _workspace(),
+    sa.Column("kind", sa.String(40), nullable=False),   # run_seconds, rows_generated, ...
+    sa.Column("quantity", sa.Float, nullable=False),
+    sa.Column("ref_id", sa.String(40)),
+    sa.Column("created_at", TS, nullable=False),
+)
+sa.Index("ix_usage_ws_kind_time", usage_events.c.workspace_id, usage_events.c.kind, usage_events.c.created_at)
