@@ -1,0 +1,163 @@
+"""Output and failure conventions shared by every command.
+
+- ``--json``: stdout carries exactly one JSON document and nothing else; human notes,
+  spinners and logs go to stderr.
+- Errors: one line on stderr (API code, message, request id); with ``--json`` the error
+  envelope is also printed on stdout so scripts can parse it.
+- Exit codes: see :class:`Exit`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from enum import IntEnum
+from typing import Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from runyard.sdk import errors as sdk_errors
+from runyard.sdk.models import RunyardModel
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Exit(IntEnum):
+    OK = 0
+    ERROR = 1  # API, network or configuration error
+    USAGE = 2  # bad command line (click's own code)
+    RUN_FAILED = 3  # the run ended failed, cancelled or timed_out
+    RUN_UNFINISHED = 4  # --timeout passed while the run was still going
+
+
+def stdout() -> Console:
+    return Console(soft_wrap=False)
+
+
+def stderr() -> Console:
+    return Console(stderr=True)
+
+
+def jsonable(value: Any) -> Any:
+    if isinstance(value, RunyardModel):
+        return value.to_dict()
+    if isinstance(value, list):
+        return [jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    return value
+
+
+def print_json(value: Any) -> None:
+    # Plain write, not Rich: no markup, no wrapping, no colour codes in a pipe.
+    sys.stdout.write(json.dumps(jsonable(value), indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def note(message: str) -> None:
+    """A human remark on stderr (never pollutes --json stdout)."""
+    stderr().print(message, highlight=False)
+
+
+@contextlib.contextmanager
+def spinner(message: str, *, enabled: bool = True) -> Iterator[None]:
+    """A spinner on stderr, only when stderr is an interactive terminal."""
+    if enabled and sys.stderr.isatty():
+        with stderr().status(message):
+            yield
+    else:
+        yield
+
+
+def fmt_time(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    return "" if value is None else str(value)
+
+
+def fmt(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return fmt_time(value)
+    if isinstance(value, dict | list):
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+STATUS_STYLE = {
+    "succeeded": "green", "failed": "red", "timed_out": "red", "cancelled": "yellow",
+    "running": "cyan", "queued": "blue", "awaiting_confirmation": "magenta",
+}
+
+
+def status_text(status: str | None) -> str:
+    style = STATUS_STYLE.get(status or "", "")
+    return f"[{style}]{status}[/{style}]" if style else str(status)
+
+
+def table(columns: list[str], rows: list[list[Any]], *, title: str | None = None) -> Table:
+    t = Table(title=title, header_style="bold", show_lines=False)
+    for col in columns:
+        # IDs must stay copy-pasteable: fold rather than truncate with an ellipsis.
+        t.add_column(col, overflow="fold")
+    for row in rows:
+        t.add_row(*[v if isinstance(v, str) else fmt(v) for v in row])
+    return t
+
+
+def kv_table(pairs: list[tuple[str, Any]]) -> Table:
+    t = Table(show_header=False, box=None, pad_edge=False)
+    t.add_column(style="bold")
+    t.add_column(overflow="fold")
+    for key, value in pairs:
+        t.add_row(key, value if isinstance(value, str) else fmt(value))
+    return t
+
+
+def fail(message: str, *, code: Exit = Exit.ERROR, json_mode: bool = False, body: Any = None) -> typer.Exit:
+    if json_mode:
+        print_json(body if body is not None else {"error": {"code": "cli_error", "message": message}})
+    stderr().print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(int(code))
+
+
+def _error_line(exc: Exception) -> str:
+    if isinstance(exc, sdk_errors.APIStatusError):
+        rid = f" (request_id: {exc.request_id})" if exc.request_id else ""
+        line = f"{exc.code}: {exc.message}{rid}"
+        if isinstance(exc, sdk_errors.ValidationError):
+            fields = [f"{e.get('field', '?')}: {e.get('message', '')}" for e in exc.errors[:5]]
+            if fields and not all(f in exc.message for f in fields):
+                line += " [" + "; ".join(fields) + "]"
+        return line
+    return str(exc)
+
+
+def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn SDK and config errors into a one-line message and exit code 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        json_mode = bool(kwargs.get("json_output"))
+        try:
+            return func(*args, **kwargs)
+        except sdk_errors.APIStatusError as exc:
+            body = exc.body if isinstance(exc.body, dict) else None
+            raise fail(_error_line(exc), json_mode=json_mode, body=body) from None
+        except (sdk_errors.RunyardError, RuntimeError, OSError, ValueError) as exc:
+            raise fail(_error_line(exc), json_mode=json_mode) from None
+        except KeyboardInterrupt:
+            raise fail("interrupted", json_mode=json_mode) from None
+
+    return wrapper
+
+
+JSON_HELP = "Print only JSON on stdout (for scripts)."

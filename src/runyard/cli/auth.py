@@ -1,0 +1,62 @@
+"""``runyard login`` / ``runyard logout``: manage profiles in the user config file."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from runyard.sdk import Client
+from runyard.sdk._base import DEFAULT_BASE_URL
+
+from . import _config
+from ._context import STATE
+from ._output import JSON_HELP, handle_errors, note, print_json, spinner
+
+
+@handle_errors
+def login(
+    base_url: Annotated[str | None, typer.Option("--base-url", "-u", help="Server URL.")] = None,
+    api_key: Annotated[
+        str | None, typer.Option("--api-key", "-k", help="API key (prompted, or read from stdin when piped).")
+    ] = None,
+    profile: Annotated[str | None, typer.Option("--profile", "-p", help="Profile to store it under.")] = None,
+    verify: Annotated[bool, typer.Option("--verify/--no-verify", help="Check the key against the server.")] = True,
+    json_output: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """Store a server URL and API key in the config file (mode 0600) as a named profile."""
+    name = _config.selected_profile_name(profile or STATE.profile)
+    existing = _config.get_profile(name)
+    url = base_url or STATE.base_url or existing.base_url or DEFAULT_BASE_URL
+    key = api_key or STATE.api_key
+    if not key:
+        if sys.stdin.isatty():
+            key = typer.prompt("API key", hide_input=True)
+        else:
+            key = sys.stdin.readline().strip()
+    if not key:
+        raise ValueError("no API key given")
+    if verify:
+        with spinner(f"Checking {url}…", enabled=not json_output), Client(api_key=key, base_url=url) as c:
+            # Any authenticated read proves the key; tools are readable by every role.
+            c.tools.list(limit=1)
+    path = _config.put_profile(_config.Profile(name=name, base_url=url, api_key=key), make_current=True)
+    if json_output:
+        print_json({"profile": name, "base_url": url, "config_path": str(path)})
+    else:
+        note(f"Logged in to [bold]{url}[/bold] as profile [bold]{name}[/bold] (saved in {path}).")
+
+
+@handle_errors
+def logout(
+    profile: Annotated[str | None, typer.Option("--profile", "-p", help="Profile to remove.")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """Remove a profile (its key) from the config file."""
+    name = _config.selected_profile_name(profile or STATE.profile)
+    removed = _config.remove_profile(name)
+    if json_output:
+        print_json({"profile": name, "removed": removed})
+    else:
+        note(f"Profile [bold]{name}[/bold] {'removed' if removed else 'was not stored'}.")

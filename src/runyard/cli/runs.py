@@ -1,0 +1,340 @@
+"""``runyard run`` and ``runyard runs …``."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from runyard.sdk.errors import WaitTimeoutError
+from runyard.sdk.models import Run
+
+from ._context import client
+from ._output import (
+    JSON_HELP,
+    Exit,
+    handle_errors,
+    kv_table,
+    note,
+    print_json,
+    spinner,
+    status_text,
+    stderr,
+    stdout,
+    table,
+)
+
+app = typer.Typer(help="Inspect and control runs.", no_args_is_help=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
+RunId = Annotated[str, typer.Argument(help="Run id (run_…).")]
+
+
+# ---------------------------------------------------------------------------- inputs
+
+
+def _read_json_arg(value: str) -> Any:
+    """``JSON``, ``@file`` or ``@-`` (stdin)."""
+    if value == "@-":
+        text = sys.stdin.read()
+    elif value.startswith("@"):
+        text = Path(value[1:]).expanduser().read_text()
+    else:
+        text = value
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"not valid JSON: {exc}", param_hint="--inputs") from exc
+
+
+def parse_inputs(inputs_json: str | None, pairs: list[str]) -> dict[str, Any]:
+    """Merge ``--inputs`` with ``-i key=value`` pairs (pairs win). A value is JSON when it
+    parses as JSON (numbers, booleans, lists…), else a plain string; ``key=@path``
+    uploads that file as the input."""
+    inputs: dict[str, Any] = {}
+    if inputs_json:
+        parsed = _read_json_arg(inputs_json)
+        if not isinstance(parsed, dict):
+            raise typer.BadParameter("must be a JSON object", param_hint="--inputs")
+        inputs.update(parsed)
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"expected key=value, got {pair!r}", param_hint="-i")
+        if raw.startswith("@") and len(raw) > 1:
+            inputs[key] = Path(raw[1:]).expanduser()
+            continue
+        try:
+            inputs[key] = json.loads(raw)
+        except ValueError:
+            inputs[key] = raw
+    return inputs
+
+
+def parse_tags(pairs: list[str]) -> dict[str, str]:
+    tags = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"expected key=value, got {pair!r}", param_hint="--tag")
+        tags[key] = value
+    return tags
+
+
+# ---------------------------------------------------------------------------- rendering
+
+
+def _duration(run: Run) -> str:
+    if run.usage is not None and run.usage.wall_ms is not None:
+        return f"{run.usage.wall_ms:.0f} ms"
+    if run.started_at and run.finished_at:
+        return f"{(run.finished_at - run.started_at).total_seconds() * 1000:.0f} ms"
+    return ""
+
+
+def render_run(run: Run) -> None:
+    pairs: list[tuple[str, Any]] = [
+        ("id", run.id), ("tool", f"{run.tool_name} v{run.tool_version}"), ("status", status_text(run.status)),
+        ("trigger", run.trigger), ("attempt", run.attempt), ("created", run.created_at),
+        ("started", run.started_at), ("finished", run.finished_at), ("duration", _duration(run)),
+    ]
+    if run.tags:
+        pairs.append(("tags", {k: v for k, v in run.tags.items() if v is not None}))
+    if run.parent_run_id:
+        pairs.append(("parent run", run.parent_run_id))
+    if run.inputs is not None:
+        pairs.append(("inputs", run.inputs))
+    if run.status == "succeeded":
+        pairs.append(("output", json.dumps(run.output, indent=2, default=str)))
+    if run.error is not None:
+        pairs.append(("error", f"[red]{run.error.type}: {run.error.message}[/red]"))
+    stdout().print(kv_table(pairs))
+    if run.error is not None and run.error.traceback:
+        stderr().print(run.error.traceback, highlight=False, markup=False)
+
+
+def _print_output(run: Run) -> None:
+    if isinstance(run.output, str):
+        sys.stdout.write(run.output + ("" if run.output.endswith("\n") else "\n"))
+    else:
+        sys.stdout.write(json.dumps(run.output, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def finish(run: Run, *, json_output: bool, show_output: bool = True) -> None:
+    """Print a finished run and exit with its code: 0 succeeded, 3 otherwise."""
+    if json_output:
+        print_json(run)
+    elif run.status == "succeeded":
+        if show_output:
+            _print_output(run)
+        note(f"[dim]{run.id} {status_text(run.status)} in {_duration(run)}[/dim]")
+    else:
+        err = run.error
+        detail = f": {err.type}: {err.message}" if err is not None else ""
+        if err is not None and err.traceback:
+            stderr().print(err.traceback.rstrip(), highlight=False, markup=False)
+        stderr().print(f"[red]error:[/red] run {run.id} {run.status}{detail}", highlight=False, markup=True)
+    if run.status != "succeeded":
+        raise typer.Exit(int(Exit.RUN_FAILED))
+
+
+def _stream_logs(run_id: str, *, to_stderr: bool) -> None:
+    out = sys.stderr if to_stderr else sys.stdout
+    for line in client().runs.logs(run_id, follow=True):
+        out.write(line + "\n")
+        out.flush()
+
+
+def _wait(run: Run, timeout: float | None, *, json_output: bool) -> Run:
+    try:
+        with spinner(f"Waiting for {run.id}…", enabled=not json_output):
+            return client().runs.wait(run.id, timeout=timeout)
+    except WaitTimeoutError as exc:
+        current = exc.runs[0] if exc.runs else run
+        if json_output:
+            print_json(current)
+        stderr().print(f"[yellow]timeout:[/yellow] run {current.id} still {current.status}", highlight=False)
+        raise typer.Exit(int(Exit.RUN_UNFINISHED)) from None
+
+
+# ---------------------------------------------------------------------------- commands
+
+
+@handle_errors
+def run(
+    tool: Annotated[str, typer.Argument(help="Tool name or id.")],
+    input_pairs: Annotated[
+        list[str] | None, typer.Option("--input", "-i", help="key=value (JSON or string; key=@path uploads a file).")
+    ] = None,
+    inputs_json: Annotated[str | None, typer.Option("--inputs", help="Inputs as JSON, @file or @- (stdin).")] = None,
+    version: Annotated[int | None, typer.Option("--version", "-v", help="Tool version (default latest).")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="key=value tag (session, batch_id…).")] = None,
+    async_: Annotated[bool, typer.Option("--async", help="Print the queued run and return at once.")] = False,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Stream logs live, then print the output.")] = False,
+    timeout: Annotated[float | None, typer.Option("--timeout", help="Give up waiting after this many seconds.")] = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Run a tool. Waits for the result unless --async; exit code 3 when the run fails."""
+    inputs = parse_inputs(inputs_json, input_pairs or [])
+    tags = parse_tags(tag or [])
+    c = client()
+    if async_ or follow:
+        with spinner(f"Submitting {tool}…", enabled=not json_output):
+            created = c.runs.create(tool, inputs, version=version, tags=tags or None)
+        if async_:
+            if json_output:
+                print_json(created)
+            else:
+                stdout().print(created.id)
+                note(f"[dim]{created.status}[/dim]")
+            return
+        if not json_output:
+            note(f"[dim]{created.id} {created.status}[/dim]")
+        _stream_logs(created.id, to_stderr=json_output)
+        finish(_wait(created, timeout, json_output=json_output), json_output=json_output)
+        return
+    wait = 600.0 if timeout is None else min(timeout, 600.0)
+    with spinner(f"Running {tool}…", enabled=not json_output):
+        result = c.runs.create(tool, inputs, version=version, tags=tags or None, wait=wait)
+    if not result.is_terminal:
+        remaining = None if timeout is None else max(0.0, timeout - wait)
+        result = _wait(result, remaining, json_output=json_output)
+    finish(result, json_output=json_output)
+
+
+@app.command("list")
+@handle_errors
+def list_runs(
+    status: Annotated[list[str] | None, typer.Option("--status", "-s", help="Filter by status (repeatable).")] = None,
+    tool: Annotated[str | None, typer.Option("--tool", help="Filter by tool name or id.")] = None,
+    session: Annotated[str | None, typer.Option("--session")] = None,
+    batch_id: Annotated[str | None, typer.Option("--batch-id")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-l", help="At most this many runs.", min=1)] = 20,
+    json_output: JsonOpt = False,
+) -> None:
+    """List runs, newest first."""
+    page = client().runs.list(
+        status=status or None, tool=tool, session=session, batch_id=batch_id, limit=min(limit, 1000)
+    )
+    runs = list(itertools.islice(page, limit))
+    if json_output:
+        print_json(runs)
+        return
+    rows = [[r.id, r.tool_name, r.tool_version, status_text(r.status), r.created_at, _duration(r)] for r in runs]
+    stdout().print(table(["ID", "TOOL", "VERSION", "STATUS", "CREATED", "DURATION"], rows))
+
+
+@app.command("get")
+@handle_errors
+def get_run(run_id: RunId, json_output: JsonOpt = False) -> None:
+    """Show one run with its inputs, output and error."""
+    r = client().runs.get(run_id, include_inputs=True)
+    if json_output:
+        print_json(r)
+    else:
+        render_run(r)
+
+
+@app.command("wait")
+@handle_errors
+def wait_run(
+    run_id: RunId,
+    timeout: Annotated[float | None, typer.Option("--timeout", help="Give up after this many seconds.")] = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Wait for a run to end; exit code 3 when it did not succeed."""
+    r = _wait(client().runs.get(run_id), timeout, json_output=json_output)
+    finish(r, json_output=json_output)
+
+
+@app.command("logs")
+@handle_errors
+def logs(
+    run_id: RunId,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Stream live until the run ends.")] = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Print a run's log (stdout and stderr of the tool)."""
+    c = client()
+    if json_output:
+        # Lines as JSON: with --follow they are collected until the run ends.
+        lines = list(c.runs.logs(run_id, follow=True)) if follow else c.runs.logs(run_id).splitlines()
+        print_json({"run_id": run_id, "lines": lines})
+    elif follow:
+        _stream_logs(run_id, to_stderr=False)
+    else:
+        sys.stdout.write(c.runs.logs(run_id))
+        sys.stdout.flush()
+
+
+@app.command("cancel")
+@handle_errors
+def cancel(run_id: RunId, json_output: JsonOpt = False) -> None:
+    """Cancel a run (a finished run is left as it is)."""
+    r = client().runs.cancel(run_id)
+    if json_output:
+        print_json(r)
+    else:
+        note(f"{r.id} {status_text(r.status)}")
+
+
+@app.command("confirm")
+@handle_errors
+def confirm(run_id: RunId, json_output: JsonOpt = False) -> None:
+    """Release a run that awaits confirmation."""
+    r = client().runs.confirm(run_id)
+    if json_output:
+        print_json(r)
+    else:
+        note(f"{r.id} {status_text(r.status)}")
+
+
+@app.command("rerun")
+@handle_errors
+def rerun(
+    run_id: RunId,
+    latest: Annotated[bool, typer.Option("--latest", help="Use the tool's latest version, not the original.")] = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Start a new run with the same inputs."""
+    r = client().runs.rerun(run_id, version="latest" if latest else "original")
+    if json_output:
+        print_json(r)
+    else:
+        stdout().print(r.id)
+        note(f"[dim]rerun of {run_id}: {r.status}[/dim]")
+
+
+@app.command("artifacts")
+@handle_errors
+def artifacts(
+    run_id: RunId,
+    download: Annotated[
+        Path | None, typer.Option("--download", "-d", help="Download every artifact into this directory.")
+    ] = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """List (or download) the files a run wrote."""
+    c = client()
+    items = c.runs.artifacts.list(run_id)
+    written: list[str] = []
+    if download is not None:
+        download.mkdir(parents=True, exist_ok=True)
+        with spinner(f"Downloading {len(items)} artifact(s)…", enabled=not json_output):
+            for a in items:
+                written.append(str(c.runs.artifacts.download(run_id, a.path, download / a.path)))
+    if json_output:
+        body: dict[str, Any] = {"run_id": run_id, "items": [a.to_dict() for a in items]}
+        if download is not None:
+            body["downloaded"] = written
+        print_json(body)
+        return
+    rows = [[a.path, a.size, a.content_type, (a.sha256 or "")[:12], a.created_at] for a in items]
+    stdout().print(table(["PATH", "SIZE", "TYPE", "SHA256", "CREATED"], rows))
+    if download is not None:
+        note(f"Downloaded {len(written)} file(s) to {download}.")

@@ -1,0 +1,80 @@
+"""``runyard tokens …``: API keys (admin)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ._context import client
+from ._output import JSON_HELP, handle_errors, note, print_json, stdout, table
+
+app = typer.Typer(help="Manage API tokens (admin only).", no_args_is_help=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
+
+
+@app.command("create")
+@handle_errors
+def create(
+    name: Annotated[str, typer.Argument(help="A label for the token.")],
+    role: Annotated[str, typer.Option("--role", "-r", help="admin, member or viewer.")] = "member",
+    expires_at: Annotated[
+        str | None, typer.Option("--expires-at", help="RFC 3339 time, e.g. 2030-01-01T00:00:00Z.")
+    ] = None,
+    tool: Annotated[list[str] | None, typer.Option("--tool", help="Restrict to this tool (repeatable).")] = None,
+    namespace: Annotated[
+        list[str] | None, typer.Option("--namespace", help="Restrict to this namespace (repeatable).")
+    ] = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Create a token; its key is printed this once."""
+    if role not in ("admin", "member", "viewer"):
+        raise typer.BadParameter("must be admin, member or viewer", param_hint="--role")
+    t = client().tokens.create(
+        name, role=role, expires_at=expires_at, tools=tool or None, namespaces=namespace or None  # type: ignore[arg-type]
+    )
+    if json_output:
+        print_json(t)
+        return
+    stdout().print(t.key or "")
+    note(f"Token [bold]{t.name}[/bold] ({t.id}, {t.role}). Store the key now: it will not be shown again.")
+
+
+@app.command("list")
+@handle_errors
+def list_tokens(json_output: JsonOpt = False) -> None:
+    """List tokens (never their keys)."""
+    items = list(client().tokens.list())
+    if json_output:
+        print_json(items)
+        return
+    rows = [
+        [t.id, t.name, t.role, t.prefix, t.restrictions.to_dict() if t.restrictions else "", t.expires_at,
+         t.last_used_at]
+        for t in items
+    ]
+    stdout().print(table(["ID", "NAME", "ROLE", "PREFIX", "RESTRICTIONS", "EXPIRES", "LAST USED"], rows))
+
+
+@app.command("get")
+@handle_errors
+def get(token_id: Annotated[str, typer.Argument()], json_output: JsonOpt = False) -> None:
+    """Show one token."""
+    t = client().tokens.get(token_id)
+    if json_output:
+        print_json(t)
+        return
+    stdout().print(table(["ID", "NAME", "ROLE", "PREFIX", "EXPIRES", "LAST USED"],
+                         [[t.id, t.name, t.role, t.prefix, t.expires_at, t.last_used_at]]))
+
+
+@app.command("delete")
+@handle_errors
+def delete(token_id: Annotated[str, typer.Argument()], json_output: JsonOpt = False) -> None:
+    """Revoke a token."""
+    client().tokens.delete(token_id)
+    if json_output:
+        print_json({"deleted": token_id})
+    else:
+        note(f"Deleted token [bold]{token_id}[/bold].")

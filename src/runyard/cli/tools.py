@@ -1,0 +1,135 @@
+"""``runyard deploy`` and ``runyard tools …``."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from runyard.sdk.models import Tool, ToolVersion
+
+from ._context import client
+from ._output import JSON_HELP, handle_errors, kv_table, note, print_json, spinner, stdout, table
+
+app = typer.Typer(help="Inspect and manage deployed tools.", no_args_is_help=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
+
+
+def _read_requirements(path: Path) -> list[str]:
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
+    return [line for line in lines if line]
+
+
+def render_tool(tool: Tool) -> None:
+    pairs = [
+        ("id", tool.id), ("name", tool.name), ("version", tool.version), ("visibility", tool.visibility),
+        ("entrypoint", tool.entrypoint), ("description", tool.description or ""),
+        ("requirements", ", ".join(tool.requirements or [])),
+        ("required secrets", ", ".join(tool.required_secrets or [])),
+        ("timeout_s", tool.timeout_s), ("memory_mb", tool.memory_mb), ("retries", tool.retries),
+        ("created", tool.created_at), ("updated", tool.updated_at),
+        ("input schema", tool.input_schema),
+    ]
+    stdout().print(kv_table(pairs))
+
+
+@handle_errors
+def deploy(
+    path: Annotated[Path, typer.Argument(help="A .py file, a .zip, or a package directory.", exists=True)],
+    name: Annotated[str | None, typer.Option("--name", "-n", help="Tool name (default: from the file name).")] = None,
+    entrypoint: Annotated[str | None, typer.Option("--entrypoint", "-e", help="Function to call (default main).")] = None,
+    description: Annotated[str | None, typer.Option("--description", "-d")] = None,
+    requirements: Annotated[
+        Path | None, typer.Option("--requirements", "-r", help="A requirements.txt file.", exists=True, dir_okay=False)
+    ] = None,
+    secret: Annotated[list[str] | None, typer.Option("--secret", "-s", help="A secret the tool needs (repeatable).")] = None,
+    public: Annotated[bool, typer.Option("--public", help="Make the tool public.")] = False,
+    timeout_s: Annotated[float | None, typer.Option("--timeout-s", help="Run time limit in seconds.")] = None,
+    memory_mb: Annotated[int | None, typer.Option("--memory-mb", help="Memory limit.")] = None,
+    retries: Annotated[int | None, typer.Option("--retries", help="Retries after a lost worker.")] = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Deploy a tool (a new version when the name exists)."""
+    with spinner(f"Deploying {path}…", enabled=not json_output):
+        tool = client().tools.deploy(
+            path,
+            name=name,
+            entrypoint=entrypoint,
+            description=description,
+            requirements=_read_requirements(requirements) if requirements else None,
+            required_secrets=secret or None,
+            visibility="public" if public else None,
+            timeout_s=timeout_s,
+            memory_mb=memory_mb,
+            retries=retries,
+        )
+    if json_output:
+        print_json(tool)
+    else:
+        note(f"Deployed [bold]{tool.name}[/bold] version {tool.version} ({tool.id}).")
+
+
+@app.command("list")
+@handle_errors
+def list_tools(
+    search: Annotated[str | None, typer.Option("--search", "-q", help="Filter by name/description.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-l", help="At most this many tools.", min=1)] = 50,
+    json_output: JsonOpt = False,
+) -> None:
+    """List tools."""
+    page = client().tools.list(search=search, limit=min(limit, 1000))
+    tools = list(itertools.islice(page, limit))
+    if json_output:
+        print_json(tools)
+        return
+    rows = [[t.name, t.id, t.version, t.visibility, t.description or "", t.updated_at] for t in tools]
+    stdout().print(table(["NAME", "ID", "VERSION", "VISIBILITY", "DESCRIPTION", "UPDATED"], rows))
+
+
+@app.command("get")
+@handle_errors
+def get_tool(tool: Annotated[str, typer.Argument(help="Tool name or id.")], json_output: JsonOpt = False) -> None:
+    """Show one tool."""
+    t = client().tools.get(tool)
+    if json_output:
+        print_json(t)
+    else:
+        render_tool(t)
+
+
+@app.command("versions")
+@handle_errors
+def versions(
+    tool: Annotated[str, typer.Argument(help="Tool name or id.")],
+    version: Annotated[int | None, typer.Option("--version", "-v", help="Show this one version in full.")] = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """List a tool's versions (or show one with --version)."""
+    c = client()
+    if version is not None:
+        v = c.tools.get_version(tool, version)
+        if json_output:
+            print_json(v)
+        else:
+            stdout().print(kv_table([(k, val) for k, val in v.to_dict(mode="python").items()]))
+        return
+    items: list[ToolVersion] = list(c.tools.versions(tool))
+    if json_output:
+        print_json(items)
+        return
+    rows = [[v.version, v.source_kind, (v.code_sha256 or "")[:12], v.entrypoint, v.created_at] for v in items]
+    stdout().print(table(["VERSION", "SOURCE", "SHA256", "ENTRYPOINT", "CREATED"], rows))
+
+
+@app.command("delete")
+@handle_errors
+def delete_tool(tool: Annotated[str, typer.Argument(help="Tool name or id.")], json_output: JsonOpt = False) -> None:
+    """Delete a tool (soft: its runs stay readable)."""
+    client().tools.delete(tool)
+    if json_output:
+        print_json({"deleted": tool})
+    else:
+        note(f"Deleted tool [bold]{tool}[/bold].")
