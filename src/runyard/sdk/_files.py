@@ -37,8 +37,9 @@ class CodeSource:
 
 
 def slugify(name: str) -> str:
-    """A tool-name-safe slug from a file or function name (``my_tool.py`` → ``my-tool``)."""
-    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    """A tool-name-safe slug (lowercase letters, digits, ``-``, ``_``; ≤ 64) from a file,
+    directory or function name."""
+    slug = re.sub(r"[^a-z0-9_-]+", "-", name.lower()).strip("-_")[:64]
     return slug or "tool"
 
 

@@ -96,7 +96,7 @@ class SSEDecoder:
 
 
 class _LogState:
-    """What both log streams share: the resume point, the partial-line buffer and the
+    """What both log streams share: the resume point and the
     terminal status from the ``end`` event."""
 
     def __init__(self, run_id: str, offset: int) -> None:
@@ -105,7 +105,6 @@ class _LogState:
         self.last_event_id: str | None = None
         self.status: str | None = None
         self.ended = False
-        self._partial = ""
 
     def request(self, timeout: float) -> RequestOptions:
         headers = {"Accept": "text/event-stream"}
@@ -129,23 +128,16 @@ class _LogState:
                 self.status = json.loads(event.data).get("status") if event.data else None
             except (ValueError, AttributeError):
                 self.status = None
-            if event.id is not None:
-                self.last_event_id = event.id
-            return self.flush()
+            return []
         if event.event not in ("log", "message"):
             return []
-        # The id is recorded with the chunk it belongs to: once the lines are handed out
-        # (or buffered), a reconnect must start after them.
+        # The id is recorded with the chunk it belongs to: once its lines are handed out,
+        # a reconnect must start after them. The server cuts chunks at line ends (its
+        # final newline dropped, since SSE data cannot end with one), so each event is
+        # whole lines.
         if event.id is not None:
             self.last_event_id = event.id
-        text = self._partial + event.data
-        lines = text.split("\n")
-        self._partial = lines.pop()
-        return lines
-
-    def flush(self) -> list[str]:
-        rest, self._partial = self._partial, ""
-        return [rest] if rest else []
+        return event.data.split("\n")
 
 
 def _reconnect_delay(failures: int) -> float:
@@ -197,7 +189,6 @@ class LogStream:
             if failures > MAX_RECONNECTS:
                 raise APIConnectionError(f"log stream of {state.run_id} kept closing without an end event")
             time.sleep(_reconnect_delay(failures))
-        yield from state.flush()
 
 
 class AsyncLogStream:
@@ -242,5 +233,3 @@ class AsyncLogStream:
             if failures > MAX_RECONNECTS:
                 raise APIConnectionError(f"log stream of {state.run_id} kept closing without an end event")
             await asyncio.sleep(_reconnect_delay(failures))
-        for line in state.flush():
-            yield line
