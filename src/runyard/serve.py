@@ -32,12 +32,38 @@ class WorkerHook:
             self.worker.stop()
 
 
+class ReaperHook:
+    """On API-only nodes: fail or retry runs whose worker vanished (workers do it too)."""
+
+    def __init__(self, platform: Platform, interval_s: float = 5.0) -> None:
+        self.platform = platform
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    async def start(self, app: Any) -> None:
+        self._thread = threading.Thread(target=self._loop, name="runyard-reaper", daemon=True)
+        self._thread.start()
+
+    async def stop(self, app: Any) -> None:
+        self._stop.set()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.platform.runs.reap_lost()
+            except Exception:
+                log.exception("reaper failed")
+
+
 def build_app(settings: Settings, *, with_workers: bool) -> tuple[Any, Platform]:
     from runyard.api.app import create_app
     platform = Platform(settings)
     hooks: list[Any] = []
     if with_workers and settings.worker_slots > 0:
         hooks.append(WorkerHook(platform, settings.worker_slots))
+    else:
+        hooks.append(ReaperHook(platform))
     return create_app(platform, lifespan_hooks=hooks), platform
 
 

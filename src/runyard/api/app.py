@@ -8,9 +8,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import ORJSONResponse
 
 from runyard.api import errors, health, runs, secrets, tokens, tools
+from runyard.api.responses import JSON
 from runyard.platform import Platform
 
 API_PREFIX = "/api/v1"
@@ -59,7 +59,7 @@ def create_app(platform: Platform, *, lifespan_hooks: list[Any] | None = None) -
                 await hook.stop(app)
 
     app = FastAPI(
-        title="runyard", version="0.1.0", default_response_class=ORJSONResponse, lifespan=lifespan,
+        title="runyard", version="0.1.0", default_response_class=JSON, lifespan=lifespan,
         openapi_url=f"{API_PREFIX}/openapi.json", docs_url="/docs", redoc_url=None,
         description="Functions as versioned tools; every call a durable run.",
     )

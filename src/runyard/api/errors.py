@@ -7,9 +7,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from runyard.api.responses import JSON
 from runyard.services.errors import DomainError, RateLimited
 
 log = logging.getLogger(__name__)
@@ -20,22 +20,22 @@ _HTTP_CODES = {400: "bad_request", 401: "unauthenticated", 403: "permission_deni
 
 
 def error_response(request: Request, status: int, code: str, message: str,
-                   details: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> ORJSONResponse:
+                   details: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> JSON:
     request_id = getattr(request.state, "request_id", None)
     body = {"error": {"code": code, "message": message, "details": details or {}, "request_id": request_id}}
-    return ORJSONResponse(body, status_code=status, headers=headers)
+    return JSON(body, status_code=status, headers=headers)
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
-    async def _domain(request: Request, exc: DomainError) -> ORJSONResponse:
+    async def _domain(request: Request, exc: DomainError) -> JSON:
         headers = None
         if isinstance(exc, RateLimited):
             headers = {"Retry-After": str(max(1, int(round(exc.retry_after))))}
         return error_response(request, exc.status, exc.code, exc.message, exc.details, headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> ORJSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSON:
         errors = []
         for err in exc.errors():
             loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header")]
@@ -44,13 +44,13 @@ def install(app: FastAPI) -> None:
         return error_response(request, 400, "validation_error", f"invalid request: {summary}", {"errors": errors})
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSON:
         code = _HTTP_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
         return error_response(request, exc.status_code, code, message, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> ORJSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> JSON:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(request, 500, "internal_error",
                               "internal server error; quote the request id when reporting it")

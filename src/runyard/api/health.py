@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Request
-from fastapi.responses import ORJSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from runyard.api.responses import JSON
 from runyard.store.tables import workers
 from runyard.timeutil import utcnow
 
@@ -19,7 +19,7 @@ async def healthz() -> dict:
 
 
 @router.get("/readyz")
-async def readyz(request: Request) -> ORJSONResponse:
+async def readyz(request: Request) -> JSON:
     platform = request.app.state.platform
 
     def check() -> dict:
@@ -37,4 +37,4 @@ async def readyz(request: Request) -> ORJSONResponse:
 
     result = await run_in_threadpool(check)
     ready = result["database"] == "ok" and result["workers"] > 0
-    return ORJSONResponse({"status": "ready" if ready else "not_ready", **result}, status_code=200 if ready else 503)
+    return JSON({"status": "ready" if ready else "not_ready", **result}, status_code=200 if ready else 503)

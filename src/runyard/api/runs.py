@@ -10,12 +10,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import FileResponse, ORJSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from runyard.api.bodies import is_multipart, json_body, multipart_body, pick
 from runyard.api.deps import PlatformDep, PrincipalDep, page_body
+from runyard.api.responses import JSON
 from runyard.api.waiting import wait_for_run
 from runyard.services.errors import ValidationFailed
 from runyard.services.runs import TERMINAL_STATUSES, log_key, parse_time
@@ -44,7 +45,7 @@ def _check_wait(wait: float | None) -> float | None:
 @router.post("/runs", status_code=201, openapi_extra=_CREATE_DOC)
 async def create_run(request: Request, platform: PlatformDep, principal: PrincipalDep,
                      wait: float | None = Query(None), expand: str | None = None,
-                     idempotency_key: str | None = Header(None)) -> ORJSONResponse:
+                     idempotency_key: str | None = Header(None)) -> JSON:
     principal.require("member", "create runs")
     _check_wait(wait)
     if is_multipart(request):
@@ -67,7 +68,7 @@ async def create_run(request: Request, platform: PlatformDep, principal: Princip
         run = await run_in_threadpool(platform.runs.get, principal, run["id"], expand_inputs=True)
     finished = run["status"] in TERMINAL_STATUSES
     status = (201 if created else 200) if (finished or not wait) else 202
-    return ORJSONResponse(run, status_code=status)
+    return JSON(run, status_code=status)
 
 
 @router.get("/runs")
@@ -120,13 +121,13 @@ async def cancel_run(run_id: str, platform: PlatformDep, principal: PrincipalDep
 
 @router.post("/runs/{run_id}/rerun", status_code=201)
 async def rerun(run_id: str, platform: PlatformDep, principal: PrincipalDep, version: str = "original",
-                wait: float | None = Query(None)) -> ORJSONResponse:
+                wait: float | None = Query(None)) -> JSON:
     principal.require("member", "create runs")
     _check_wait(wait)
     run = await run_in_threadpool(platform.runs.rerun, principal, run_id, version=version)
     if wait:
         run = await wait_for_run(platform, principal, run["id"], wait)
-    return ORJSONResponse(run, status_code=201 if run["status"] in TERMINAL_STATUSES or not wait else 202)
+    return JSON(run, status_code=201 if run["status"] in TERMINAL_STATUSES or not wait else 202)
 
 
 @router.post("/runs/{run_id}/files")

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import ORJSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from runyard.api.bodies import is_multipart, json_body, multipart_body, pick
 from runyard.api.deps import PlatformDep, PrincipalDep, page_body
+from runyard.api.responses import JSON
 from runyard.services.errors import ValidationFailed
 from runyard.services.tools import VERSIONED_FIELDS
 
@@ -43,7 +43,7 @@ async def _read_tool_body(request: Request) -> tuple[dict[str, Any], tuple[str, 
 
 
 @router.post("/tools", status_code=201, openapi_extra=_DEPLOY_DOC)
-async def deploy_tool(request: Request, platform: PlatformDep, principal: PrincipalDep) -> ORJSONResponse:
+async def deploy_tool(request: Request, platform: PlatformDep, principal: PrincipalDep) -> JSON:
     principal.require("member", "deploy tools")
     body, upload = await _read_tool_body(request)
     name = body.pop("name", None)
@@ -55,7 +55,7 @@ async def deploy_tool(request: Request, platform: PlatformDep, principal: Princi
                                       entrypoint=body.pop("entrypoint", None) or "main",
                                       description=body.pop("description", None) or "",
                                       visibility=body.pop("visibility", None) or "private", **body))
-    return ORJSONResponse(tool, status_code=201 if created else 200)
+    return JSON(tool, status_code=201 if created else 200)
 
 
 @router.get("/tools")

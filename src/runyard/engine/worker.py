@@ -70,7 +70,7 @@ class Worker:
         with self.platform.db.write() as conn:
             conn.execute(workers.insert().values(id=self.id, hostname=socket.gethostname(), pid=os.getpid(),
                                                  slots=self.slots, started_at=now, heartbeat_at=now))
-        self.platform.executor  # start the fork server before the first run arrives
+        _ = self.platform.executor  # start the fork server before the first run arrives
         self._unsubscribe_queued = self.platform.hub.subscribe("run.queued", lambda *_: self._wake.set())
         for target, name in ((self._dispatch_loop, "dispatch"), (self._heartbeat_loop, "heartbeat")):
             thread = threading.Thread(target=target, name=f"runyard-{name}", daemon=True)

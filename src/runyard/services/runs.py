@@ -180,7 +180,8 @@ class RunService:
             return replay, False
         if not requires_confirmation:
             self.hub.publish("run.queued", run_id)
-        return run_view(_Row(row)), True
+        return run_view(_Row({**row, "output": None, "error": None, "worker_id": None, "progress": None,
+                              "usage": None, "started_at": None, "finished_at": None})), True
 
     def _check_tags(self, tags: dict[str, Any] | None) -> dict[str, str]:
         tags = tags or {}

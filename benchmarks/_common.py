@@ -1,0 +1,83 @@
+"""Shared benchmark plumbing: machine description, percentiles, a server subprocess."""
+
+from __future__ import annotations
+
+import os
+import platform
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+def machine() -> dict[str, Any]:
+    mem_kb = 0
+    try:
+        with open("/proc/meminfo") as fh:
+            mem_kb = int(fh.readline().split()[1])
+    except OSError:
+        pass
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), "")
+    except OSError:
+        pass
+    return {"cpus": os.cpu_count(), "cpu_model": cpu, "memory_gb": round(mem_kb / 1024 / 1024, 1),
+            "python": sys.version.split()[0], "platform": platform.platform()}
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    k = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+class BenchServer:
+    def __init__(self, database_url: str | None = None, slots: int = 8) -> None:
+        self.tmp = tempfile.TemporaryDirectory(prefix="runyard-bench-")
+        self.data_dir = Path(self.tmp.name)
+        self.key = "ry_bench_" + secrets.token_urlsafe(16)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RUNYARD_")}
+        env.update(RUNYARD_ADMIN_KEY=self.key, RUNYARD_DATA_DIR=str(self.data_dir), RUNYARD_PORT=str(self.port),
+                   RUNYARD_WORKER_SLOTS=str(slots))
+        if database_url:
+            env["RUNYARD_DATABASE_URL"] = database_url
+        self.proc = subprocess.Popen([sys.executable, "-m", "runyard.cli.serve", "up"], env=env,
+                                     stdout=subprocess.DEVNULL, stderr=(self.data_dir / "server.log").open("wb"),
+                                     start_new_session=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.base_url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        raise RuntimeError((self.data_dir / "server.log").read_text())
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+    def close(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(15)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.tmp.cleanup()

@@ -1,0 +1,158 @@
+"""Run latency and throughput through the HTTP API, against floors measured in the same run.
+
+Usage: python benchmarks/runs.py [--postgres postgresql://…] [--quick]
+Prints one JSON report. Figures (issue 2): 500 sequential sync no-op runs (p50/p99),
+2,000 async no-op runs submitted at once (runs/s until all terminal), 40 sequential
+fib(10) runs (total seconds); floors: /healthz round trip, fork+exit, `python -c pass`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import BenchServer, machine, percentile  # noqa: E402
+
+NOOP = "def main():\n    return None\n"
+FIB = "def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\n\ndef main(n: int = 10):\n    return fib(n)\n"
+
+
+def floors(client: httpx.Client) -> dict[str, float]:
+    http = []
+    for _ in range(500):
+        t = time.perf_counter()
+        client.get("/healthz")
+        http.append((time.perf_counter() - t) * 1000)
+    forks = []
+    for _ in range(200):
+        t = time.perf_counter()
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+        forks.append((time.perf_counter() - t) * 1000)
+    starts = []
+    for _ in range(10):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        starts.append((time.perf_counter() - t) * 1000)
+    return {"healthz_p50_ms": round(percentile(http, 50), 3), "fork_exit_p50_ms": round(percentile(forks, 50), 3),
+            "python_c_pass_p50_ms": round(percentile(starts, 50), 2)}
+
+
+def deploy(client: httpx.Client, name: str, code: str) -> None:
+    r = client.post("/api/v1/tools", json={"name": name, "code": code})
+    r.raise_for_status()
+
+
+def sync_latency(client: httpx.Client, n: int) -> dict[str, float]:
+    latencies = []
+    for _ in range(n):
+        t = time.perf_counter()
+        r = client.post("/api/v1/runs", params={"wait": 30}, json={"tool": "noop"})
+        latencies.append((time.perf_counter() - t) * 1000)
+        assert r.json()["status"] == "succeeded", r.text
+    return {"runs": n, "p50_ms": round(percentile(latencies, 50), 3), "p99_ms": round(percentile(latencies, 99), 3),
+            "mean_ms": round(sum(latencies) / n, 3)}
+
+
+async def async_throughput(server: BenchServer, n: int, concurrency: int = 32) -> dict[str, float]:
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=server.base_url, headers=server.headers(), limits=limits,
+                                 timeout=60) as client:
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        for i in range(n):
+            queue.put_nowait(i)
+        ids: list[str] = []
+
+        async def submitter() -> None:
+            while not queue.empty():
+                queue.get_nowait()
+                r = await client.post("/api/v1/runs", json={"tool": "noop-async", "tags": {"batch_id": "bench"}})
+                ids.append(r.json()["id"])
+
+        started = time.perf_counter()
+        await asyncio.gather(*(submitter() for _ in range(concurrency)))
+        submitted = time.perf_counter() - started
+        while True:
+            r = await client.get("/api/v1/runs", params={"tool": "noop-async", "status": ["queued", "running"],
+                                                         "limit": 1, "include_total": "true"})
+            if r.json()["total"] == 0:
+                break
+            await asyncio.sleep(0.01)
+        elapsed = time.perf_counter() - started
+        failed = (await client.get("/api/v1/runs", params={"tool": "noop-async", "status": "failed", "limit": 1,
+                                                           "include_total": "true"})).json()["total"]
+    return {"runs": n, "submit_s": round(submitted, 3), "all_terminal_s": round(elapsed, 3),
+            "runs_per_s": round(n / elapsed, 1), "failed": failed}
+
+
+def fib_sequential(client: httpx.Client, n: int) -> dict[str, float]:
+    started = time.perf_counter()
+    for _ in range(n):
+        r = client.post("/api/v1/runs", params={"wait": 30}, json={"tool": "fib", "inputs": {"n": 10}})
+        assert r.json()["output"] == 55, r.text
+    return {"runs": n, "total_s": round(time.perf_counter() - started, 4)}
+
+
+def bench(database_url: str | None, quick: bool) -> dict[str, Any]:
+    server = BenchServer(database_url)
+    try:
+        with httpx.Client(base_url=server.base_url, headers=server.headers(), timeout=60) as client:
+            for name, code in (("noop", NOOP), ("noop-async", NOOP), ("fib", FIB)):
+                deploy(client, name, code)
+            for _ in range(20):  # warm-up
+                client.post("/api/v1/runs", params={"wait": 30}, json={"tool": "noop"})
+            report = {"floors": floors(client)}
+            report["sync_noop"] = sync_latency(client, 100 if quick else 500)
+            report["async_noop"] = asyncio.run(async_throughput(server, 400 if quick else 2000))
+            report["fib10_sequential"] = fib_sequential(client, 40)
+        report["goals"] = {
+            "sync_p50_le_5ms": report["sync_noop"]["p50_ms"] <= 5,
+            "async_ge_1000_per_s": report["async_noop"]["runs_per_s"] >= 1000,
+            "fib40_le_0_3s": report["fib10_sequential"]["total_s"] <= 0.3,
+        }
+        report["ratios"] = {
+            "sync_p50_over_healthz_p50": round(report["sync_noop"]["p50_ms"] / report["floors"]["healthz_p50_ms"], 2),
+            "fib_run_over_python_start": round(report["fib10_sequential"]["total_s"] * 1000 / 40
+                                               / report["floors"]["python_c_pass_p50_ms"], 3),
+        }
+        return report
+    finally:
+        server.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--postgres", default=os.environ.get("RUNYARD_TEST_DATABASE_URL"),
+                        help="also measure on this PostgreSQL (a scratch database is created)")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    report: dict[str, Any] = {"benchmark": "runs", "machine": machine(), "sqlite": bench(None, args.quick)}
+    if args.postgres:
+        import uuid
+
+        import psycopg
+        name = f"runyard_bench_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(args.postgres, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        try:
+            report["postgres"] = bench(args.postgres.rpartition("/")[0] + "/" + name, args.quick)
+        finally:
+            with psycopg.connect(args.postgres, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# One command: install what the tests need into .venv, lint, and run the whole suite.
+# Set RUNYARD_TEST_DATABASE_URL=postgresql://… to run storage tests on PostgreSQL too.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh "server,test"
+if [ -x scripts/install-browser.sh ]; then bash scripts/install-browser.sh; fi
+.venv/bin/ruff check src tests benchmarks
+set +e
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+code=$?
+set -e
+if [ "$code" -eq 5 ]; then
+  echo "error: pytest collected no tests" >&2
+  exit 1
+fi
+exit "$code"

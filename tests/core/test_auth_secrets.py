@@ -1,0 +1,112 @@
+"""Tokens, roles, restrictions and secrets."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+
+from tests.core.helpers import deploy, error_code, run
+
+
+def test_missing_unknown_expired_keys(server, api, unique):
+    anon = httpx.get(f"{server.api}/tools")
+    assert anon.status_code == 401 and error_code(anon) == "missing_api_key"
+    with server.client("ry_not_a_key") as bad:
+        assert error_code(bad.get("/tools")) == "invalid_api_key"
+    r = api.post("/tokens", json={"name": "soon", "role": "member",
+                                  "expires_at": (datetime.now(UTC) + timedelta(seconds=1.5)).isoformat()})
+    assert r.status_code == 201
+    key = r.json()["key"]
+    with server.client(key) as member:
+        assert member.get("/tools").status_code == 200
+        import time
+        time.sleep(1.7)
+        assert error_code(member.get("/tools")) == "expired_api_key"
+    r = api.post("/tokens", json={"name": "past", "expires_at": "2001-01-01T00:00:00Z"})
+    assert error_code(r) == "validation_error"
+
+
+def test_token_lifecycle_and_hashing(server, api):
+    created = api.post("/tokens", json={"name": "ci", "role": "viewer"}).json()
+    assert created["key"].startswith("ry_") and created["prefix"] == created["key"][:10]
+    fetched = api.get(f"/tokens/{created['id']}").json()
+    assert "key" not in fetched and fetched["role"] == "viewer"
+    assert any(t["id"] == created["id"] for t in api.get("/tokens", params={"limit": 1000}).json()["items"])
+    # Only a hash is stored: the key never appears in the database file.
+    if not server.database_url:
+        db_bytes = (server.data_dir / "runyard.db").read_bytes() + (server.data_dir / "runyard.db-wal").read_bytes()
+        assert created["key"].encode() not in db_bytes
+    assert api.delete(f"/tokens/{created['id']}").status_code == 204
+    with server.client(created["key"]) as gone:
+        assert error_code(gone.get("/tools")) == "invalid_api_key"
+    assert error_code(api.get(f"/tokens/{created['id']}")) == "token_not_found"
+    assert error_code(api.post("/tokens", json={"name": "x", "role": "root"})) == "validation_error"
+
+
+def test_roles_and_restrictions(server, api, unique):
+    deploy(api, f"allowed-{unique}", "def main():\n    return 'ok'\n")
+    deploy(api, f"other-{unique}", "def main():\n    return 'no'\n")
+    viewer = api.post("/tokens", json={"name": "v", "role": "viewer"}).json()["key"]
+    member = api.post("/tokens", json={"name": "m", "role": "member"}).json()["key"]
+    restricted = api.post("/tokens", json={"name": "r", "role": "member",
+                                           "restrictions": {"tools": [f"allowed-{unique}"]}}).json()["key"]
+    with server.client(viewer) as v:
+        assert v.get(f"/tools/allowed-{unique}").status_code == 200
+        r = v.post("/tools", json={"name": f"v-{unique}", "code": "def main():\n    pass\n"})
+        assert r.status_code == 403 and error_code(r) == "insufficient_role"
+        assert error_code(v.post("/runs", json={"tool": f"allowed-{unique}"})) == "insufficient_role"
+        assert error_code(v.put("/secrets/X", json={"value": "y"})) == "insufficient_role"
+    with server.client(member) as m:
+        assert error_code(m.post("/tokens", json={"name": "x"})) == "insufficient_role"
+        assert error_code(m.get("/tokens")) == "insufficient_role"
+    with server.client(restricted) as r:
+        assert run(r, f"allowed-{unique}")["output"] == "ok"
+        denied = r.post("/runs", json={"tool": f"other-{unique}"})
+        assert denied.status_code == 403 and error_code(denied) == "restricted"
+        names = {t["name"] for t in r.get("/tools", params={"limit": 1000}).json()["items"]}
+        assert names == {f"allowed-{unique}"}
+        assert r.get(f"/tools/other-{unique}").status_code == 403
+
+
+def test_secrets_masked_never_returned(api, unique):
+    name = f"API_KEY_{unique}"
+    value = f"sk-live-{unique}-abcdef123456"
+    r = api.put(f"/secrets/{name}", json={"value": value, "display_name": "Key", "category": "llm"})
+    assert r.status_code == 200, r.text
+    assert value not in r.text and r.json()["masked_value"].endswith("3456")
+    assert error_code(api.put(f"/secrets/{name}", json={"value": "other"})) == "secret_exists"
+    assert api.put(f"/secrets/{name}", params={"force": True}, json={"value": value}).status_code == 200
+    listing = api.get("/secrets", params={"limit": 1000})
+    assert value not in listing.text and any(s["name"] == name for s in listing.json()["items"])
+    assert error_code(api.put("/secrets/bad-name", json={"value": "x"})) == "invalid_secret_name"
+    assert api.delete(f"/secrets/{name}").status_code == 204
+    assert error_code(api.delete(f"/secrets/{name}")) == "secret_not_found"
+
+
+def test_secret_redacted_from_logs_output_error(api, unique):
+    name = f"TOKEN_{unique}"
+    value = f"hunter2-{unique}-s3cr3t"
+    api.put(f"/secrets/{name}", json={"value": value})
+    code = f'''
+import os, sys
+def main(fail: bool = False):
+    v = os.environ["{name}"]
+    print("the secret is", v)
+    sys.stdout.write(v[:5]); sys.stdout.flush(); sys.stdout.write(v[5:] + "\\n")
+    if fail:
+        raise RuntimeError("leaking " + v)
+    return {{"echo": v, "nested": [v + "!"]}}
+'''
+    deploy(api, f"leaky-{unique}", code, required_secrets=[name])
+    ok = run(api, f"leaky-{unique}")
+    assert ok["status"] == "succeeded"
+    assert value not in str(ok) and ok["output"]["echo"] == "***"
+    logs = api.get(f"/runs/{ok['id']}/logs").text
+    assert value not in logs and "the secret is ***" in logs
+    bad = run(api, f"leaky-{unique}", {"fail": True})
+    assert bad["status"] == "failed" and value not in str(bad["error"]) and "***" in bad["error"]["message"]
+    # A tool whose declared secret is unset is refused before queueing.
+    deploy(api, f"needs-{unique}", "def main():\n    pass\n", required_secrets=[f"UNSET_{unique}"])
+    r = api.post("/runs", json={"tool": f"needs-{unique}"})
+    assert error_code(r) == "missing_secret" and f"UNSET_{unique}" in r.json()["error"]["message"]

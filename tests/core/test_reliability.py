@@ -1,0 +1,90 @@
+"""Crashes and restarts: nothing is lost, nothing runs forever."""
+
+from __future__ import annotations
+
+import time
+
+from tests.conftest import Server
+from tests.core.helpers import TERMINAL, deploy, run, wait_status
+
+
+def test_worker_kill9_mid_run_ends_worker_lost(fresh_server: Server):
+    api_node = fresh_server
+    api_node.mode = "server"
+    api_node.extra_env = {"RUNYARD_WORKER_SLOTS": "0"}
+    api_node.start()
+    worker = Server(data_dir=api_node.data_dir, database_url=api_node.database_url, admin_key=api_node.admin_key,
+                    mode="worker", slots=2)
+    worker.start()
+    try:
+        with api_node.client() as api:
+            deploy(api, "stuck", "import time\ndef main():\n    print('started', flush=True)\n    time.sleep(120)\n")
+            deploy(api, "quick", "def main():\n    return 'fine'\n")
+            created = run(api, "stuck", wait=0)
+            assert wait_status(api, created["id"], {"running"}, timeout=30)["status"] == "running"
+            killed_at = time.monotonic()
+            worker.kill9()
+            ended = wait_status(api, created["id"], TERMINAL, timeout=45)
+            assert ended["status"] == "failed", ended
+            assert ended["error"]["type"] == "worker_lost"
+            assert time.monotonic() - killed_at < 35
+            # The orphaned child does not keep running either.
+            replacement = Server(data_dir=api_node.data_dir, database_url=api_node.database_url,
+                                 admin_key=api_node.admin_key, mode="worker", slots=2).start()
+            try:
+                assert run(api, "quick", wait=30)["output"] == "fine"
+            finally:
+                replacement.stop()
+    finally:
+        worker.stop()
+
+
+def test_queued_runs_survive_restart(fresh_server: Server):
+    srv = fresh_server
+    srv.mode = "server"
+    srv.extra_env = {"RUNYARD_WORKER_SLOTS": "0"}
+    srv.start()
+    with srv.client() as api:
+        deploy(api, "later", "def main(i: int):\n    return i * 2\n")
+        ids = [run(api, "later", {"i": i}, wait=0)["id"] for i in range(5)]
+        assert {api.get(f"/runs/{i}").json()["status"] for i in ids} == {"queued"}
+    srv.stop()
+    srv.mode = "up"
+    srv.extra_env = {}
+    srv.start()
+    with srv.client() as api:
+        outputs = [wait_status(api, i, TERMINAL)["output"] for i in ids]
+    assert outputs == [0, 2, 4, 6, 8]
+
+
+def test_retry_policy_after_worker_lost(fresh_server: Server):
+    api_node = fresh_server
+    api_node.mode = "server"
+    api_node.extra_env = {"RUNYARD_WORKER_SLOTS": "0"}
+    api_node.start()
+    worker = Server(data_dir=api_node.data_dir, database_url=api_node.database_url, admin_key=api_node.admin_key,
+                    mode="worker", slots=1).start()
+    with api_node.client() as api:
+        code = """
+import os, time
+from pathlib import Path
+def main():
+    marker = Path(os.environ["RUNYARD_WORKDIR"]).parent.parent.parent / "attempted"
+    if not marker.exists():
+        marker.write_text("1")
+        time.sleep(120)
+    return os.environ["RUNYARD_ATTEMPT"]
+"""
+        deploy(api, "flaky", code, retries=1)
+        created = run(api, "flaky", wait=0)
+        assert wait_status(api, created["id"], {"running"})["status"] == "running"
+        time.sleep(0.5)
+        worker.kill9()
+        second = Server(data_dir=api_node.data_dir, database_url=api_node.database_url,
+                        admin_key=api_node.admin_key, mode="worker", slots=1).start()
+        try:
+            ended = wait_status(api, created["id"], TERMINAL, timeout=60)
+            assert ended["status"] == "succeeded", ended
+            assert ended["attempt"] == 2 and ended["output"] == "2"
+        finally:
+            second.stop()
