@@ -1,0 +1,121 @@
+"""Engine benchmark: no-op runs through Executor.submit(...).wait(); prints a JSON report.
+
+    .venv/bin/python benchmarks/engine.py [--runs N] [--inflight K]
+
+Sequential latency (one run at a time) and throughput with K submits in flight, on the
+fork-server fast path. Each run gets a fresh workdir like a worker would give it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from runyard.engine.executor import ExecRequest, Executor, Limits
+
+TOOL = "def noop():\n    return None\n"
+
+
+def make_request(root: Path, i: int) -> ExecRequest:
+    workdir = root / "runs" / f"r{i}"
+    workdir.mkdir(parents=True)
+    return ExecRequest(
+        run_id=f"run_{i}",
+        source_dir=root / "src",
+        module="tool",
+        entrypoint="noop",
+        inputs={},
+        env={},
+        workdir=workdir,
+        output_dir=workdir / "out",
+        limits=Limits(timeout_s=30),
+    )
+
+
+def sequential(executor: Executor, root: Path, n: int, offset: int) -> dict[str, float]:
+    latencies = []
+    t0 = time.perf_counter()
+    for i in range(n):
+        req = make_request(root, offset + i)
+        t = time.perf_counter()
+        result = executor.submit(req).wait(30)
+        latencies.append((time.perf_counter() - t) * 1000)
+        assert result.status == "succeeded", result
+    total = time.perf_counter() - t0
+    latencies.sort()
+    return {
+        "runs": n,
+        "mean_ms": round(statistics.fmean(latencies), 3),
+        "p50_ms": round(latencies[n // 2], 3),
+        "p99_ms": round(latencies[int(n * 0.99) - 1], 3),
+        "runs_per_s": round(n / total, 1),
+    }
+
+
+def concurrent(executor: Executor, root: Path, n: int, inflight: int, offset: int) -> dict[str, float]:
+    slots = threading.Semaphore(inflight)
+    done = threading.Event()
+    remaining = [n]
+    lock = threading.Lock()
+    failures = []
+    requests = [make_request(root, offset + i) for i in range(n)]
+
+    def finished(result) -> None:
+        if result.status != "succeeded":
+            failures.append(result)
+        slots.release()
+        with lock:
+            remaining[0] -= 1
+            if remaining[0] == 0:
+                done.set()
+
+    t0 = time.perf_counter()
+    for req in requests:
+        slots.acquire()
+        executor.submit(req).add_done_callback(finished)
+    done.wait(120)
+    total = time.perf_counter() - t0
+    assert not failures, failures[:3]
+    return {"runs": n, "inflight": inflight, "runs_per_s": round(n / total, 1), "seconds": round(total, 3)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=2000)
+    parser.add_argument("--inflight", type=int, nargs="*", default=[4, 8])
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="runyard-bench-") as tmp:
+        root = Path(tmp)
+        (root / "src").mkdir()
+        (root / "src" / "tool.py").write_text(TOOL)
+        executor = Executor(root / "data")
+        t = time.perf_counter()
+        executor.start()
+        start_ms = (time.perf_counter() - t) * 1000
+        try:
+            sequential(executor, root, 50, 0)  # warm-up
+            report = {
+                "python": sys.version.split()[0],
+                "machine": platform.machine(),
+                "cpus": os.cpu_count(),
+                "fork_server_start_ms": round(start_ms, 1),
+                "sequential": sequential(executor, root, args.runs, 10_000),
+                "concurrent": [
+                    concurrent(executor, root, args.runs, k, 100_000 * (j + 1)) for j, k in enumerate(args.inflight)
+                ],
+            }
+        finally:
+            executor.close()
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

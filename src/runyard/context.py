@@ -1,0 +1,122 @@
+"""In-run helpers for tool code: progress, trace events, artifacts.
+
+Tool code imports this as ``from runyard import context``. It runs inside the run's
+child process, which may be a fork of the runyard fork server or a tool's own
+virtualenv interpreter where runyard is not installed (the child runtime then loads
+this file by path), so it must stay stdlib-only.
+
+Events travel to the engine as JSON lines on a pipe the child runtime binds with
+``_bind``. Outside a run (a tool tested locally) nothing is bound and events are
+dropped, while ``artifact`` still writes files, so tool code runs unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["artifact", "output_dir", "progress", "run_id", "trace"]
+
+_fd: int | None = None
+# One os.write per event keeps lines whole; the lock covers tool threads that write
+# events concurrently (pipe writes above PIPE_BUF are not atomic).
+_lock = threading.Lock()
+
+
+def _bind(fd: int | None) -> None:
+    """Called by the child runtime: send events to ``fd`` from now on."""
+    global _fd
+    _fd = fd
+
+
+def _emit(event: dict[str, Any]) -> None:
+    if _fd is None:
+        return
+    event.setdefault("ts", time.time())
+    _write(json.dumps(event, default=str, separators=(",", ":")).encode() + b"\n")
+
+
+def _write(line: bytes) -> None:
+    """Write one whole JSON line to the engine (the child runtime sends its result here)."""
+    if _fd is None:
+        return
+    with _lock:
+        view = memoryview(line)
+        while view:
+            written = os.write(_fd, view)
+            view = view[written:]
+
+
+def run_id() -> str | None:
+    """The id of the run this code executes in, or None outside a run."""
+    return os.environ.get("RUNYARD_RUN_ID")
+
+
+def output_dir() -> Path:
+    """Directory whose files become the run's artifacts (created on demand)."""
+    path = Path(os.environ.get("RUNYARD_OUTPUT_DIR") or "runyard-output").absolute()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def progress(fraction: float, message: str | None = None) -> None:
+    """Report progress as a fraction in [0, 1], with an optional status message."""
+    value = float(fraction)
+    if math.isnan(value) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"progress fraction must be between 0 and 1, got {fraction!r}")
+    _emit({"type": "progress", "fraction": value, "message": None if message is None else str(message)})
+
+
+def trace(name: str, **attrs: Any) -> None:
+    """Record a named trace event with JSON-able attributes (others are str()-ed)."""
+    _emit({"type": "trace", "name": str(name), "attrs": attrs})
+
+
+def artifact(path_or_name: str | os.PathLike[str], data: bytes | str | None = None) -> Path:
+    """Put a file into the output directory and announce it as an artifact.
+
+    With ``data``, ``path_or_name`` is a relative name inside the output directory and
+    the data is written there. Without it, ``path_or_name`` is an existing file (or
+    directory) which is copied in under its base name, unless it already lies inside
+    the output directory. Returns the artifact's path.
+    """
+    out = output_dir()
+    if data is not None:
+        dest = _inside(out, Path(path_or_name))
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(data, str):
+            dest.write_text(data, encoding="utf-8")
+        else:
+            dest.write_bytes(bytes(data))
+    else:
+        src = Path(path_or_name).absolute()
+        if not src.exists():
+            raise FileNotFoundError(f"artifact source does not exist: {src}")
+        if src.resolve().is_relative_to(out.resolve()):
+            dest = src
+        else:
+            dest = out / src.name
+            if src.is_dir():
+                shutil.copytree(src, dest, dirs_exist_ok=True)
+            else:
+                shutil.copyfile(src, dest)
+    rel = dest.resolve().relative_to(out.resolve()).as_posix()
+    size = dest.stat().st_size if dest.is_file() else None
+    _emit({"type": "artifact", "path": rel, "size": size})
+    return dest
+
+
+def _inside(root: Path, name: Path) -> Path:
+    """Resolve ``name`` under ``root``, refusing absolute names and ``..`` escapes."""
+    if name.is_absolute():
+        raise ValueError(f"artifact name must be relative to the output directory, got {str(name)!r}")
+    dest = (root / name).resolve()
+    if not dest.is_relative_to(root.resolve()) or dest == root.resolve():
+        raise ValueError(f"artifact name escapes the output directory: {str(name)!r}")
+    return dest

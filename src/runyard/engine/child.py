@@ -1,0 +1,493 @@
+"""The child runtime: prepares the run's process, imports the tool and calls it.
+
+It runs in two ways:
+
+* inside a fork of the warm fork server (``runyard.engine.forkserver``), which calls
+  ``prepare`` and ``run`` directly after wiring the child's file descriptors;
+* as a script under a tool's own virtualenv interpreter, where runyard is not
+  installed: ``<venv>/bin/python -I -u child.py --events-fd N --request-fd M``.
+
+Hence this module is stdlib-only at import time and never imports runyard at top level.
+
+Protocol: the request (a JSON object, see ``executor.py``) is read from the request
+fd; progress/trace/artifact events and finally exactly one ``{"type": "result"}`` line
+are written as JSON lines to the events fd; stdout/stderr go to the output pipe. The
+process exits with 0 on success, 1 on failure, or the code the tool passed to
+``sys.exit``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import datetime as dt
+import decimal
+import enum
+import importlib
+import importlib.util
+import inspect
+import io
+import json
+import math
+import os
+import pathlib
+import resource
+import signal
+import sys
+import traceback
+import types
+import typing
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any, NoReturn
+
+_THIS_FILE = os.path.abspath(__file__)
+_ENGINE_DIR = os.path.dirname(_THIS_FILE)
+_ASYNCIO_DIR = os.path.dirname(os.path.abspath(asyncio.__file__))
+_MB = 1024 * 1024
+
+
+class ToolError(Exception):
+    """A failure the runtime reports with an explicit error type (not a user exception)."""
+
+    def __init__(self, type_: str, message: str, tb: str | None = None, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.type = type_
+        self.message = message
+        self.traceback = tb
+        self.exit_code = exit_code
+
+
+# --------------------------------------------------------------------------- process setup
+
+
+def apply_limits(limits: Mapping[str, Any]) -> None:
+    """Set rlimits; hard = soft so the tool cannot raise them back."""
+
+    def clamp(kind: int, soft: int, hard: int | None = None) -> None:
+        _cur_soft, cur_hard = resource.getrlimit(kind)
+        hard = soft if hard is None else hard
+        if cur_hard != resource.RLIM_INFINITY:
+            soft, hard = min(soft, cur_hard), min(hard, cur_hard)
+        resource.setrlimit(kind, (soft, hard))
+
+    if limits.get("memory_mb"):
+        clamp(resource.RLIMIT_AS, int(limits["memory_mb"]) * _MB)
+    if limits.get("cpu_s"):
+        # soft limit sends SIGXCPU; the hard limit one second later is a SIGKILL backstop.
+        cpu = int(limits["cpu_s"])
+        clamp(resource.RLIMIT_CPU, cpu, cpu + 1)
+    if limits.get("max_open_files"):
+        clamp(resource.RLIMIT_NOFILE, int(limits["max_open_files"]))
+    if limits.get("max_file_size_mb"):
+        clamp(resource.RLIMIT_FSIZE, int(limits["max_file_size_mb"]) * _MB)
+
+
+def prepare(spec: Mapping[str, Any]) -> None:
+    """Give the process its run's cwd, environment and limits (before any user code)."""
+    workdir = spec["workdir"]
+    os.chdir(workdir)
+    env = dict(spec["env"])
+    tmpdir = env.get("TMPDIR")
+    if tmpdir:
+        os.makedirs(tmpdir, exist_ok=True)
+    # os.environ.clear() unsets at the C level too, so libraries calling getenv() see
+    # exactly the run's environment and nothing of the server's.
+    os.environ.clear()
+    os.environ.update(env)
+    os.makedirs(spec["output_dir"], exist_ok=True)
+    apply_limits(spec.get("limits") or {})
+
+
+# --------------------------------------------------------------------------- running a tool
+
+
+def run(spec: Mapping[str, Any], events_fd: int, *, forked: bool) -> NoReturn:
+    """Run the tool described by ``spec``, report the result on ``events_fd`` and exit."""
+    if forked:
+        _fresh_stdio()
+    sys.dont_write_bytecode = True  # source dirs may be shared or read-only
+    sys.argv = [spec.get("module", "tool")]
+    ctx = _load_context(forked)
+    ctx._bind(events_fd)
+    # A small reserve released on MemoryError so reporting the error itself can allocate.
+    reserve: bytearray | None = bytearray(256 * 1024)
+    exit_code = 1
+    try:
+        if spec.get("mode") == "inspect":
+            output = _inspect(spec)
+        else:
+            output = _call_tool(spec)
+        result: dict[str, Any] = {"type": "result", "status": "succeeded", "output": output}
+        exit_code = 0
+    except ToolError as exc:
+        result = _failure(exc.type, exc.message, exc.traceback)
+        exit_code = exc.exit_code
+    except MemoryError:
+        reserve = None
+        result = _failure("memory_limit_exceeded", _memory_message(spec))
+    except BaseException as exc:  # noqa: BLE001 - anything else is still a clean failure report
+        result = _failure(type(exc).__name__, str(exc), _user_traceback(exc))
+    del reserve
+    try:
+        line = json.dumps(result, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
+    except Exception as exc:  # noqa: BLE001 - e.g. unencodable surrogates in a message
+        line = json.dumps(_failure("output_not_serializable", f"cannot encode the result: {exc}")).encode()
+    ctx._write(line + b"\n")
+    _finish(exit_code)
+
+
+def _failure(type_: str, message: str, tb: str | None = None) -> dict[str, Any]:
+    return {"type": "result", "status": "failed", "error": {"type": type_, "message": message, "traceback": tb}}
+
+
+def _memory_message(spec: Mapping[str, Any]) -> str:
+    limit = (spec.get("limits") or {}).get("memory_mb")
+    if limit:
+        return f"the run exceeded its memory limit of {limit} MB"
+    return "the run ran out of memory"
+
+
+def _finish(code: int) -> NoReturn:
+    # Run the tool's atexit handlers and flush its streams, then leave without the
+    # interpreter's teardown (which in a fork would also tear down the server's state).
+    try:
+        import atexit
+
+        atexit._run_exitfuncs()
+    except BaseException:  # noqa: BLE001
+        pass
+    if "logging" in sys.modules:
+        try:
+            sys.modules["logging"].shutdown()
+        except BaseException:  # noqa: BLE001
+            pass
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:  # noqa: BLE001
+            pass
+    os._exit(code)
+
+
+def _fresh_stdio() -> None:
+    # The fork server's sys.std* objects may hold buffered state; a run gets unbuffered
+    # streams on its own fds 0-2 (what PYTHONUNBUFFERED does at interpreter start), so
+    # output reaches the engine live.
+    def writer(fd: int) -> io.TextIOWrapper:
+        raw = io.FileIO(fd, "w", closefd=False)
+        return io.TextIOWrapper(raw, encoding="utf-8", errors="backslashreplace", write_through=True)  # type: ignore[type-var]
+
+    sys.stdout = sys.__stdout__ = writer(1)
+    sys.stderr = sys.__stderr__ = writer(2)
+    sys.stdin = sys.__stdin__ = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)), encoding="utf-8")
+
+
+def _load_context(forked: bool) -> types.ModuleType:
+    """Return the ``runyard.context`` module the tool will import."""
+    if forked:
+        return importlib.import_module("runyard.context")
+    # Under a tool's own interpreter runyard is (normally) not installed: load our
+    # sibling context.py by path and register it as runyard.context.
+    path = os.path.join(os.path.dirname(_ENGINE_DIR), "context.py")
+    loader_spec = importlib.util.spec_from_file_location("runyard.context", path)
+    assert loader_spec is not None and loader_spec.loader is not None
+    module = importlib.util.module_from_spec(loader_spec)
+    if "runyard" not in sys.modules:
+        try:
+            parent_found = importlib.util.find_spec("runyard") is not None
+        except (ImportError, ValueError):
+            parent_found = False
+        if parent_found:
+            importlib.import_module("runyard")
+        else:
+            package = types.ModuleType("runyard", "runyard shim holding runyard.context for tool code")
+            package.__path__ = []  # a package, but nothing else in it is importable
+            sys.modules["runyard"] = package
+    sys.modules["runyard.context"] = module
+    loader_spec.loader.exec_module(module)
+    sys.modules["runyard"].context = module  # type: ignore[attr-defined]
+    return module
+
+
+def _resolve(spec: Mapping[str, Any]) -> Callable[..., Any]:
+    sys.path.insert(0, str(spec["source_dir"]))
+    module_name = spec["module"]
+    try:
+        module = importlib.import_module(module_name)
+    except MemoryError:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - SyntaxError, SystemExit at import, ...
+        raise ToolError(
+            "import_error", f"importing {module_name!r} failed: {type(exc).__name__}: {exc}", _user_traceback(exc)
+        ) from None
+    name = spec["entrypoint"]
+    fn = getattr(module, name, None)
+    if fn is None or not callable(fn):
+        what = "is not callable" if fn is not None else "not found"
+        raise ToolError("entrypoint_not_found", f"entrypoint {name!r} {what} in module {module_name!r}")
+    return fn
+
+
+def _call_tool(spec: Mapping[str, Any]) -> Any:
+    fn = _resolve(spec)
+    kwargs = _convert_inputs(fn, dict(spec.get("inputs") or {}))
+    try:
+        if inspect.iscoroutinefunction(fn):
+            value = asyncio.run(fn(**kwargs))
+        else:
+            value = fn(**kwargs)
+            if inspect.isawaitable(value):
+                value = asyncio.run(_await(value))
+    except SystemExit as exc:
+        code = exc.code
+        if code is None or code == 0:
+            value = None
+        else:
+            raise ToolError(
+                "exit_code",
+                f"the tool called sys.exit({code!r})",
+                _user_traceback(exc),
+                exit_code=code if isinstance(code, int) else 1,
+            ) from None
+    return to_json(value)
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def _inspect(spec: Mapping[str, Any]) -> Any:
+    fn = _resolve(spec)
+    schema = _load_sibling("schema")
+    return schema.describe(fn, use_pydantic=not spec.get("no_pydantic"))
+
+
+def _load_sibling(name: str) -> types.ModuleType:
+    """Load a stdlib-only sibling module by path (works with or without runyard installed)."""
+    key = f"_runyard_engine_{name}"
+    if key in sys.modules:
+        return sys.modules[key]
+    loader_spec = importlib.util.spec_from_file_location(key, os.path.join(_ENGINE_DIR, f"{name}.py"))
+    assert loader_spec is not None and loader_spec.loader is not None
+    module = importlib.util.module_from_spec(loader_spec)
+    sys.modules[key] = module
+    loader_spec.loader.exec_module(module)
+    return module
+
+
+# --------------------------------------------------------------------------- inputs
+
+_PASS_THROUGH: tuple[Any, ...] = (str, int, bool, dict, list, object, typing.Any, inspect.Parameter.empty)
+
+
+def _convert_inputs(fn: Callable[..., Any], inputs: dict[str, Any]) -> dict[str, Any]:
+    """Check inputs against the signature and build annotated objects from JSON values."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return inputs
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:  # noqa: BLE001 - unresolvable annotations: fall back to raw ones
+        hints = {n: p.annotation for n, p in sig.parameters.items()}
+    try:
+        sig.bind(**inputs)
+    except TypeError as exc:
+        raise ToolError("input_validation_error", f"inputs do not match the signature: {exc}") from None
+    out: dict[str, Any] = {}
+    for name, value in inputs.items():
+        ann = hints.get(name, inspect.Parameter.empty)
+        try:
+            out[name] = _coerce(ann, value)
+        except ToolError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a validation error of any library
+            raise ToolError("input_validation_error", f"input {name!r} is invalid: {exc}") from None
+    return out
+
+
+def _coerce(ann: Any, value: Any) -> Any:
+    if value is None or ann in _PASS_THROUGH:
+        return value
+    if ann is float:
+        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    adapter = _type_adapter(ann)
+    if adapter is not None:
+        return adapter.validate_python(value)
+    return _coerce_stdlib(ann, value)
+
+
+_adapters: dict[Any, Any] = {}
+
+
+def _type_adapter(ann: Any) -> Any:
+    """A cached pydantic TypeAdapter for ``ann``, or None without pydantic / for odd types."""
+    try:
+        if ann in _adapters:
+            return _adapters[ann]
+    except TypeError:  # unhashable annotation
+        return None
+    try:
+        from pydantic import TypeAdapter
+    except ImportError:
+        _adapters[ann] = None
+        return None
+    try:
+        adapter: Any = TypeAdapter(ann)
+    except Exception:  # noqa: BLE001 - pydantic cannot build a schema for this type
+        adapter = None
+    _adapters[ann] = adapter
+    return adapter
+
+
+def _coerce_stdlib(ann: Any, value: Any) -> Any:
+    """Without pydantic: build dataclasses / models, recursing through containers."""
+    origin = typing.get_origin(ann)
+    args = typing.get_args(ann)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in args if a is not type(None)]
+        return _coerce_stdlib(options[0], value) if len(options) == 1 else value
+    if origin is list and args and isinstance(value, list):
+        return [_coerce_stdlib(args[0], v) for v in value]
+    if origin is dict and len(args) == 2 and isinstance(value, dict):
+        return {k: _coerce_stdlib(args[1], v) for k, v in value.items()}
+    if isinstance(ann, type):
+        if hasattr(ann, "model_validate"):
+            return ann.model_validate(value)
+        if dataclasses.is_dataclass(ann) and isinstance(value, dict):
+            hints = typing.get_type_hints(ann)
+            return ann(**{k: _coerce_stdlib(hints.get(k, typing.Any), v) for k, v in value.items()})
+        if issubclass(ann, enum.Enum):
+            return ann(value)
+        if ann is float and isinstance(value, int):
+            return float(value)
+    return value
+
+
+# --------------------------------------------------------------------------- output
+
+
+class _NotSerializable(Exception):
+    pass
+
+
+def to_json(value: Any) -> Any:
+    """Turn a tool's return value into plain JSON values, or raise output_not_serializable."""
+    try:
+        return _jsonable(value, "output")
+    except _NotSerializable as exc:
+        raise ToolError("output_not_serializable", str(exc)) from None
+    except RecursionError:
+        raise ToolError(
+            "output_not_serializable", "the return value is not JSON-serialisable: it contains a reference cycle"
+        ) from None
+
+
+def _type_name(value: Any) -> str:
+    cls = type(value)
+    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _jsonable(value: Any, where: str) -> Any:
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, enum.Enum):
+        return _jsonable(value.value, where)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        # JSON has no NaN/Infinity; null is what pydantic emits for them too.
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {_json_key(k, where): _jsonable(v, f"{where}[{k!r}]") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, (set, frozenset)):
+        items = [_jsonable(v, f"{where}{{...}}") for v in value]
+        try:
+            return sorted(items)
+        except TypeError:
+            return items
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, (decimal.Decimal, uuid.UUID, pathlib.PurePath)):
+        return str(value)
+    dump = getattr(value, "model_dump", None)
+    if callable(dump) and not isinstance(value, type):
+        return _jsonable(dump(mode="json"), where)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name), f"{where}.{f.name}") for f in dataclasses.fields(value)}
+    if type(value).__module__.split(".")[0] == "numpy" and hasattr(value, "tolist"):
+        return _jsonable(value.tolist(), where)
+    hint = " (write binary data with runyard.context.artifact instead)" if isinstance(value, (bytes, bytearray)) else ""
+    raise _NotSerializable(
+        f"the return value is not JSON-serialisable: {where} is of type {_type_name(value)}{hint}"
+    )
+
+
+def _json_key(key: Any, where: str) -> str:
+    if isinstance(key, str):
+        return key
+    if isinstance(key, enum.Enum):
+        key = key.value
+    if isinstance(key, bool) or key is None:
+        return json.dumps(key)
+    if isinstance(key, (int, float, decimal.Decimal, uuid.UUID)):
+        return str(key)
+    raise _NotSerializable(f"the return value is not JSON-serialisable: {where} has a key of type {_type_name(key)}")
+
+
+# --------------------------------------------------------------------------- tracebacks
+
+
+def _is_runtime_frame(filename: str) -> bool:
+    return filename == _THIS_FILE or filename.startswith(_ASYNCIO_DIR) or filename.startswith("<frozen importlib")
+
+
+def _user_traceback(exc: BaseException) -> str | None:
+    """The formatted traceback without the runtime's own leading frames."""
+    try:
+        tb = exc.__traceback__
+        while tb is not None and _is_runtime_frame(tb.tb_frame.f_code.co_filename):
+            tb = tb.tb_next
+        return "".join(traceback.TracebackException(type(exc), exc, tb).format())
+    except MemoryError:
+        return None
+
+
+# --------------------------------------------------------------------------- script entry
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Entry when run by path under a tool's interpreter (or for a one-off inspection)."""
+    parser = argparse.ArgumentParser(prog="runyard-child")
+    parser.add_argument("--events-fd", type=int, required=True)
+    parser.add_argument("--request-fd", type=int, required=True)
+    args = parser.parse_args(argv)
+    # The fds were made inheritable for exec; the tool's own subprocesses must not get them.
+    os.set_inheritable(args.events_fd, False)
+    spec = json.loads(read_request(args.request_fd))
+    os.close(args.request_fd)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # as any Python program: EPIPE -> BrokenPipeError
+    prepare(spec)
+    run(spec, args.events_fd, forked=False)
+
+
+def read_request(fd: int) -> bytes:
+    """Read the whole request from a memfd/file (pread: the offset may be anywhere)."""
+    chunks = []
+    offset = 0
+    while True:
+        chunk = os.pread(fd, 1 << 20, offset)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        offset += len(chunk)
+
+
+if __name__ == "__main__":
+    main()

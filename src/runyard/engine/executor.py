@@ -1,0 +1,582 @@
+"""Execute one run in an isolated child process: the engine's public interface.
+
+``Executor.submit`` hands a run to the warm fork server (``forkserver.py``), which forks
+a child running ``child.py``; with ``ExecRequest.python`` set, that child execs the
+tool's virtualenv interpreter instead, under the same isolation. The executor creates
+the child's pipes itself and passes them over the server's socket (SCM_RIGHTS), so the
+output, events and result flow straight here, into a single I/O thread
+(``ioloop.py``) shared by all runs. The fork server reports each child's exit status
+and rusage; the run ends once the child has exited and its pipes are drained.
+
+Thread model: ``submit``, ``Execution.cancel``/``wait``/``add_done_callback`` may be
+called from any thread. ``on_output``, ``on_event`` and done callbacks run on the
+engine I/O thread and must return quickly (hand work to a queue or an event loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from runyard.engine.environments import EnvironmentManager
+from runyard.engine.ioloop import IOLoop, Timer
+
+log = logging.getLogger(__name__)
+
+Status = Literal["succeeded", "failed", "timed_out", "cancelled"]
+
+KILL_GRACE_S = 0.5  # SIGTERM -> SIGKILL on cancel/timeout
+DRAIN_GRACE_S = 0.5  # after exit, how long an escaped grandchild may keep the output pipe open
+SERVER_START_TIMEOUT_S = 60.0
+_READ_SIZE = 1 << 16
+BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+@dataclass
+class Limits:
+    timeout_s: float | None = None  # wall clock; exceeded -> status "timed_out"
+    memory_mb: int | None = None  # RLIMIT_AS (address space); exceeded -> error.type "memory_limit_exceeded"
+    cpu_s: int | None = None  # RLIMIT_CPU; exceeded -> error.type "cpu_limit_exceeded"
+    max_open_files: int = 1024  # RLIMIT_NOFILE
+    max_file_size_mb: int | None = 1024  # RLIMIT_FSIZE
+
+
+@dataclass
+class ExecRequest:
+    run_id: str
+    source_dir: Path  # dir holding the tool source; put first on sys.path
+    module: str  # module to import, e.g. "tool" or "mypkg.main"
+    entrypoint: str  # function name in that module; sync or async
+    inputs: dict[str, Any]  # validated JSON values; file inputs are local path strings
+    env: dict[str, str]  # extra env for the child (RUNYARD_* + declared secrets)
+    workdir: Path  # fresh dir (created by the caller), the child's cwd and HOME
+    output_dir: Path  # RUNYARD_OUTPUT_DIR; artifacts are collected from here afterwards
+    limits: Limits = field(default_factory=Limits)
+    python: str | None = None  # a venv interpreter; None => fork from the warm fork server
+
+
+@dataclass
+class ExecResult:
+    status: Status
+    output: Any  # JSON value returned by the tool (None unless succeeded)
+    error: dict[str, Any] | None  # {"type", "message", "traceback"}
+    usage: dict[str, float]  # {"wall_ms", "cpu_s", "peak_rss_mb"}
+    exit_code: int | None  # exit code, or -signal when killed by a signal; None if unknown
+
+
+OutputCallback = Callable[[bytes], None]
+EventCallback = Callable[[dict[str, Any]], None]
+
+
+def child_env(req: ExecRequest) -> dict[str, str]:
+    """The run's complete environment: nothing from the server's own environment."""
+    path = BASE_PATH if req.python is None else f"{Path(req.python).parent}:{BASE_PATH}"
+    env = {
+        "PATH": path,
+        "HOME": str(req.workdir),
+        "TMPDIR": str(Path(req.workdir) / ".tmp"),
+        "LANG": "C.UTF-8",
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.update(req.env)
+    env.update(
+        RUNYARD_RUN_ID=req.run_id,
+        RUNYARD_OUTPUT_DIR=str(req.output_dir),
+        RUNYARD_WORKDIR=str(req.workdir),
+    )
+    return env
+
+
+def _killpg(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class Execution:
+    """A submitted run. Created by ``Executor.submit``."""
+
+    def __init__(
+        self, loop: IOLoop, req: ExecRequest, on_output: OutputCallback | None, on_event: EventCallback | None
+    ) -> None:
+        self.run_id = req.run_id
+        self.pid: int | None = None
+        self._loop = loop
+        self._limits = req.limits
+        self._on_output = on_output
+        self._on_event = on_event
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._callbacks: list[Callable[[ExecResult], None]] = []
+        self._result: ExecResult | None = None
+        self._started = time.perf_counter()
+        self._stop_reason: Literal["cancelled", "timed_out"] | None = None
+        self._open_fds: set[int] = set()
+        self._events_buf = bytearray()
+        self._reported: dict[str, Any] | None = None  # the child's {"type": "result"} line
+        self._exit: dict[str, Any] | None = None  # the fork server's exit report
+        self._lost: str | None = None  # why the run ended without an exit report
+        self._timers: list[Timer] = []
+
+    # ------------------------------------------------------------------ public
+
+    def cancel(self) -> None:
+        """Stop the run: SIGTERM its process group, SIGKILL after a short grace."""
+        self._terminate("cancelled")
+
+    def wait(self, timeout: float | None = None) -> ExecResult:
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"run {self.run_id} still running after {timeout} s")
+        assert self._result is not None
+        return self._result
+
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def add_done_callback(self, fn: Callable[[ExecResult], None]) -> None:
+        """Call ``fn(result)`` when the run ends (on the I/O thread; now if already ended)."""
+        with self._lock:
+            if self._result is None:
+                self._callbacks.append(fn)
+                return
+            result = self._result
+        fn(result)
+
+    async def wait_async(self) -> ExecResult:
+        """Await the result from asyncio without tying up a thread."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[ExecResult] = loop.create_future()
+
+        def resolve(result: ExecResult) -> None:
+            loop.call_soon_threadsafe(lambda: future.done() or future.set_result(result))
+
+        self.add_done_callback(resolve)
+        return await future
+
+    # ------------------------------------------------------------------ setup (submitting thread)
+
+    def _watch(self, out_fd: int, events_fd: int) -> None:
+        self._open_fds = {out_fd, events_fd}
+        self._loop.add_reader(out_fd, lambda: self._read_output(out_fd))
+        self._loop.add_reader(events_fd, lambda: self._read_events(events_fd))
+        if self._limits.timeout_s is not None:
+            timer = self._loop.call_at(time.monotonic() + self._limits.timeout_s, lambda: self._terminate("timed_out"))
+            self._timers.append(timer)
+
+    # ------------------------------------------------------------------ stopping
+
+    def _terminate(self, reason: Literal["cancelled", "timed_out"]) -> None:
+        with self._lock:
+            if self._result is not None or self._exit is not None or self._stop_reason is not None:
+                return
+            self._stop_reason = reason
+            pid = self.pid
+        if pid is not None:
+            _killpg(pid, signal.SIGTERM)
+        # Before the fork server reported the pid, _started() kills on arrival.
+        self._timers.append(self._loop.call_later(KILL_GRACE_S, self._kill))
+
+    def _kill(self) -> None:
+        with self._lock:
+            pid = None if self._exit is not None else self.pid
+        if pid is not None:
+            _killpg(pid, signal.SIGKILL)
+
+    # ------------------------------------------------------------------ I/O thread
+
+    def _on_started(self, pid: int) -> None:
+        with self._lock:
+            self.pid = pid
+            stopping = self._stop_reason is not None
+        if stopping:
+            _killpg(pid, signal.SIGKILL)
+
+    def _read_output(self, fd: int) -> None:
+        try:
+            data = os.read(fd, _READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._close_fd(fd)
+            return
+        if self._on_output is not None:
+            try:
+                self._on_output(data)
+            except Exception:  # noqa: BLE001 - a caller bug must not lose the run
+                log.exception("on_output callback failed for run %s", self.run_id)
+
+    def _read_events(self, fd: int) -> None:
+        try:
+            data = os.read(fd, _READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._close_fd(fd)
+            return
+        buf = self._events_buf
+        buf += data
+        start = 0
+        while (end := buf.find(b"\n", start)) != -1:
+            self._handle_event_line(bytes(buf[start:end]))
+            start = end + 1
+        del buf[:start]
+
+    def _handle_event_line(self, line: bytes) -> None:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            return  # something other than the runtime wrote to the events fd
+        if not isinstance(event, dict):
+            return
+        if event.get("type") == "result":
+            self._reported = event
+        elif self._on_event is not None:
+            try:
+                self._on_event(event)
+            except Exception:  # noqa: BLE001
+                log.exception("on_event callback failed for run %s", self.run_id)
+
+    def _close_fd(self, fd: int) -> None:
+        if fd in self._open_fds:
+            self._open_fds.discard(fd)
+            self._loop.remove_reader(fd)
+            os.close(fd)
+        self._maybe_finish()
+
+    def _on_exit(self, report: dict[str, Any]) -> None:
+        with self._lock:
+            self._exit = report
+        self._timers.append(self._loop.call_later(DRAIN_GRACE_S, self._force_finish))
+        self._maybe_finish()
+
+    def _on_lost(self, why: str) -> None:
+        """The fork server died or failed to fork: end the run without an exit report."""
+        with self._lock:
+            if self._exit is not None or self._result is not None:
+                return
+            self._lost = why
+            pid = self.pid
+        if pid is not None:
+            _killpg(pid, signal.SIGKILL)
+        self._timers.append(self._loop.call_later(DRAIN_GRACE_S, self._force_finish))
+        self._maybe_finish()
+
+    def _maybe_finish(self) -> None:
+        if not self._open_fds and (self._exit is not None or self._lost is not None):
+            self._finish()
+
+    def _force_finish(self) -> None:
+        for fd in list(self._open_fds):
+            self._open_fds.discard(fd)
+            self._loop.remove_reader(fd)
+            os.close(fd)
+        if self._exit is not None or self._lost is not None:
+            self._finish()
+
+    def _finish(self) -> None:
+        with self._lock:
+            if self._result is not None:
+                return
+            self._result = result = self._build_result()
+            callbacks, self._callbacks = self._callbacks, []
+        for timer in self._timers:
+            timer.cancel()
+        self._done.set()
+        for fn in callbacks:
+            try:
+                fn(result)
+            except Exception:  # noqa: BLE001
+                log.exception("done callback failed for run %s", self.run_id)
+
+    def _build_result(self) -> ExecResult:
+        exit_report = self._exit or {}
+        status_word = exit_report.get("status")
+        exit_code: int | None = None
+        if status_word is not None:
+            exit_code = os.waitstatus_to_exitcode(status_word)
+        usage = {
+            "wall_ms": (time.perf_counter() - self._started) * 1000.0,
+            "cpu_s": float(exit_report.get("cpu_s", 0.0)),
+            "peak_rss_mb": float(exit_report.get("maxrss_kb", 0)) / 1024.0,
+        }
+
+        def failed(type_: str, message: str, traceback: str | None = None, status: Status = "failed") -> ExecResult:
+            error = {"type": type_, "message": message, "traceback": traceback}
+            return ExecResult(status, None, error, usage, exit_code)
+
+        reported = self._reported
+        if reported is not None:
+            if reported.get("status") == "succeeded":
+                return ExecResult("succeeded", reported.get("output"), None, usage, exit_code)
+            error = reported.get("error") or {}
+            return failed(str(error.get("type")), str(error.get("message")), error.get("traceback"))
+        if self._stop_reason == "cancelled":
+            return failed("cancelled", "the run was cancelled", status="cancelled")
+        if self._stop_reason == "timed_out":
+            return failed("timeout", f"the run exceeded its timeout of {self._limits.timeout_s:g} s", status="timed_out")
+        if self._lost is not None:
+            return failed("executor_error", self._lost)
+        if exit_code is not None and exit_code < 0:
+            sig = -exit_code
+            name = signal.Signals(sig).name if sig in signal.valid_signals() else str(sig)
+            cpu_limit = self._limits.cpu_s
+            if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu_limit and usage["cpu_s"] >= cpu_limit):
+                return failed("cpu_limit_exceeded", f"the run exceeded its CPU time limit of {cpu_limit} s")
+            if sig == signal.SIGKILL and self._limits.memory_mb:
+                return failed(
+                    "memory_limit_exceeded",
+                    f"the run was killed (SIGKILL), most likely for exceeding its memory limit of {self._limits.memory_mb} MB",
+                )
+            return failed("process_crashed", f"the run's process was killed by signal {name} ({sig})")
+        return failed("exit_code", f"the run's process exited with code {exit_code} without reporting a result")
+
+
+class _ForkServer:
+    """One fork server process and its control socket."""
+
+    def __init__(self, data_dir: Path) -> None:
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        src_root = str(Path(__file__).resolve().parents[2])  # the dir holding the runyard package
+        env = {"PATH": BASE_PATH, "LANG": "C.UTF-8", "PYTHONPATH": src_root}
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "runyard.engine.forkserver", str(child.fileno())],
+                pass_fds=[child.fileno()],
+                env=env,  # a minimal env: forked children's /proc/self/environ shows only this
+                cwd=str(data_dir),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+            )
+        finally:
+            child.close()
+        self.sock = parent
+        self.runs: dict[int, Execution] = {}
+        self.lock = threading.Lock()
+        self.dead = False
+        parent.settimeout(SERVER_START_TIMEOUT_S)
+        try:
+            ready = parent.recv(65536)
+        except (TimeoutError, OSError) as exc:
+            self.kill()
+            raise RuntimeError(f"the fork server did not start: {exc}") from exc
+        finally:
+            parent.settimeout(None)
+        if not ready:
+            code = self.proc.wait()
+            raise RuntimeError(f"the fork server exited during start-up (exit code {code}); see its stderr")
+
+    def kill(self) -> None:
+        self.dead = True
+        try:
+            self.sock.close()
+        finally:
+            try:
+                self.proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Executor:
+    """Runs tools in sandboxed child processes. Thread-safe; see the module docstring."""
+
+    def __init__(self, data_dir: Path, *, uv_offline: bool = False) -> None:
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        offline = uv_offline or os.environ.get("RUNYARD_UV_OFFLINE") == "1"
+        self.environments = EnvironmentManager(self.data_dir / "envs", offline=offline)
+        self._loop = IOLoop()
+        self._loop_started = False
+        self._server: _ForkServer | None = None
+        self._start_lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._closed = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Start the I/O thread and the fork server (idempotent; also restarts a dead server)."""
+        self._ensure_server()
+
+    def close(self) -> None:
+        """Kill the fork server and every live run; pending runs end failed."""
+        with self._start_lock:
+            if self._closed:
+                return
+            self._closed = True
+            server, self._server = self._server, None
+        if server is not None:
+            with server.lock:
+                runs = list(server.runs.values())
+                server.runs.clear()
+            for execution in runs:
+                self._loop_call(lambda e=execution: e._on_lost("the executor was closed"))
+            server.kill()  # closing the socket makes the server kill its children and exit
+            deadline = time.monotonic() + 2 * DRAIN_GRACE_S + 1
+            for execution in runs:
+                execution._done.wait(max(0.0, deadline - time.monotonic()))
+        if self._loop_started:
+            self._loop.stop()
+
+    def __enter__(self) -> Executor:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def ensure_environment(self, requirements: list[str]) -> str | None:
+        """The interpreter for a requirement set (built once with uv), None if it is empty."""
+        if not [r for r in requirements if r.strip()]:
+            return None
+        return str(self.environments.ensure(requirements).python)
+
+    def _loop_call(self, fn: Callable[[], None]) -> None:
+        self._loop.call_at(0.0, fn)
+
+    def _ensure_server(self) -> _ForkServer:
+        server = self._server
+        if server is not None and not server.dead:
+            return server
+        with self._start_lock:
+            if self._closed:
+                raise RuntimeError("the executor is closed")
+            if not self._loop_started:
+                self._loop.start()
+                self._loop_started = True
+            server = self._server
+            if server is None or server.dead:
+                server = _ForkServer(self.data_dir)
+                self._loop.add_reader(server.sock.fileno(), lambda s=server: self._read_server(s))
+                self._server = server
+            return server
+
+    # ------------------------------------------------------------------ submit
+
+    def submit(
+        self,
+        req: ExecRequest,
+        on_output: OutputCallback | None = None,
+        on_event: EventCallback | None = None,
+    ) -> Execution:
+        """Start executing ``req``; returns at once. Thread-safe."""
+        spec = {
+            "mode": "run",
+            "run_id": req.run_id,
+            "source_dir": str(req.source_dir),
+            "module": req.module,
+            "entrypoint": req.entrypoint,
+            "inputs": req.inputs,
+            "env": child_env(req),
+            "workdir": str(req.workdir),
+            "output_dir": str(req.output_dir),
+            "limits": {
+                "memory_mb": req.limits.memory_mb,
+                "cpu_s": req.limits.cpu_s,
+                "max_open_files": req.limits.max_open_files,
+                "max_file_size_mb": req.limits.max_file_size_mb,
+            },
+            "python": req.python,
+        }
+        payload = json.dumps(spec, separators=(",", ":")).encode()
+        execution = Execution(self._loop, req, on_output, on_event)
+        for attempt in (1, 2):
+            server = self._ensure_server()
+            if self._send(server, execution, payload):
+                return execution
+            if attempt == 1:
+                server.dead = True  # it died before we noticed: restart once and retry
+        execution._on_lost("could not reach the fork server")
+        return execution
+
+    def _send(self, server: _ForkServer, execution: Execution, payload: bytes) -> bool:
+        out_r, out_w = os.pipe()
+        ev_r, ev_w = os.pipe()
+        request_fd = os.memfd_create("runyard-request", os.MFD_CLOEXEC)
+        try:
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(request_fd, view) :]
+            os.set_blocking(out_r, False)
+            os.set_blocking(ev_r, False)
+            ident = next(self._ids)
+            with server.lock:
+                server.runs[ident] = execution
+            message = json.dumps({"op": "run", "id": ident}).encode()
+            try:
+                socket.send_fds(server.sock, [message], [out_w, ev_w, request_fd], socket.MSG_NOSIGNAL)
+            except OSError:
+                with server.lock:
+                    server.runs.pop(ident, None)
+                os.close(out_r)
+                os.close(ev_r)
+                return False
+            execution._watch(out_r, ev_r)
+            return True
+        finally:
+            # The child (via the server) holds the write ends now; ours must go so that
+            # EOF arrives when the child and its descendants are gone.
+            for fd in (out_w, ev_w, request_fd):
+                os.close(fd)
+
+    # ------------------------------------------------------------------ server messages (I/O thread)
+
+    def _read_server(self, server: _ForkServer) -> None:
+        while True:
+            try:
+                data = server.sock.recv(65536, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self._server_lost(server)
+                return
+            msg = json.loads(data)
+            op = msg.get("op")
+            with server.lock:
+                execution = server.runs.get(msg.get("id", -1))
+                if op in ("exit", "failed"):
+                    server.runs.pop(msg["id"], None)
+            if execution is None:
+                continue
+            if op == "started":
+                execution._on_started(msg["pid"])
+            elif op == "exit":
+                execution._on_exit(msg)
+            elif op == "failed":
+                execution._on_lost(f"the fork server could not start the run: {msg.get('message')}")
+
+    def _server_lost(self, server: _ForkServer) -> None:
+        self._loop.remove_reader(server.sock.fileno())
+        server.dead = True
+        code = server.proc.poll()
+        if code is None:
+            try:
+                code = server.proc.wait(timeout=0.2)
+            except subprocess.TimeoutExpired:
+                code = None
+        with server.lock:
+            runs = list(server.runs.values())
+            server.runs.clear()
+        why = f"the fork server died (exit status {code}) while the run was in progress"
+        for execution in runs:
+            execution._on_lost(why)

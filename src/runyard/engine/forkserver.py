@@ -1,0 +1,254 @@
+"""The warm fork server: a pre-imported interpreter that forks one child per run.
+
+Started by the executor as a fresh ``python -m runyard.engine.forkserver <fd>`` process
+(so it has no threads and forking is safe), it imports the child runtime and common
+libraries once, then serves a SOCK_SEQPACKET unix socket (one JSON message per packet):
+
+    executor -> server   {"op": "run", "id": N}  + fds [output pipe w, events pipe w, request memfd]
+    server -> executor   {"op": "ready", "pid": P}
+                         {"op": "started", "id": N, "pid": P}
+                         {"op": "exit", "id": N, "status": S, "cpu_s": F, "maxrss_kb": K}
+                         {"op": "failed", "id": N, "message": M}      (fork itself failed)
+
+Per run the server only forks and reaps; everything else (parsing the request,
+environment, limits, importing the tool) happens in the child, in parallel. Children are
+watched with pidfds; on exit the server kills what is left of the child's process
+group while the zombie still pins the pid (so a recycled pid is never signalled), then
+reaps it with ``wait4`` for the exit status and rusage. When the executor goes away
+(EOF on the socket) the server kills all children and exits.
+"""
+
+from __future__ import annotations
+
+import array
+import gc
+import importlib
+import json
+import os
+import resource
+import select
+import signal
+import socket
+import sys
+from typing import Any, NoReturn
+
+from runyard.engine import child as runtime
+
+# Imported once here so a run's child has them for free (copy-on-write after fork).
+PRELOAD = [
+    "asyncio", "base64", "collections", "csv", "dataclasses", "datetime", "decimal", "enum", "functools",
+    "hashlib", "inspect", "io", "itertools", "json", "logging", "math", "pathlib", "random", "re",
+    "statistics", "string", "tempfile", "textwrap", "traceback", "typing", "urllib.parse", "uuid",
+    "runyard.context",
+]  # fmt: skip
+
+
+def preload() -> None:
+    for name in PRELOAD:
+        importlib.import_module(name)
+    try:
+        import pydantic
+
+        # Touch the lazily imported parts a tool (or the runtime's input conversion) uses.
+        pydantic.TypeAdapter(list[int]).validate_python([1])
+        pydantic.create_model("Warmup", x=(int, 0)).model_json_schema()
+    except ImportError:
+        pass
+    runtime._load_sibling("schema")
+
+
+class Server:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.poll = select.epoll()
+        self.children: dict[int, tuple[int, int]] = {}  # pidfd -> (request id, pid)
+        self.outbox: list[bytes] = []
+        self.poll.register(sock.fileno(), select.EPOLLIN)
+
+    # ------------------------------------------------------------------ messaging
+
+    def send(self, msg: dict[str, Any]) -> None:
+        # Never block on the executor: it may itself be blocked sending us a request.
+        data = json.dumps(msg, separators=(",", ":")).encode()
+        if not self.outbox:
+            try:
+                self.sock.send(data, socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL)
+                return
+            except BlockingIOError:
+                self.poll.modify(self.sock.fileno(), select.EPOLLIN | select.EPOLLOUT)
+        self.outbox.append(data)
+
+    def flush(self) -> None:
+        while self.outbox:
+            try:
+                self.sock.send(self.outbox[0], socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL)
+            except BlockingIOError:
+                return
+            self.outbox.pop(0)
+        self.poll.modify(self.sock.fileno(), select.EPOLLIN)
+
+    # ------------------------------------------------------------------ loop
+
+    def serve(self) -> NoReturn:
+        ctl = self.sock.fileno()
+        while True:
+            for fd, mask in self.poll.poll():
+                if fd == ctl:
+                    if mask & select.EPOLLOUT:
+                        self.flush()
+                    if mask & (select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR):
+                        self.read_requests()
+                else:
+                    self.reap(fd)
+
+    def read_requests(self) -> None:
+        while True:
+            try:
+                data, fds = recv_with_fds(self.sock, socket.MSG_DONTWAIT | socket.MSG_CMSG_CLOEXEC)
+            except BlockingIOError:
+                return
+            except OSError:
+                self.shutdown()
+            if not data and not fds:
+                self.shutdown()  # the executor closed its end
+            msg = json.loads(data)
+            if msg.get("op") == "run" and len(fds) == 3:
+                self.fork(msg["id"], *fds)
+            else:
+                for fd in fds:
+                    os.close(fd)
+
+    def fork(self, ident: int, out_fd: int, events_fd: int, request_fd: int) -> None:
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            for fd in (out_fd, events_fd, request_fd):
+                os.close(fd)
+            self.send({"op": "failed", "id": ident, "message": f"fork failed: {exc}"})
+            return
+        if pid == 0:
+            start_child(out_fd, events_fd, request_fd)
+        for fd in (out_fd, events_fd, request_fd):
+            os.close(fd)
+        pidfd = os.pidfd_open(pid)
+        self.children[pidfd] = (ident, pid)
+        self.poll.register(pidfd, select.EPOLLIN)
+        self.send({"op": "started", "id": ident, "pid": pid})
+
+    def reap(self, pidfd: int) -> None:
+        entry = self.children.pop(pidfd, None)
+        self.poll.unregister(pidfd)
+        os.close(pidfd)
+        if entry is None:
+            return
+        ident, pid = entry
+        _killpg(pid)  # leftovers of the run (grandchildren); the zombie still pins the pgid
+        _, status, usage = os.wait4(pid, 0)
+        self.send(
+            {
+                "op": "exit",
+                "id": ident,
+                "status": status,
+                "cpu_s": usage.ru_utime + usage.ru_stime,
+                "maxrss_kb": usage.ru_maxrss,
+            }
+        )
+
+    def shutdown(self) -> NoReturn:
+        for _ident, pid in self.children.values():
+            _killpg(pid)
+        for _ident, pid in self.children.values():
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+        os._exit(0)
+
+
+def recv_with_fds(sock: socket.socket, flags: int, maxfds: int = 8) -> tuple[bytes, list[int]]:
+    """One packet and the fds passed with it (socket.recv_fds ignores its flags argument)."""
+    fds = array.array("i")
+    data, ancdata, _flags, _addr = sock.recvmsg(65536, socket.CMSG_LEN(maxfds * fds.itemsize), flags)
+    for level, kind, payload in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
+    return data, list(fds)
+
+
+def _killpg(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def start_child(out_fd: int, events_fd: int, request_fd: int) -> NoReturn:
+    """In the forked child: isolate, wire fds, then run the tool or exec its interpreter."""
+    try:
+        os.setsid()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.dup2(out_fd, 1)
+        os.dup2(out_fd, 2)
+        # Close everything inherited from the server except our two protocol fds.
+        keep = sorted({events_fd, request_fd})
+        low = 3
+        for fd in keep:
+            os.closerange(low, fd)
+            low = fd + 1
+        os.closerange(low, max(resource.getrlimit(resource.RLIMIT_NOFILE)[0], low + 1))
+        spec = json.loads(runtime.read_request(request_fd))
+        python = spec.get("python")
+        runtime.prepare(spec)
+        if python:
+            # The tool's own interpreter: same isolation (session, fds, env, cwd and
+            # rlimits are inherited across exec), then the runtime runs there by path.
+            os.set_inheritable(events_fd, True)
+            os.set_inheritable(request_fd, True)
+            for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT):
+                signal.signal(sig, signal.SIG_DFL)
+            argv = [python, "-I", "-u", runtime.__file__, "--events-fd", str(events_fd), "--request-fd", str(request_fd)]
+            os.execve(python, argv, spec["env"])
+        os.close(request_fd)
+        runtime.run(spec, events_fd, forked=True)
+    except BaseException as exc:  # noqa: BLE001 - report any setup failure as the run's result
+        _report_setup_failure(events_fd, exc)
+    os._exit(70)
+
+
+def _report_setup_failure(events_fd: int, exc: BaseException) -> None:
+    result = {
+        "type": "result",
+        "status": "failed",
+        "error": {
+            "type": "sandbox_error",
+            "message": f"preparing the run's process failed: {type(exc).__name__}: {exc}",
+            "traceback": None,
+        },
+    }
+    try:
+        os.write(events_fd, json.dumps(result).encode() + b"\n")
+    except OSError:
+        pass
+
+
+def main() -> NoReturn:
+    # -m puts the cwd first on sys.path; tools must not import from the server's cwd.
+    if sys.path and sys.path[0] in ("", os.getcwd()):
+        sys.path.pop(0)
+    # Ctrl-C in a terminal reaches the whole foreground group; the executor decides
+    # when the server stops (by closing the socket), not the keyboard.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sock = socket.socket(fileno=int(sys.argv[1]))
+    preload()
+    # Freeze the preloaded heap so the GC in children does not touch (and so copy) it.
+    gc.collect()
+    gc.freeze()
+    server = Server(sock)
+    server.send({"op": "ready", "pid": os.getpid()})
+    server.serve()
+
+
+if __name__ == "__main__":
+    main()
