@@ -20,7 +20,9 @@ from typing import Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from runyard.sdk import errors as sdk_errors
 from runyard.sdk.models import RunyardModel
@@ -98,9 +100,13 @@ STATUS_STYLE = {
 }
 
 
-def status_text(status: str | None) -> str:
-    style = STATUS_STYLE.get(status or "", "")
-    return f"[{style}]{status}[/{style}]" if style else str(status)
+def status_text(status: str | None) -> Text:
+    return Text(str(status), style=STATUS_STYLE.get(status or "", ""))
+
+
+def _cell(value: Any) -> Text:
+    # Values are data, never markup: a tool description with [brackets] prints as is.
+    return value if isinstance(value, Text) else Text(fmt(value))
 
 
 def table(columns: list[str], rows: list[list[Any]], *, title: str | None = None) -> Table:
@@ -109,7 +115,7 @@ def table(columns: list[str], rows: list[list[Any]], *, title: str | None = None
         # IDs must stay copy-pasteable: fold rather than truncate with an ellipsis.
         t.add_column(col, overflow="fold")
     for row in rows:
-        t.add_row(*[v if isinstance(v, str) else fmt(v) for v in row])
+        t.add_row(*[_cell(v) for v in row])
     return t
 
 
@@ -118,14 +124,15 @@ def kv_table(pairs: list[tuple[str, Any]]) -> Table:
     t.add_column(style="bold")
     t.add_column(overflow="fold")
     for key, value in pairs:
-        t.add_row(key, value if isinstance(value, str) else fmt(value))
+        t.add_row(key, _cell(value))
     return t
 
 
 def fail(message: str, *, code: Exit = Exit.ERROR, json_mode: bool = False, body: Any = None) -> typer.Exit:
     if json_mode:
         print_json(body if body is not None else {"error": {"code": "cli_error", "message": message}})
-    stderr().print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    # Escaped: server messages and hints like runyard[server] contain brackets.
+    stderr().print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(int(code))
 
 

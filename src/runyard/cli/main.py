@@ -10,6 +10,7 @@ Adding a command group is one line in :func:`_register_groups`.
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any
 
 import typer
@@ -82,9 +83,33 @@ def _register_server_commands() -> None:
         for name in ("up", "server", "worker"):
             app.command(name, context_settings=extra, add_help_option=True)(_missing_server(name, reason))
         return
-    app.command("up")(serve.up)
-    app.command("server")(serve.server)
-    app.command("worker")(serve.worker)
+    app.command("up")(_needs_server(serve.up))
+    app.command("server")(_needs_server(serve.server))
+    app.command("worker")(_needs_server(serve.worker))
+
+
+def _needs_server(command: Any) -> Any:
+    """The serve commands import the server lazily; without the extra that import fails
+    inside the command, and deserves one clear line instead of a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except ImportError as exc:
+            if (exc.name or "").startswith("runyard.") and not _is_server_module(exc.name or ""):
+                raise
+            raise fail(
+                f"`runyard {command.__name__}` needs the server: {exc.name or exc} is not installed; "
+                "pip install 'runyard[server]'"
+            ) from None
+
+    return wrapper
+
+
+def _is_server_module(name: str) -> bool:
+    return name.startswith(("runyard.api", "runyard.services", "runyard.engine", "runyard.store", "runyard.config",
+                            "runyard.serve", "runyard.platform"))
 
 
 _register_groups()

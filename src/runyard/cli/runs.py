@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
+from rich.text import Text
 
 from runyard.sdk.errors import WaitTimeoutError
 from runyard.sdk.models import Run
@@ -111,7 +113,7 @@ def render_run(run: Run) -> None:
     if run.status == "succeeded":
         pairs.append(("output", json.dumps(run.output, indent=2, default=str)))
     if run.error is not None:
-        pairs.append(("error", f"[red]{run.error.type}: {run.error.message}[/red]"))
+        pairs.append(("error", Text(f"{run.error.type}: {run.error.message}", style="red")))
     stdout().print(kv_table(pairs))
     if run.error is not None and run.error.traceback:
         stderr().print(run.error.traceback, highlight=False, markup=False)
@@ -132,13 +134,13 @@ def finish(run: Run, *, json_output: bool, show_output: bool = True) -> None:
     elif run.status == "succeeded":
         if show_output:
             _print_output(run)
-        note(f"[dim]{run.id} {status_text(run.status)} in {_duration(run)}[/dim]")
+        note(f"[dim]{run.id} {run.status} in {_duration(run)}[/dim]")
     else:
         err = run.error
         detail = f": {err.type}: {err.message}" if err is not None else ""
         if err is not None and err.traceback:
             stderr().print(err.traceback.rstrip(), highlight=False, markup=False)
-        stderr().print(f"[red]error:[/red] run {run.id} {run.status}{detail}", highlight=False, markup=True)
+        stderr().print(f"[red]error:[/red] run {run.id} {run.status}{escape(detail)}", highlight=False)
     if run.status != "succeeded":
         raise typer.Exit(int(Exit.RUN_FAILED))
 
@@ -280,7 +282,7 @@ def cancel(run_id: RunId, json_output: JsonOpt = False) -> None:
     if json_output:
         print_json(r)
     else:
-        note(f"{r.id} {status_text(r.status)}")
+        note(f"{r.id} {r.status}")
 
 
 @app.command("confirm")
@@ -291,7 +293,7 @@ def confirm(run_id: RunId, json_output: JsonOpt = False) -> None:
     if json_output:
         print_json(r)
     else:
-        note(f"{r.id} {status_text(r.status)}")
+        note(f"{r.id} {r.status}")
 
 
 @app.command("rerun")

@@ -1,0 +1,117 @@
+"""The CLI and SDK work without the server side: through the real entry point, with
+server packages made unimportable, and from a fresh venv without the server extra."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+BLOCKER = textwrap.dedent(
+    """
+    import sys
+    BLOCKED = ("fastapi", "starlette", "sqlalchemy", "uvicorn", "alembic", "psycopg", "duckdb", "pyarrow",
+               "runyard.api", "runyard.services", "runyard.engine", "runyard.store")
+
+    class Block:
+        def find_spec(self, name, path=None, target=None):
+            if any(name == b or name.startswith(b + ".") for b in BLOCKED):
+                raise ImportError(f"blocked for this test: {name}", name=name)
+            return None
+
+    sys.meta_path.insert(0, Block())
+    """
+)
+
+
+def _run_blocked(code: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", BLOCKER + code, *args], capture_output=True, text=True, timeout=60,
+                          cwd=REPO)
+
+
+def test_sdk_and_cli_import_without_server_packages() -> None:
+    r = _run_blocked(
+        "import runyard, runyard.sdk\n"
+        "from runyard import Client, AsyncClient, NotFoundError\n"
+        "assert not any(m.startswith(('fastapi', 'sqlalchemy', 'runyard.api', 'runyard.store')) for m in sys.modules)\n"
+        "print('ok')\n"
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "ok"
+
+
+def test_cli_help_without_server_packages() -> None:
+    code = "from runyard.cli.main import app\nsys.argv = ['runyard', *sys.argv[1:]]\napp()\n"
+    r = _run_blocked(code, "--help")
+    assert r.returncode == 0, r.stderr
+    assert "deploy" in r.stdout and "run" in r.stdout
+    r = _run_blocked(code, "runs", "--help")
+    assert r.returncode == 0 and "logs" in r.stdout
+    # The server commands explain what is missing instead of crashing.
+    r = _run_blocked(code, "up")
+    assert r.returncode == 1
+    assert "runyard[server]" in r.stderr and "Traceback" not in r.stderr
+
+
+def _entry_point() -> list[str]:
+    script = Path(sys.executable).with_name("runyard")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "runyard.cli.main"]
+
+
+def test_entry_point_failing_run_exit_code(server: Any, tmp_path: Path, unique: str) -> None:
+    env = {**os.environ, "RUNYARD_BASE_URL": server.base_url, "RUNYARD_API_KEY": server.admin_key,
+           "RUNYARD_CONFIG": str(tmp_path / "c.json")}
+    tool = tmp_path / f"boom_{unique}.py"
+    tool.write_text("def main():\n    raise RuntimeError('kaboom')\n")
+    r = subprocess.run([*_entry_point(), "deploy", str(tool), "--json"], capture_output=True, text=True, env=env,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([*_entry_point(), "run", f"boom_{unique}"], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 3
+    assert "kaboom" in r.stderr
+    r = subprocess.run([*_entry_point(), "run", f"boom_{unique}", "--json"], capture_output=True, text=True, env=env,
+                       timeout=60)
+    assert r.returncode == 3
+    import json
+
+    assert json.loads(r.stdout)["status"] == "failed"
+
+
+def _uv() -> str | None:
+    found = shutil.which("uv") or str(Path(sys.executable).with_name("uv"))
+    return found if Path(found).exists() else None
+
+
+@pytest.mark.timeout(600)
+def test_fresh_venv_without_server_extra(tmp_path: Path) -> None:
+    """``pip install .`` (here: ``uv pip install --offline``, from the local cache) gives a
+    working ``runyard --help`` and ``import runyard`` with no server packages present."""
+    uv = _uv()
+    if uv is None:
+        pytest.skip("uv is not available")
+    venv = tmp_path / "venv"
+    subprocess.run([uv, "venv", "-q", str(venv)], check=True, timeout=120)
+    py = venv / "bin" / "python"
+    r = subprocess.run([uv, "pip", "install", "--offline", "-q", "-p", str(py), str(REPO)], capture_output=True,
+                       text=True, timeout=500)
+    if r.returncode != 0:
+        if "offline" in r.stderr.lower() or "network" in r.stderr.lower():
+            pytest.skip(f"dependencies not in the local uv cache: {r.stderr.strip()[-300:]}")
+        raise AssertionError(r.stderr)
+    r = subprocess.run([str(venv / "bin" / "runyard"), "--help"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "deploy" in r.stdout
+    r = subprocess.run(
+        [str(py), "-c", "import runyard, importlib.util as u; from runyard import Client; "
+                        "assert u.find_spec('fastapi') is None and u.find_spec('sqlalchemy') is None; print('ok')"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
