@@ -8,6 +8,7 @@ fields exist. Give fields another group to describe a second person in the row.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,24 @@ _SEPARATORS = pa.array([".", "_", "", "."], pa.string())
 _INITIAL_STYLE = 3
 
 
+@cache
+def distinct_people(locale: str) -> np.ndarray:
+    """Person ids (first index * len(last) + last index) with pairwise distinct full names.
+
+    Some first names are in both gender lists and some locales write names without a
+    separator, so distinct (first, last) pairs are not always distinct strings; unique
+    names sample only from these first occurrences.
+    """
+    pools = load_pools(locale)
+    n_first, n_last = len(pools.first_all), len(pools.last)
+    ids = np.arange(n_first * n_last, dtype=np.int64)
+    first = pools.first_all.take(pa.array(ids // n_last))
+    last = pools.last.values.take(pa.array(ids % n_last))
+    names = join(last, pools.name_separator, first) if pools.family_name_first else join(first, pools.name_separator, last)
+    first_seen = pc.index_in(pc.unique(names), value_set=names)
+    return np.sort(first_seen.to_numpy(zero_copy_only=False).astype(np.int64))
+
+
 class _Person(FieldGenerator):
     pools: LocalePools
 
@@ -43,7 +62,7 @@ class _Person(FieldGenerator):
         return pa.string()
 
     def person_space(self) -> int:
-        return len(self.pools.first_all) * len(self.pools.last)
+        return len(distinct_people(self.locale))
 
     def identity(self, ctx: BlockContext) -> tuple[np.ndarray, np.ndarray]:
         """(first-name index into ``first_all``, last-name index) for every row of the block."""
@@ -53,8 +72,8 @@ class _Person(FieldGenerator):
         pools = self.pools
         permutation: KeyedPermutation | None = ctx.plan.shared.get(("person-unique", self.group, self.locale))
         if permutation is not None:
-            index = permutation(ctx.row_ids())
-            first, last = index // len(pools.last), index % len(pools.last)
+            person = distinct_people(self.locale)[permutation(ctx.row_ids())]
+            first, last = person // len(pools.last), person % len(pools.last)
         else:
             key = f"person:{self.group}"
             female = ctx.rng(key, "gender").random(ctx.n) < 0.5
