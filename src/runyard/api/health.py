@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from runyard.api.responses import JSON
-from runyard.store.tables import workers
-from runyard.timeutil import utcnow
+from runyard.services.workers import live_worker_count
 
 router = APIRouter(tags=["health"])
 
@@ -23,17 +21,10 @@ async def readyz(request: Request) -> JSON:
     platform = request.app.state.platform
 
     def check() -> dict:
-        out: dict = {"database": "ok", "workers": 0}
         try:
-            with platform.db.read() as conn:
-                cutoff = utcnow().timestamp() - 30
-                rows = conn.execute(sa.select(workers.c.heartbeat_at).where(workers.c.stopped_at.is_(None))).all()
+            return {"database": "ok", "workers": live_worker_count(platform.db)}
         except Exception as exc:
-            out["database"] = f"error: {exc.__class__.__name__}"
-            return out
-        from runyard.timeutil import as_utc
-        out["workers"] = sum(1 for r in rows if as_utc(r.heartbeat_at).timestamp() >= cutoff)  # type: ignore[union-attr]
-        return out
+            return {"database": f"error: {exc.__class__.__name__}", "workers": 0}
 
     result = await run_in_threadpool(check)
     ready = result["database"] == "ok" and result["workers"] > 0

@@ -22,7 +22,14 @@ async def wait_for_run(platform: Platform, principal: Principal, run_id: str, ti
                        *, expand_inputs: bool = False, first: dict | None = None) -> dict:
     loop = asyncio.get_running_loop()
     done = asyncio.Event()
-    unsubscribe = platform.hub.subscribe(f"run.done:{run_id}", lambda *_: loop.call_soon_threadsafe(done.set))
+    delivered: list[dict] = []
+
+    def on_done(_topic: str, payload: object) -> None:
+        if isinstance(payload, dict) and isinstance(payload.get("run"), dict):
+            delivered.append(payload["run"])
+        loop.call_soon_threadsafe(done.set)
+
+    unsubscribe = platform.hub.subscribe(f"run.done:{run_id}", on_done)
     try:
         deadline = time.monotonic() + timeout
         run = first or await run_in_threadpool(platform.runs.get, principal, run_id, expand_inputs=expand_inputs)
@@ -34,6 +41,11 @@ async def wait_for_run(platform: Platform, principal: Principal, run_id: str, ti
                 await asyncio.wait_for(done.wait(), min(remaining, FALLBACK_POLL_S))
             except TimeoutError:
                 pass
+            if delivered:
+                run = dict(delivered[-1])
+                if not expand_inputs:
+                    run.pop("inputs", None)
+                return run
             run = await run_in_threadpool(platform.runs.get, principal, run_id, expand_inputs=expand_inputs)
         return run
     finally:

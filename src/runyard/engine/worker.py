@@ -21,8 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-
 from runyard.engine.logs import RunLog, redact_value
 from runyard.ids import new_id
 from runyard.services.runs import CANCELLED, FAILED, log_key
@@ -316,10 +314,3 @@ class Worker:
             except Exception:
                 log.exception("heartbeat failed")
 
-
-def live_worker_count(db: Any, within_s: float = 30.0) -> int:
-    cutoff = utcnow().timestamp() - within_s
-    with db.read() as conn:
-        rows = conn.execute(sa.select(workers.c.heartbeat_at).where(workers.c.stopped_at.is_(None))).all()
-    from runyard.timeutil import as_utc
-    return sum(1 for r in rows if as_utc(r.heartbeat_at).timestamp() >= cutoff)  # type: ignore[union-attr]

@@ -38,11 +38,12 @@ class EventHub:
 
         return unsubscribe
 
-    def publish(self, topic: str, payload: Any = None, *, remote: bool = True) -> None:
+    def publish(self, topic: str, payload: Any = None, *, remote: bool = True, remote_payload: Any = None) -> None:
+        """Deliver locally; bridged nodes get ``remote_payload`` (when given) — keep it small."""
         self.deliver(topic, payload)
         if remote and self.bridge is not None:
             try:
-                self.bridge(topic, payload)
+                self.bridge(topic, payload if remote_payload is None else remote_payload)
             except Exception:  # a lost notification only delays: every waiter also polls
                 log.exception("event bridge failed for %s", topic)
 

@@ -396,8 +396,10 @@ class RunService:
         else:
             values.update(status=status, output=output, error=error, finished_at=now)
         with self.db.write() as conn:
-            updated = conn.execute(runs.update().where(
-                runs.c.id == run.id, runs.c.status == RUNNING, runs.c.worker_id == worker_id).values(**values)).rowcount
+            final = conn.execute(runs.update().where(
+                runs.c.id == run.id, runs.c.status == RUNNING, runs.c.worker_id == worker_id,
+            ).values(**values).returning(*runs.c)).first()
+            updated = final is not None
             if updated and artifacts:
                 conn.execute(run_artifacts.insert(), [{**a, "run_id": run.id, "workspace_id": run.workspace_id,
                                                        "created_at": now} for a in artifacts])
@@ -410,7 +412,9 @@ class RunService:
         if retry:
             self.hub.publish("run.queued", run.id)
             return QUEUED
-        self.hub.publish(f"run.done:{run.id}", status)
+        # Waiters on this node get the finished run itself and need not read it back.
+        self.hub.publish(f"run.done:{run.id}", {"status": status, "run": run_view(final, expand_inputs=True)},
+                         remote_payload={"status": status})
         return status
 
     def heartbeat(self, worker_id: str, run_ids: list[str], lease_s: float) -> set[str]:
