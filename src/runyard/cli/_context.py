@@ -20,6 +20,8 @@ class Globals:
     profile: str | None = None
     base_url: str | None = None
     api_key: str | None = None
+    #: One client (one connection pool) per command invocation.
+    cached: Client | None = None
 
 
 STATE = Globals()
@@ -35,6 +37,12 @@ def resolve() -> tuple[str | None, str | None, str]:
 
 
 def client() -> Client:
+    if STATE.cached is None:
+        STATE.cached = _make_client()
+    return STATE.cached
+
+
+def _make_client() -> Client:
     base_url, api_key, profile_name = resolve()
     if not api_key:
         raise ConfigurationError(

@@ -48,6 +48,7 @@ def main(
     ] = False,
 ) -> None:
     STATE.profile, STATE.base_url, STATE.api_key = profile, base_url, api_key
+    STATE.cached = None
 
 
 def _register_groups() -> None:

@@ -104,13 +104,15 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
     return max(0.0, parsed.timestamp() - time.time())
 
 
-def _clean_params(params: Mapping[str, Any] | list[tuple[str, Any]] | None) -> list[tuple[str, str]]:
+def _clean_params(
+    params: Mapping[str, Any] | list[tuple[str, Any]] | None,
+) -> list[tuple[str, str | int | float | bool | None]]:
     """Drop ``None``s, expand lists into repeated keys, render bools the way the server
     parses them."""
     if params is None:
         return []
     items = params.items() if isinstance(params, Mapping) else params
-    out: list[tuple[str, str]] = []
+    out: list[tuple[str, str | int | float | bool | None]] = []
     for key, value in items:
         if value is None:
             continue
@@ -259,7 +261,7 @@ class BaseClient:
             after = parse_retry_after(response.headers)
             if after is not None:
                 return min(after, MAX_RETRY_AFTER)
-        base = min(INITIAL_RETRY_DELAY * (2**attempt), MAX_RETRY_DELAY)
+        base = min(INITIAL_RETRY_DELAY * (2.0**attempt), MAX_RETRY_DELAY)
         # Jitter spreads out clients that failed together so they do not retry together.
         return base * (1 - 0.25 * random.random())
 

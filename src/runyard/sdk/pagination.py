@@ -54,7 +54,7 @@ class SyncCursorPage(Generic[T]):
                 return
             page = page.get_next_page()
 
-    def __iter__(self) -> Iterator[T]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[T]:
         for page in self.iter_pages():
             yield from page.items
 

@@ -141,7 +141,7 @@ class _LogState:
 
 
 def _reconnect_delay(failures: int) -> float:
-    return min(0.25 * (2 ** (failures - 1)), 4.0) * (1 - 0.25 * random.random())
+    return min(0.25 * (2.0 ** (failures - 1)), 4.0) * (1 - 0.25 * random.random())
 
 
 class LogStream:

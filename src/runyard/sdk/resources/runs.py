@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import time
 from collections.abc import Awaitable, Mapping, Sequence
 from datetime import datetime
@@ -132,7 +133,7 @@ class _Deadline:
 
 
 class Artifacts(SyncResource):
-    def list(self, run: RunRef, *, timeout: Timeout = None) -> list[Artifact]:
+    def list(self, run: RunRef, *, timeout: Timeout = None) -> builtins.list[Artifact]:
         body = self._client.request(RequestOptions("GET", f"/runs/{seg(_run_id(run))}/artifacts", timeout=timeout)).json()
         items = body.get("items", []) if isinstance(body, dict) else body
         return [Artifact.model_validate(a) for a in items]
@@ -277,9 +278,9 @@ class Runs(SyncResource):
     ) -> Run: ...
     @overload
     def wait(
-        self, runs: Sequence[RunRef], *, timeout: float | None = None, poll_interval: float = 0.5,
-        raise_on_failure: bool = False,
-    ) -> list[Run]: ...
+        self, runs: builtins.list[RunRef] | tuple[RunRef, ...], *, timeout: float | None = None,
+        poll_interval: float = 0.5, raise_on_failure: bool = False,
+    ) -> builtins.list[Run]: ...
     def wait(
         self,
         runs: RunRef | Sequence[RunRef],
@@ -287,7 +288,7 @@ class Runs(SyncResource):
         timeout: float | None = None,
         poll_interval: float = 0.5,
         raise_on_failure: bool = False,
-    ) -> Run | list[Run]:
+    ) -> Run | builtins.list[Run]:
         """Block until the run (or every run of a list, returned in input order) ends.
 
         Uses the server's long-poll, so a finished run is seen at once without tight
@@ -296,7 +297,7 @@ class Runs(SyncResource):
         after ``timeout`` seconds, and :class:`~runyard.RunFailedError` for a run that did
         not succeed when ``raise_on_failure``."""
         single = isinstance(runs, str | Run)
-        ids = [_run_id(runs)] if single else [_run_id(r) for r in runs]  # type: ignore[union-attr]
+        ids = [_run_id(runs)] if isinstance(runs, str | Run) else [_run_id(r) for r in runs]
         deadline = _Deadline(timeout)
         done: list[Run] = []
         for rid in ids:
@@ -346,7 +347,7 @@ class Runs(SyncResource):
 
 
 class AsyncArtifacts(AsyncResource):
-    async def list(self, run: RunRef, *, timeout: Timeout = None) -> list[Artifact]:
+    async def list(self, run: RunRef, *, timeout: Timeout = None) -> builtins.list[Artifact]:
         resp = await self._client.request(RequestOptions("GET", f"/runs/{seg(_run_id(run))}/artifacts", timeout=timeout))
         body = resp.json()
         items = body.get("items", []) if isinstance(body, dict) else body
@@ -487,9 +488,9 @@ class AsyncRuns(AsyncResource):
     ) -> Run: ...
     @overload
     async def wait(
-        self, runs: Sequence[RunRef], *, timeout: float | None = None, poll_interval: float = 0.5,
-        raise_on_failure: bool = False,
-    ) -> list[Run]: ...
+        self, runs: builtins.list[RunRef] | tuple[RunRef, ...], *, timeout: float | None = None,
+        poll_interval: float = 0.5, raise_on_failure: bool = False,
+    ) -> builtins.list[Run]: ...
     async def wait(
         self,
         runs: RunRef | Sequence[RunRef],
@@ -497,10 +498,10 @@ class AsyncRuns(AsyncResource):
         timeout: float | None = None,
         poll_interval: float = 0.5,
         raise_on_failure: bool = False,
-    ) -> Run | list[Run]:
+    ) -> Run | builtins.list[Run]:
         """Async twin of :meth:`Runs.wait`; several runs are long-polled concurrently."""
         single = isinstance(runs, str | Run)
-        ids = [_run_id(runs)] if single else [_run_id(r) for r in runs]  # type: ignore[union-attr]
+        ids = [_run_id(runs)] if isinstance(runs, str | Run) else [_run_id(r) for r in runs]
         deadline = _Deadline(timeout)
         results = await asyncio.gather(*(self._wait_one(rid, deadline, poll_interval) for rid in ids))
         pending = [r for r in results if not r.is_terminal]
