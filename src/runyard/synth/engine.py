@@ -168,7 +168,7 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Itera
         try:
             for item in items:
                 pending.append(pool.submit(fn, item))
-                if len(pending) >= workers * 2:
+                if len(pending) > workers:
                     yield pending.popleft().result()
             while pending:
                 yield pending.popleft().result()
