@@ -85,7 +85,7 @@ def test_tools_commands(cli: Invoke, tmp_path: Path, unique: str) -> None:
     assert "not_found" in r.stderr and "request_id: req_" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1  # one line
     r = cli("tools", "delete", name, "--json")
-    assert r.exit_code == 1 and as_json(r)["error"]["code"] == "not_found"
+    assert r.exit_code == 1 and as_json(r)["error"]["code"] == "tool_not_found"
 
 
 def test_run_modes(cli: Invoke, tmp_path: Path, unique: str) -> None:
@@ -113,7 +113,7 @@ def test_run_modes(cli: Invoke, tmp_path: Path, unique: str) -> None:
     assert as_json(r)["output"] == 5 and "adding 3 and 2" in r.stderr
     # A bad input is an API error (exit 1), not a failed run.
     r = cli("run", name, "-i", "a=notanumber")
-    assert r.exit_code == 1 and "validation" in r.stderr
+    assert r.exit_code == 1 and "invalid_inputs" in r.stderr and "request_id" in r.stderr
     r = cli("run", name, "-i", "novalue")
     assert r.exit_code == 2
 
@@ -235,10 +235,10 @@ def test_tokens(cli: Invoke, server: Any, unique: str, tmp_path: Path) -> None:
     f = tmp_path / "v.py"
     f.write_text(ADD)
     r = cli("deploy", str(f), env=viewer_env)
-    assert r.exit_code == 1 and "permission" in r.stderr
+    assert r.exit_code == 1 and "insufficient_role" in r.stderr
     assert cli("tokens", "delete", tok["id"]).exit_code == 0
     r = cli("tokens", "delete", tok["id"], "--json")
-    assert r.exit_code == 1 and as_json(r)["error"]["code"] == "not_found"
+    assert r.exit_code == 1 and as_json(r)["error"]["code"] == "token_not_found"
     r = cli("tokens", "create", "bad", "--role", "root")
     assert r.exit_code == 2
 
@@ -254,7 +254,7 @@ def test_login_profiles(cli: Invoke, server: Any, config_file: Path) -> None:
     assert cli("tools", "list", "--json", auth=False).exit_code == 0
     # A wrong key is rejected by login's check, and nothing is stored.
     r = cli("login", "--base-url", server.base_url, "--profile", "bad", auth=False, input="wrong-key\n")
-    assert r.exit_code == 1 and "unauthenticated" in r.stderr
+    assert r.exit_code == 1 and "invalid_api_key" in r.stderr
     assert "bad" not in json.loads(config_file.read_text())["profiles"]
     r = cli("login", "--base-url", "http://127.0.0.1:9", "--api-key", "k", "--profile", "other", "--no-verify",
             "--json", auth=False)

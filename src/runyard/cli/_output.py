@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -40,7 +41,9 @@ class Exit(IntEnum):
 
 
 def stdout() -> Console:
-    return Console(soft_wrap=False)
+    # A pipe has no width: let tables take what they need instead of Rich's 80 columns.
+    width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 400
+    return Console(soft_wrap=False, width=width)
 
 
 def stderr() -> Console:
@@ -112,8 +115,9 @@ def _cell(value: Any) -> Text:
 def table(columns: list[str], rows: list[list[Any]], *, title: str | None = None) -> Table:
     t = Table(title=title, header_style="bold", show_lines=False)
     for col in columns:
-        # IDs must stay copy-pasteable: fold rather than truncate with an ellipsis.
-        t.add_column(col, overflow="fold")
+        # IDs must stay copy-pasteable: kept on one line when possible, folded (never
+        # truncated with an ellipsis) when the terminal is too narrow.
+        t.add_column(col, overflow="fold", no_wrap=col in ("ID", "NAME", "PATH"))
     for row in rows:
         t.add_row(*[_cell(v) for v in row])
     return t

@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from runyard.sdk.models import Token
+
 from ._context import client
 from ._output import JSON_HELP, handle_errors, note, print_json, stdout, table
 
@@ -49,12 +51,15 @@ def list_tokens(json_output: JsonOpt = False) -> None:
     if json_output:
         print_json(items)
         return
-    rows = [
-        [t.id, t.name, t.role, t.prefix, t.restrictions.to_dict() if t.restrictions else "", t.expires_at,
-         t.last_used_at]
-        for t in items
-    ]
+    rows = [[t.id, t.name, t.role, t.prefix, _restrictions(t), t.expires_at, t.last_used_at] for t in items]
     stdout().print(table(["ID", "NAME", "ROLE", "PREFIX", "RESTRICTIONS", "EXPIRES", "LAST USED"], rows))
+
+
+def _restrictions(t: Token) -> str:
+    if t.restrictions is None:
+        return ""
+    parts = [f"{k}: {', '.join(v)}" for k, v in t.restrictions.to_dict().items() if v]
+    return "; ".join(parts)
 
 
 @app.command("get")
