@@ -185,6 +185,13 @@ def test_confirm_and_file_inputs(cli: Invoke, tmp_path: Path, unique: str) -> No
     r = cli("run", name, "-i", f"data=@{data}")
     assert r.exit_code == 0, r.output
     assert r.stdout == "SHOUT\n"
+    held = as_json(cli("run", name, "-i", f"data=@{data}", "--requires-confirmation", "--json"))
+    assert held["status"] == "awaiting_confirmation"
+    r = cli("runs", "confirm", held["id"])
+    assert r.exit_code == 0 and held["id"] in r.stderr
+    assert as_json(cli("runs", "wait", held["id"], "--json"))["output"] == "SHOUT"
+    held = as_json(cli("run", name, "-i", f"data=@{data}", "--requires-confirmation", "--json"))
+    assert as_json(cli("runs", "confirm", held["id"], "--json"))["status"] != "awaiting_confirmation"
 
 
 def test_artifacts(cli: Invoke, tmp_path: Path, unique: str) -> None:

@@ -177,6 +177,9 @@ def run(
     version: Annotated[int | None, typer.Option("--version", "-v", help="Tool version (default latest).")] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="key=value tag (session, batch_id…).")] = None,
     async_: Annotated[bool, typer.Option("--async", help="Print the queued run and return at once.")] = False,
+    hold: Annotated[
+        bool, typer.Option("--requires-confirmation", help="Hold the run until `runyard runs confirm` (implies --async).")
+    ] = False,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Stream logs live, then print the output.")] = False,
     timeout: Annotated[float | None, typer.Option("--timeout", help="Give up waiting after this many seconds.")] = None,
     json_output: JsonOpt = False,
@@ -185,10 +188,10 @@ def run(
     inputs = parse_inputs(inputs_json, input_pairs or [])
     tags = parse_tags(tag or [])
     c = client()
-    if async_ or follow:
+    if async_ or follow or hold:
         with spinner(f"Submitting {tool}…", enabled=not json_output):
-            created = c.runs.create(tool, inputs, version=version, tags=tags or None)
-        if async_:
+            created = c.runs.create(tool, inputs, version=version, tags=tags or None, requires_confirmation=hold or None)
+        if async_ or hold:
             if json_output:
                 print_json(created)
             else:
