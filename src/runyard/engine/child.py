@@ -25,6 +25,7 @@ import datetime as dt
 import decimal
 import enum
 import importlib
+import importlib.machinery
 import importlib.util
 import inspect
 import io
@@ -130,12 +131,22 @@ def run(spec: Mapping[str, Any], events_fd: int, *, forked: bool) -> NoReturn:
     except BaseException as exc:  # noqa: BLE001 - anything else is still a clean failure report
         result = _failure(type(exc).__name__, str(exc), _user_traceback(exc))
     del reserve
+    _wind_down()
+    result["exit_code"] = exit_code
+    result["usage"] = _usage()
     try:
         line = json.dumps(result, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
     except Exception as exc:  # noqa: BLE001 - e.g. unencodable surrogates in a message
         line = json.dumps(_failure("output_not_serializable", f"cannot encode the result: {exc}")).encode()
+    # Detach from the output pipe before reporting: the engine completes the run once it
+    # has the result and EOF on both pipes, without waiting for the process teardown.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
     ctx._write(line + b"\n")
-    _finish(exit_code)
+    ctx._bind(None)
+    os.close(events_fd)
+    os._exit(exit_code)
 
 
 def _failure(type_: str, message: str, tb: str | None = None) -> dict[str, Any]:
@@ -149,9 +160,10 @@ def _memory_message(spec: Mapping[str, Any]) -> str:
     return "the run ran out of memory"
 
 
-def _finish(code: int) -> NoReturn:
-    # Run the tool's atexit handlers and flush its streams, then leave without the
-    # interpreter's teardown (which in a fork would also tear down the server's state).
+def _wind_down() -> None:
+    # What a normal interpreter exit would do for the tool: its atexit handlers, logging
+    # flush, stdio flush. The process then leaves with os._exit, skipping interpreter
+    # teardown (which in a fork would also tear down the server's state).
     try:
         import atexit
 
@@ -168,7 +180,13 @@ def _finish(code: int) -> NoReturn:
             stream.flush()
         except BaseException:  # noqa: BLE001
             pass
-    os._exit(code)
+
+
+def _usage() -> dict[str, float]:
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+    return {"cpu_s": cpu, "maxrss_kb": max(me.ru_maxrss, kids.ru_maxrss)}
 
 
 def _fresh_stdio() -> None:
@@ -457,6 +475,40 @@ def _user_traceback(exc: BaseException) -> str | None:
         return "".join(traceback.TracebackException(type(exc), exc, tb).format())
     except MemoryError:
         return None
+
+
+# --------------------------------------------------------------------------- warm-up
+
+
+def _rehearsal_target(x: int, y: float = 1.0, z: str | None = None, w: list[int] | None = None) -> dict[str, Any]:
+    return {"x": x, "y": y, "z": z, "w": w}
+
+
+def rehearse() -> None:
+    """Walk the per-run code paths once, without side effects, in an idle spare child.
+
+    Memory is shared copy-on-write with the fork server, and every page a run first
+    writes to (refcounts, caches) costs a page fault. A spare child waiting for work
+    takes those faults ahead of time, so they are off the run's critical path.
+    """
+    spec = json.loads(json.dumps({"inputs": {"x": 1, "y": 2.5, "w": [1]}, "env": dict(os.environ), "limits": {}}))
+    kwargs = _convert_inputs(_rehearsal_target, spec["inputs"])
+    inspect.iscoroutinefunction(_rehearsal_target)
+    output = to_json(_rehearsal_target(**kwargs))
+    json.dumps({"type": "result", "status": "succeeded", "output": output, "usage": _usage()}, separators=(",", ":"))
+    compile("import os\n\ndef main(a: int = 1) -> int:\n    return a\n", "<rehearsal>", "exec", dont_inherit=True)
+    importlib.util.spec_from_file_location("_runyard_rehearsal", os.path.join(_ENGINE_DIR, "__init__.py"))
+    io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8", errors="backslashreplace", write_through=True)  # type: ignore[type-var]
+    traceback.TracebackException(ValueError, ValueError("x"), None).format()
+    # prepare(): the spare's environment is replaced by the run's anyway.
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(saved)
+    os.makedirs(os.getcwd(), exist_ok=True)
+    resource.getrlimit(resource.RLIMIT_NOFILE)
+    # The import system's path-entry machinery, on a directory that is already known.
+    importlib.machinery.PathFinder.find_spec("_runyard_rehearsal_", [_ENGINE_DIR])
+    sys.path_importer_cache.pop(_ENGINE_DIR, None)
 
 
 # --------------------------------------------------------------------------- script entry

@@ -15,6 +15,7 @@ engine I/O thread and must return quickly (hand work to a queue or an event loop
 
 from __future__ import annotations
 
+import array
 import asyncio
 import itertools
 import json
@@ -42,6 +43,7 @@ KILL_GRACE_S = 0.5  # SIGTERM -> SIGKILL on cancel/timeout
 DRAIN_GRACE_S = 0.5  # after exit, how long an escaped grandchild may keep the output pipe open
 SERVER_START_TIMEOUT_S = 60.0
 _READ_SIZE = 1 << 16
+INLINE_REQUEST_MAX = 60 * 1024  # larger requests travel as a memfd, not in the socket packet
 BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
@@ -177,6 +179,16 @@ class Execution:
             timer = self._loop.call_at(time.monotonic() + self._limits.timeout_s, lambda: self._terminate("timed_out"))
             self._timers.append(timer)
 
+    def _unwatch(self) -> None:
+        """Undo ``_watch`` when the request could not be sent (it will be retried)."""
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+        for fd in list(self._open_fds):
+            self._loop.remove_reader(fd)
+            os.close(fd)
+        self._open_fds.clear()
+
     # ------------------------------------------------------------------ stopping
 
     def _terminate(self, reason: Literal["cancelled", "timed_out"]) -> None:
@@ -280,7 +292,11 @@ class Execution:
         self._maybe_finish()
 
     def _maybe_finish(self) -> None:
-        if not self._open_fds and (self._exit is not None or self._lost is not None):
+        # The reported result plus EOF on both pipes is enough: the child detaches from
+        # the pipes right before exiting, so its teardown is not on the run's critical
+        # path. A grandchild still holding the output pipe delays EOF until the fork
+        # server's exit handling kills the process group.
+        if not self._open_fds and (self._reported is not None or self._exit is not None or self._lost is not None):
             self._finish()
 
     def _force_finish(self) -> None:
@@ -307,11 +323,15 @@ class Execution:
                 log.exception("done callback failed for run %s", self.run_id)
 
     def _build_result(self) -> ExecResult:
-        exit_report = self._exit or {}
-        status_word = exit_report.get("status")
+        reported = self._reported
+        # Prefer the fork server's wait4 figures; a run completed on its reported result
+        # (before the exit was reaped) uses the child's own getrusage figures.
+        exit_report = self._exit or (reported or {}).get("usage") or {}
         exit_code: int | None = None
-        if status_word is not None:
-            exit_code = os.waitstatus_to_exitcode(status_word)
+        if self._exit is not None:
+            exit_code = os.waitstatus_to_exitcode(self._exit["status"])
+        elif reported is not None:
+            exit_code = reported.get("exit_code")
         usage = {
             "wall_ms": (time.perf_counter() - self._started) * 1000.0,
             "cpu_s": float(exit_report.get("cpu_s", 0.0)),
@@ -322,7 +342,6 @@ class Execution:
             error = {"type": type_, "message": message, "traceback": traceback}
             return ExecResult(status, None, error, usage, exit_code)
 
-        reported = self._reported
         if reported is not None:
             if reported.get("status") == "succeeded":
                 return ExecResult("succeeded", reported.get("output"), None, usage, exit_code)
@@ -510,31 +529,40 @@ class Executor:
     def _send(self, server: _ForkServer, execution: Execution, payload: bytes) -> bool:
         out_r, out_w = os.pipe()
         ev_r, ev_w = os.pipe()
-        request_fd = os.memfd_create("runyard-request", os.MFD_CLOEXEC)
-        try:
+        fds = [out_w, ev_w]
+        ident = next(self._ids)
+        header = json.dumps({"op": "run", "id": ident}).encode() + b"\n"
+        if len(payload) <= INLINE_REQUEST_MAX:
+            message = header + payload
+        else:  # too big for one socket packet: pass it as a memfd
+            message = header
+            request_fd = os.memfd_create("runyard-request", os.MFD_CLOEXEC)
+            fds.append(request_fd)
             view = memoryview(payload)
             while view:
                 view = view[os.write(request_fd, view) :]
+        try:
             os.set_blocking(out_r, False)
             os.set_blocking(ev_r, False)
-            ident = next(self._ids)
             with server.lock:
                 server.runs[ident] = execution
-            message = json.dumps({"op": "run", "id": ident}).encode()
+            # Watch the pipes before the request leaves: a fast child may finish (and its
+            # exit be reported) before sendmsg even returns here.
+            execution._watch(out_r, ev_r)
             try:
-                socket.send_fds(server.sock, [message], [out_w, ev_w, request_fd], socket.MSG_NOSIGNAL)
+                server.sock.sendmsg(
+                    [message], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))], socket.MSG_NOSIGNAL
+                )
             except OSError:
                 with server.lock:
                     server.runs.pop(ident, None)
-                os.close(out_r)
-                os.close(ev_r)
+                execution._unwatch()
                 return False
-            execution._watch(out_r, ev_r)
             return True
         finally:
             # The child (via the server) holds the write ends now; ours must go so that
             # EOF arrives when the child and its descendants are gone.
-            for fd in (out_w, ev_w, request_fd):
+            for fd in fds:
                 os.close(fd)
 
     # ------------------------------------------------------------------ server messages (I/O thread)

@@ -4,23 +4,28 @@ Started by the executor as a fresh ``python -m runyard.engine.forkserver <fd>`` 
 (so it has no threads and forking is safe), it imports the child runtime and common
 libraries once, then serves a SOCK_SEQPACKET unix socket (one JSON message per packet):
 
-    executor -> server   {"op": "run", "id": N}  + fds [output pipe w, events pipe w, request memfd]
+    executor -> server   {"op": "run", "id": N}\n<request JSON>  + fds [output pipe w, events pipe w]
+                         (a large request comes as a third fd, a memfd, after an empty body)
     server -> executor   {"op": "ready", "pid": P}
                          {"op": "started", "id": N, "pid": P}
                          {"op": "exit", "id": N, "status": S, "cpu_s": F, "maxrss_kb": K}
                          {"op": "failed", "id": N, "message": M}      (fork itself failed)
 
-Per run the server only forks and reaps; everything else (parsing the request,
-environment, limits, importing the tool) happens in the child, in parallel. Children are
-watched with pidfds; on exit the server kills what is left of the child's process
-group while the zombie still pins the pid (so a recycled pid is never signalled), then
-reaps it with ``wait4`` for the exit status and rusage. When the executor goes away
-(EOF on the socket) the server kills all children and exits.
+Per run the server only hands the request to a child and reaps it; everything else
+(parsing the request, environment, limits, importing the tool) happens in the child, in
+parallel. To keep the fork off a run's critical path the server keeps a couple of
+*spare* children forked ahead of demand (when idle), each already in its own session
+and waiting on a socketpair for its one request; without a spare it forks on demand.
+Children are watched with pidfds; on exit the server kills what is left of the child's
+process group while the zombie still pins the pid (so a recycled pid is never
+signalled), then reaps it with ``wait4`` for the exit status and rusage. When the
+executor goes away (EOF on the socket) the server kills all children and exits.
 """
 
 from __future__ import annotations
 
 import array
+import collections
 import gc
 import importlib
 import json
@@ -41,6 +46,7 @@ PRELOAD = [
     "statistics", "string", "tempfile", "textwrap", "traceback", "typing", "urllib.parse", "uuid",
     "runyard.context",
 ]  # fmt: skip
+SPARES = 2  # children forked ahead of demand, so a run does not wait for a fork
 
 
 def preload() -> None:
@@ -58,10 +64,12 @@ def preload() -> None:
 
 
 class Server:
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, spares: int = SPARES) -> None:
         self.sock = sock
         self.poll = select.epoll()
-        self.children: dict[int, tuple[int, int]] = {}  # pidfd -> (request id, pid)
+        self.children: dict[int, tuple[int | None, int]] = {}  # pidfd -> (request id or None for a spare, pid)
+        self.spares: collections.deque[tuple[int, int, socket.socket]] = collections.deque()  # (pid, pidfd, sock)
+        self.target_spares = spares
         self.outbox: list[bytes] = []
         self.poll.register(sock.fileno(), select.EPOLLIN)
 
@@ -76,6 +84,8 @@ class Server:
                 return
             except BlockingIOError:
                 self.poll.modify(self.sock.fileno(), select.EPOLLIN | select.EPOLLOUT)
+            except OSError:
+                self.shutdown()  # the executor is gone
         self.outbox.append(data)
 
     def flush(self) -> None:
@@ -84,6 +94,8 @@ class Server:
                 self.sock.send(self.outbox[0], socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL)
             except BlockingIOError:
                 return
+            except OSError:
+                self.shutdown()
             self.outbox.pop(0)
         self.poll.modify(self.sock.fileno(), select.EPOLLIN)
 
@@ -92,7 +104,13 @@ class Server:
     def serve(self) -> NoReturn:
         ctl = self.sock.fileno()
         while True:
-            for fd, mask in self.poll.poll():
+            # Requests first; top up the spare children only when there is nothing to do.
+            need_spare = len(self.spares) < self.target_spares
+            events = self.poll.poll(0 if need_spare else -1)
+            if not events and need_spare:
+                self.fork_spare()
+                continue
+            for fd, mask in events:
                 if fd == ctl:
                     if mask & select.EPOLLOUT:
                         self.flush()
@@ -111,29 +129,61 @@ class Server:
                 self.shutdown()
             if not data and not fds:
                 self.shutdown()  # the executor closed its end
-            msg = json.loads(data)
-            if msg.get("op") == "run" and len(fds) == 3:
-                self.fork(msg["id"], *fds)
+            header, _, payload = data.partition(b"\n")
+            msg = json.loads(header)
+            if msg.get("op") == "run" and len(fds) in (2, 3):
+                self.dispatch(msg["id"], data, fds)
             else:
                 for fd in fds:
                     os.close(fd)
 
-    def fork(self, ident: int, out_fd: int, events_fd: int, request_fd: int) -> None:
+    def dispatch(self, ident: int, message: bytes, fds: list[int]) -> None:
+        """Hand a run to a spare child (already forked), or fork one for it now."""
+        while self.spares:
+            pid, pidfd, spare = self.spares.popleft()
+            try:
+                spare.sendmsg([message], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+            except OSError:
+                continue  # that spare died; its pidfd reaps it
+            finally:
+                spare.close()
+            self.children[pidfd] = (ident, pid)
+            break
+        else:
+            try:
+                pid = os.fork()
+            except OSError as exc:
+                for fd in fds:
+                    os.close(fd)
+                self.send({"op": "failed", "id": ident, "message": f"fork failed: {exc}"})
+                return
+            if pid == 0:
+                start_child(message, fds)
+            self.watch(pid, ident)
+        for fd in fds:
+            os.close(fd)
+        self.send({"op": "started", "id": ident, "pid": pid})
+
+    def fork_spare(self) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             pid = os.fork()
-        except OSError as exc:
-            for fd in (out_fd, events_fd, request_fd):
-                os.close(fd)
-            self.send({"op": "failed", "id": ident, "message": f"fork failed: {exc}"})
+        except OSError:
+            ours.close()
+            theirs.close()
+            self.target_spares = 0  # out of processes: stop pre-forking, fork on demand
             return
         if pid == 0:
-            start_child(out_fd, events_fd, request_fd)
-        for fd in (out_fd, events_fd, request_fd):
-            os.close(fd)
+            spare_main(theirs)
+        theirs.close()
+        pidfd = self.watch(pid, None)
+        self.spares.append((pid, pidfd, ours))
+
+    def watch(self, pid: int, ident: int | None) -> int:
         pidfd = os.pidfd_open(pid)
         self.children[pidfd] = (ident, pid)
         self.poll.register(pidfd, select.EPOLLIN)
-        self.send({"op": "started", "id": ident, "pid": pid})
+        return pidfd
 
     def reap(self, pidfd: int) -> None:
         entry = self.children.pop(pidfd, None)
@@ -144,6 +194,11 @@ class Server:
         ident, pid = entry
         _killpg(pid)  # leftovers of the run (grandchildren); the zombie still pins the pgid
         _, status, usage = os.wait4(pid, 0)
+        if ident is None:  # a spare died before it got work
+            for spare in [s for s in self.spares if s[0] == pid]:
+                self.spares.remove(spare)
+                spare[2].close()
+            return
         self.send(
             {
                 "op": "exit",
@@ -182,35 +237,69 @@ def _killpg(pid: int) -> None:
         pass
 
 
-def start_child(out_fd: int, events_fd: int, request_fd: int) -> NoReturn:
-    """In the forked child: isolate, wire fds, then run the tool or exec its interpreter."""
-    try:
-        os.setsid()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        os.dup2(out_fd, 1)
-        os.dup2(out_fd, 2)
-        # Close everything inherited from the server except our two protocol fds.
-        keep = sorted({events_fd, request_fd})
-        low = 3
-        for fd in keep:
+def _isolate(keep: list[int]) -> None:
+    """First steps of every child: own session, default SIGINT, only ``keep`` fds open."""
+    os.setsid()
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    low = 3
+    for fd in sorted(set(keep)):
+        if fd >= low:
             os.closerange(low, fd)
             low = fd + 1
-        os.closerange(low, max(resource.getrlimit(resource.RLIMIT_NOFILE)[0], low + 1))
-        spec = json.loads(runtime.read_request(request_fd))
+    os.closerange(low, max(resource.getrlimit(resource.RLIMIT_NOFILE)[0], low + 1))
+
+
+def spare_main(sock: socket.socket) -> NoReturn:
+    """A pre-forked child: wait (already isolated) for the one run it will execute."""
+    try:
+        _isolate([0, 1, 2, sock.fileno()])
+        runtime.rehearse()
+        message, fds = recv_with_fds(sock, socket.MSG_CMSG_CLOEXEC)
+        sock.close()
+    except BaseException:  # noqa: BLE001 - nothing to report to: no run was handed over
+        os._exit(0)
+    if not fds:
+        os._exit(0)  # the server went away
+    start_child(message, fds, isolated=True)
+
+
+def start_child(message: bytes, fds: list[int], *, isolated: bool = False) -> NoReturn:
+    """In the forked child: wire fds, prepare, then run the tool or exec its interpreter.
+
+    ``message`` is the executor's request packet: a header line, then the request JSON
+    (or nothing, when the request came as a memfd, the third fd).
+    """
+    out_fd, events_fd = fds[0], fds[1]
+    request_fd = fds[2] if len(fds) > 2 else None
+    try:
+        if not isolated:
+            _isolate([0, 1, 2, *fds])
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
+        os.dup2(out_fd, 1)
+        os.dup2(out_fd, 2)
+        os.close(out_fd)
+        payload = message.partition(b"\n")[2]
+        if request_fd is not None:
+            payload = runtime.read_request(request_fd)
+        spec = json.loads(payload)
         python = spec.get("python")
         runtime.prepare(spec)
         if python:
             # The tool's own interpreter: same isolation (session, fds, env, cwd and
             # rlimits are inherited across exec), then the runtime runs there by path.
+            if request_fd is None:
+                request_fd = os.memfd_create("runyard-request", 0)
+                os.write(request_fd, payload)
             os.set_inheritable(events_fd, True)
             os.set_inheritable(request_fd, True)
             for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT):
                 signal.signal(sig, signal.SIG_DFL)
             argv = [python, "-I", "-u", runtime.__file__, "--events-fd", str(events_fd), "--request-fd", str(request_fd)]
             os.execve(python, argv, spec["env"])
-        os.close(request_fd)
+        if request_fd is not None:
+            os.close(request_fd)
         runtime.run(spec, events_fd, forked=True)
     except BaseException as exc:  # noqa: BLE001 - report any setup failure as the run's result
         _report_setup_failure(events_fd, exc)

@@ -19,6 +19,9 @@ from collections.abc import Callable
 log = logging.getLogger(__name__)
 
 _READ_MASK = select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR
+# The loop never sleeps longer than this, so a timer further out than that (a run's
+# timeout, typically) needs no wake-up syscall when it is added from another thread.
+_MAX_SLEEP_S = 1.0
 
 
 class Timer:
@@ -101,12 +104,10 @@ class IOLoop:
         while not self._stopping:
             with self._lock:
                 now = time.monotonic()
+                timeout = _MAX_SLEEP_S
                 if self._timers:
-                    timeout = max(0.0, self._timers[0][0] - now)
-                    self._sleeping_until = now + timeout
-                else:
-                    timeout = -1.0
-                    self._sleeping_until = float("inf")
+                    timeout = min(timeout, max(0.0, self._timers[0][0] - now))
+                self._sleeping_until = now + timeout
             try:
                 events = self._epoll.poll(timeout)
             finally:
