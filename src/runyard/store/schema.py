@@ -1,8 +1,7 @@
 """All tables on one ``metadata``: the core ones plus each feature area's module."""
 
-from runyard.store.tables import metadata
-
 # Feature areas register their tables on the same metadata by being imported here.
-# (feature table modules are imported below as they are added)
+import runyard.store.tables_synth  # noqa: F401
+from runyard.store.tables import metadata
 
 __all__ = ["metadata"]

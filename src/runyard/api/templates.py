@@ -1,0 +1,133 @@
+"""/templates — synthetic data templates: CRUD, versions, preview, streaming generation."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from runyard.api.bodies import json_body
+from runyard.api.deps import PlatformDep, PrincipalDep, page_body
+from runyard.services.errors import ValidationFailed
+from runyard.services.synth_sets import SetService
+from runyard.services.templates import TemplateService
+from runyard.synth import FORMATS
+
+router = APIRouter(tags=["templates"])
+_lock = threading.Lock()
+_ACCEPT_FORMATS = {"text/csv": "csv", "application/x-ndjson": "ndjson", "application/sql": "sql",
+                   "application/vnd.apache.parquet": "parquet",
+                   "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "xlsx"}
+
+
+def synth_services(platform: Any) -> tuple[TemplateService, SetService]:
+    """The synth services of this node, created on first use next to the core ones."""
+    services = getattr(platform, "_synth_services", None)
+    if services is None:
+        with _lock:
+            services = getattr(platform, "_synth_services", None)
+            if services is None:
+                sets = SetService(platform.db, platform.blobs)
+                templates = TemplateService(platform.db, sets, platform.settings.synth_rows_per_hour)
+                services = platform._synth_services = (templates, sets)
+    return services
+
+
+def choose_format(body: dict[str, Any], accept: str) -> str:
+    fmt = body.get("format")
+    if fmt is None:
+        for media in (part.split(";")[0].strip().lower() for part in accept.split(",")):
+            if media in _ACCEPT_FORMATS:
+                return _ACCEPT_FORMATS[media]
+        return "json"
+    if fmt not in FORMATS:
+        raise ValidationFailed(f"format must be one of {', '.join(FORMATS)}", code="invalid_format",
+                               details={"field": "format"})
+    return fmt
+
+
+@router.post("/templates", status_code=201)
+async def create_template(request: Request, platform: PlatformDep, principal: PrincipalDep) -> dict:
+    principal.require("member", "create templates")
+    body = await json_body(request)
+    templates, _ = synth_services(platform)
+    return await run_in_threadpool(templates.create, principal.workspace_id, body)
+
+
+@router.get("/templates")
+async def list_templates(platform: PlatformDep, principal: PrincipalDep, cursor: str | None = None,
+                         limit: int = Query(100), include_total: bool = False) -> dict:
+    templates, _ = synth_services(platform)
+    page = await run_in_threadpool(templates.list, principal.workspace_id, cursor=cursor, limit=limit,
+                                   include_total=include_total)
+    return page_body(page)
+
+
+@router.get("/templates/{ref}")
+async def get_template(ref: str, platform: PlatformDep, principal: PrincipalDep, version: int | None = None) -> dict:
+    templates, _ = synth_services(platform)
+    return await run_in_threadpool(templates.get, principal.workspace_id, ref, version)
+
+
+@router.patch("/templates/{ref}")
+async def update_template(ref: str, request: Request, platform: PlatformDep, principal: PrincipalDep) -> dict:
+    principal.require("member", "update templates")
+    body = await json_body(request)
+    templates, _ = synth_services(platform)
+    return await run_in_threadpool(templates.update, principal.workspace_id, ref, body)
+
+
+@router.delete("/templates/{ref}", status_code=204)
+async def delete_template(ref: str, platform: PlatformDep, principal: PrincipalDep) -> Response:
+    principal.require("member", "delete templates")
+    templates, _ = synth_services(platform)
+    await run_in_threadpool(templates.delete, principal.workspace_id, ref)
+    return Response(status_code=204)
+
+
+@router.get("/templates/{ref}/versions")
+async def list_versions(ref: str, platform: PlatformDep, principal: PrincipalDep, cursor: str | None = None,
+                        limit: int = Query(100)) -> dict:
+    templates, _ = synth_services(platform)
+    page = await run_in_threadpool(templates.versions, principal.workspace_id, ref, cursor=cursor, limit=limit)
+    return page_body(page)
+
+
+@router.get("/templates/{ref}/versions/{version}")
+async def get_version(ref: str, version: int, platform: PlatformDep, principal: PrincipalDep) -> dict:
+    templates, _ = synth_services(platform)
+    return await run_in_threadpool(templates.get, principal.workspace_id, ref, version)
+
+
+@router.post("/templates/{ref}/preview")
+async def preview(ref: str, request: Request, platform: PlatformDep, principal: PrincipalDep) -> dict:
+    body = await json_body(request, allow_empty=True)
+    templates, _ = synth_services(platform)
+    return await run_in_threadpool(templates.preview, principal.workspace_id, ref, body)
+
+
+@router.post("/templates/{ref}/generate", response_model=None)
+async def generate(ref: str, request: Request, platform: PlatformDep,
+                   principal: PrincipalDep) -> StreamingResponse | dict:
+    principal.require("member", "generate data")
+    body = await json_body(request)
+    templates, _ = synth_services(platform)
+    into_set = body.pop("into_set", None)
+    if into_set is not None:
+        if not isinstance(into_set, str):
+            raise ValidationFailed("into_set must be a set name", details={"field": "into_set"})
+        return await run_in_threadpool(templates.generate_into_set, principal.workspace_id, ref, body, into_set)
+    fmt = choose_format(body, request.headers.get("accept", ""))
+    # Every refusal (bad template, unique space, options, quota) happens here, before
+    # the status line: once streaming starts the output is certain to be complete.
+    generation = await run_in_threadpool(templates.prepare, principal.workspace_id, ref, body, fmt=fmt)
+    plan = generation.plan
+    headers = {
+        "X-Runyard-Seed": str(plan.seed), "X-Runyard-Template-Version": str(plan.version),
+        "X-Runyard-Row-Count": str(plan.count),
+        "Content-Disposition": f'attachment; filename="{plan.template.name}.{generation.encoder.extension}"',
+    }
+    return StreamingResponse(generation.stream(), media_type=generation.media_type, headers=headers)
