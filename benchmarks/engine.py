@@ -109,7 +109,8 @@ def main() -> None:
                 "fork_server_start_ms": round(start_ms, 1),
                 "sequential": sequential(executor, root, args.runs, 10_000),
                 "concurrent": [
-                    concurrent(executor, root, args.runs, k, 100_000 * (j + 1)) for j, k in enumerate(args.inflight)
+                    concurrent(executor, root, args.runs, k, 100_000 * (j + 1))
+                    for j, k in enumerate(args.inflight)
                 ],
             }
         finally:

@@ -150,7 +150,11 @@ def run(spec: Mapping[str, Any], events_fd: int, *, forked: bool) -> NoReturn:
 
 
 def _failure(type_: str, message: str, tb: str | None = None) -> dict[str, Any]:
-    return {"type": "result", "status": "failed", "error": {"type": type_, "message": message, "traceback": tb}}
+    return {
+        "type": "result",
+        "status": "failed",
+        "error": {"type": type_, "message": message, "traceback": tb},
+    }
 
 
 def _memory_message(spec: Mapping[str, Any]) -> str:
@@ -199,7 +203,9 @@ def _fresh_stdio() -> None:
 
     sys.stdout = sys.__stdout__ = writer(1)
     sys.stderr = sys.__stderr__ = writer(2)
-    sys.stdin = sys.__stdin__ = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)), encoding="utf-8")
+    sys.stdin = sys.__stdin__ = io.TextIOWrapper(
+        io.BufferedReader(io.FileIO(0, "r", closefd=False)), encoding="utf-8"
+    )
 
 
 def _load_context(forked: bool) -> types.ModuleType:
@@ -238,7 +244,9 @@ def _resolve(spec: Mapping[str, Any]) -> Callable[..., Any]:
         raise
     except BaseException as exc:  # noqa: BLE001 - SyntaxError, SystemExit at import, ...
         raise ToolError(
-            "import_error", f"importing {module_name!r} failed: {type(exc).__name__}: {exc}", _user_traceback(exc)
+            "import_error",
+            f"importing {module_name!r} failed: {type(exc).__name__}: {exc}",
+            _user_traceback(exc),
         ) from None
     name = spec["entrypoint"]
     fn = getattr(module, name, None)
@@ -399,7 +407,8 @@ def to_json(value: Any) -> Any:
         raise ToolError("output_not_serializable", str(exc)) from None
     except RecursionError:
         raise ToolError(
-            "output_not_serializable", "the return value is not JSON-serialisable: it contains a reference cycle"
+            "output_not_serializable",
+            "the return value is not JSON-serialisable: it contains a reference cycle",
         ) from None
 
 
@@ -438,10 +447,16 @@ def _jsonable(value: Any, where: str) -> Any:
     if callable(dump) and not isinstance(value, type):
         return _jsonable(dump(mode="json"), where)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _jsonable(getattr(value, f.name), f"{where}.{f.name}") for f in dataclasses.fields(value)}
+        return {
+            f.name: _jsonable(getattr(value, f.name), f"{where}.{f.name}") for f in dataclasses.fields(value)
+        }
     if type(value).__module__.split(".")[0] == "numpy" and hasattr(value, "tolist"):
         return _jsonable(value.tolist(), where)
-    hint = " (write binary data with runyard.context.artifact instead)" if isinstance(value, (bytes, bytearray)) else ""
+    hint = (
+        " (write binary data with runyard.context.artifact instead)"
+        if isinstance(value, (bytes, bytearray))
+        else ""
+    )
     raise _NotSerializable(
         f"the return value is not JSON-serialisable: {where} is of type {_type_name(value)}{hint}"
     )
@@ -456,14 +471,20 @@ def _json_key(key: Any, where: str) -> str:
         return json.dumps(key)
     if isinstance(key, (int, float, decimal.Decimal, uuid.UUID)):
         return str(key)
-    raise _NotSerializable(f"the return value is not JSON-serialisable: {where} has a key of type {_type_name(key)}")
+    raise _NotSerializable(
+        f"the return value is not JSON-serialisable: {where} has a key of type {_type_name(key)}"
+    )
 
 
 # --------------------------------------------------------------------------- tracebacks
 
 
 def _is_runtime_frame(filename: str) -> bool:
-    return filename == _THIS_FILE or filename.startswith(_ASYNCIO_DIR) or filename.startswith("<frozen importlib")
+    return (
+        filename == _THIS_FILE
+        or filename.startswith(_ASYNCIO_DIR)
+        or filename.startswith("<frozen importlib")
+    )
 
 
 def _user_traceback(exc: BaseException) -> str | None:
@@ -480,7 +501,9 @@ def _user_traceback(exc: BaseException) -> str | None:
 # --------------------------------------------------------------------------- warm-up
 
 
-def _rehearsal_target(x: int, y: float = 1.0, z: str | None = None, w: list[int] | None = None) -> dict[str, Any]:
+def _rehearsal_target(
+    x: int, y: float = 1.0, z: str | None = None, w: list[int] | None = None
+) -> dict[str, Any]:
     return {"x": x, "y": y, "z": z, "w": w}
 
 
@@ -491,14 +514,21 @@ def rehearse() -> None:
     writes to (refcounts, caches) costs a page fault. A spare child waiting for work
     takes those faults ahead of time, so they are off the run's critical path.
     """
-    spec = json.loads(json.dumps({"inputs": {"x": 1, "y": 2.5, "w": [1]}, "env": dict(os.environ), "limits": {}}))
+    spec = json.loads(
+        json.dumps({"inputs": {"x": 1, "y": 2.5, "w": [1]}, "env": dict(os.environ), "limits": {}})
+    )
     kwargs = _convert_inputs(_rehearsal_target, spec["inputs"])
     inspect.iscoroutinefunction(_rehearsal_target)
     output = to_json(_rehearsal_target(**kwargs))
-    json.dumps({"type": "result", "status": "succeeded", "output": output, "usage": _usage()}, separators=(",", ":"))
-    compile("import os\n\ndef main(a: int = 1) -> int:\n    return a\n", "<rehearsal>", "exec", dont_inherit=True)
+    json.dumps(
+        {"type": "result", "status": "succeeded", "output": output, "usage": _usage()}, separators=(",", ":")
+    )
+    compile(
+        "import os\n\ndef main(a: int = 1) -> int:\n    return a\n", "<rehearsal>", "exec", dont_inherit=True
+    )
     importlib.util.spec_from_file_location("_runyard_rehearsal", os.path.join(_ENGINE_DIR, "__init__.py"))
-    io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8", errors="backslashreplace", write_through=True)  # type: ignore[type-var]
+    raw = io.FileIO(1, "w", closefd=False)
+    io.TextIOWrapper(raw, encoding="utf-8", errors="backslashreplace", write_through=True)  # type: ignore[type-var]
     traceback.TracebackException(ValueError, ValueError("x"), None).format()
     # prepare(): the spare's environment is replaced by the run's anyway.
     saved = dict(os.environ)

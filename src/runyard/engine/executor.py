@@ -176,7 +176,9 @@ class Execution:
         self._loop.add_reader(out_fd, lambda: self._read_output(out_fd))
         self._loop.add_reader(events_fd, lambda: self._read_events(events_fd))
         if self._limits.timeout_s is not None:
-            timer = self._loop.call_at(time.monotonic() + self._limits.timeout_s, lambda: self._terminate("timed_out"))
+            timer = self._loop.call_at(
+                time.monotonic() + self._limits.timeout_s, lambda: self._terminate("timed_out")
+            )
             self._timers.append(timer)
 
     def _unwatch(self) -> None:
@@ -296,7 +298,9 @@ class Execution:
         # the pipes right before exiting, so its teardown is not on the run's critical
         # path. A grandchild still holding the output pipe delays EOF until the fork
         # server's exit handling kills the process group.
-        if not self._open_fds and (self._reported is not None or self._exit is not None or self._lost is not None):
+        if not self._open_fds and (
+            self._reported is not None or self._exit is not None or self._lost is not None
+        ):
             self._finish()
 
     def _force_finish(self) -> None:
@@ -338,7 +342,9 @@ class Execution:
             "peak_rss_mb": float(exit_report.get("maxrss_kb", 0)) / 1024.0,
         }
 
-        def failed(type_: str, message: str, traceback: str | None = None, status: Status = "failed") -> ExecResult:
+        def failed(
+            type_: str, message: str, traceback: str | None = None, status: Status = "failed"
+        ) -> ExecResult:
             error = {"type": type_, "message": message, "traceback": traceback}
             return ExecResult(status, None, error, usage, exit_code)
 
@@ -350,7 +356,9 @@ class Execution:
         if self._stop_reason == "cancelled":
             return failed("cancelled", "the run was cancelled", status="cancelled")
         if self._stop_reason == "timed_out":
-            return failed("timeout", f"the run exceeded its timeout of {self._limits.timeout_s:g} s", status="timed_out")
+            return failed(
+                "timeout", f"the run exceeded its timeout of {self._limits.timeout_s:g} s", status="timed_out"
+            )
         if self._lost is not None:
             return failed("executor_error", self._lost)
         if exit_code is not None and exit_code < 0:
@@ -365,7 +373,9 @@ class Execution:
                     f"the run was killed (SIGKILL), most likely for exceeding its memory limit of {self._limits.memory_mb} MB",
                 )
             return failed("process_crashed", f"the run's process was killed by signal {name} ({sig})")
-        return failed("exit_code", f"the run's process exited with code {exit_code} without reporting a result")
+        return failed(
+            "exit_code", f"the run's process exited with code {exit_code} without reporting a result"
+        )
 
 
 class _ForkServer:
@@ -551,7 +561,9 @@ class Executor:
             execution._watch(out_r, ev_r)
             try:
                 server.sock.sendmsg(
-                    [message], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))], socket.MSG_NOSIGNAL
+                    [message],
+                    [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))],
+                    socket.MSG_NOSIGNAL,
                 )
             except OSError:
                 with server.lock:

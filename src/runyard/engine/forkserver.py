@@ -67,8 +67,10 @@ class Server:
     def __init__(self, sock: socket.socket, spares: int = SPARES) -> None:
         self.sock = sock
         self.poll = select.epoll()
-        self.children: dict[int, tuple[int | None, int]] = {}  # pidfd -> (request id or None for a spare, pid)
-        self.spares: collections.deque[tuple[int, int, socket.socket]] = collections.deque()  # (pid, pidfd, sock)
+        # pidfd -> (request id, or None for a spare, pid)
+        self.children: dict[int, tuple[int | None, int]] = {}
+        # spares waiting for work: (pid, pidfd, our end of its socketpair)
+        self.spares: collections.deque[tuple[int, int, socket.socket]] = collections.deque()
         self.target_spares = spares
         self.outbox: list[bytes] = []
         self.poll.register(sock.fileno(), select.EPOLLIN)
@@ -296,7 +298,8 @@ def start_child(message: bytes, fds: list[int], *, isolated: bool = False) -> No
             os.set_inheritable(request_fd, True)
             for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT):
                 signal.signal(sig, signal.SIG_DFL)
-            argv = [python, "-I", "-u", runtime.__file__, "--events-fd", str(events_fd), "--request-fd", str(request_fd)]
+            argv = [python, "-I", "-u", runtime.__file__]
+            argv += ["--events-fd", str(events_fd), "--request-fd", str(request_fd)]
             os.execve(python, argv, spec["env"])
         if request_fd is not None:
             os.close(request_fd)

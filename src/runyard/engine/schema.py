@@ -187,7 +187,9 @@ class _StdlibMapper:
             return _enum_schema(values)
         if origin in (typing.Union, types.UnionType):
             return {"anyOf": [self.schema(a) for a in args]}
-        if origin in (list, set, frozenset) or _is_abc(origin, "Sequence", "MutableSequence", "Set", "Iterable"):
+        if origin in (list, set, frozenset) or _is_abc(
+            origin, "Sequence", "MutableSequence", "Set", "Iterable"
+        ):
             schema: dict[str, Any] = {"type": "array"}
             if args:
                 schema["items"] = self.schema(args[0])
@@ -206,7 +208,9 @@ class _StdlibMapper:
             return schema
         if isinstance(ann, type):
             if issubclass(ann, enum.Enum):
-                return self._named(ann, lambda: {**_enum_schema([m.value for m in ann]), "title": ann.__name__})
+                return self._named(
+                    ann, lambda: {**_enum_schema([m.value for m in ann]), "title": ann.__name__}
+                )
             if dataclasses.is_dataclass(ann):
                 return self._named(ann, lambda: self._object(ann, _dataclass_fields(ann)))
             if typing.is_typeddict(ann):
@@ -300,7 +304,9 @@ def _typeddict_fields(cls: type) -> list[tuple[str, Any, bool, Any]]:
 
 # --------------------------------------------------------------------------- docstrings
 
-_GOOGLE_HEADER = re.compile(r"^(Args|Arguments|Parameters|Params|Keyword Args|Keyword Arguments|Other Parameters):\s*$")
+_GOOGLE_HEADER = re.compile(
+    r"^(Args|Arguments|Parameters|Params|Keyword Args|Keyword Arguments|Other Parameters):\s*$"
+)
 _GOOGLE_ITEM = re.compile(r"^\*{0,2}(\w+)\s*(?:\(([^)]*)\))?\s*:\s*(.*)$")
 _NUMPY_ITEM = re.compile(r"^\*{0,2}(\w+)\s*(?::\s*(.*))?$")
 _REST_PARAM = re.compile(r"^:param\s+(?:[^:]*?\s)?\*{0,2}(\w+)\s*:\s*(.*)$")
@@ -421,7 +427,12 @@ def _rest_params(lines: list[str]) -> dict[str, str]:
             current_indent = _indent(line)
             entries[current] = []
             _collect(entries, current, match.group(2).strip())
-        elif current is not None and line.strip() and _indent(line) > current_indent and not line.strip().startswith(":"):
+        elif (
+            current is not None
+            and line.strip()
+            and _indent(line) > current_indent
+            and not line.strip().startswith(":")
+        ):
             _collect(entries, current, line.strip())
         else:
             current = None

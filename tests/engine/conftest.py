@@ -1,0 +1,61 @@
+"""Fixtures for the engine tests: a real Executor (fork server + child processes)."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runyard.engine.executor import ExecRequest, Executor, Limits
+
+
+@pytest.fixture(scope="session")
+def executor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Executor]:
+    ex = Executor(tmp_path_factory.mktemp("engine-data"), uv_offline=True)
+    ex.start()
+    yield ex
+    ex.close()
+
+
+MakeRequest = Callable[..., ExecRequest]
+
+
+@pytest.fixture
+def make_request(tmp_path: Path) -> MakeRequest:
+    """Write ``source`` as tool.py in a fresh source dir and build an ExecRequest for it."""
+    counter = [0]
+
+    def make(
+        source: str,
+        entrypoint: str = "main",
+        inputs: dict[str, Any] | None = None,
+        *,
+        env: dict[str, str] | None = None,
+        limits: Limits | None = None,
+        python: str | None = None,
+        module: str = "tool",
+    ) -> ExecRequest:
+        counter[0] += 1
+        root = tmp_path / f"case{counter[0]}"
+        src = root / "src"
+        src.mkdir(parents=True)
+        (src / f"{module}.py").write_text(textwrap.dedent(source))
+        workdir = root / "work"
+        workdir.mkdir()
+        return ExecRequest(
+            run_id=f"run_test{counter[0]}",
+            source_dir=src,
+            module=module,
+            entrypoint=entrypoint,
+            inputs=inputs or {},
+            env=env or {},
+            workdir=workdir,
+            output_dir=workdir / "out",
+            limits=limits or Limits(timeout_s=20),
+            python=python,
+        )
+
+    return make

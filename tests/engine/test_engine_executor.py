@@ -1,0 +1,505 @@
+"""Executor on the fork-server fast path: real fork server, real child processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from runyard.engine.executor import ExecRequest, Executor, Limits
+
+MakeRequest = Callable[..., ExecRequest]
+
+
+def run(executor: Executor, req, timeout: float = 20):
+    output: list[bytes] = []
+    events: list[dict] = []
+    result = executor.submit(req, output.append, events.append).wait(timeout)
+    return result, b"".join(output), events
+
+
+def test_sync_entrypoint_returns_output(executor: Executor, make_request: MakeRequest) -> None:
+    req = make_request(
+        """
+        def main(x: int, name: str = "w"):
+            print("hello", name)
+            return {"double": x * 2, "name": name}
+        """,
+        inputs={"x": 21},
+    )
+    result, output, _ = run(executor, req)
+    assert result.status == "succeeded", result.error
+    assert result.output == {"double": 42, "name": "w"}
+    assert result.error is None
+    assert result.exit_code == 0
+    assert output == b"hello w\n"
+    assert result.usage["wall_ms"] > 0
+    assert result.usage["peak_rss_mb"] > 1
+    assert result.usage["cpu_s"] >= 0
+
+
+def test_async_entrypoint(executor: Executor, make_request: MakeRequest) -> None:
+    req = make_request(
+        """
+        import asyncio
+
+        async def main(n: int) -> list[int]:
+            await asyncio.sleep(0.01)
+            return [i * i for i in range(n)]
+        """,
+        inputs={"n": 4},
+    )
+    result, _, _ = run(executor, req)
+    assert result.status == "succeeded", result.error
+    assert result.output == [0, 1, 4, 9]
+
+
+def test_user_exception_reports_type_message_and_trimmed_traceback(
+    executor: Executor, make_request: MakeRequest
+) -> None:
+    req = make_request(
+        """
+        def helper():
+            raise ValueError("bad input value")
+
+        def main():
+            helper()
+        """
+    )
+    result, _, _ = run(executor, req)
+    assert result.status == "failed"
+    assert result.output is None
+    assert result.error["type"] == "ValueError"
+    assert result.error["message"] == "bad input value"
+    tb = result.error["traceback"]
+    assert tb.startswith("Traceback (most recent call last):")
+    assert "in helper" in tb and "in main" in tb
+    assert "child.py" not in tb  # runtime frames are trimmed
+    assert result.exit_code == 1
+
+
+def test_non_serialisable_output_names_the_type(executor: Executor, make_request: MakeRequest) -> None:
+    req = make_request(
+        """
+        class Widget:
+            pass
+
+        def main():
+            return {"items": [1, Widget()]}
+        """
+    )
+    result, _, _ = run(executor, req)
+    assert result.status == "failed"
+    assert result.error["type"] == "output_not_serializable"
+    assert "tool.Widget" in result.error["message"]
+    assert "output['items'][1]" in result.error["message"]
+
+
+def test_rich_outputs_become_json(executor: Executor, make_request: MakeRequest) -> None:
+    req = make_request(
+        """
+        import dataclasses, datetime, decimal, enum, pathlib, uuid
+        from pydantic import BaseModel
+
+        class Color(enum.Enum):
+            RED = "red"
+
+        class Model(BaseModel):
+            when: datetime.date
+            amount: decimal.Decimal
+
+        @dataclasses.dataclass
+        class Point:
+            x: int
+            y: tuple[int, int]
+
+        def main():
+            return {
+                "model": Model(when=datetime.date(2024, 1, 2), amount=decimal.Decimal("1.50")),
+                "point": Point(1, (2, 3)),
+                "dt": datetime.datetime(2024, 1, 2, 3, 4, 5),
+                "dec": decimal.Decimal("2.25"),
+                "path": pathlib.Path("/a/b"),
+                "uuid": uuid.UUID(int=1),
+                "set": {3, 1, 2},
+                "tuple": (1, "a"),
+                "color": Color.RED,
+                "nan": float("nan"),
+                7: "int key",
+            }
+        """
+    )
+    result, _, _ = run(executor, req)
+    assert result.status == "succeeded", result.error
+    assert result.output == {
+        "model": {"when": "2024-01-02", "amount": "1.50"},
+        "point": {"x": 1, "y": [2, 3]},
+        "dt": "2024-01-02T03:04:05",
+        "dec": "2.25",
+        "path": "/a/b",
+        "uuid": "00000000-0000-0000-0000-000000000001",
+        "set": [1, 2, 3],
+        "tuple": [1, "a"],
+        "color": "red",
+        "nan": None,
+        "7": "int key",
+    }
+
+
+def test_pydantic_and_dataclass_inputs_are_converted(executor: Executor, make_request: MakeRequest) -> None:
+    req = make_request(
+        """
+        import dataclasses, datetime
+        from pydantic import BaseModel
+
+        class Order(BaseModel):
+            sku: str
+            qty: int = 1
+
+        @dataclasses.dataclass
+        class Address:
+            city: str
+            zip: str
+
+        def main(order: Order, address: Address, when: datetime.date, ratio: float):
+            assert isinstance(order, Order) and isinstance(address, Address)
+            return {"sku": order.sku, "qty": order.qty, "city": address.city,
+                    "year": when.year, "ratio_type": type(ratio).__name__}
+        """,
+        inputs={
+            "order": {"sku": "A-1"},
+            "address": {"city": "Oslo", "zip": "0150"},
+            "when": "2024-05-06",
+            "ratio": 2,
+        },
+    )
+    result, _, _ = run(executor, req)
+    assert result.status == "succeeded", result.error
+    assert result.output == {"sku": "A-1", "qty": 1, "city": "Oslo", "year": 2024, "ratio_type": "float"}
+
+
+def test_invalid_or_unexpected_inputs(executor: Executor, make_request: MakeRequest) -> None:
+    source = """
+        from pydantic import BaseModel
+
+        class Order(BaseModel):
+            qty: int
+
+        def main(order: Order):
+            return order.qty
+        """
+    result, _, _ = run(executor, make_request(source, inputs={"order": {"qty": "many"}}))
+    assert result.status == "failed"
+    assert result.error["type"] == "input_validation_error"
+    assert "'order'" in result.error["message"]
+    result, _, _ = run(executor, make_request(source, inputs={"order": {"qty": 1}, "extra": 1}))
+    assert result.error["type"] == "input_validation_error"
+    assert "extra" in result.error["message"]
+
+
+def test_import_error_and_missing_entrypoint(executor: Executor, make_request: MakeRequest) -> None:
+    result, _, _ = run(executor, make_request("import not_a_module_xyz\n\ndef main():\n    pass\n"))
+    assert result.status == "failed"
+    assert result.error["type"] == "import_error"
+    assert "not_a_module_xyz" in result.error["message"]
+    assert "line 1" in result.error["traceback"]
+
+    result, _, _ = run(executor, make_request("def main(:\n    pass\n"))
+    assert result.error["type"] == "import_error"
+    assert "SyntaxError" in result.error["message"]
+
+    result, _, _ = run(executor, make_request("def other():\n    pass\n", entrypoint="main"))
+    assert result.error["type"] == "entrypoint_not_found"
+    assert "'main'" in result.error["message"]
+
+
+def test_sys_exit_nonzero_is_exit_code_failure(executor: Executor, make_request: MakeRequest) -> None:
+    result, _, _ = run(executor, make_request("import sys\n\ndef main():\n    sys.exit(3)\n"))
+    assert result.status == "failed"
+    assert result.error["type"] == "exit_code"
+    assert result.exit_code == 3
+    result, _, _ = run(executor, make_request("import sys\n\ndef main():\n    sys.exit(0)\n"))
+    assert result.status == "succeeded"
+
+
+def test_crash_by_signal_is_process_crashed(executor: Executor, make_request: MakeRequest) -> None:
+    req = make_request("import os, signal\n\ndef main():\n    os.kill(os.getpid(), signal.SIGSEGV)\n")
+    result, _, _ = run(executor, req)
+    assert result.status == "failed"
+    assert result.error["type"] == "process_crashed"
+    assert "SIGSEGV" in result.error["message"]
+    assert result.exit_code == -signal.SIGSEGV
+
+
+def test_environment_is_scrubbed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, make_request: MakeRequest
+) -> None:
+    monkeypatch.setenv("RUNYARD_TEST_CANARY", "leaked-secret")
+    # A fresh executor, so its fork server starts while the canary is in our environment.
+    with Executor(tmp_path / "data") as ex:
+        req = make_request(
+            """
+            import os
+
+            def main():
+                with open("/proc/self/environ", "rb") as f:
+                    initial = f.read().decode()
+                return {"env": dict(os.environ), "initial": initial, "cwd": os.getcwd()}
+            """,
+            env={"MY_SECRET": "s3cret", "RUNYARD_API_URL": "http://x"},
+        )
+        result, _, _ = run(ex, req)
+    assert result.status == "succeeded", result.error
+    env = result.output["env"]
+    assert "leaked-secret" not in str(result.output)
+    assert set(env) == {
+        "PATH", "HOME", "TMPDIR", "LANG", "PYTHONUNBUFFERED", "RUNYARD_RUN_ID", "RUNYARD_OUTPUT_DIR",
+        "RUNYARD_WORKDIR", "MY_SECRET", "RUNYARD_API_URL",
+    }  # fmt: skip
+    assert env["HOME"] == str(req.workdir) == result.output["cwd"]
+    assert env["TMPDIR"].startswith(str(req.workdir))
+    assert env["RUNYARD_RUN_ID"] == req.run_id
+    assert env["RUNYARD_OUTPUT_DIR"] == str(req.output_dir)
+    assert env["PATH"] == "/usr/local/bin:/usr/bin:/bin"
+    assert env["MY_SECRET"] == "s3cret"
+
+
+def test_memory_limit(executor: Executor, make_request: MakeRequest) -> None:
+    req = make_request(
+        "def main():\n    data = bytearray(2 * 1024 ** 3)\n    return len(data)\n",
+        limits=Limits(timeout_s=20, memory_mb=256),
+    )
+    result, _, _ = run(executor, req)
+    assert result.status == "failed"
+    assert result.error["type"] == "memory_limit_exceeded"
+    assert "256 MB" in result.error["message"]
+
+
+def test_cpu_limit(executor: Executor, make_request: MakeRequest) -> None:
+    req = make_request("def main():\n    while True:\n        pass\n", limits=Limits(timeout_s=20, cpu_s=1))
+    result, _, _ = run(executor, req)
+    assert result.status == "failed"
+    assert result.error["type"] == "cpu_limit_exceeded"
+
+
+def test_timeout(executor: Executor, make_request: MakeRequest) -> None:
+    req = make_request("import time\n\ndef main():\n    time.sleep(30)\n", limits=Limits(timeout_s=0.5))
+    t = time.monotonic()
+    result, _, _ = run(executor, req)
+    assert time.monotonic() - t < 3
+    assert result.status == "timed_out"
+    assert result.error["type"] == "timeout"
+    assert result.output is None
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"  # a zombie is dead, awaiting its reaper
+    except FileNotFoundError:
+        return True
+
+
+def test_cancel_kills_process_group_within_a_second(executor: Executor, make_request: MakeRequest) -> None:
+    req = make_request(
+        """
+        import os, subprocess, time
+
+        def main():
+            child = subprocess.Popen(["sleep", "60"])
+            print("pids", os.getpid(), child.pid, flush=True)
+            time.sleep(60)
+        """
+    )
+    seen = threading.Event()
+    output: list[bytes] = []
+
+    def on_output(chunk: bytes) -> None:
+        output.append(chunk)
+        if b"pids" in b"".join(output):
+            seen.set()
+
+    execution = executor.submit(req, on_output, lambda e: None)
+    assert seen.wait(10), output
+    pids = [int(p) for p in b"".join(output).split()[1:3]]
+    assert execution.pid == pids[0]
+    t = time.monotonic()
+    execution.cancel()
+    result = execution.wait(5)
+    assert time.monotonic() - t < 1.0
+    assert result.status == "cancelled"
+    assert result.error["type"] == "cancelled"
+    deadline = time.monotonic() + 2
+    while not all(_gone(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert all(_gone(p) for p in pids), pids
+
+
+def test_finished_run_leaves_no_background_processes(executor: Executor, make_request: MakeRequest) -> None:
+    req = make_request(
+        """
+        import subprocess
+
+        def main():
+            return subprocess.Popen(["sleep", "60"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).pid
+        """
+    )
+    result, _, _ = run(executor, req)
+    assert result.status == "succeeded"
+    deadline = time.monotonic() + 2
+    while not _gone(result.output) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _gone(result.output)
+
+
+def test_output_streams_live(executor: Executor, make_request: MakeRequest) -> None:
+    req = make_request(
+        """
+        import sys, time
+
+        def main():
+            print("first line")
+            sys.stderr.write("to stderr\\n")
+            time.sleep(1.5)
+            print("last line")
+        """
+    )
+    chunks: list[bytes] = []
+    early = threading.Event()
+    execution = executor.submit(req, lambda c: (chunks.append(c), early.set()), lambda e: None)
+    assert early.wait(5)
+    assert not execution.done()  # the child is still sleeping
+    assert b"first line" in b"".join(chunks)
+    result = execution.wait(10)
+    assert result.status == "succeeded"
+    assert b"".join(chunks) == b"first line\nto stderr\nlast line\n"
+
+
+def test_progress_trace_and_artifacts(executor: Executor, make_request: MakeRequest) -> None:
+    req = make_request(
+        """
+        from pathlib import Path
+        from runyard import context
+        import runyard.context
+
+        def main():
+            context.progress(0.25, "loading")
+            runyard.context.trace("step", rows=3)
+            a = context.artifact("report.txt", "hello")
+            Path("local.bin").write_bytes(b"\\x00\\x01")
+            b = context.artifact("local.bin")
+            context.artifact("sub/data.json", b"{}")
+            context.progress(1.0)
+            return {"run_id": context.run_id(), "out": str(context.output_dir()), "a": str(a), "b": str(b)}
+        """
+    )
+    result, _, events = run(executor, req)
+    assert result.status == "succeeded", result.error
+    assert result.output["run_id"] == req.run_id
+    assert result.output["out"] == str(req.output_dir)
+    kinds = [(e["type"], e.get("fraction"), e.get("name"), e.get("path")) for e in events]
+    assert kinds == [
+        ("progress", 0.25, None, None),
+        ("trace", None, "step", None),
+        ("artifact", None, None, "report.txt"),
+        ("artifact", None, None, "local.bin"),
+        ("artifact", None, None, "sub/data.json"),
+        ("progress", 1.0, None, None),
+    ]
+    assert events[0]["message"] == "loading"
+    assert events[1]["attrs"] == {"rows": 3}
+    assert (req.output_dir / "report.txt").read_text() == "hello"
+    assert (req.output_dir / "local.bin").read_bytes() == b"\x00\x01"
+    assert (req.output_dir / "sub" / "data.json").read_bytes() == b"{}"
+
+
+def test_large_inputs_travel_out_of_band(executor: Executor, make_request: MakeRequest) -> None:
+    big = "x" * 300_000
+    req = make_request("def main(s: str):\n    return len(s)\n", inputs={"s": big})
+    result, _, _ = run(executor, req)
+    assert result.status == "succeeded", result.error
+    assert result.output == 300_000
+
+
+def test_concurrent_submits_from_many_threads(executor: Executor, make_request: MakeRequest) -> None:
+    reqs = [make_request("def main(i: int):\n    return i * 10\n", inputs={"i": i}) for i in range(24)]
+    results: dict[int, object] = {}
+
+    def worker(i: int) -> None:
+        results[i] = executor.submit(reqs[i], lambda c: None, lambda e: None).wait(20)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(reqs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert {i: r.output for i, r in results.items()} == {i: i * 10 for i in range(len(reqs))}
+
+
+def test_wait_timeout_callbacks_and_asyncio(executor: Executor, make_request: MakeRequest) -> None:
+    execution = executor.submit(
+        make_request("import time\n\ndef main():\n    time.sleep(0.3)\n    return 1\n")
+    )
+    with pytest.raises(TimeoutError):
+        execution.wait(0.01)
+    got: list = []
+    done = threading.Event()
+    execution.add_done_callback(lambda r: (got.append(r), done.set()))
+    assert done.wait(10)
+    assert got[0].output == 1
+    late: list = []
+    execution.add_done_callback(late.append)  # already done: called at once
+    assert late == got
+
+    async def main() -> object:
+        return await executor.submit(make_request("async def main():\n    return 'a'\n")).wait_async()
+
+    assert asyncio.run(main()).output == "a"
+
+
+def test_fork_server_crash_fails_inflight_runs_and_restarts(
+    tmp_path: Path, make_request: MakeRequest
+) -> None:
+    with Executor(tmp_path / "data") as ex:
+        execution = ex.submit(make_request("import time\n\ndef main():\n    time.sleep(30)\n"))
+        deadline = time.monotonic() + 10
+        while execution.pid is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        child_pid = execution.pid
+        assert child_pid is not None
+        server = ex._server
+        assert server is not None
+        os.kill(server.proc.pid, signal.SIGKILL)
+        result = execution.wait(5)
+        assert result.status == "failed"
+        assert result.error["type"] == "executor_error"
+        assert "fork server died" in result.error["message"]
+        deadline = time.monotonic() + 2
+        while not _gone(child_pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert _gone(child_pid)
+        # The next submit starts a new fork server.
+        result, _, _ = run(ex, make_request("def main():\n    return 'back'\n"))
+        assert result.status == "succeeded"
+        assert result.output == "back"
+        assert ex._server is not server
+
+
+def test_close_ends_pending_runs(tmp_path: Path, make_request: MakeRequest) -> None:
+    ex = Executor(tmp_path / "data")
+    execution = ex.submit(make_request("import time\n\ndef main():\n    time.sleep(30)\n"))
+    time.sleep(0.2)
+    t = time.monotonic()
+    ex.close()
+    result = execution.wait(5)
+    assert time.monotonic() - t < 3
+    assert result.status == "failed"
+    assert "closed" in result.error["message"]
+    with pytest.raises(RuntimeError):
+        ex.submit(make_request("def main():\n    pass\n"))
