@@ -50,8 +50,11 @@ def normalise_requirements(requirements: list[str]) -> list[str]:
     return sorted(seen)
 
 
-def environment_key(requirements: list[str], python_version: str | None = None) -> str:
+def environment_key(requirements: list[str], python_version: str | None = None, interpreter: str = "") -> str:
+    """Cache key: normalised requirements + Python version (+ the base interpreter, if not ours)."""
     version = python_version or ".".join(map(str, sys.version_info[:3]))
+    if interpreter and interpreter != sys.executable:
+        version = f"{version} {interpreter}"
     blob = json.dumps({"python": version, "requirements": normalise_requirements(requirements)})
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
@@ -71,7 +74,7 @@ class EnvironmentManager:
         self.base_python = python or sys.executable
 
     def path_for(self, requirements: list[str]) -> Path:
-        return self.root / environment_key(requirements)
+        return self.root / environment_key(requirements, interpreter=self.base_python)
 
     def ensure(self, requirements: list[str], *, timeout_s: float = BUILD_TIMEOUT_S) -> Environment:
         """Return the ready environment for ``requirements``, building it if needed."""
@@ -97,7 +100,16 @@ class EnvironmentManager:
         uv = find_uv()
         flags = ["--no-config", "--offline"] if self.offline else ["--no-config"]
         steps = [
-            [uv, "venv", *flags, "--no-python-downloads", "--python", self.base_python, str(env_dir)],
+            [
+                uv,
+                "venv",
+                *flags,
+                "--allow-existing",
+                "--no-python-downloads",
+                "--python",
+                self.base_python,
+                str(env_dir),
+            ],
             [uv, "pip", "install", *flags, "--python", str(env_dir / "bin" / "python"), *reqs],
         ]
         if not reqs:
