@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from . import auth, runs, secrets, tokens, tools
+from . import auth, generate, runs, secrets, sets, templates, tokens, tools
 from ._context import STATE
 from ._output import Exit, fail
 
@@ -60,6 +60,9 @@ def _register_groups() -> None:
     app.add_typer(runs.app, name="runs")
     app.add_typer(secrets.app, name="secrets")
     app.add_typer(tokens.app, name="tokens")
+    app.add_typer(templates.app, name="templates")
+    app.add_typer(sets.app, name="sets")
+    app.command("generate")(generate.generate)
 
 
 def _missing_server(name: str, reason: str) -> Any:

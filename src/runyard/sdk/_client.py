@@ -19,6 +19,8 @@ from ._base import (
     Timeout,
 )
 from .resources import AsyncRuns, AsyncSecrets, AsyncTokens, AsyncTools, Runs, Secrets, Tokens, Tools
+from .resources.sets import AsyncSets, Sets
+from .resources.templates import AsyncTemplates, Templates
 
 __all__ = ["Client", "AsyncClient"]
 
@@ -33,6 +35,8 @@ class Client(SyncAPIClient):
     tools: Tools
     runs: Runs
     secrets: Secrets
+    templates: Templates
+    sets: Sets
     tokens: Tokens
 
     def __init__(
@@ -53,6 +57,8 @@ class Client(SyncAPIClient):
         self.tools = Tools(self)
         self.runs = Runs(self)
         self.secrets = Secrets(self)
+        self.templates = Templates(self)
+        self.sets = Sets(self)
         self.tokens = Tokens(self)
 
     def with_options(self, *, timeout: Timeout | None = None, max_retries: int | None = None) -> Client:
@@ -89,6 +95,8 @@ class AsyncClient(AsyncAPIClient):
     tools: AsyncTools
     runs: AsyncRuns
     secrets: AsyncSecrets
+    templates: AsyncTemplates
+    sets: AsyncSets
     tokens: AsyncTokens
 
     def __init__(
@@ -109,6 +117,8 @@ class AsyncClient(AsyncAPIClient):
         self.tools = AsyncTools(self)
         self.runs = AsyncRuns(self)
         self.secrets = AsyncSecrets(self)
+        self.templates = AsyncTemplates(self)
+        self.sets = AsyncSets(self)
         self.tokens = AsyncTokens(self)
 
     def with_options(self, *, timeout: Timeout | None = None, max_retries: int | None = None) -> AsyncClient:

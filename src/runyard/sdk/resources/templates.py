@@ -1,0 +1,184 @@
+"""``client.templates``: synthetic data templates, preview and streaming generation."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import IO, Any
+
+from .._base import RequestOptions, Timeout
+from ..models import RunyardModel
+from ..pagination import AsyncPaginator, SyncCursorPage
+from ._resource import AsyncResource, SyncResource, compact, seg
+
+__all__ = ["Templates", "AsyncTemplates", "Template", "Generation"]
+
+
+class Template(RunyardModel):
+    id: str
+    name: str
+    version: int
+    latest_version: int
+    locale: str | None = None
+    description: str | None = None
+    fields: list[dict[str, Any]]
+
+
+@dataclass
+class Generation:
+    """What a generation returned: the seed that reproduces it and where the bytes went."""
+
+    seed: int
+    version: int
+    bytes_written: int
+    path: str | None = None
+
+
+def _ref(template: str, version: int | None) -> str:
+    return f"{seg(template)}@v{version}" if version else seg(template)
+
+
+def _generate_body(count: int, fmt: str | None, seed: int | str | None, overrides: Mapping[str, Any] | None,
+                   version: int | None, options: Mapping[str, Any] | None,
+                   into_set: str | None = None) -> dict[str, Any]:
+    return compact(count=count, format=fmt, seed=seed, overrides=dict(overrides) if overrides else None,
+                   version=version, options=dict(options) if options else None, into_set=into_set)
+
+
+def _generation(headers: Mapping[str, str], written: int, path: str | None) -> Generation:
+    return Generation(seed=int(headers["x-runyard-seed"]), version=int(headers["x-runyard-template-version"]),
+                      bytes_written=written, path=path)
+
+
+class Templates(SyncResource):
+    def create(self, document: Mapping[str, Any], *, timeout: Timeout = None) -> Template:
+        """Create a template from its document (``name``, ``locale``, ``fields``…)."""
+        opts = RequestOptions("POST", "/templates", json=dict(document), timeout=timeout)
+        return Template.model_validate(self._client.request(opts).json())
+
+    def get(self, template: str, *, version: int | None = None, timeout: Timeout = None) -> Template:
+        opts = RequestOptions("GET", f"/templates/{_ref(template, version)}", timeout=timeout)
+        return Template.model_validate(self._client.request(opts).json())
+
+    def update(self, template: str, *, timeout: Timeout = None, **changes: Any) -> Template:
+        """Change ``name``, ``description``, ``locale`` or ``fields``; creates a new version."""
+        opts = RequestOptions("PATCH", f"/templates/{seg(template)}", json=changes, timeout=timeout)
+        return Template.model_validate(self._client.request(opts).json())
+
+    def list(self, *, limit: int | None = None, timeout: Timeout = None) -> SyncCursorPage[Template]:
+        def fetch(cursor: str | None) -> Any:
+            opts = RequestOptions("GET", "/templates", params={"limit": limit, "cursor": cursor}, timeout=timeout)
+            return self._client.request(opts).json()
+
+        return SyncCursorPage(fetch(None), Template, fetch)
+
+    def versions(self, template: str, *, limit: int | None = None,
+                 timeout: Timeout = None) -> SyncCursorPage[Template]:
+        def fetch(cursor: str | None) -> Any:
+            opts = RequestOptions("GET", f"/templates/{seg(template)}/versions",
+                                  params={"limit": limit, "cursor": cursor}, timeout=timeout)
+            return self._client.request(opts).json()
+
+        return SyncCursorPage(fetch(None), Template, fetch)
+
+    def delete(self, template: str, *, timeout: Timeout = None) -> None:
+        self._client.request(RequestOptions("DELETE", f"/templates/{seg(template)}", timeout=timeout))
+
+    def preview(self, template: str, *, seed: int | str | None = None, overrides: Mapping[str, Any] | None = None,
+                version: int | None = None, timeout: Timeout = None) -> dict[str, Any]:
+        """The first 3 rows of the generation with this seed (free of quota)."""
+        body = compact(seed=seed, overrides=dict(overrides) if overrides else None, version=version)
+        opts = RequestOptions("POST", f"/templates/{seg(template)}/preview", json=body, timeout=timeout)
+        return self._client.request(opts).json()
+
+    def generate(self, template: str, *, count: int, to: str | os.PathLike[str] | IO[bytes],
+                 format: str = "csv", seed: int | str | None = None, overrides: Mapping[str, Any] | None = None,
+                 version: int | None = None, options: Mapping[str, Any] | None = None,
+                 progress: Any = None, timeout: Timeout = None) -> Generation:
+        """Stream a generation into a file path or binary file object.
+
+        ``progress(bytes_so_far)`` is called after every received piece.
+        """
+        body = _generate_body(count, format, seed, overrides, version, options)
+        opts = RequestOptions("POST", f"/templates/{seg(template)}/generate", json=body, timeout=timeout)
+        path = os.fspath(to) if isinstance(to, str | os.PathLike) else None
+        written = 0
+        with self._client.stream(opts) as response:
+            sink = open(path, "wb") if path else to  # noqa: SIM115 - closed below
+            try:
+                for piece in response.iter_bytes():
+                    sink.write(piece)  # type: ignore[union-attr]
+                    written += len(piece)
+                    if progress is not None:
+                        progress(written)
+            finally:
+                if path:
+                    sink.close()  # type: ignore[union-attr]
+            return _generation(response.headers, written, path)
+
+    def rows(self, template: str, *, count: int, seed: int | str | None = None,
+             overrides: Mapping[str, Any] | None = None, version: int | None = None,
+             timeout: Timeout = None) -> Iterator[dict[str, Any]]:
+        """Iterate generated rows as dicts while they stream (NDJSON underneath)."""
+        body = _generate_body(count, "ndjson", seed, overrides, version, None)
+        opts = RequestOptions("POST", f"/templates/{seg(template)}/generate", json=body, timeout=timeout)
+        with self._client.stream(opts) as response:
+            for line in response.iter_lines():
+                if line:
+                    yield json.loads(line)
+
+    def generate_into_set(self, template: str, set_name: str, *, count: int, seed: int | str | None = None,
+                          overrides: Mapping[str, Any] | None = None, version: int | None = None,
+                          timeout: Timeout = None) -> dict[str, Any]:
+        """Write a generation into a saved set (a new version of it) instead of streaming it."""
+        body = _generate_body(count, None, seed, overrides, version, None, into_set=set_name)
+        opts = RequestOptions("POST", f"/templates/{seg(template)}/generate", json=body, timeout=timeout)
+        return self._client.request(opts).json()
+
+
+class AsyncTemplates(AsyncResource):
+    async def create(self, document: Mapping[str, Any], *, timeout: Timeout = None) -> Template:
+        opts = RequestOptions("POST", "/templates", json=dict(document), timeout=timeout)
+        return Template.model_validate((await self._client.request(opts)).json())
+
+    async def get(self, template: str, *, version: int | None = None, timeout: Timeout = None) -> Template:
+        opts = RequestOptions("GET", f"/templates/{_ref(template, version)}", timeout=timeout)
+        return Template.model_validate((await self._client.request(opts)).json())
+
+    async def update(self, template: str, *, timeout: Timeout = None, **changes: Any) -> Template:
+        opts = RequestOptions("PATCH", f"/templates/{seg(template)}", json=changes, timeout=timeout)
+        return Template.model_validate((await self._client.request(opts)).json())
+
+    def list(self, *, limit: int | None = None, timeout: Timeout = None) -> AsyncPaginator[Template]:
+        async def fetch(cursor: str | None) -> Any:
+            opts = RequestOptions("GET", "/templates", params={"limit": limit, "cursor": cursor}, timeout=timeout)
+            return (await self._client.request(opts)).json()
+
+        return AsyncPaginator(lambda: fetch(None), Template, fetch)
+
+    async def delete(self, template: str, *, timeout: Timeout = None) -> None:
+        await self._client.request(RequestOptions("DELETE", f"/templates/{seg(template)}", timeout=timeout))
+
+    async def preview(self, template: str, *, seed: int | str | None = None,
+                      overrides: Mapping[str, Any] | None = None, version: int | None = None,
+                      timeout: Timeout = None) -> dict[str, Any]:
+        body = compact(seed=seed, overrides=dict(overrides) if overrides else None, version=version)
+        opts = RequestOptions("POST", f"/templates/{seg(template)}/preview", json=body, timeout=timeout)
+        return (await self._client.request(opts)).json()
+
+    async def generate(self, template: str, *, count: int, to: str | os.PathLike[str], format: str = "csv",
+                       seed: int | str | None = None, overrides: Mapping[str, Any] | None = None,
+                       version: int | None = None, options: Mapping[str, Any] | None = None,
+                       timeout: Timeout = None) -> Generation:
+        body = _generate_body(count, format, seed, overrides, version, options)
+        opts = RequestOptions("POST", f"/templates/{seg(template)}/generate", json=body, timeout=timeout)
+        path = os.fspath(to)
+        written = 0
+        async with self._client.stream(opts) as response:
+            with open(path, "wb") as sink:
+                async for piece in response.aiter_bytes():
+                    sink.write(piece)
+                    written += len(piece)
+            return _generation(response.headers, written, path)
