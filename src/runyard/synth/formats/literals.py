@@ -9,6 +9,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 _CONTROL = r"[\x00-\x1f]"
+# Anything that needs escaping in a JSON string; generated text rarely has any.
+_JSON_SPECIAL = r'[\x00-\x1f"\\]'
 
 
 def _finite(values: pa.Array) -> pa.Array:
@@ -25,11 +27,17 @@ def text_of(values: pa.Array) -> pa.Array:
         return pc.strftime(values, "%Y-%m-%dT%H:%M:%S")
     if pa.types.is_string(t):
         return values
+    if pa.types.is_date(t) or pa.types.is_time(t):
+        # Few distinct days/times per block: format each distinct value once.
+        encoded = pc.dictionary_encode(values)
+        return pc.cast(encoded.dictionary, pa.string()).take(encoded.indices)
     return pc.cast(values, pa.string())
 
 
 def json_string(values: pa.Array) -> pa.Array:
     """JSON string literals, quotes included."""
+    if not pc.any(pc.match_substring_regex(values, _JSON_SPECIAL)).as_py():
+        return pc.binary_join_element_wise('"', values, '"', "")
     escaped = pc.replace_substring(values, "\\", "\\\\")
     escaped = pc.replace_substring(escaped, '"', '\\"')
     quoted = pc.binary_join_element_wise('"', escaped, '"', "")
