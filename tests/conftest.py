@@ -75,7 +75,8 @@ class Server:
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RUNYARD_")}
         env.update(RUNYARD_ADMIN_KEY=self.admin_key, RUNYARD_UV_OFFLINE="1", RUNYARD_WORKER_SLOTS=str(self.slots),
-                   RUNYARD_DATA_DIR=str(self.data_dir), RUNYARD_PORT=str(self.port), **self.extra_env)
+                   RUNYARD_DATA_DIR=str(self.data_dir), RUNYARD_PORT=str(self.port))
+        env.update(self.extra_env)
         if self.database_url:
             env["RUNYARD_DATABASE_URL"] = self.database_url
         return env
@@ -96,7 +97,8 @@ class Server:
             if self.proc and self.proc.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.logs()}")
             try:
-                if httpx.get(f"{self.base_url}/readyz", timeout=1).status_code == 200:
+                probe = "/readyz" if self.mode == "up" else "/healthz"
+                if httpx.get(f"{self.base_url}{probe}", timeout=1).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass

@@ -87,7 +87,7 @@ class Platform:
         return self._executor
 
     def _infer_schema(self, source_dir: Path, module: str, entrypoint: str, requirements: list[str]) -> dict[str, Any]:
-        from runyard.engine.inspect import inspect_entrypoint
+        from runyard.engine.introspect import inspect_entrypoint
         try:
             return inspect_entrypoint(source_dir, module, entrypoint)
         except Exception as exc:

@@ -101,7 +101,7 @@ def test_deploy_rejections(api, unique):
     r = api.post("/tools", json={"name": "Bad Name!", "code": "def main():\n    pass\n"})
     assert error_code(r) == "invalid_tool_name"
     r = api.post("/tools", json={"name": f"bad-{unique}", "code": "def main():\n    pass\n", "bogus": 1})
-    assert error_code(r) == "bad_request"
+    assert error_code(r) == "validation_error" and r.json()["error"]["details"]["fields"] == ["bogus"]
     r = api.post("/tools", content=b"not json", headers={"content-type": "application/json"})
     assert error_code(r) == "invalid_json"
     assert error_code(api.get("/tools/nope-nope")) == "tool_not_found"

@@ -78,6 +78,14 @@ def _field_errors(validator: Draft202012Validator, instance: dict[str, Any],
                     field = f"{path}.{name}" if path else name
                     errors.append({"field": field, "message": f"'{name}' is required"})
             continue
+        if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+            known = set((err.schema or {}).get("properties", {}))
+            patterns = (err.schema or {}).get("patternProperties", {})
+            for name in err.instance:
+                if name not in known and not patterns:
+                    field = f"{path}.{name}" if path else name
+                    errors.append({"field": field, "message": f"unexpected input '{name}'"})
+            continue
         errors.append({"field": path or "inputs", "message": err.message})
     return errors
 
