@@ -25,7 +25,6 @@ import datetime as dt
 import decimal
 import enum
 import importlib
-import importlib.machinery
 import importlib.util
 import inspect
 import io
@@ -496,49 +495,6 @@ def _user_traceback(exc: BaseException) -> str | None:
         return "".join(traceback.TracebackException(type(exc), exc, tb).format())
     except MemoryError:
         return None
-
-
-# --------------------------------------------------------------------------- warm-up
-
-
-def _rehearsal_target(
-    x: int, y: float = 1.0, z: str | None = None, w: list[int] | None = None
-) -> dict[str, Any]:
-    return {"x": x, "y": y, "z": z, "w": w}
-
-
-def rehearse() -> None:
-    """Walk the per-run code paths once, without side effects, in an idle spare child.
-
-    Memory is shared copy-on-write with the fork server, and every page a run first
-    writes to (refcounts, caches) costs a page fault. A spare child waiting for work
-    takes those faults ahead of time, so they are off the run's critical path.
-    """
-    spec = json.loads(
-        json.dumps({"inputs": {"x": 1, "y": 2.5, "w": [1]}, "env": dict(os.environ), "limits": {}})
-    )
-    kwargs = _convert_inputs(_rehearsal_target, spec["inputs"])
-    inspect.iscoroutinefunction(_rehearsal_target)
-    output = to_json(_rehearsal_target(**kwargs))
-    json.dumps(
-        {"type": "result", "status": "succeeded", "output": output, "usage": _usage()}, separators=(",", ":")
-    )
-    compile(
-        "import os\n\ndef main(a: int = 1) -> int:\n    return a\n", "<rehearsal>", "exec", dont_inherit=True
-    )
-    importlib.util.spec_from_file_location("_runyard_rehearsal", os.path.join(_ENGINE_DIR, "__init__.py"))
-    raw = io.FileIO(1, "w", closefd=False)
-    io.TextIOWrapper(raw, encoding="utf-8", errors="backslashreplace", write_through=True)  # type: ignore[type-var]
-    traceback.TracebackException(ValueError, ValueError("x"), None).format()
-    # prepare(): the spare's environment is replaced by the run's anyway.
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(saved)
-    os.makedirs(os.getcwd(), exist_ok=True)
-    resource.getrlimit(resource.RLIMIT_NOFILE)
-    # The import system's path-entry machinery, on a directory that is already known.
-    importlib.machinery.PathFinder.find_spec("_runyard_rehearsal_", [_ENGINE_DIR])
-    sys.path_importer_cache.pop(_ENGINE_DIR, None)
 
 
 # --------------------------------------------------------------------------- script entry

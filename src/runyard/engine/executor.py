@@ -5,8 +5,10 @@ a child running ``child.py``; with ``ExecRequest.python`` set, that child execs 
 tool's virtualenv interpreter instead, under the same isolation. The executor creates
 the child's pipes itself and passes them over the server's socket (SCM_RIGHTS), so the
 output, events and result flow straight here, into a single I/O thread
-(``ioloop.py``) shared by all runs. The fork server reports each child's exit status
-and rusage; the run ends once the child has exited and its pipes are drained.
+(``ioloop.py``) shared by all runs. A run ends when the child has reported its result
+and both pipes are at EOF (the child detaches from them just before exiting, so its
+teardown is off the critical path), or else when the fork server reports the child's
+exit (status + rusage from ``wait4``) and the pipes are drained.
 
 Thread model: ``submit``, ``Execution.cancel``/``wait``/``add_done_callback`` may be
 called from any thread. ``on_output``, ``on_event`` and done callbacks run on the
@@ -278,6 +280,8 @@ class Execution:
     def _on_exit(self, report: dict[str, Any]) -> None:
         with self._lock:
             self._exit = report
+            if self._result is not None:
+                return  # completed on its reported result; this is just the late reap
         self._timers.append(self._loop.call_later(DRAIN_GRACE_S, self._force_finish))
         self._maybe_finish()
 
@@ -458,6 +462,7 @@ class Executor:
                 server.runs.clear()
             for execution in runs:
                 self._loop_call(lambda e=execution: e._on_lost("the executor was closed"))
+            self._loop.remove_reader(server.sock.fileno())
             server.kill()  # closing the socket makes the server kill its children and exit
             deadline = time.monotonic() + 2 * DRAIN_GRACE_S + 1
             for execution in runs:
@@ -608,6 +613,7 @@ class Executor:
     def _server_lost(self, server: _ForkServer) -> None:
         self._loop.remove_reader(server.sock.fileno())
         server.dead = True
+        server.sock.close()
         code = server.proc.poll()
         if code is None:
             try:

@@ -255,7 +255,6 @@ def spare_main(sock: socket.socket) -> NoReturn:
     """A pre-forked child: wait (already isolated) for the one run it will execute."""
     try:
         _isolate([0, 1, 2, sock.fileno()])
-        runtime.rehearse()
         message, fds = recv_with_fds(sock, socket.MSG_CMSG_CLOEXEC)
         sock.close()
     except BaseException:  # noqa: BLE001 - nothing to report to: no run was handed over
