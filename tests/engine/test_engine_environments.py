@@ -53,8 +53,8 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Environment:
-    manager = EnvironmentManager(tmp_path_factory.mktemp("envs"), offline=True)
-    return manager.ensure([str(wheel)])
+    manager = EnvironmentManager(tmp_path_factory.mktemp("data"), offline=True)
+    return manager.prepare([str(wheel)])
 
 
 def test_requirements_are_normalised_for_the_cache_key() -> None:
@@ -70,15 +70,17 @@ def test_build_from_local_wheel_offline(venv: Environment, wheel: Path) -> None:
     log = (venv.path / "build.log").read_text()
     assert "uv" in log and str(wheel) in log
     # A second manager over the same root finds it ready and does not rebuild.
-    again = EnvironmentManager(venv.path.parent, offline=True).ensure([str(wheel)])
+    manager = EnvironmentManager(venv.path.parent.parent, offline=True)
+    again = manager.prepare([str(wheel)])
     assert again.path == venv.path and not again.built
+    assert manager.ensure([str(wheel)]) == venv.python
 
 
 def test_concurrent_builders_build_once(tmp_path: Path, wheel: Path) -> None:
     manager = EnvironmentManager(tmp_path / "envs", offline=True)
     results: list[Environment] = []
     threads = [
-        threading.Thread(target=lambda: results.append(manager.ensure([str(wheel)]))) for _ in range(3)
+        threading.Thread(target=lambda: results.append(manager.prepare([str(wheel)]))) for _ in range(3)
     ]
     for t in threads:
         t.start()
@@ -89,10 +91,10 @@ def test_concurrent_builders_build_once(tmp_path: Path, wheel: Path) -> None:
 
 
 def test_failed_build_raises_with_log_and_is_not_marked_ready(tmp_path: Path) -> None:
-    manager = EnvironmentManager(tmp_path / "envs", offline=True)
+    manager = EnvironmentManager(tmp_path / "data", offline=True)
     reqs = ["runyard-no-such-package-xyz==1.0"]
     with pytest.raises(EnvironmentBuildFailed) as info:
-        manager.ensure(reqs)
+        manager.prepare(reqs)
     assert "runyard-no-such-package-xyz" in info.value.log
     env_dir = manager.path_for(reqs)
     assert not (env_dir / "ready").exists()

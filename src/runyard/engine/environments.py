@@ -1,6 +1,6 @@
 """Virtual environments for tools with their own requirements, built once with uv.
 
-Each distinct requirement set gets ``<root>/<key>/`` where ``key`` hashes the normalised,
+Each distinct requirement set gets ``<data_dir>/envs/<key>/`` where ``key`` hashes the normalised,
 sorted requirements and the Python version. Builders take a file lock, so concurrent
 builders (threads or processes) wait for one build instead of racing. A venv is built
 in place (its scripts hold absolute paths, so it cannot be moved after building); the
@@ -66,8 +66,10 @@ def find_uv() -> str:
 
 
 class EnvironmentManager:
-    def __init__(self, root: Path, *, offline: bool = False, python: str | None = None) -> None:
-        self.root = Path(root)
+    """Builds and finds the venvs under ``<data_dir>/envs/``. Thread- and process-safe."""
+
+    def __init__(self, data_dir: Path, *, offline: bool = False, python: str | None = None) -> None:
+        self.root = Path(data_dir) / "envs"
         self.offline = offline or os.environ.get("RUNYARD_UV_OFFLINE") == "1"
         # The base interpreter for the venvs: the server's own, so no Python download
         # is ever needed and the fork server and venv children share a version.
@@ -76,7 +78,11 @@ class EnvironmentManager:
     def path_for(self, requirements: list[str]) -> Path:
         return self.root / environment_key(requirements, interpreter=self.base_python)
 
-    def ensure(self, requirements: list[str], *, timeout_s: float = BUILD_TIMEOUT_S) -> Environment:
+    def ensure(self, requirements: list[str], *, timeout_s: float = BUILD_TIMEOUT_S) -> Path:
+        """The interpreter of the ready environment for ``requirements`` (built if needed)."""
+        return self.prepare(requirements, timeout_s=timeout_s).python
+
+    def prepare(self, requirements: list[str], *, timeout_s: float = BUILD_TIMEOUT_S) -> Environment:
         """Return the ready environment for ``requirements``, building it if needed."""
         reqs = normalise_requirements(requirements)
         env_dir = self.path_for(reqs)

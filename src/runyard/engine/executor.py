@@ -435,7 +435,7 @@ class Executor:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         offline = uv_offline or os.environ.get("RUNYARD_UV_OFFLINE") == "1"
-        self.environments = EnvironmentManager(self.data_dir / "envs", offline=offline)
+        self.environments = EnvironmentManager(self.data_dir, offline=offline)
         self._loop = IOLoop()
         self._loop_started = False
         self._server: _ForkServer | None = None
@@ -481,7 +481,7 @@ class Executor:
         """The interpreter for a requirement set (built once with uv), None if it is empty."""
         if not [r for r in requirements if r.strip()]:
             return None
-        return str(self.environments.ensure(requirements).python)
+        return str(self.environments.ensure(requirements))
 
     def _loop_call(self, fn: Callable[[], None]) -> None:
         self._loop.call_at(0.0, fn)
