@@ -77,7 +77,7 @@ def test_build_from_local_wheel_offline(venv: Environment, wheel: Path) -> None:
 
 
 def test_concurrent_builders_build_once(tmp_path: Path, wheel: Path) -> None:
-    manager = EnvironmentManager(tmp_path / "envs", offline=True)
+    manager = EnvironmentManager(tmp_path / "data", offline=True)
     results: list[Environment] = []
     threads = [
         threading.Thread(target=lambda: results.append(manager.prepare([str(wheel)]))) for _ in range(3)

@@ -245,12 +245,14 @@ def test_environment_is_scrubbed(
     with Executor(tmp_path / "data") as ex:
         req = make_request(
             """
-            import os
+            import os, sys
 
             def main():
                 with open("/proc/self/environ", "rb") as f:
                     initial = f.read().decode()
-                return {"env": dict(os.environ), "initial": initial, "cwd": os.getcwd()}
+                return {"env": dict(os.environ), "initial": initial, "cwd": os.getcwd(),
+                        "stdin": sys.stdin.read(), "pgid_is_own": os.getpgid(0) == os.getpid(),
+                        "sid_is_own": os.getsid(0) == os.getpid()}
             """,
             env={"MY_SECRET": "s3cret", "RUNYARD_API_URL": "http://x"},
         )
@@ -268,6 +270,8 @@ def test_environment_is_scrubbed(
     assert env["RUNYARD_OUTPUT_DIR"] == str(req.output_dir)
     assert env["PATH"] == "/usr/local/bin:/usr/bin:/bin"
     assert env["MY_SECRET"] == "s3cret"
+    assert result.output["stdin"] == ""  # /dev/null
+    assert result.output["pgid_is_own"] and result.output["sid_is_own"]
 
 
 def test_memory_limit(executor: Executor, make_request: MakeRequest) -> None:
