@@ -87,6 +87,26 @@ def concurrent(executor: Executor, root: Path, n: int, inflight: int, offset: in
     return {"runs": n, "inflight": inflight, "runs_per_s": round(n / total, 1), "seconds": round(total, 3)}
 
 
+def cow_fault_us(pages: int = 8192) -> float:
+    """What one copy-on-write page fault costs on this machine (a forked run pays ~500+)."""
+    buf = bytearray(pages * 4096)
+    for i in range(0, len(buf), 4096):
+        buf[i] = 1
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        t = time.perf_counter()
+        for i in range(0, len(buf), 4096):
+            buf[i] = 2
+        os.write(w, repr(time.perf_counter() - t).encode())
+        os._exit(0)
+    os.close(w)
+    elapsed = float(os.read(r, 100))
+    os.close(r)
+    os.waitpid(pid, 0)
+    return round(elapsed / pages * 1e6, 2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=2000)
@@ -106,6 +126,8 @@ def main() -> None:
                 "python": sys.version.split()[0],
                 "machine": platform.machine(),
                 "cpus": os.cpu_count(),
+                "load_average": os.getloadavg(),
+                "cow_page_fault_us": cow_fault_us(),
                 "fork_server_start_ms": round(start_ms, 1),
                 "sequential": sequential(executor, root, args.runs, 10_000),
                 "concurrent": [
