@@ -21,7 +21,9 @@ async def get_principal(request: Request) -> Principal:
     scheme, _, key = header.partition(" ")
     platform: Platform = request.app.state.platform
     key = key.strip() if scheme.lower() == "bearer" else ""
-    principal = await run_in_threadpool(platform.tokens.authenticate, key or None)
+    # The common case is a key seen in the last seconds: no thread hop for it.
+    principal = (platform.tokens.authenticate_cached(key) if key else None) or \
+        await run_in_threadpool(platform.tokens.authenticate, key or None)
     request.state.principal = principal
     limiter = getattr(request.app.state, "rate_limiter", None)
     if limiter is not None:

@@ -52,6 +52,7 @@ class Worker:
         self.slots = slots
         self.id = worker_id or new_id("wrk")
         self.active: dict[str, ActiveRun] = {}
+        self._reserved = 0
         self._active_lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -70,6 +71,7 @@ class Worker:
                                                  slots=self.slots, started_at=now, heartbeat_at=now))
         _ = self.platform.executor  # start the fork server before the first run arrives
         self._unsubscribe_queued = self.platform.hub.subscribe("run.queued", lambda *_: self._wake.set())
+        self.platform.runs.local_worker = self
         for target, name in ((self._dispatch_loop, "dispatch"), (self._heartbeat_loop, "heartbeat")):
             thread = threading.Thread(target=target, name=f"runyard-{name}", daemon=True)
             thread.start()
@@ -81,6 +83,8 @@ class Worker:
         """Stop claiming; give running runs ``grace_s`` to end, then kill and record them."""
         self._stopping.set()
         self._wake.set()
+        if self.platform.runs.local_worker is self:
+            self.platform.runs.local_worker = None
         if self._unsubscribe_queued:
             self._unsubscribe_queued()
         deadline = time.monotonic() + grace_s
@@ -118,9 +122,28 @@ class Worker:
                 log.exception("dispatch failed")
                 time.sleep(0.5)
 
+    # -- fast path: runs created in this process ---------------------------------------------
+    def try_reserve(self) -> bool:
+        """Reserve a slot for a run about to be created in this process."""
+        with self._active_lock:
+            if self._stopping.is_set() or len(self.active) + self._reserved >= self.slots:
+                return False
+            self._reserved += 1
+            return True
+
+    def release_reservation(self) -> None:
+        with self._active_lock:
+            self._reserved -= 1
+        self._wake.set()
+
+    def launch_reserved(self, row: Any) -> None:
+        """Start a run inserted as ``running`` for this worker (called in the creating thread)."""
+        self._launch(row, reserved=True)
+
     def _claim_and_launch(self) -> None:
         while not self._stopping.is_set():
-            free = self.slots - len(self.active)
+            with self._active_lock:
+                free = self.slots - len(self.active) - self._reserved
             if free <= 0:
                 return
             rows = self.platform.runs.claim(self.id, free, self.settings.lease_s)
@@ -136,7 +159,7 @@ class Worker:
             self._versions[version_id] = version
         return version
 
-    def _launch(self, row: Any) -> None:
+    def _launch(self, row: Any, *, reserved: bool = False) -> None:
         workdir = self.work_root / row.id
         secrets: list[str] = []
         runlog = None
@@ -150,6 +173,9 @@ class Worker:
             active = ActiveRun(row=row, runlog=runlog, workdir=workdir, secrets=secrets)
             with self._active_lock:
                 self.active[row.id] = active
+                if reserved:  # the slot moves from reserved to active atomically
+                    self._reserved -= 1
+                    reserved = False
             active.unsubscribe = self.platform.hub.subscribe(f"run.cancel:{row.id}", lambda *_: self._cancel(row.id))
             if version.requirements:
                 self._pool.submit(self._prepare_and_submit, active, version, secret_values)
@@ -162,6 +188,9 @@ class Worker:
                 active = ActiveRun(row=row, runlog=runlog, workdir=workdir, secrets=secrets)
                 with self._active_lock:
                     self.active[row.id] = active
+            if reserved:
+                with self._active_lock:
+                    self._reserved -= 1
             self._finish(row.id, FAILED, None, {"type": "internal_error", "message": str(exc), "traceback": None}, None)
 
     def _prepare_and_submit(self, active: ActiveRun, version: Any, secret_values: dict[str, str]) -> None:

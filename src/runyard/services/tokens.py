@@ -115,6 +115,16 @@ class TokenService:
         with self._cache_lock:
             self._cache = {k: v for k, v in self._cache.items() if v[1].token_id != token_id}
 
+    def authenticate_cached(self, key: str) -> Principal | None:
+        """The principal for ``key`` if it is in the cache (no I/O), else None."""
+        with self._cache_lock:
+            cached = self._cache.get(hash_key(key))
+        if cached is None or cached[0] <= time.monotonic():
+            return None
+        if cached[2] is not None and cached[2] <= utcnow():
+            return None  # expired: the full path raises the proper error
+        return cached[1]
+
     def authenticate(self, key: str | None) -> Principal:
         if not key:
             raise Unauthenticated("missing API key: send 'Authorization: Bearer <key>'", code="missing_api_key")
