@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import Result
 from ry_cli_support import Invoke
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from runyard.cli.main import app
 

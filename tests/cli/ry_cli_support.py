@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from click.testing import Result
+from typer.testing import Result
 
 Invoke = Callable[..., Result]
 

@@ -59,7 +59,8 @@ def test_deploy_table_and_json(cli: Invoke, tmp_path: Path, unique: str) -> None
     assert r.exit_code == 0, r.output
     tool = as_json(r)
     assert tool["name"] == f"adder2-{unique}" and tool["visibility"] == "public" and tool["timeout_s"] == 20
-    # Deploying the same name again publishes version 2.
+    # Deploying changed code under the same name publishes version 2.
+    f.write_text(ADD.replace("a + b", "b + a"))
     assert as_json(cli("deploy", str(f), "--name", f"adder2-{unique}", "--json"))["version"] == 2
 
 

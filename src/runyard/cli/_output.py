@@ -160,6 +160,8 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
         json_mode = bool(kwargs.get("json_output"))
         try:
             return func(*args, **kwargs)
+        except typer.Exit:
+            raise  # a deliberate exit code (typer's Exit is a RuntimeError: let it through)
         except sdk_errors.APIStatusError as exc:
             body = exc.body if isinstance(exc.body, dict) else None
             raise fail(_error_line(exc), json_mode=json_mode, body=body) from None
