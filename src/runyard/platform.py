@@ -104,4 +104,5 @@ class Platform:
             self.notifier.stop()
         if self._executor is not None:
             self._executor.close()
+        self.runs.commits.close()
         self.db.dispose()

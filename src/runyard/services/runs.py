@@ -26,6 +26,7 @@ from runyard.services.secrets import SecretService
 from runyard.services.tools import ToolService
 from runyard.store.blobs import BlobStore
 from runyard.store.db import Database
+from runyard.store.group_commit import GroupCommitter
 from runyard.store.tables import run_artifacts, runs, usage_events
 from runyard.timeutil import parse_rfc3339, rfc3339, utcnow
 
@@ -101,6 +102,7 @@ class RunService:
         self._validators: dict[str, Draft202012Validator] = {}
         self._validators_lock = threading.Lock()
         self.local_worker: Any = None  # set when this process runs a worker
+        self.commits = GroupCommitter(db)
 
     # -- creation --------------------------------------------------------------------------
     def _validator(self, version: Any) -> Draft202012Validator:
@@ -185,8 +187,7 @@ class RunService:
             row.update(status=RUNNING, worker_id=local.id, started_at=now,
                        lease_expires_at=now + timedelta(seconds=local.settings.lease_s))
         try:
-            with self.db.write() as conn:
-                conn.execute(runs.insert().values(**row))
+            self.commits.run(lambda conn: conn.execute(runs.insert().values(**row)))
         except BaseException as exc:
             if reserved:
                 local.release_reservation()
@@ -415,18 +416,21 @@ class RunService:
                           started_at=None)
         else:
             values.update(status=status, output=output, error=error, finished_at=now)
-        with self.db.write() as conn:
+        def write(conn: sa.Connection) -> Any:
             final = conn.execute(runs.update().where(
                 runs.c.id == run.id, runs.c.status == RUNNING, runs.c.worker_id == worker_id,
             ).values(**values).returning(*runs.c)).first()
-            updated = final is not None
-            if updated and artifacts:
+            if final is not None and artifacts:
                 conn.execute(run_artifacts.insert(), [{**a, "run_id": run.id, "workspace_id": run.workspace_id,
                                                        "created_at": now} for a in artifacts])
-            if updated and usage:
+            if final is not None and usage:
                 conn.execute(usage_events.insert().values(
                     workspace_id=run.workspace_id, kind="run_seconds", quantity=usage.get("wall_ms", 0) / 1000,
                     ref_id=run.id, created_at=now))
+            return final
+
+        final = self.commits.run(write)
+        updated = final is not None
         if not updated:
             return "lost"  # the reaper or a cancel got there first; the run is theirs now
         if retry:
