@@ -5,7 +5,6 @@ Checked in the server with ``compile``/``ast`` only — user code is never impor
 
 from __future__ import annotations
 
-import ast
 import io
 import os
 import re
@@ -14,6 +13,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from runyard.engine.introspect import SourceError, validate_source
 from runyard.services.errors import ValidationFailed
 
 MAX_SOURCE_BYTES = 50 * 1024 * 1024
@@ -44,23 +44,18 @@ def split_entrypoint(entrypoint: str, default_module: str) -> tuple[str, str]:
 def check_python(code: str, func: str, filename: str) -> None:
     """Compile (reporting the line of a syntax error) and find a top-level ``def func``."""
     try:
-        tree = ast.parse(code, filename=filename)
-        compile(tree, filename, "exec", dont_inherit=True)
-    except SyntaxError as exc:
-        raise ValidationFailed(
-            f"{filename}:{exc.lineno}: {exc.msg}", code="invalid_source",
-            details={"field": "code", "file": filename, "line": exc.lineno, "offset": exc.offset},
-        ) from exc
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == func:
-            return
-        if isinstance(node, ast.Assign | ast.ImportFrom | ast.Import):
-            names = [t.id for t in getattr(node, "targets", []) if isinstance(t, ast.Name)]
-            names += [a.asname or a.name for a in getattr(node, "names", [])]
-            if func in names:
-                return  # bound another way (alias/import); resolved at import time in the child
-    raise ValidationFailed(f"{filename} has no top-level function {func!r}", code="entrypoint_not_found",
-                           details={"field": "entrypoint", "file": filename, "entrypoint": func})
+        validate_source(code, func)
+    except SourceError as exc:
+        if exc.line is not None:
+            raise ValidationFailed(
+                f"{filename}:{exc.line}: {exc.message}", code="invalid_source",
+                details={"field": "code", "file": filename, "line": exc.line},
+            ) from exc
+        if exc.message.startswith("no top-level function"):
+            raise ValidationFailed(f"{filename} has no top-level function {func!r}", code="entrypoint_not_found",
+                                   details={"field": "entrypoint", "file": filename, "entrypoint": func}) from exc
+        raise ValidationFailed(f"{filename}: {exc.message}", code="invalid_source",
+                               details={"field": "code", "file": filename}) from exc
 
 
 def from_code(code: str, entrypoint: str) -> ToolSource:
