@@ -15,6 +15,8 @@ from runyard.services.errors import ValidationFailed
 from runyard.services.events import EventHub
 from runyard.services.runs import RunService
 from runyard.services.secrets import SecretService, load_cipher
+from runyard.services.synth_sets import SetService
+from runyard.services.templates import TemplateService
 from runyard.services.tokens import TokenService, generate_key
 from runyard.services.tools import ToolService
 from runyard.store.blobs import BlobStore
@@ -41,6 +43,8 @@ class Platform:
         self.secrets = SecretService(self.db, self.cipher)
         self.tools = ToolService(self.db, self.blobs, settings.data_dir / "cache" / "code", self._infer_schema)
         self.runs = RunService(self.db, self.blobs, self.tools, self.secrets, self.hub)
+        self.sets = SetService(self.db, self.blobs)
+        self.templates = TemplateService(self.db, self.sets, settings.synth_rows_per_hour)
         self.workspace_id = self._ensure_workspace(DEFAULT_WORKSPACE)
         self._executor: Any = None
         self.notifier: Any = None

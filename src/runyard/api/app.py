@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from runyard.api import errors, health, runs, secrets, tokens, tools
+from runyard.api import errors, health, runs, secrets, sets, templates, tokens, tools
 from runyard.api.responses import JSON
 from runyard.platform import Platform
 
@@ -66,22 +66,8 @@ def create_app(platform: Platform, *, lifespan_hooks: list[Any] | None = None) -
     app.state.platform = platform
     errors.install(app)
     app.include_router(health.router)
-    for module in (tokens, tools, runs, secrets):
+    for module in (tokens, tools, runs, secrets, templates, sets):
         app.include_router(module.router, prefix=API_PREFIX)
-    for extra in _feature_routers():
-        app.include_router(extra, prefix=API_PREFIX)
     app.add_middleware(RequestIdMiddleware)
     return app
 
-
-def _feature_routers() -> list[Any]:
-    """Routers of feature areas that ship their own module (one line each)."""
-    found = []
-    import importlib
-    for name in ("runyard.api.templates", "runyard.api.sets"):
-        try:
-            found.append(importlib.import_module(name).router)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-    return found

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -17,23 +16,14 @@ from runyard.services.templates import TemplateService
 from runyard.synth import FORMATS
 
 router = APIRouter(tags=["templates"])
-_lock = threading.Lock()
 _ACCEPT_FORMATS = {"text/csv": "csv", "application/x-ndjson": "ndjson", "application/sql": "sql",
                    "application/vnd.apache.parquet": "parquet",
                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "xlsx"}
 
 
 def synth_services(platform: Any) -> tuple[TemplateService, SetService]:
-    """The synth services of this node, created on first use next to the core ones."""
-    services = getattr(platform, "_synth_services", None)
-    if services is None:
-        with _lock:
-            services = getattr(platform, "_synth_services", None)
-            if services is None:
-                sets = SetService(platform.db, platform.blobs)
-                templates = TemplateService(platform.db, sets, platform.settings.synth_rows_per_hour)
-                services = platform._synth_services = (templates, sets)
-    return services
+    """The synth services of this node (wired in ``Platform``)."""
+    return platform.templates, platform.sets
 
 
 def choose_format(body: dict[str, Any], accept: str) -> str:
