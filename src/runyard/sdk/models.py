@@ -89,11 +89,13 @@ class Tool(_ToolConfig):
 
 
 class ToolVersion(_ToolConfig):
+    id: str | None = None
     tool_id: str | None = None
-    name: str | None = None
     version: int
     code_sha256: str | None = None
+    #: ``code``, ``file`` or ``zip``.
     source_kind: str | None = None
+    source_name: str | None = None
 
 
 class RunError(RunyardModel):
@@ -121,10 +123,13 @@ class Run(RunyardModel):
     trigger: str | None = None
     parent_run_id: str | None = None
     attempt: int | None = None
+    max_attempts: int | None = None
     worker_id: str | None = None
     progress: Any = None
     usage: RunUsage | None = None
     requires_confirmation: bool | None = None
+    #: Names of the inputs that were uploaded as files.
+    input_files: list[str] | None = None
     created_at: datetime | None = None
     queued_at: datetime | None = None
     started_at: datetime | None = None
