@@ -115,3 +115,29 @@ def test_fresh_venv_without_server_extra(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=60,
     )
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+SERVER_MODULES = ("runyard.api", "runyard.services", "runyard.engine", "runyard.store", "runyard.platform",
+                  "runyard.config", "runyard.serve", "fastapi", "starlette", "sqlalchemy", "uvicorn", "alembic")
+
+
+def test_sdk_source_never_imports_the_server() -> None:
+    """Not even lazily inside a function: the SDK must work with only its own dependencies."""
+    import ast
+
+    offenders = []
+    src = REPO / "src"
+    for path in sorted((src / "runyard" / "sdk").rglob("*.py")):
+        package = list(path.relative_to(src).with_suffix("").parts)[:-1]
+        for node in ast.walk(ast.parse(path.read_text())):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = package[: len(package) - node.level + 1] if node.level else []
+                names = [".".join([*base, *([node.module] if node.module else [])])]
+                if not node.module:  # from .. import x: x may itself be a module
+                    names = [".".join([*base, a.name]) for a in node.names]
+            offenders += [f"{path.relative_to(REPO)}:{node.lineno} {n}" for n in names
+                          if n.startswith(SERVER_MODULES)]
+    assert offenders == []
