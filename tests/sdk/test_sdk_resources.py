@@ -121,8 +121,8 @@ def test_run_lifecycle(client: Client, add_tool: str) -> None:
     rerun = client.runs.rerun(run.id)
     assert rerun.id != run.id
     assert client.runs.wait(rerun.id, timeout=30).output == 5
-    latest = client.runs.rerun(run, version="latest")
-    assert client.runs.wait(latest, timeout=30).status == "succeeded"
+    latest = client.runs.rerun(run, version="latest", wait=30)
+    assert latest.status == "succeeded" and latest.parent_run_id == run.id
 
     listed = [r.id for r in client.runs.list(tool=add_tool, status=["succeeded"], session="s1")]
     assert run.id in listed and queued.id not in listed

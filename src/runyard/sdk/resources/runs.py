@@ -49,12 +49,7 @@ def _create_request(
         requires_confirmation=requires_confirmation,
     )
     params: dict[str, Any] = {}
-    if wait is not None:
-        wait = max(0.0, min(float(wait), MAX_CREATE_WAIT))
-        params["wait"] = _seconds(wait)
-        # The server holds the request open for up to ``wait``: our read timeout must outlast it.
-        if timeout is None or (isinstance(timeout, int | float) and timeout < wait + LONG_POLL_MARGIN):
-            timeout = wait + LONG_POLL_MARGIN
+    timeout = _apply_wait(params, wait, timeout)
     if files:
         # Files travel as parts named after their input; the JSON rides in ``payload``.
         return RequestOptions(
@@ -62,6 +57,28 @@ def _create_request(
             idempotency_key=idempotency_key, timeout=timeout,
         )
     return RequestOptions("POST", "/runs", params=params, json=payload, idempotency_key=idempotency_key, timeout=timeout)
+
+
+def _apply_wait(params: dict[str, Any], wait: float | None, timeout: Timeout) -> Timeout:
+    """Add ``wait`` to the query and stretch the read timeout past it: the server holds
+    the request open for up to ``wait`` seconds."""
+    if wait is None:
+        return timeout
+    wait = max(0.0, min(float(wait), MAX_CREATE_WAIT))
+    params["wait"] = _seconds(wait)
+    if timeout is None or (isinstance(timeout, int | float) and timeout < wait + LONG_POLL_MARGIN):
+        return wait + LONG_POLL_MARGIN
+    return timeout
+
+
+def _rerun_request(
+    run: RunRef, version: str, wait: float | None, idempotency_key: str | None, timeout: Timeout
+) -> RequestOptions:
+    params: dict[str, Any] = {"version": version}
+    timeout = _apply_wait(params, wait, timeout)
+    return RequestOptions(
+        "POST", f"/runs/{seg(_run_id(run))}/rerun", params=params, idempotency_key=idempotency_key, timeout=timeout
+    )
 
 
 def _seconds(value: float) -> str:
@@ -262,15 +279,12 @@ class Runs(SyncResource):
         return Run.model_validate(resp.json())
 
     def rerun(
-        self, run: RunRef, *, version: Literal["original", "latest"] = "original", idempotency_key: str | None = None,
-        timeout: Timeout = None,
+        self, run: RunRef, *, version: Literal["original", "latest"] = "original", wait: float | None = None,
+        idempotency_key: str | None = None, timeout: Timeout = None,
     ) -> Run:
-        """A new run with the same inputs, on the original tool version or the latest."""
-        opts = RequestOptions(
-            "POST", f"/runs/{seg(_run_id(run))}/rerun", params={"version": version},
-            idempotency_key=idempotency_key, timeout=timeout,
-        )
-        return Run.model_validate(self._client.request(opts).json())
+        """A new run with the same inputs, on the original tool version or the latest;
+        ``wait`` as in :meth:`create`."""
+        return Run.model_validate(self._client.request(_rerun_request(run, version, wait, idempotency_key, timeout)).json())
 
     @overload
     def wait(
@@ -473,13 +487,10 @@ class AsyncRuns(AsyncResource):
         return Run.model_validate((await self._client.request(opts)).json())
 
     async def rerun(
-        self, run: RunRef, *, version: Literal["original", "latest"] = "original", idempotency_key: str | None = None,
-        timeout: Timeout = None,
+        self, run: RunRef, *, version: Literal["original", "latest"] = "original", wait: float | None = None,
+        idempotency_key: str | None = None, timeout: Timeout = None,
     ) -> Run:
-        opts = RequestOptions(
-            "POST", f"/runs/{seg(_run_id(run))}/rerun", params={"version": version},
-            idempotency_key=idempotency_key, timeout=timeout,
-        )
+        opts = _rerun_request(run, version, wait, idempotency_key, timeout)
         return Run.model_validate((await self._client.request(opts)).json())
 
     @overload
