@@ -23,8 +23,9 @@ class Settings:
     # Worker slots in this process; 0 runs an API-only node (workers elsewhere).
     worker_slots: int = field(default_factory=lambda: _env_int("RUNYARD_WORKER_SLOTS", max(4, (os.cpu_count() or 2) * 4)))
     log_cap_bytes: int = field(default_factory=lambda: _env_int("RUNYARD_LOG_CAP_BYTES", 10 * 1024 * 1024))
-    lease_s: float = 15.0
-    heartbeat_s: float = 3.0
+    # A run's lease is extended every heartbeat; a worker silent for a lease is lost.
+    lease_s: float = field(default_factory=lambda: float(os.environ.get("RUNYARD_LEASE_S", "15")))
+    heartbeat_s: float = field(default_factory=lambda: float(os.environ.get("RUNYARD_HEARTBEAT_S", "3")))
     uv_offline: bool = field(default_factory=lambda: os.environ.get("RUNYARD_UV_OFFLINE") == "1")
     # Generated synthetic rows per hour per workspace; 0 = unlimited (embedded default).
     synth_rows_per_hour: int = field(default_factory=lambda: _env_int("RUNYARD_SYNTH_ROWS_PER_HOUR", 0))

@@ -35,9 +35,9 @@ class WorkerHook:
 class ReaperHook:
     """On API-only nodes: fail or retry runs whose worker vanished (workers do it too)."""
 
-    def __init__(self, platform: Platform, interval_s: float = 5.0) -> None:
+    def __init__(self, platform: Platform) -> None:
         self.platform = platform
-        self.interval_s = interval_s
+        self.interval_s = platform.settings.heartbeat_s * 2
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 

@@ -72,7 +72,7 @@ def main():
     pids: list[int] = []
     while time.monotonic() < deadline and not pids:
         text = api.get(f"/runs/{created['id']}/logs").text
-        if "pids" in text:
+        if "pids" in text and text.endswith("\n"):  # print() may write the line in pieces
             pids = [int(p) for p in text.split("pids", 1)[1].split()[:2]]
         time.sleep(0.05)
     assert pids
