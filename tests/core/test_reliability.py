@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 
 from tests.conftest import Server
+from tests.core.helpers import TERMINAL, deploy, run, wait_status
 
 # Shorter leases than the defaults (15 s / 3 s) keep the suite quick; the mechanism is the same.
 FAST_LEASE = {"RUNYARD_LEASE_S": "4", "RUNYARD_HEARTBEAT_S": "1"}
-from tests.core.helpers import TERMINAL, deploy, run, wait_status
 
 
 def test_worker_kill9_mid_run_ends_worker_lost(fresh_server: Server):

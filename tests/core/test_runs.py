@@ -181,6 +181,7 @@ from runyard import context
 def main(data: Path, scale: int = 1):
     text = Path(data).read_text()
     context.progress(0.5, "halfway")
+    context.trace("parsed", chars=len(text))
     out = Path(context.output_dir())
     (out / "report.txt").write_text(text.upper() * scale)
     (out / "sub").mkdir()
@@ -195,6 +196,8 @@ def main(data: Path, scale: int = 1):
     result = r.json()
     assert result["status"] == "succeeded", result
     assert result["output"] == 5 and result["progress"]["message"] == "halfway"
+    trace = api.get(f"/runs/{result['id']}/trace").json()["items"]
+    assert [(t["name"], t["attrs"]["chars"]) for t in trace] == [("parsed", 5)]
     items = api.get(f"/runs/{result['id']}/artifacts").json()["items"]
     assert [a["path"] for a in items] == ["report.txt", "sub/n.json"]
     assert api.get(f"/runs/{result['id']}/artifacts/report.txt").content == b"HELLOHELLO"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import mimetypes
 import tempfile
 import zipfile
@@ -204,6 +205,15 @@ async def _follow(platform: Any, principal: Any, run_id: str, path: Any, offset:
         if idle >= 15:
             idle = 0.0
             yield b": keep-alive\n\n"
+
+
+@router.get("/runs/{run_id}/trace")
+async def run_trace(run_id: str, platform: PlatformDep, principal: PrincipalDep) -> dict:
+    """Trace events the tool recorded with ``runyard.context.trace(...)``, in order."""
+    await run_in_threadpool(platform.runs.get, principal, run_id)
+    raw = await run_in_threadpool(_read_from, platform.blobs.path(f"runs/{run_id}/trace.jsonl"), 0, None)
+    items = [json.loads(line) for line in raw.decode("utf-8", errors="replace").splitlines() if line.strip()]
+    return {"object": "list", "items": items, "next_cursor": None, "total": len(items)}
 
 
 # -- artifacts -------------------------------------------------------------------------------

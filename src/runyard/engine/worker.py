@@ -25,7 +25,7 @@ from runyard.engine.logs import RunLog, redact_value
 from runyard.ids import new_id
 from runyard.services.runs import CANCELLED, FAILED, log_key
 from runyard.store.tables import workers
-from runyard.timeutil import utcnow
+from runyard.timeutil import rfc3339, utcnow
 
 log = logging.getLogger(__name__)
 PROGRESS_MIN_INTERVAL_S = 0.25
@@ -262,6 +262,7 @@ class Worker:
                 progress = {k: event.get(k) for k in ("fraction", "message")}
                 self._pool.submit(self.platform.runs.record_progress, active.row.id, progress)
         elif kind == "trace":
+            event = {**event, "ts": event.get("ts") or rfc3339(utcnow())}
             path = self.platform.blobs.path(f"runs/{active.row.id}/trace.jsonl")
             path.parent.mkdir(parents=True, exist_ok=True)
             with path.open("a") as fh:
