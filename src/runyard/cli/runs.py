@@ -5,11 +5,20 @@ from __future__ import annotations
 import itertools
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.text import Text
 
 from runyard.sdk.errors import WaitTimeoutError
@@ -154,14 +163,50 @@ def _stream_logs(run_id: str, *, to_stderr: bool) -> None:
 
 def _wait(run: Run, timeout: float | None, *, json_output: bool) -> Run:
     try:
-        with spinner(f"Waiting for {run.id}…", enabled=not json_output):
+        if json_output or not sys.stderr.isatty():
             return client().runs.wait(run.id, timeout=timeout)
+        return _wait_with_progress(run, timeout)
     except WaitTimeoutError as exc:
         current = exc.runs[0] if exc.runs else run
         if json_output:
             print_json(current)
         stderr().print(f"[yellow]timeout:[/yellow] run {current.id} still {current.status}", highlight=False)
         raise typer.Exit(int(Exit.RUN_UNFINISHED)) from None
+
+
+#: On a terminal the wait is cut into long-polls this long, to refresh the progress bar.
+PROGRESS_REFRESH_S = 1.0
+
+
+def _progress_of(run: Run) -> tuple[float | None, str]:
+    """(fraction, message) from a run's ``progress`` (set by ``runyard.context.progress``)."""
+    p = run.progress
+    if not isinstance(p, dict):
+        return None, ""
+    fraction = p.get("fraction")
+    return (float(fraction) if isinstance(fraction, int | float) else None), str(p.get("message") or "")
+
+
+def _wait_with_progress(run: Run, timeout: float | None) -> Run:
+    """Wait (still by server long-poll) while a progress bar on stderr shows the status
+    and the progress the tool reports."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+               TimeElapsedColumn())
+    with Progress(*columns, console=stderr(), transient=True) as bar:
+        task = bar.add_task(f"{run.id} {run.status}", total=None)
+        while True:
+            left = None if deadline is None else deadline - time.monotonic()
+            chunk = PROGRESS_REFRESH_S if left is None else max(0.0, min(PROGRESS_REFRESH_S, left))
+            try:
+                return client().runs.wait(run.id, timeout=chunk)
+            except WaitTimeoutError as exc:
+                current = exc.runs[0] if exc.runs else run
+                if left is not None and left <= chunk:
+                    raise
+            fraction, message = _progress_of(current)
+            bar.update(task, description=f"{current.id} {current.status} {escape(message)}".rstrip(),
+                       total=1.0 if fraction is not None else None, completed=fraction or 0.0)
 
 
 # ---------------------------------------------------------------------------- commands
@@ -204,6 +249,9 @@ def run(
         finish(_wait(created, timeout, json_output=json_output), json_output=json_output)
         return
     wait = 600.0 if timeout is None else min(timeout, 600.0)
+    if not json_output and sys.stderr.isatty():
+        # On a terminal, hand over to the progress bar after a short first wait.
+        wait = min(wait, 2.0)
     with spinner(f"Running {tool}…", enabled=not json_output):
         result = c.runs.create(tool, inputs, version=version, tags=tags or None, wait=wait)
     if not result.is_terminal:
