@@ -38,6 +38,7 @@ class Exit(IntEnum):
     USAGE = 2  # bad command line (click's own code)
     RUN_FAILED = 3  # the run ended failed, cancelled or timed_out
     RUN_UNFINISHED = 4  # --timeout passed while the run was still going
+    INTERRUPTED = 130  # Ctrl-C (the shell convention: 128 + SIGINT); a started run goes on
 
 
 def stdout() -> Console:
@@ -168,7 +169,7 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
         except (sdk_errors.RunyardError, RuntimeError, OSError, ValueError) as exc:
             raise fail(_error_line(exc), json_mode=json_mode) from None
         except KeyboardInterrupt:
-            raise fail("interrupted", json_mode=json_mode) from None
+            raise fail("interrupted", code=Exit.INTERRUPTED, json_mode=json_mode) from None
 
     return wrapper
 
