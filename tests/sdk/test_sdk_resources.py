@@ -188,9 +188,14 @@ def test_artifacts(client: Client, unique: str, tmp_path: Path) -> None:
     assert sorted(a.path for a in arts) == ["sub/greeting.txt", "top.json"]
     assert all(isinstance(a, Artifact) and a.size for a in arts)
     assert client.runs.artifacts.download(run, "sub/greeting.txt") == b"hi there"
+    (tmp_path / "dl").mkdir()
     written = client.runs.artifacts.download(run, "sub/greeting.txt", tmp_path / "dl")
-    assert written == tmp_path / "dl" / "sub/greeting.txt" or written.read_bytes() == b"hi there"
+    assert written == tmp_path / "dl" / "sub" / "greeting.txt"
     assert written.read_bytes() == b"hi there"
+    named = client.runs.artifacts.download(run, "top.json", tmp_path / "renamed.json")
+    assert named == tmp_path / "renamed.json" and named.read_bytes() == b'{"ok": true}'
+    with pytest.raises(ValueError, match="unsafe"):
+        client.runs.artifacts.download(run, "../escape.txt", tmp_path / "dl")
     zpath = client.runs.artifacts.download_zip(run, tmp_path)
     assert sorted(zipfile.ZipFile(zpath).namelist()) == ["sub/greeting.txt", "top.json"]
     assert zipfile.ZipFile(io.BytesIO(client.runs.artifacts.download_zip(run))).read("top.json") == b'{"ok": true}'

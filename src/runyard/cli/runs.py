@@ -380,7 +380,7 @@ def artifacts(
         download.mkdir(parents=True, exist_ok=True)
         with spinner(f"Downloading {len(items)} artifact(s)…", enabled=not json_output):
             for a in items:
-                written.append(str(c.runs.artifacts.download(run_id, a.path, download / a.path)))
+                written.append(str(c.runs.artifacts.download(run_id, a.path, download)))
     if json_output:
         body: dict[str, Any] = {"run_id": run_id, "items": [a.to_dict() for a in items]}
         if download is not None:

@@ -43,7 +43,7 @@ class SyncCursorPage(Generic[T]):
 
     def get_next_page(self) -> SyncCursorPage[T]:
         if not self.next_cursor:
-            raise StopIteration("no next page")
+            raise RuntimeError("no next page: check has_next_page() first")
         return SyncCursorPage(self._fetch(self.next_cursor), self._model, self._fetch)
 
     def iter_pages(self) -> Iterator[SyncCursorPage[T]]:
@@ -77,7 +77,7 @@ class AsyncCursorPage(Generic[T]):
 
     async def get_next_page(self) -> AsyncCursorPage[T]:
         if not self.next_cursor:
-            raise StopAsyncIteration("no next page")
+            raise RuntimeError("no next page: check has_next_page() first")
         return AsyncCursorPage(await self._fetch(self.next_cursor), self._model, self._fetch)
 
     async def iter_pages(self) -> AsyncIterator[AsyncCursorPage[T]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import os
 import time
 from collections.abc import Awaitable, Mapping, Sequence
 from datetime import datetime
@@ -165,7 +166,7 @@ class Artifacts(SyncResource):
         opts = RequestOptions("GET", f"/runs/{seg(_run_id(run))}/artifacts/{_artifact_path(path)}", timeout=timeout)
         if dest is None:
             return self._client.request(opts).content
-        target = _target(Path(dest), path)
+        target = _target(dest, path)
         with self._client.stream(opts) as resp, _atomic_write(target) as fh:
             for chunk in resp.iter_bytes():
                 fh.write(chunk)
@@ -180,7 +181,7 @@ class Artifacts(SyncResource):
         opts = RequestOptions("GET", f"/runs/{seg(rid)}/artifacts.zip", timeout=timeout)
         if dest is None:
             return self._client.request(opts).content
-        target = _target(Path(dest), f"{rid}-artifacts.zip")
+        target = _target(dest, f"{rid}-artifacts.zip")
         with self._client.stream(opts) as resp, _atomic_write(target) as fh:
             for chunk in resp.iter_bytes():
                 fh.write(chunk)
@@ -377,7 +378,7 @@ class AsyncArtifacts(AsyncResource):
         opts = RequestOptions("GET", f"/runs/{seg(_run_id(run))}/artifacts/{_artifact_path(path)}", timeout=timeout)
         if dest is None:
             return (await self._client.request(opts)).content
-        target = _target(Path(dest), path)
+        target = _target(dest, path)
         async with self._client.stream(opts) as resp:
             with _atomic_write(target) as fh:
                 async for chunk in resp.aiter_bytes():
@@ -393,7 +394,7 @@ class AsyncArtifacts(AsyncResource):
         opts = RequestOptions("GET", f"/runs/{seg(rid)}/artifacts.zip", timeout=timeout)
         if dest is None:
             return (await self._client.request(opts)).content
-        target = _target(Path(dest), f"{rid}-artifacts.zip")
+        target = _target(dest, f"{rid}-artifacts.zip")
         async with self._client.stream(opts) as resp:
             with _atomic_write(target) as fh:
                 async for chunk in resp.aiter_bytes():
@@ -573,11 +574,17 @@ def _artifact_path(path: str) -> str:
     return quote(path.lstrip("/"), safe="/")
 
 
-def _target(dest: Path, name: str) -> Path:
-    dest = dest.expanduser()
-    target = dest / name if dest.is_dir() or str(dest).endswith(("/", "\\")) else dest
-    if ".." in Path(name).parts:
-        raise ValueError(f"refusing artifact path with '..': {name}")
+def _target(dest: str | Path, name: str) -> Path:
+    """Where to write artifact ``name``: into ``dest`` when it is a directory (keeping the
+    artifact's sub-path), else at ``dest`` itself. A name that would escape the directory
+    (absolute, or with ``..``) is refused: artifact paths come from tool code."""
+    rel = Path(name)
+    if rel.is_absolute() or ".." in rel.parts:
+        raise ValueError(f"refusing unsafe artifact path: {name!r}")
+    # A str ending in "/" names a directory to create; Path() would drop that slash.
+    dir_hint = isinstance(dest, str) and dest.endswith(("/", os.sep))
+    folder = Path(dest).expanduser()
+    target = folder / rel if dir_hint or folder.is_dir() else folder
     target.parent.mkdir(parents=True, exist_ok=True)
     return target
 
