@@ -288,12 +288,12 @@ class Runs(SyncResource):
         return Run.model_validate(self._client.request(_rerun_request(run, version, wait, idempotency_key, timeout)).json())
 
     @overload
-    def wait(
+    def wait(  # type: ignore[overload-overlap]  # a str is a Sequence too; it matches this first
         self, runs: RunRef, *, timeout: float | None = None, poll_interval: float = 0.5, raise_on_failure: bool = False
     ) -> Run: ...
     @overload
     def wait(
-        self, runs: builtins.list[RunRef] | tuple[RunRef, ...], *, timeout: float | None = None,
+        self, runs: Sequence[RunRef], *, timeout: float | None = None,
         poll_interval: float = 0.5, raise_on_failure: bool = False,
     ) -> builtins.list[Run]: ...
     def wait(
@@ -495,12 +495,12 @@ class AsyncRuns(AsyncResource):
         return Run.model_validate((await self._client.request(opts)).json())
 
     @overload
-    async def wait(
+    async def wait(  # type: ignore[overload-overlap]  # a str is a Sequence too; it matches this first
         self, runs: RunRef, *, timeout: float | None = None, poll_interval: float = 0.5, raise_on_failure: bool = False
     ) -> Run: ...
     @overload
     async def wait(
-        self, runs: builtins.list[RunRef] | tuple[RunRef, ...], *, timeout: float | None = None,
+        self, runs: Sequence[RunRef], *, timeout: float | None = None,
         poll_interval: float = 0.5, raise_on_failure: bool = False,
     ) -> builtins.list[Run]: ...
     async def wait(
