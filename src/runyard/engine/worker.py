@@ -41,6 +41,7 @@ class ActiveRun:
     unsubscribe: Any = None
     cancelled: bool = False
     last_progress: float = 0.0
+    progress: dict[str, Any] | None = None  # the latest, written with the run's end too
     trace_path: Path | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -257,10 +258,10 @@ class Worker:
         kind = event.get("type")
         if kind == "progress":
             now = time.monotonic()
+            active.progress = {k: event.get(k) for k in ("fraction", "message")}
             if now - active.last_progress >= PROGRESS_MIN_INTERVAL_S or event.get("fraction") == 1:
                 active.last_progress = now
-                progress = {k: event.get(k) for k in ("fraction", "message")}
-                self._pool.submit(self.platform.runs.record_progress, active.row.id, progress)
+                self._pool.submit(self.platform.runs.record_progress, active.row.id, active.progress)
         elif kind == "trace":
             event = {**event, "ts": event.get("ts") or rfc3339(utcnow())}
             path = self.platform.blobs.path(f"runs/{active.row.id}/trace.jsonl")
@@ -293,7 +294,7 @@ class Worker:
             artifacts = self._collect_artifacts(run_id, active.workdir / "out")
             self.platform.runs.finish(active.row, worker_id=self.id, status=status, output=output, error=error,
                                       usage=usage, log_bytes=active.runlog.size, log_truncated=active.runlog.truncated,
-                                      artifacts=artifacts)
+                                      artifacts=artifacts, progress=active.progress)
         except Exception:
             log.exception("could not record the end of run %s", run_id)
         finally:

@@ -402,7 +402,7 @@ class RunService:
 
     def finish(self, run: Any, *, worker_id: str, status: str, output: Any, error: dict[str, Any] | None,
                usage: dict[str, Any] | None, log_bytes: int, log_truncated: bool,
-               artifacts: list[dict[str, Any]] | None = None) -> str:
+               artifacts: list[dict[str, Any]] | None = None, progress: dict[str, Any] | None = None) -> str:
         """Record the end of an attempt; a retryable failure goes back to the queue.
 
         Returns the status the run now has (``queued`` when it will be retried).
@@ -411,6 +411,8 @@ class RunService:
         retry = status == FAILED and run.attempt < run.max_attempts and (error or {}).get("type") != "cancelled"
         values: dict[str, Any] = {"usage": usage, "log_bytes": log_bytes, "log_truncated": log_truncated,
                                   "lease_expires_at": None}
+        if progress is not None:
+            values["progress"] = progress
         if retry:
             values.update(status=QUEUED, attempt=run.attempt + 1, queued_at=now, worker_id=None, error=error,
                           started_at=None)
