@@ -210,3 +210,12 @@ def test_models_keep_unknown_fields() -> None:
     d = run.to_dict()
     assert d["brand_new_field"] == {"x": 1}
     assert d["created_at"].startswith("2025-01-01T00:00:00")
+
+
+def test_string_lists_are_not_exploded() -> None:
+    from runyard.sdk.resources.tools import _str_list
+
+    assert _str_list("numpy>=2\n# comment\n\npandas  # inline\n", lines=True) == ["numpy>=2", "pandas"]
+    assert _str_list("API_KEY", lines=False) == ["API_KEY"]
+    assert _str_list(("a", "b"), lines=False) == ["a", "b"]
+    assert _str_list(None, lines=True) is None

@@ -18,11 +18,6 @@ app = typer.Typer(help="Inspect and manage deployed tools.", no_args_is_help=Tru
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 
 
-def _read_requirements(path: Path) -> list[str]:
-    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
-    return [line for line in lines if line]
-
-
 def render_tool(tool: Tool) -> None:
     pairs = [
         ("id", tool.id), ("name", tool.name), ("version", tool.version), ("visibility", tool.visibility),
@@ -59,7 +54,8 @@ def deploy(
             name=name,
             entrypoint=entrypoint,
             description=description,
-            requirements=_read_requirements(requirements) if requirements else None,
+            # requirements.txt text: the SDK drops comments and blank lines.
+            requirements=requirements.read_text() if requirements else None,
             required_secrets=secret or None,
             visibility="public" if public else None,
             timeout_s=timeout_s,

@@ -20,6 +20,19 @@ __all__ = ["Tools", "AsyncTools", "CodeLike"]
 CodeLike = str | os.PathLike[str] | Callable[..., Any]
 
 
+def _str_list(value: Sequence[str] | str | None, *, lines: bool) -> list[str] | None:
+    """A list of strings; a lone ``str`` is not exploded into characters — it is one item,
+    or, for requirements, requirements.txt-style lines (comments and blanks dropped)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if not lines:
+            return [value]
+        stripped = (line.split("#", 1)[0].strip() for line in value.splitlines())
+        return [line for line in stripped if line]
+    return list(value)
+
+
 def _config(
     *,
     name: str | None,
@@ -27,8 +40,8 @@ def _config(
     description: str | None,
     input_schema: Mapping[str, Any] | None,
     output_schema: Mapping[str, Any] | None,
-    requirements: Sequence[str] | None,
-    required_secrets: Sequence[str] | None,
+    requirements: Sequence[str] | str | None,
+    required_secrets: Sequence[str] | str | None,
     default_inputs: Mapping[str, Any] | None,
     visibility: str | None,
     timeout_s: float | None,
@@ -41,8 +54,8 @@ def _config(
         description=description,
         input_schema=dict(input_schema) if input_schema is not None else None,
         output_schema=dict(output_schema) if output_schema is not None else None,
-        requirements=list(requirements) if requirements is not None else None,
-        required_secrets=list(required_secrets) if required_secrets is not None else None,
+        requirements=_str_list(requirements, lines=True),
+        required_secrets=_str_list(required_secrets, lines=False),
         default_inputs=dict(default_inputs) if default_inputs is not None else None,
         visibility=visibility,
         timeout_s=timeout_s,
@@ -92,8 +105,8 @@ class Tools(SyncResource):
         description: str | None = None,
         input_schema: Mapping[str, Any] | None = None,
         output_schema: Mapping[str, Any] | None = None,
-        requirements: Sequence[str] | None = None,
-        required_secrets: Sequence[str] | None = None,
+        requirements: Sequence[str] | str | None = None,
+        required_secrets: Sequence[str] | str | None = None,
         default_inputs: Mapping[str, Any] | None = None,
         visibility: Literal["private", "public"] | None = None,
         timeout_s: float | None = None,
@@ -126,8 +139,8 @@ class Tools(SyncResource):
         description: str | None = None,
         input_schema: Mapping[str, Any] | None = None,
         output_schema: Mapping[str, Any] | None = None,
-        requirements: Sequence[str] | None = None,
-        required_secrets: Sequence[str] | None = None,
+        requirements: Sequence[str] | str | None = None,
+        required_secrets: Sequence[str] | str | None = None,
         default_inputs: Mapping[str, Any] | None = None,
         visibility: Literal["private", "public"] | None = None,
         timeout_s: float | None = None,
@@ -213,8 +226,8 @@ class AsyncTools(AsyncResource):
         description: str | None = None,
         input_schema: Mapping[str, Any] | None = None,
         output_schema: Mapping[str, Any] | None = None,
-        requirements: Sequence[str] | None = None,
-        required_secrets: Sequence[str] | None = None,
+        requirements: Sequence[str] | str | None = None,
+        required_secrets: Sequence[str] | str | None = None,
         default_inputs: Mapping[str, Any] | None = None,
         visibility: Literal["private", "public"] | None = None,
         timeout_s: float | None = None,
@@ -243,8 +256,8 @@ class AsyncTools(AsyncResource):
         description: str | None = None,
         input_schema: Mapping[str, Any] | None = None,
         output_schema: Mapping[str, Any] | None = None,
-        requirements: Sequence[str] | None = None,
-        required_secrets: Sequence[str] | None = None,
+        requirements: Sequence[str] | str | None = None,
+        required_secrets: Sequence[str] | str | None = None,
         default_inputs: Mapping[str, Any] | None = None,
         visibility: Literal["private", "public"] | None = None,
         timeout_s: float | None = None,
