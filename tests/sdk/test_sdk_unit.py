@@ -3,9 +3,11 @@ code packaging, models."""
 
 from __future__ import annotations
 
+import functools
 import io
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -159,6 +161,35 @@ def test_slugify() -> None:
 
 def sample_tool(a: int) -> int:
     return a * 2
+
+
+def _decorate(fn: Any) -> Any:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+@_decorate
+def decorated_tool(x: int) -> int:
+    return x + 1
+
+
+def test_resolve_code_function_variants() -> None:
+    src = resolve_code(decorated_tool)
+    assert src.code is not None and src.code.startswith("def decorated_tool(x: int)")
+    assert "@_decorate" not in src.code
+    namespace: dict[str, Any] = {}
+    exec(src.code, namespace)
+    assert namespace["decorated_tool"](1) == 2
+
+    def nested(a: int) -> int:
+        return a
+
+    assert resolve_code(nested).code == "def nested(a: int) -> int:\n    return a\n"
+    with pytest.raises(ValueError, match="named function"):
+        resolve_code(lambda x: x)
 
 
 def test_resolve_code_function_file_dir(tmp_path: Path) -> None:
