@@ -124,13 +124,23 @@ def table(columns: list[str], rows: list[list[Any]], *, title: str | None = None
     return t
 
 
-def kv_table(pairs: list[tuple[str, Any]]) -> Table:
-    t = Table(show_header=False, box=None, pad_edge=False)
-    t.add_column(style="bold")
-    t.add_column(overflow="fold")
+def kv_table(pairs: list[tuple[str, Any]]) -> Text:
+    """``key  value`` lines, keys aligned; a multi-line value continues under its first
+    line. Plain text rather than a table, so a long value never pads every other row."""
+    width = max((len(k) for k, _ in pairs), default=0)
+    out = Text()
     for key, value in pairs:
-        t.add_row(key, _cell(value))
-    return t
+        cell = _cell(value)
+        for i, line in enumerate(cell.split("\n") if cell.plain else [cell]):
+            if line.plain:
+                out.append(key.ljust(width) if i == 0 else " " * width, style="bold" if i == 0 else "")
+                out.append("  ")
+                out.append_text(line)
+            else:
+                out.append(key if i == 0 else "", style="bold")
+            out.append("\n")
+    out.rstrip()
+    return out
 
 
 def fail(message: str, *, code: Exit = Exit.ERROR, json_mode: bool = False, body: Any = None) -> typer.Exit:

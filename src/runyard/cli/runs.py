@@ -125,7 +125,13 @@ def render_run(run: Run) -> None:
         pairs.append(("error", Text(f"{run.error.type}: {run.error.message}", style="red")))
     stdout().print(kv_table(pairs))
     if run.error is not None and run.error.traceback:
-        stderr().print(run.error.traceback, highlight=False, markup=False)
+        _write_traceback(run.error.traceback)
+
+
+def _write_traceback(tb: str) -> None:
+    # Verbatim: no wrapping at the terminal width, no markup.
+    sys.stderr.write(tb.rstrip("\n") + "\n")
+    sys.stderr.flush()
 
 
 def _print_output(run: Run) -> None:
@@ -148,7 +154,7 @@ def finish(run: Run, *, json_output: bool, show_output: bool = True) -> None:
         err = run.error
         detail = f": {err.type}: {err.message}" if err is not None else ""
         if err is not None and err.traceback:
-            stderr().print(err.traceback.rstrip(), highlight=False, markup=False)
+            _write_traceback(err.traceback)
         stderr().print(f"[red]error:[/red] run {run.id} {run.status}{escape(detail)}", highlight=False)
     if run.status != "succeeded":
         raise typer.Exit(int(Exit.RUN_FAILED))
