@@ -122,10 +122,11 @@ async def cancel_run(run_id: str, platform: PlatformDep, principal: PrincipalDep
 
 @router.post("/runs/{run_id}/rerun", status_code=201)
 async def rerun(run_id: str, platform: PlatformDep, principal: PrincipalDep, version: str = "original",
-                wait: float | None = Query(None)) -> JSON:
+                wait: float | None = Query(None), idempotency_key: str | None = Header(None)) -> JSON:
     principal.require("member", "create runs")
     _check_wait(wait)
-    run = await run_in_threadpool(platform.runs.rerun, principal, run_id, version=version)
+    run = await run_in_threadpool(platform.runs.rerun, principal, run_id, version=version,
+                                  idempotency_key=idempotency_key)
     if wait:
         run = await wait_for_run(platform, principal, run["id"], wait)
     return JSON(run, status_code=201 if run["status"] in TERMINAL_STATUSES or not wait else 202)
@@ -188,6 +189,12 @@ async def _follow(platform: Any, principal: Any, run_id: str, path: Any, offset:
         # Send whole lines only (a partial line waits for its end) so an event never
         # splits a UTF-8 character; at the end everything left is sent.
         cut = len(chunk) if terminal else chunk.rfind(b"\n") + 1
+        if cut == 0 and len(chunk) == 1 << 20:
+            # A line longer than a read: send it in pieces, cut at a UTF-8 boundary.
+            cut = len(chunk)
+            while cut > 0 and (chunk[cut - 1] & 0xC0) == 0x80:
+                cut -= 1
+            cut = max(cut - 1, 1) if chunk[cut - 1] >= 0xC0 else cut
         if cut > 0:
             offset += cut
             idle = 0.0

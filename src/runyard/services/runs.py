@@ -357,7 +357,8 @@ class RunService:
             self.hub.publish(f"run.cancel:{run_id}", row.worker_id)
         return run_view(self.row(principal.workspace_id, run_id))
 
-    def rerun(self, principal: Principal, run_id: str, *, version: str = "original") -> dict[str, Any]:
+    def rerun(self, principal: Principal, run_id: str, *, version: str = "original",
+              idempotency_key: str | None = None) -> dict[str, Any]:
         if version not in ("original", "latest"):
             raise ValidationFailed("version must be original or latest", details={"field": "version"})
         row = self.row(principal.workspace_id, run_id)
@@ -371,7 +372,8 @@ class RunService:
                 handles.append(fh)
                 files[key] = (meta["filename"], fh)
             run, _ = self.create(principal, tool=row.tool_id, version=tool_version, inputs=inputs, tags=row.tags,
-                                 trigger="rerun", parent_run_id=row.id, files=files)
+                                 trigger="rerun", parent_run_id=row.id, files=files,
+                                 idempotency_key=idempotency_key)
         finally:
             for fh in handles:
                 fh.close()

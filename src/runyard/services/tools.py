@@ -14,7 +14,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from runyard.ids import new_id
-from runyard.services.errors import NotFound, ValidationFailed
+from runyard.services.errors import Conflict, NotFound, ValidationFailed
 from runyard.services.pagination import Page, paginate
 from runyard.services.tool_source import ToolSource, from_code, from_upload, materialise
 from runyard.store.blobs import BlobStore
@@ -225,7 +225,8 @@ class ToolService:
             dup = conn.execute(sa.select(tools.c.id).where(
                 tools.c.workspace_id == workspace_id, tools.c.name == name, tools.c.deleted_at.is_(None))).first()
             if dup is not None:  # lost a race with a concurrent deploy of the same name
-                raise ValidationFailed(f"tool {name!r} was deployed concurrently; retry", code="conflict")
+                raise Conflict(f"tool {name!r} was deployed concurrently; retry", code="conflict",
+                               details={"retryable": True})
             conn.execute(tools.insert().values(
                 id=tool_id, workspace_id=workspace_id, name=name, description=description or "",
                 visibility=visibility, latest_version=1, created_at=now, updated_at=now))

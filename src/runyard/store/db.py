@@ -15,8 +15,10 @@ def create_db_engine(url: str) -> Engine:
         engine = sa.create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
-            pool_size=16,
-            max_overflow=32,
+            # Keep a connection per thread that may use one (API thread pool, workers):
+            # opening a SQLite connection (and its PRAGMAs) per request is costly.
+            pool_size=64,
+            max_overflow=64,
         )
 
         @event.listens_for(engine, "connect")
