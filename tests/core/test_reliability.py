@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from tests.conftest import Server
-from tests.core.helpers import TERMINAL, deploy, run, wait_status
+from tests.core.helpers import TERMINAL, alive, deploy, run, wait_status
 
 # Shorter leases than the defaults (15 s / 3 s) keep the suite quick; the mechanism is the same.
 FAST_LEASE = {"RUNYARD_LEASE_S": "4", "RUNYARD_HEARTBEAT_S": "1"}
@@ -21,17 +21,24 @@ def test_worker_kill9_mid_run_ends_worker_lost(fresh_server: Server):
     worker.start()
     try:
         with api_node.client() as api:
-            deploy(api, "stuck", "import time\ndef main():\n    print('started', flush=True)\n    time.sleep(120)\n")
+            deploy(api, "stuck", "import os, time\ndef main():\n    print(f'started {os.getpid()}', flush=True)\n"
+                                 "    time.sleep(120)\n")
             deploy(api, "quick", "def main():\n    return 'fine'\n")
             created = run(api, "stuck", wait=0)
             assert wait_status(api, created["id"], {"running"}, timeout=30)["status"] == "running"
+            deadline = time.monotonic() + 10
+            while "started" not in (text := api.get(f"/runs/{created['id']}/logs").text):
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            child_pid = int(text.split()[1])
             killed_at = time.monotonic()
             worker.kill9()
             ended = wait_status(api, created["id"], TERMINAL, timeout=45)
             assert ended["status"] == "failed", ended
             assert ended["error"]["type"] == "worker_lost"
             assert time.monotonic() - killed_at < 4 * 2 + 5  # lease + reaper interval + slack
-            # The orphaned child does not keep running either.
+            # The orphaned child does not keep running either: its fork server kills it.
+            assert not alive(child_pid)
             replacement = Server(data_dir=api_node.data_dir, database_url=api_node.database_url,
                                  admin_key=api_node.admin_key, mode="worker", slots=2, extra_env=FAST_LEASE).start()
             try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import threading
 import time
 import zipfile
@@ -12,7 +11,7 @@ import zipfile
 import httpx
 import pytest
 
-from tests.core.helpers import TERMINAL, deploy, error_code, run, wait_status
+from tests.core.helpers import TERMINAL, alive, deploy, error_code, run, wait_status
 
 
 def test_validation_and_idempotency(api, unique):
@@ -82,22 +81,10 @@ def main():
     assert time.monotonic() - started < 1.0
     time.sleep(0.2)
     for pid in pids:
-        assert not _alive(pid), f"process {pid} survived the cancel"
+        assert not alive(pid), f"process {pid} survived the cancel"
     # Cancelling a terminal run returns it unchanged.
     again = api.post(f"/runs/{created['id']}/cancel")
     assert again.status_code == 200 and again.json()["status"] == "cancelled"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_timeout_and_memory_limit(api, unique):
