@@ -187,7 +187,7 @@ class RunService:
             row.update(status=RUNNING, worker_id=local.id, started_at=now,
                        lease_expires_at=now + timedelta(seconds=local.settings.lease_s))
         try:
-            self.commits.run(lambda conn: conn.execute(runs.insert().values(**row)))
+            self.commits.run(lambda conn: conn.execute(runs.insert(), row))
         except BaseException as exc:
             if reserved:
                 local.release_reservation()
@@ -421,9 +421,9 @@ class RunService:
         else:
             values.update(status=status, output=output, error=error, finished_at=now)
         def write(conn: sa.Connection) -> Any:
-            final = conn.execute(runs.update().where(
-                runs.c.id == run.id, runs.c.status == RUNNING, runs.c.worker_id == worker_id,
-            ).values(**values).returning(*runs.c)).first()
+            # Parameters (not .values()) let SQLAlchemy reuse the compiled statement.
+            final = conn.execute(_FINISH.returning(*runs.c),
+                                 {**values, "b_id": run.id, "b_worker": worker_id}).first()
             if final is not None and artifacts:
                 conn.execute(run_artifacts.insert(), [{**a, "run_id": run.id, "workspace_id": run.workspace_id,
                                                        "created_at": now} for a in artifacts])
@@ -490,6 +490,10 @@ class RunService:
                 if on_lost:
                     on_lost(run.id, values["status"])
         return count
+
+
+_FINISH = runs.update().where(runs.c.id == sa.bindparam("b_id"), runs.c.status == RUNNING,
+                              runs.c.worker_id == sa.bindparam("b_worker"))
 
 
 class _Row:

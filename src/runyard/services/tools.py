@@ -124,6 +124,7 @@ class ToolService:
         self.blobs = blobs
         self.code_cache = code_cache
         self.infer = infer
+        self._versions: dict[tuple[str, int], Any] = {}
 
     # -- reading ---------------------------------------------------------------------------
     def _tool_row(self, conn: sa.Connection, workspace_id: str, ref: str) -> Any:
@@ -135,10 +136,18 @@ class ToolService:
         return row
 
     def _version_row(self, conn: sa.Connection, tool_id: str, version: int) -> Any:
+        # Versions are immutable: once read, a version row is kept for the process' life.
+        key = (tool_id, version)
+        row = self._versions.get(key)
+        if row is not None:
+            return row
         row = conn.execute(sa.select(tool_versions).where(
             tool_versions.c.tool_id == tool_id, tool_versions.c.version == version)).first()
         if row is None:
             raise NotFound(f"version {version} not found", code="version_not_found", details={"version": version})
+        if len(self._versions) >= 4096:
+            self._versions.clear()
+        self._versions[key] = row
         return row
 
     def resolve(self, workspace_id: str, ref: str, version: int | None = None) -> tuple[Any, Any]:
