@@ -64,7 +64,8 @@ async def create_run(request: Request, platform: PlatformDep, principal: Princip
             idempotency_key=idempotency_key, trigger=trigger, files=files))
     expand_inputs = expand == "inputs"
     if wait and run["status"] not in TERMINAL_STATUSES and run["status"] != "awaiting_confirmation":
-        run = await wait_for_run(platform, principal, run["id"], wait, expand_inputs=expand_inputs)
+        run = await wait_for_run(platform, principal, run["id"], wait, expand_inputs=expand_inputs,
+                                 first=None if expand_inputs else run)
     elif expand_inputs:
         run = await run_in_threadpool(platform.runs.get, principal, run["id"], expand_inputs=True)
     finished = run["status"] in TERMINAL_STATUSES

@@ -29,9 +29,13 @@ async def wait_for_run(platform: Platform, principal: Principal, run_id: str, ti
             delivered.append(payload["run"])
         loop.call_soon_threadsafe(done.set)
 
-    unsubscribe = platform.hub.subscribe(f"run.done:{run_id}", on_done)
+    topic = f"run.done:{run_id}"
+    unsubscribe = platform.hub.subscribe(topic, on_done)
     try:
         deadline = time.monotonic() + timeout
+        ended = platform.hub.recent(topic)  # it may have ended before we subscribed
+        if ended is not None:
+            on_done(topic, ended)
         run = first or await run_in_threadpool(platform.runs.get, principal, run_id, expand_inputs=expand_inputs)
         while run["status"] not in TERMINAL_STATUSES:
             remaining = deadline - time.monotonic()

@@ -54,6 +54,9 @@ class Worker:
         self.id = worker_id or new_id("wrk")
         self.active: dict[str, ActiveRun] = {}
         self._reserved = 0
+        # Queued runs may be waiting (a run.queued was heard, or the last claim was full);
+        # only then does a finished run wake the dispatcher. It also polls every second.
+        self._backlog = True
         self._active_lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -71,7 +74,7 @@ class Worker:
             conn.execute(workers.insert().values(id=self.id, hostname=socket.gethostname(), pid=os.getpid(),
                                                  slots=self.slots, started_at=now, heartbeat_at=now))
         _ = self.platform.executor  # start the fork server before the first run arrives
-        self._unsubscribe_queued = self.platform.hub.subscribe("run.queued", lambda *_: self._wake.set())
+        self._unsubscribe_queued = self.platform.hub.subscribe("run.queued", lambda *_: self._on_queued())
         self.platform.runs.local_worker = self
         for target, name in ((self._dispatch_loop, "dispatch"), (self._heartbeat_loop, "heartbeat")):
             thread = threading.Thread(target=target, name=f"runyard-{name}", daemon=True)
@@ -123,6 +126,10 @@ class Worker:
                 log.exception("dispatch failed")
                 time.sleep(0.5)
 
+    def _on_queued(self) -> None:
+        self._backlog = True
+        self._wake.set()
+
     # -- fast path: runs created in this process ---------------------------------------------
     def try_reserve(self) -> bool:
         """Reserve a slot for a run about to be created in this process."""
@@ -151,7 +158,9 @@ class Worker:
             for row in rows:
                 self._launch(row)
             if len(rows) < free:
+                self._backlog = False  # the queue is drained (until the next run.queued)
                 return
+            self._backlog = True
 
     def _version(self, version_id: str) -> Any:
         version = self._versions.get(version_id)
@@ -303,7 +312,8 @@ class Worker:
             _remove_workdir(active.workdir)
             with self._active_lock:
                 self.active.pop(run_id, None)
-            self._wake.set()
+            if self._backlog:  # a slot opened and runs may be waiting for one
+                self._wake.set()
 
     def _collect_artifacts(self, run_id: str, out: Path) -> list[dict[str, Any]]:
         try:

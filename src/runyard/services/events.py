@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable
 from typing import Any
 
@@ -19,10 +19,14 @@ Callback = Callable[[str, Any], None]
 
 
 class EventHub:
-    def __init__(self) -> None:
+    def __init__(self, remember: int = 64) -> None:
         self._subs: dict[str, set[Callback]] = defaultdict(set)
         self._lock = threading.Lock()
         self.bridge: Callable[[str, Any], None] | None = None
+        # The last payload of recent topics: a subscriber that arrives just after a
+        # publish (a run that ended before its waiter subscribed) can still see it.
+        self._recent: OrderedDict[str, Any] = OrderedDict()
+        self._remember = remember
 
     def subscribe(self, topic: str, callback: Callback) -> Callable[[], None]:
         with self._lock:
@@ -47,9 +51,18 @@ class EventHub:
             except Exception:  # a lost notification only delays: every waiter also polls
                 log.exception("event bridge failed for %s", topic)
 
+    def recent(self, topic: str) -> Any:
+        """The last payload published on ``topic`` lately (None if none is remembered)."""
+        with self._lock:
+            return self._recent.get(topic)
+
     def deliver(self, topic: str, payload: Any) -> None:
         with self._lock:
             callbacks = list(self._subs.get(topic, ()))
+            if payload is not None:
+                self._recent[topic] = payload
+                if len(self._recent) > self._remember:
+                    self._recent.popitem(last=False)
         for callback in callbacks:
             try:
                 callback(topic, payload)
