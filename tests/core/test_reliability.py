@@ -11,14 +11,22 @@ from tests.core.helpers import TERMINAL, alive, deploy, run, wait_status
 FAST_LEASE = {"RUNYARD_LEASE_S": "4", "RUNYARD_HEARTBEAT_S": "1"}
 
 
+def start_api_node(srv: Server) -> Server:
+    """An API-only server (no worker slots) with short leases."""
+    srv.mode = "server"
+    srv.extra_env = {"RUNYARD_WORKER_SLOTS": "0", **FAST_LEASE}
+    return srv.start()
+
+
+def start_worker(api_node: Server, slots: int) -> Server:
+    """A `runyard worker` process sharing the API node's database and data dir."""
+    return Server(data_dir=api_node.data_dir, database_url=api_node.database_url, admin_key=api_node.admin_key,
+                  mode="worker", slots=slots, extra_env=FAST_LEASE).start()
+
+
 def test_worker_kill9_mid_run_ends_worker_lost(fresh_server: Server):
-    api_node = fresh_server
-    api_node.mode = "server"
-    api_node.extra_env = {"RUNYARD_WORKER_SLOTS": "0", **FAST_LEASE}
-    api_node.start()
-    worker = Server(data_dir=api_node.data_dir, database_url=api_node.database_url, admin_key=api_node.admin_key,
-                    mode="worker", slots=2, extra_env=FAST_LEASE)
-    worker.start()
+    api_node = start_api_node(fresh_server)
+    worker = start_worker(api_node, slots=2)
     try:
         with api_node.client() as api:
             deploy(api, "stuck", "import os, time\ndef main():\n    print(f'started {os.getpid()}', flush=True)\n"
@@ -39,8 +47,7 @@ def test_worker_kill9_mid_run_ends_worker_lost(fresh_server: Server):
             assert time.monotonic() - killed_at < 4 * 2 + 5  # lease + reaper interval + slack
             # The orphaned child does not keep running either: its fork server kills it.
             assert not alive(child_pid)
-            replacement = Server(data_dir=api_node.data_dir, database_url=api_node.database_url,
-                                 admin_key=api_node.admin_key, mode="worker", slots=2, extra_env=FAST_LEASE).start()
+            replacement = start_worker(api_node, slots=2)
             try:
                 assert run(api, "quick", wait=30)["output"] == "fine"
             finally:
@@ -68,12 +75,8 @@ def test_queued_runs_survive_restart(fresh_server: Server):
 
 
 def test_retry_policy_after_worker_lost(fresh_server: Server):
-    api_node = fresh_server
-    api_node.mode = "server"
-    api_node.extra_env = {"RUNYARD_WORKER_SLOTS": "0", **FAST_LEASE}
-    api_node.start()
-    worker = Server(data_dir=api_node.data_dir, database_url=api_node.database_url, admin_key=api_node.admin_key,
-                    mode="worker", slots=1, extra_env=FAST_LEASE).start()
+    api_node = start_api_node(fresh_server)
+    worker = start_worker(api_node, slots=1)
     with api_node.client() as api:
         code = """
 import os, time
@@ -90,8 +93,7 @@ def main():
         assert wait_status(api, created["id"], {"running"})["status"] == "running"
         time.sleep(0.5)
         worker.kill9()
-        second = Server(data_dir=api_node.data_dir, database_url=api_node.database_url,
-                        admin_key=api_node.admin_key, mode="worker", slots=1, extra_env=FAST_LEASE).start()
+        second = start_worker(api_node, slots=1)
         try:
             ended = wait_status(api, created["id"], TERMINAL, timeout=60)
             assert ended["status"] == "succeeded", ended
