@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 import threading
@@ -59,9 +58,6 @@ class ReaperHook:
 
 def build_app(settings: Settings, *, with_workers: bool) -> tuple[Any, Platform]:
     from runyard.api.app import create_app
-    # A run hops between a few threads (API, dispatcher, executor I/O, finisher); the
-    # default 5 ms GIL switch interval would add up to that much at every hop.
-    sys.setswitchinterval(float(os.environ.get("RUNYARD_SWITCH_INTERVAL", "0.0002")))
     platform = Platform(settings)
     hooks: list[Any] = []
     if with_workers and settings.worker_slots > 0:
