@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import BinaryIO
 
 REDACTED = b"***"
 
 
 class RunLog:
     def __init__(self, path: Path, cap_bytes: int, secrets: list[str]) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = path.open("ab", buffering=0)
-        self.size = self._fh.tell()
+        self.path = path
+        self._fh: BinaryIO | None = None  # opened on the first byte: silent runs write no file
+        try:
+            self.size = path.stat().st_size  # a retried attempt appends to the same log
+        except FileNotFoundError:
+            self.size = 0
         self.cap = cap_bytes
         self.truncated = False
         self._secrets = sorted({s.encode() for s in secrets if s}, key=len, reverse=True)
@@ -45,6 +49,12 @@ class RunLog:
                     break
         return longest
 
+    def _file(self) -> BinaryIO:
+        if self._fh is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = self.path.open("ab", buffering=0)
+        return self._fh
+
     def _append(self, data: bytes) -> None:
         if not data or self.truncated:
             return
@@ -53,10 +63,10 @@ class RunLog:
             data = data[:max(room, 0)]
             marker = f"\n[runyard: log truncated at {self.cap} bytes]\n".encode()
             self.truncated = True
-            self._fh.write(data + marker)
+            self._file().write(data + marker)
             self.size += len(data) + len(marker)
             return
-        self._fh.write(data)
+        self._file().write(data)
         self.size += len(data)
 
     def note(self, text: str) -> None:
@@ -65,7 +75,7 @@ class RunLog:
             flushed, self._pending = self._pending, b""
             self._append(flushed)
             line = f"[runyard] {text}\n".encode()
-            self._fh.write(line)
+            self._file().write(line)
             self.size += len(line)
 
     def close(self) -> None:
@@ -73,7 +83,8 @@ class RunLog:
             if self._pending:
                 self._append(self._pending)
                 self._pending = b""
-            self._fh.close()
+            if self._fh is not None:
+                self._fh.close()
 
 
 def redact_value(value: object, secrets: list[str]) -> object:

@@ -428,9 +428,9 @@ class RunService:
                 conn.execute(run_artifacts.insert(), [{**a, "run_id": run.id, "workspace_id": run.workspace_id,
                                                        "created_at": now} for a in artifacts])
             if final is not None and usage:
-                conn.execute(usage_events.insert().values(
-                    workspace_id=run.workspace_id, kind="run_seconds", quantity=usage.get("wall_ms", 0) / 1000,
-                    ref_id=run.id, created_at=now))
+                conn.execute(usage_events.insert(), {
+                    "workspace_id": run.workspace_id, "kind": "run_seconds",
+                    "quantity": usage.get("wall_ms", 0) / 1000, "ref_id": run.id, "created_at": now})
             return final
 
         final = self.commits.run(write)

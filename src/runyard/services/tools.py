@@ -125,6 +125,7 @@ class ToolService:
         self.code_cache = code_cache
         self.infer = infer
         self._versions: dict[tuple[str, int], Any] = {}
+        self._materialised: set[str] = set()  # version ids laid out in code_cache
 
     # -- reading ---------------------------------------------------------------------------
     def _tool_row(self, conn: sa.Connection, workspace_id: str, ref: str) -> Any:
@@ -340,9 +341,12 @@ class ToolService:
     def source_dir(self, version: Any) -> Path:
         """The version's source laid out for import, cached per version on this node."""
         target = self.code_cache / version.id
+        if version.id in self._materialised:
+            return target
         if not target.exists():
             self.code_cache.mkdir(parents=True, exist_ok=True)
             materialise(version.source_kind, version.source_name, self.blobs.get_bytes(version.code_blob), target)
+        self._materialised.add(version.id)
         return target
 
 
