@@ -223,8 +223,8 @@ class Worker:
                                                        "traceback": None}, None)
                 return
             cwd, out = active.workdir / "cwd", active.workdir / "out"
-            cwd.mkdir(parents=True, exist_ok=True)
-            out.mkdir(exist_ok=True)
+            os.makedirs(cwd, exist_ok=True)
+            os.makedirs(out, exist_ok=True)
             inputs = dict(row.inputs)
             for key, meta in (row.input_files or {}).items():
                 target = cwd / "inputs" / key / meta["filename"]
