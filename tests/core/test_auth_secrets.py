@@ -110,3 +110,24 @@ def main(fail: bool = False):
     deploy(api, f"needs-{unique}", "def main():\n    pass\n", required_secrets=[f"UNSET_{unique}"])
     r = api.post("/runs", json={"tool": f"needs-{unique}"})
     assert error_code(r) == "missing_secret" and f"UNSET_{unique}" in r.json()["error"]["message"]
+
+
+def test_request_rate_limit_headers_and_429(fresh_server):
+    import time
+
+    fresh_server.extra_env = {"RUNYARD_REQUESTS_PER_MINUTE": "5"}
+    if 60 - time.time() % 60 < 5:  # don't straddle a window boundary
+        time.sleep(60 - time.time() % 60 + 0.1)
+    fresh_server.start()
+    with fresh_server.client() as api:
+        remaining = []
+        for _ in range(5):
+            r = api.get("/tools")
+            assert r.status_code == 200
+            assert r.headers["x-ratelimit-limit"] == "5"
+            remaining.append(int(r.headers["x-ratelimit-remaining"]))
+        assert remaining == [4, 3, 2, 1, 0]
+        limited = api.get("/tools")
+        assert limited.status_code == 429 and error_code(limited) == "rate_limited"
+        assert 1 <= int(limited.headers["retry-after"]) <= 60
+        assert limited.headers["x-ratelimit-remaining"] == "0"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -12,6 +13,7 @@ from fastapi import FastAPI
 from runyard.api import errors, health, runs, secrets, sets, templates, tokens, tools
 from runyard.api.responses import JSON
 from runyard.platform import Platform
+from runyard.services.ratelimit import RateLimiter
 
 API_PREFIX = "/api/v1"
 
@@ -38,10 +40,17 @@ class RequestIdMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         raw = request_id.encode()
 
+        state = scope["state"]
+
         async def send_with_id(message: dict) -> None:
             if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", raw)]
+                headers = [*message.get("headers", ()), (b"x-request-id", raw)]
+                quota = state.get("quota")
+                if quota is not None:  # set by auth when a request rate limit is configured
+                    headers += [(b"x-ratelimit-limit", str(quota.limit).encode()),
+                                (b"x-ratelimit-remaining", str(quota.remaining).encode()),
+                                (b"x-ratelimit-reset", str(math.ceil(quota.reset_s)).encode())]
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_with_id)
@@ -64,6 +73,8 @@ def create_app(platform: Platform, *, lifespan_hooks: list[Any] | None = None) -
         description="Functions as versioned tools; every call a durable run.",
     )
     app.state.platform = platform
+    per_minute = platform.settings.requests_per_minute
+    app.state.rate_limiter = RateLimiter(per_minute) if per_minute > 0 else None
     errors.install(app)
     app.include_router(health.router)
     for module in (tokens, tools, runs, secrets, templates, sets):

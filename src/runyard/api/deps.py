@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from runyard.platform import Platform
 from runyard.services.access import Principal
+from runyard.services.errors import RateLimited
 from runyard.services.pagination import Page
 
 
@@ -25,9 +26,13 @@ async def get_principal(request: Request) -> Principal:
     principal = (platform.tokens.authenticate_cached(key) if key else None) or \
         await run_in_threadpool(platform.tokens.authenticate, key or None)
     request.state.principal = principal
-    limiter = getattr(request.app.state, "rate_limiter", None)
+    limiter = request.app.state.rate_limiter
     if limiter is not None:
-        limiter.check(request, principal.workspace_id)
+        try:
+            request.state.quota = limiter.hit(principal.workspace_id)
+        except RateLimited as exc:
+            request.state.quota = exc.quota  # type: ignore[attr-defined]
+            raise
     return principal
 
 
