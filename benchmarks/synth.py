@@ -17,12 +17,15 @@ import datetime as dt
 import io
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine as common_machine  # noqa: E402
 
 CUSTOMERS6: dict[str, Any] = {"name": "customers", "locale": "en_US", "fields": [
     {"name": "id", "generator": "sequence", "start": 1},
@@ -53,25 +56,9 @@ def machine() -> dict[str, Any]:
     import numpy
     import pyarrow
 
-    cpu_model = ""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu_model = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), "")
-    except OSError:
-        pass
-    mem_total = None
-    try:
-        with open("/proc/meminfo") as fh:
-            mem_total = int(next(line for line in fh if line.startswith("MemTotal")).split()[1]) // 1024
-    except (OSError, StopIteration):
-        pass
-    return {
-        "platform": platform.platform(), "python": platform.python_version(), "cpu_model": cpu_model,
-        "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "memory_mb": mem_total,
-        "versions": {"numpy": numpy.__version__, "pyarrow": pyarrow.__version__, "duckdb": duckdb.__version__,
-                     "faker": faker.VERSION, "mimesis": mimesis.__version__},
-    }
+    return {**common_machine(), "versions": {
+        "numpy": numpy.__version__, "pyarrow": pyarrow.__version__, "duckdb": duckdb.__version__,
+        "faker": faker.VERSION, "mimesis": mimesis.__version__}}
 
 
 def runyard_rate(fmt: str, rows: int, workers: int, seed: int = 1) -> dict[str, Any]:
