@@ -242,5 +242,17 @@ def test_concurrent_runs(api, unique, n):
         t.start()
     for t in threads:
         t.join()
-    assert sorted(r["output"] for r in results) == list(range(n))
+    assert sorted(r["output"] for r in results) == list(range(n)), results
     assert time.monotonic() - started < 0.3 * n  # ran side by side, not one after another
+
+
+def test_trigger_recorded(api, unique):
+    deploy(api, f"trig-{unique}", "def main():\n    return 1\n")
+    assert run(api, f"trig-{unique}")["trigger"] == "api"
+    sdk = api.post("/runs", params={"wait": 10}, json={"tool": f"trig-{unique}"},
+                   headers={"User-Agent": "runyard-python/0.1.0"}).json()
+    assert sdk["trigger"] == "sdk"
+    cli = api.post("/runs", json={"tool": f"trig-{unique}"}, headers={"X-Runyard-Trigger": "cli"}).json()
+    assert cli["trigger"] == "cli"
+    bad = api.post("/runs", json={"tool": f"trig-{unique}"}, headers={"X-Runyard-Trigger": "telepathy"})
+    assert error_code(bad) == "validation_error"

@@ -56,7 +56,8 @@ async def create_run(request: Request, platform: PlatformDep, principal: Princip
     pick(body, _CREATE_FIELDS)
     if "tool" not in body:
         raise ValidationFailed("tool is required", details={"field": "tool"})
-    trigger = request.headers.get("x-runyard-trigger", "api")
+    trigger = request.headers.get("x-runyard-trigger") or (
+        "sdk" if request.headers.get("user-agent", "").startswith("runyard-python/") else "api")
     run, created = await run_in_threadpool(
         lambda: platform.runs.create(
             principal, tool=body["tool"], version=body.get("version"), inputs=body.get("inputs"),

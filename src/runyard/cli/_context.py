@@ -48,4 +48,4 @@ def _make_client() -> Client:
         raise ConfigurationError(
             f"no API key: run `runyard login` (profile {profile_name!r}), set RUNYARD_API_KEY or pass --api-key"
         )
-    return Client(api_key=api_key, base_url=base_url)
+    return Client(api_key=api_key, base_url=base_url, default_headers={"X-Runyard-Trigger": "cli"})
