@@ -229,12 +229,13 @@ def test_list_filters_and_pages(api, unique):
 
 
 @pytest.mark.parametrize("n", [8])
-def test_concurrent_runs(api, unique, n):
+def test_concurrent_runs(server, api, unique, n):
     deploy(api, f"par-{unique}", "import time\ndef main(i: int):\n    time.sleep(0.3)\n    return i\n")
     results: list[dict] = []
 
     def one(i: int) -> None:
-        results.append(run(api, f"par-{unique}", {"i": i}))
+        with server.client() as own:  # a client per thread, as separate callers would have
+            results.append(run(own, f"par-{unique}", {"i": i}))
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
     started = time.monotonic()
