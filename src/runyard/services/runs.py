@@ -141,10 +141,11 @@ class RunService:
             raise ValidationFailed(f"trigger must be one of {', '.join(TRIGGERS)}", details={"field": "trigger"})
         tags = self._check_tags(tags)
         inputs = {} if inputs is None else inputs
-        request_hash = hashlib.sha256(json.dumps(
-            [tool, version, inputs, tags, requires_confirmation, sorted(files or {})],
-            sort_keys=True, default=str).encode()).hexdigest()
+        request_hash = None
         if idempotency_key is not None:
+            request_hash = hashlib.sha256(json.dumps(
+                [tool, version, inputs, tags, requires_confirmation, sorted(files or {})],
+                sort_keys=True, default=str).encode()).hexdigest()
             if not 1 <= len(idempotency_key) <= 200:
                 raise ValidationFailed("Idempotency-Key must be 1-200 characters", code="invalid_idempotency_key")
             replay = self._replay(ws, idempotency_key, request_hash)

@@ -37,7 +37,10 @@ def create_db_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):  # type: ignore[no-untyped-def]
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("write") else "BEGIN")
+            # Reads run in autocommit mode (each statement sees a consistent snapshot on
+            # its own); writes take the write lock up front.
+            if conn.info.get("write"):
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return sa.create_engine(url, pool_size=20, max_overflow=40, pool_pre_ping=True)
