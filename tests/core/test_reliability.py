@@ -100,3 +100,17 @@ def main():
             assert ended["attempt"] == 2 and ended["output"] == "2"
         finally:
             second.stop()
+
+
+def test_graceful_stop_records_running_runs(fresh_server: Server):
+    srv = fresh_server.start()
+    with srv.client() as api:
+        deploy(api, "long", "import time\ndef main():\n    time.sleep(60)\n")
+        created = run(api, "long", wait=0)
+        assert wait_status(api, created["id"], {"running"})["status"] == "running"
+    srv.stop()  # SIGTERM: the worker gives runs a grace period, then kills and records them
+    srv.start()
+    with srv.client() as api:
+        ended = api.get(f"/runs/{created['id']}").json()
+    assert ended["status"] == "failed"
+    assert ended["error"]["type"] == "worker_shutdown"

@@ -257,3 +257,19 @@ def test_trigger_recorded(api, unique):
     assert cli["trigger"] == "cli"
     bad = api.post("/runs", json={"tool": f"trig-{unique}"}, headers={"X-Runyard-Trigger": "telepathy"})
     assert error_code(bad) == "validation_error"
+
+
+def test_tool_gets_default_signal_dispositions(api, unique):
+    """The fork server ignores SIGINT/SIGTERM; a run (and what it starts) must not inherit that."""
+    code = """
+import signal, subprocess
+def ignored(status: str) -> int:
+    return int(status.split("SigIgn:")[1].split()[0], 16)
+def main():
+    own = ignored(open("/proc/self/status").read())
+    child = ignored(subprocess.run(["cat", "/proc/self/status"], capture_output=True, text=True).stdout)
+    term, intr = 1 << (signal.SIGTERM - 1), 1 << (signal.SIGINT - 1)
+    return [own & (term | intr), child & (term | intr)]
+"""
+    deploy(api, f"sigs-{unique}", code)
+    assert run(api, f"sigs-{unique}")["output"] == [0, 0]

@@ -240,9 +240,10 @@ def _killpg(pid: int) -> None:
 
 
 def _isolate(keep: list[int]) -> None:
-    """First steps of every child: own session, default SIGINT, only ``keep`` fds open."""
+    """First steps of every child: own session, default SIGINT/SIGTERM, only ``keep`` fds open."""
     os.setsid()
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the server ignores it; a run must not
     low = 3
     for fd in sorted(set(keep)):
         if fd >= low:
@@ -295,7 +296,7 @@ def start_child(message: bytes, fds: list[int], *, isolated: bool = False) -> No
                 os.write(request_fd, payload)
             os.set_inheritable(events_fd, True)
             os.set_inheritable(request_fd, True)
-            for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT):
+            for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, signal.SIG_DFL)
             argv = [python, "-I", "-u", runtime.__file__]
             argv += ["--events-fd", str(events_fd), "--request-fd", str(request_fd)]
@@ -330,7 +331,10 @@ def main() -> NoReturn:
         sys.path.pop(0)
     # Ctrl-C in a terminal reaches the whole foreground group; the executor decides
     # when the server stops (by closing the socket), not the keyboard.
+    # The same goes for a SIGTERM sent to the whole process group (a service manager
+    # stopping runyard): the worker first lets its runs end, then closes the socket.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     sock = socket.socket(fileno=int(sys.argv[1]))
     preload()
     # Freeze the preloaded heap so the GC in children does not touch (and so copy) it.

@@ -40,6 +40,7 @@ class ActiveRun:
     execution: Any = None
     unsubscribe: Any = None
     cancelled: bool = False
+    shutdown: bool = False  # killed because the worker is stopping
     last_progress: float = 0.0
     progress: dict[str, Any] | None = None  # the latest, written with the run's end too
     trace_path: Path | None = None
@@ -97,6 +98,7 @@ class Worker:
         with self._active_lock:
             leftovers = list(self.active.values())
         for active in leftovers:
+            active.shutdown = True
             if active.execution is not None:
                 active.execution.cancel()
         deadline = time.monotonic() + 3
@@ -296,7 +298,13 @@ class Worker:
             return
         try:
             active.runlog.close()
-            if active.cancelled and status != CANCELLED and status != "succeeded":
+            if active.shutdown and status != "succeeded":
+                # Killed because this worker is stopping, not by the user: a failure the
+                # tool's retry policy may retry, recorded as such.
+                status, error = FAILED, {
+                    "type": "worker_shutdown", "traceback": None,
+                    "message": f"the worker shut down during attempt {active.row.attempt}"}
+            elif active.cancelled and status != CANCELLED and status != "succeeded":
                 status, error = CANCELLED, {"type": "cancelled", "message": "cancelled by request", "traceback": None}
             output = redact_value(output, active.secrets)
             error = redact_value(error, active.secrets)  # type: ignore[assignment]
