@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import mimetypes
 import os
 import shutil
@@ -240,7 +241,11 @@ class Worker:
             request = ExecRequest(
                 run_id=row.id, source_dir=self.platform.tools.source_dir(version), module=version.module,
                 entrypoint=version.entrypoint, inputs=inputs, env=env, workdir=cwd, output_dir=out,
-                limits=Limits(timeout_s=version.timeout_s, memory_mb=version.memory_mb), python=python)
+                limits=Limits(timeout_s=version.timeout_s, memory_mb=version.memory_mb,
+                              # A backstop to the wall-clock timeout: more CPU than every core
+                              # for the whole timeout can only mean the timeout failed.
+                              cpu_s=math.ceil(version.timeout_s * (os.cpu_count() or 1)) + 1),
+                python=python)
             execution = self.platform.executor.submit(
                 request, on_output=active.runlog.write, on_event=lambda event: self._on_event(active, event))
             active.execution = execution
