@@ -273,3 +273,10 @@ def main():
 """
     deploy(api, f"sigs-{unique}", code)
     assert run(api, f"sigs-{unique}")["output"] == [0, 0]
+
+
+def test_traceback_names_the_tool_file(api, unique):
+    deploy(api, f"tb-{unique}", "def main():\n    raise KeyError('k')\n")
+    error = run(api, f"tb-{unique}")["error"]
+    assert error["type"] == "KeyError"
+    assert 'main.py", line 2, in main' in error["traceback"] and ".tmp-" not in error["traceback"]

@@ -5,6 +5,7 @@ Checked in the server with ``compile``/``ast`` only — user code is never impor
 
 from __future__ import annotations
 
+import compileall
 import io
 import os
 import re
@@ -147,6 +148,9 @@ def materialise(kind: str, filename: str, data: bytes, target: Path) -> None:
             zf.extractall(tmp, members=_safe_members(zf))
     else:
         (tmp / filename).write_bytes(data)
+    # Byte-compile once here, so runs (which never write bytecode) load it instead of
+    # compiling the source every time; the loader points tracebacks at the real path.
+    compileall.compile_dir(tmp, quiet=2, workers=1)
     try:
         os.replace(tmp, target)
     except OSError:  # another worker won the race: theirs is identical
