@@ -221,15 +221,22 @@ class Execution:
         if stopping:
             _killpg(pid, signal.SIGKILL)
 
-    def _read_output(self, fd: int) -> None:
+    def _read_ready(self, fd: int) -> bytes | None:
+        """What a readable pipe holds; None when there is nothing (or at EOF, after closing it)."""
         try:
             data = os.read(fd, _READ_SIZE)
         except BlockingIOError:
-            return
+            return None
         except OSError:
             data = b""
         if not data:
             self._close_fd(fd)
+            return None
+        return data
+
+    def _read_output(self, fd: int) -> None:
+        data = self._read_ready(fd)
+        if data is None:
             return
         if self._on_output is not None:
             try:
@@ -238,14 +245,8 @@ class Execution:
                 log.exception("on_output callback failed for run %s", self.run_id)
 
     def _read_events(self, fd: int) -> None:
-        try:
-            data = os.read(fd, _READ_SIZE)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if not data:
-            self._close_fd(fd)
+        data = self._read_ready(fd)
+        if data is None:
             return
         buf = self._events_buf
         buf += data
