@@ -27,6 +27,7 @@ from runyard.services.tools import ToolService
 from runyard.store.blobs import BlobStore
 from runyard.store.db import Database
 from runyard.store.group_commit import GroupCommitter
+from runyard.store.rows import RowView
 from runyard.store.tables import run_artifacts, runs, usage_events
 from runyard.timeutil import parse_rfc3339, rfc3339, utcnow
 
@@ -200,10 +201,10 @@ class RunService:
                 raise
             return replay, False
         if reserved:
-            local.launch_reserved(_Row(row))
+            local.launch_reserved(RowView(row))
         elif not requires_confirmation:
             self.hub.publish("run.queued", run_id)
-        return run_view(_Row(row)), True
+        return run_view(RowView(row)), True
 
     def _check_tags(self, tags: dict[str, Any] | None) -> dict[str, str]:
         tags = tags or {}
@@ -495,19 +496,6 @@ class RunService:
 
 _FINISH = runs.update().where(runs.c.id == sa.bindparam("b_id"), runs.c.status == RUNNING,
                               runs.c.worker_id == sa.bindparam("b_worker"))
-
-
-class _Row:
-    """Adapts a plain dict to the row shape (``._mapping`` and attributes) readers use."""
-
-    def __init__(self, values: dict[str, Any]) -> None:
-        self._mapping = values
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self._mapping[name]
-        except KeyError:
-            raise AttributeError(name) from None
 
 
 def _safe_filename(name: str) -> str:

@@ -20,6 +20,7 @@ from runyard.services.errors import NotFound, ValidationFailed
 from runyard.services.pagination import Page, paginate
 from runyard.store.blobs import BlobStore
 from runyard.store.db import Database
+from runyard.store.rows import split_joined
 from runyard.store.tables_synth import synth_set_versions, synth_sets
 from runyard.synth.formats.jsonfmt import json_ready
 from runyard.timeutil import rfc3339, utcnow
@@ -154,16 +155,14 @@ class SetService:
         return table.column(column).combine_chunks()
 
     def list(self, workspace_id: str, *, cursor: str | None, limit: int, include_total: bool = False) -> Page:
-        query = sa.select(synth_sets).where(synth_sets.c.workspace_id == workspace_id)
+        query = sa.select(synth_sets, synth_set_versions).join(synth_set_versions, sa.and_(
+            synth_set_versions.c.set_id == synth_sets.c.id,
+            synth_set_versions.c.version == synth_sets.c.latest_version,
+        )).where(synth_sets.c.workspace_id == workspace_id)
         with self.db.read() as conn:
             rows, nxt, total = paginate(conn, query, sort_col=synth_sets.c.name, id_col=synth_sets.c.id,
                                         descending=False, cursor=cursor, limit=limit, include_total=include_total)
-            items = []
-            for head in rows:
-                version = conn.execute(sa.select(synth_set_versions).where(
-                    synth_set_versions.c.set_id == head.id,
-                    synth_set_versions.c.version == head.latest_version)).one()
-                items.append(set_view(head, version))
+        items = [set_view(*split_joined(row, synth_sets, synth_set_versions)) for row in rows]
         return Page(items, nxt, total)
 
     def delete(self, workspace_id: str, name: str) -> None:

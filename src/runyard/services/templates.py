@@ -24,6 +24,7 @@ from runyard.services.errors import Conflict, NotFound, RateLimited, ValidationF
 from runyard.services.pagination import Page, paginate
 from runyard.services.synth_sets import SetService
 from runyard.store.db import Database
+from runyard.store.rows import split_joined
 from runyard.store.tables import usage_events
 from runyard.store.tables_synth import synth_template_versions, synth_templates
 from runyard.timeutil import as_utc, rfc3339, utcnow
@@ -182,17 +183,14 @@ class TemplateService:
         return self.get(workspace_id, head.id)
 
     def list(self, workspace_id: str, *, cursor: str | None, limit: int, include_total: bool = False) -> Page:
-        query = sa.select(synth_templates).where(synth_templates.c.workspace_id == workspace_id,
-                                                 synth_templates.c.deleted_at.is_(None))
+        query = sa.select(synth_templates, synth_template_versions).join(synth_template_versions, sa.and_(
+            synth_template_versions.c.template_id == synth_templates.c.id,
+            synth_template_versions.c.version == synth_templates.c.latest_version,
+        )).where(synth_templates.c.workspace_id == workspace_id, synth_templates.c.deleted_at.is_(None))
         with self.db.read() as conn:
             rows, nxt, total = paginate(conn, query, sort_col=synth_templates.c.id, id_col=synth_templates.c.id,
                                         descending=True, cursor=cursor, limit=limit, include_total=include_total)
-            items = []
-            for head in rows:
-                version = conn.execute(sa.select(synth_template_versions).where(
-                    synth_template_versions.c.template_id == head.id,
-                    synth_template_versions.c.version == head.latest_version)).one()
-                items.append(template_view(head, version))
+        items = [template_view(*split_joined(row, synth_templates, synth_template_versions)) for row in rows]
         return Page(items, nxt, total)
 
     def versions(self, workspace_id: str, ref: str, *, cursor: str | None, limit: int) -> Page:

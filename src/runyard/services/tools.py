@@ -19,6 +19,7 @@ from runyard.services.pagination import Page, paginate
 from runyard.services.tool_source import ToolSource, from_code, from_upload, materialise
 from runyard.store.blobs import BlobStore
 from runyard.store.db import Database
+from runyard.store.rows import split_joined
 from runyard.store.tables import tool_versions, tools
 from runyard.timeutil import rfc3339, utcnow
 
@@ -191,11 +192,7 @@ class ToolService:
             rows, nxt, total = paginate(conn, query, sort_col=sort_cols[sort], id_col=tools.c.id,
                                         descending=order == "desc", cursor=cursor, limit=limit,
                                         include_total=include_total, cursor_value=parse)
-        items = []
-        for row in rows:
-            m = row._mapping
-            items.append(_joined_view(m))
-        return Page(items, nxt, total)
+        return Page([tool_view(*split_joined(row, tools, tool_versions)) for row in rows], nxt, total)
 
     def versions(self, workspace_id: str, ref: str, *, cursor: str | None, limit: int) -> Page:
         with self.db.read() as conn:
@@ -353,15 +350,3 @@ class ToolService:
 def _check_visibility(visibility: str) -> None:
     if visibility not in ("private", "public"):
         raise ValidationFailed("visibility must be private or public", details={"field": "visibility"})
-
-
-def _joined_view(m: Any) -> dict[str, Any]:
-    """A tool+latest-version joined row: version columns shadow same-named tool columns."""
-    t = {c.key: m[c] for c in tools.c}
-    v = {c.key: m[c] for c in tool_versions.c}
-
-    class _R:
-        def __init__(self, d: dict[str, Any]) -> None:
-            self._mapping = d
-
-    return tool_view(_R(t), _R(v))
