@@ -167,3 +167,28 @@ def test_quota_429_with_retry_after(quota_server):
         assert over.json()["error"]["code"] == "quota_exceeded"
         assert 1 <= int(over.headers["retry-after"]) <= 3600
         assert api.post(f"/templates/{tid}/generate", json={"count": 200, "format": "csv"}).status_code == 200
+
+
+def _walk(api, path: str) -> list[dict]:
+    items, cursor = [], None
+    while True:
+        params = {"limit": 1, **({"cursor": cursor} if cursor else {})}
+        page = api.get(path, params=params).json()
+        items += page["items"]
+        cursor = page["next_cursor"]
+        if not cursor:
+            return items
+
+
+def test_lists_page_through_latest_versions(api, unique):
+    made = [_create(api, unique, dict(CUSTOMERS, name=f"page_{unique}_{i}")) for i in range(3)]
+    api.patch(f"/templates/{made[0]['id']}", json={"description": "v2"})
+    for i in range(3):
+        api.post("/sets", json={"name": f"pset_{unique}_{i}", "rows": [{"n": i}]})
+    api.post("/sets", json={"name": f"pset_{unique}_0", "rows": [{"n": 10}, {"n": 11}]})
+    templates = {t["id"]: t for t in _walk(api, "/templates")}
+    assert all(t["id"] in templates for t in made)
+    assert templates[made[0]["id"]]["version"] == 2  # the latest version, not the first
+    sets = {s["name"]: s for s in _walk(api, "/sets") if s["name"].startswith(f"pset_{unique}")}
+    assert sorted(sets) == [f"pset_{unique}_{i}" for i in range(3)]
+    assert sets[f"pset_{unique}_0"]["version"] == 2 and sets[f"pset_{unique}_0"]["row_count"] == 2
