@@ -69,13 +69,17 @@ def test_roles_and_restrictions(server, api, unique):
         assert r.get(f"/tools/other-{unique}").status_code == 403
 
 
-def test_secrets_masked_never_returned(api, unique):
+def test_secrets_masked_never_returned(server, api, unique):
     name = f"API_KEY_{unique}"
     value = f"sk-live-{unique}-abcdef123456"
     r = api.put(f"/secrets/{name}", json={"value": value, "display_name": "Key", "category": "llm"})
     assert r.status_code == 200, r.text
     assert value not in r.text and r.json()["masked_value"].endswith("3456")
     assert error_code(api.put(f"/secrets/{name}", json={"value": "other"})) == "secret_exists"
+    if not server.database_url:  # encrypted at rest: the value is nowhere in the database files
+        db = server.data_dir / "runyard.db"
+        stored = db.read_bytes() + db.with_name("runyard.db-wal").read_bytes()
+        assert value.encode() not in stored
     assert api.put(f"/secrets/{name}", params={"force": True}, json={"value": value}).status_code == 200
     listing = api.get("/secrets", params={"limit": 1000})
     assert value not in listing.text and any(s["name"] == name for s in listing.json()["items"])
