@@ -4,7 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh "server,test"
-if [ -x scripts/install-browser.sh ]; then bash scripts/install-browser.sh; fi
 .venv/bin/ruff check src tests benchmarks
 set +e
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
