@@ -126,6 +126,7 @@ def test_sql_table_name_and_mysql_escaping(tricky):
         render(tricky, "sql", 5, options={"table": "x; drop"})
 
 
+# PostgreSQL runs where configured (.ci/run always sets it); the SQLite test above always runs.
 @pytest.mark.skipif(not os.environ.get("RUNYARD_TEST_DATABASE_URL"), reason="RUNYARD_TEST_DATABASE_URL not set")
 def test_sql_executes_in_postgres(tricky, expected):
     import uuid

@@ -331,26 +331,26 @@ def logs(
         sys.stdout.flush()
 
 
+def _show_status(run: Any, json_output: bool) -> None:
+    """A run after a state change: the whole run with --json, else its id and status."""
+    if json_output:
+        print_json(run)
+    else:
+        note(f"{run.id} {run.status}")
+
+
 @app.command("cancel")
 @handle_errors
 def cancel(run_id: RunId, json_output: JsonOpt = False) -> None:
     """Cancel a run (a finished run is left as it is)."""
-    r = client().runs.cancel(run_id)
-    if json_output:
-        print_json(r)
-    else:
-        note(f"{r.id} {r.status}")
+    _show_status(client().runs.cancel(run_id), json_output)
 
 
 @app.command("confirm")
 @handle_errors
 def confirm(run_id: RunId, json_output: JsonOpt = False) -> None:
     """Release a run that awaits confirmation."""
-    r = client().runs.confirm(run_id)
-    if json_output:
-        print_json(r)
-    else:
-        note(f"{r.id} {r.status}")
+    _show_status(client().runs.confirm(run_id), json_output)
 
 
 @app.command("rerun")

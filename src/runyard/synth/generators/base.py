@@ -119,3 +119,27 @@ def mixed_radix(index: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
 
 def uniform_index(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
     return rng.integers(0, size, n, dtype=np.int64)
+
+
+class RandomBits128(FieldGenerator):
+    """Text built from 128 seeded random bits per row (uuid, IPv6): no options, and unique
+    by construction because repeats of 122+ random bits are negligible."""
+
+    unique_by_construction = True
+
+    def configure(self, opts: Options) -> None:
+        pass
+
+    @property
+    def arrow_type(self) -> pa.DataType:
+        return pa.string()
+
+    def generate(self, ctx: BlockContext) -> pa.Array:
+        return self.render(ctx.rng(self.field, "value").integers(0, 256, (ctx.n, 16), dtype=np.uint8))
+
+    def generate_unique(self, ctx: BlockContext, permutation: Any) -> pa.Array:
+        return self.generate(ctx)
+
+    @abstractmethod
+    def render(self, raw: np.ndarray) -> pa.Array:
+        """Rows of 16 random bytes (uint8, shape (n, 16)) → the column."""

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..locales import load_pools
 from ..options import Options
-from .base import BlockContext, FieldGenerator, mixed_radix
+from .base import BlockContext, FieldGenerator, RandomBits128, mixed_radix
 from .strings import HEX, fixed_width, join
 
 
@@ -100,22 +98,13 @@ class Ipv4(FieldGenerator):
         return self.build(np.stack(mixed_radix(index, [256, 256, 256, 256]), axis=1))
 
 
-class Ipv6(FieldGenerator):
+class Ipv6(RandomBits128):
     """Full-form IPv6 from 128 seeded random bits (repeats are negligible)."""
 
     name = "internet.ipv6"
-    unique_by_construction = True
 
-    def configure(self, opts: Options) -> None:
-        pass
-
-    @property
-    def arrow_type(self) -> pa.DataType:
-        return pa.string()
-
-    def generate(self, ctx: BlockContext) -> pa.Array:
-        raw = ctx.rng(self.field, "value").integers(0, 256, (ctx.n, 16), dtype=np.uint8)
-        out = np.full((ctx.n, 39), ord(":"), dtype=np.uint8)
+    def render(self, raw: np.ndarray) -> pa.Array:
+        out = np.full((len(raw), 39), ord(":"), dtype=np.uint8)
         for group in range(8):
             base = group * 5
             out[:, base] = HEX[raw[:, 2 * group] >> 4]
@@ -123,6 +112,3 @@ class Ipv6(FieldGenerator):
             out[:, base + 2] = HEX[raw[:, 2 * group + 1] >> 4]
             out[:, base + 3] = HEX[raw[:, 2 * group + 1] & 0x0F]
         return fixed_width(out)
-
-    def generate_unique(self, ctx: BlockContext, permutation: Any) -> pa.Array:
-        return self.generate(ctx)

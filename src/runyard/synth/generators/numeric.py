@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..options import Options
-from .base import BlockContext, FieldGenerator
+from .base import BlockContext, FieldGenerator, RandomBits128
 from .strings import HEX, fixed_width
 
 DISTRIBUTIONS = ("uniform", "normal", "lognormal", "exponential", "poisson", "zipf")
@@ -208,30 +208,18 @@ class Constant(FieldGenerator):
         return 1
 
 
-class Uuid(FieldGenerator):
+class Uuid(RandomBits128):
     """Version-4 UUIDs from the seeded stream (122 random bits: collisions are negligible)."""
 
     name = "uuid"
-    unique_by_construction = True
 
-    def configure(self, opts: Options) -> None:
-        pass
-
-    @property
-    def arrow_type(self) -> pa.DataType:
-        return pa.string()
-
-    def generate(self, ctx: BlockContext) -> pa.Array:
-        raw = ctx.rng(self.field, "value").integers(0, 256, (ctx.n, 16), dtype=np.uint8)
+    def render(self, raw: np.ndarray) -> pa.Array:
         raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40
         raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
-        hexed = np.empty((ctx.n, 32), dtype=np.uint8)
+        hexed = np.empty((len(raw), 32), dtype=np.uint8)
         hexed[:, 0::2] = HEX[raw >> 4]
         hexed[:, 1::2] = HEX[raw & 0x0F]
-        out = np.full((ctx.n, 36), ord("-"), dtype=np.uint8)
+        out = np.full((len(raw), 36), ord("-"), dtype=np.uint8)
         for dst, src, width in ((0, 0, 8), (9, 8, 4), (14, 12, 4), (19, 16, 4), (24, 20, 12)):
             out[:, dst : dst + width] = hexed[:, src : src + width]
         return fixed_width(out)
-
-    def generate_unique(self, ctx: BlockContext, permutation: Any) -> pa.Array:
-        return self.generate(ctx)
