@@ -161,7 +161,7 @@ def test_rerun_original_and_latest(api, unique):
     assert error_code(api.post("/runs/run_nope/rerun")) == "run_not_found"
 
 
-def test_artifacts_progress_and_files(api, unique):
+def test_artifacts_progress_and_files(server, api, unique):
     code = """
 from pathlib import Path
 from runyard import context
@@ -191,6 +191,12 @@ def main(data: Path, scale: int = 1):
     zipped = zipfile.ZipFile(io.BytesIO(api.get(f"/runs/{result['id']}/artifacts.zip").content))
     assert sorted(zipped.namelist()) == ["report.txt", "sub/n.json"]
     assert error_code(api.get(f"/runs/{result['id']}/artifacts/none.txt")) == "artifact_not_found"
+    # The run's cwd (holding its input file) and output dir are gone once it has ended.
+    work = server.data_dir / "work"
+    deadline = time.monotonic() + 5
+    while (work / result["id"]).exists() or (work / f"{result['id']}.out").exists():
+        assert time.monotonic() < deadline, sorted(p.name for p in work.iterdir())
+        time.sleep(0.05)
 
     # Confirmation gate: files uploaded before release.
     gated = api.post("/runs", json={"tool": f"files-{unique}", "requires_confirmation": True}).json()

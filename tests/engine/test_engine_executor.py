@@ -508,3 +508,36 @@ def test_close_ends_pending_runs(tmp_path: Path, make_request: MakeRequest) -> N
     assert "closed" in result.error["message"]
     with pytest.raises(RuntimeError):
         ex.submit(make_request("def main():\n    pass\n"))
+
+
+def test_child_creates_its_dirs_and_removes_them_when_left_empty(
+    executor: Executor, make_request: MakeRequest, tmp_path: Path
+) -> None:
+    import dataclasses
+
+    base = make_request(
+        """
+        import os, tempfile
+        def main(leave: bool = False):
+            here = os.getcwd()
+            tempfile.NamedTemporaryFile(delete=True).close()  # TMPDIR exists and is usable
+            assert os.path.isdir(os.environ["RUNYARD_OUTPUT_DIR"])
+            if leave:
+                open("left.txt", "w").write("x")
+            return here
+        """
+    )
+    clean = dataclasses.replace(base, workdir=tmp_path / "runs" / "a", output_dir=tmp_path / "runs" / "a.out")
+    result, _, _ = run(executor, clean)
+    assert result.status == "succeeded", result.error
+    assert result.output == str(clean.workdir)
+    assert result.dirs_removed is True
+    assert not clean.workdir.exists() and not clean.output_dir.exists()
+
+    messy = dataclasses.replace(base, inputs={"leave": True}, workdir=tmp_path / "runs" / "b",
+                                output_dir=tmp_path / "runs" / "b.out")
+    result, _, _ = run(executor, messy)
+    assert result.status == "succeeded", result.error
+    assert result.dirs_removed is False  # the engine's caller must clean up what was left
+    assert (messy.workdir / "left.txt").read_text() == "x"
+    assert not (messy.workdir / ".tmp").exists() and not messy.output_dir.exists()

@@ -87,11 +87,14 @@ def apply_limits(limits: Mapping[str, Any]) -> None:
 def prepare(spec: Mapping[str, Any]) -> None:
     """Give the process its run's cwd, environment and limits (before any user code)."""
     workdir = spec["workdir"]
-    os.chdir(workdir)
     env = dict(spec["env"])
+    # The run's dirs are made here, in the child, so the server's thread never waits
+    # on the filesystem for them (and run() removes them again when left empty).
+    os.makedirs(workdir, exist_ok=True)
     tmpdir = env.get("TMPDIR")
     if tmpdir:
         os.makedirs(tmpdir, exist_ok=True)
+    os.chdir(workdir)
     # os.environ.clear() unsets at the C level too, so libraries calling getenv() see
     # exactly the run's environment and nothing of the server's.
     os.environ.clear()
@@ -132,6 +135,7 @@ def run(spec: Mapping[str, Any], events_fd: int, *, forked: bool) -> NoReturn:
     del reserve
     _wind_down()
     result["exit_code"] = exit_code
+    result["dirs_removed"] = _remove_empty_dirs(spec)
     result["usage"] = _usage()
     try:
         line = json.dumps(result, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
@@ -146,6 +150,25 @@ def run(spec: Mapping[str, Any], events_fd: int, *, forked: bool) -> NoReturn:
     ctx._bind(None)
     os.close(events_fd)
     os._exit(exit_code)
+
+
+def _remove_empty_dirs(spec: Mapping[str, Any]) -> bool:
+    """Remove the run's tmp, output and work dirs if the tool left them empty.
+
+    True when all are gone: the engine then has no clean-up left to do. Anything left
+    behind (files, or an artifact in the output dir) keeps its dir for the engine.
+    """
+    removed = True
+    for path in (spec["env"].get("TMPDIR"), spec["output_dir"], spec["workdir"]):
+        if not path:
+            continue
+        try:
+            os.rmdir(path)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            removed = False
+    return removed
 
 
 def _failure(type_: str, message: str, tb: str | None = None) -> dict[str, Any]:

@@ -66,8 +66,8 @@ class ExecRequest:
     entrypoint: str  # function name in that module; sync or async
     inputs: dict[str, Any]  # validated JSON values; file inputs are local path strings
     env: dict[str, str]  # extra env for the child (RUNYARD_* + declared secrets)
-    workdir: Path  # fresh dir (created by the caller), the child's cwd and HOME
-    output_dir: Path  # RUNYARD_OUTPUT_DIR; artifacts are collected from here afterwards
+    workdir: Path  # the child's cwd and HOME; created by the child if missing
+    output_dir: Path  # RUNYARD_OUTPUT_DIR (created by the child); artifacts are collected from here
     limits: Limits = field(default_factory=Limits)
     python: str | None = None  # a venv interpreter; None => fork from the warm fork server
 
@@ -79,6 +79,8 @@ class ExecResult:
     error: dict[str, Any] | None  # {"type", "message", "traceback"}
     usage: dict[str, float]  # {"wall_ms", "cpu_s", "peak_rss_mb"}
     exit_code: int | None  # exit code, or -signal when killed by a signal; None if unknown
+    # The child removed its work, tmp and output dirs (all left empty): nothing to clean up.
+    dirs_removed: bool = False
 
 
 OutputCallback = Callable[[bytes], None]
@@ -354,10 +356,13 @@ class Execution:
             return ExecResult(status, None, error, usage, exit_code)
 
         if reported is not None:
+            removed = reported.get("dirs_removed") is True
             if reported.get("status") == "succeeded":
-                return ExecResult("succeeded", reported.get("output"), None, usage, exit_code)
+                return ExecResult("succeeded", reported.get("output"), None, usage, exit_code, removed)
             error = reported.get("error") or {}
-            return failed(str(error.get("type")), str(error.get("message")), error.get("traceback"))
+            result = failed(str(error.get("type")), str(error.get("message")), error.get("traceback"))
+            result.dirs_removed = removed
+            return result
         if self._stop_reason == "cancelled":
             return failed("cancelled", "the run was cancelled", status="cancelled")
         if self._stop_reason == "timed_out":

@@ -36,7 +36,7 @@ PROGRESS_MIN_INTERVAL_S = 0.25
 class ActiveRun:
     row: Any
     runlog: RunLog
-    workdir: Path
+    workdir: Path  # the run's cwd; its output dir is a sibling (see output_dir)
     secrets: list[str]
     execution: Any = None
     unsubscribe: Any = None
@@ -46,6 +46,10 @@ class ActiveRun:
     progress: dict[str, Any] | None = None  # the latest, written with the run's end too
     trace_path: Path | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def output_dir(self) -> Path:
+        return self.workdir.with_name(self.workdir.name + ".out")
 
 
 class Worker:
@@ -225,9 +229,7 @@ class Worker:
                 self._finish(row.id, CANCELLED, None, {"type": "cancelled", "message": "cancelled by request",
                                                        "traceback": None}, None)
                 return
-            cwd, out = active.workdir / "cwd", active.workdir / "out"
-            os.makedirs(cwd, exist_ok=True)
-            os.makedirs(out, exist_ok=True)
+            cwd, out = active.workdir, active.output_dir  # the child creates both
             inputs = dict(row.inputs)
             for key, meta in (row.input_files or {}).items():
                 target = cwd / "inputs" / key / meta["filename"]
@@ -294,10 +296,11 @@ class Worker:
             active.execution.cancel()
 
     def _on_done(self, run_id: str, result: Any) -> None:
-        self._finish(run_id, result.status, result.output, result.error, result.usage)
+        self._finish(run_id, result.status, result.output, result.error, result.usage,
+                     dirs_removed=result.dirs_removed)
 
     def _finish(self, run_id: str, status: str, output: Any, error: dict[str, Any] | None,
-                usage: dict[str, Any] | None) -> None:
+                usage: dict[str, Any] | None, *, dirs_removed: bool = False) -> None:
         active = self.active.get(run_id)
         if active is None:
             return
@@ -313,7 +316,7 @@ class Worker:
                 status, error = CANCELLED, {"type": "cancelled", "message": "cancelled by request", "traceback": None}
             output = redact_value(output, active.secrets)
             error = redact_value(error, active.secrets)  # type: ignore[assignment]
-            artifacts = self._collect_artifacts(run_id, active.workdir / "out")
+            artifacts = [] if dirs_removed else self._collect_artifacts(run_id, active.output_dir)
             self.platform.runs.finish(active.row, worker_id=self.id, status=status, output=output, error=error,
                                       usage=usage, log_bytes=active.runlog.size, log_truncated=active.runlog.truncated,
                                       artifacts=artifacts, progress=active.progress)
@@ -322,7 +325,9 @@ class Worker:
         finally:
             if active.unsubscribe:
                 active.unsubscribe()
-            _remove_workdir(active.workdir)
+            if not dirs_removed:
+                _remove_dir(active.workdir)
+                _remove_dir(active.output_dir)
             with self._active_lock:
                 self.active.pop(run_id, None)
             if self._backlog:  # a slot opened and runs may be waiting for one
@@ -373,14 +378,11 @@ class Worker:
                 log.exception("heartbeat failed")
 
 
-def _remove_workdir(path: Path) -> None:
-    """Remove a run's work dir; the usual case (nothing left in it) without a tree walk,
-    which costs ten times more than these few rmdirs."""
-    for sub in ("cwd/.tmp", "cwd", "out", "."):
-        try:
-            os.rmdir(path / sub)
-        except FileNotFoundError:
-            continue
-        except OSError:  # not empty: the tool left files behind
-            shutil.rmtree(path, ignore_errors=True)
-            return
+def _remove_dir(path: Path) -> None:
+    """Remove a run's dir (usually the child already has); a tree walk only when needed."""
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
+    except OSError:  # not empty: the tool left files behind
+        shutil.rmtree(path, ignore_errors=True)
