@@ -56,3 +56,21 @@ def test_concurrent_writes_commit_and_failures_stay_isolated(db: Database) -> No
 def test_result_is_returned(db: Database) -> None:
     committer = GroupCommitter(db)
     assert committer.run(lambda conn: conn.execute(sa.text("SELECT 41 + 1")).scalar_one()) == 42
+
+
+def test_connections_killed_while_idle_are_replaced(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ping per checkout, yet a connection the server dropped while idle is not handed out."""
+    if not db.is_postgres:
+        pytest.skip("SQLite has no server that can drop a connection")
+    import psycopg
+
+    from runyard.store import db as db_module
+
+    with db.read() as conn:
+        assert conn.exec_driver_sql("SELECT 1").scalar_one() == 1
+        pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+    with psycopg.connect(db.url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    monkeypatch.setattr(db_module, "IDLE_PING_S", 0.0)  # as if it had been idle long enough
+    with db.read() as conn:
+        assert conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one() != pid
