@@ -188,8 +188,9 @@ class RunService:
         if reserved:
             row.update(status=RUNNING, worker_id=local.id, started_at=now,
                        lease_expires_at=now + timedelta(seconds=local.settings.lease_s))
+        insert = self.db.prepared.get("run_insert", lambda: (runs.insert(), ()))
         try:
-            self.commits.run(lambda conn: conn.execute(runs.insert(), row))
+            self.commits.run(lambda conn: insert.execute(conn, row))
         except BaseException as exc:
             if reserved:
                 local.release_reservation()
@@ -247,8 +248,9 @@ class RunService:
 
     # -- reading ---------------------------------------------------------------------------
     def row(self, ws: str, run_id: str) -> Any:
-        with self.db.read() as conn:
-            row = conn.execute(sa.select(runs).where(runs.c.id == run_id, runs.c.workspace_id == ws)).first()
+        by_id = self.db.prepared.get("run_by_id", lambda: (sa.select(runs).where(
+            runs.c.id == sa.bindparam("id"), runs.c.workspace_id == sa.bindparam("ws")), list(runs.c)))
+        row = by_id.fetch_one(self.db.engine, {"id": run_id, "ws": ws})
         if row is None:
             raise NotFound(f"run {run_id!r} not found", code="run_not_found", details={"run_id": run_id})
         return row
@@ -422,15 +424,17 @@ class RunService:
                           started_at=None)
         else:
             values.update(status=status, output=output, error=error, finished_at=now)
+        update = self.db.prepared.get(("run_finish", frozenset(values)), lambda: (_finish_statement(values), runs.c))
+        record_usage = self.db.prepared.get("usage_insert", lambda: (usage_events.insert().values(
+            {c.key: sa.bindparam(c.key, type_=c.type) for c in usage_events.c if c.key != "id"}), ()))
+
         def write(conn: sa.Connection) -> Any:
-            # Parameters (not .values()) let SQLAlchemy reuse the compiled statement.
-            final = conn.execute(_FINISH.returning(*runs.c),
-                                 {**values, "b_id": run.id, "b_worker": worker_id}).first()
+            final = update.execute(conn, {**values, "b_id": run.id, "b_worker": worker_id})
             if final is not None and artifacts:
                 conn.execute(run_artifacts.insert(), [{**a, "run_id": run.id, "workspace_id": run.workspace_id,
                                                        "created_at": now} for a in artifacts])
             if final is not None and usage:
-                conn.execute(usage_events.insert(), {
+                record_usage.execute(conn, {
                     "workspace_id": run.workspace_id, "kind": "run_seconds",
                     "quantity": usage.get("wall_ms", 0) / 1000, "ref_id": run.id, "created_at": now})
             return final
@@ -494,8 +498,13 @@ class RunService:
         return count
 
 
-_FINISH = runs.update().where(runs.c.id == sa.bindparam("b_id"), runs.c.status == RUNNING,
-                              runs.c.worker_id == sa.bindparam("b_worker"))
+def _finish_statement(values: dict[str, Any]) -> Any:
+    """UPDATE of the given columns of a run still running on the given worker, RETURNING it."""
+    return (runs.update()
+            .where(runs.c.id == sa.bindparam("b_id"), runs.c.status == RUNNING,
+                   runs.c.worker_id == sa.bindparam("b_worker"))
+            .values({key: sa.bindparam(key, type_=runs.c[key].type) for key in values})
+            .returning(*runs.c))
 
 
 def _safe_filename(name: str) -> str:

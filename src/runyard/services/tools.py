@@ -129,10 +129,14 @@ class ToolService:
         self._materialised: set[str] = set()  # version ids laid out in code_cache
 
     # -- reading ---------------------------------------------------------------------------
-    def _tool_row(self, conn: sa.Connection, workspace_id: str, ref: str) -> Any:
-        col = tools.c.id if ref.startswith("tool_") else tools.c.name
-        row = conn.execute(sa.select(tools).where(
-            col == ref, tools.c.workspace_id == workspace_id, tools.c.deleted_at.is_(None))).first()
+    def _tool_row(self, conn: sa.Connection | None, workspace_id: str, ref: str) -> Any:
+        """The live tool by id or name: in ``conn``'s transaction, or else as a quick read."""
+        by = "id" if ref.startswith("tool_") else "name"
+        lookup = self.db.prepared.get(("tool_by", by), lambda: (sa.select(tools).where(
+            tools.c[by] == sa.bindparam("ref"), tools.c.workspace_id == sa.bindparam("ws"),
+            tools.c.deleted_at.is_(None)), list(tools.c)))
+        params = {"ref": ref, "ws": workspace_id}
+        row = lookup.execute(conn, params) if conn is not None else lookup.fetch_one(self.db.engine, params)
         if row is None:
             raise NotFound(f"tool {ref!r} not found", code="tool_not_found", details={"tool": ref})
         return row
@@ -153,9 +157,13 @@ class ToolService:
         return row
 
     def resolve(self, workspace_id: str, ref: str, version: int | None = None) -> tuple[Any, Any]:
+        tool = self._tool_row(None, workspace_id, ref)
+        number = version or tool.latest_version
+        cached = self._versions.get((tool.id, number))
+        if cached is not None:
+            return tool, cached
         with self.db.read() as conn:
-            tool = self._tool_row(conn, workspace_id, ref)
-            return tool, self._version_row(conn, tool.id, version or tool.latest_version)
+            return tool, self._version_row(conn, tool.id, number)
 
     def get(self, workspace_id: str, ref: str) -> dict[str, Any]:
         return tool_view(*self.resolve(workspace_id, ref))

@@ -10,6 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
+from runyard.store.prepared import PreparedCache
+
 
 def create_db_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
@@ -87,6 +89,7 @@ class Database:
         self.engine = create_db_engine(url)
         self.is_sqlite = url.startswith("sqlite")
         self.is_postgres = self.engine.dialect.name == "postgresql"
+        self.prepared = PreparedCache(self.engine.dialect)
 
     @contextmanager
     def write(self) -> Iterator[Connection]:

@@ -1,0 +1,93 @@
+"""Hot-path statements compiled once and run straight on the DB-API cursor.
+
+SQLAlchemy compiles each statement here once, for the engine's dialect, and its own type
+processors convert values both ways, so what is written or read is exactly what the
+Core API would write or read. What is skipped is the per-execution machinery (cache key,
+execution context, result objects), which on the hot path of a run (resolve the tool,
+insert the run, record its end, read it back) costs several times the statement itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Dialect, Engine
+
+from runyard.store.rows import RowView
+
+_Processor = Callable[[Any], Any] | None
+
+
+class Prepared:
+    """One compiled statement; ``result_columns`` name what a row holds (SELECT/RETURNING)."""
+
+    def __init__(self, dialect: Dialect, statement: sa.Executable,
+                 result_columns: Sequence[sa.Column] = ()) -> None:
+        compiled = statement.compile(dialect=dialect)
+        self.sql = compiled.string
+        self._dbapi_error: type[Exception] = dialect.dbapi.Error  # type: ignore[union-attr]
+        self._order: list[str] | None = list(compiled.positiontup or []) if compiled.positional else None
+        self._defaults = {name: bind.effective_value for name, bind in compiled.binds.items()
+                          if bind.callable is None and bind.value is not None}
+        self._bind: dict[str, _Processor] = {
+            name: bind.type.dialect_impl(dialect).bind_processor(dialect) for name, bind in compiled.binds.items()}
+        self._keys = [c.key for c in result_columns]
+        self._result: list[_Processor] = [c.type.dialect_impl(dialect).result_processor(dialect, None)
+                                          for c in result_columns]
+
+    def params(self, values: Mapping[str, Any]) -> Any:
+        merged = {**self._defaults, **values}
+        out = {}
+        for name, proc in self._bind.items():
+            value = merged.get(name)  # processors see None too (JSON stores it as 'null')
+            out[name] = proc(value) if proc is not None else value
+        if self._order is None:
+            return out
+        return tuple(out[name] for name in self._order)
+
+    def row(self, raw: Sequence[Any] | None) -> RowView | None:
+        if raw is None:
+            return None
+        return RowView({key: proc(value) if proc is not None else value
+                        for key, proc, value in zip(self._keys, self._result, raw, strict=True)})
+
+    # -- execution ---------------------------------------------------------------------------
+    def execute(self, conn: Connection, values: Mapping[str, Any]) -> RowView | None:
+        """Run inside ``conn``'s transaction; the first row (RETURNING/SELECT), if any."""
+        return self._run(conn.connection.dbapi_connection, self.params(values))
+
+    def fetch_one(self, engine: Engine, values: Mapping[str, Any]) -> RowView | None:
+        """A read outside any transaction (a pooled connection, reset on return)."""
+        raw_conn = engine.raw_connection()
+        try:
+            return self._run(raw_conn, self.params(values))
+        finally:
+            raw_conn.close()
+
+    def _run(self, dbapi_conn: Any, params: Any) -> RowView | None:
+        cursor = dbapi_conn.cursor()
+        try:
+            cursor.execute(self.sql, params)
+            return self.row(cursor.fetchone()) if self._keys else None
+        except self._dbapi_error as exc:
+            # The same exception types as through SQLAlchemy (IntegrityError, ...).
+            raise sa.exc.DBAPIError.instance(self.sql, params, exc, self._dbapi_error) from exc
+        finally:
+            cursor.close()
+
+
+class PreparedCache:
+    """Statements built on first use per key (e.g. the set of columns an UPDATE sets)."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self._cache: dict[Any, Prepared] = {}
+
+    def get(self, key: Any, build: Callable[[], tuple[sa.Executable, Sequence[sa.Column]]]) -> Prepared:
+        prepared = self._cache.get(key)
+        if prepared is None:
+            statement, columns = build()
+            prepared = self._cache[key] = Prepared(self.dialect, statement, columns)
+        return prepared
