@@ -83,8 +83,11 @@ def run_server(settings: Settings, *, with_workers: bool = True, log_level: str 
     mode = "API + workers" if with_workers and settings.worker_slots else "API"
     print(f"runyard: {mode} on http://{settings.host}:{settings.port} (data dir {settings.data_dir}, "
           f"database {'postgresql' if platform.db.is_postgres else 'sqlite'})", file=sys.stderr)
+    # proxy_headers off: nothing reads the client address or scheme, and the middleware
+    # would otherwise run on every request.
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
-                            access_log=False, lifespan="on", timeout_graceful_shutdown=10)
+                            access_log=False, lifespan="on", timeout_graceful_shutdown=10,
+                            proxy_headers=False)
     try:
         uvicorn.Server(config).run()
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import textwrap
 import threading
 import time
 from collections.abc import Callable
@@ -541,3 +542,39 @@ def test_child_creates_its_dirs_and_removes_them_when_left_empty(
     assert result.dirs_removed is False  # the engine's caller must clean up what was left
     assert (messy.workdir / "left.txt").read_text() == "x"
     assert not (messy.workdir / ".tmp").exists() and not messy.output_dir.exists()
+
+
+def test_plain_signatures_skip_introspection_and_others_take_the_full_path() -> None:
+    from runyard.engine import child
+
+    namespace: dict = {}
+    # Compiled without this file's postponed annotations (dont_inherit), as a tool module would be.
+    exec(compile(textwrap.dedent("""
+        class Model:
+            pass
+
+        def plain(x: float, n: int = 2, *, flag: bool = False, data: dict | None = None):
+            return None
+
+        def rich(m: Model):
+            return None
+
+        def postponed(m: "int"):
+            return None
+
+        def star(*args):
+            return None
+        """), "tool.py", "exec", dont_inherit=True), namespace)
+    plain, rich, postponed, star = (namespace[n] for n in ("plain", "rich", "postponed", "star"))
+    converted = child._plain_call(plain, {"x": 3, "flag": True})
+    assert converted == {"x": 3.0, "flag": True} and isinstance(converted["x"], float)
+    assert child._plain_call(plain, {}) is None  # x missing: the full path reports it
+    assert child._plain_call(plain, {"x": 1, "other": 2}) is None  # unknown input: likewise
+    assert child._plain_call(rich, {"m": {}}) is None
+    assert child._plain_call(postponed, {"m": 1}) is None
+    assert child._plain_call(star, {}) is None
+    # Through the full path, the same inputs are converted and checked as before.
+    assert child._convert_inputs(plain, {"x": 3})["x"] == 3.0
+    with pytest.raises(child.ToolError) as err:
+        child._convert_inputs(plain, {"x": 1, "other": 2})
+    assert err.value.type == "input_validation_error"

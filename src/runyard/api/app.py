@@ -76,8 +76,10 @@ def create_app(platform: Platform, *, lifespan_hooks: list[Any] | None = None) -
     per_minute = platform.settings.requests_per_minute
     app.state.rate_limiter = RateLimiter(per_minute) if per_minute > 0 else None
     errors.install(app)
+    # Routes are matched in order: the two health routes, then the runs router, which
+    # serves the hot requests, ahead of the rest.
     app.include_router(health.router)
-    for module in (tokens, tools, runs, secrets, templates, sets):
+    for module in (runs, tools, tokens, secrets, templates, sets):
         app.include_router(module.router, prefix=API_PREFIX)
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -106,9 +106,9 @@ def prepare(spec: Mapping[str, Any]) -> None:
 # --------------------------------------------------------------------------- running a tool
 
 
-def run(spec: Mapping[str, Any], events_fd: int, *, forked: bool) -> NoReturn:
+def run(spec: Mapping[str, Any], events_fd: int, *, forked: bool, stdio_ready: bool = False) -> NoReturn:
     """Run the tool described by ``spec``, report the result on ``events_fd`` and exit."""
-    if forked:
+    if forked and not stdio_ready:
         _fresh_stdio()
     sys.dont_write_bytecode = True  # source dirs may be shared or read-only
     sys.argv = [spec.get("module", "tool")]
@@ -213,6 +213,11 @@ def _usage() -> dict[str, float]:
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
     return {"cpu_s": cpu, "maxrss_kb": max(me.ru_maxrss, kids.ru_maxrss)}
+
+
+def fresh_stdio() -> None:
+    """New unbuffered ``sys.std*`` on fds 0-2 (a spare child makes them before its run)."""
+    _fresh_stdio()
 
 
 def _fresh_stdio() -> None:
@@ -332,6 +337,9 @@ _PASS_THROUGH: tuple[Any, ...] = (str, int, bool, dict, list, object, typing.Any
 
 def _convert_inputs(fn: Callable[..., Any], inputs: dict[str, Any]) -> dict[str, Any]:
     """Check inputs against the signature and build annotated objects from JSON values."""
+    plain = _plain_call(fn, inputs)
+    if plain is not None:
+        return plain
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
@@ -353,6 +361,41 @@ def _convert_inputs(fn: Callable[..., Any], inputs: dict[str, Any]) -> dict[str,
             raise
         except Exception as exc:  # noqa: BLE001 - a validation error of any library
             raise ToolError("input_validation_error", f"input {name!r} is invalid: {exc}") from None
+    return out
+
+
+_PLAIN_FLAGS = inspect.CO_VARARGS | inspect.CO_VARKEYWORDS
+
+
+def _plain_call(fn: Callable[..., Any], inputs: dict[str, Any]) -> dict[str, Any] | None:
+    """The inputs as they are, when a plain function takes them without conversion.
+
+    The common case (JSON-typed parameters, all given or defaulted) needs neither
+    ``inspect.signature`` nor ``typing.get_type_hints``, whose cost in a freshly forked
+    child (every object they touch is a copy-on-write page) exceeds a no-op run's.
+    None means: take the full path, which also reports what does not fit.
+    """
+    code = getattr(fn, "__code__", None)
+    if not isinstance(fn, types.FunctionType) or code is None or code.co_flags & _PLAIN_FLAGS:
+        return None
+    if code.co_posonlyargcount:
+        return None
+    npos, nkw = code.co_argcount, code.co_kwonlyargcount
+    names = code.co_varnames[: npos + nkw]
+    defaults = fn.__defaults__ or ()
+    kwdefaults = fn.__kwdefaults__ or {}
+    required = set(names[: npos - len(defaults)]) | {n for n in names[npos:] if n not in kwdefaults}
+    if not required.issubset(inputs) or not set(inputs).issubset(names):
+        return None
+    annotations = fn.__annotations__
+    out = dict(inputs)
+    for name, value in inputs.items():
+        ann = annotations.get(name, inspect.Parameter.empty)
+        if ann is float:
+            if isinstance(value, int) and not isinstance(value, bool):
+                out[name] = float(value)
+        elif value is not None and ann not in _PASS_THROUGH:
+            return None  # strings (postponed annotations), models, containers, ...
     return out
 
 

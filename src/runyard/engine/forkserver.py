@@ -256,16 +256,19 @@ def spare_main(sock: socket.socket) -> NoReturn:
     """A pre-forked child: wait (already isolated) for the one run it will execute."""
     try:
         _isolate([0, 1, 2, sock.fileno()])
+        # Everything that does not depend on the request happens before it arrives: the
+        # stdio objects refer to fds 0-2, whatever files the run later dup2s onto them.
+        runtime.fresh_stdio()
         message, fds = recv_with_fds(sock, socket.MSG_CMSG_CLOEXEC)
         sock.close()
     except BaseException:  # noqa: BLE001 - nothing to report to: no run was handed over
         os._exit(0)
     if not fds:
         os._exit(0)  # the server went away
-    start_child(message, fds, isolated=True)
+    start_child(message, fds, spare=True)
 
 
-def start_child(message: bytes, fds: list[int], *, isolated: bool = False) -> NoReturn:
+def start_child(message: bytes, fds: list[int], *, spare: bool = False) -> NoReturn:
     """In the forked child: wire fds, prepare, then run the tool or exec its interpreter.
 
     ``message`` is the executor's request packet: a header line, then the request JSON
@@ -274,7 +277,7 @@ def start_child(message: bytes, fds: list[int], *, isolated: bool = False) -> No
     out_fd, events_fd = fds[0], fds[1]
     request_fd = fds[2] if len(fds) > 2 else None
     try:
-        if not isolated:
+        if not spare:
             _isolate([0, 1, 2, *fds])
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
@@ -303,7 +306,7 @@ def start_child(message: bytes, fds: list[int], *, isolated: bool = False) -> No
             os.execve(python, argv, spec["env"])
         if request_fd is not None:
             os.close(request_fd)
-        runtime.run(spec, events_fd, forked=True)
+        runtime.run(spec, events_fd, forked=True, stdio_ready=spare)
     except BaseException as exc:  # noqa: BLE001 - report any setup failure as the run's result
         _report_setup_failure(events_fd, exc)
     os._exit(70)
