@@ -34,6 +34,26 @@ def machine() -> dict[str, Any]:
             "python": sys.version.split()[0], "platform": platform.platform()}
 
 
+def cow_fault_us(pages: int = 8192) -> float:
+    """What one copy-on-write page fault costs on this machine (a forked run pays ~500+)."""
+    buf = bytearray(pages * 4096)
+    for i in range(0, len(buf), 4096):
+        buf[i] = 1
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        t = time.perf_counter()
+        for i in range(0, len(buf), 4096):
+            buf[i] = 2
+        os.write(w, repr(time.perf_counter() - t).encode())
+        os._exit(0)
+    os.close(w)
+    elapsed = float(os.read(r, 100))
+    os.close(r)
+    os.waitpid(pid, 0)
+    return round(elapsed / pages * 1e6, 2)
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     if not ordered:
@@ -73,6 +93,29 @@ class BenchServer:
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.key}"}
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU used so far by the API/worker process and by the engine (the fork server
+        with every run's child it has reaped), from /proc."""
+        tick = os.sysconf("SC_CLK_TCK")
+
+        def fields(pid: int) -> list[int]:
+            with open(f"/proc/{pid}/stat") as fh:
+                return [int(v) for v in fh.read().rpartition(")")[2].split()[11:15]]
+
+        server = fields(self.proc.pid)
+        engine = 0.0
+        try:
+            with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as fh:
+                kids = [int(p) for p in fh.read().split()]
+        except OSError:
+            kids = []
+        for pid in kids:
+            try:
+                engine += sum(fields(pid)) / tick
+            except OSError:
+                continue
+        return {"server": (server[0] + server[1]) / tick, "engine": engine}
 
     def close(self) -> None:
         try:

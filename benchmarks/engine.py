@@ -21,6 +21,9 @@ from pathlib import Path
 
 from runyard.engine.executor import ExecRequest, Executor, Limits
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import cow_fault_us  # noqa: E402
+
 TOOL = "def noop():\n    return None\n"
 
 
@@ -85,26 +88,6 @@ def concurrent(executor: Executor, root: Path, n: int, inflight: int, offset: in
     total = time.perf_counter() - t0
     assert not failures, failures[:3]
     return {"runs": n, "inflight": inflight, "runs_per_s": round(n / total, 1), "seconds": round(total, 3)}
-
-
-def cow_fault_us(pages: int = 8192) -> float:
-    """What one copy-on-write page fault costs on this machine (a forked run pays ~500+)."""
-    buf = bytearray(pages * 4096)
-    for i in range(0, len(buf), 4096):
-        buf[i] = 1
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        t = time.perf_counter()
-        for i in range(0, len(buf), 4096):
-            buf[i] = 2
-        os.write(w, repr(time.perf_counter() - t).encode())
-        os._exit(0)
-    os.close(w)
-    elapsed = float(os.read(r, 100))
-    os.close(r)
-    os.waitpid(pid, 0)
-    return round(elapsed / pages * 1e6, 2)
 
 
 def main() -> None:

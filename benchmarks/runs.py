@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import BenchServer, machine, percentile  # noqa: E402
+from _common import BenchServer, cow_fault_us, machine, percentile  # noqa: E402
 
 NOOP = "def main():\n    return None\n"
 FIB = "def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\n\ndef main(n: int = 10):\n    return fib(n)\n"
@@ -34,6 +34,7 @@ def floors(client: httpx.Client) -> dict[str, float]:
         client.get("/healthz")
         http.append((time.perf_counter() - t) * 1000)
     forks = []
+    cpu0, child0 = time.process_time(), os.times()
     for _ in range(200):
         t = time.perf_counter()
         pid = os.fork()
@@ -41,13 +42,17 @@ def floors(client: httpx.Client) -> dict[str, float]:
             os._exit(0)
         os.waitpid(pid, 0)
         forks.append((time.perf_counter() - t) * 1000)
+    child1 = os.times()
+    fork_cpu_ms = (time.process_time() - cpu0 + child1.children_user + child1.children_system
+                   - child0.children_user - child0.children_system) * 1000 / 200
     starts = []
     for _ in range(10):
         t = time.perf_counter()
         subprocess.run([sys.executable, "-c", "pass"], check=True)
         starts.append((time.perf_counter() - t) * 1000)
     return {"healthz_p50_ms": round(percentile(http, 50), 3), "fork_exit_p50_ms": round(percentile(forks, 50), 3),
-            "python_c_pass_p50_ms": round(percentile(starts, 50), 2)}
+            "fork_exit_cpu_ms": round(fork_cpu_ms, 3), "python_c_pass_p50_ms": round(percentile(starts, 50), 2),
+            "cow_page_fault_us": sorted(cow_fault_us() for _ in range(3))[1]}
 
 
 def deploy(client: httpx.Client, name: str, code: str) -> None:
@@ -55,15 +60,32 @@ def deploy(client: httpx.Client, name: str, code: str) -> None:
     r.raise_for_status()
 
 
-def sync_latency(client: httpx.Client, n: int) -> dict[str, float]:
+def cpu_per_run(before: dict[str, float], after: dict[str, float], client_s: float, n: int) -> dict[str, float]:
+    """CPU ms per run by process, and the ceilings they imply on this machine's cores."""
+    per = {k: (after[k] - before[k]) * 1000 / n for k in before}
+    per["load_generator"] = client_s * 1000 / n
+    cores = os.cpu_count() or 1
+    total = sum(per.values())
+    out = {f"{k}_ms": round(v, 3) for k, v in per.items()}
+    out["total_ms"] = round(total, 3)
+    # What the cores could sustain if only the engine (fork + child per run) used them,
+    # and with everything measured here; 1,000 runs/s needs total_ms <= cores.
+    out["ceiling_engine_only_runs_per_s"] = round(cores * 1000 / per["engine"], 1) if per["engine"] else None
+    out["ceiling_all_runs_per_s"] = round(cores * 1000 / total, 1) if total else None
+    return out
+
+
+def sync_latency(server: BenchServer, client: httpx.Client, n: int) -> dict[str, Any]:
     latencies = []
+    cpu0, client0 = server.cpu_seconds(), time.process_time()
     for _ in range(n):
         t = time.perf_counter()
         r = client.post("/api/v1/runs", params={"wait": 30}, json={"tool": "noop"})
         latencies.append((time.perf_counter() - t) * 1000)
         assert r.json()["status"] == "succeeded", r.text
+    cpu = cpu_per_run(cpu0, server.cpu_seconds(), time.process_time() - client0, n)
     return {"runs": n, "p50_ms": round(percentile(latencies, 50), 3), "p99_ms": round(percentile(latencies, 99), 3),
-            "mean_ms": round(sum(latencies) / n, 3)}
+            "mean_ms": round(sum(latencies) / n, 3), "cpu_per_run": cpu}
 
 
 async def async_throughput(server: BenchServer, n: int, concurrency: int = 32) -> dict[str, float]:
@@ -81,6 +103,7 @@ async def async_throughput(server: BenchServer, n: int, concurrency: int = 32) -
                 r = await client.post("/api/v1/runs", json={"tool": "noop-async", "tags": {"batch_id": "bench"}})
                 ids.append(r.json()["id"])
 
+        cpu0, client0 = server.cpu_seconds(), time.process_time()
         started = time.perf_counter()
         await asyncio.gather(*(submitter() for _ in range(concurrency)))
         submitted = time.perf_counter() - started
@@ -91,10 +114,18 @@ async def async_throughput(server: BenchServer, n: int, concurrency: int = 32) -
                 break
             await asyncio.sleep(0.01)
         elapsed = time.perf_counter() - started
-        failed = (await client.get("/api/v1/runs", params={"tool": "noop-async", "status": "failed", "limit": 1,
-                                                           "include_total": "true"})).json()["total"]
+        cpu = cpu_per_run(cpu0, server.cpu_seconds(), time.process_time() - client0, n)
+        failed_page = (await client.get("/api/v1/runs", params={
+            "tool": "noop-async", "status": "failed", "limit": 100, "include_total": "true",
+            "expand": "inputs"})).json()
+        failed = failed_page["total"]
+        failure_types: dict[str, int] = {}
+        for run in failed_page["items"]:
+            kind = f"{run['error']['type']}: {run['error']['message']}"[:200]
+            failure_types[kind] = failure_types.get(kind, 0) + 1
     return {"runs": n, "submit_s": round(submitted, 3), "all_terminal_s": round(elapsed, 3),
-            "runs_per_s": round(n / elapsed, 1), "failed": failed}
+            "runs_per_s": round(n / elapsed, 1), "failed": failed, "failure_types": failure_types,
+            "cpu_per_run": cpu}
 
 
 def fib_sequential(client: httpx.Client, n: int) -> dict[str, float]:
@@ -114,7 +145,7 @@ def bench(database_url: str | None, quick: bool) -> dict[str, Any]:
             for tool in ["noop"] * 20 + ["fib"]:  # warm-up; a first run also lays out its version's code
                 client.post("/api/v1/runs", params={"wait": 30}, json={"tool": tool})
             report = {"floors": floors(client)}
-            report["sync_noop"] = sync_latency(client, 100 if quick else 500)
+            report["sync_noop"] = sync_latency(server, client, 100 if quick else 500)
             report["async_noop"] = asyncio.run(async_throughput(server, 400 if quick else 2000))
             report["fib10_sequential"] = fib_sequential(client, 40)
         report["goals"] = {

@@ -47,6 +47,27 @@ def test_validation_and_idempotency(api, unique):
     assert got["usage"]["wall_ms"] > 0 and got["tool_version"] == 1
 
 
+def test_run_creation_requests_are_checked_like_every_other(server, api, unique):
+    """JSON run creation is served ahead of FastAPI (api/fastlane.py): same checks, same envelope."""
+    deploy(api, f"lane-{unique}", "def main(x: int = 1):\n    return x\n")
+    r = api.post("/runs", params={"wait": "soon"}, json={"tool": f"lane-{unique}"})
+    assert r.status_code == 400 and error_code(r) == "validation_error"
+    assert r.json()["error"]["details"]["errors"][0]["field"] == "wait"
+    for raw in (b"{", b"[1, 2]", b""):
+        r = api.post("/runs", content=raw, headers={"content-type": "application/json"})
+        assert r.status_code == 400 and error_code(r) == "invalid_json", raw
+    r = api.post("/runs", json={"tool": f"lane-{unique}", "colour": "red"})
+    assert error_code(r) == "validation_error" and r.json()["error"]["details"]["fields"] == ["colour"]
+    anonymous = httpx.post(f"{server.api}/runs", json={"tool": f"lane-{unique}"}, headers={"X-Request-ID": "mine-1"})
+    assert anonymous.status_code == 401 and error_code(anonymous) == "missing_api_key"
+    assert anonymous.headers["x-request-id"] == "mine-1"
+    ok = api.post("/runs", params={"wait": "10", "expand": "inputs"}, json={"tool": f"lane-{unique}", "inputs": {"x": 3}},
+                  headers={"X-Request-ID": "mine-2", "X-Runyard-Trigger": "schedule"})
+    assert ok.status_code == 201 and ok.headers["x-request-id"] == "mine-2"
+    assert ok.headers["content-type"] == "application/json"
+    assert ok.json()["output"] == 3 and ok.json()["inputs"] == {"x": 3} and ok.json()["trigger"] == "schedule"
+
+
 def test_failure_has_traceback(api, unique):
     deploy(api, f"boom-{unique}", "def helper():\n    raise ValueError('bad thing')\n\ndef main():\n    helper()\n")
     result = run(api, f"boom-{unique}")

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from runyard.api import errors, health, runs, secrets, sets, templates, tokens, tools
+from runyard.api.fastlane import FastLane
 from runyard.api.responses import JSON
 from runyard.platform import Platform
 from runyard.services.ratelimit import RateLimiter
@@ -56,7 +57,12 @@ class RequestIdMiddleware:
         await self.app(scope, receive, send_with_id)
 
 
-def create_app(platform: Platform, *, lifespan_hooks: list[Any] | None = None) -> FastAPI:
+def create_app(platform: Platform, *, lifespan_hooks: list[Any] | None = None) -> Any:
+    """The ASGI application: request ids around the fast lane for run creation around FastAPI."""
+    return RequestIdMiddleware(FastLane(create_fastapi(platform, lifespan_hooks=lifespan_hooks)))
+
+
+def create_fastapi(platform: Platform, *, lifespan_hooks: list[Any] | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
         for hook in lifespan_hooks or []:
@@ -81,6 +87,5 @@ def create_app(platform: Platform, *, lifespan_hooks: list[Any] | None = None) -
     app.include_router(health.router)
     for module in (runs, tools, tokens, secrets, templates, sets):
         app.include_router(module.router, prefix=API_PREFIX)
-    app.add_middleware(RequestIdMiddleware)
     return app
 

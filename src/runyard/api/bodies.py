@@ -18,7 +18,10 @@ def is_multipart(request: Request) -> bool:
 
 
 async def json_body(request: Request, *, allow_empty: bool = False) -> dict[str, Any]:
-    raw = await request.body()
+    return parse_json_object(await request.body(), allow_empty=allow_empty)
+
+
+def parse_json_object(raw: bytes, *, allow_empty: bool = False) -> dict[str, Any]:
     if not raw:
         if allow_empty:
             return {}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
@@ -11,29 +11,38 @@ from runyard.platform import Platform
 from runyard.services.access import Principal
 from runyard.services.errors import RateLimited
 from runyard.services.pagination import Page
+from runyard.services.ratelimit import RateLimiter
 
 
 def get_platform(request: Request) -> Platform:
     return request.app.state.platform
 
 
-async def get_principal(request: Request) -> Principal:
-    header = request.headers.get("authorization", "")
-    scheme, _, key = header.partition(" ")
-    platform: Platform = request.app.state.platform
+async def authenticate(platform: Platform, limiter: RateLimiter | None, authorization: str,
+                       state: dict[str, Any]) -> Principal:
+    """The principal of an ``Authorization: Bearer`` header, counted against the rate limit.
+
+    ``state`` is the request's scope state: the principal and quota are recorded there
+    (the request-id middleware turns the quota into X-RateLimit-* headers).
+    """
+    scheme, _, key = authorization.partition(" ")
     key = key.strip() if scheme.lower() == "bearer" else ""
     # The common case is a key seen in the last seconds: no thread hop for it.
     principal = (platform.tokens.authenticate_cached(key) if key else None) or \
         await run_in_threadpool(platform.tokens.authenticate, key or None)
-    request.state.principal = principal
-    limiter = request.app.state.rate_limiter
+    state["principal"] = principal
     if limiter is not None:
         try:
-            request.state.quota = limiter.hit(principal.workspace_id)
+            state["quota"] = limiter.hit(principal.workspace_id)
         except RateLimited as exc:
-            request.state.quota = exc.quota  # type: ignore[attr-defined]
+            state["quota"] = exc.quota  # type: ignore[attr-defined]
             raise
     return principal
+
+
+async def get_principal(request: Request) -> Principal:
+    return await authenticate(request.app.state.platform, request.app.state.rate_limiter,
+                              request.headers.get("authorization", ""), request.scope.setdefault("state", {}))
 
 
 PlatformDep = Annotated[Platform, Depends(get_platform)]

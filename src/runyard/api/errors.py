@@ -19,20 +19,30 @@ _HTTP_CODES = {400: "bad_request", 401: "unauthenticated", 403: "permission_deni
                422: "validation_error", 429: "rate_limited"}
 
 
+INTERNAL_MESSAGE = "internal server error; quote the request id when reporting it"
+
+
+def error_payload(request_id: str | None, code: str, message: str,
+                  details: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details or {}, "request_id": request_id}}
+
+
+def domain_error_headers(exc: DomainError) -> dict[str, str] | None:
+    if isinstance(exc, RateLimited):
+        return {"Retry-After": str(max(1, int(round(exc.retry_after))))}
+    return None
+
+
 def error_response(request: Request, status: int, code: str, message: str,
                    details: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> JSON:
-    request_id = getattr(request.state, "request_id", None)
-    body = {"error": {"code": code, "message": message, "details": details or {}, "request_id": request_id}}
+    body = error_payload(getattr(request.state, "request_id", None), code, message, details)
     return JSON(body, status_code=status, headers=headers)
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> JSON:
-        headers = None
-        if isinstance(exc, RateLimited):
-            headers = {"Retry-After": str(max(1, int(round(exc.retry_after))))}
-        return error_response(request, exc.status, exc.code, exc.message, exc.details, headers)
+        return error_response(request, exc.status, exc.code, exc.message, exc.details, domain_error_headers(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSON:
@@ -52,5 +62,4 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSON:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(request, 500, "internal_error",
-                              "internal server error; quote the request id when reporting it")
+        return error_response(request, 500, "internal_error", INTERNAL_MESSAGE)

@@ -8,6 +8,10 @@ import orjson
 from starlette.responses import JSONResponse
 
 
+def render_json(content: Any) -> bytes:
+    return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+
+
 class JSON(JSONResponse):
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+        return render_json(content)

@@ -19,6 +19,8 @@ from runyard.api.bodies import is_multipart, json_body, multipart_body, pick
 from runyard.api.deps import PlatformDep, PrincipalDep, page_body
 from runyard.api.responses import JSON
 from runyard.api.waiting import wait_for_run
+from runyard.platform import Platform
+from runyard.services.access import Principal
 from runyard.services.errors import ValidationFailed
 from runyard.services.runs import TERMINAL_STATUSES, log_key, parse_time
 
@@ -47,17 +49,28 @@ def _check_wait(wait: float | None) -> float | None:
 async def create_run(request: Request, platform: PlatformDep, principal: PrincipalDep,
                      wait: float | None = Query(None), expand: str | None = None,
                      idempotency_key: str | None = Header(None)) -> JSON:
-    principal.require("member", "create runs")
-    _check_wait(wait)
+    # JSON bodies are served by api.fastlane before FastAPI; multipart ones come here.
     if is_multipart(request):
         body, files = await multipart_body(request, "payload")
     else:
         body, files = await json_body(request), {}
+    run, status = await create_run_flow(
+        platform, principal, body, files, wait=wait, expand=expand, idempotency_key=idempotency_key,
+        trigger_header=request.headers.get("x-runyard-trigger"), user_agent=request.headers.get("user-agent", ""))
+    return JSON(run, status_code=status)
+
+
+async def create_run_flow(platform: Platform, principal: Principal, body: dict[str, Any],
+                          files: dict[str, Any], *, wait: float | None, expand: str | None,
+                          idempotency_key: str | None, trigger_header: str | None,
+                          user_agent: str) -> tuple[dict[str, Any], int]:
+    """Create a run (and wait for it when asked): the run and the HTTP status to answer with."""
+    principal.require("member", "create runs")
+    _check_wait(wait)
     pick(body, _CREATE_FIELDS)
     if "tool" not in body:
         raise ValidationFailed("tool is required", details={"field": "tool"})
-    trigger = request.headers.get("x-runyard-trigger") or (
-        "sdk" if request.headers.get("user-agent", "").startswith("runyard-python/") else "api")
+    trigger = trigger_header or ("sdk" if user_agent.startswith("runyard-python/") else "api")
     run, created = await run_in_threadpool(
         lambda: platform.runs.create(
             principal, tool=body["tool"], version=body.get("version"), inputs=body.get("inputs"),
@@ -70,8 +83,7 @@ async def create_run(request: Request, platform: PlatformDep, principal: Princip
     elif expand_inputs:
         run = await run_in_threadpool(platform.runs.get, principal, run["id"], expand_inputs=True)
     finished = run["status"] in TERMINAL_STATUSES
-    status = (201 if created else 200) if (finished or not wait) else 202
-    return JSON(run, status_code=status)
+    return run, (201 if created else 200) if (finished or not wait) else 202
 
 
 @router.get("/runs")
