@@ -7,7 +7,11 @@ code that only needs a submodule — tool processes started by the engine import
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+# Not `from typing import ...`: run processes import this package (for runyard.context)
+# and the lean fork server keeps typing out of their interpreter.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __version__ = "0.1.0"
 

@@ -12,21 +12,26 @@ dropped, while ``artifact`` still writes files, so tool code runs unchanged.
 
 from __future__ import annotations
 
+import _thread
 import json
 import math
 import os
-import shutil
-import threading
 import time
-from pathlib import Path
-from typing import Any
+
+# Kept light: every run imports this module, and in the lean fork server it is preloaded,
+# so pathlib/shutil are imported where used and the lock comes from _thread (threading
+# would add its after-fork work to every forked run).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
 
 __all__ = ["artifact", "output_dir", "progress", "run_id", "trace"]
 
 _fd: int | None = None
 # One os.write per event keeps lines whole; the lock covers tool threads that write
 # events concurrently (pipe writes above PIPE_BUF are not atomic).
-_lock = threading.Lock()
+_lock = _thread.allocate_lock()
 
 
 def _bind(fd: int | None) -> None:
@@ -60,6 +65,8 @@ def run_id() -> str | None:
 
 def output_dir() -> Path:
     """Directory whose files become the run's artifacts (created on demand)."""
+    from pathlib import Path
+
     path = Path(os.environ.get("RUNYARD_OUTPUT_DIR") or "runyard-output").absolute()
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -86,6 +93,9 @@ def artifact(path_or_name: str | os.PathLike[str], data: bytes | str | None = No
     directory) which is copied in under its base name, unless it already lies inside
     the output directory. Returns the artifact's path.
     """
+    import shutil
+    from pathlib import Path
+
     out = output_dir()
     if data is not None:
         dest = _inside(out, Path(path_or_name))

@@ -578,3 +578,20 @@ def test_plain_signatures_skip_introspection_and_others_take_the_full_path() -> 
     with pytest.raises(child.ToolError) as err:
         child._convert_inputs(plain, {"x": 1, "other": 2})
     assert err.value.type == "input_validation_error"
+
+
+def test_the_run_runtime_imports_little(tmp_path: Path) -> None:
+    """A venv tool's interpreter imports child.py (and context.py) on every run: they must not
+    pull in asyncio, typing, inspect and the like before a tool needs them (~90 ms here)."""
+    import subprocess
+    import sys
+
+    engine_dir = Path(__file__).resolve().parents[2] / "src" / "runyard" / "engine"
+    heavy = ["asyncio", "typing", "inspect", "dataclasses", "decimal", "uuid", "pathlib", "traceback",
+             "argparse", "threading", "shutil", "datetime"]
+    script = (f"import sys; sys.path.insert(0, {str(engine_dir)!r}); import child; "
+              "ctx = child._load_context(False); "
+              f"print(','.join(m for m in {heavy!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True, cwd=tmp_path,
+                         check=True).stdout.strip()
+    assert out == ""

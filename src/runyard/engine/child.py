@@ -8,6 +8,11 @@ It runs in two ways:
   installed: ``<venv>/bin/python -I -u child.py --events-fd N --request-fd M``.
 
 Hence this module is stdlib-only at import time and never imports runyard at top level.
+It also imports at top level only what every run needs (``json`` brings ``re``, ``enum``
+and ``types``): the lean fork server forks from an interpreter holding little more than
+this module, and anything else (``asyncio``, ``inspect``, ``typing``, ``traceback``...)
+is imported where a run needs it. Values of types from modules nobody imported cannot
+exist, so the output conversion looks those types up in ``sys.modules``.
 
 Protocol: the request (a JSON object, see ``executor.py``) is read from the request
 fd; progress/trace/artifact events and finally exactly one ``{"type": "result"}`` line
@@ -18,34 +23,28 @@ process exits with 0 on success, 1 on failure, or the code the tool passed to
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import dataclasses
-import datetime as dt
-import decimal
 import enum
 import importlib
-import importlib.util
-import inspect
 import io
 import json
 import math
 import os
-import pathlib
 import resource
 import signal
 import sys
-import traceback
 import types
-import typing
-import uuid
-from collections.abc import Callable, Mapping
-from typing import Any, NoReturn
+from collections.abc import Mapping
+
+TYPE_CHECKING = False  # typing itself is not imported at run time (see above)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, NoReturn
 
 _THIS_FILE = os.path.abspath(__file__)
 _ENGINE_DIR = os.path.dirname(_THIS_FILE)
-_ASYNCIO_DIR = os.path.dirname(os.path.abspath(asyncio.__file__))
 _MB = 1024 * 1024
+_CO_COROUTINE = 0x80  # inspect.CO_COROUTINE
+_CO_VARARGS, _CO_VARKEYWORDS = 0x04, 0x08
 
 
 class ToolError(Exception):
@@ -241,13 +240,15 @@ def _load_context(forked: bool) -> types.ModuleType:
         return importlib.import_module("runyard.context")
     # Under a tool's own interpreter runyard is (normally) not installed: load our
     # sibling context.py by path and register it as runyard.context.
+    import importlib.util as import_util
+
     path = os.path.join(os.path.dirname(_ENGINE_DIR), "context.py")
-    loader_spec = importlib.util.spec_from_file_location("runyard.context", path)
+    loader_spec = import_util.spec_from_file_location("runyard.context", path)
     assert loader_spec is not None and loader_spec.loader is not None
-    module = importlib.util.module_from_spec(loader_spec)
+    module = import_util.module_from_spec(loader_spec)
     if "runyard" not in sys.modules:
         try:
-            parent_found = importlib.util.find_spec("runyard") is not None
+            parent_found = import_util.find_spec("runyard") is not None
         except (ImportError, ValueError):
             parent_found = False
         if parent_found:
@@ -287,11 +288,15 @@ def _call_tool(spec: Mapping[str, Any]) -> Any:
     fn = _resolve(spec)
     kwargs = _convert_inputs(fn, dict(spec.get("inputs") or {}))
     try:
-        if inspect.iscoroutinefunction(fn):
+        if _is_coroutine_function(fn):
+            import asyncio
+
             value = asyncio.run(fn(**kwargs))
         else:
             value = fn(**kwargs)
-            if inspect.isawaitable(value):
+            if not isinstance(value, _JSON_SCALARS) and _is_awaitable(value):
+                import asyncio
+
                 value = asyncio.run(_await(value))
     except SystemExit as exc:
         code = exc.code
@@ -311,6 +316,23 @@ async def _await(awaitable: Any) -> Any:
     return await awaitable
 
 
+_JSON_SCALARS = (type(None), bool, int, float, str, dict, list, tuple)
+
+
+def _is_coroutine_function(fn: Any) -> bool:
+    if isinstance(fn, types.FunctionType):
+        return bool(fn.__code__.co_flags & _CO_COROUTINE)
+    import inspect
+
+    return inspect.iscoroutinefunction(fn)
+
+
+def _is_awaitable(value: Any) -> bool:
+    import inspect
+
+    return inspect.isawaitable(value)
+
+
 def _inspect(spec: Mapping[str, Any]) -> Any:
     fn = _resolve(spec)
     schema = _load_sibling("schema")
@@ -322,9 +344,11 @@ def _load_sibling(name: str) -> types.ModuleType:
     key = f"_runyard_engine_{name}"
     if key in sys.modules:
         return sys.modules[key]
-    loader_spec = importlib.util.spec_from_file_location(key, os.path.join(_ENGINE_DIR, f"{name}.py"))
+    import importlib.util as import_util
+
+    loader_spec = import_util.spec_from_file_location(key, os.path.join(_ENGINE_DIR, f"{name}.py"))
     assert loader_spec is not None and loader_spec.loader is not None
-    module = importlib.util.module_from_spec(loader_spec)
+    module = import_util.module_from_spec(loader_spec)
     sys.modules[key] = module
     loader_spec.loader.exec_module(module)
     return module
@@ -332,7 +356,16 @@ def _load_sibling(name: str) -> types.ModuleType:
 
 # --------------------------------------------------------------------------- inputs
 
-_PASS_THROUGH: tuple[Any, ...] = (str, int, bool, dict, list, object, typing.Any, inspect.Parameter.empty)
+_PLAIN_TYPES: tuple[Any, ...] = (str, int, bool, dict, list, object)
+_NO_ANNOTATION = object()
+
+
+def _pass_through() -> tuple[Any, ...]:
+    """Annotations whose values go to the tool as they are (the full path's set)."""
+    import inspect
+    import typing
+
+    return (*_PLAIN_TYPES, typing.Any, inspect.Parameter.empty)
 
 
 def _convert_inputs(fn: Callable[..., Any], inputs: dict[str, Any]) -> dict[str, Any]:
@@ -340,6 +373,9 @@ def _convert_inputs(fn: Callable[..., Any], inputs: dict[str, Any]) -> dict[str,
     plain = _plain_call(fn, inputs)
     if plain is not None:
         return plain
+    import inspect
+    import typing
+
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
@@ -364,7 +400,7 @@ def _convert_inputs(fn: Callable[..., Any], inputs: dict[str, Any]) -> dict[str,
     return out
 
 
-_PLAIN_FLAGS = inspect.CO_VARARGS | inspect.CO_VARKEYWORDS
+_PLAIN_FLAGS = _CO_VARARGS | _CO_VARKEYWORDS
 
 
 def _plain_call(fn: Callable[..., Any], inputs: dict[str, Any]) -> dict[str, Any] | None:
@@ -388,19 +424,20 @@ def _plain_call(fn: Callable[..., Any], inputs: dict[str, Any]) -> dict[str, Any
     if not required.issubset(inputs) or not set(inputs).issubset(names):
         return None
     annotations = fn.__annotations__
+    typing_any = getattr(sys.modules.get("typing"), "Any", _NO_ANNOTATION)  # loaded if the tool used it
     out = dict(inputs)
     for name, value in inputs.items():
-        ann = annotations.get(name, inspect.Parameter.empty)
+        ann = annotations.get(name, _NO_ANNOTATION)
         if ann is float:
             if isinstance(value, int) and not isinstance(value, bool):
                 out[name] = float(value)
-        elif value is not None and ann not in _PASS_THROUGH:
+        elif value is not None and ann is not _NO_ANNOTATION and ann is not typing_any and ann not in _PLAIN_TYPES:
             return None  # strings (postponed annotations), models, containers, ...
     return out
 
 
 def _coerce(ann: Any, value: Any) -> Any:
-    if value is None or ann in _PASS_THROUGH:
+    if value is None or ann in _pass_through():
         return value
     if ann is float:
         return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
@@ -435,6 +472,9 @@ def _type_adapter(ann: Any) -> Any:
 
 def _coerce_stdlib(ann: Any, value: Any) -> Any:
     """Without pydantic: build dataclasses / models, recursing through containers."""
+    import dataclasses
+    import typing
+
     origin = typing.get_origin(ann)
     args = typing.get_args(ann)
     if origin in (typing.Union, types.UnionType):
@@ -502,16 +542,19 @@ def _jsonable(value: Any, where: str) -> Any:
             return sorted(items)
         except TypeError:
             return items
-    if isinstance(value, (dt.datetime, dt.date, dt.time)):
-        return value.isoformat()
-    if isinstance(value, dt.timedelta):
-        return value.total_seconds()
-    if isinstance(value, (decimal.Decimal, uuid.UUID, pathlib.PurePath)):
+    dt = sys.modules.get("datetime")
+    if dt is not None:
+        if isinstance(value, (dt.datetime, dt.date, dt.time)):
+            return value.isoformat()
+        if isinstance(value, dt.timedelta):
+            return value.total_seconds()
+    if isinstance(value, _loaded_types(("decimal", "Decimal"), ("uuid", "UUID"), ("pathlib", "PurePath"))):
         return str(value)
     dump = getattr(value, "model_dump", None)
     if callable(dump) and not isinstance(value, type):
         return _jsonable(dump(mode="json"), where)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+    dataclasses = sys.modules.get("dataclasses")
+    if dataclasses is not None and dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {
             f.name: _jsonable(getattr(value, f.name), f"{where}.{f.name}") for f in dataclasses.fields(value)
         }
@@ -527,6 +570,16 @@ def _jsonable(value: Any, where: str) -> Any:
     )
 
 
+def _loaded_types(*names: tuple[str, str]) -> tuple[type, ...]:
+    """The named classes of the modules loaded so far (a value of any other cannot exist)."""
+    found = []
+    for module_name, attr in names:
+        module = sys.modules.get(module_name)
+        if module is not None:
+            found.append(getattr(module, attr))
+    return tuple(found)
+
+
 def _json_key(key: Any, where: str) -> str:
     if isinstance(key, str):
         return key
@@ -534,7 +587,7 @@ def _json_key(key: Any, where: str) -> str:
         key = key.value
     if isinstance(key, bool) or key is None:
         return json.dumps(key)
-    if isinstance(key, (int, float, decimal.Decimal, uuid.UUID)):
+    if isinstance(key, (int, float, *_loaded_types(("decimal", "Decimal"), ("uuid", "UUID")))):
         return str(key)
     raise _NotSerializable(
         f"the return value is not JSON-serialisable: {where} has a key of type {_type_name(key)}"
@@ -545,15 +598,19 @@ def _json_key(key: Any, where: str) -> str:
 
 
 def _is_runtime_frame(filename: str) -> bool:
+    asyncio = sys.modules.get("asyncio")
+    asyncio_dir = os.path.dirname(os.path.abspath(asyncio.__file__)) if asyncio and asyncio.__file__ else None
     return (
         filename == _THIS_FILE
-        or filename.startswith(_ASYNCIO_DIR)
+        or (asyncio_dir is not None and filename.startswith(asyncio_dir))
         or filename.startswith("<frozen importlib")
     )
 
 
 def _user_traceback(exc: BaseException) -> str | None:
     """The formatted traceback without the runtime's own leading frames."""
+    import traceback
+
     try:
         tb = exc.__traceback__
         while tb is not None and _is_runtime_frame(tb.tb_frame.f_code.co_filename):
@@ -568,6 +625,8 @@ def _user_traceback(exc: BaseException) -> str | None:
 
 def main(argv: list[str] | None = None) -> NoReturn:
     """Entry when run by path under a tool's interpreter (or for a one-off inspection)."""
+    import argparse
+
     parser = argparse.ArgumentParser(prog="runyard-child")
     parser.add_argument("--events-fd", type=int, required=True)
     parser.add_argument("--request-fd", type=int, required=True)
