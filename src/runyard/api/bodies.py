@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, BinaryIO
 
+import orjson
 from fastapi import Request
 from starlette.datastructures import UploadFile
 
@@ -29,9 +30,14 @@ def parse_json_object(raw: bytes, *, allow_empty: bool = False) -> dict[str, Any
     if len(raw) > MAX_JSON_BYTES:
         raise ValidationFailed("request body is too large", code="payload_too_large", status=413)
     try:
-        body = json.loads(raw)
-    except ValueError as exc:
-        raise ValidationFailed(f"request body is not valid JSON: {exc}", code="invalid_json") from exc
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        # orjson refuses what the json module reads (integers beyond 64 bits, NaN):
+        # the json module decides, and words the error when there is one.
+        try:
+            body = json.loads(raw)
+        except ValueError as exc:
+            raise ValidationFailed(f"request body is not valid JSON: {exc}", code="invalid_json") from exc
     if not isinstance(body, dict):
         raise ValidationFailed("request body must be a JSON object", code="invalid_json")
     return body

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from starlette.concurrency import run_in_threadpool
 
+from runyard.api.offload import in_thread
 from runyard.platform import Platform
 from runyard.services.access import Principal
 from runyard.services.errors import RateLimited
@@ -29,7 +29,7 @@ async def authenticate(platform: Platform, limiter: RateLimiter | None, authoriz
     key = key.strip() if scheme.lower() == "bearer" else ""
     # The common case is a key seen in the last seconds: no thread hop for it.
     principal = (platform.tokens.authenticate_cached(key) if key else None) or \
-        await run_in_threadpool(platform.tokens.authenticate, key or None)
+        await in_thread(platform.tokens.authenticate, key or None)
     state["principal"] = principal
     if limiter is not None:
         try:

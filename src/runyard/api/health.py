@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 
+from runyard.api.offload import in_thread
 from runyard.api.responses import JSON
 from runyard.services.workers import live_worker_count
 
@@ -26,6 +26,6 @@ async def readyz(request: Request) -> JSON:
         except Exception as exc:
             return {"database": f"error: {exc.__class__.__name__}", "workers": 0}
 
-    result = await run_in_threadpool(check)
+    result = await in_thread(check)
     ready = result["database"] == "ok" and result["workers"] > 0
     return JSON({"status": "ready" if ready else "not_ready", **result}, status_code=200 if ready else 503)

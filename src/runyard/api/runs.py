@@ -13,10 +13,10 @@ from typing import Any
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
 from starlette.background import BackgroundTask
-from starlette.concurrency import run_in_threadpool
 
 from runyard.api.bodies import is_multipart, json_body, multipart_body, pick
 from runyard.api.deps import PlatformDep, PrincipalDep, page_body
+from runyard.api.offload import in_thread
 from runyard.api.responses import JSON
 from runyard.api.waiting import wait_for_run
 from runyard.platform import Platform
@@ -71,7 +71,7 @@ async def create_run_flow(platform: Platform, principal: Principal, body: dict[s
     if "tool" not in body:
         raise ValidationFailed("tool is required", details={"field": "tool"})
     trigger = trigger_header or ("sdk" if user_agent.startswith("runyard-python/") else "api")
-    run, created = await run_in_threadpool(
+    run, created = await in_thread(
         lambda: platform.runs.create(
             principal, tool=body["tool"], version=body.get("version"), inputs=body.get("inputs"),
             tags=body.get("tags"), requires_confirmation=bool(body.get("requires_confirmation", False)),
@@ -81,7 +81,7 @@ async def create_run_flow(platform: Platform, principal: Principal, body: dict[s
         run = await wait_for_run(platform, principal, run["id"], wait, expand_inputs=expand_inputs,
                                  first=None if expand_inputs else run)
     elif expand_inputs:
-        run = await run_in_threadpool(platform.runs.get, principal, run["id"], expand_inputs=True)
+        run = await in_thread(platform.runs.get, principal, run["id"], expand_inputs=True)
     finished = run["status"] in TERMINAL_STATUSES
     return run, (201 if created else 200) if (finished or not wait) else 202
 
@@ -94,7 +94,7 @@ async def list_runs(platform: PlatformDep, principal: PrincipalDep, tool: str | 
                     order: str = "desc", cursor: str | None = None, limit: int = Query(50),
                     include_total: bool = False) -> dict:
     statuses = [s for value in status or [] for s in value.split(",") if s]
-    page = await run_in_threadpool(
+    page = await in_thread(
         lambda: platform.runs.list(
             principal, tool=tool, statuses=statuses, session=session, batch_id=batch_id, example_id=example_id,
             created_after=parse_time(created_after, "created_after"),
@@ -105,7 +105,7 @@ async def list_runs(platform: PlatformDep, principal: PrincipalDep, tool: str | 
 
 @router.get("/runs/{run_id}")
 async def get_run(run_id: str, platform: PlatformDep, principal: PrincipalDep, expand: str | None = None) -> dict:
-    return await run_in_threadpool(platform.runs.get, principal, run_id, expand_inputs=expand == "inputs")
+    return await in_thread(platform.runs.get, principal, run_id, expand_inputs=expand == "inputs")
 
 
 @router.get("/runs/{run_id}/wait")
@@ -119,7 +119,7 @@ async def wait_run(run_id: str, platform: PlatformDep, principal: PrincipalDep,
 @router.post("/runs/{run_id}/confirm")
 async def confirm_run(run_id: str, platform: PlatformDep, principal: PrincipalDep) -> dict:
     principal.require("member", "confirm runs")
-    return await run_in_threadpool(platform.runs.confirm, principal, run_id)
+    return await in_thread(platform.runs.confirm, principal, run_id)
 
 
 @router.post("/runs/{run_id}/cancel")
@@ -128,7 +128,7 @@ async def cancel_run(run_id: str, platform: PlatformDep, principal: PrincipalDep
     """Cancel; a running run is killed and the response waits (up to ``wait`` s) for its end."""
     principal.require("member", "cancel runs")
     _check_wait(wait)
-    run = await run_in_threadpool(platform.runs.cancel, principal, run_id)
+    run = await in_thread(platform.runs.cancel, principal, run_id)
     if run["status"] not in TERMINAL_STATUSES and wait:
         run = await wait_for_run(platform, principal, run_id, wait)
     return run
@@ -139,7 +139,7 @@ async def rerun(run_id: str, platform: PlatformDep, principal: PrincipalDep, ver
                 wait: float | None = Query(None), idempotency_key: str | None = Header(None)) -> JSON:
     principal.require("member", "create runs")
     _check_wait(wait)
-    run = await run_in_threadpool(platform.runs.rerun, principal, run_id, version=version,
+    run = await in_thread(platform.runs.rerun, principal, run_id, version=version,
                                   idempotency_key=idempotency_key)
     if wait:
         run = await wait_for_run(platform, principal, run["id"], wait)
@@ -153,7 +153,7 @@ async def upload_files(run_id: str, request: Request, platform: PlatformDep, pri
         raise ValidationFailed("upload files as multipart/form-data; each part named after its input",
                                code="unsupported_media_type", status=415)
     _, files = await multipart_body(request, "payload")
-    return await run_in_threadpool(platform.runs.add_files, principal, run_id, files)
+    return await in_thread(platform.runs.add_files, principal, run_id, files)
 
 
 # -- logs ------------------------------------------------------------------------------------
@@ -161,10 +161,10 @@ async def upload_files(run_id: str, request: Request, platform: PlatformDep, pri
 async def run_logs(run_id: str, platform: PlatformDep, principal: PrincipalDep, offset: int = Query(0, ge=0),
                    follow: bool = False,
                    last_event_id: str | None = Header(None)) -> PlainTextResponse | StreamingResponse:
-    await run_in_threadpool(platform.runs.get, principal, run_id)
+    await in_thread(platform.runs.get, principal, run_id)
     path = platform.blobs.path(log_key(run_id))
     if not follow:
-        data = await run_in_threadpool(_read_from, path, offset, None)
+        data = await in_thread(_read_from, path, offset, None)
         return PlainTextResponse(data.decode("utf-8", errors="replace"),
                                  headers={"X-Log-Offset": str(offset + len(data))})
     if last_event_id is not None:
@@ -197,9 +197,9 @@ async def _follow(platform: Any, principal: Any, run_id: str, path: Any, offset:
     yield b"retry: 1000\n\n"
     idle = 0.0
     while True:
-        run = await run_in_threadpool(platform.runs.get, principal, run_id)
+        run = await in_thread(platform.runs.get, principal, run_id)
         terminal = run["status"] in TERMINAL_STATUSES
-        chunk = await run_in_threadpool(_read_from, path, offset, 1 << 20)
+        chunk = await in_thread(_read_from, path, offset, 1 << 20)
         # Send whole lines only (a partial line waits for its end) so an event never
         # splits a UTF-8 character; at the end everything left is sent.
         cut = len(chunk) if terminal else chunk.rfind(b"\n") + 1
@@ -231,8 +231,8 @@ async def _follow(platform: Any, principal: Any, run_id: str, path: Any, offset:
 @router.get("/runs/{run_id}/trace")
 async def run_trace(run_id: str, platform: PlatformDep, principal: PrincipalDep) -> dict:
     """Trace events the tool recorded with ``runyard.context.trace(...)``, in order."""
-    await run_in_threadpool(platform.runs.get, principal, run_id)
-    raw = await run_in_threadpool(_read_from, platform.blobs.path(f"runs/{run_id}/trace.jsonl"), 0, None)
+    await in_thread(platform.runs.get, principal, run_id)
+    raw = await in_thread(_read_from, platform.blobs.path(f"runs/{run_id}/trace.jsonl"), 0, None)
     items = [json.loads(line) for line in raw.decode("utf-8", errors="replace").splitlines() if line.strip()]
     return {"object": "list", "items": items, "next_cursor": None, "total": len(items)}
 
@@ -240,13 +240,13 @@ async def run_trace(run_id: str, platform: PlatformDep, principal: PrincipalDep)
 # -- artifacts -------------------------------------------------------------------------------
 @router.get("/runs/{run_id}/artifacts")
 async def list_artifacts(run_id: str, platform: PlatformDep, principal: PrincipalDep) -> dict:
-    items = await run_in_threadpool(platform.runs.artifacts, principal, run_id)
+    items = await in_thread(platform.runs.artifacts, principal, run_id)
     return {"object": "list", "items": items, "next_cursor": None, "total": len(items)}
 
 
 @router.get("/runs/{run_id}/artifacts.zip")
 async def artifacts_zip(run_id: str, platform: PlatformDep, principal: PrincipalDep) -> FileResponse:
-    items = await run_in_threadpool(platform.runs.artifacts, principal, run_id)
+    items = await in_thread(platform.runs.artifacts, principal, run_id)
 
     def build() -> str:
         tmp = tempfile.NamedTemporaryFile(prefix="runyard-artifacts-", suffix=".zip", delete=False)
@@ -256,7 +256,7 @@ async def artifacts_zip(run_id: str, platform: PlatformDep, principal: Principal
         tmp.close()
         return tmp.name
 
-    name = await run_in_threadpool(build)
+    name = await in_thread(build)
     import os
     return FileResponse(name, media_type="application/zip", filename=f"{run_id}-artifacts.zip",
                         background=BackgroundTask(os.unlink, name))
@@ -264,7 +264,7 @@ async def artifacts_zip(run_id: str, platform: PlatformDep, principal: Principal
 
 @router.get("/runs/{run_id}/artifacts/{path:path}")
 async def get_artifact(run_id: str, path: str, platform: PlatformDep, principal: PrincipalDep) -> FileResponse:
-    row = await run_in_threadpool(platform.runs.artifact, principal, run_id, path)
+    row = await in_thread(platform.runs.artifact, principal, run_id, path)
     media = row.content_type or mimetypes.guess_type(path)[0] or "application/octet-stream"
     return FileResponse(platform.blobs.path(row.blob_key), media_type=media,
                         filename=path.rsplit("/", 1)[-1])

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
 
 from runyard.api.deps import PlatformDep, PrincipalDep, page_body
+from runyard.api.offload import in_thread
 
 router = APIRouter(tags=["secrets"])
 
@@ -22,7 +22,7 @@ class SecretPut(BaseModel):
 async def put_secret(name: str, body: SecretPut, platform: PlatformDep, principal: PrincipalDep,
                      force: bool = False) -> dict:
     principal.require("member", "set secrets")
-    return await run_in_threadpool(
+    return await in_thread(
         platform.secrets.put, principal.workspace_id, name, value=body.value, display_name=body.display_name,
         description=body.description, category=body.category, force=force)
 
@@ -30,7 +30,7 @@ async def put_secret(name: str, body: SecretPut, platform: PlatformDep, principa
 @router.get("/secrets")
 async def list_secrets(platform: PlatformDep, principal: PrincipalDep, cursor: str | None = None,
                        limit: int = Query(100), include_total: bool = False) -> dict:
-    page = await run_in_threadpool(platform.secrets.list, principal.workspace_id, cursor=cursor, limit=limit,
+    page = await in_thread(platform.secrets.list, principal.workspace_id, cursor=cursor, limit=limit,
                                    include_total=include_total)
     return page_body(page)
 
@@ -38,5 +38,5 @@ async def list_secrets(platform: PlatformDep, principal: PrincipalDep, cursor: s
 @router.delete("/secrets/{name}", status_code=204)
 async def delete_secret(name: str, platform: PlatformDep, principal: PrincipalDep) -> Response:
     principal.require("member", "delete secrets")
-    await run_in_threadpool(platform.secrets.delete, principal.workspace_id, name)
+    await in_thread(platform.secrets.delete, principal.workspace_id, name)
     return Response(status_code=204)

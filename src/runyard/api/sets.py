@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request, Response
-from starlette.concurrency import run_in_threadpool
 
 from runyard.api.bodies import json_body
 from runyard.api.deps import PlatformDep, PrincipalDep, page_body
+from runyard.api.offload import in_thread
 from runyard.api.templates import synth_services
 from runyard.services.errors import ValidationFailed
 
@@ -21,14 +21,14 @@ async def save_set(request: Request, platform: PlatformDep, principal: Principal
     if not isinstance(name, str):
         raise ValidationFailed("name is required", details={"field": "name"})
     _, sets = synth_services(platform)
-    return await run_in_threadpool(sets.save_rows, principal.workspace_id, name, body.get("rows"))
+    return await in_thread(sets.save_rows, principal.workspace_id, name, body.get("rows"))
 
 
 @router.get("/sets")
 async def list_sets(platform: PlatformDep, principal: PrincipalDep, cursor: str | None = None,
                     limit: int = Query(100), include_total: bool = False) -> dict:
     _, sets = synth_services(platform)
-    page = await run_in_threadpool(sets.list, principal.workspace_id, cursor=cursor, limit=limit,
+    page = await in_thread(sets.list, principal.workspace_id, cursor=cursor, limit=limit,
                                    include_total=include_total)
     return page_body(page)
 
@@ -37,12 +37,12 @@ async def list_sets(platform: PlatformDep, principal: PrincipalDep, cursor: str 
 async def load_set(name: str, platform: PlatformDep, principal: PrincipalDep, version: int | None = None,
                    offset: int = 0, limit: int = Query(10_000)) -> dict:
     _, sets = synth_services(platform)
-    return await run_in_threadpool(sets.load, principal.workspace_id, name, version, offset=offset, limit=limit)
+    return await in_thread(sets.load, principal.workspace_id, name, version, offset=offset, limit=limit)
 
 
 @router.delete("/sets/{name}", status_code=204)
 async def delete_set(name: str, platform: PlatformDep, principal: PrincipalDep) -> Response:
     principal.require("member", "delete sets")
     _, sets = synth_services(platform)
-    await run_in_threadpool(sets.delete, principal.workspace_id, name)
+    await in_thread(sets.delete, principal.workspace_id, name)
     return Response(status_code=204)

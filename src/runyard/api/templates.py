@@ -6,10 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from starlette.concurrency import run_in_threadpool
 
 from runyard.api.bodies import json_body
 from runyard.api.deps import PlatformDep, PrincipalDep, page_body
+from runyard.api.offload import in_thread
 from runyard.services.errors import ValidationFailed
 from runyard.services.synth_sets import SetService
 from runyard.services.templates import TemplateService
@@ -44,14 +44,14 @@ async def create_template(request: Request, platform: PlatformDep, principal: Pr
     principal.require("member", "create templates")
     body = await json_body(request)
     templates, _ = synth_services(platform)
-    return await run_in_threadpool(templates.create, principal.workspace_id, body)
+    return await in_thread(templates.create, principal.workspace_id, body)
 
 
 @router.get("/templates")
 async def list_templates(platform: PlatformDep, principal: PrincipalDep, cursor: str | None = None,
                          limit: int = Query(100), include_total: bool = False) -> dict:
     templates, _ = synth_services(platform)
-    page = await run_in_threadpool(templates.list, principal.workspace_id, cursor=cursor, limit=limit,
+    page = await in_thread(templates.list, principal.workspace_id, cursor=cursor, limit=limit,
                                    include_total=include_total)
     return page_body(page)
 
@@ -59,7 +59,7 @@ async def list_templates(platform: PlatformDep, principal: PrincipalDep, cursor:
 @router.get("/templates/{ref}")
 async def get_template(ref: str, platform: PlatformDep, principal: PrincipalDep, version: int | None = None) -> dict:
     templates, _ = synth_services(platform)
-    return await run_in_threadpool(templates.get, principal.workspace_id, ref, version)
+    return await in_thread(templates.get, principal.workspace_id, ref, version)
 
 
 @router.patch("/templates/{ref}")
@@ -67,14 +67,14 @@ async def update_template(ref: str, request: Request, platform: PlatformDep, pri
     principal.require("member", "update templates")
     body = await json_body(request)
     templates, _ = synth_services(platform)
-    return await run_in_threadpool(templates.update, principal.workspace_id, ref, body)
+    return await in_thread(templates.update, principal.workspace_id, ref, body)
 
 
 @router.delete("/templates/{ref}", status_code=204)
 async def delete_template(ref: str, platform: PlatformDep, principal: PrincipalDep) -> Response:
     principal.require("member", "delete templates")
     templates, _ = synth_services(platform)
-    await run_in_threadpool(templates.delete, principal.workspace_id, ref)
+    await in_thread(templates.delete, principal.workspace_id, ref)
     return Response(status_code=204)
 
 
@@ -82,21 +82,21 @@ async def delete_template(ref: str, platform: PlatformDep, principal: PrincipalD
 async def list_versions(ref: str, platform: PlatformDep, principal: PrincipalDep, cursor: str | None = None,
                         limit: int = Query(100)) -> dict:
     templates, _ = synth_services(platform)
-    page = await run_in_threadpool(templates.versions, principal.workspace_id, ref, cursor=cursor, limit=limit)
+    page = await in_thread(templates.versions, principal.workspace_id, ref, cursor=cursor, limit=limit)
     return page_body(page)
 
 
 @router.get("/templates/{ref}/versions/{version}")
 async def get_version(ref: str, version: int, platform: PlatformDep, principal: PrincipalDep) -> dict:
     templates, _ = synth_services(platform)
-    return await run_in_threadpool(templates.get, principal.workspace_id, ref, version)
+    return await in_thread(templates.get, principal.workspace_id, ref, version)
 
 
 @router.post("/templates/{ref}/preview")
 async def preview(ref: str, request: Request, platform: PlatformDep, principal: PrincipalDep) -> dict:
     body = await json_body(request, allow_empty=True)
     templates, _ = synth_services(platform)
-    return await run_in_threadpool(templates.preview, principal.workspace_id, ref, body)
+    return await in_thread(templates.preview, principal.workspace_id, ref, body)
 
 
 @router.post("/templates/{ref}/generate", response_model=None)
@@ -109,11 +109,11 @@ async def generate(ref: str, request: Request, platform: PlatformDep,
     if into_set is not None:
         if not isinstance(into_set, str):
             raise ValidationFailed("into_set must be a set name", details={"field": "into_set"})
-        return await run_in_threadpool(templates.generate_into_set, principal.workspace_id, ref, body, into_set)
+        return await in_thread(templates.generate_into_set, principal.workspace_id, ref, body, into_set)
     fmt = choose_format(body, request.headers.get("accept", ""))
     # Every refusal (bad template, unique space, options, quota) happens here, before
     # the status line: once streaming starts the output is certain to be complete.
-    generation = await run_in_threadpool(templates.prepare, principal.workspace_id, ref, body, fmt=fmt)
+    generation = await in_thread(templates.prepare, principal.workspace_id, ref, body, fmt=fmt)
     plan = generation.plan
     headers = {
         "X-Runyard-Seed": str(plan.seed), "X-Runyard-Template-Version": str(plan.version),

@@ -7,9 +7,9 @@ from typing import Literal
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
 
 from runyard.api.deps import PlatformDep, PrincipalDep, page_body
+from runyard.api.offload import in_thread
 
 router = APIRouter(tags=["tokens"])
 
@@ -29,7 +29,7 @@ class TokenCreate(BaseModel):
 @router.post("/tokens", status_code=201)
 async def create_token(body: TokenCreate, platform: PlatformDep, principal: PrincipalDep) -> dict:
     principal.require("admin", "manage tokens")
-    return await run_in_threadpool(
+    return await in_thread(
         platform.tokens.create, principal.workspace_id, name=body.name, role=body.role,
         expires_at=body.expires_at, restrictions=body.restrictions.model_dump() if body.restrictions else None)
 
@@ -38,7 +38,7 @@ async def create_token(body: TokenCreate, platform: PlatformDep, principal: Prin
 async def list_tokens(platform: PlatformDep, principal: PrincipalDep, cursor: str | None = None,
                       limit: int = Query(50), include_total: bool = False) -> dict:
     principal.require("admin", "manage tokens")
-    page = await run_in_threadpool(platform.tokens.list, principal.workspace_id, cursor=cursor, limit=limit,
+    page = await in_thread(platform.tokens.list, principal.workspace_id, cursor=cursor, limit=limit,
                                    include_total=include_total)
     return page_body(page)
 
@@ -46,11 +46,11 @@ async def list_tokens(platform: PlatformDep, principal: PrincipalDep, cursor: st
 @router.get("/tokens/{token_id}")
 async def get_token(token_id: str, platform: PlatformDep, principal: PrincipalDep) -> dict:
     principal.require("admin", "manage tokens")
-    return await run_in_threadpool(platform.tokens.get, principal.workspace_id, token_id)
+    return await in_thread(platform.tokens.get, principal.workspace_id, token_id)
 
 
 @router.delete("/tokens/{token_id}", status_code=204)
 async def delete_token(token_id: str, platform: PlatformDep, principal: PrincipalDep) -> Response:
     principal.require("admin", "manage tokens")
-    await run_in_threadpool(platform.tokens.delete, principal.workspace_id, token_id)
+    await in_thread(platform.tokens.delete, principal.workspace_id, token_id)
     return Response(status_code=204)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
-from starlette.concurrency import run_in_threadpool
 
 from runyard.api.bodies import is_multipart, json_body, multipart_body, pick
 from runyard.api.deps import PlatformDep, PrincipalDep, page_body
+from runyard.api.offload import in_thread
 from runyard.api.responses import JSON
 from runyard.services.errors import ValidationFailed
 from runyard.services.tools import VERSIONED_FIELDS
@@ -50,7 +50,7 @@ async def deploy_tool(request: Request, platform: PlatformDep, principal: Princi
     if not name:
         raise ValidationFailed("name is required", details={"field": "name"})
     principal.require_tool(name)
-    tool, created = await run_in_threadpool(
+    tool, created = await in_thread(
         lambda: platform.tools.deploy(principal.workspace_id, name=name, code=body.pop("code", None), upload=upload,
                                       entrypoint=body.pop("entrypoint", None) or "main",
                                       description=body.pop("description", None) or "",
@@ -62,7 +62,7 @@ async def deploy_tool(request: Request, platform: PlatformDep, principal: Princi
 async def list_tools(platform: PlatformDep, principal: PrincipalDep, search: str | None = None,
                      sort: str = "created_at", order: str = "desc", cursor: str | None = None,
                      limit: int = Query(50), include_total: bool = False) -> dict:
-    page = await run_in_threadpool(
+    page = await in_thread(
         platform.tools.list, principal.workspace_id, search=search, sort=sort, order=order, cursor=cursor,
         limit=limit, include_total=include_total, only=principal.tools)
     return page_body(page)
@@ -70,7 +70,7 @@ async def list_tools(platform: PlatformDep, principal: PrincipalDep, search: str
 
 @router.get("/tools/{ref}")
 async def get_tool(ref: str, platform: PlatformDep, principal: PrincipalDep) -> dict:
-    tool = await run_in_threadpool(platform.tools.get, principal.workspace_id, ref)
+    tool = await in_thread(platform.tools.get, principal.workspace_id, ref)
     principal.require_tool(tool["name"])
     return tool
 
@@ -81,31 +81,31 @@ async def update_tool(ref: str, request: Request, platform: PlatformDep, princip
     body, upload = await _read_tool_body(request)
     if "name" in body:
         raise ValidationFailed("a tool cannot be renamed", details={"field": "name"})
-    current = await run_in_threadpool(platform.tools.get, principal.workspace_id, ref)
+    current = await in_thread(platform.tools.get, principal.workspace_id, ref)
     principal.require_tool(current["name"])
-    return await run_in_threadpool(lambda: platform.tools.update(principal.workspace_id, ref, upload=upload, **body))
+    return await in_thread(lambda: platform.tools.update(principal.workspace_id, ref, upload=upload, **body))
 
 
 @router.get("/tools/{ref}/versions")
 async def list_versions(ref: str, platform: PlatformDep, principal: PrincipalDep, cursor: str | None = None,
                         limit: int = Query(50)) -> dict:
-    tool = await run_in_threadpool(platform.tools.get, principal.workspace_id, ref)
+    tool = await in_thread(platform.tools.get, principal.workspace_id, ref)
     principal.require_tool(tool["name"])
-    page = await run_in_threadpool(platform.tools.versions, principal.workspace_id, ref, cursor=cursor, limit=limit)
+    page = await in_thread(platform.tools.versions, principal.workspace_id, ref, cursor=cursor, limit=limit)
     return page_body(page)
 
 
 @router.get("/tools/{ref}/versions/{version}")
 async def get_version(ref: str, version: int, platform: PlatformDep, principal: PrincipalDep) -> dict:
-    tool = await run_in_threadpool(platform.tools.get, principal.workspace_id, ref)
+    tool = await in_thread(platform.tools.get, principal.workspace_id, ref)
     principal.require_tool(tool["name"])
-    return await run_in_threadpool(platform.tools.get_version, principal.workspace_id, ref, version)
+    return await in_thread(platform.tools.get_version, principal.workspace_id, ref, version)
 
 
 @router.delete("/tools/{ref}", status_code=204)
 async def delete_tool(ref: str, platform: PlatformDep, principal: PrincipalDep) -> Response:
     principal.require("member", "delete tools")
-    tool = await run_in_threadpool(platform.tools.get, principal.workspace_id, ref)
+    tool = await in_thread(platform.tools.get, principal.workspace_id, ref)
     principal.require_tool(tool["name"])
-    await run_in_threadpool(platform.tools.delete, principal.workspace_id, ref)
+    await in_thread(platform.tools.delete, principal.workspace_id, ref)
     return Response(status_code=204)

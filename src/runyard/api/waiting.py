@@ -9,8 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from starlette.concurrency import run_in_threadpool
-
+from runyard.api.offload import in_thread
 from runyard.platform import Platform
 from runyard.services.access import Principal
 from runyard.services.runs import TERMINAL_STATUSES
@@ -21,13 +20,17 @@ FALLBACK_POLL_S = 0.5
 async def wait_for_run(platform: Platform, principal: Principal, run_id: str, timeout: float,
                        *, expand_inputs: bool = False, first: dict | None = None) -> dict:
     loop = asyncio.get_running_loop()
-    done = asyncio.Event()
+    done: asyncio.Future[None] = loop.create_future()
     delivered: list[dict] = []
+
+    def mark_done() -> None:
+        if not done.done():
+            done.set_result(None)
 
     def on_done(_topic: str, payload: object) -> None:
         if isinstance(payload, dict) and isinstance(payload.get("run"), dict):
             delivered.append(payload["run"])
-        loop.call_soon_threadsafe(done.set)
+        loop.call_soon_threadsafe(mark_done)
 
     topic = f"run.done:{run_id}"
     unsubscribe = platform.hub.subscribe(topic, on_done)
@@ -36,21 +39,19 @@ async def wait_for_run(platform: Platform, principal: Principal, run_id: str, ti
         ended = platform.hub.recent(topic)  # it may have ended before we subscribed
         if ended is not None:
             on_done(topic, ended)
-        run = first or await run_in_threadpool(platform.runs.get, principal, run_id, expand_inputs=expand_inputs)
+        run = first or await in_thread(platform.runs.get, principal, run_id, expand_inputs=expand_inputs)
         while run["status"] not in TERMINAL_STATUSES:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            try:
-                await asyncio.wait_for(done.wait(), min(remaining, FALLBACK_POLL_S))
-            except TimeoutError:
-                pass
+            # asyncio.wait on the future itself: no task per wait, and a timeout leaves it pending.
+            await asyncio.wait((done,), timeout=min(remaining, FALLBACK_POLL_S))
             if delivered:
                 run = dict(delivered[-1])
                 if not expand_inputs:
                     run.pop("inputs", None)
                 return run
-            run = await run_in_threadpool(platform.runs.get, principal, run_id, expand_inputs=expand_inputs)
+            run = await in_thread(platform.runs.get, principal, run_id, expand_inputs=expand_inputs)
         return run
     finally:
         unsubscribe()
