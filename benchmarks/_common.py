@@ -54,6 +54,70 @@ def cow_fault_us(pages: int = 8192) -> float:
     return round(elapsed / pages * 1e6, 2)
 
 
+class LeanClient:
+    """A keep-alive HTTP/1.1 client from the standard library (``http.client``) that sends
+    JSON and reads JSON. httpx costs several times more CPU per request, which on a
+    2-core machine the server under test would pay for: latencies and floors are both
+    measured with this one."""
+
+    def __init__(self, base_url: str, headers: dict[str, str]) -> None:
+        import http.client
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(base_url)
+        self.conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+        self.headers = {**headers, "Content-Type": "application/json"}
+
+    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        import json
+
+        payload = None if body is None else json.dumps(body).encode()
+        self.conn.request(method, path, body=payload, headers=self.headers)
+        response = self.conn.getresponse()
+        data = response.read()
+        return response.status, (json.loads(data) if data else None)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+async def lean_post_many(host: str, port: int, headers: dict[str, str], path: str, bodies: list[Any],
+                         connections: int) -> list[Any]:
+    """POST every body over ``connections`` keep-alive connections at once (asyncio streams,
+    HTTP/1.1 by hand: a status line, headers, a Content-Length body); the parsed replies."""
+    import asyncio
+    import json
+
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    queue = list(enumerate(bodies))
+    replies: list[Any] = [None] * len(bodies)
+
+    async def worker() -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            while queue:
+                index, body = queue.pop()
+                payload = json.dumps(body).encode()
+                writer.write(f"POST {path} HTTP/1.1\r\nHost: {host}\r\n{head}Content-Type: application/json\r\n"
+                             f"Content-Length: {len(payload)}\r\n\r\n".encode() + payload)
+                status_and_headers = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in status_and_headers.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                status = int(status_and_headers.split(b" ", 2)[1])
+                reply = json.loads(await reader.readexactly(length)) if length else None
+                if status >= 300:
+                    raise RuntimeError(f"POST {path} answered {status}: {reply}")
+                replies[index] = reply
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    return replies
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     if not ordered:

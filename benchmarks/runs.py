@@ -18,20 +18,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import BenchServer, cow_fault_us, machine, percentile  # noqa: E402
+from _common import BenchServer, LeanClient, cow_fault_us, lean_post_many, machine, percentile  # noqa: E402
 
 NOOP = "def main():\n    return None\n"
 FIB = "def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\n\ndef main(n: int = 10):\n    return fib(n)\n"
 
 
-def floors(client: httpx.Client) -> dict[str, float]:
+def floors(client: LeanClient) -> dict[str, float]:
     http = []
     for _ in range(500):
         t = time.perf_counter()
-        client.get("/healthz")
+        client.request("GET", "/healthz")
         http.append((time.perf_counter() - t) * 1000)
     forks = []
     cpu0, child0 = time.process_time(), os.times()
@@ -55,18 +53,18 @@ def floors(client: httpx.Client) -> dict[str, float]:
             "cow_page_fault_us": sorted(cow_fault_us() for _ in range(3))[1]}
 
 
-def deploy(client: httpx.Client, name: str, code: str) -> None:
-    r = client.post("/api/v1/tools", json={"name": name, "code": code})
-    r.raise_for_status()
+def deploy(client: LeanClient, name: str, code: str) -> None:
+    status, body = client.request("POST", "/api/v1/tools", {"name": name, "code": code})
+    assert status == 201, body
 
 
-def cpu_per_run(before: dict[str, float], after: dict[str, float], client_s: float, n: int) -> dict[str, float]:
+def cpu_per_run(before: dict[str, float], after: dict[str, float], client_s: float, n: int) -> dict[str, Any]:
     """CPU ms per run by process, and the ceilings they imply on this machine's cores."""
     per = {k: (after[k] - before[k]) * 1000 / n for k in before}
     per["load_generator"] = client_s * 1000 / n
     cores = os.cpu_count() or 1
     total = sum(per.values())
-    out = {f"{k}_ms": round(v, 3) for k, v in per.items()}
+    out: dict[str, Any] = {f"{k}_ms": round(v, 3) for k, v in per.items()}
     out["total_ms"] = round(total, 3)
     # What the cores could sustain if only the engine (fork + child per run) used them,
     # and with everything measured here; 1,000 runs/s needs total_ms <= cores.
@@ -75,79 +73,67 @@ def cpu_per_run(before: dict[str, float], after: dict[str, float], client_s: flo
     return out
 
 
-def sync_latency(server: BenchServer, client: httpx.Client, n: int) -> dict[str, Any]:
+def sync_latency(server: BenchServer, client: LeanClient, n: int) -> dict[str, Any]:
     latencies = []
     cpu0, client0 = server.cpu_seconds(), time.process_time()
     for _ in range(n):
         t = time.perf_counter()
-        r = client.post("/api/v1/runs", params={"wait": 30}, json={"tool": "noop"})
+        status, run = client.request("POST", "/api/v1/runs?wait=30", {"tool": "noop"})
         latencies.append((time.perf_counter() - t) * 1000)
-        assert r.json()["status"] == "succeeded", r.text
+        assert status == 201 and run["status"] == "succeeded", run
     cpu = cpu_per_run(cpu0, server.cpu_seconds(), time.process_time() - client0, n)
     return {"runs": n, "p50_ms": round(percentile(latencies, 50), 3), "p99_ms": round(percentile(latencies, 99), 3),
             "mean_ms": round(sum(latencies) / n, 3), "cpu_per_run": cpu}
 
 
-async def async_throughput(server: BenchServer, n: int, concurrency: int = 32) -> dict[str, float]:
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=server.base_url, headers=server.headers(), limits=limits,
-                                 timeout=60) as client:
-        queue: asyncio.Queue[int] = asyncio.Queue()
-        for i in range(n):
-            queue.put_nowait(i)
-        ids: list[str] = []
-
-        async def submitter() -> None:
-            while not queue.empty():
-                queue.get_nowait()
-                r = await client.post("/api/v1/runs", json={"tool": "noop-async", "tags": {"batch_id": "bench"}})
-                ids.append(r.json()["id"])
-
-        cpu0, client0 = server.cpu_seconds(), time.process_time()
-        started = time.perf_counter()
-        await asyncio.gather(*(submitter() for _ in range(concurrency)))
-        submitted = time.perf_counter() - started
-        while True:
-            r = await client.get("/api/v1/runs", params={"tool": "noop-async", "status": ["queued", "running"],
-                                                         "limit": 1, "include_total": "true"})
-            if r.json()["total"] == 0:
-                break
-            await asyncio.sleep(0.01)
-        elapsed = time.perf_counter() - started
-        cpu = cpu_per_run(cpu0, server.cpu_seconds(), time.process_time() - client0, n)
-        failed_page = (await client.get("/api/v1/runs", params={
-            "tool": "noop-async", "status": "failed", "limit": 100, "include_total": "true",
-            "expand": "inputs"})).json()
-        failed = failed_page["total"]
-        failure_types: dict[str, int] = {}
-        for run in failed_page["items"]:
-            kind = f"{run['error']['type']}: {run['error']['message']}"[:200]
-            failure_types[kind] = failure_types.get(kind, 0) + 1
-    return {"runs": n, "submit_s": round(submitted, 3), "all_terminal_s": round(elapsed, 3),
-            "runs_per_s": round(n / elapsed, 1), "failed": failed, "failure_types": failure_types,
-            "cpu_per_run": cpu}
+def async_throughput(server: BenchServer, client: LeanClient, n: int, connections: int = 32) -> dict[str, Any]:
+    """``n`` runs submitted at once over ``connections`` connections; runs/s until all are terminal."""
+    bodies = [{"tool": "noop-async", "tags": {"batch_id": "bench"}}] * n
+    cpu0, client0 = server.cpu_seconds(), time.process_time()
+    started = time.perf_counter()
+    replies = asyncio.run(lean_post_many("127.0.0.1", server.port, server.headers(), "/api/v1/runs", bodies,
+                                         connections))
+    submitted = time.perf_counter() - started
+    assert len({r["id"] for r in replies}) == n
+    pending = "/api/v1/runs?tool=noop-async&status=queued&status=running&limit=1&include_total=true"
+    while client.request("GET", pending)[1]["total"]:
+        time.sleep(0.01)
+    elapsed = time.perf_counter() - started
+    cpu = cpu_per_run(cpu0, server.cpu_seconds(), time.process_time() - client0, n)
+    failed_page = client.request(
+        "GET", "/api/v1/runs?tool=noop-async&status=failed&limit=100&include_total=true")[1]
+    failure_types: dict[str, int] = {}
+    for run in failed_page["items"]:
+        kind = f"{run['error']['type']}: {run['error']['message']}"[:200]
+        failure_types[kind] = failure_types.get(kind, 0) + 1
+    return {"runs": n, "connections": connections, "submit_s": round(submitted, 3),
+            "all_terminal_s": round(elapsed, 3), "runs_per_s": round(n / elapsed, 1),
+            "failed": failed_page["total"], "failure_types": failure_types, "cpu_per_run": cpu}
 
 
-def fib_sequential(client: httpx.Client, n: int) -> dict[str, float]:
+def fib_sequential(client: LeanClient, n: int) -> dict[str, float]:
     started = time.perf_counter()
     for _ in range(n):
-        r = client.post("/api/v1/runs", params={"wait": 30}, json={"tool": "fib", "inputs": {"n": 10}})
-        assert r.json()["output"] == 55, r.text
+        status, run = client.request("POST", "/api/v1/runs?wait=30", {"tool": "fib", "inputs": {"n": 10}})
+        assert status == 201 and run["output"] == 55, run
     return {"runs": n, "total_s": round(time.perf_counter() - started, 4)}
 
 
 def bench(database_url: str | None, quick: bool) -> dict[str, Any]:
     server = BenchServer(database_url)
     try:
-        with httpx.Client(base_url=server.base_url, headers=server.headers(), timeout=60) as client:
+        client = LeanClient(server.base_url, server.headers())
+        try:
             for name, code in (("noop", NOOP), ("noop-async", NOOP), ("fib", FIB)):
                 deploy(client, name, code)
             for tool in ["noop"] * 20 + ["fib"]:  # warm-up; a first run also lays out its version's code
-                client.post("/api/v1/runs", params={"wait": 30}, json={"tool": tool})
-            report = {"floors": floors(client)}
+                client.request("POST", "/api/v1/runs?wait=30", {"tool": tool})
+            report: dict[str, Any] = {"floors": floors(client)}
             report["sync_noop"] = sync_latency(server, client, 100 if quick else 500)
-            report["async_noop"] = asyncio.run(async_throughput(server, 400 if quick else 2000))
+            report["async_noop"] = async_throughput(server, client, 400 if quick else 2000)
             report["fib10_sequential"] = fib_sequential(client, 40)
+        finally:
+            client.close()
         report["goals"] = {
             "sync_p50_le_5ms": report["sync_noop"]["p50_ms"] <= 5,
             "async_ge_1000_per_s": report["async_noop"]["runs_per_s"] >= 1000,

@@ -68,6 +68,27 @@ def test_run_creation_requests_are_checked_like_every_other(server, api, unique)
     assert ok.json()["output"] == 3 and ok.json()["inputs"] == {"x": 3} and ok.json()["trigger"] == "schedule"
 
 
+def test_first_runs_of_a_new_version_started_together_all_find_its_code(server, api, unique):
+    """The first runs of a version lay its code out on the node: concurrent ones must not race."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def first_runs(tool: str) -> list[dict]:
+        def one(_: int) -> dict:
+            with server.client() as client:
+                return client.post("/runs", params={"wait": 30}, json={"tool": tool}).json()
+        with ThreadPoolExecutor(16) as pool:
+            return list(pool.map(one, range(16)))
+
+    for round_ in range(3):
+        tool = f"fresh-{round_}-{unique}"
+        # A long module: laying it out (byte-compiling) takes long enough for the runs to overlap.
+        filler = "".join(f"CONSTANT_{i} = {i}\n" for i in range(20000))
+        deploy(api, tool, f"{filler}def main():\n    return {round_}\n")
+        results = first_runs(tool)
+        assert [(r["status"], r["output"]) for r in results] == [("succeeded", round_)] * 16, \
+            [r.get("error") for r in results if r["status"] != "succeeded"][:2]
+
+
 def test_failure_has_traceback(api, unique):
     deploy(api, f"boom-{unique}", "def helper():\n    raise ValueError('bad thing')\n\ndef main():\n    helper()\n")
     result = run(api, f"boom-{unique}")

@@ -10,6 +10,7 @@ import io
 import os
 import re
 import shutil
+import uuid
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -140,8 +141,8 @@ def materialise(kind: str, filename: str, data: bytes, target: Path) -> None:
     """Lay the source out as an importable directory at ``target`` (atomically)."""
     if target.exists():
         return
-    tmp = target.with_name(f".tmp-{target.name}-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
+    # A name of its own: other threads and nodes sharing the data dir may lay it out too.
+    tmp = target.with_name(f".tmp-{target.name}-{uuid.uuid4().hex}")
     tmp.mkdir(parents=True)
     if kind == "zip":
         with zipfile.ZipFile(io.BytesIO(data)) as zf:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -127,6 +128,7 @@ class ToolService:
         self.infer = infer
         self._versions: dict[tuple[str, int], Any] = {}
         self._materialised: set[str] = set()  # version ids laid out in code_cache
+        self._layout_lock = threading.Lock()
 
     # -- reading ---------------------------------------------------------------------------
     def _tool_row(self, conn: sa.Connection | None, workspace_id: str, ref: str) -> Any:
@@ -348,10 +350,14 @@ class ToolService:
         target = self.code_cache / version.id
         if version.id in self._materialised:
             return target
-        if not target.exists():
-            self.code_cache.mkdir(parents=True, exist_ok=True)
-            materialise(version.source_kind, version.source_name, self.blobs.get_bytes(version.code_blob), target)
-        self._materialised.add(version.id)
+        # The first runs of a new version often start together: one thread lays it out.
+        with self._layout_lock:
+            if version.id not in self._materialised:
+                if not target.exists():
+                    self.code_cache.mkdir(parents=True, exist_ok=True)
+                    materialise(version.source_kind, version.source_name,
+                                self.blobs.get_bytes(version.code_blob), target)
+                self._materialised.add(version.id)
         return target
 
 
