@@ -428,8 +428,12 @@ class RunService:
         record_usage = self.db.prepared.get("usage_insert", lambda: (usage_events.insert().values(
             {c.key: sa.bindparam(c.key, type_=c.type) for c in usage_events.c if c.key != "id"}), ()))
 
+        notify = None if retry else self.hub.bridge_in_transaction
+
         def write(conn: sa.Connection) -> Any:
             final = update.execute(conn, {**values, "b_id": run.id, "b_worker": worker_id})
+            if final is not None and notify is not None:
+                notify(conn, f"run.done:{run.id}", {"status": status})  # other nodes hear it at commit
             if final is not None and artifacts:
                 conn.execute(run_artifacts.insert(), [{**a, "run_id": run.id, "workspace_id": run.workspace_id,
                                                        "created_at": now} for a in artifacts])
@@ -448,7 +452,7 @@ class RunService:
             return QUEUED
         # Waiters on this node get the finished run itself and need not read it back.
         self.hub.publish(f"run.done:{run.id}", {"status": status, "run": run_view(final, expand_inputs=True)},
-                         remote_payload={"status": status})
+                         remote=notify is None, remote_payload={"status": status})
         return status
 
     def heartbeat(self, worker_id: str, run_ids: list[str], lease_s: float) -> set[str]:

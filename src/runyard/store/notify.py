@@ -27,15 +27,27 @@ class PgNotifier:
 
     def start(self) -> None:
         self.hub.bridge = self.send
+        self.hub.bridge_in_transaction = self.send_in_transaction
         self._thread = threading.Thread(target=self._listen, name="runyard-pg-listen", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
         self.hub.bridge = None
+        self.hub.bridge_in_transaction = None
         with self._send_lock:
             if self._send_conn is not None:
                 self._send_conn.close()
+
+    def send_in_transaction(self, conn: Any, topic: str, payload: Any) -> None:
+        """NOTIFY inside ``conn``'s (SQLAlchemy) transaction: delivered when it commits, with
+        no round trip of its own (the run's end and its notification commit together)."""
+        message = json.dumps({"t": topic, "p": payload, "n": self.node})
+        cursor = conn.connection.dbapi_connection.cursor()
+        try:
+            cursor.execute("SELECT pg_notify(%s, %s)", (CHANNEL, message))
+        finally:
+            cursor.close()
 
     def send(self, topic: str, payload: Any) -> None:
         message = json.dumps({"t": topic, "p": payload, "n": self.node})

@@ -28,6 +28,9 @@ class Prepared:
         compiled = statement.compile(dialect=dialect)
         self.sql = compiled.string
         self._dbapi_error: type[Exception] = dialect.dbapi.Error  # type: ignore[union-attr]
+        # A lone read on PostgreSQL runs in autocommit: no transaction to open, nor to roll
+        # back when the pool takes the connection back (one round trip instead of two).
+        self._autocommit_reads = dialect.name == "postgresql"
         self._order: list[str] | None = list(compiled.positiontup or []) if compiled.positional else None
         self._defaults = {name: bind.effective_value for name, bind in compiled.binds.items()
                           if bind.callable is None and bind.value is not None}
@@ -61,8 +64,18 @@ class Prepared:
     def fetch_one(self, engine: Engine, values: Mapping[str, Any]) -> RowView | None:
         """A read outside any transaction (a pooled connection, reset on return)."""
         raw_conn = engine.raw_connection()
+        dbapi_conn = raw_conn.dbapi_connection
         try:
-            return self._run(raw_conn, self.params(values))
+            if self._autocommit_reads:
+                dbapi_conn.autocommit = True  # type: ignore[union-attr]
+                try:
+                    return self._run(dbapi_conn, self.params(values))
+                finally:
+                    try:
+                        dbapi_conn.autocommit = False  # type: ignore[union-attr]
+                    except Exception:  # a broken connection: never hand it out in autocommit
+                        raw_conn.invalidate()
+            return self._run(dbapi_conn, self.params(values))
         finally:
             raw_conn.close()
 
