@@ -69,11 +69,20 @@ class LeanClient:
         self.headers = {**headers, "Content-Type": "application/json"}
 
     def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        import http.client
         import json
 
         payload = None if body is None else json.dumps(body).encode()
-        self.conn.request(method, path, body=payload, headers=self.headers)
-        response = self.conn.getresponse()
+        for attempt in (1, 2):
+            try:
+                self.conn.request(method, path, body=payload, headers=self.headers)
+                response = self.conn.getresponse()
+                break
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                # The server closed an idle keep-alive connection; a GET may be sent again.
+                self.conn.close()
+                if attempt == 2 or method != "GET":
+                    raise
         data = response.read()
         return response.status, (json.loads(data) if data else None)
 

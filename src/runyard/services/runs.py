@@ -387,16 +387,22 @@ class RunService:
     def claim(self, worker_id: str, limit: int, lease_s: float) -> list[Any]:
         """Atomically take up to ``limit`` queued runs, oldest first."""
         now = utcnow()
+        claim = self.db.prepared.get("run_claim", self._claim_statement)
+        with self.db.write() as conn:
+            return claim.execute_all(conn, {"lim": limit, "worker": worker_id, "now": now,
+                                            "lease_until": now + timedelta(seconds=lease_s)})
+
+    def _claim_statement(self) -> tuple[Any, Any]:
         pick = (sa.select(runs.c.id).where(runs.c.status == QUEUED)
-                .order_by(runs.c.queued_at, runs.c.id).limit(limit))
+                .order_by(runs.c.queued_at, runs.c.id).limit(sa.bindparam("lim", type_=sa.Integer)))
         if self.db.is_postgres:
             pick = pick.with_for_update(skip_locked=True)
-        stmt = (runs.update().where(runs.c.id.in_(pick.scalar_subquery()), runs.c.status == QUEUED)
-                .values(status=RUNNING, worker_id=worker_id, started_at=now,
-                        lease_expires_at=now + timedelta(seconds=lease_s))
-                .returning(*runs.c))
-        with self.db.write() as conn:
-            return list(conn.execute(stmt).all())
+        statement = (runs.update().where(runs.c.id.in_(pick.scalar_subquery()), runs.c.status == QUEUED)
+                     .values(status=RUNNING, worker_id=sa.bindparam("worker", type_=runs.c.worker_id.type),
+                             started_at=sa.bindparam("now", type_=runs.c.started_at.type),
+                             lease_expires_at=sa.bindparam("lease_until", type_=runs.c.lease_expires_at.type))
+                     .returning(*runs.c))
+        return statement, runs.c
 
     def record_progress(self, run_id: str, progress: dict[str, Any]) -> None:
         with self.db.write() as conn:

@@ -61,6 +61,18 @@ class Prepared:
         """Run inside ``conn``'s transaction; the first row (RETURNING/SELECT), if any."""
         return self._run(conn.connection.dbapi_connection, self.params(values))
 
+    def execute_all(self, conn: Connection, values: Mapping[str, Any]) -> list[RowView]:
+        """Run inside ``conn``'s transaction; every row it returns."""
+        params = self.params(values)
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(self.sql, params)
+            return [self.row(raw) for raw in cursor.fetchall()]  # type: ignore[misc]
+        except self._dbapi_error as exc:
+            raise sa.exc.DBAPIError.instance(self.sql, params, exc, self._dbapi_error) from exc
+        finally:
+            cursor.close()
+
     def fetch_one(self, engine: Engine, values: Mapping[str, Any]) -> RowView | None:
         """A read outside any transaction (a pooled connection, reset on return)."""
         raw_conn = engine.raw_connection()
