@@ -135,3 +135,8 @@ def test_request_rate_limit_headers_and_429(fresh_server):
         assert limited.status_code == 429 and error_code(limited) == "rate_limited"
         assert 1 <= int(limited.headers["retry-after"]) <= 60
         assert limited.headers["x-ratelimit-remaining"] == "0"
+        # Run creation (served ahead of FastAPI) counts against the same limit, same answer.
+        limited_run = api.post("/runs", json={"tool": "anything"})
+        assert limited_run.status_code == 429 and error_code(limited_run) == "rate_limited"
+        assert 1 <= int(limited_run.headers["retry-after"]) <= 60
+        assert limited_run.headers["x-ratelimit-limit"] == "5"
