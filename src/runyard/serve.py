@@ -51,7 +51,7 @@ class ReaperHook:
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):
             try:
-                self.platform.runs.reap_lost()
+                self.platform.runs.reap_lost(stale_after_s=self.platform.settings.lease_s)
             except Exception:
                 log.exception("reaper failed")
 

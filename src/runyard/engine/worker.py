@@ -118,7 +118,7 @@ class Worker:
             conn.execute(runs.update().where(runs.c.worker_id == self.id, runs.c.status == "running")
                          .values(lease_expires_at=utcnow()))
             conn.execute(workers.update().where(workers.c.id == self.id).values(stopped_at=utcnow()))
-        self.platform.runs.reap_lost()
+        self.platform.runs.reap_lost(stale_after_s=self.settings.lease_s, own_worker_id=self.id)
 
     # -- dispatch --------------------------------------------------------------------------
     def _dispatch_loop(self) -> None:
@@ -372,7 +372,8 @@ class Worker:
                         self.platform.runs.record_log_size(run_id, active.runlog.size, active.runlog.truncated)
                 if time.monotonic() - last_reap >= self.settings.heartbeat_s * 2:
                     last_reap = time.monotonic()
-                    if self.platform.runs.reap_lost():
+                    # Right after renewing the leases of every run it holds.
+                    if self.platform.runs.reap_lost(stale_after_s=self.settings.lease_s, own_worker_id=self.id):
                         self._wake.set()
             except Exception:
                 log.exception("heartbeat failed")

@@ -28,7 +28,7 @@ from runyard.store.blobs import BlobStore
 from runyard.store.db import Database
 from runyard.store.group_commit import GroupCommitter
 from runyard.store.rows import RowView
-from runyard.store.tables import run_artifacts, runs, usage_events
+from runyard.store.tables import run_artifacts, runs, usage_events, workers
 from runyard.timeutil import parse_rfc3339, rfc3339, utcnow
 
 AWAITING = "awaiting_confirmation"
@@ -473,12 +473,26 @@ class RunService:
                                                            runs.c.cancel_requested.is_(True))).all()
         return {r.id for r in rows}
 
-    def reap_lost(self, *, on_lost: Callable[[str, str], None] | None = None) -> int:
-        """Runs whose worker stopped heartbeating: retry them or fail them as ``worker_lost``."""
+    def reap_lost(self, *, stale_after_s: float, own_worker_id: str | None = None,
+                  on_lost: Callable[[str, str], None] | None = None) -> int:
+        """Runs whose worker stopped heartbeating: retry them or fail them as ``worker_lost``.
+
+        A run is lost when its lease expired *and* its worker is gone: no heartbeat for
+        ``stale_after_s``, stopped, or unknown. A live worker that is merely slow to renew
+        leases (an overloaded node) keeps its runs. ``own_worker_id``: the calling worker,
+        which has just renewed the leases of every run it holds — an expired one of its own
+        is a run it lost track of.
+        """
         now = utcnow()
+        stale = now - timedelta(seconds=stale_after_s)
+        worker_gone = sa.or_(workers.c.id.is_(None), workers.c.heartbeat_at < stale,
+                             workers.c.stopped_at.is_not(None))
+        if own_worker_id is not None:
+            worker_gone = sa.or_(worker_gone, runs.c.worker_id == own_worker_id)
         with self.db.read() as conn:
-            expired = conn.execute(sa.select(runs).where(runs.c.status == RUNNING,
-                                                         runs.c.lease_expires_at < now)).all()
+            expired = conn.execute(
+                sa.select(runs).select_from(runs.outerjoin(workers, workers.c.id == runs.c.worker_id))
+                .where(runs.c.status == RUNNING, runs.c.lease_expires_at < now, worker_gone)).all()
         count = 0
         for run in expired:
             error = {"type": "worker_lost",
