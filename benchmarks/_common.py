@@ -67,12 +67,16 @@ class LeanClient:
         parts = urlsplit(base_url)
         self.conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
         self.headers = {**headers, "Content-Type": "application/json"}
+        self.last_used = 0.0
 
     def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         import http.client
         import json
 
         payload = None if body is None else json.dumps(body).encode()
+        if time.monotonic() - self.last_used > 2:
+            self.conn.close()  # the server drops idle keep-alive connections after 5 s: start afresh
+        self.last_used = time.monotonic()
         for attempt in (1, 2):
             try:
                 self.conn.request(method, path, body=payload, headers=self.headers)
