@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import http.client
+import json
 import os
 import platform
 import secrets
@@ -13,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -61,18 +65,12 @@ class LeanClient:
     measured with this one."""
 
     def __init__(self, base_url: str, headers: dict[str, str]) -> None:
-        import http.client
-        from urllib.parse import urlsplit
-
         parts = urlsplit(base_url)
         self.conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
         self.headers = {**headers, "Content-Type": "application/json"}
         self.last_used = 0.0
 
     def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        import http.client
-        import json
-
         payload = None if body is None else json.dumps(body).encode()
         if time.monotonic() - self.last_used > 2:
             self.conn.close()  # the server drops idle keep-alive connections after 5 s: start afresh
@@ -98,9 +96,6 @@ async def lean_post_many(host: str, port: int, headers: dict[str, str], path: st
                          connections: int) -> list[Any]:
     """POST every body over ``connections`` keep-alive connections at once (asyncio streams,
     HTTP/1.1 by hand: a status line, headers, a Content-Length body); the parsed replies."""
-    import asyncio
-    import json
-
     head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     queue = list(enumerate(bodies))
     replies: list[Any] = [None] * len(bodies)

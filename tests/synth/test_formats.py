@@ -127,7 +127,7 @@ def test_sql_table_name_and_mysql_escaping(tricky):
 
 
 # PostgreSQL runs where configured (.ci/run always sets it); the SQLite test above always runs.
-@pytest.mark.skipif(not os.environ.get("RUNYARD_TEST_DATABASE_URL"), reason="RUNYARD_TEST_DATABASE_URL not set")
+@pytest.mark.skipif(not os.environ.get("RUNYARD_TEST_DATABASE_URL"), reason="needs PostgreSQL: set RUNYARD_TEST_DATABASE_URL (.ci/run sets it to the local server)")
 def test_sql_executes_in_postgres(tricky, expected):
     import uuid
 

@@ -20,5 +20,4 @@ _pool = ThreadPoolExecutor(max_workers=MAX_THREADS, thread_name_prefix="runyard-
 
 
 async def in_thread(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-    call = functools.partial(fn, *args, **kwargs) if kwargs else (functools.partial(fn, *args) if args else fn)
-    return await asyncio.get_running_loop().run_in_executor(_pool, call)
+    return await asyncio.get_running_loop().run_in_executor(_pool, functools.partial(fn, *args, **kwargs))

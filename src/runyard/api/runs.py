@@ -140,7 +140,7 @@ async def rerun(run_id: str, platform: PlatformDep, principal: PrincipalDep, ver
     principal.require("member", "create runs")
     _check_wait(wait)
     run = await in_thread(platform.runs.rerun, principal, run_id, version=version,
-                                  idempotency_key=idempotency_key)
+                          idempotency_key=idempotency_key)
     if wait:
         run = await wait_for_run(platform, principal, run["id"], wait)
     return JSON(run, status_code=201 if run["status"] in TERMINAL_STATUSES or not wait else 202)

@@ -31,7 +31,7 @@ async def put_secret(name: str, body: SecretPut, platform: PlatformDep, principa
 async def list_secrets(platform: PlatformDep, principal: PrincipalDep, cursor: str | None = None,
                        limit: int = Query(100), include_total: bool = False) -> dict:
     page = await in_thread(platform.secrets.list, principal.workspace_id, cursor=cursor, limit=limit,
-                                   include_total=include_total)
+                           include_total=include_total)
     return page_body(page)
 
 

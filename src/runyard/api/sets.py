@@ -29,7 +29,7 @@ async def list_sets(platform: PlatformDep, principal: PrincipalDep, cursor: str 
                     limit: int = Query(100), include_total: bool = False) -> dict:
     _, sets = synth_services(platform)
     page = await in_thread(sets.list, principal.workspace_id, cursor=cursor, limit=limit,
-                                   include_total=include_total)
+                           include_total=include_total)
     return page_body(page)
 
 

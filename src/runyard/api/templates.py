@@ -52,7 +52,7 @@ async def list_templates(platform: PlatformDep, principal: PrincipalDep, cursor:
                          limit: int = Query(100), include_total: bool = False) -> dict:
     templates, _ = synth_services(platform)
     page = await in_thread(templates.list, principal.workspace_id, cursor=cursor, limit=limit,
-                                   include_total=include_total)
+                           include_total=include_total)
     return page_body(page)
 
 

@@ -39,7 +39,7 @@ async def list_tokens(platform: PlatformDep, principal: PrincipalDep, cursor: st
                       limit: int = Query(50), include_total: bool = False) -> dict:
     principal.require("admin", "manage tokens")
     page = await in_thread(platform.tokens.list, principal.workspace_id, cursor=cursor, limit=limit,
-                                   include_total=include_total)
+                           include_total=include_total)
     return page_body(page)
 
 

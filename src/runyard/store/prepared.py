@@ -50,52 +50,49 @@ class Prepared:
             return out
         return tuple(out[name] for name in self._order)
 
-    def row(self, raw: Sequence[Any] | None) -> RowView | None:
-        if raw is None:
-            return None
+    def row(self, raw: Sequence[Any]) -> RowView:
         return RowView({key: proc(value) if proc is not None else value
                         for key, proc, value in zip(self._keys, self._result, raw, strict=True)})
 
     # -- execution ---------------------------------------------------------------------------
     def execute(self, conn: Connection, values: Mapping[str, Any]) -> RowView | None:
         """Run inside ``conn``'s transaction; the first row (RETURNING/SELECT), if any."""
-        return self._run(conn.connection.dbapi_connection, self.params(values))
+        rows = self._run(conn.connection.dbapi_connection, self.params(values), every=False)
+        return rows[0] if rows else None
 
     def execute_all(self, conn: Connection, values: Mapping[str, Any]) -> list[RowView]:
         """Run inside ``conn``'s transaction; every row it returns."""
-        params = self.params(values)
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.execute(self.sql, params)
-            return [self.row(raw) for raw in cursor.fetchall()]  # type: ignore[misc]
-        except self._dbapi_error as exc:
-            raise sa.exc.DBAPIError.instance(self.sql, params, exc, self._dbapi_error) from exc
-        finally:
-            cursor.close()
+        return self._run(conn.connection.dbapi_connection, self.params(values), every=True)
 
     def fetch_one(self, engine: Engine, values: Mapping[str, Any]) -> RowView | None:
         """A read outside any transaction (a pooled connection, reset on return)."""
         raw_conn = engine.raw_connection()
         dbapi_conn = raw_conn.dbapi_connection
         try:
-            if self._autocommit_reads:
+            if not self._autocommit_reads:
+                rows = self._run(dbapi_conn, self.params(values), every=False)
+            else:
                 dbapi_conn.autocommit = True  # type: ignore[union-attr]
                 try:
-                    return self._run(dbapi_conn, self.params(values))
+                    rows = self._run(dbapi_conn, self.params(values), every=False)
                 finally:
                     try:
                         dbapi_conn.autocommit = False  # type: ignore[union-attr]
                     except Exception:  # a broken connection: never hand it out in autocommit
                         raw_conn.invalidate()
-            return self._run(dbapi_conn, self.params(values))
+            return rows[0] if rows else None
         finally:
             raw_conn.close()
 
-    def _run(self, dbapi_conn: Any, params: Any) -> RowView | None:
+    def _run(self, dbapi_conn: Any, params: Any, *, every: bool) -> list[RowView]:
+        """Execute; the rows it returns (only the first unless ``every``), none without result columns."""
         cursor = dbapi_conn.cursor()
         try:
             cursor.execute(self.sql, params)
-            return self.row(cursor.fetchone()) if self._keys else None
+            if not self._keys:
+                return []
+            raws = cursor.fetchall() if every else [cursor.fetchone()]
+            return [self.row(raw) for raw in raws if raw is not None]
         except self._dbapi_error as exc:
             # The same exception types as through SQLAlchemy (IntegrityError, ...).
             raise sa.exc.DBAPIError.instance(self.sql, params, exc, self._dbapi_error) from exc
