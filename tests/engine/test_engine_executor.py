@@ -220,6 +220,39 @@ def test_import_error_and_missing_entrypoint(executor: Executor, make_request: M
     assert "'main'" in result.error["message"]
 
 
+def test_tool_modules_import_as_the_path_finder_would(executor: Executor, make_request: MakeRequest) -> None:
+    describe = """
+        import importlib.util, sys
+
+        def main():
+            me = sys.modules[__name__]
+            return {"name": __name__, "file": __file__, "origin": __spec__.origin,
+                    "loader": type(__loader__).__name__, "cached": __cached__,
+                    "found": importlib.util.find_spec(__name__).origin}
+        """
+    request = make_request(describe)
+    out = run(executor, request)[0].output
+    path = str(request.source_dir / "tool.py")
+    assert out["name"] == "tool" and out["file"] == out["origin"] == out["found"] == path
+    assert out["loader"] == "SourceFileLoader" and out["cached"].endswith(".pyc")
+
+    # A package beside a module of the same name: the finder takes the package.
+    request = make_request("def main():\n    return 'module file'\n")
+    (request.source_dir / "tool").mkdir()
+    (request.source_dir / "tool" / "__init__.py").write_text("def main():\n    return 'package'\n")
+    assert run(executor, request)[0].output == "package"
+
+    # A tool module named like a module the runtime already imported gets what
+    # ``import`` gives: the module already imported (so no tool entrypoint in it).
+    result = run(executor, make_request("def main():\n    return 1\n", module="json"))[0]
+    assert result.error["type"] == "entrypoint_not_found"
+
+    # A tool importing its sibling modules finds them on sys.path.
+    request = make_request("import helper\n\ndef main():\n    return helper.VALUE\n")
+    (request.source_dir / "helper.py").write_text("VALUE = 7\n")
+    assert run(executor, request)[0].output == 7
+
+
 def test_sys_exit_nonzero_is_exit_code_failure(executor: Executor, make_request: MakeRequest) -> None:
     result, _, _ = run(executor, make_request("import sys\n\ndef main():\n    sys.exit(3)\n"))
     assert result.status == "failed"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -13,7 +14,7 @@ from runyard.config import Settings
 from runyard.ids import new_id
 from runyard.platform import Platform
 from runyard.services.access import Principal
-from runyard.store.tables import runs, workers
+from runyard.store.tables import runs, usage_events, workers
 from runyard.timeutil import utcnow
 from tests.conftest import PgDatabase
 
@@ -79,3 +80,47 @@ def test_expired_leases_of_live_workers_are_kept_and_of_gone_workers_reaped(plat
     # The live worker itself, having just renewed what it holds, gives up what it lost track of.
     assert platform.runs.reap_lost(stale_after_s=LEASE_S, own_worker_id=live) == 1
     assert _status(platform, slow_run) == ("failed", "worker_lost")
+
+
+def _usage_rows(platform: Platform, run_id: str) -> int:
+    with platform.db.read() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(usage_events)
+                            .where(usage_events.c.ref_id == run_id)).scalar_one()
+
+
+def test_a_run_ends_once_with_its_usage_and_notification(platform: Platform) -> None:
+    """The end of an attempt, its usage row and (on PostgreSQL) the NOTIFY other nodes
+    wait on are written together — and not at all when the run is no longer the worker's."""
+    platform.tools.deploy(platform.workspace_id, name="sleepy", code="def main():\n    return 1\n")
+    worker = _worker(platform, heartbeat_age_s=LEASE_S + 5)
+    listener = None
+    if platform.db.is_postgres:
+        import psycopg
+
+        listener = psycopg.connect(platform.settings.db_url.replace("+psycopg", ""), autocommit=True)
+        listener.execute("LISTEN runyard")
+    try:
+        kept, reaped = _running_run(platform, worker, lease_expired=False), _running_run(platform, worker,
+                                                                                           lease_expired=True)
+        assert platform.runs.reap_lost(stale_after_s=LEASE_S) == 1
+        usage = {"wall_ms": 1500.0, "cpu_s": 0.1, "peak_rss_mb": 20.0}
+        rows = {}
+        for run_id in (kept, reaped):
+            rows[run_id] = platform.runs.row(platform.workspace_id, run_id)
+        if listener is not None:  # the reaper's own notification first
+            list(listener.notifies(timeout=0.5))
+        ended = platform.runs.finish(rows[kept], worker_id=worker, status="succeeded", output={"x": 1}, error=None,
+                                     usage=usage, log_bytes=3, log_truncated=False)
+        late = platform.runs.finish(rows[reaped], worker_id=worker, status="succeeded", output={"x": 2},
+                                    error=None, usage=usage, log_bytes=3, log_truncated=False)
+        assert (ended, late) == ("succeeded", "lost")
+        assert _status(platform, kept) == ("succeeded", None)
+        assert _status(platform, reaped) == ("failed", "worker_lost")  # the late end changed nothing
+        assert (_usage_rows(platform, kept), _usage_rows(platform, reaped)) == (1, 0)
+        if listener is not None:
+            heard = [json.loads(n.payload) for n in listener.notifies(timeout=1.0, stop_after=1)]
+            assert [(m["t"], m["p"]) for m in heard] == [(f"run.done:{kept}", {"status": "succeeded"})]
+            assert not list(listener.notifies(timeout=0.3))  # nothing for the run that was lost
+    finally:
+        if listener is not None:
+            listener.close()

@@ -89,17 +89,28 @@ def prepare(spec: Mapping[str, Any]) -> None:
     env = dict(spec["env"])
     # The run's dirs are made here, in the child, so the server's thread never waits
     # on the filesystem for them (and run() removes them again when left empty).
-    os.makedirs(workdir, exist_ok=True)
+    _mkdir(workdir)
     tmpdir = env.get("TMPDIR")
     if tmpdir:
-        os.makedirs(tmpdir, exist_ok=True)
+        _mkdir(tmpdir)
     os.chdir(workdir)
     # os.environ.clear() unsets at the C level too, so libraries calling getenv() see
     # exactly the run's environment and nothing of the server's.
     os.environ.clear()
     os.environ.update(env)
-    os.makedirs(spec["output_dir"], exist_ok=True)
+    _mkdir(spec["output_dir"])
     apply_limits(spec.get("limits") or {})
+
+
+def _mkdir(path: str) -> None:
+    """``os.makedirs(path, exist_ok=True)`` at the cost of one syscall when the parent exists."""
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        if not os.path.isdir(path):
+            raise
+    except FileNotFoundError:
+        os.makedirs(path, exist_ok=True)
 
 
 # --------------------------------------------------------------------------- running a tool
@@ -264,10 +275,11 @@ def _load_context(forked: bool) -> types.ModuleType:
 
 
 def _resolve(spec: Mapping[str, Any]) -> Callable[..., Any]:
-    sys.path.insert(0, str(spec["source_dir"]))
+    source_dir = str(spec["source_dir"])
+    sys.path.insert(0, source_dir)
     module_name = spec["module"]
     try:
-        module = importlib.import_module(module_name)
+        module = _import_tool(source_dir, module_name)
     except MemoryError:
         raise
     except BaseException as exc:  # noqa: BLE001 - SyntaxError, SystemExit at import, ...
@@ -339,19 +351,43 @@ def _inspect(spec: Mapping[str, Any]) -> Any:
     return schema.describe(fn, use_pydantic=not spec.get("no_pydantic"))
 
 
+def _import_tool(source_dir: str, module_name: str) -> types.ModuleType:
+    """Import the tool's module, first on ``sys.path``.
+
+    A top-level module file (the common case) is loaded straight from its path, as the
+    path finder would load it (same spec and loader, byte code from ``__pycache__``),
+    without the finder's search; anything else (a package, a dotted name, a name already
+    imported, a package dir beside the file, which the finder would take first) goes
+    through ``importlib.import_module``.
+    """
+    path = os.path.join(source_dir, module_name + ".py")
+    if ("." in module_name or module_name in sys.modules or not os.path.isfile(path)
+            or os.path.isdir(os.path.join(source_dir, module_name))):
+        return importlib.import_module(module_name)
+    return _load_file(module_name, path)
+
+
+def _load_file(name: str, path: str) -> types.ModuleType:
+    import importlib.util as import_util
+
+    loader_spec = import_util.spec_from_file_location(name, path)
+    assert loader_spec is not None and loader_spec.loader is not None
+    module = import_util.module_from_spec(loader_spec)
+    sys.modules[name] = module
+    try:
+        loader_spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]  # as a failed import leaves it
+        raise
+    return module
+
+
 def _load_sibling(name: str) -> types.ModuleType:
     """Load a stdlib-only sibling module by path (works with or without runyard installed)."""
     key = f"_runyard_engine_{name}"
     if key in sys.modules:
         return sys.modules[key]
-    import importlib.util as import_util
-
-    loader_spec = import_util.spec_from_file_location(key, os.path.join(_ENGINE_DIR, f"{name}.py"))
-    assert loader_spec is not None and loader_spec.loader is not None
-    module = import_util.module_from_spec(loader_spec)
-    sys.modules[key] = module
-    loader_spec.loader.exec_module(module)
-    return module
+    return _load_file(key, os.path.join(_ENGINE_DIR, f"{name}.py"))
 
 
 # --------------------------------------------------------------------------- inputs

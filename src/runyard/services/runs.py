@@ -190,7 +190,7 @@ class RunService:
                        lease_expires_at=now + timedelta(seconds=local.settings.lease_s))
         insert = self.db.prepared.get("run_insert", lambda: (runs.insert(), ()))
         try:
-            self.commits.run(lambda conn: insert.execute(conn, row))
+            self.commits.run_statement(insert, row)
         except BaseException as exc:
             if reserved:
                 local.release_reservation()
@@ -250,7 +250,7 @@ class RunService:
     def row(self, ws: str, run_id: str) -> Any:
         by_id = self.db.prepared.get("run_by_id", lambda: (sa.select(runs).where(
             runs.c.id == sa.bindparam("id"), runs.c.workspace_id == sa.bindparam("ws")), list(runs.c)))
-        row = by_id.fetch_one(self.db.engine, {"id": run_id, "ws": ws})
+        row = by_id.execute_alone(self.db.engine, {"id": run_id, "ws": ws})
         if row is None:
             raise NotFound(f"run {run_id!r} not found", code="run_not_found", details={"run_id": run_id})
         return row
@@ -388,9 +388,11 @@ class RunService:
         """Atomically take up to ``limit`` queued runs, oldest first."""
         now = utcnow()
         claim = self.db.prepared.get("run_claim", self._claim_statement)
-        with self.db.write() as conn:
-            return claim.execute_all(conn, {"lim": limit, "worker": worker_id, "now": now,
-                                            "lease_until": now + timedelta(seconds=lease_s)})
+        params = {"lim": limit, "worker": worker_id, "now": now, "lease_until": now + timedelta(seconds=lease_s)}
+        if self.db.is_postgres:  # one statement, its own transaction: one round trip
+            return claim.execute_alone_all(self.db.engine, params)
+        with self.db.write() as conn:  # SQLite: BEGIN IMMEDIATE, so claims queue on the write lock
+            return claim.execute_all(conn, params)
 
     def _claim_statement(self) -> tuple[Any, Any]:
         pick = (sa.select(runs.c.id).where(runs.c.status == QUEUED)
@@ -430,26 +432,16 @@ class RunService:
                           started_at=None)
         else:
             values.update(status=status, output=output, error=error, finished_at=now)
-        update = self.db.prepared.get(("run_finish", frozenset(values)), lambda: (_finish_statement(values), runs.c))
-        record_usage = self.db.prepared.get("usage_insert", lambda: (usage_events.insert().values(
-            {c.key: sa.bindparam(c.key, type_=c.type) for c in usage_events.c if c.key != "id"}), ()))
-
-        notify = None if retry else self.hub.bridge_in_transaction
-
-        def write(conn: sa.Connection) -> Any:
-            final = update.execute(conn, {**values, "b_id": run.id, "b_worker": worker_id})
-            if final is not None and notify is not None:
-                notify(conn, f"run.done:{run.id}", {"status": status})  # other nodes hear it at commit
-            if final is not None and artifacts:
-                conn.execute(run_artifacts.insert(), [{**a, "run_id": run.id, "workspace_id": run.workspace_id,
-                                                       "created_at": now} for a in artifacts])
-            if final is not None and usage:
-                record_usage.execute(conn, {
-                    "workspace_id": run.workspace_id, "kind": "run_seconds",
-                    "quantity": usage.get("wall_ms", 0) / 1000, "ref_id": run.id, "created_at": now})
-            return final
-
-        final = self.commits.run(write)
+        params = {**values, "b_id": run.id, "b_worker": worker_id}
+        if usage:
+            params.update(u_workspace_id=run.workspace_id, u_kind="run_seconds",
+                          u_quantity=usage.get("wall_ms", 0) / 1000, u_created_at=now)
+        encode = None if retry else self.hub.bridge_encode
+        if encode is not None:  # other nodes hear of the end when (and only if) it commits
+            params["n_channel"], params["n_message"] = encode(f"run.done:{run.id}", {"status": status})
+        final = self._record_end(values, params, with_usage=bool(usage), with_note=encode is not None,
+                                 artifacts=[{**a, "run_id": run.id, "workspace_id": run.workspace_id, "created_at": now}
+                                            for a in artifacts or ()])
         updated = final is not None
         if not updated:
             return "lost"  # the reaper or a cancel got there first; the run is theirs now
@@ -458,8 +450,40 @@ class RunService:
             return QUEUED
         # Waiters on this node get the finished run itself and need not read it back.
         self.hub.publish(f"run.done:{run.id}", {"status": status, "run": run_view(final, expand_inputs=True)},
-                         remote=notify is None, remote_payload={"status": status})
+                         remote=encode is None, remote_payload={"status": status})
         return status
+
+    def _record_end(self, values: dict[str, Any], params: dict[str, Any], *, with_usage: bool, with_note: bool,
+                    artifacts: list[dict[str, Any]]) -> Any:
+        """Write the end of an attempt (and its usage, notification, artifacts); the run as
+        it now is, or None when it was no longer running on this worker."""
+        if self.db.is_postgres:
+            # One statement does it all (see _finish_statement_pg): one round trip.
+            update = self.db.prepared.get(("run_finish", frozenset(values), with_usage, with_note),
+                                          lambda: (_finish_statement_pg(values, with_usage, with_note), runs.c))
+            if not artifacts:
+                return self.commits.run_statement(update, params)
+
+            def write_pg(conn: sa.Connection) -> Any:
+                final = update.execute(conn, params)
+                if final is not None:
+                    conn.execute(run_artifacts.insert(), artifacts)
+                return final
+
+            return self.commits.run(write_pg)
+        update = self.db.prepared.get(("run_finish", frozenset(values)), lambda: (_finish_statement(values), runs.c))
+        record_usage = self.db.prepared.get("usage_insert", lambda: (usage_events.insert().values(
+            {c.key: sa.bindparam("u_" + c.key, type_=c.type) for c in usage_events.c if c.key != "id"}), ()))
+
+        def write(conn: sa.Connection) -> Any:
+            final = update.execute(conn, params)
+            if final is not None and artifacts:
+                conn.execute(run_artifacts.insert(), artifacts)
+            if final is not None and with_usage:
+                record_usage.execute(conn, {**params, "u_ref_id": params["b_id"]})
+            return final
+
+        return self.commits.run(write)
 
     def heartbeat(self, worker_id: str, run_ids: list[str], lease_s: float) -> set[str]:
         """Extend leases; returns the ids whose cancellation was requested."""
@@ -529,6 +553,28 @@ def _finish_statement(values: dict[str, Any]) -> Any:
                    runs.c.worker_id == sa.bindparam("b_worker"))
             .values({key: sa.bindparam(key, type_=runs.c[key].type) for key in values})
             .returning(*runs.c))
+
+
+def _finish_statement_pg(values: dict[str, Any], with_usage: bool, with_note: bool) -> Any:
+    """PostgreSQL: the run's end, its usage row and its NOTIFY in one statement.
+
+    Data-modifying CTEs run once whether or not they are referenced; the pg_notify (a
+    plain SELECT) runs only when referenced, hence the EXISTS. All three happen only when
+    the UPDATE found the run still running on this worker, and commit together.
+    """
+    done = _finish_statement(values).cte("done")
+    statement = sa.select(done)
+    if with_usage:
+        columns = [c for c in usage_events.c if c.key != "id"]
+        statement = statement.add_cte(usage_events.insert().from_select(
+            [c.key for c in columns],
+            sa.select(*[done.c.id if c.key == "ref_id" else sa.bindparam("u_" + c.key, type_=c.type)
+                        for c in columns])).cte("usage_row"))
+    if with_note:
+        note = sa.select(sa.func.pg_notify(sa.bindparam("n_channel", type_=sa.String),
+                                           sa.bindparam("n_message", type_=sa.String)).label("sent"))
+        statement = statement.where(sa.exists(note.select_from(done).cte("note").select()))
+    return statement
 
 
 def _safe_filename(name: str) -> str:

@@ -138,7 +138,7 @@ class ToolService:
             tools.c[by] == sa.bindparam("ref"), tools.c.workspace_id == sa.bindparam("ws"),
             tools.c.deleted_at.is_(None)), list(tools.c)))
         params = {"ref": ref, "ws": workspace_id}
-        row = lookup.execute(conn, params) if conn is not None else lookup.fetch_one(self.db.engine, params)
+        row = lookup.execute(conn, params) if conn is not None else lookup.execute_alone(self.db.engine, params)
         if row is None:
             raise NotFound(f"tool {ref!r} not found", code="tool_not_found", details={"tool": ref})
         return row

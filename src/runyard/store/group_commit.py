@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import Connection
 
 from runyard.store.db import Database
+from runyard.store.prepared import Prepared
+from runyard.store.rows import RowView
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -53,6 +55,18 @@ class GroupCommitter:
                     self._leading = False
                     self._cond.notify_all()
         return future.result()
+
+    def run_statement(self, statement: Prepared, values: Mapping[str, Any]) -> RowView | None:
+        """One hot-path statement; its first row (RETURNING), if any.
+
+        On PostgreSQL it runs alone in autocommit: one round trip, and the server merges
+        the WAL flushes of concurrent commits itself. A group transaction would add
+        BEGIN, a SAVEPOINT and RELEASE per statement, and COMMIT, each a round trip.
+        On SQLite it joins the group commit.
+        """
+        if self.db.is_postgres:
+            return statement.execute_alone(self.db.engine, values)
+        return self.run(lambda conn: statement.execute(conn, values))
 
     def close(self) -> None:
         """Nothing to stop: commits happen in the callers' threads."""

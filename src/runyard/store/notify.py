@@ -27,30 +27,25 @@ class PgNotifier:
 
     def start(self) -> None:
         self.hub.bridge = self.send
-        self.hub.bridge_in_transaction = self.send_in_transaction
+        self.hub.bridge_encode = self.encode
         self._thread = threading.Thread(target=self._listen, name="runyard-pg-listen", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
         self.hub.bridge = None
-        self.hub.bridge_in_transaction = None
+        self.hub.bridge_encode = None
         with self._send_lock:
             if self._send_conn is not None:
                 self._send_conn.close()
 
-    def send_in_transaction(self, conn: Any, topic: str, payload: Any) -> None:
-        """NOTIFY inside ``conn``'s (SQLAlchemy) transaction: delivered when it commits, with
-        no round trip of its own (the run's end and its notification commit together)."""
-        message = json.dumps({"t": topic, "p": payload, "n": self.node})
-        cursor = conn.connection.dbapi_connection.cursor()
-        try:
-            cursor.execute("SELECT pg_notify(%s, %s)", (CHANNEL, message))
-        finally:
-            cursor.close()
+    def encode(self, topic: str, payload: Any) -> tuple[str, str]:
+        """``(channel, message)`` for a ``pg_notify`` that a statement of the caller sends:
+        delivered when its transaction commits, with no round trip of its own."""
+        return CHANNEL, json.dumps({"t": topic, "p": payload, "n": self.node})
 
     def send(self, topic: str, payload: Any) -> None:
-        message = json.dumps({"t": topic, "p": payload, "n": self.node})
+        _channel, message = self.encode(topic, payload)
         with self._send_lock:
             for attempt in range(2):
                 try:

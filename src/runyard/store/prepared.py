@@ -28,9 +28,11 @@ class Prepared:
         compiled = statement.compile(dialect=dialect)
         self.sql = compiled.string
         self._dbapi_error: type[Exception] = dialect.dbapi.Error  # type: ignore[union-attr]
-        # A lone read on PostgreSQL runs in autocommit: no transaction to open, nor to roll
-        # back when the pool takes the connection back (one round trip instead of two).
-        self._autocommit_reads = dialect.name == "postgresql"
+        # A lone statement on PostgreSQL runs in autocommit: a single statement is its own
+        # transaction, so there is no BEGIN, COMMIT or reset-on-return ROLLBACK to send
+        # (one round trip instead of two to four). SQLite connections are in autocommit
+        # already (see store/db.py).
+        self._autocommit = dialect.name == "postgresql"
         self._order: list[str] | None = list(compiled.positiontup or []) if compiled.positional else None
         self._defaults = {name: bind.effective_value for name, bind in compiled.binds.items()
                           if bind.callable is None and bind.value is not None}
@@ -64,23 +66,29 @@ class Prepared:
         """Run inside ``conn``'s transaction; every row it returns."""
         return self._run(conn.connection.dbapi_connection, self.params(values), every=True)
 
-    def fetch_one(self, engine: Engine, values: Mapping[str, Any]) -> RowView | None:
-        """A read outside any transaction (a pooled connection, reset on return)."""
+    def execute_alone(self, engine: Engine, values: Mapping[str, Any]) -> RowView | None:
+        """Run as its own transaction on a pooled connection; the first row, if any."""
+        rows = self._alone(engine, self.params(values), every=False)
+        return rows[0] if rows else None
+
+    def execute_alone_all(self, engine: Engine, values: Mapping[str, Any]) -> list[RowView]:
+        """Run as its own transaction on a pooled connection; every row it returns."""
+        return self._alone(engine, self.params(values), every=True)
+
+    def _alone(self, engine: Engine, params: Any, *, every: bool) -> list[RowView]:
         raw_conn = engine.raw_connection()
         dbapi_conn = raw_conn.dbapi_connection
         try:
-            if not self._autocommit_reads:
-                rows = self._run(dbapi_conn, self.params(values), every=False)
-            else:
-                dbapi_conn.autocommit = True  # type: ignore[union-attr]
+            if not self._autocommit:
+                return self._run(dbapi_conn, params, every=every)
+            dbapi_conn.autocommit = True  # type: ignore[union-attr]
+            try:
+                return self._run(dbapi_conn, params, every=every)
+            finally:
                 try:
-                    rows = self._run(dbapi_conn, self.params(values), every=False)
-                finally:
-                    try:
-                        dbapi_conn.autocommit = False  # type: ignore[union-attr]
-                    except Exception:  # a broken connection: never hand it out in autocommit
-                        raw_conn.invalidate()
-            return rows[0] if rows else None
+                    dbapi_conn.autocommit = False  # type: ignore[union-attr]
+                except Exception:  # a broken connection: never hand it out in autocommit
+                    raw_conn.invalidate()
         finally:
             raw_conn.close()
 
