@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from runyard.engine.executor import ExecRequest, Executor, Limits
+from runyard.engine.executor import ExecRequest, Executor, Limits, child_env
 
 MakeRequest = Callable[..., ExecRequest]
 
@@ -566,6 +566,10 @@ def test_child_creates_its_dirs_and_removes_them_when_left_empty(
     assert result.status == "succeeded", result.error
     assert result.output == str(clean.workdir)
     assert result.dirs_removed is True
+    # Removed right after the result is out (an rmdir may wait for the journal), before exit.
+    deadline = time.monotonic() + 5
+    while (clean.workdir.exists() or clean.output_dir.exists()) and time.monotonic() < deadline:
+        time.sleep(0.005)
     assert not clean.workdir.exists() and not clean.output_dir.exists()
 
     messy = dataclasses.replace(base, inputs={"leave": True}, workdir=tmp_path / "runs" / "b",
@@ -575,6 +579,39 @@ def test_child_creates_its_dirs_and_removes_them_when_left_empty(
     assert result.dirs_removed is False  # the engine's caller must clean up what was left
     assert (messy.workdir / "left.txt").read_text() == "x"
     assert not (messy.workdir / ".tmp").exists() and not messy.output_dir.exists()
+
+
+def test_dirs_count_as_empty_with_nothing_but_each_other(tmp_path: Path) -> None:
+    from runyard.engine import child
+
+    work, out = tmp_path / "w", tmp_path / "w.out"
+    dirs = [str(work / ".tmp"), str(out), str(work)]
+    assert child._all_empty(dirs)  # none made yet
+    (work / ".tmp").mkdir(parents=True)
+    out.mkdir()
+    assert child._all_empty(dirs)
+    (work / "f.txt").write_text("x")
+    assert not child._all_empty(dirs)
+    assert child._remove_empty(dirs) is False and work.exists() and not out.exists()
+    (work / "f.txt").unlink()
+    (out / "nested").mkdir(parents=True)
+    assert not child._all_empty(dirs)
+
+
+def test_spare_rehearsal_leaves_nothing_behind(executor: Executor, make_request: MakeRequest) -> None:
+    source = """
+        import os, sys
+
+        def main():
+            return {"mine": True, "modules": sorted(m for m in sys.modules if "rehearsal" in m),
+                    "env": sorted(os.environ)}
+        """
+    for _ in range(3):  # spares, whichever serves the run
+        request = make_request(source, module="rehearsal")
+        out = run(executor, request)[0].output
+        assert out["mine"] is True  # the tool's own module, not the stand-in of the same name
+        assert out["modules"] == ["rehearsal"]
+        assert out["env"] == sorted(child_env(request))  # the run's environment, nothing else
 
 
 def test_plain_signatures_skip_introspection_and_others_take_the_full_path() -> None:

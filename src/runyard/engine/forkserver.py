@@ -61,6 +61,12 @@ def preload() -> None:
     except ImportError:
         pass
     runtime._load_sibling("schema")
+    try:  # spares rehearse with a stand-in tool, loaded from byte code as a tool is
+        import py_compile
+
+        py_compile.compile(os.path.join(os.path.dirname(runtime.__file__), "rehearsal.py"), doraise=True)
+    except (OSError, py_compile.PyCompileError):
+        pass
 
 
 class Server:
@@ -259,6 +265,11 @@ def spare_main(sock: socket.socket) -> NoReturn:
         # Everything that does not depend on the request happens before it arrives: the
         # stdio objects refer to fds 0-2, whatever files the run later dup2s onto them.
         runtime.fresh_stdio()
+        sys.dont_write_bytecode = True
+        try:
+            runtime.rehearse()
+        except Exception:  # noqa: BLE001 - only an optimisation: the run does the real thing
+            pass
         message, fds = recv_with_fds(sock, socket.MSG_CMSG_CLOEXEC)
         sock.close()
     except BaseException:  # noqa: BLE001 - nothing to report to: no run was handed over
