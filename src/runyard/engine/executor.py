@@ -1,10 +1,12 @@
 """Execute one run in an isolated child process: the engine's public interface.
 
-``Executor.submit`` hands a run to the warm fork server (``forkserver.py``), which forks
-a child running ``child.py``; with ``ExecRequest.python`` set, that child execs the
-tool's virtualenv interpreter instead, under the same isolation. The executor creates
-the child's pipes itself and passes them over the server's socket (SCM_RIGHTS), so the
-output, events and result flow straight here, into a single I/O thread
+``Executor.submit`` hands a run to a *spare* child of the warm fork server
+(``forkserver.py``), forked and rehearsed ahead of demand, whose socket the server passed
+here; without a spare, it asks the server to fork one for the run. The child runs
+``child.py``; with ``ExecRequest.python`` set, it execs the tool's virtualenv interpreter
+instead, under the same isolation. The executor creates the child's pipes itself and
+passes them with the request (SCM_RIGHTS), so the output, events and result flow
+straight here, into a single I/O thread
 (``ioloop.py``) shared by all runs. A run ends when the child has reported its result
 and both pipes are at EOF (the child detaches from them just before exiting, so its
 teardown is off the critical path), or else when the fork server reports the child's
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import array
 import asyncio
+import collections
 import itertools
 import json
 import logging
@@ -35,6 +38,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from runyard.engine.environments import EnvironmentManager
+from runyard.engine.forkserver import recv_with_fds
 from runyard.engine.ioloop import IOLoop, Timer
 
 log = logging.getLogger(__name__)
@@ -408,6 +412,8 @@ class _ForkServer:
             child.close()
         self.sock = parent
         self.runs: dict[int, Execution] = {}
+        self.spares: collections.deque[tuple[int, socket.socket]] = collections.deque()  # (pid, its socket)
+        self.spare_runs: dict[int, int] = {}  # pid of a spare given a run -> the run's id
         self.lock = threading.Lock()
         self.dead = False
         parent.settimeout(SERVER_START_TIMEOUT_S)
@@ -422,8 +428,19 @@ class _ForkServer:
             code = self.proc.wait()
             raise RuntimeError(f"the fork server exited during start-up (exit code {code}); see its stderr")
 
+    def take_spare(self) -> tuple[int, socket.socket] | None:
+        with self.lock:
+            return self.spares.popleft() if self.spares else None
+
+    def drop_spares(self) -> None:
+        with self.lock:
+            spares, self.spares = list(self.spares), collections.deque()
+        for _pid, sock in spares:
+            sock.close()  # an orphaned spare reads EOF and exits
+
     def kill(self) -> None:
         self.dead = True
+        self.drop_spares()
         try:
             self.sock.close()
         finally:
@@ -562,6 +579,7 @@ class Executor:
             view = memoryview(payload)
             while view:
                 view = view[os.write(request_fd, view) :]
+        ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))]
         try:
             os.set_blocking(out_r, False)
             os.set_blocking(ev_r, False)
@@ -570,12 +588,23 @@ class Executor:
             # Watch the pipes before the request leaves: a fast child may finish (and its
             # exit be reported) before sendmsg even returns here.
             execution._watch(out_r, ev_r)
+            while (spare := server.take_spare()) is not None:
+                pid, sock = spare
+                with server.lock:
+                    server.spare_runs[pid] = ident  # before the request: its exit may come first
+                try:
+                    sock.sendmsg([message], ancillary, socket.MSG_NOSIGNAL)
+                except OSError:  # that spare died; the server reports (and replaces) it
+                    with server.lock:
+                        server.spare_runs.pop(pid, None)
+                    continue
+                finally:
+                    sock.close()
+                execution._on_started(pid)
+                self._tell(server, {"op": "took", "pid": pid})  # so it forks a replacement
+                return True
             try:
-                server.sock.sendmsg(
-                    [message],
-                    [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))],
-                    socket.MSG_NOSIGNAL,
-                )
+                server.sock.sendmsg([message], ancillary, socket.MSG_NOSIGNAL)
             except OSError:
                 with server.lock:
                     server.runs.pop(ident, None)
@@ -583,30 +612,51 @@ class Executor:
                 return False
             return True
         finally:
-            # The child (via the server) holds the write ends now; ours must go so that
-            # EOF arrives when the child and its descendants are gone.
+            # The child holds the write ends now; ours must go so that EOF arrives when
+            # the child and its descendants are gone.
             for fd in fds:
                 os.close(fd)
+
+    @staticmethod
+    def _tell(server: _ForkServer, msg: dict[str, Any]) -> None:
+        try:
+            server.sock.send(json.dumps(msg, separators=(",", ":")).encode(), socket.MSG_NOSIGNAL)
+        except OSError:
+            pass  # a dead server is noticed (and its runs failed) by the I/O thread
 
     # ------------------------------------------------------------------ server messages (I/O thread)
 
     def _read_server(self, server: _ForkServer) -> None:
         while True:
             try:
-                data = server.sock.recv(65536, socket.MSG_DONTWAIT)
+                data, fds = recv_with_fds(server.sock, socket.MSG_DONTWAIT | socket.MSG_CMSG_CLOEXEC)
             except BlockingIOError:
                 return
             except OSError:
-                data = b""
+                data, fds = b"", []
             if not data:
+                for fd in fds:
+                    os.close(fd)
                 self._server_lost(server)
                 return
             msg = json.loads(data)
             op = msg.get("op")
+            if op == "spare":
+                self._add_spare(server, msg["pid"], fds)
+                continue
+            for fd in fds:
+                os.close(fd)
             with server.lock:
-                execution = server.runs.get(msg.get("id", -1))
+                ident = msg.get("id")
+                if ident is None and "pid" in msg:  # a spare's exit: the run it had, if any
+                    ident = server.spare_runs.pop(msg["pid"], None)
+                    if ident is None:  # it died before it was given a run
+                        for spare in [s for s in server.spares if s[0] == msg["pid"]]:
+                            server.spares.remove(spare)
+                            spare[1].close()
+                execution = server.runs.get(ident if ident is not None else -1)
                 if op in ("exit", "failed"):
-                    server.runs.pop(msg["id"], None)
+                    server.runs.pop(ident, None)
             if execution is None:
                 continue
             if op == "started":
@@ -615,6 +665,15 @@ class Executor:
                 execution._on_exit(msg)
             elif op == "failed":
                 execution._on_lost(f"the fork server could not start the run: {msg.get('message')}")
+
+    @staticmethod
+    def _add_spare(server: _ForkServer, pid: int, fds: list[int]) -> None:
+        if len(fds) != 1:
+            for fd in fds:
+                os.close(fd)
+            return
+        with server.lock:
+            server.spares.append((pid, socket.socket(fileno=fds[0])))
 
     def _server_lost(self, server: _ForkServer) -> None:
         self._loop.remove_reader(server.sock.fileno())
@@ -626,9 +685,11 @@ class Executor:
                 code = server.proc.wait(timeout=0.2)
             except subprocess.TimeoutExpired:
                 code = None
+        server.drop_spares()
         with server.lock:
             runs = list(server.runs.values())
             server.runs.clear()
+            server.spare_runs.clear()
         why = f"the fork server died (exit status {code}) while the run was in progress"
         for execution in runs:
             execution._on_lost(why)

@@ -6,16 +6,22 @@ libraries once, then serves a SOCK_SEQPACKET unix socket (one JSON message per p
 
     executor -> server   {"op": "run", "id": N}\n<request JSON>  + fds [output pipe w, events pipe w]
                          (a large request comes as a third fd, a memfd, after an empty body)
+                         {"op": "took", "pid": P}          (the executor gave spare P a run)
     server -> executor   {"op": "ready", "pid": P}
+                         {"op": "spare", "pid": P}         + fd [the executor's end of spare P's socket]
                          {"op": "started", "id": N, "pid": P}
                          {"op": "exit", "id": N, "status": S, "cpu_s": F, "maxrss_kb": K}
+                         {"op": "exit", "pid": P, ...}     (a spare, with or without a run)
                          {"op": "failed", "id": N, "message": M}      (fork itself failed)
 
-Per run the server only hands the request to a child and reaps it; everything else
-(parsing the request, environment, limits, importing the tool) happens in the child, in
-parallel. To keep the fork off a run's critical path the server keeps a couple of
-*spare* children forked ahead of demand (when idle), each already in its own session
-and waiting on a socketpair for its one request; without a spare it forks on demand.
+Per run the server only forks and reaps; everything else (parsing the request,
+environment, limits, importing the tool) happens in the child, in parallel. To keep the
+fork off a run's critical path the server keeps a couple of *spare* children forked
+ahead of demand (when idle), each already in its own session, rehearsed, and waiting on
+a socketpair for its one request. The executor holds the other end of that socketpair
+and sends a run's request straight to a spare (no hop through this process), then tells
+the server, which forks a replacement; without a spare the executor asks the server to
+fork on demand.
 Children are watched with pidfds; on exit the server kills what is left of the child's
 process group while the zombie still pins the pid (so a recycled pid is never
 signalled), then reaps it with ``wait4`` for the exit status and rusage. When the
@@ -25,7 +31,6 @@ executor goes away (EOF on the socket) the server kills all children and exits.
 from __future__ import annotations
 
 import array
-import collections
 import gc
 import importlib
 import json
@@ -75,36 +80,37 @@ class Server:
         self.poll = select.epoll()
         # pidfd -> (request id, or None for a spare, pid)
         self.children: dict[int, tuple[int | None, int]] = {}
-        # spares waiting for work: (pid, pidfd, our end of its socketpair)
-        self.spares: collections.deque[tuple[int, int, socket.socket]] = collections.deque()
+        self.idle_spares: set[int] = set()  # pids of spares handed to the executor, not yet given a run
         self.target_spares = spares
-        self.outbox: list[bytes] = []
+        self.outbox: list[tuple[bytes, list[int]]] = []  # (message, fds to pass and then close)
         self.poll.register(sock.fileno(), select.EPOLLIN)
 
     # ------------------------------------------------------------------ messaging
 
-    def send(self, msg: dict[str, Any]) -> None:
+    def send(self, msg: dict[str, Any], fds: list[int] | None = None) -> None:
         # Never block on the executor: it may itself be blocked sending us a request.
         data = json.dumps(msg, separators=(",", ":")).encode()
-        if not self.outbox:
-            try:
-                self.sock.send(data, socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL)
-                return
-            except BlockingIOError:
-                self.poll.modify(self.sock.fileno(), select.EPOLLIN | select.EPOLLOUT)
-            except OSError:
-                self.shutdown()  # the executor is gone
-        self.outbox.append(data)
+        self.outbox.append((data, fds or []))
+        if len(self.outbox) == 1:
+            self.flush()
 
     def flush(self) -> None:
         while self.outbox:
+            data, fds = self.outbox[0]
             try:
-                self.sock.send(self.outbox[0], socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL)
+                if fds:
+                    self.sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))],
+                                      socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL)
+                else:
+                    self.sock.send(data, socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL)
             except BlockingIOError:
+                self.poll.modify(self.sock.fileno(), select.EPOLLIN | select.EPOLLOUT)
                 return
             except OSError:
-                self.shutdown()
+                self.shutdown()  # the executor is gone
             self.outbox.pop(0)
+            for fd in fds:
+                os.close(fd)
         self.poll.modify(self.sock.fileno(), select.EPOLLIN)
 
     # ------------------------------------------------------------------ loop
@@ -113,7 +119,7 @@ class Server:
         ctl = self.sock.fileno()
         while True:
             # Requests first; top up the spare children only when there is nothing to do.
-            need_spare = len(self.spares) < self.target_spares
+            need_spare = len(self.idle_spares) < self.target_spares
             events = self.poll.poll(0 if need_spare else -1)
             if not events and need_spare:
                 self.fork_spare()
@@ -139,35 +145,27 @@ class Server:
                 self.shutdown()  # the executor closed its end
             header, _, payload = data.partition(b"\n")
             msg = json.loads(header)
-            if msg.get("op") == "run" and len(fds) in (2, 3):
-                self.dispatch(msg["id"], data, fds)
-            else:
-                for fd in fds:
-                    os.close(fd)
+            op = msg.get("op")
+            if op == "run" and len(fds) in (2, 3):
+                self.fork_run(msg["id"], data, fds)
+                continue
+            for fd in fds:
+                os.close(fd)
+            if op == "took":
+                self.idle_spares.discard(msg.get("pid"))
 
-    def dispatch(self, ident: int, message: bytes, fds: list[int]) -> None:
-        """Hand a run to a spare child (already forked), or fork one for it now."""
-        while self.spares:
-            pid, pidfd, spare = self.spares.popleft()
-            try:
-                spare.sendmsg([message], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
-            except OSError:
-                continue  # that spare died; its pidfd reaps it
-            finally:
-                spare.close()
-            self.children[pidfd] = (ident, pid)
-            break
-        else:
-            try:
-                pid = os.fork()
-            except OSError as exc:
-                for fd in fds:
-                    os.close(fd)
-                self.send({"op": "failed", "id": ident, "message": f"fork failed: {exc}"})
-                return
-            if pid == 0:
-                start_child(message, fds)
-            self.watch(pid, ident)
+    def fork_run(self, ident: int, message: bytes, fds: list[int]) -> None:
+        """Fork a child for a run the executor had no spare for."""
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            for fd in fds:
+                os.close(fd)
+            self.send({"op": "failed", "id": ident, "message": f"fork failed: {exc}"})
+            return
+        if pid == 0:
+            start_child(message, fds)
+        self.watch(pid, ident)
         for fd in fds:
             os.close(fd)
         self.send({"op": "started", "id": ident, "pid": pid})
@@ -182,10 +180,12 @@ class Server:
             self.target_spares = 0  # out of processes: stop pre-forking, fork on demand
             return
         if pid == 0:
+            ours.close()
             spare_main(theirs)
         theirs.close()
-        pidfd = self.watch(pid, None)
-        self.spares.append((pid, pidfd, ours))
+        self.watch(pid, None)
+        self.idle_spares.add(pid)
+        self.send({"op": "spare", "pid": pid}, [ours.detach()])
 
     def watch(self, pid: int, ident: int | None) -> int:
         pidfd = os.pidfd_open(pid)
@@ -202,20 +202,14 @@ class Server:
         ident, pid = entry
         _killpg(pid)  # leftovers of the run (grandchildren); the zombie still pins the pgid
         _, status, usage = os.wait4(pid, 0)
-        if ident is None:  # a spare died before it got work
-            for spare in [s for s in self.spares if s[0] == pid]:
-                self.spares.remove(spare)
-                spare[2].close()
-            return
-        self.send(
-            {
-                "op": "exit",
-                "id": ident,
-                "status": status,
-                "cpu_s": usage.ru_utime + usage.ru_stime,
-                "maxrss_kb": usage.ru_maxrss,
-            }
-        )
+        self.idle_spares.discard(pid)  # a spare that died before it got work
+        report: dict[str, Any] = {"op": "exit", "status": status, "cpu_s": usage.ru_utime + usage.ru_stime,
+                                  "maxrss_kb": usage.ru_maxrss}
+        if ident is None:
+            report["pid"] = pid  # a spare: the executor knows which run (if any) it had
+        else:
+            report["id"] = ident
+        self.send(report)
 
     def shutdown(self) -> NoReturn:
         for _ident, pid in self.children.values():
