@@ -116,10 +116,12 @@ def _mkdir(path: str) -> None:
 # --------------------------------------------------------------------------- running a tool
 
 
-def run(spec: Mapping[str, Any], events_fd: int, *, forked: bool, stdio_ready: bool = False) -> NoReturn:
-    """Run the tool described by ``spec``, report the result on ``events_fd`` and exit."""
-    if forked and not stdio_ready:
-        _fresh_stdio()
+def run(spec: Mapping[str, Any], events_fd: int, *, forked: bool) -> NoReturn:
+    """Run the tool described by ``spec``, report the result on ``events_fd`` and exit.
+
+    Forked, the process has the fork server's run stdio (see ``fresh_stdio``); under a
+    tool's own interpreter, ``-u`` makes stdio unbuffered.
+    """
     sys.dont_write_bytecode = True  # source dirs may be shared or read-only
     sys.argv = [spec.get("module", "tool")]
     ctx = _load_context(forked)
@@ -251,11 +253,6 @@ def _usage() -> dict[str, float]:
     return {"cpu_s": cpu, "maxrss_kb": max(me.ru_maxrss, kids.ru_maxrss)}
 
 
-def fresh_stdio() -> None:
-    """New unbuffered ``sys.std*`` on fds 0-2 (a spare child makes them before its run)."""
-    _fresh_stdio()
-
-
 _memory_reserve: bytearray | None = None  # made ahead by rehearse()
 
 
@@ -299,10 +296,12 @@ def rehearse() -> None:
     json.dumps(result, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
 
 
-def _fresh_stdio() -> None:
-    # The fork server's sys.std* objects may hold buffered state; a run gets unbuffered
-    # streams on its own fds 0-2 (what PYTHONUNBUFFERED does at interpreter start), so
-    # output reaches the engine live.
+def fresh_stdio() -> None:
+    """New unbuffered ``sys.std*`` on fds 0-2: made by the fork server, inherited by runs.
+
+    Unbuffered (what PYTHONUNBUFFERED does at interpreter start), so a run's output
+    reaches the engine live.
+    """
     def writer(fd: int) -> io.TextIOWrapper:
         raw = io.FileIO(fd, "w", closefd=False)
         return io.TextIOWrapper(raw, encoding="utf-8", errors="backslashreplace", write_through=True)  # type: ignore[type-var]

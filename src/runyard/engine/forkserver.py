@@ -256,9 +256,7 @@ def spare_main(sock: socket.socket) -> NoReturn:
     """A pre-forked child: wait (already isolated) for the one run it will execute."""
     try:
         _isolate([0, 1, 2, sock.fileno()])
-        # Everything that does not depend on the request happens before it arrives: the
-        # stdio objects refer to fds 0-2, whatever files the run later dup2s onto them.
-        runtime.fresh_stdio()
+        # Everything that does not depend on the request happens before it arrives.
         sys.dont_write_bytecode = True
         try:
             runtime.rehearse()
@@ -311,7 +309,7 @@ def start_child(message: bytes, fds: list[int], *, spare: bool = False) -> NoRet
             os.execve(python, argv, spec["env"])
         if request_fd is not None:
             os.close(request_fd)
-        runtime.run(spec, events_fd, forked=True, stdio_ready=spare)
+        runtime.run(spec, events_fd, forked=True)
     except BaseException as exc:  # noqa: BLE001 - report any setup failure as the run's result
         _report_setup_failure(events_fd, exc)
     os._exit(70)
@@ -345,6 +343,10 @@ def main() -> NoReturn:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     sock = socket.socket(fileno=int(sys.argv[1]))
     preload()
+    # The runs' stdio, made once here and inherited: unbuffered objects on fds 0-2 (what
+    # PYTHONUNBUFFERED gives), so a run's output reaches the engine live, whatever files
+    # the run dup2s onto those fds. Being write-through, they never hold anything of ours.
+    runtime.fresh_stdio()
     # Freeze the preloaded heap so the GC in children does not touch (and so copy) it.
     gc.collect()
     gc.freeze()
