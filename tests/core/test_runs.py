@@ -307,6 +307,18 @@ def test_trigger_recorded(api, unique):
     assert error_code(bad) == "validation_error"
 
 
+def test_a_waited_run_is_the_run_as_stored(api, unique):
+    """What a waiting caller gets at the run's end is what reading the run returns."""
+    deploy(api, f"same-{unique}", "def main(x: int = 1):\n    print('hi')\n    return {'x': x}\n")
+    for expand in (False, True):
+        params = {"wait": 30, **({"expand": "inputs"} if expand else {})}
+        waited = api.post("/runs", params=params, json={"tool": f"same-{unique}", "inputs": {"x": 3},
+                                                       "tags": {"session": "s1"}}).json()
+        assert waited["status"] == "succeeded"
+        read = api.get(f"/runs/{waited['id']}", params={"expand": "inputs"} if expand else {}).json()
+        assert waited == read
+
+
 def test_tool_gets_default_signal_dispositions(api, unique):
     """The fork server ignores SIGINT/SIGTERM; a run (and what it starts) must not inherit that."""
     code = """

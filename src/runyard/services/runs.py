@@ -439,12 +439,14 @@ class RunService:
         encode = None if retry else self.hub.bridge_encode
         if encode is not None:  # other nodes hear of the end when (and only if) it commits
             params["n_channel"], params["n_message"] = encode(f"run.done:{run.id}", {"status": status})
-        final = self._record_end(values, params, with_usage=bool(usage), with_note=encode is not None,
+        ended = self._record_end(values, params, with_usage=bool(usage), with_note=encode is not None,
                                  artifacts=[{**a, "run_id": run.id, "workspace_id": run.workspace_id, "created_at": now}
                                             for a in artifacts or ()])
-        updated = final is not None
-        if not updated:
+        if ended is None:
             return "lost"  # the reaper or a cancel got there first; the run is theirs now
+        # The run as it now is: what this attempt started with, what it just wrote, and the
+        # one column others change while it runs (read back, not the whole row decoded).
+        final = RowView({**dict(run._mapping), **values, "cancel_requested": ended.cancel_requested})
         if retry:
             self.hub.publish("run.queued", run.id)
             return QUEUED
@@ -455,12 +457,13 @@ class RunService:
 
     def _record_end(self, values: dict[str, Any], params: dict[str, Any], *, with_usage: bool, with_note: bool,
                     artifacts: list[dict[str, Any]]) -> Any:
-        """Write the end of an attempt (and its usage, notification, artifacts); the run as
-        it now is, or None when it was no longer running on this worker."""
+        """Write the end of an attempt (and its usage, notification, artifacts); a row with
+        its ``cancel_requested``, or None when it was no longer running on this worker."""
         if self.db.is_postgres:
             # One statement does it all (see _finish_statement_pg): one round trip.
             update = self.db.prepared.get(("run_finish", frozenset(values), with_usage, with_note),
-                                          lambda: (_finish_statement_pg(values, with_usage, with_note), runs.c))
+                                          lambda: (_finish_statement_pg(values, with_usage, with_note),
+                                                   _END_COLUMNS))
             if not artifacts:
                 return self.commits.run_statement(update, params)
 
@@ -471,7 +474,8 @@ class RunService:
                 return final
 
             return self.commits.run(write_pg)
-        update = self.db.prepared.get(("run_finish", frozenset(values)), lambda: (_finish_statement(values), runs.c))
+        update = self.db.prepared.get(("run_finish", frozenset(values)),
+                                      lambda: (_finish_statement(values), _END_COLUMNS))
         record_usage = self.db.prepared.get("usage_insert", lambda: (usage_events.insert().values(
             {c.key: sa.bindparam("u_" + c.key, type_=c.type) for c in usage_events.c if c.key != "id"}), ()))
 
@@ -546,13 +550,17 @@ class RunService:
         return count
 
 
+_END_COLUMNS = (runs.c.id, runs.c.cancel_requested)  # what recording a run's end reads back
+
+
 def _finish_statement(values: dict[str, Any]) -> Any:
-    """UPDATE of the given columns of a run still running on the given worker, RETURNING it."""
+    """UPDATE of the given columns of a run still running on the given worker, RETURNING
+    its id and ``cancel_requested`` (the rest of the row the caller knows)."""
     return (runs.update()
             .where(runs.c.id == sa.bindparam("b_id"), runs.c.status == RUNNING,
                    runs.c.worker_id == sa.bindparam("b_worker"))
             .values({key: sa.bindparam(key, type_=runs.c[key].type) for key in values})
-            .returning(*runs.c))
+            .returning(*_END_COLUMNS))
 
 
 def _finish_statement_pg(values: dict[str, Any], with_usage: bool, with_note: bool) -> Any:
@@ -563,7 +571,7 @@ def _finish_statement_pg(values: dict[str, Any], with_usage: bool, with_note: bo
     the UPDATE found the run still running on this worker, and commit together.
     """
     done = _finish_statement(values).cte("done")
-    statement = sa.select(done)
+    statement = sa.select(*[done.c[c.key] for c in _END_COLUMNS])
     if with_usage:
         columns = [c for c in usage_events.c if c.key != "id"]
         statement = statement.add_cte(usage_events.insert().from_select(
