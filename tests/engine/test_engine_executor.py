@@ -514,20 +514,54 @@ def test_fork_server_crash_fails_inflight_runs_and_restarts(
         assert child_pid is not None
         server = ex._server
         assert server is not None
+        spares = _spare_pids(ex)
+        assert spares  # the server keeps spares forked ahead, held by the executor
         os.kill(server.proc.pid, signal.SIGKILL)
         result = execution.wait(5)
         assert result.status == "failed"
         assert result.error["type"] == "executor_error"
         assert "fork server died" in result.error["message"]
         deadline = time.monotonic() + 2
-        while not _gone(child_pid) and time.monotonic() < deadline:
+        while not all(_gone(pid) for pid in (child_pid, *spares)) and time.monotonic() < deadline:
             time.sleep(0.02)
         assert _gone(child_pid)
+        assert all(_gone(pid) for pid in spares)  # orphaned spares read EOF and leave
         # The next submit starts a new fork server.
         result, _, _ = run(ex, make_request("def main():\n    return 'back'\n"))
         assert result.status == "succeeded"
         assert result.output == "back"
         assert ex._server is not server
+
+
+def _spare_pids(ex: Executor, timeout: float = 10) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        server = ex._server
+        if server is not None and server.spares:
+            with server.lock:
+                return [pid for pid, _sock in server.spares]
+        time.sleep(0.01)
+    return []
+
+
+def test_runs_go_on_when_spares_die(tmp_path: Path, make_request: MakeRequest) -> None:
+    with Executor(tmp_path / "data") as ex:
+        assert run(ex, make_request("def main():\n    return 0\n"))[0].status == "succeeded"
+        for round_ in range(3):
+            killed = _spare_pids(ex)
+            for pid in killed:
+                os.kill(pid, signal.SIGKILL)  # e.g. the OOM killer, while they wait for work
+            deadline = time.monotonic() + 5
+            while set(killed) & set(_spare_pids(ex)) and time.monotonic() < deadline:
+                time.sleep(0.01)  # the server reports them gone; the executor drops them
+            results = [run(ex, make_request(f"def main():\n    return {round_ * 10 + i}\n"))[0] for i in range(4)]
+            assert [r.output for r in results] == [round_ * 10 + i for i in range(4)], results
+        spares = _spare_pids(ex)
+        assert spares  # replaced
+    deadline = time.monotonic() + 5
+    while not all(_gone(pid) for pid in spares) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert all(_gone(pid) for pid in spares)  # closing the executor ends its spares
 
 
 def test_close_ends_pending_runs(tmp_path: Path, make_request: MakeRequest) -> None:
