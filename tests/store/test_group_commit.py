@@ -75,3 +75,38 @@ def test_connections_killed_while_idle_are_replaced(db: Database, monkeypatch: p
     monkeypatch.setattr(db_module, "IDLE_PING_S", 0.0)  # as if it had been idle long enough
     with db.read() as conn:
         assert conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one() != pid
+
+
+def test_lead_passes_on_across_many_small_batches(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """More writers than a batch holds: leaders commit what was queued before theirs, hand
+    the lead to a waiting writer, and every writer gets its own result."""
+    from runyard.store import group_commit
+
+    monkeypatch.setattr(group_commit, "MAX_BATCH", 3)
+    committer = GroupCommitter(db)
+    results: dict[int, int] = {}
+    start = threading.Barrier(64)
+
+    def write(i: int) -> None:
+        start.wait()
+        results[i] = committer.run(lambda conn: conn.execute(
+            sa.text("INSERT INTO items (id, name) VALUES (:i, :n) RETURNING id"), {"i": i, "n": f"w{i}"}).scalar_one())
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(64)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not any(t.is_alive() for t in threads)
+    assert results == {i: i for i in range(64)}
+
+
+def test_a_commit_that_dies_fails_its_batch_and_the_next_one_goes_on(db: Database) -> None:
+    committer = GroupCommitter(db)
+
+    def dies(conn: sa.Connection) -> None:
+        raise KeyboardInterrupt  # not an Exception: it ends the whole transaction
+
+    with pytest.raises(KeyboardInterrupt):
+        committer.run(dies)
+    assert committer.run(lambda conn: conn.execute(sa.text("SELECT 1")).scalar_one()) == 1

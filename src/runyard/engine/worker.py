@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runyard.engine.executor import ExecRequest, Limits
 from runyard.engine.logs import RunLog, redact_value
 from runyard.ids import new_id
 from runyard.services.runs import CANCELLED, FAILED, log_key
@@ -30,6 +31,7 @@ from runyard.timeutil import rfc3339, utcnow
 
 log = logging.getLogger(__name__)
 PROGRESS_MIN_INTERVAL_S = 0.25
+CPUS = os.cpu_count() or 1  # os.cpu_count() reads /sys on every call
 
 
 @dataclass
@@ -211,7 +213,6 @@ class Worker:
             self._finish(row.id, FAILED, None, {"type": "internal_error", "message": str(exc), "traceback": None}, None)
 
     def _prepare_and_submit(self, active: ActiveRun, version: Any, secret_values: dict[str, str]) -> None:
-        from runyard.engine.executor import ExecRequest, Limits
         row = active.row
         try:
             python = None
@@ -246,7 +247,7 @@ class Worker:
                 limits=Limits(timeout_s=version.timeout_s, memory_mb=version.memory_mb,
                               # A backstop to the wall-clock timeout: more CPU than every core
                               # for the whole timeout can only mean the timeout failed.
-                              cpu_s=math.ceil(version.timeout_s * (os.cpu_count() or 1)) + 1),
+                              cpu_s=math.ceil(version.timeout_s * CPUS) + 1),
                 python=python)
             execution = self.platform.executor.submit(
                 request, on_output=active.runlog.write, on_event=lambda event: self._on_event(active, event))

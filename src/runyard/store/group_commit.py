@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import Connection
@@ -25,36 +24,69 @@ T = TypeVar("T")
 MAX_BATCH = 256
 
 
+class _Waiter:
+    """One queued write: its function, its outcome, and a lock its thread sleeps on."""
+
+    __slots__ = ("fn", "result", "error", "done", "wake")
+
+    def __init__(self, fn: Callable[[Connection], Any]) -> None:
+        self.fn = fn
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.done = False
+        self.wake = threading.Lock()
+        self.wake.acquire()  # released once: when done, or to hand over the lead
+
+    def outcome(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
 class GroupCommitter:
     """Leader/follower group commit: whoever finds no commit in progress commits
     everything queued so far in its own thread (no hand-off when uncontended); the others
-    wait and are either carried along by that commit or lead the next one."""
+    sleep until a commit carries theirs along, or until the lead is handed to them.
+
+    Each waiting thread is woken exactly once (no wake-all on a shared condition, whose
+    cost grows with the square of the threads waiting).
+    """
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._cond = threading.Condition()
-        self._pending: list[tuple[Callable[[Connection], Any], Future]] = []
+        self._lock = threading.Lock()
+        self._pending: list[_Waiter] = []
         self._leading = False
 
     def run(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn(conn)`` inside a group transaction; returns once it is committed."""
-        future: Future = Future()
-        with self._cond:
-            self._pending.append((fn, future))
-            while not future.done():
-                if self._leading:
-                    self._cond.wait()
-                    continue
-                self._leading = True
-                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-                self._cond.release()
+        me = _Waiter(fn)
+        with self._lock:
+            self._pending.append(me)
+            follow = self._leading
+            self._leading = True
+        if follow:
+            me.wake.acquire()
+            if me.done:
+                return me.outcome()  # type: ignore[no-any-return]
+        # Leading: commit batches until ours is among them, then pass the lead on.
+        try:
+            while not me.done:
+                with self._lock:
+                    batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
                 try:
                     self._commit(batch)
                 finally:
-                    self._cond.acquire()
-                    self._leading = False
-                    self._cond.notify_all()
-        return future.result()
+                    for waiter in batch:
+                        if waiter is not me:
+                            waiter.wake.release()
+        finally:
+            with self._lock:
+                successor = self._pending[0] if self._pending else None
+                self._leading = successor is not None
+            if successor is not None:
+                successor.wake.release()  # not done: it wakes up leading
+        return me.outcome()  # type: ignore[no-any-return]
 
     def run_statement(self, statement: Prepared, values: Mapping[str, Any]) -> RowView | None:
         """One hot-path statement; its first row (RETURNING), if any.
@@ -71,32 +103,29 @@ class GroupCommitter:
     def close(self) -> None:
         """Nothing to stop: commits happen in the callers' threads."""
 
-    def _commit(self, batch: list[tuple[Callable[[Connection], Any], Future]]) -> None:
-        outcomes: list[tuple[Future, Any, BaseException | None]] = []
+    def _commit(self, batch: list[_Waiter]) -> None:
+        """Commit the batch; every waiter in it is done afterwards (result or error)."""
         try:
             with self.db.write() as conn:
                 single = len(batch) == 1
-                for fn, future in batch:
+                for waiter in batch:
                     if single:  # no savepoint needed: the transaction is the unit
-                        outcomes.append((future, fn(conn), None))
+                        waiter.result = waiter.fn(conn)
                         continue
                     savepoint = conn.begin_nested()
                     try:
-                        result = fn(conn)
+                        waiter.result = waiter.fn(conn)
                         savepoint.commit()
-                        outcomes.append((future, result, None))
                     except Exception as exc:
                         savepoint.rollback()
-                        outcomes.append((future, None, exc))
+                        waiter.error = exc
         except BaseException as exc:  # the commit itself failed: nothing of the batch stands
-            for _fn, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
+            for waiter in batch:
+                waiter.result, waiter.error = None, waiter.error or exc
+            for waiter in batch:
+                waiter.done = True
             if not isinstance(exc, Exception):
                 raise
             return
-        for future, result, error in outcomes:
-            if error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(result)
+        for waiter in batch:
+            waiter.done = True
