@@ -126,6 +126,19 @@ async def lean_post_many(host: str, port: int, headers: dict[str, str], path: st
     return replies
 
 
+def _pids_named(name: str) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/comm") as fh:
+                    if fh.read().strip() == name:
+                        pids.append(int(entry))
+            except OSError:
+                continue
+    return pids
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     if not ordered:
@@ -138,6 +151,7 @@ class BenchServer:
     def __init__(self, database_url: str | None = None, slots: int = 8) -> None:
         self.tmp = tempfile.TemporaryDirectory(prefix="runyard-bench-")
         self.data_dir = Path(self.tmp.name)
+        self.database_url = database_url
         self.key = "ry_bench_" + secrets.token_urlsafe(16)
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
@@ -167,8 +181,9 @@ class BenchServer:
         return {"Authorization": f"Bearer {self.key}"}
 
     def cpu_seconds(self) -> dict[str, float]:
-        """CPU used so far by the API/worker process and by the engine (the fork server
-        with every run's child it has reaped), from /proc."""
+        """CPU used so far by the API/worker process, by the engine (the fork server with
+        every run's child it has reaped) and, on PostgreSQL, by the database server's
+        processes on this machine (all of them: backends, WAL writer...), from /proc."""
         tick = os.sysconf("SC_CLK_TCK")
 
         def fields(pid: int) -> list[int]:
@@ -187,7 +202,16 @@ class BenchServer:
                 engine += sum(fields(pid)) / tick
             except OSError:
                 continue
-        return {"server": (server[0] + server[1]) / tick, "engine": engine}
+        out = {"server": (server[0] + server[1]) / tick, "engine": engine}
+        if self.database_url:
+            database = 0.0
+            for pid in _pids_named("postgres"):
+                try:
+                    database += sum(fields(pid)[:2]) / tick  # its own CPU; backends fork no children
+                except OSError:
+                    continue  # a backend that just ended (its CPU is lost to the figure)
+            out["database"] = database
+        return out
 
     def close(self) -> None:
         try:
