@@ -274,7 +274,7 @@ def rehearse() -> None:
     """Walk the request-independent part of a run's path, in a spare child before its run.
 
     After fork every page a run writes is copied first (a reference count update is a
-    write), at a few microseconds a page: some 300 pages for a no-op run. Parsing a
+    write), at a few microseconds a page: a few hundred for a no-op run. Parsing a
     request, the scrubbed environment, the import machinery on a module from its file,
     calling it and encoding a result once here takes most of those copies before the
     request arrives, off the run's latency. Nothing of it is left for the run to see.

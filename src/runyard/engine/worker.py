@@ -254,7 +254,7 @@ class Worker:
             active.execution = execution
             if active.cancelled:
                 execution.cancel()
-            execution.add_done_callback(lambda result: self._pool.submit(self._on_done, row.id, result))
+            execution.add_done_callback(lambda result: self._end_soon(row.id, result))
         except Exception as exc:
             log.exception("could not start run %s", row.id)
             self._finish(row.id, FAILED, None, {"type": "internal_error", "message": f"could not start: {exc}",
@@ -295,6 +295,18 @@ class Worker:
         active.cancelled = True
         if active.execution is not None:
             active.execution.cancel()
+
+    def _end_soon(self, run_id: str, result: Any) -> None:
+        """Record a run's end (called on the engine's I/O thread).
+
+        With no other run in flight nothing waits on that thread, so the end is written
+        right here, one thread hand-off sooner — unless artifacts or leftovers need file
+        work. Otherwise a pool thread writes it, so other runs' output keeps flowing.
+        """
+        if len(self.active) <= 1 and result.dirs_removed:
+            self._on_done(run_id, result)
+        else:
+            self._pool.submit(self._on_done, run_id, result)
 
     def _on_done(self, run_id: str, result: Any) -> None:
         self._finish(run_id, result.status, result.output, result.error, result.usage,
