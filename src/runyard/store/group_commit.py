@@ -1,8 +1,8 @@
 """Group commit: many small writes from many threads, one transaction and one commit.
 
 Hot-path writes (run creation, run completion) are queued; one thread at a time commits
-everything queued, each piece in its own SAVEPOINT (so one failure does not undo the
-others). On SQLite this also replaces the threads' contention for the write lock (and
+everything queued in one transaction (again with each piece in its own SAVEPOINT if one
+failed, so one failure does not undo the others). On SQLite this also replaces the threads' contention for the write lock (and
 the busy-handler sleeps it causes) with a queue.
 """
 
@@ -104,28 +104,47 @@ class GroupCommitter:
         """Nothing to stop: commits happen in the callers' threads."""
 
     def _commit(self, batch: list[_Waiter]) -> None:
-        """Commit the batch; every waiter in it is done afterwards (result or error)."""
+        """Commit the batch; every waiter in it is done afterwards (result or error).
+
+        All writes in one transaction first. If one of them fails, nothing of that try
+        stands, and the batch is written again with each write in its own savepoint, so
+        the failure (a reused Idempotency-Key, say) stays its writer's alone. Failures
+        are rare; a savepoint costs more than a hot-path write itself.
+        """
         try:
-            with self.db.write() as conn:
-                single = len(batch) == 1
-                for waiter in batch:
-                    if single:  # no savepoint needed: the transaction is the unit
-                        waiter.result = waiter.fn(conn)
-                        continue
-                    savepoint = conn.begin_nested()
-                    try:
-                        waiter.result = waiter.fn(conn)
-                        savepoint.commit()
-                    except Exception as exc:
-                        savepoint.rollback()
-                        waiter.error = exc
+            if len(batch) == 1 or not self._commit_together(batch):
+                self._commit_apart(batch)
         except BaseException as exc:  # the commit itself failed: nothing of the batch stands
             for waiter in batch:
                 waiter.result, waiter.error = None, waiter.error or exc
-            for waiter in batch:
-                waiter.done = True
             if not isinstance(exc, Exception):
                 raise
-            return
-        for waiter in batch:
-            waiter.done = True
+        finally:
+            for waiter in batch:
+                waiter.done = True
+
+    def _commit_together(self, batch: list[_Waiter]) -> bool:
+        """Every write in one transaction; False (nothing written) when one failed."""
+        try:
+            with self.db.write() as conn:
+                results = [waiter.fn(conn) for waiter in batch]
+        except Exception:  # noqa: BLE001 - written again apart, where it is reported
+            return False
+        for waiter, result in zip(batch, results, strict=True):
+            waiter.result = result
+        return True
+
+    def _commit_apart(self, batch: list[_Waiter]) -> None:
+        """One transaction, each write in its own savepoint (none for a lone write)."""
+        with self.db.write() as conn:
+            if len(batch) == 1:
+                batch[0].result = batch[0].fn(conn)
+                return
+            for waiter in batch:
+                savepoint = conn.begin_nested()
+                try:
+                    waiter.result = waiter.fn(conn)
+                    savepoint.commit()
+                except Exception as exc:
+                    savepoint.rollback()
+                    waiter.error = exc
