@@ -19,7 +19,7 @@ from jsonschema import Draft202012Validator
 
 from runyard.ids import new_id
 from runyard.services.access import Principal
-from runyard.services.errors import Conflict, NotFound, ValidationFailed
+from runyard.services.errors import Conflict, DomainError, NotFound, ValidationFailed
 from runyard.services.events import EventHub
 from runyard.services.pagination import Page, paginate
 from runyard.services.secrets import SecretService
@@ -28,7 +28,7 @@ from runyard.store.blobs import BlobStore
 from runyard.store.db import Database
 from runyard.store.group_commit import GroupCommitter
 from runyard.store.rows import RowView
-from runyard.store.tables import run_artifacts, runs, usage_events, workers
+from runyard.store.tables import run_artifacts, runs, tools, usage_events, workers
 from runyard.timeutil import parse_rfc3339, rfc3339, utcnow
 
 AWAITING = "awaiting_confirmation"
@@ -152,7 +152,37 @@ class RunService:
             replay = self._replay(ws, idempotency_key, request_hash)
             if replay is not None:
                 return replay, False
-        tool_row, version_row = self.tools.resolve(ws, tool, version)
+        # The tool as this process read it lately (no round trip): the INSERT below writes
+        # the run only if the tool is still so, else we read it afresh and start again.
+        # Uploaded files cannot be read twice: that request reads the tool afresh at once.
+        for attempt in range(1, _CREATE_ATTEMPTS + 1):
+            fresh = bool(files) or attempt > 1
+            try:
+                tool_row, version_row = (self.tools.resolve(ws, tool, version) if fresh
+                                         else self.tools.resolve_recent(ws, tool, version))
+                outcome = self._insert_run(principal, tool_row, version_row, inputs=inputs, tags=tags,
+                                           requires_confirmation=requires_confirmation,
+                                           idempotency_key=idempotency_key, request_hash=request_hash,
+                                           trigger=trigger, parent_run_id=parent_run_id, files=files)
+            except DomainError:
+                if fresh:
+                    raise
+                outcome = None  # judged on a row that may be stale: judge again on a fresh one
+            if outcome is not None:
+                return outcome
+            self.tools.forget(ws, tool)
+            if files:
+                break
+        raise Conflict(f"tool {tool!r} changed while the run was being created; send the request again",
+                       code="tool_changed")
+
+    def _insert_run(self, principal: Principal, tool_row: Any, version_row: Any, *, inputs: dict[str, Any],
+                    tags: dict[str, str], requires_confirmation: bool, idempotency_key: str | None,
+                    request_hash: str | None, trigger: str, parent_run_id: str | None,
+                    files: dict[str, tuple[str, BinaryIO]] | None) -> tuple[dict[str, Any], bool] | None:
+        """Validate against ``version_row`` and insert; None (nothing written) when the tool
+        is no longer as ``tool_row`` says (deleted, renamed, a newer version deployed)."""
+        ws = principal.workspace_id
         principal.require_tool(tool_row.name)
         file_keys = set(files or {})
         # File inputs arrive as local paths in the child; validate them as strings.
@@ -188,9 +218,10 @@ class RunService:
         if reserved:
             row.update(status=RUNNING, worker_id=local.id, started_at=now,
                        lease_expires_at=now + timedelta(seconds=local.settings.lease_s))
-        insert = self.db.prepared.get("run_insert", lambda: (runs.insert(), ()))
+        insert = self.db.prepared.get("run_insert", _insert_statement)
         try:
-            self.commits.run_statement(insert, row)
+            inserted = self.commits.run_statement(insert, {
+                **row, "seen_tool_id": tool_row.id, "seen_name": tool_row.name, "seen_latest": tool_row.latest_version})
         except BaseException as exc:
             if reserved:
                 local.release_reservation()
@@ -201,6 +232,12 @@ class RunService:
             if replay is None:
                 raise
             return replay, False
+        if inserted is None:
+            if reserved:
+                local.release_reservation()
+            if input_files:
+                self.blobs.delete_prefix(f"runs/{run_id}")
+            return None
         if reserved:
             local.launch_reserved(RowView(row))
         elif not requires_confirmation:
@@ -550,7 +587,19 @@ class RunService:
         return count
 
 
+_CREATE_ATTEMPTS = 3
 _END_COLUMNS = (runs.c.id, runs.c.cancel_requested)  # what recording a run's end reads back
+
+
+def _insert_statement() -> tuple[Any, Any]:
+    """INSERT of a run, on condition that its tool is still as the creator read it (live,
+    same name, same latest version), RETURNING its id: no row means nothing was written."""
+    still = sa.exists().where(tools.c.id == sa.bindparam("seen_tool_id", type_=tools.c.id.type),
+                              tools.c.name == sa.bindparam("seen_name", type_=tools.c.name.type),
+                              tools.c.latest_version == sa.bindparam("seen_latest", type_=tools.c.latest_version.type),
+                              tools.c.deleted_at.is_(None))
+    values = sa.select(*[sa.bindparam(c.key, type_=c.type) for c in runs.c]).where(still)
+    return runs.insert().from_select([c.key for c in runs.c], values).returning(runs.c.id), [runs.c.id]
 
 
 def _finish_statement(values: dict[str, Any]) -> Any:

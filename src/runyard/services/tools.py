@@ -127,6 +127,7 @@ class ToolService:
         self.code_cache = code_cache
         self.infer = infer
         self._versions: dict[tuple[str, int], Any] = {}
+        self._recent_tools: dict[tuple[str, str], Any] = {}  # (workspace, ref) -> tool row, see resolve_recent
         self._materialised: set[str] = set()  # version ids laid out in code_cache
         self._layout_lock = threading.Lock()
 
@@ -166,6 +167,27 @@ class ToolService:
             return tool, cached
         with self.db.read() as conn:
             return tool, self._version_row(conn, tool.id, number)
+
+    def resolve_recent(self, workspace_id: str, ref: str, version: int | None = None) -> tuple[Any, Any]:
+        """``resolve`` from the tool row this process read last for ``ref``, which may be
+        stale: for a caller that checks it in its own write (``RunService.create`` inserts
+        a run only if the tool is still as read) and calls ``forget`` when it was not."""
+        key = (workspace_id, ref)
+        tool = self._recent_tools.get(key)
+        if tool is None:
+            tool = self._tool_row(None, workspace_id, ref)
+            if len(self._recent_tools) >= 4096:
+                self._recent_tools.clear()
+            self._recent_tools[key] = tool
+        number = version or tool.latest_version
+        cached = self._versions.get((tool.id, number))
+        if cached is not None:
+            return tool, cached
+        with self.db.read() as conn:
+            return tool, self._version_row(conn, tool.id, number)
+
+    def forget(self, workspace_id: str, ref: str) -> None:
+        self._recent_tools.pop((workspace_id, ref), None)
 
     def get(self, workspace_id: str, ref: str) -> dict[str, Any]:
         return tool_view(*self.resolve(workspace_id, ref))
