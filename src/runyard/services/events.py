@@ -23,10 +23,6 @@ class EventHub:
         self._subs: dict[str, set[Callback]] = defaultdict(set)
         self._lock = threading.Lock()
         self.bridge: Callable[[str, Any], None] | None = None
-        # ``(topic, payload) -> (channel, message)`` for a pg_notify sent by a statement,
-        # so an event is relayed when (and only if) that statement's transaction commits.
-        # Set with ``bridge`` on PostgreSQL.
-        self.bridge_encode: Callable[[str, Any], tuple[str, str]] | None = None
         # The last payload of recent topics: a subscriber that arrives just after a
         # publish (a run that ended before its waiter subscribed) can still see it.
         self._recent: OrderedDict[str, Any] = OrderedDict()

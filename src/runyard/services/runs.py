@@ -473,10 +473,7 @@ class RunService:
         if usage:
             params.update(u_workspace_id=run.workspace_id, u_kind="run_seconds",
                           u_quantity=usage.get("wall_ms", 0) / 1000, u_created_at=now)
-        encode = None if retry else self.hub.bridge_encode
-        if encode is not None:  # other nodes hear of the end when (and only if) it commits
-            params["n_channel"], params["n_message"] = encode(f"run.done:{run.id}", {"status": status})
-        ended = self._record_end(values, params, with_usage=bool(usage), with_note=encode is not None,
+        ended = self._record_end(values, params, with_usage=bool(usage),
                                  artifacts=[{**a, "run_id": run.id, "workspace_id": run.workspace_id, "created_at": now}
                                             for a in artifacts or ()])
         if ended is None:
@@ -489,17 +486,17 @@ class RunService:
             return QUEUED
         # Waiters on this node get the finished run itself and need not read it back.
         self.hub.publish(f"run.done:{run.id}", {"status": status, "run": run_view(final, expand_inputs=True)},
-                         remote=encode is None, remote_payload={"status": status})
+                         remote_payload={"status": status})
         return status
 
-    def _record_end(self, values: dict[str, Any], params: dict[str, Any], *, with_usage: bool, with_note: bool,
+    def _record_end(self, values: dict[str, Any], params: dict[str, Any], *, with_usage: bool,
                     artifacts: list[dict[str, Any]]) -> Any:
-        """Write the end of an attempt (and its usage, notification, artifacts); a row with
+        """Write the end of an attempt (and its usage, artifacts); a row with
         its ``cancel_requested``, or None when it was no longer running on this worker."""
         if self.db.is_postgres:
             # One statement does it all (see _finish_statement_pg): one round trip.
-            update = self.db.prepared.get(("run_finish", frozenset(values), with_usage, with_note),
-                                          lambda: (_finish_statement_pg(values, with_usage, with_note),
+            update = self.db.prepared.get(("run_finish", frozenset(values), with_usage),
+                                          lambda: (_finish_statement_pg(values, with_usage),
                                                    _END_COLUMNS))
             if not artifacts:
                 return self.commits.run_statement(update, params)
@@ -612,13 +609,9 @@ def _finish_statement(values: dict[str, Any]) -> Any:
             .returning(*_END_COLUMNS))
 
 
-def _finish_statement_pg(values: dict[str, Any], with_usage: bool, with_note: bool) -> Any:
-    """PostgreSQL: the run's end, its usage row and its NOTIFY in one statement.
-
-    Data-modifying CTEs run once whether or not they are referenced; the pg_notify (a
-    plain SELECT) runs only when referenced, hence the EXISTS. All three happen only when
-    the UPDATE found the run still running on this worker, and commit together.
-    """
+def _finish_statement_pg(values: dict[str, Any], with_usage: bool) -> Any:
+    """PostgreSQL: the run's end and its usage row in one statement (a data-modifying
+    CTE), written only when the run was still running on this worker."""
     done = _finish_statement(values).cte("done")
     statement = sa.select(*[done.c[c.key] for c in _END_COLUMNS])
     if with_usage:
@@ -627,10 +620,6 @@ def _finish_statement_pg(values: dict[str, Any], with_usage: bool, with_note: bo
             [c.key for c in columns],
             sa.select(*[done.c.id if c.key == "ref_id" else sa.bindparam("u_" + c.key, type_=c.type)
                         for c in columns])).cte("usage_row"))
-    if with_note:
-        note = sa.select(sa.func.pg_notify(sa.bindparam("n_channel", type_=sa.String),
-                                           sa.bindparam("n_message", type_=sa.String)).label("sent"))
-        statement = statement.where(sa.exists(note.select_from(done).cte("note").select()))
     return statement
 
 

@@ -1,10 +1,20 @@
-"""PostgreSQL LISTEN/NOTIFY bridge for the event hub, so replicas and workers wake at once."""
+"""PostgreSQL LISTEN/NOTIFY bridge for the event hub, so replicas and workers wake at once.
+
+Publishing never waits for PostgreSQL: events are queued and a sender thread relays all
+that are queued in one ``pg_notify`` (several when they exceed a payload), on a
+connection of its own, in transactions that write nothing. PostgreSQL serialises the
+commits of transactions that notify and holds that lock through their WAL flush, so a
+NOTIFY inside each run's own write would make every run's end wait for the previous
+one's fsync; relayed after the write has committed, a waiter that hears of it on
+another node reads the committed run.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import threading
+from collections import deque
 from typing import Any
 
 import psycopg
@@ -13,6 +23,7 @@ from runyard.services.events import EventHub
 
 log = logging.getLogger(__name__)
 CHANNEL = "runyard"
+MAX_PAYLOAD = 7000  # bytes of one NOTIFY payload (PostgreSQL allows < 8000)
 
 
 class PgNotifier:
@@ -21,43 +32,91 @@ class PgNotifier:
         self.hub = hub
         self.node = id(self)
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._send_conn: psycopg.Connection | None = None
-        self._send_lock = threading.Lock()
+        self._listener: threading.Thread | None = None
+        self._sender: threading.Thread | None = None
+        self._outbox: deque[list[Any]] = deque()
+        self._wake = threading.Event()
 
     def start(self) -> None:
         self.hub.bridge = self.send
-        self.hub.bridge_encode = self.encode
-        self._thread = threading.Thread(target=self._listen, name="runyard-pg-listen", daemon=True)
-        self._thread.start()
+        self._listener = threading.Thread(target=self._listen, name="runyard-pg-listen", daemon=True)
+        self._sender = threading.Thread(target=self._send_loop, name="runyard-pg-notify", daemon=True)
+        self._listener.start()
+        self._sender.start()
 
     def stop(self) -> None:
-        self._stop.set()
         self.hub.bridge = None
-        self.hub.bridge_encode = None
-        with self._send_lock:
-            if self._send_conn is not None:
-                self._send_conn.close()
-
-    def encode(self, topic: str, payload: Any) -> tuple[str, str]:
-        """``(channel, message)`` for a ``pg_notify`` that a statement of the caller sends:
-        delivered when its transaction commits, with no round trip of its own."""
-        return CHANNEL, json.dumps({"t": topic, "p": payload, "n": self.node})
+        self._stop.set()
+        self._wake.set()
+        if self._sender is not None:
+            self._sender.join(timeout=2)  # it relays what is queued before it ends
 
     def send(self, topic: str, payload: Any) -> None:
-        _channel, message = self.encode(topic, payload)
-        with self._send_lock:
-            for attempt in range(2):
-                try:
-                    if self._send_conn is None or self._send_conn.closed:
-                        self._send_conn = psycopg.connect(self.dsn, autocommit=True)
-                    self._send_conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, message))
-                    return
-                except psycopg.OperationalError:
-                    self._send_conn = None
-                    if attempt:
-                        raise
+        """Queue an event for the other nodes; returns at once."""
+        self._outbox.append([topic, payload])
+        self._wake.set()
 
+    # -- sending ---------------------------------------------------------------------------
+    def _send_loop(self) -> None:
+        conn: psycopg.Connection | None = None
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            batch = self._take()
+            if batch:
+                conn = self._relay(conn, batch)
+            if self._stop.is_set() and not self._outbox:
+                break
+        if conn is not None:
+            conn.close()
+
+    def _take(self) -> list[list[Any]]:
+        batch = []
+        while self._outbox:
+            batch.append(self._outbox.popleft())
+        return batch
+
+    def _relay(self, conn: psycopg.Connection | None, batch: list[list[Any]]) -> psycopg.Connection | None:
+        messages = list(self.packets(batch))
+        for attempt in range(2):
+            try:
+                if conn is None or conn.closed:
+                    conn = psycopg.connect(self.dsn, autocommit=True)
+                for message in messages:
+                    conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, message))
+                return conn
+            except psycopg.Error:  # the connection broke: a new one (a repeated event is harmless)
+                if conn is not None:
+                    conn.close()
+                conn = None
+                if attempt:  # a lost notification only delays: every waiter also polls
+                    log.warning("could not relay %d event(s) to other nodes", len(batch), exc_info=True)
+        return conn
+
+    def packets(self, batch: list[list[Any]]) -> list[str]:
+        """The batch as NOTIFY payloads, each under MAX_PAYLOAD bytes (an event too big
+        for one is dropped: events are small — topics and a status)."""
+        out: list[str] = []
+        current: list[list[Any]] = []
+        size = 0
+        for event in batch:
+            encoded = json.dumps(event, separators=(",", ":"))
+            if len(encoded) + 40 > MAX_PAYLOAD:
+                log.warning("event %s is too big to relay", event[0])
+                continue
+            if current and size + len(encoded) + 40 > MAX_PAYLOAD:
+                out.append(self._packet(current))
+                current, size = [], 0
+            current.append(event)
+            size += len(encoded) + 1
+        if current:
+            out.append(self._packet(current))
+        return out
+
+    def _packet(self, events: list[list[Any]]) -> str:
+        return json.dumps({"n": self.node, "e": events}, separators=(",", ":"))
+
+    # -- listening -------------------------------------------------------------------------
     def _listen(self) -> None:
         while not self._stop.is_set():
             try:
@@ -74,8 +133,11 @@ class PgNotifier:
     def _deliver(self, raw: str) -> None:
         try:
             message = json.loads(raw)
-        except ValueError:
+            if message.get("n") == self.node:
+                return  # our own events were already delivered locally
+            events = message["e"]
+        except (ValueError, KeyError, TypeError, AttributeError):
             return
-        if message.get("n") == self.node:
-            return  # our own publish was already delivered locally
-        self.hub.deliver(message["t"], message.get("p"))
+        for event in events:
+            if isinstance(event, list) and len(event) == 2 and isinstance(event[0], str):
+                self.hub.deliver(event[0], event[1])
