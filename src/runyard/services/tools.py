@@ -160,13 +160,7 @@ class ToolService:
         return row
 
     def resolve(self, workspace_id: str, ref: str, version: int | None = None) -> tuple[Any, Any]:
-        tool = self._tool_row(None, workspace_id, ref)
-        number = version or tool.latest_version
-        cached = self._versions.get((tool.id, number))
-        if cached is not None:
-            return tool, cached
-        with self.db.read() as conn:
-            return tool, self._version_row(conn, tool.id, number)
+        return self._with_version(self._tool_row(None, workspace_id, ref), version)
 
     def resolve_recent(self, workspace_id: str, ref: str, version: int | None = None) -> tuple[Any, Any]:
         """``resolve`` from the tool row this process read last for ``ref``, which may be
@@ -179,6 +173,10 @@ class ToolService:
             if len(self._recent_tools) >= 4096:
                 self._recent_tools.clear()
             self._recent_tools[key] = tool
+        return self._with_version(tool, version)
+
+    def _with_version(self, tool: Any, version: int | None) -> tuple[Any, Any]:
+        """The tool and its version ``version`` (its latest when None)."""
         number = version or tool.latest_version
         cached = self._versions.get((tool.id, number))
         if cached is not None:
