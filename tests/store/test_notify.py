@@ -42,7 +42,10 @@ def test_events_reach_other_nodes_in_order_however_many(pg_url: str) -> None:
     receiver.start()
     sender.start()
     try:
-        time.sleep(0.3)  # the receiver is listening
+        deadline = time.monotonic() + 10
+        while not (sender.has_peers() and receiver.has_peers()) and time.monotonic() < deadline:
+            time.sleep(0.01)  # each hears the other announce itself
+        assert sender.has_peers() and receiver.has_peers()
         for i in range(n):
             here.publish(f"run.done:{i}", {"status": "succeeded", "i": i})  # returns at once
         assert all_heard.wait(15), len(heard)
@@ -58,3 +61,33 @@ def test_batches_are_cut_to_the_payload_limit() -> None:
     packets = notifier.packets(batch)
     assert len(packets) > 1 and all(len(p.encode()) < MAX_PAYLOAD for p in packets)
     assert notifier.packets([["huge", "x" * MAX_PAYLOAD]]) == []  # dropped, with a warning
+
+
+def test_a_lone_node_relays_nothing_until_another_announces_itself(pg_url: str) -> None:
+    import json
+
+    import psycopg
+
+    hub = EventHub()
+    node = PgNotifier(pg_url, hub)
+    with psycopg.connect(pg_url, autocommit=True) as spy:
+        spy.execute("LISTEN runyard")
+        node.start()
+        try:
+            hub.publish("run.done:alone", {"status": "succeeded"})
+            heard = [e for note in spy.notifies(timeout=1.0) for e in json.loads(note.payload)["e"]]
+            assert ["node.hello", None] in heard and not [e for e in heard if e[0].startswith("run.")]
+            assert not node.has_peers()
+
+            # Another node says hello: answered at once, and from then on events are relayed.
+            spy.execute("SELECT pg_notify('runyard', %s)", (json.dumps({"n": 1, "e": [["node.hello", None]]}),))
+            deadline = time.monotonic() + 5
+            while not node.has_peers() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            hub.publish("run.done:heard", {"status": "succeeded"})
+            heard = []
+            for note in spy.notifies(timeout=1.0):
+                heard += [e for e in json.loads(note.payload)["e"] if e[0] != "node.hello"]
+            assert heard == [["node.alive", None], ["run.done:heard", {"status": "succeeded"}]]
+        finally:
+            node.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -100,6 +101,11 @@ def test_a_run_ends_once_with_its_usage_and_notification(platform: Platform) -> 
 
         listener = psycopg.connect(platform.settings.db_url.replace("+psycopg", ""), autocommit=True)
         listener.execute("LISTEN runyard")
+        # Pose as another node (a lone node relays nothing): announce ourselves.
+        listener.execute("SELECT pg_notify('runyard', %s)", (json.dumps({"n": 1, "e": [["node.hello", None]]}),))
+        deadline = time.monotonic() + 5
+        while not platform.notifier.has_peers() and time.monotonic() < deadline:
+            time.sleep(0.01)
     try:
         kept, reaped = _running_run(platform, worker, lease_expired=False), _running_run(platform, worker,
                                                                                            lease_expired=True)
@@ -119,7 +125,7 @@ def test_a_run_ends_once_with_its_usage_and_notification(platform: Platform) -> 
         if listener is not None:
             heard = []
             for note in listener.notifies(timeout=1.0):
-                heard += [tuple(e) for e in json.loads(note.payload)["e"] if e[0].startswith("run.done:")]
+                heard += [(e[0], e[1]) for e in json.loads(note.payload)["e"] if e[0].startswith("run.done:")]
             # The reaper's end of the lost run, then the kept run's — nothing of the late end.
             assert sorted(heard) == sorted([(f"run.done:{reaped}", "failed"),
                                             (f"run.done:{kept}", {"status": "succeeded"})])

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections import deque
 from typing import Any
 
@@ -24,6 +25,8 @@ from runyard.services.events import EventHub
 log = logging.getLogger(__name__)
 CHANNEL = "runyard"
 MAX_PAYLOAD = 7000  # bytes of one NOTIFY payload (PostgreSQL allows < 8000)
+ALIVE_EVERY_S = 10.0
+PEER_TTL_S = 3 * ALIVE_EVERY_S
 
 
 class PgNotifier:
@@ -36,6 +39,7 @@ class PgNotifier:
         self._sender: threading.Thread | None = None
         self._outbox: deque[list[Any]] = deque()
         self._wake = threading.Event()
+        self._peers: dict[int, float] = {}  # other nodes heard of -> when last (monotonic)
 
     def start(self) -> None:
         self.hub.bridge = self.send
@@ -52,15 +56,26 @@ class PgNotifier:
             self._sender.join(timeout=2)  # it relays what is queued before it ends
 
     def send(self, topic: str, payload: Any) -> None:
-        """Queue an event for the other nodes; returns at once."""
+        """Queue an event for the other nodes, if any were heard of lately; returns at once."""
+        if self.has_peers():
+            self._queue(topic, payload)
+
+    def has_peers(self) -> bool:
+        horizon = time.monotonic() - PEER_TTL_S
+        return any(seen > horizon for seen in list(self._peers.values()))
+
+    def _queue(self, topic: str, payload: Any) -> None:
         self._outbox.append([topic, payload])
         self._wake.set()
 
     # -- sending ---------------------------------------------------------------------------
     def _send_loop(self) -> None:
         conn: psycopg.Connection | None = None
+        next_alive = time.monotonic() + ALIVE_EVERY_S
         while True:
-            self._wake.wait()
+            if not self._wake.wait(timeout=max(0.0, next_alive - time.monotonic())):
+                next_alive = time.monotonic() + ALIVE_EVERY_S
+                self._queue("node.alive", None)
             self._wake.clear()
             batch = self._take()
             if batch:
@@ -122,6 +137,7 @@ class PgNotifier:
             try:
                 with psycopg.connect(self.dsn, autocommit=True) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
+                    self._queue("node.hello", None)  # listening now: the others answer
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=1.0):
                             self._deliver(note.payload)
@@ -133,11 +149,17 @@ class PgNotifier:
     def _deliver(self, raw: str) -> None:
         try:
             message = json.loads(raw)
-            if message.get("n") == self.node:
+            node = message["n"]
+            if node == self.node:
                 return  # our own events were already delivered locally
             events = message["e"]
         except (ValueError, KeyError, TypeError, AttributeError):
             return
+        self._peers[node] = time.monotonic()
         for event in events:
-            if isinstance(event, list) and len(event) == 2 and isinstance(event[0], str):
+            if not (isinstance(event, list) and len(event) == 2 and isinstance(event[0], str)):
+                continue
+            if event[0] == "node.hello":
+                self._queue("node.alive", None)  # so the newcomer hears of us at once
+            elif not event[0].startswith("node."):
                 self.hub.deliver(event[0], event[1])
