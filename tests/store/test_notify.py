@@ -80,7 +80,7 @@ def test_a_lone_node_relays_nothing_until_another_announces_itself(pg_url: str) 
             assert not node.has_peers()
 
             # Another node says hello: answered at once, and from then on events are relayed.
-            spy.execute("SELECT pg_notify('runyard', %s)", (json.dumps({"n": 1, "e": [["node.hello", None]]}),))
+            spy.execute("SELECT pg_notify('runyard', %s)", (json.dumps({"n": "test-peer", "e": [["node.hello", None]]}),))
             deadline = time.monotonic() + 5
             while not node.has_peers() and time.monotonic() < deadline:
                 time.sleep(0.01)

@@ -102,7 +102,7 @@ def test_a_run_ends_once_with_its_usage_and_notification(platform: Platform) -> 
         listener = psycopg.connect(platform.settings.db_url.replace("+psycopg", ""), autocommit=True)
         listener.execute("LISTEN runyard")
         # Pose as another node (a lone node relays nothing): announce ourselves.
-        listener.execute("SELECT pg_notify('runyard', %s)", (json.dumps({"n": 1, "e": [["node.hello", None]]}),))
+        listener.execute("SELECT pg_notify('runyard', %s)", (json.dumps({"n": "test-peer", "e": [["node.hello", None]]}),))
         deadline = time.monotonic() + 5
         while not platform.notifier.has_peers() and time.monotonic() < deadline:
             time.sleep(0.01)

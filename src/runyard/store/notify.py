@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import threading
 import time
 from collections import deque
@@ -33,13 +34,13 @@ class PgNotifier:
     def __init__(self, sqlalchemy_url: str, hub: EventHub) -> None:
         self.dsn = sqlalchemy_url.replace("postgresql+psycopg://", "postgresql://")
         self.hub = hub
-        self.node = id(self)
+        self.node = secrets.token_hex(8)  # unique across processes and machines (id() is not)
         self._stop = threading.Event()
         self._listener: threading.Thread | None = None
         self._sender: threading.Thread | None = None
         self._outbox: deque[list[Any]] = deque()
         self._wake = threading.Event()
-        self._peers: dict[int, float] = {}  # other nodes heard of -> when last (monotonic)
+        self._peers: dict[str, float] = {}  # other nodes heard of -> when last (monotonic)
 
     def start(self) -> None:
         self.hub.bridge = self.send
