@@ -181,7 +181,7 @@ class RunService:
                     request_hash: str | None, trigger: str, parent_run_id: str | None,
                     files: dict[str, tuple[str, BinaryIO]] | None) -> tuple[dict[str, Any], bool] | None:
         """Validate against ``version_row`` and insert; None (nothing written) when the tool
-        is no longer as ``tool_row`` says (deleted, renamed, a newer version deployed)."""
+        is no longer as ``tool_row`` says (deleted, or a newer version deployed)."""
         ws = principal.workspace_id
         principal.require_tool(tool_row.name)
         file_keys = set(files or {})
@@ -221,7 +221,7 @@ class RunService:
         insert = self.db.prepared.get("run_insert", _insert_statement)
         try:
             inserted = self.commits.run_statement(insert, {
-                **row, "seen_tool_id": tool_row.id, "seen_name": tool_row.name, "seen_latest": tool_row.latest_version})
+                **row, "seen_tool_id": tool_row.id, "seen_latest": tool_row.latest_version})
         except BaseException as exc:
             if reserved:
                 local.release_reservation()
@@ -493,31 +493,24 @@ class RunService:
                     artifacts: list[dict[str, Any]]) -> Any:
         """Write the end of an attempt (and its usage, artifacts); a row with
         its ``cancel_requested``, or None when it was no longer running on this worker."""
-        if self.db.is_postgres:
-            # One statement does it all (see _finish_statement_pg): one round trip.
+        record_usage = None
+        if self.db.is_postgres:  # the run's end and its usage row are one statement (one round trip)
             update = self.db.prepared.get(("run_finish", frozenset(values), with_usage),
-                                          lambda: (_finish_statement_pg(values, with_usage),
-                                                   _END_COLUMNS))
+                                          lambda: (_finish_statement_pg(values, with_usage), _END_COLUMNS))
             if not artifacts:
                 return self.commits.run_statement(update, params)
-
-            def write_pg(conn: sa.Connection) -> Any:
-                final = update.execute(conn, params)
-                if final is not None:
-                    conn.execute(run_artifacts.insert(), artifacts)
-                return final
-
-            return self.commits.run(write_pg)
-        update = self.db.prepared.get(("run_finish", frozenset(values)),
-                                      lambda: (_finish_statement(values), _END_COLUMNS))
-        record_usage = self.db.prepared.get("usage_insert", lambda: (usage_events.insert().values(
-            {c.key: sa.bindparam("u_" + c.key, type_=c.type) for c in usage_events.c if c.key != "id"}), ()))
+        else:
+            update = self.db.prepared.get(("run_finish", frozenset(values)),
+                                          lambda: (_finish_statement(values), _END_COLUMNS))
+            if with_usage:
+                record_usage = self.db.prepared.get("usage_insert", lambda: (usage_events.insert().values(
+                    {c.key: sa.bindparam("u_" + c.key, type_=c.type) for c in usage_events.c if c.key != "id"}), ()))
 
         def write(conn: sa.Connection) -> Any:
             final = update.execute(conn, params)
             if final is not None and artifacts:
                 conn.execute(run_artifacts.insert(), artifacts)
-            if final is not None and with_usage:
+            if final is not None and record_usage is not None:
                 record_usage.execute(conn, {**params, "u_ref_id": params["b_id"]})
             return final
 
@@ -590,9 +583,9 @@ _END_COLUMNS = (runs.c.id, runs.c.cancel_requested)  # what recording a run's en
 
 def _insert_statement() -> tuple[Any, Any]:
     """INSERT of a run, on condition that its tool is still as the creator read it (live,
-    same name, same latest version), RETURNING its id: no row means nothing was written."""
+    same latest version; names never change), RETURNING its id: no row means nothing was
+    written."""
     still = sa.exists().where(tools.c.id == sa.bindparam("seen_tool_id", type_=tools.c.id.type),
-                              tools.c.name == sa.bindparam("seen_name", type_=tools.c.name.type),
                               tools.c.latest_version == sa.bindparam("seen_latest", type_=tools.c.latest_version.type),
                               tools.c.deleted_at.is_(None))
     values = sa.select(*[sa.bindparam(c.key, type_=c.type) for c in runs.c]).where(still)
