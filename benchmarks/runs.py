@@ -4,6 +4,7 @@ Usage: python benchmarks/runs.py [--postgres postgresql://…] [--quick]
 Prints one JSON report. Figures (issue 2): 500 sequential sync no-op runs (p50/p99),
 2,000 async no-op runs submitted at once (runs/s until all terminal), 40 sequential
 fib(10) runs (total seconds); floors: /healthz round trip, fork+exit, `python -c pass`.
+The same three figures again for tools deployed with `reuse_process` (`reused_process`).
 """
 
 from __future__ import annotations
@@ -53,8 +54,8 @@ def floors(client: LeanClient) -> dict[str, float]:
             "cow_page_fault_us": sorted(cow_fault_us() for _ in range(3))[1]}
 
 
-def deploy(client: LeanClient, name: str, code: str) -> None:
-    status, body = client.request("POST", "/api/v1/tools", {"name": name, "code": code})
+def deploy(client: LeanClient, name: str, code: str, **config: Any) -> None:
+    status, body = client.request("POST", "/api/v1/tools", {"name": name, "code": code, **config})
     assert status == 201, body
 
 
@@ -73,12 +74,12 @@ def cpu_per_run(before: dict[str, float], after: dict[str, float], client_s: flo
     return out
 
 
-def sync_latency(server: BenchServer, client: LeanClient, n: int) -> dict[str, Any]:
+def sync_latency(server: BenchServer, client: LeanClient, n: int, tool: str = "noop") -> dict[str, Any]:
     latencies = []
     cpu0, client0 = server.cpu_seconds(), time.process_time()
     for _ in range(n):
         t = time.perf_counter()
-        status, run = client.request("POST", "/api/v1/runs?wait=30", {"tool": "noop"})
+        status, run = client.request("POST", "/api/v1/runs?wait=30", {"tool": tool})
         latencies.append((time.perf_counter() - t) * 1000)
         assert status == 201 and run["status"] == "succeeded", run
     cpu = cpu_per_run(cpu0, server.cpu_seconds(), time.process_time() - client0, n)
@@ -86,16 +87,17 @@ def sync_latency(server: BenchServer, client: LeanClient, n: int) -> dict[str, A
             "mean_ms": round(sum(latencies) / n, 3), "cpu_per_run": cpu}
 
 
-def async_throughput(server: BenchServer, client: LeanClient, n: int, connections: int = 32) -> dict[str, Any]:
+def async_throughput(server: BenchServer, client: LeanClient, n: int, connections: int = 32,
+                     tool: str = "noop-async") -> dict[str, Any]:
     """``n`` runs submitted at once over ``connections`` connections; runs/s until all are terminal."""
-    bodies = [{"tool": "noop-async", "tags": {"batch_id": "bench"}}] * n
+    bodies = [{"tool": tool, "tags": {"batch_id": "bench"}}] * n
     cpu0, client0 = server.cpu_seconds(), time.process_time()
     started = time.perf_counter()
     replies = asyncio.run(lean_post_many("127.0.0.1", server.port, server.headers(), "/api/v1/runs", bodies,
                                          connections))
     submitted = time.perf_counter() - started
     assert len({r["id"] for r in replies}) == n
-    pending = "/api/v1/runs?tool=noop-async&status=queued&status=running&limit=1&include_total=true"
+    pending = f"/api/v1/runs?tool={tool}&status=queued&status=running&limit=1&include_total=true"
     # Polled every 50 ms: often enough for the figure (runs take seconds), rarely enough not
     # to take the server's CPU while it drains the queue.
     while client.request("GET", pending)[1]["total"]:
@@ -103,7 +105,7 @@ def async_throughput(server: BenchServer, client: LeanClient, n: int, connection
     elapsed = time.perf_counter() - started
     cpu = cpu_per_run(cpu0, server.cpu_seconds(), time.process_time() - client0, n)
     failed_page = client.request(
-        "GET", "/api/v1/runs?tool=noop-async&status=failed&limit=100&include_total=true")[1]
+        "GET", f"/api/v1/runs?tool={tool}&status=failed&limit=100&include_total=true")[1]
     failure_types: dict[str, int] = {}
     for run in failed_page["items"]:
         kind = f"{run['error']['type']}: {run['error']['message']}"[:200]
@@ -113,10 +115,10 @@ def async_throughput(server: BenchServer, client: LeanClient, n: int, connection
             "failed": failed_page["total"], "failure_types": failure_types, "cpu_per_run": cpu}
 
 
-def fib_sequential(client: LeanClient, n: int) -> dict[str, float]:
+def fib_sequential(client: LeanClient, n: int, tool: str = "fib") -> dict[str, float]:
     started = time.perf_counter()
     for _ in range(n):
-        status, run = client.request("POST", "/api/v1/runs?wait=30", {"tool": "fib", "inputs": {"n": 10}})
+        status, run = client.request("POST", "/api/v1/runs?wait=30", {"tool": tool, "inputs": {"n": 10}})
         assert status == 201 and run["output"] == 55, run
     return {"runs": n, "total_s": round(time.perf_counter() - started, 4)}
 
@@ -128,20 +130,29 @@ def bench(database_url: str | None, quick: bool) -> dict[str, Any]:
         try:
             for name, code in (("noop", NOOP), ("noop-async", NOOP), ("fib", FIB)):
                 deploy(client, name, code)
-            for tool in ["noop"] * 20 + ["fib"]:  # warm-up; a first run also lays out its version's code
-                client.request("POST", "/api/v1/runs?wait=30", {"tool": tool})
+                deploy(client, f"{name}-reused", code, reuse_process=True)
+            for tool in ["noop"] * 20 + ["fib", "noop-reused", "noop-async-reused", "fib-reused"]:
+                client.request("POST", "/api/v1/runs?wait=30", {"tool": tool})  # warm-up; lays out the code
             report: dict[str, Any] = {"floors": floors(client)}
             report["sync_noop"] = sync_latency(server, client, 100 if quick else 500)
             # fib before the burst: 2,000 runs leave the database work to do afterwards
             # (PostgreSQL's autovacuum), which is not what a run costs.
             report["fib10_sequential"] = fib_sequential(client, 40)
             report["async_noop"] = async_throughput(server, client, 400 if quick else 2000)
+            # The same figures for tools deployed with reuse_process: successive runs of a
+            # version share a process, so no fork, exit or copy-on-write per run.
+            report["reused_process"] = {
+                "sync_noop": sync_latency(server, client, 100 if quick else 500, tool="noop-reused"),
+                "fib10_sequential": fib_sequential(client, 40, tool="fib-reused"),
+                "async_noop": async_throughput(server, client, 400 if quick else 2000, tool="noop-async-reused"),
+            }
         finally:
             client.close()
         report["goals"] = {
             "sync_p50_le_5ms": report["sync_noop"]["p50_ms"] <= 5,
             "async_ge_1000_per_s": report["async_noop"]["runs_per_s"] >= 1000,
             "fib40_le_0_3s": report["fib10_sequential"]["total_s"] <= 0.3,
+            "reused_process_async_ge_1000_per_s": report["reused_process"]["async_noop"]["runs_per_s"] >= 1000,
         }
         report["ratios"] = {
             "sync_p50_over_healthz_p50": round(report["sync_noop"]["p50_ms"] / report["floors"]["healthz_p50_ms"], 2),

@@ -85,8 +85,9 @@ class Platform:
     def executor(self) -> Any:
         """The process executor, started on first use (API-only nodes still infer schemas)."""
         if self._executor is None:
-            from runyard.engine.executor import Executor
-            self._executor = Executor(self.settings.data_dir, uv_offline=self.settings.uv_offline)
+            from runyard.engine.executor import REUSE_LIMIT, Executor
+            self._executor = Executor(self.settings.data_dir, uv_offline=self.settings.uv_offline,
+                                      reuse_limit=max(REUSE_LIMIT, self.settings.worker_slots))
             self._executor.start()
         return self._executor
 

@@ -22,7 +22,8 @@ _DEPLOY_DOC = {"requestBody": {"content": {
         "requirements": {"type": "array", "items": {"type": "string"}},
         "required_secrets": {"type": "array", "items": {"type": "string"}},
         "default_inputs": {"type": "object"}, "visibility": {"enum": ["private", "public"]},
-        "timeout_s": {"type": "number"}, "memory_mb": {"type": "integer"}, "retries": {"type": "integer"}}}},
+        "timeout_s": {"type": "number"}, "memory_mb": {"type": "integer"}, "retries": {"type": "integer"},
+        "reuse_process": {"type": "boolean", "default": False}}}},
     "multipart/form-data": {"schema": {"type": "object", "properties": {
         "file": {"type": "string", "format": "binary"}, "config": {"type": "string", "description": "JSON object"}}}},
 }}}

@@ -25,6 +25,7 @@ def render_tool(tool: Tool) -> None:
         ("requirements", ", ".join(tool.requirements or [])),
         ("required secrets", ", ".join(tool.required_secrets or [])),
         ("timeout_s", tool.timeout_s), ("memory_mb", tool.memory_mb), ("retries", tool.retries),
+        ("reuse_process", tool.reuse_process),
         ("created", tool.created_at), ("updated", tool.updated_at),
         ("input schema", tool.input_schema),
     ]
@@ -45,6 +46,10 @@ def deploy(
     timeout_s: Annotated[float | None, typer.Option("--timeout-s", help="Run time limit in seconds.")] = None,
     memory_mb: Annotated[int | None, typer.Option("--memory-mb", help="Memory limit.")] = None,
     retries: Annotated[int | None, typer.Option("--retries", help="Retries after a lost worker.")] = None,
+    reuse_process: Annotated[bool | None, typer.Option(
+        "--reuse-process/--fresh-process",
+        help="Let successive runs share a process (module state persists; default: a fresh process per run).",
+    )] = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Deploy a tool (a new version when the name exists)."""
@@ -61,6 +66,7 @@ def deploy(
             timeout_s=timeout_s,
             memory_mb=memory_mb,
             retries=retries,
+            reuse_process=reuse_process,
         )
     if json_output:
         print_json(tool)

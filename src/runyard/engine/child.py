@@ -61,8 +61,13 @@ class ToolError(Exception):
 # --------------------------------------------------------------------------- process setup
 
 
-def apply_limits(limits: Mapping[str, Any]) -> None:
-    """Set rlimits; hard = soft so the tool cannot raise them back."""
+def apply_limits(limits: Mapping[str, Any], *, reused: bool = False) -> None:
+    """Set rlimits; hard = soft so the tool cannot raise them back.
+
+    A reused process (``reused``) counts CPU time over all its runs, and a hard limit can
+    never be raised again: its CPU backstop is a soft limit this run's budget above the
+    CPU already used (the wall-clock timeout stays the real limit).
+    """
 
     def clamp(kind: int, soft: int, hard: int | None = None) -> None:
         _cur_soft, cur_hard = resource.getrlimit(kind)
@@ -73,7 +78,12 @@ def apply_limits(limits: Mapping[str, Any]) -> None:
 
     if limits.get("memory_mb"):
         clamp(resource.RLIMIT_AS, int(limits["memory_mb"]) * _MB)
-    if limits.get("cpu_s"):
+    if limits.get("cpu_s") and reused:
+        used = math.ceil(_cpu_seconds())
+        _soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
+        soft = used + int(limits["cpu_s"])
+        resource.setrlimit(resource.RLIMIT_CPU, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
+    elif limits.get("cpu_s"):
         # soft limit sends SIGXCPU; the hard limit one second later is a SIGKILL backstop.
         cpu = int(limits["cpu_s"])
         clamp(resource.RLIMIT_CPU, cpu, cpu + 1)
@@ -99,7 +109,7 @@ def prepare(spec: Mapping[str, Any]) -> None:
     os.environ.clear()
     os.environ.update(env)
     _mkdir(spec["output_dir"])
-    apply_limits(spec.get("limits") or {})
+    apply_limits(spec.get("limits") or {}, reused=bool(spec.get("reuse")))
 
 
 def _mkdir(path: str) -> None:
@@ -122,10 +132,26 @@ def run(spec: Mapping[str, Any], events_fd: int, *, forked: bool) -> NoReturn:
     Forked, the process has the fork server's run stdio (see ``fresh_stdio``); under a
     tool's own interpreter, ``-u`` makes stdio unbuffered.
     """
+    run_once(spec, events_fd, forked=forked, reusable=False)
+    raise AssertionError("unreachable")  # run_once exits unless the process may be reused
+
+
+def run_once(spec: Mapping[str, Any], events_fd: int, *, forked: bool, reusable: bool) -> None:
+    """Run the tool once and report the result; returns only if this process takes another run.
+
+    With ``reusable`` (the tool allows it: ``reuse_process``) the process stays for the
+    next run of the same version when this one succeeded and left nothing running: no
+    thread but the main one, no child process (it is the subreaper of its descendants,
+    so none can escape by daemonising), fewer than ``REUSE_MAX_RUNS`` runs behind it.
+    The result says so (``"reuse": true``) so the engine knows to send it the next run.
+    """
     sys.dont_write_bytecode = True  # source dirs may be shared or read-only
     sys.argv = [spec.get("module", "tool")]
     ctx = _load_context(forked)
     ctx._bind(events_fd)
+    if reusable:
+        _begin_reused_run()
+    cpu_before = _cpu_seconds() if reusable else 0.0
     # A small reserve released on MemoryError so reporting the error itself can allocate.
     reserve: bytearray | None = _take_memory_reserve()
     exit_code = 1
@@ -145,29 +171,179 @@ def run(spec: Mapping[str, Any], events_fd: int, *, forked: bool) -> NoReturn:
     except BaseException as exc:  # noqa: BLE001 - anything else is still a clean failure report
         result = _failure(type(exc).__name__, str(exc), _user_traceback(exc))
     del reserve
-    _wind_down()
+    reuse = reusable and exit_code == 0 and _left_nothing_running()
+    if reuse:
+        _flush_output()  # atexit handlers run when the process retires, not after every run
+    else:
+        _wind_down()
     result["exit_code"] = exit_code
     # Left empty (the common case), the run's dirs are removed after the result is out:
     # on ext4 each rmdir blocks for a journal write, which need not delay the run's end.
     dirs = [path for path in (spec["env"].get("TMPDIR"), spec["output_dir"], spec["workdir"]) if path]
     remove_later = _all_empty(dirs)
     result["dirs_removed"] = remove_later or _remove_empty(dirs)
-    result["usage"] = _usage()
+    result["usage"] = _usage(cpu_before)
+    result["reuse"] = reuse
     try:
         line = json.dumps(result, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
     except Exception as exc:  # noqa: BLE001 - e.g. unencodable surrogates in a message
         line = json.dumps(_failure("output_not_serializable", f"cannot encode the result: {exc}")).encode()
+        reuse = False
     # Detach from the output pipe before reporting: the engine completes the run once it
     # has the result and EOF on both pipes, without waiting for the process teardown.
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
+    os.close(devnull)
     ctx._write(line + b"\n")
     ctx._bind(None)
     os.close(events_fd)
     if remove_later and not _remove_empty(dirs):
         _remove_trees(dirs)  # something appeared after the check (a straggling thread)
-    os._exit(exit_code)
+    if not reuse:
+        os._exit(exit_code)
+    global _memory_reserve, _reused_runs
+    _reused_runs += 1
+    _memory_reserve = bytearray(256 * 1024)  # for the next run, made now rather than on its path
+
+
+REUSE_MAX_RUNS = 1000  # a reused process retires after this many runs (leaks stay bounded)
+_reused_runs = 0
+_subreaper = False
+
+
+def _begin_reused_run() -> None:
+    """Per-run resets of a process that may be reused: signals, peak RSS, descendants' reaper."""
+    global _subreaper
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:  # the peak RSS reported for this run is this run's (Linux >= 4.0)
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        pass
+    if not _subreaper:
+        # Orphaned descendants come back to this process, so "no child left" means
+        # nothing of the run is still running anywhere.
+        try:
+            import ctypes
+
+            _subreaper = ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+        except (OSError, AttributeError):
+            _subreaper = False
+
+
+def _left_nothing_running() -> bool:
+    """The run left no thread and no process behind, and this process may take more runs."""
+    if not _subreaper or _reused_runs + 1 >= REUSE_MAX_RUNS:
+        return False
+    try:
+        if len(os.listdir("/proc/self/task")) != 1:
+            return False
+    except OSError:
+        return False
+    while True:
+        try:
+            pid, _status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return True  # no child at all, not even a zombie
+        if pid == 0:
+            return False  # a child (or an orphaned grandchild) is still running
+
+
+def _flush_output() -> None:
+    if "logging" in sys.modules:
+        for handler in list(getattr(sys.modules["logging"], "_handlerList", [])):
+            try:
+                ref = handler()
+                if ref is not None:
+                    ref.flush()
+            except BaseException:  # noqa: BLE001
+                pass
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:  # noqa: BLE001
+            pass
+
+
+def serve_reused(spec: Mapping[str, Any], events_fd: int, sock_fd: int, *, forked: bool) -> NoReturn:
+    """Run ``spec``, then, while the process may be reused, the next runs sent on ``sock_fd``.
+
+    Each next request is a packet like the first one (header line, request JSON, the
+    run's pipes as fds). EOF on the socket retires the process (the engine closes it).
+    """
+    import socket
+
+    sock = socket.socket(fileno=sock_fd)
+    key = reuse_key(spec)
+    while True:
+        run_once(spec, events_fd, forked=forked, reusable=True)
+        try:
+            message, fds = recv_with_fds(sock, socket.MSG_CMSG_CLOEXEC)
+        except OSError:
+            fds = []
+        if not fds:
+            _wind_down()
+            os._exit(0)
+        spec, events_fd, _payload = take_request(message, fds)
+        if reuse_key(spec) != key:  # the engine keys its reused processes: cannot happen
+            _report(events_fd, _failure("sandbox_error", "a reused process was sent another tool's run"))
+            os._exit(70)
+        try:
+            prepare(spec)
+        except BaseException as exc:  # noqa: BLE001
+            report_setup_failure(events_fd, exc)
+            os._exit(70)
+
+
+def reuse_key(spec: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What a process keeps from its first run: only runs that agree on it may share it."""
+    limits = spec.get("limits") or {}
+    return (spec.get("source_dir"), spec.get("module"), spec.get("python"),
+            *(limits.get(k) for k in ("memory_mb", "cpu_s", "max_open_files", "max_file_size_mb")))
+
+
+def take_request(message: bytes, fds: list[int]) -> tuple[dict[str, Any], int, bytes]:
+    """Wire a request packet's fds (output pipe on 1 and 2) and parse it: (spec, events fd, JSON).
+
+    The packet is a header line, then the request JSON (or nothing, when the request
+    came as a memfd, a third fd).
+    """
+    out_fd, events_fd = fds[0], fds[1]
+    os.dup2(out_fd, 1)
+    os.dup2(out_fd, 2)
+    os.close(out_fd)
+    payload = message.partition(b"\n")[2]
+    if len(fds) > 2:
+        payload = read_request(fds[2])
+        os.close(fds[2])
+    return json.loads(payload), events_fd, payload
+
+
+def recv_with_fds(sock: Any, flags: int, maxfds: int = 8) -> tuple[bytes, list[int]]:
+    """One packet and the fds passed with it (socket.recv_fds ignores its flags argument)."""
+    import array
+    import socket
+
+    fds = array.array("i")
+    data, ancdata, _flags, _addr = sock.recvmsg(65536, socket.CMSG_LEN(maxfds * fds.itemsize), flags)
+    for level, kind, payload in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
+    return data, list(fds)
+
+
+def report_setup_failure(events_fd: int, exc: BaseException) -> None:
+    message = f"preparing the run's process failed: {type(exc).__name__}: {exc}"
+    _report(events_fd, _failure("sandbox_error", message))
+
+
+def _report(events_fd: int, result: dict[str, Any]) -> None:
+    try:
+        os.write(events_fd, json.dumps(result).encode() + b"\n")
+    except OSError:
+        pass
 
 
 def _all_empty(dirs: list[str]) -> bool:
@@ -246,11 +422,18 @@ def _wind_down() -> None:
             pass
 
 
-def _usage() -> dict[str, float]:
+def _cpu_seconds() -> float:
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _usage(cpu_before: float = 0.0) -> dict[str, float]:
+    """This process's CPU since ``cpu_before`` (the run's, in a reused process) and peak RSS."""
     me = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
-    return {"cpu_s": cpu, "maxrss_kb": max(me.ru_maxrss, kids.ru_maxrss)}
+    return {"cpu_s": max(0.0, cpu - cpu_before), "maxrss_kb": max(me.ru_maxrss, kids.ru_maxrss)}
 
 
 _memory_reserve: bytearray | None = None  # made ahead by rehearse()
@@ -344,7 +527,8 @@ def _load_context(forked: bool) -> types.ModuleType:
 
 def _resolve(spec: Mapping[str, Any]) -> Callable[..., Any]:
     source_dir = str(spec["source_dir"])
-    sys.path.insert(0, source_dir)
+    if not sys.path or sys.path[0] != source_dir:  # a reused process has it there already
+        sys.path.insert(0, source_dir)
     module_name = spec["module"]
     try:
         module = _import_tool(source_dir, module_name)
@@ -734,6 +918,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     parser = argparse.ArgumentParser(prog="runyard-child")
     parser.add_argument("--events-fd", type=int, required=True)
     parser.add_argument("--request-fd", type=int, required=True)
+    parser.add_argument("--socket-fd", type=int, help="where the next runs come from (a reused process)")
     args = parser.parse_args(argv)
     # The fds were made inheritable for exec; the tool's own subprocesses must not get them.
     os.set_inheritable(args.events_fd, False)
@@ -741,6 +926,9 @@ def main(argv: list[str] | None = None) -> NoReturn:
     os.close(args.request_fd)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # as any Python program: EPIPE -> BrokenPipeError
     prepare(spec)
+    if args.socket_fd is not None:
+        os.set_inheritable(args.socket_fd, False)
+        serve_reused(spec, args.events_fd, args.socket_fd, forked=False)
     run(spec, args.events_fd, forked=False)
 
 

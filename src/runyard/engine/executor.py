@@ -22,6 +22,7 @@ from __future__ import annotations
 import array
 import asyncio
 import collections
+import functools
 import itertools
 import json
 import logging
@@ -37,9 +38,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from runyard.engine.child import recv_with_fds, reuse_key
 from runyard.engine.environments import EnvironmentManager
-from runyard.engine.forkserver import recv_with_fds
 from runyard.engine.ioloop import IOLoop, Timer
+from runyard.engine.reuse import ReusePool
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,8 @@ Status = Literal["succeeded", "failed", "timed_out", "cancelled"]
 KILL_GRACE_S = 0.5  # SIGTERM -> SIGKILL on cancel/timeout
 DRAIN_GRACE_S = 0.5  # after exit, how long an escaped grandchild may keep the output pipe open
 SERVER_START_TIMEOUT_S = 60.0
+REUSE_IDLE_S = 60.0  # a reusable process idle this long retires
+REUSE_LIMIT = 16  # at most this many reusable processes wait for runs (the least recently used retire)
 _READ_SIZE = 1 << 16
 INLINE_REQUEST_MAX = 60 * 1024  # larger requests travel as a memfd, not in the socket packet
 BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -74,6 +78,9 @@ class ExecRequest:
     output_dir: Path  # RUNYARD_OUTPUT_DIR (created by the child); artifacts are collected from here
     limits: Limits = field(default_factory=Limits)
     python: str | None = None  # a venv interpreter; None => fork from the warm fork server
+    # Successive runs of the same tool version may share a process (module state persists;
+    # see child.run_once for when a process is reused and when it retires).
+    reuse_process: bool = False
 
 
 @dataclass
@@ -141,6 +148,9 @@ class Execution:
         self._exit: dict[str, Any] | None = None  # the fork server's exit report
         self._lost: str | None = None  # why the run ended without an exit report
         self._timers: list[Timer] = []
+        # Set when the run's process may take the next run: called with whether it may.
+        self._release: Callable[[bool], None] | None = None
+        self._reuse_key: Any = None
 
     # ------------------------------------------------------------------ public
 
@@ -330,6 +340,10 @@ class Execution:
             callbacks, self._callbacks = self._callbacks, []
         for timer in self._timers:
             timer.cancel()
+        if self._release is not None:
+            reported = self._reported or {}
+            self._release(reported.get("reuse") is True and self._exit is None and self._lost is None
+                          and self._stop_reason is None)
         self._done.set()
         for fn in callbacks:
             try:
@@ -395,7 +409,7 @@ class Execution:
 class _ForkServer:
     """One fork server process and its control socket."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, reuse_limit: int) -> None:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         src_root = str(Path(__file__).resolve().parents[2])  # the dir holding the runyard package
         env = {"PATH": BASE_PATH, "LANG": "C.UTF-8", "PYTHONPATH": src_root}
@@ -414,6 +428,7 @@ class _ForkServer:
         self.runs: dict[int, Execution] = {}
         self.spares: collections.deque[tuple[int, socket.socket]] = collections.deque()  # (pid, its socket)
         self.spare_runs: dict[int, int] = {}  # pid of a spare given a run -> the run's id
+        self.reusable = ReusePool(reuse_limit, REUSE_IDLE_S)  # spares that ran a run and wait for the next
         self.lock = threading.Lock()
         self.dead = False
         parent.settimeout(SERVER_START_TIMEOUT_S)
@@ -437,6 +452,7 @@ class _ForkServer:
             spares, self.spares = list(self.spares), collections.deque()
         for _pid, sock in spares:
             sock.close()  # an orphaned spare reads EOF and exits
+        self.reusable.clear()
 
     def kill(self) -> None:
         self.dead = True
@@ -454,8 +470,9 @@ class _ForkServer:
 class Executor:
     """Runs tools in sandboxed child processes. Thread-safe; see the module docstring."""
 
-    def __init__(self, data_dir: Path, *, uv_offline: bool = False) -> None:
+    def __init__(self, data_dir: Path, *, uv_offline: bool = False, reuse_limit: int = REUSE_LIMIT) -> None:
         self.data_dir = Path(data_dir)
+        self.reuse_limit = reuse_limit
         self.data_dir.mkdir(parents=True, exist_ok=True)
         offline = uv_offline or os.environ.get("RUNYARD_UV_OFFLINE") == "1"
         self.environments = EnvironmentManager(self.data_dir, offline=offline)
@@ -506,6 +523,14 @@ class Executor:
             return None
         return str(self.environments.ensure(requirements))
 
+    def _retire_idle_later(self, server: _ForkServer) -> None:
+        def retire() -> None:
+            if not server.dead:
+                server.reusable.retire_idle()
+                self._retire_idle_later(server)
+
+        self._loop.call_later(REUSE_IDLE_S / 4, retire)
+
     def _loop_call(self, fn: Callable[[], None]) -> None:
         self._loop.call_at(0.0, fn)
 
@@ -521,9 +546,10 @@ class Executor:
                 self._loop_started = True
             server = self._server
             if server is None or server.dead:
-                server = _ForkServer(self.data_dir)
+                server = _ForkServer(self.data_dir, self.reuse_limit)
                 self._loop.add_reader(server.sock.fileno(), lambda s=server: self._read_server(s))
                 self._server = server
+                self._retire_idle_later(server)
             return server
 
     # ------------------------------------------------------------------ submit
@@ -552,24 +578,27 @@ class Executor:
                 "max_file_size_mb": req.limits.max_file_size_mb,
             },
             "python": req.python,
+            "reuse": req.reuse_process,
         }
         payload = json.dumps(spec, separators=(",", ":")).encode()
         execution = Execution(self._loop, req, on_output, on_event)
         for attempt in (1, 2):
             server = self._ensure_server()
-            if self._send(server, execution, payload):
+            if self._send(server, execution, payload, reuse_key(spec) if req.reuse_process else None):
                 return execution
             if attempt == 1:
                 server.dead = True  # it died before we noticed: restart once and retry
         execution._on_lost("could not reach the fork server")
         return execution
 
-    def _send(self, server: _ForkServer, execution: Execution, payload: bytes) -> bool:
+    def _send(self, server: _ForkServer, execution: Execution, payload: bytes, key: Any) -> bool:
+        """Send the run to a process: one kept from a run of the same version (``key``, when
+        the tool allows reuse), else a spare, else one the fork server forks for it."""
         out_r, out_w = os.pipe()
         ev_r, ev_w = os.pipe()
         fds = [out_w, ev_w]
         ident = next(self._ids)
-        header = json.dumps({"op": "run", "id": ident}).encode() + b"\n"
+        header = json.dumps({"op": "run", "id": ident, "reuse": key is not None}).encode() + b"\n"
         if len(payload) <= INLINE_REQUEST_MAX:
             message = header + payload
         else:  # too big for one socket packet: pass it as a memfd
@@ -588,21 +617,26 @@ class Executor:
             # Watch the pipes before the request leaves: a fast child may finish (and its
             # exit be reported) before sendmsg even returns here.
             execution._watch(out_r, ev_r)
-            while (spare := server.take_spare()) is not None:
-                pid, sock = spare
+            while (taken := self._take_process(server, key)) is not None:
+                pid, sock, fresh = taken
                 with server.lock:
                     server.spare_runs[pid] = ident  # before the request: its exit may come first
                 try:
                     sock.sendmsg([message], ancillary, socket.MSG_NOSIGNAL)
-                except OSError:  # that spare died; the server reports (and replaces) it
+                except OSError:  # that process died; the server reports (and replaces) it
                     with server.lock:
                         server.spare_runs.pop(pid, None)
-                    continue
-                finally:
                     sock.close()
+                    continue
                 execution._on_started(pid)
-                self._tell(server, {"op": "took", "pid": pid})  # so it forks a replacement
+                if key is None:
+                    sock.close()
+                else:
+                    self._keep_for_reuse(server, execution, ident, key, pid, sock)
+                if fresh:
+                    self._tell(server, {"op": "took", "pid": pid})  # so it forks a replacement
                 return True
+            execution._reuse_key = key  # the fork server forks it a process of its own
             try:
                 server.sock.sendmsg([message], ancillary, socket.MSG_NOSIGNAL)
             except OSError:
@@ -616,6 +650,36 @@ class Executor:
             # the child and its descendants are gone.
             for fd in fds:
                 os.close(fd)
+
+    @staticmethod
+    def _take_process(server: _ForkServer, key: Any) -> tuple[int, socket.socket, bool] | None:
+        """A process for a run: (pid, its socket, whether it is a fresh spare)."""
+        if key is not None and (kept := server.reusable.take(key)) is not None:
+            return (*kept, False)
+        spare = server.take_spare()
+        return None if spare is None else (*spare, True)
+
+    def _keep_for_reuse(self, server: _ForkServer, execution: Execution, ident: int, key: Any, pid: int,
+                        sock: socket.socket) -> None:
+        """Offer the run's process for the next run of ``key`` once this run is done with it."""
+        release = functools.partial(self._release, server, ident, key, pid, sock)
+        with execution._lock:
+            if execution._result is None:
+                execution._release = release
+                return
+        release(False)  # the run ended before its process was known here: let it go
+
+    @staticmethod
+    def _release(server: _ForkServer, ident: int, key: Any, pid: int, sock: socket.socket, reuse: bool) -> None:
+        """A run's process is done with it: keep it for the next run of ``key``, or let it go."""
+        if not reuse or server.dead:
+            sock.close()  # it exits by itself (or on EOF, when it was waiting)
+            return
+        with server.lock:
+            # It takes more runs: its exit, whenever it comes, is no longer this run's.
+            server.spare_runs.pop(pid, None)
+            server.runs.pop(ident, None)
+        server.reusable.put(key, pid, sock)
 
     @staticmethod
     def _tell(server: _ForkServer, msg: dict[str, Any]) -> None:
@@ -644,22 +708,30 @@ class Executor:
             if op == "spare":
                 self._add_spare(server, msg["pid"], fds)
                 continue
+            kept = socket.socket(fileno=fds.pop()) if op == "started" and len(fds) == 1 else None
             for fd in fds:
                 os.close(fd)
             with server.lock:
                 ident = msg.get("id")
                 if ident is None and "pid" in msg:  # a spare's exit: the run it had, if any
                     ident = server.spare_runs.pop(msg["pid"], None)
-                    if ident is None:  # it died before it was given a run
+                    if ident is None:  # it died before it was given a (next) run
                         for spare in [s for s in server.spares if s[0] == msg["pid"]]:
                             server.spares.remove(spare)
                             spare[1].close()
+                        server.reusable.discard(msg["pid"])
                 execution = server.runs.get(ident if ident is not None else -1)
                 if op in ("exit", "failed"):
                     server.runs.pop(ident, None)
             if execution is None:
+                if kept is not None:
+                    kept.close()
                 continue
             if op == "started":
+                if kept is not None:  # a process that may take more runs: its exit comes by pid
+                    with server.lock:
+                        server.spare_runs[msg["pid"]] = msg["id"]
+                    self._keep_for_reuse(server, execution, msg["id"], execution._reuse_key, msg["pid"], kept)
                 execution._on_started(msg["pid"])
             elif op == "exit":
                 execution._on_exit(msg)

@@ -4,14 +4,15 @@ Started by the executor as a fresh ``python -m runyard.engine.forkserver <fd>`` 
 (so it has no threads and forking is safe), it imports the child runtime and common
 libraries once, then serves a SOCK_SEQPACKET unix socket (one JSON message per packet):
 
-    executor -> server   {"op": "run", "id": N}\n<request JSON>  + fds [output pipe w, events pipe w]
+    executor -> server   {"op": "run", "id": N, "reuse": B}\n<request JSON>  + fds [output pipe w, events pipe w]
                          (a large request comes as a third fd, a memfd, after an empty body)
                          {"op": "took", "pid": P}          (the executor gave spare P a run)
     server -> executor   {"op": "ready", "pid": P}
                          {"op": "spare", "pid": P}         + fd [the executor's end of spare P's socket]
-                         {"op": "started", "id": N, "pid": P}
+                         {"op": "started", "id": N, "pid": P}  (+ fd [the executor's end of its
+                                                            socket], when the run's process may be reused)
                          {"op": "exit", "id": N, "status": S, "cpu_s": F, "maxrss_kb": K}
-                         {"op": "exit", "pid": P, ...}     (a spare, with or without a run)
+                         {"op": "exit", "pid": P, ...}     (a spare or a reusable child, with or without a run)
                          {"op": "failed", "id": N, "message": M}      (fork itself failed)
 
 Per run the server only forks and reaps; everything else (parsing the request,
@@ -147,28 +148,41 @@ class Server:
             msg = json.loads(header)
             op = msg.get("op")
             if op == "run" and len(fds) in (2, 3):
-                self.fork_run(msg["id"], data, fds)
+                self.fork_run(msg["id"], data, fds, reusable=bool(msg.get("reuse")))
                 continue
             for fd in fds:
                 os.close(fd)
             if op == "took":
                 self.idle_spares.discard(msg.get("pid"))
 
-    def fork_run(self, ident: int, message: bytes, fds: list[int]) -> None:
-        """Fork a child for a run the executor had no spare for."""
+    def fork_run(self, ident: int, message: bytes, fds: list[int], *, reusable: bool) -> None:
+        """Fork a child for a run the executor had no spare for.
+
+        A child that may take more runs (``reusable``) gets a socket for them, as a
+        spare has; the executor's end goes back with the ``started`` report.
+        """
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET) if reusable else (None, None)
         try:
             pid = os.fork()
         except OSError as exc:
             for fd in fds:
                 os.close(fd)
+            for end in (ours, theirs):
+                if end is not None:
+                    end.close()
             self.send({"op": "failed", "id": ident, "message": f"fork failed: {exc}"})
             return
         if pid == 0:
-            start_child(message, fds)
-        self.watch(pid, ident)
+            if ours is not None:
+                ours.close()
+            start_child(message, fds, sock=theirs, isolate=True)
+        # A reusable child's exit may come during a later run: reported by pid, as a spare's.
+        self.watch(pid, None if reusable else ident)
         for fd in fds:
             os.close(fd)
-        self.send({"op": "started", "id": ident, "pid": pid})
+        if theirs is not None:
+            theirs.close()
+        self.send({"op": "started", "id": ident, "pid": pid}, [ours.detach()] if ours is not None else None)
 
     def fork_spare(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -222,14 +236,7 @@ class Server:
         os._exit(0)
 
 
-def recv_with_fds(sock: socket.socket, flags: int, maxfds: int = 8) -> tuple[bytes, list[int]]:
-    """One packet and the fds passed with it (socket.recv_fds ignores its flags argument)."""
-    fds = array.array("i")
-    data, ancdata, _flags, _addr = sock.recvmsg(65536, socket.CMSG_LEN(maxfds * fds.itemsize), flags)
-    for level, kind, payload in ancdata:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
-    return data, list(fds)
+recv_with_fds = runtime.recv_with_fds
 
 
 def _killpg(pid: int) -> None:
@@ -253,7 +260,7 @@ def _isolate(keep: list[int]) -> None:
 
 
 def spare_main(sock: socket.socket) -> NoReturn:
-    """A pre-forked child: wait (already isolated) for the one run it will execute."""
+    """A pre-forked child: wait (already isolated) for its run (or runs, when reused)."""
     try:
         _isolate([0, 1, 2, sock.fileno()])
         # Everything that does not depend on the request happens before it arrives.
@@ -263,72 +270,54 @@ def spare_main(sock: socket.socket) -> NoReturn:
         except Exception:  # noqa: BLE001 - only an optimisation: the run does the real thing
             pass
         message, fds = recv_with_fds(sock, socket.MSG_CMSG_CLOEXEC)
-        sock.close()
     except BaseException:  # noqa: BLE001 - nothing to report to: no run was handed over
         os._exit(0)
     if not fds:
         os._exit(0)  # the server went away
-    start_child(message, fds, spare=True)
+    start_child(message, fds, sock=sock, isolate=False)
 
 
-def start_child(message: bytes, fds: list[int], *, spare: bool = False) -> NoReturn:
+def start_child(message: bytes, fds: list[int], *, sock: socket.socket | None, isolate: bool) -> NoReturn:
     """In the forked child: wire fds, prepare, then run the tool or exec its interpreter.
 
-    ``message`` is the executor's request packet: a header line, then the request JSON
-    (or nothing, when the request came as a memfd, the third fd).
+    ``message`` is the executor's request packet (see ``child.take_request``). ``sock``
+    brings the next runs when the tool's process may be reused. A spare is isolated
+    already; a child forked for its run is isolated here.
     """
-    out_fd, events_fd = fds[0], fds[1]
-    request_fd = fds[2] if len(fds) > 2 else None
+    events_fd = fds[1]
     try:
-        if not spare:
-            _isolate([0, 1, 2, *fds])
+        if isolate:
+            _isolate([0, 1, 2, *fds, *([sock.fileno()] if sock is not None else [])])
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         os.close(devnull)
-        os.dup2(out_fd, 1)
-        os.dup2(out_fd, 2)
-        os.close(out_fd)
-        payload = message.partition(b"\n")[2]
-        if request_fd is not None:
-            payload = runtime.read_request(request_fd)
-        spec = json.loads(payload)
+        spec, events_fd, raw_request = runtime.take_request(message, fds)
+        reused = sock is not None and bool(spec.get("reuse"))
+        if sock is not None and not reused:
+            sock.close()
         python = spec.get("python")
         runtime.prepare(spec)
         if python:
             # The tool's own interpreter: same isolation (session, fds, env, cwd and
             # rlimits are inherited across exec), then the runtime runs there by path.
-            if request_fd is None:
-                request_fd = os.memfd_create("runyard-request", 0)
-                os.write(request_fd, payload)
+            request_fd = os.memfd_create("runyard-request", 0)
+            os.write(request_fd, raw_request)
             os.set_inheritable(events_fd, True)
             os.set_inheritable(request_fd, True)
             for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, signal.SIG_DFL)
             argv = [python, "-I", "-u", runtime.__file__]
             argv += ["--events-fd", str(events_fd), "--request-fd", str(request_fd)]
+            if reused and sock is not None:
+                os.set_inheritable(sock.fileno(), True)
+                argv += ["--socket-fd", str(sock.fileno())]
             os.execve(python, argv, spec["env"])
-        if request_fd is not None:
-            os.close(request_fd)
+        if reused and sock is not None:
+            runtime.serve_reused(spec, events_fd, sock.detach(), forked=True)
         runtime.run(spec, events_fd, forked=True)
     except BaseException as exc:  # noqa: BLE001 - report any setup failure as the run's result
-        _report_setup_failure(events_fd, exc)
+        runtime.report_setup_failure(events_fd, exc)
     os._exit(70)
-
-
-def _report_setup_failure(events_fd: int, exc: BaseException) -> None:
-    result = {
-        "type": "result",
-        "status": "failed",
-        "error": {
-            "type": "sandbox_error",
-            "message": f"preparing the run's process failed: {type(exc).__name__}: {exc}",
-            "traceback": None,
-        },
-    }
-    try:
-        os.write(events_fd, json.dumps(result).encode() + b"\n")
-    except OSError:
-        pass
 
 
 def main() -> NoReturn:

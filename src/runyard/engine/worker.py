@@ -248,7 +248,7 @@ class Worker:
                               # A backstop to the wall-clock timeout: more CPU than every core
                               # for the whole timeout can only mean the timeout failed.
                               cpu_s=math.ceil(version.timeout_s * CPUS) + 1),
-                python=python)
+                python=python, reuse_process=bool(version.reuse_process))
             execution = self.platform.executor.submit(
                 request, on_output=active.runlog.write, on_event=lambda event: self._on_event(active, event))
             active.execution = execution

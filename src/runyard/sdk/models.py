@@ -77,6 +77,8 @@ class _ToolConfig(RunyardModel):
     timeout_s: float | None = None
     memory_mb: int | None = None
     retries: int | None = None
+    #: Successive runs may share a process (module state persists between them).
+    reuse_process: bool | None = None
     created_at: datetime | None = None
 
 

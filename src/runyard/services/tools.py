@@ -26,8 +26,8 @@ from runyard.timeutil import rfc3339, utcnow
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 VERSIONED_FIELDS = ("entrypoint", "input_schema", "output_schema", "requirements", "required_secrets",
-                    "default_inputs", "timeout_s", "memory_mb", "retries")
-DEFAULTS: dict[str, Any] = {"timeout_s": 600.0, "memory_mb": 1024, "retries": 0}
+                    "default_inputs", "timeout_s", "memory_mb", "retries", "reuse_process")
+DEFAULTS: dict[str, Any] = {"timeout_s": 600.0, "memory_mb": 1024, "retries": 0, "reuse_process": False}
 # Infers {"input_schema", "description"} by importing the tool in a sandboxed child.
 SchemaInferrer = Callable[[Path, str, str, list[str]], dict[str, Any]]
 _REQ_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?\s*([<>=!~]=?.*)?$|^(/|\./|file:).+")
@@ -59,7 +59,7 @@ def _config(v: Any) -> dict[str, Any]:
         "entrypoint": entry, "input_schema": v["input_schema"], "output_schema": v["output_schema"],
         "requirements": v["requirements"], "required_secrets": v["required_secrets"],
         "default_inputs": v["default_inputs"], "timeout_s": v["timeout_s"], "memory_mb": v["memory_mb"],
-        "retries": v["retries"],
+        "retries": v["retries"], "reuse_process": v["reuse_process"],
     }
 
 
@@ -117,6 +117,8 @@ def _check_config(cfg: dict[str, Any]) -> dict[str, Any]:
         r = cfg["retries"]
         if not isinstance(r, int) or isinstance(r, bool) or not 0 <= r <= 10:
             raise ValidationFailed("retries must be an integer between 0 and 10", details={"field": "retries"})
+    if cfg.get("reuse_process") is not None and not isinstance(cfg["reuse_process"], bool):
+        raise ValidationFailed("reuse_process must be true or false", details={"field": "reuse_process"})
     return out
 
 
@@ -355,7 +357,8 @@ class ToolService:
             "input_schema": schema, "input_schema_inferred": inferred, "output_schema": cfg.get("output_schema"),
             "requirements": cfg.get("requirements") or [], "required_secrets": cfg.get("required_secrets") or [],
             "default_inputs": cfg.get("default_inputs") or {}, "timeout_s": cfg["timeout_s"],
-            "memory_mb": cfg["memory_mb"], "retries": cfg["retries"], "created_at": utcnow(),
+            "memory_mb": cfg["memory_mb"], "retries": cfg["retries"], "reuse_process": cfg["reuse_process"],
+            "created_at": utcnow(),
         }
 
     def _infer(self, version_id: str, source: ToolSource, requirements: list[str]) -> dict[str, Any]:

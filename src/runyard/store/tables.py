@@ -88,6 +88,8 @@ tool_versions = sa.Table(
     sa.Column("timeout_s", sa.Float, nullable=False),
     sa.Column("memory_mb", sa.Integer, nullable=False),
     sa.Column("retries", sa.Integer, nullable=False, default=0),
+    # Successive runs may share a process (module state persists between them).
+    sa.Column("reuse_process", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
     sa.Column("created_at", TS, nullable=False),
     sa.UniqueConstraint("tool_id", "version"),
 )

@@ -47,6 +47,7 @@ def _config(
     timeout_s: float | None,
     memory_mb: int | None,
     retries: int | None,
+    reuse_process: bool | None,
 ) -> dict[str, Any]:
     return compact(
         name=name,
@@ -61,6 +62,7 @@ def _config(
         timeout_s=timeout_s,
         memory_mb=memory_mb,
         retries=retries,
+        reuse_process=reuse_process,
     )
 
 
@@ -112,6 +114,7 @@ class Tools(SyncResource):
         timeout_s: float | None = None,
         memory_mb: int | None = None,
         retries: int | None = None,
+        reuse_process: bool | None = None,
         idempotency_key: str | None = None,
         timeout: Timeout = None,
     ) -> Tool:
@@ -124,6 +127,7 @@ class Tools(SyncResource):
             output_schema=output_schema, requirements=requirements, required_secrets=required_secrets,
             default_inputs=default_inputs, visibility=visibility, timeout_s=timeout_s, memory_mb=memory_mb,
             retries=retries,
+            reuse_process=reuse_process,
         )
         opts = _code_request(
             "POST", "/tools", code, config, creating=True, idempotency_key=idempotency_key, timeout=timeout
@@ -146,6 +150,7 @@ class Tools(SyncResource):
         timeout_s: float | None = None,
         memory_mb: int | None = None,
         retries: int | None = None,
+        reuse_process: bool | None = None,
         timeout: Timeout = None,
     ) -> Tool:
         """Change any subset of a tool; a code or config change makes a new version."""
@@ -154,6 +159,7 @@ class Tools(SyncResource):
             output_schema=output_schema, requirements=requirements, required_secrets=required_secrets,
             default_inputs=default_inputs, visibility=visibility, timeout_s=timeout_s, memory_mb=memory_mb,
             retries=retries,
+            reuse_process=reuse_process,
         )
         opts = _code_request(
             "PATCH", f"/tools/{seg(tool)}", code, config, creating=False, idempotency_key=None, timeout=timeout
@@ -233,6 +239,7 @@ class AsyncTools(AsyncResource):
         timeout_s: float | None = None,
         memory_mb: int | None = None,
         retries: int | None = None,
+        reuse_process: bool | None = None,
         idempotency_key: str | None = None,
         timeout: Timeout = None,
     ) -> Tool:
@@ -241,6 +248,7 @@ class AsyncTools(AsyncResource):
             output_schema=output_schema, requirements=requirements, required_secrets=required_secrets,
             default_inputs=default_inputs, visibility=visibility, timeout_s=timeout_s, memory_mb=memory_mb,
             retries=retries,
+            reuse_process=reuse_process,
         )
         opts = _code_request(
             "POST", "/tools", code, config, creating=True, idempotency_key=idempotency_key, timeout=timeout
@@ -263,6 +271,7 @@ class AsyncTools(AsyncResource):
         timeout_s: float | None = None,
         memory_mb: int | None = None,
         retries: int | None = None,
+        reuse_process: bool | None = None,
         timeout: Timeout = None,
     ) -> Tool:
         config = _config(
@@ -270,6 +279,7 @@ class AsyncTools(AsyncResource):
             output_schema=output_schema, requirements=requirements, required_secrets=required_secrets,
             default_inputs=default_inputs, visibility=visibility, timeout_s=timeout_s, memory_mb=memory_mb,
             retries=retries,
+            reuse_process=reuse_process,
         )
         opts = _code_request(
             "PATCH", f"/tools/{seg(tool)}", code, config, creating=False, idempotency_key=None, timeout=timeout
