@@ -182,7 +182,7 @@ class BenchServer:
 
     def cpu_seconds(self) -> dict[str, float]:
         """CPU used so far by the API/worker process, by the engine (the fork server with
-        every run's child it has reaped) and, on PostgreSQL, by the database server's
+        every run's child, reaped or alive) and, on PostgreSQL, by the database server's
         processes on this machine (all of them: backends, WAL writer...), from /proc."""
         tick = os.sysconf("SC_CLK_TCK")
 
@@ -190,18 +190,24 @@ class BenchServer:
             with open(f"/proc/{pid}/stat") as fh:
                 return [int(v) for v in fh.read().rpartition(")")[2].split()[11:15]]
 
-        server = fields(self.proc.pid)
-        engine = 0.0
-        try:
-            with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as fh:
-                kids = [int(p) for p in fh.read().split()]
-        except OSError:
-            kids = []
-        for pid in kids:
+        def children(pid: int) -> list[int]:
             try:
-                engine += sum(fields(pid)) / tick
+                with open(f"/proc/{pid}/task/{pid}/children") as fh:
+                    return [int(p) for p in fh.read().split()]
             except OSError:
-                continue
+                return []
+
+        def tree(pid: int) -> float:
+            """CPU of ``pid``, of its children it reaped, and of its live descendants
+            (a process kept for reuse runs many runs and is reaped only when it retires)."""
+            try:
+                total = sum(fields(pid)) / tick
+            except OSError:
+                return 0.0
+            return total + sum(tree(kid) for kid in children(pid))
+
+        server = fields(self.proc.pid)
+        engine = sum(tree(pid) for pid in children(self.proc.pid))
         out = {"server": (server[0] + server[1]) / tick, "engine": engine}
         if self.database_url:
             database = 0.0
