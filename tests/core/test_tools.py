@@ -89,6 +89,43 @@ def main(n: int, ratio: float, label: str, flag: bool, items: list[int], meta: d
     assert {"n", "mode", "ratio", "label"} <= fields
 
 
+COUNTER = """
+import os
+
+calls = 0
+
+def main(fail: bool = False) -> dict:
+    global calls
+    calls += 1
+    if fail:
+        raise ValueError("boom")
+    return {"pid": os.getpid(), "calls": calls}
+"""
+
+
+def test_reuse_process_shares_a_process_between_runs_of_a_version(api, unique):
+    name = f"counter-{unique}"
+    tool = deploy(api, name, COUNTER)
+    assert tool["reuse_process"] is False
+    fresh = [run(api, name, {})["output"] for _ in range(2)]
+    assert [r["calls"] for r in fresh] == [1, 1] and fresh[0]["pid"] != fresh[1]["pid"]
+
+    patched = api.patch(f"/tools/{name}", json={"reuse_process": True})
+    assert patched.status_code == 200 and patched.json()["version"] == 2 and patched.json()["reuse_process"] is True
+    reused = [run(api, name, {})["output"] for _ in range(3)]
+    assert [r["calls"] for r in reused] == [1, 2, 3] and len({r["pid"] for r in reused}) == 1
+    # A failed run retires its process; version 1 never shares one.
+    assert run(api, name, {"fail": True})["status"] == "failed"
+    assert run(api, name, {})["output"]["calls"] == 1
+    assert run(api, name, {}, version=1)["output"]["calls"] == 1
+    assert api.get(f"/tools/{name}/versions/1").json()["reuse_process"] is False
+
+    r = api.patch(f"/tools/{name}", json={"reuse_process": "yes"})
+    assert r.status_code == 400 and error_code(r) == "validation_error"
+    assert r.json()["error"]["details"]["field"] == "reuse_process"
+    assert api.get(f"/tools/{name}").json()["version"] == 2
+
+
 def test_deploy_rejections(api, unique):
     r = api.post("/tools", json={"name": f"bad-{unique}", "code": "def main(:\n  pass\n"})
     assert r.status_code == 400 and error_code(r) == "invalid_source"
