@@ -27,7 +27,7 @@ from _common import cow_fault_us  # noqa: E402
 TOOL = "def noop():\n    return None\n"
 
 
-def make_request(root: Path, i: int) -> ExecRequest:
+def make_request(root: Path, i: int, reuse: bool = False) -> ExecRequest:
     workdir = root / "runs" / f"r{i}"
     workdir.mkdir(parents=True)
     return ExecRequest(
@@ -40,14 +40,15 @@ def make_request(root: Path, i: int) -> ExecRequest:
         workdir=workdir,
         output_dir=workdir / "out",
         limits=Limits(timeout_s=30),
+        reuse_process=reuse,
     )
 
 
-def sequential(executor: Executor, root: Path, n: int, offset: int) -> dict[str, float]:
+def sequential(executor: Executor, root: Path, n: int, offset: int, reuse: bool = False) -> dict[str, float]:
     latencies = []
     t0 = time.perf_counter()
     for i in range(n):
-        req = make_request(root, offset + i)
+        req = make_request(root, offset + i, reuse)
         t = time.perf_counter()
         result = executor.submit(req).wait(30)
         latencies.append((time.perf_counter() - t) * 1000)
@@ -63,13 +64,14 @@ def sequential(executor: Executor, root: Path, n: int, offset: int) -> dict[str,
     }
 
 
-def concurrent(executor: Executor, root: Path, n: int, inflight: int, offset: int) -> dict[str, float]:
+def concurrent(executor: Executor, root: Path, n: int, inflight: int, offset: int,
+               reuse: bool = False) -> dict[str, float]:
     slots = threading.Semaphore(inflight)
     done = threading.Event()
     remaining = [n]
     lock = threading.Lock()
     failures = []
-    requests = [make_request(root, offset + i) for i in range(n)]
+    requests = [make_request(root, offset + i, reuse) for i in range(n)]
 
     def finished(result) -> None:
         if result.status != "succeeded":
@@ -117,6 +119,14 @@ def main() -> None:
                     concurrent(executor, root, args.runs, k, 100_000 * (j + 1))
                     for j, k in enumerate(args.inflight)
                 ],
+                # The tool deployed with reuse_process: its runs share a process.
+                "reused_process": {
+                    "sequential": sequential(executor, root, args.runs, 1_000_000, reuse=True),
+                    "concurrent": [
+                        concurrent(executor, root, args.runs, k, 2_000_000 + 100_000 * j, reuse=True)
+                        for j, k in enumerate(args.inflight)
+                    ],
+                },
             }
         finally:
             executor.close()
