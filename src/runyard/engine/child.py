@@ -260,6 +260,10 @@ def _flush_output() -> None:
                     ref.flush()
             except BaseException:  # noqa: BLE001
                 pass
+    _flush_stdio()
+
+
+def _flush_stdio() -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
@@ -415,11 +419,7 @@ def _wind_down() -> None:
             sys.modules["logging"].shutdown()
         except BaseException:  # noqa: BLE001
             pass
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except BaseException:  # noqa: BLE001
-            pass
+    _flush_stdio()
 
 
 def _cpu_seconds() -> float:
