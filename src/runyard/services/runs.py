@@ -428,15 +428,20 @@ class RunService:
         params = {"lim": limit, "worker": worker_id, "now": now, "lease_until": now + timedelta(seconds=lease_s)}
         if self.db.is_postgres:  # one statement, its own transaction: one round trip
             return claim.execute_alone_all(self.db.engine, params)
-        with self.db.write() as conn:  # SQLite: BEGIN IMMEDIATE, so claims queue on the write lock
-            return claim.execute_all(conn, params)
+        # SQLite: in the group commit, with the inserts and ends queued beside it (one
+        # commit instead of one more per claim; the writer lock serialises claims).
+        return self.commits.run(lambda conn: claim.execute_all(conn, params))
 
     def _claim_statement(self) -> tuple[Any, Any]:
         pick = (sa.select(runs.c.id).where(runs.c.status == QUEUED)
                 .order_by(runs.c.queued_at, runs.c.id).limit(sa.bindparam("lim", type_=sa.Integer)))
         if self.db.is_postgres:
             pick = pick.with_for_update(skip_locked=True)
-        statement = (runs.update().where(runs.c.id.in_(pick.scalar_subquery()), runs.c.status == QUEUED)
+        picked = runs.c.id.in_(pick.scalar_subquery())
+        # PostgreSQL re-checks the status of the rows it locked. SQLite's writer lock makes
+        # the pick final, and a status test there would have it walk every queued row
+        # (through the status index) instead of fetching the picked ids by key.
+        statement = (runs.update().where(*((picked, runs.c.status == QUEUED) if self.db.is_postgres else (picked,)))
                      .values(status=RUNNING, worker_id=sa.bindparam("worker", type_=runs.c.worker_id.type),
                              started_at=sa.bindparam("now", type_=runs.c.started_at.type),
                              lease_expires_at=sa.bindparam("lease_until", type_=runs.c.lease_expires_at.type))
