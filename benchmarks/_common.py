@@ -126,6 +126,14 @@ async def lean_post_many(host: str, port: int, headers: dict[str, str], path: st
     return replies
 
 
+def _parent(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return int(fh.read().rpartition(")")[2].split()[1])
+    except OSError:
+        return None
+
+
 def _pids_named(name: str) -> list[int]:
     pids = []
     for entry in os.listdir("/proc"):
@@ -183,7 +191,7 @@ class BenchServer:
     def cpu_seconds(self) -> dict[str, float]:
         """CPU used so far by the API/worker process, by the engine (the fork server with
         every run's child, reaped or alive) and, on PostgreSQL, by the database server's
-        processes on this machine (all of them: backends, WAL writer...), from /proc."""
+        processes on this machine (all of them: backends, WAL writer..., reaped or alive), from /proc."""
         tick = os.sysconf("SC_CLK_TCK")
 
         def fields(pid: int) -> list[int]:
@@ -210,12 +218,10 @@ class BenchServer:
         engine = sum(tree(pid) for pid in children(self.proc.pid))
         out = {"server": (server[0] + server[1]) / tick, "engine": engine}
         if self.database_url:
-            database = 0.0
-            for pid in _pids_named("postgres"):
-                try:
-                    database += sum(fields(pid)[:2]) / tick  # its own CPU; backends fork no children
-                except OSError:
-                    continue  # a backend that just ended (its CPU is lost to the figure)
+            # From the postmaster down: the backends it reaped count too (a connection
+            # that closed between two readings would otherwise take its CPU with it).
+            postgres = set(_pids_named("postgres"))
+            database = sum(tree(pid) for pid in postgres if _parent(pid) not in postgres)
             out["database"] = database
         return out
 

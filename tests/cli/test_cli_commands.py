@@ -56,18 +56,22 @@ def test_deploy_table_and_json(cli: Invoke, tmp_path: Path, unique: str) -> None
     assert r.stdout == ""  # table mode talks on stderr for deploy
     assert f"adder_{unique}" in r.stderr and "version 1" in r.stderr
     r = cli("deploy", str(f), "--name", f"adder2-{unique}", "--public", "--timeout-s", "20", "--secret", "SEC_A",
-            "--secret", "SEC_B", "--entrypoint", "main", "--memory-mb", "256", "--retries", "1", "--json")
+            "--secret", "SEC_B", "--entrypoint", "main", "--memory-mb", "256", "--retries", "1", "--reuse-process", "--json")
     assert r.exit_code == 0, r.output
     tool = as_json(r)
     assert tool["name"] == f"adder2-{unique}" and tool["visibility"] == "public" and tool["timeout_s"] == 20
     assert tool["required_secrets"] == ["SEC_A", "SEC_B"]
     assert (tool["memory_mb"], tool["retries"], tool["entrypoint"]) == (256, 1, "main")
+    assert tool["reuse_process"] is True
     # A run of a tool whose declared secret is missing is refused, naming it.
     r = cli("run", f"adder2-{unique}", "-i", "a=1")
     assert r.exit_code == 1 and "SEC_A" in r.stderr
     # Deploying changed code under the same name publishes version 2.
     f.write_text(ADD.replace("a + b", "b + a"))
-    assert as_json(cli("deploy", str(f), "--name", f"adder2-{unique}", "--json"))["version"] == 2
+    again = as_json(cli("deploy", str(f), "--name", f"adder2-{unique}", "--json"))
+    assert again["version"] == 2 and again["reuse_process"] is True  # unchanged settings carry over
+    fresh = as_json(cli("deploy", str(f), "--name", f"adder2-{unique}", "--fresh-process", "--json"))
+    assert fresh["version"] == 3 and fresh["reuse_process"] is False
 
 
 def test_tools_commands(cli: Invoke, tmp_path: Path, unique: str) -> None:
