@@ -95,6 +95,9 @@ def test_deploy_kinds_and_tool_reads(client: Client, unique: str, tmp_path: Path
     assert v1.version == 1 and v1.code_sha256
     assert client.tools.run(by_name.name, {"a": 1, "b": 1}).output == 102
     assert client.tools.run(by_name.name, {"a": 1, "b": 1}, version=1).output == 2
+    reused = client.tools.update(by_name.name, reuse_process=True)
+    assert reused.version == 3 and reused.reuse_process is True and v1.reuse_process is False
+    assert client.tools.run(by_name.name, {"a": 1, "b": 1}).output == 102
 
     # list with search finds it; delete hides it.
     found = [x.name for x in client.tools.list(search=unique)]
