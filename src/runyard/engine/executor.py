@@ -101,10 +101,11 @@ EventCallback = Callable[[dict[str, Any]], None]
 def child_env(req: ExecRequest) -> dict[str, str]:
     """The run's complete environment: nothing from the server's own environment."""
     path = BASE_PATH if req.python is None else f"{Path(req.python).parent}:{BASE_PATH}"
+    workdir = str(req.workdir)
     env = {
         "PATH": path,
-        "HOME": str(req.workdir),
-        "TMPDIR": str(Path(req.workdir) / ".tmp"),
+        "HOME": workdir,
+        "TMPDIR": os.path.join(workdir, ".tmp"),
         "LANG": "C.UTF-8",
         "PYTHONUNBUFFERED": "1",
     }
@@ -112,7 +113,7 @@ def child_env(req: ExecRequest) -> dict[str, str]:
     env.update(
         RUNYARD_RUN_ID=req.run_id,
         RUNYARD_OUTPUT_DIR=str(req.output_dir),
-        RUNYARD_WORKDIR=str(req.workdir),
+        RUNYARD_WORKDIR=workdir,
     )
     return env
 

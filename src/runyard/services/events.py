@@ -18,6 +18,30 @@ log = logging.getLogger(__name__)
 Callback = Callable[[str, Any], None]
 
 
+class Deferred:
+    """A payload built only when read: by a subscriber, or later through ``recent``.
+
+    Most runs end with nobody waiting on them; their end's payload (the whole run as
+    the API shows it) need not be built then.
+    """
+
+    __slots__ = ("_build", "_value", "_built")
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build = build
+        self._value: Any = None
+        self._built = False
+
+    def get(self) -> Any:
+        if not self._built:  # two readers at once may both build it: the same value
+            self._value, self._built = self._build(), True
+        return self._value
+
+
+def _value(payload: Any) -> Any:
+    return payload.get() if isinstance(payload, Deferred) else payload
+
+
 class EventHub:
     def __init__(self, remember: int = 64) -> None:
         self._subs: dict[str, set[Callback]] = defaultdict(set)
@@ -43,18 +67,22 @@ class EventHub:
         return unsubscribe
 
     def publish(self, topic: str, payload: Any = None, *, remote: bool = True, remote_payload: Any = None) -> None:
-        """Deliver locally; bridged nodes get ``remote_payload`` (when given) — keep it small."""
+        """Deliver locally; bridged nodes get ``remote_payload`` (when given) — keep it small.
+
+        ``payload`` may be a ``Deferred``: subscribers and ``recent`` get what it builds.
+        """
         self.deliver(topic, payload)
         if remote and self.bridge is not None:
             try:
-                self.bridge(topic, payload if remote_payload is None else remote_payload)
+                self.bridge(topic, _value(payload) if remote_payload is None else remote_payload)
             except Exception:  # a lost notification only delays: every waiter also polls
                 log.exception("event bridge failed for %s", topic)
 
     def recent(self, topic: str) -> Any:
         """The last payload published on ``topic`` lately (None if none is remembered)."""
         with self._lock:
-            return self._recent.get(topic)
+            payload = self._recent.get(topic)
+        return _value(payload)
 
     def deliver(self, topic: str, payload: Any) -> None:
         with self._lock:
@@ -63,6 +91,8 @@ class EventHub:
                 self._recent[topic] = payload
                 if len(self._recent) > self._remember:
                     self._recent.popitem(last=False)
+        if callbacks:
+            payload = _value(payload)
         for callback in callbacks:
             try:
                 callback(topic, payload)

@@ -20,7 +20,7 @@ from jsonschema import Draft202012Validator
 from runyard.ids import new_id
 from runyard.services.access import Principal
 from runyard.services.errors import Conflict, DomainError, NotFound, ValidationFailed
-from runyard.services.events import EventHub
+from runyard.services.events import Deferred, EventHub
 from runyard.services.pagination import Page, paginate
 from runyard.services.secrets import SecretService
 from runyard.services.tools import ToolService
@@ -490,7 +490,8 @@ class RunService:
             self.hub.publish("run.queued", run.id)
             return QUEUED
         # Waiters on this node get the finished run itself and need not read it back.
-        self.hub.publish(f"run.done:{run.id}", {"status": status, "run": run_view(final, expand_inputs=True)},
+        self.hub.publish(f"run.done:{run.id}",
+                         Deferred(lambda: {"status": status, "run": run_view(final, expand_inputs=True)}),
                          remote_payload={"status": status})
         return status
 

@@ -130,7 +130,7 @@ class ToolService:
         self.infer = infer
         self._versions: dict[tuple[str, int], Any] = {}
         self._recent_tools: dict[tuple[str, str], Any] = {}  # (workspace, ref) -> tool row, see resolve_recent
-        self._materialised: set[str] = set()  # version ids laid out in code_cache
+        self._materialised: dict[str, Path] = {}  # version id -> its dir laid out in code_cache
         self._layout_lock = threading.Lock()
 
     # -- reading ---------------------------------------------------------------------------
@@ -370,9 +370,10 @@ class ToolService:
 
     def source_dir(self, version: Any) -> Path:
         """The version's source laid out for import, cached per version on this node."""
+        laid_out = self._materialised.get(version.id)
+        if laid_out is not None:
+            return laid_out
         target = self.code_cache / version.id
-        if version.id in self._materialised:
-            return target
         # The first runs of a new version often start together: one thread lays it out.
         with self._layout_lock:
             if version.id not in self._materialised:
@@ -380,7 +381,7 @@ class ToolService:
                     self.code_cache.mkdir(parents=True, exist_ok=True)
                     materialise(version.source_kind, version.source_name,
                                 self.blobs.get_bytes(version.code_blob), target)
-                self._materialised.add(version.id)
+                self._materialised[version.id] = target
         return target
 
 

@@ -33,24 +33,28 @@ class Prepared:
         # (one round trip instead of two to four). SQLite connections are in autocommit
         # already (see store/db.py).
         self._autocommit = dialect.name == "postgresql"
-        self._order: list[str] | None = list(compiled.positiontup or []) if compiled.positional else None
-        self._defaults = {name: bind.effective_value for name, bind in compiled.binds.items()
-                          if bind.callable is None and bind.value is not None}
-        self._bind: dict[str, _Processor] = {
+        self._positional = bool(compiled.positional)
+        defaults = {name: bind.effective_value for name, bind in compiled.binds.items()
+                    if bind.callable is None and bind.value is not None}
+        processors: dict[str, _Processor] = {
             name: bind.type.dialect_impl(dialect).bind_processor(dialect) for name, bind in compiled.binds.items()}
+        # (name, default, processor) in the order the driver takes them (qmark: positions).
+        names = list(compiled.positiontup or []) if self._positional else list(compiled.binds)
+        self._steps = [(name, defaults.get(name), processors[name]) for name in names]
+        self._names = names
         self._keys = [c.key for c in result_columns]
         self._result: list[_Processor] = [c.type.dialect_impl(dialect).result_processor(dialect, None)
                                           for c in result_columns]
 
     def params(self, values: Mapping[str, Any]) -> Any:
-        merged = {**self._defaults, **values}
-        out = {}
-        for name, proc in self._bind.items():
-            value = merged.get(name)  # processors see None too (JSON stores it as 'null')
-            out[name] = proc(value) if proc is not None else value
-        if self._order is None:
-            return out
-        return tuple(out[name] for name in self._order)
+        # A value given (even None) wins over the statement's default; processors see
+        # None too (JSON stores it as 'null').
+        get = values.get
+        converted = [proc(get(name, default)) if proc is not None else get(name, default)
+                     for name, default, proc in self._steps]
+        if self._positional:
+            return converted
+        return dict(zip(self._names, converted, strict=True))
 
     def row(self, raw: Sequence[Any]) -> RowView:
         return RowView({key: proc(value) if proc is not None else value
