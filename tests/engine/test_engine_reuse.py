@@ -110,6 +110,37 @@ def test_a_process_retires_after_a_failure_or_when_a_run_leaves_something_runnin
         assert _gone(result.output["spawned"])  # the retired process's group went with it
 
 
+def test_a_pending_timer_or_hoarded_files_retire_the_process(
+    executor: Executor, make_request: MakeRequest, tmp_path: Path
+) -> None:
+    first = make_request("""
+        import os, signal, sys
+        kept = []
+
+        def main(alarm: bool = False, files: int = 0, swap: bool = False):
+            if alarm:
+                signal.alarm(30)
+            kept.extend(open(os.devnull) for _ in range(files))
+            if swap:
+                sys.stdout = open(os.devnull, "w")
+            print("said")
+            return os.getpid()
+    """, limits=Limits(timeout_s=20, max_open_files=64))
+    first.reuse_process = True
+    pid = _ok(executor.submit(first).wait(20))
+    # A run that swapped sys.stdout does not take the next run's output with it.
+    assert executor.submit(_again(first, 1, tmp_path, inputs={"swap": True})).wait(20).output == pid
+    said: list[bytes] = []
+    assert executor.submit(_again(first, 2, tmp_path, inputs={}), on_output=said.append).wait(20).output == pid
+    assert b"said" in b"".join(said)
+    assert executor.submit(_again(first, 3, tmp_path, inputs={"alarm": True})).wait(20).output == pid
+    after_alarm = executor.submit(_again(first, 4, tmp_path, inputs={})).wait(20).output
+    assert after_alarm != pid
+    assert executor.submit(_again(first, 5, tmp_path, inputs={"files": 10})).wait(20).output == after_alarm
+    assert executor.submit(_again(first, 6, tmp_path, inputs={"files": 30})).wait(20).output == after_alarm
+    assert executor.submit(_again(first, 7, tmp_path, inputs={})).wait(20).output != after_alarm
+
+
 def test_a_daemonised_grandchild_keeps_the_process_from_being_reused(
     executor: Executor, make_request: MakeRequest, tmp_path: Path
 ) -> None:

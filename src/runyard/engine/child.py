@@ -217,6 +217,7 @@ def _begin_reused_run() -> None:
     global _subreaper
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__  # in case a run replaced them
     try:  # the peak RSS reported for this run is this run's (Linux >= 4.0)
         with open("/proc/self/clear_refs", "w") as fh:
             fh.write("5")
@@ -234,12 +235,18 @@ def _begin_reused_run() -> None:
 
 
 def _left_nothing_running() -> bool:
-    """The run left no thread and no process behind, and this process may take more runs."""
+    """The run left no thread, process or timer behind, and this process may take more runs
+    (fewer than ``REUSE_MAX_RUNS`` behind it, less than half its open-files limit in use)."""
     if not _subreaper or _reused_runs + 1 >= REUSE_MAX_RUNS:
         return False
+    timers = (signal.ITIMER_REAL, signal.ITIMER_VIRTUAL, signal.ITIMER_PROF)
+    if signal.alarm(0) or any(signal.getitimer(timer)[0] for timer in timers):
+        return False  # it would go off during a later run
     try:
         if len(os.listdir("/proc/self/task")) != 1:
             return False
+        if len(os.listdir("/proc/self/fd")) > resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 2:
+            return False  # files the runs keep opening: a process that takes more would run out
     except OSError:
         return False
     while True:
