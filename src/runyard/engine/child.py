@@ -23,6 +23,7 @@ process exits with 0 on success, 1 on failure, or the code the tool passed to
 
 from __future__ import annotations
 
+import _signal
 import enum
 import importlib
 import io
@@ -104,12 +105,21 @@ def prepare(spec: Mapping[str, Any]) -> None:
     if tmpdir:
         _mkdir(tmpdir)
     os.chdir(workdir)
-    # os.environ.clear() unsets at the C level too, so libraries calling getenv() see
-    # exactly the run's environment and nothing of the server's.
-    os.environ.clear()
-    os.environ.update(env)
+    _set_environ(env)
     _mkdir(spec["output_dir"])
     apply_limits(spec.get("limits") or {}, reused=bool(spec.get("reuse")))
+
+
+def _set_environ(env: Mapping[str, str]) -> None:
+    """Make ``os.environ`` exactly ``env``, at the C level too (``unsetenv``/``putenv``),
+    so libraries calling getenv() see the run's environment and nothing else. Only what
+    differs is changed: a reused process mostly gets the environment it had."""
+    environ = os.environ
+    for name in [name for name in environ if name not in env]:
+        del environ[name]
+    for name, value in env.items():
+        if environ.get(name) != value:
+            environ[name] = value
 
 
 def _mkdir(path: str) -> None:
@@ -215,12 +225,16 @@ _subreaper = False
 def _begin_reused_run() -> None:
     """Per-run resets of a process that may be reused: signals, peak RSS, descendants' reaper."""
     global _subreaper
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # The C module's calls: the signal module wraps each in enum conversions.
+    _signal.signal(signal.SIGINT, signal.default_int_handler)
+    _signal.signal(signal.SIGTERM, _signal.SIG_DFL)
     sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__  # in case a run replaced them
     try:  # the peak RSS reported for this run is this run's (Linux >= 4.0)
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
+        fd = os.open("/proc/self/clear_refs", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, b"5")
+        finally:
+            os.close(fd)
     except OSError:
         pass
     if not _subreaper:
