@@ -150,9 +150,8 @@ def run_once(spec: Mapping[str, Any], events_fd: int, *, forked: bool, reusable:
     """Run the tool once and report the result; returns only if this process takes another run.
 
     With ``reusable`` (the tool allows it: ``reuse_process``) the process stays for the
-    next run of the same version when this one succeeded and left nothing running: no
-    thread but the main one, no child process (it is the subreaper of its descendants,
-    so none can escape by daemonising), fewer than ``REUSE_MAX_RUNS`` runs behind it.
+    next run of the same version when this one succeeded and left nothing running (see
+    ``_left_nothing_running``: threads, processes, timers, hoarded files, run count).
     The result says so (``"reuse": true``) so the engine knows to send it the next run.
     """
     sys.dont_write_bytecode = True  # source dirs may be shared or read-only
