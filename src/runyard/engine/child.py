@@ -442,18 +442,18 @@ def _wind_down() -> None:
     _flush_stdio()
 
 
-def _cpu_seconds() -> float:
-    me = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+def _rusage() -> tuple[Any, Any]:
+    return resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+
+
+def _cpu_seconds(usages: tuple[Any, Any] | None = None) -> float:
+    return sum(u.ru_utime + u.ru_stime for u in usages or _rusage())
 
 
 def _usage(cpu_before: float = 0.0) -> dict[str, float]:
     """This process's CPU since ``cpu_before`` (the run's, in a reused process) and peak RSS."""
-    me = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
-    return {"cpu_s": max(0.0, cpu - cpu_before), "maxrss_kb": max(me.ru_maxrss, kids.ru_maxrss)}
+    me, kids = usages = _rusage()
+    return {"cpu_s": max(0.0, _cpu_seconds(usages) - cpu_before), "maxrss_kb": max(me.ru_maxrss, kids.ru_maxrss)}
 
 
 _memory_reserve: bytearray | None = None  # made ahead by rehearse()

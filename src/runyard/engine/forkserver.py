@@ -137,7 +137,7 @@ class Server:
     def read_requests(self) -> None:
         while True:
             try:
-                data, fds = recv_with_fds(self.sock, socket.MSG_DONTWAIT | socket.MSG_CMSG_CLOEXEC)
+                data, fds = runtime.recv_with_fds(self.sock, socket.MSG_DONTWAIT | socket.MSG_CMSG_CLOEXEC)
             except BlockingIOError:
                 return
             except OSError:
@@ -236,9 +236,6 @@ class Server:
         os._exit(0)
 
 
-recv_with_fds = runtime.recv_with_fds
-
-
 def _killpg(pid: int) -> None:
     try:
         os.killpg(pid, signal.SIGKILL)
@@ -269,7 +266,7 @@ def spare_main(sock: socket.socket) -> NoReturn:
             runtime.rehearse()
         except Exception:  # noqa: BLE001 - only an optimisation: the run does the real thing
             pass
-        message, fds = recv_with_fds(sock, socket.MSG_CMSG_CLOEXEC)
+        message, fds = runtime.recv_with_fds(sock, socket.MSG_CMSG_CLOEXEC)
     except BaseException:  # noqa: BLE001 - nothing to report to: no run was handed over
         os._exit(0)
     if not fds:
@@ -292,9 +289,9 @@ def start_child(message: bytes, fds: list[int], *, sock: socket.socket | None, i
         os.dup2(devnull, 0)
         os.close(devnull)
         spec, events_fd, raw_request = runtime.take_request(message, fds)
-        reused = sock is not None and bool(spec.get("reuse"))
-        if sock is not None and not reused:
-            sock.close()
+        if sock is not None and not spec.get("reuse"):
+            sock.close()  # one run only: the socket brings nothing more
+            sock = None
         python = spec.get("python")
         runtime.prepare(spec)
         if python:
@@ -308,11 +305,11 @@ def start_child(message: bytes, fds: list[int], *, sock: socket.socket | None, i
                 signal.signal(sig, signal.SIG_DFL)
             argv = [python, "-I", "-u", runtime.__file__]
             argv += ["--events-fd", str(events_fd), "--request-fd", str(request_fd)]
-            if reused and sock is not None:
+            if sock is not None:
                 os.set_inheritable(sock.fileno(), True)
                 argv += ["--socket-fd", str(sock.fileno())]
             os.execve(python, argv, spec["env"])
-        if reused and sock is not None:
+        if sock is not None:
             runtime.serve_reused(spec, events_fd, sock.detach(), forked=True)
         runtime.run(spec, events_fd, forked=True)
     except BaseException as exc:  # noqa: BLE001 - report any setup failure as the run's result

@@ -437,11 +437,13 @@ class RunService:
                 .order_by(runs.c.queued_at, runs.c.id).limit(sa.bindparam("lim", type_=sa.Integer)))
         if self.db.is_postgres:
             pick = pick.with_for_update(skip_locked=True)
-        picked = runs.c.id.in_(pick.scalar_subquery())
+        statement = runs.update().where(runs.c.id.in_(pick.scalar_subquery()))
         # PostgreSQL re-checks the status of the rows it locked. SQLite's writer lock makes
         # the pick final, and a status test there would have it walk every queued row
         # (through the status index) instead of fetching the picked ids by key.
-        statement = (runs.update().where(*((picked, runs.c.status == QUEUED) if self.db.is_postgres else (picked,)))
+        if self.db.is_postgres:
+            statement = statement.where(runs.c.status == QUEUED)
+        statement = (statement
                      .values(status=RUNNING, worker_id=sa.bindparam("worker", type_=runs.c.worker_id.type),
                              started_at=sa.bindparam("now", type_=runs.c.started_at.type),
                              lease_expires_at=sa.bindparam("lease_until", type_=runs.c.lease_expires_at.type))
