@@ -25,14 +25,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import cow_fault_us  # noqa: E402
 
 TOOL = "def noop():\n    return None\n"
+# A tool importing a library: what preloaded imports are for (httpx is one of runyard's own dependencies).
+IMPORTING_TOOL = "import httpx\n\n\ndef noop():\n    return httpx.__version__\n"
 
 
-def make_request(root: Path, i: int, reuse: bool = False) -> ExecRequest:
+def make_request(root: Path, i: int, reuse: bool = False, source: str = "src") -> ExecRequest:
     workdir = root / "runs" / f"r{i}"
     workdir.mkdir(parents=True)
     return ExecRequest(
         run_id=f"run_{i}",
-        source_dir=root / "src",
+        source_dir=root / source,
         module="tool",
         entrypoint="noop",
         inputs={},
@@ -44,11 +46,12 @@ def make_request(root: Path, i: int, reuse: bool = False) -> ExecRequest:
     )
 
 
-def sequential(executor: Executor, root: Path, n: int, offset: int, reuse: bool = False) -> dict[str, float]:
+def sequential(executor: Executor, root: Path, n: int, offset: int, reuse: bool = False,
+               source: str = "src") -> dict[str, float]:
     latencies = []
     t0 = time.perf_counter()
     for i in range(n):
-        req = make_request(root, offset + i, reuse)
+        req = make_request(root, offset + i, reuse, source)
         t = time.perf_counter()
         result = executor.submit(req).wait(30)
         latencies.append((time.perf_counter() - t) * 1000)
@@ -92,6 +95,30 @@ def concurrent(executor: Executor, root: Path, n: int, inflight: int, offset: in
     return {"runs": n, "inflight": inflight, "runs_per_s": round(n / total, 1), "seconds": round(total, 3)}
 
 
+def preloaded_imports(root: Path, runs: int) -> dict[str, object]:
+    """A tool importing httpx: its first run, then its runs once the executor has learned
+    its imports and a fork server preloads them; the same runs with preloading off."""
+    (root / "importing").mkdir()
+    (root / "importing" / "tool.py").write_text(IMPORTING_TOOL)
+    report: dict[str, object] = {"tool": "import httpx"}
+    for label, servers in (("preloaded", 1), ("not_preloaded", 0)):
+        executor = Executor(root / f"data-{label}", preload_servers=servers)
+        executor.start()
+        try:
+            offset = 3_000_000 + 100_000 * servers
+            first = sequential(executor, root, 1, offset, source="importing")["p50_ms"]
+            deadline = time.monotonic() + 30
+            while servers and not executor.preloads.servers() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            later = sequential(executor, root, runs, offset + 1, source="importing")
+            report[label] = {"first_run_ms": first, "later_runs": later}
+        finally:
+            executor.close()
+    report["later_p50_ratio_not_preloaded_over_preloaded"] = round(
+        report["not_preloaded"]["later_runs"]["p50_ms"] / report["preloaded"]["later_runs"]["p50_ms"], 1)  # type: ignore[index]
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=2000)
@@ -120,6 +147,7 @@ def main() -> None:
                     for j, k in enumerate(args.inflight)
                 ],
                 # The tool deployed with reuse_process: its runs share a process.
+                "preloaded_imports": preloaded_imports(root, min(args.runs, 100)),
                 "reused_process": {
                     "sequential": sequential(executor, root, args.runs, 1_000_000, reuse=True),
                     "concurrent": [

@@ -27,6 +27,8 @@ class Settings:
     lease_s: float = field(default_factory=lambda: float(os.environ.get("RUNYARD_LEASE_S", "15")))
     heartbeat_s: float = field(default_factory=lambda: float(os.environ.get("RUNYARD_HEARTBEAT_S", "3")))
     uv_offline: bool = field(default_factory=lambda: os.environ.get("RUNYARD_UV_OFFLINE") == "1")
+    # Fork servers preloading what tools import (learned from their runs); 0 = none.
+    preload_servers: int = field(default_factory=lambda: _env_int("RUNYARD_PRELOAD_SERVERS", 4))
     # Generated synthetic rows per hour per workspace; 0 = unlimited (embedded default).
     synth_rows_per_hour: int = field(default_factory=lambda: _env_int("RUNYARD_SYNTH_ROWS_PER_HOUR", 0))
     # API requests per minute per workspace; 0 = unlimited.

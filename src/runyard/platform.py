@@ -87,7 +87,8 @@ class Platform:
         if self._executor is None:
             from runyard.engine.executor import REUSE_LIMIT, Executor
             self._executor = Executor(self.settings.data_dir, uv_offline=self.settings.uv_offline,
-                                      reuse_limit=max(REUSE_LIMIT, self.settings.worker_slots))
+                                      reuse_limit=max(REUSE_LIMIT, self.settings.worker_slots),
+                                      preload_servers=self.settings.preload_servers)
             self._executor.start()
         return self._executor
 

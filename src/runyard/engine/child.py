@@ -193,6 +193,8 @@ def run_once(spec: Mapping[str, Any], events_fd: int, *, forked: bool, reusable:
     result["dirs_removed"] = remove_later or _remove_empty(dirs)
     result["usage"] = _usage(cpu_before)
     result["reuse"] = reuse
+    if forked and (modules := imported_modules(spec)):
+        result["modules"] = modules
     try:
         line = json.dumps(result, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
     except Exception as exc:  # noqa: BLE001 - e.g. unencodable surrogates in a message
@@ -213,11 +215,50 @@ def run_once(spec: Mapping[str, Any], events_fd: int, *, forked: bool, reusable:
         os._exit(exit_code)
     global _memory_reserve, _reused_runs
     _reused_runs += 1
+    if "modules" in result:
+        mark_base_modules()  # reported once: the next runs report only what is new again
     _memory_reserve = bytearray(256 * 1024)  # for the next run, made now rather than on its path
 
 
 REUSE_MAX_RUNS = 1000  # a reused process retires after this many runs (leaks stay bounded)
 _reused_runs = 0
+# What the process held when it was ready for a run (set by the fork server after its
+# preload, and by a spare after its rehearsal): a run reports what it imported beyond it.
+_base_modules: frozenset[str] | None = None
+_NOT_PRELOADED = ("_runyard_engine_", "runyard", "__main__")
+REPORTED_MODULES_MAX = 1500  # enough for a large library; the report stays one socket packet
+
+
+def mark_base_modules() -> None:
+    global _base_modules
+    _base_modules = frozenset(sys.modules)
+
+
+def imported_modules(spec: Mapping[str, Any]) -> list[str]:
+    """The modules this run imported from outside the tool's own source, in import order.
+
+    The engine preloads them in a fork server of their own, so later runs of the tool
+    start with them imported (see ``engine/preloads.py``). The tool's own modules never
+    go there: only what a fork server could import without the tool's source.
+    """
+    base = _base_modules
+    if base is None or len(sys.modules) <= len(base):
+        return []  # the common case costs a length check
+    source_dir = os.path.join(str(spec.get("source_dir") or "/nonexistent"), "")
+    tool = str(spec.get("module") or "").partition(".")[0]
+    names: list[str] = []
+    for name, module in list(sys.modules.items()):
+        if name in base or name.startswith(_NOT_PRELOADED) or "__main__" in name.split("."):
+            continue  # the runtime's own, and a package's __main__ (importing it runs the program)
+        if name.partition(".")[0] == tool or getattr(module, "__spec__", None) is None:
+            continue  # the tool itself, or a module made at run time (not importable by name)
+        path = getattr(module, "__file__", None)
+        if isinstance(path, str) and path.startswith(source_dir):
+            continue  # part of the tool's source
+        names.append(name)
+        if len(names) >= REPORTED_MODULES_MAX:
+            break
+    return names
 _subreaper = False
 
 
@@ -497,6 +538,8 @@ def rehearse() -> None:
         sys.modules.pop(spec["module"], None)
     result = {"type": "result", "status": "succeeded", "output": output, "exit_code": 0, "usage": _usage()}
     json.dumps(result, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
+    imported_modules(spec)
+    mark_base_modules()  # what the rehearsal imported is not the run's to report
 
 
 def fresh_stdio() -> None:

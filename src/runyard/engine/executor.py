@@ -4,7 +4,9 @@
 (``forkserver.py``), forked and rehearsed ahead of demand, whose socket the server passed
 here; without a spare, it asks the server to fork one for the run. The child runs
 ``child.py``; with ``ExecRequest.python`` set, it execs the tool's virtualenv interpreter
-instead, under the same isolation. The executor creates the child's pipes itself and
+instead, under the same isolation. A run of a tool whose imports were learned from its
+earlier runs goes to a fork server that preloaded them, when one is ready
+(``preloads.py``). The executor creates the child's pipes itself and
 passes them with the request (SCM_RIGHTS), so the output, events and result flow
 straight here, into a single I/O thread
 (``ioloop.py``) shared by all runs. A run ends when the child has reported its result
@@ -41,6 +43,7 @@ from typing import Any, Literal
 from runyard.engine.child import recv_with_fds, reuse_key
 from runyard.engine.environments import EnvironmentManager
 from runyard.engine.ioloop import IOLoop, Timer
+from runyard.engine.preloads import PreloadProfiles
 from runyard.engine.reuse import ReusePool
 
 log = logging.getLogger(__name__)
@@ -52,6 +55,8 @@ DRAIN_GRACE_S = 0.5  # after exit, how long an escaped grandchild may keep the o
 SERVER_START_TIMEOUT_S = 60.0
 REUSE_IDLE_S = 60.0  # a reusable process idle this long retires
 REUSE_LIMIT = 16  # at most this many reusable processes wait for runs (the least recently used retire)
+PRELOAD_SERVERS = 4  # fork servers preloading what tools import (see preloads.py)
+PRELOAD_IDLE_S = 600.0  # such a server unused this long stops
 _READ_SIZE = 1 << 16
 INLINE_REQUEST_MAX = 60 * 1024  # larger requests travel as a memfd, not in the socket packet
 BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -152,6 +157,7 @@ class Execution:
         # Set when the run's process may take the next run: called with whether it may.
         self._release: Callable[[bool], None] | None = None
         self._reuse_key: Any = None
+        self._learn: Callable[[Any], None] | None = None  # gets the modules the run imported
 
     # ------------------------------------------------------------------ public
 
@@ -282,6 +288,8 @@ class Execution:
             return
         if event.get("type") == "result":
             self._reported = event
+            if self._learn is not None and "modules" in event:
+                self._learn(event["modules"])
         elif self._on_event is not None:
             try:
                 self._on_event(event)
@@ -410,7 +418,7 @@ class Execution:
 class _ForkServer:
     """One fork server process and its control socket."""
 
-    def __init__(self, data_dir: Path, reuse_limit: int) -> None:
+    def __init__(self, data_dir: Path, reuse_limit: int, preload: tuple[str, ...] = ()) -> None:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         src_root = str(Path(__file__).resolve().parents[2])  # the dir holding the runyard package
         env = {"PATH": BASE_PATH, "LANG": "C.UTF-8", "PYTHONPATH": src_root}
@@ -434,6 +442,7 @@ class _ForkServer:
         self.dead = False
         parent.settimeout(SERVER_START_TIMEOUT_S)
         try:
+            parent.send(json.dumps({"op": "preload", "modules": list(preload)}).encode())
             ready = parent.recv(65536)
         except (TimeoutError, OSError) as exc:
             self.kill()
@@ -443,6 +452,10 @@ class _ForkServer:
         if not ready:
             code = self.proc.wait()
             raise RuntimeError(f"the fork server exited during start-up (exit code {code}); see its stderr")
+        threads = json.loads(ready).get("threads", 1)
+        if threads != 1:
+            self.kill()
+            raise RuntimeError(f"preloading left {threads} threads in the fork server (forking it is unsafe)")
 
     def take_spare(self) -> tuple[int, socket.socket] | None:
         with self.lock:
@@ -471,7 +484,8 @@ class _ForkServer:
 class Executor:
     """Runs tools in sandboxed child processes. Thread-safe; see the module docstring."""
 
-    def __init__(self, data_dir: Path, *, uv_offline: bool = False, reuse_limit: int = REUSE_LIMIT) -> None:
+    def __init__(self, data_dir: Path, *, uv_offline: bool = False, reuse_limit: int = REUSE_LIMIT,
+                 preload_servers: int = PRELOAD_SERVERS, preload_idle_s: float = PRELOAD_IDLE_S) -> None:
         self.data_dir = Path(data_dir)
         self.reuse_limit = reuse_limit
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -483,6 +497,9 @@ class Executor:
         self._start_lock = threading.Lock()
         self._ids = itertools.count(1)
         self._closed = False
+        self.preloads: PreloadProfiles[_ForkServer] = PreloadProfiles(
+            self._start_preload_server, self._stop_server, busy=lambda server: bool(server.runs),
+            limit=preload_servers, idle_s=preload_idle_s)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -497,17 +514,20 @@ class Executor:
                 return
             self._closed = True
             server, self._server = self._server, None
-        if server is not None:
+        servers = ([server] if server is not None else []) + self.preloads.close()
+        runs = []
+        for server in servers:
             with server.lock:
-                runs = list(server.runs.values())
+                runs += server.runs.values()
                 server.runs.clear()
-            for execution in runs:
-                self._loop_call(lambda e=execution: e._on_lost("the executor was closed"))
+        for execution in runs:
+            self._loop_call(lambda e=execution: e._on_lost("the executor was closed"))
+        for server in servers:
             self._loop.remove_reader(server.sock.fileno())
             server.kill()  # closing the socket makes the server kill its children and exit
-            deadline = time.monotonic() + 2 * DRAIN_GRACE_S + 1
-            for execution in runs:
-                execution._done.wait(max(0.0, deadline - time.monotonic()))
+        deadline = time.monotonic() + 2 * DRAIN_GRACE_S + 1
+        for execution in runs:
+            execution._done.wait(max(0.0, deadline - time.monotonic()))
         if self._loop_started:
             self._loop.stop()
 
@@ -532,6 +552,28 @@ class Executor:
 
         self._loop.call_later(REUSE_IDLE_S / 4, retire)
 
+    def _start_preload_server(self, modules: tuple[str, ...]) -> _ForkServer:
+        """A fork server preloading ``modules`` (blocking; called by ``PreloadProfiles``)."""
+        self._ensure_server()  # the I/O loop runs, and the executor is not closed
+        server = _ForkServer(self.data_dir, self.reuse_limit, preload=modules)
+        self._loop.add_reader(server.sock.fileno(), lambda: self._read_server(server))
+        self._retire_idle_later(server)
+        return server
+
+    def _stop_server(self, server: _ForkServer) -> None:
+        """Stop a fork server with no runs in flight (a preloading one, idle or unwanted)."""
+        self._loop.remove_reader(server.sock.fileno())
+        server.kill()
+
+    def _retire_idle_preloads_later(self) -> None:
+        def retire() -> None:
+            if not self._closed:
+                # kill() waits for the process: not on the I/O thread
+                threading.Thread(target=self.preloads.retire_idle, daemon=True).start()
+                self._retire_idle_preloads_later()
+
+        self._loop.call_later(max(1.0, self.preloads.idle_s / 4), retire)
+
     def _loop_call(self, fn: Callable[[], None]) -> None:
         self._loop.call_at(0.0, fn)
 
@@ -545,6 +587,7 @@ class Executor:
             if not self._loop_started:
                 self._loop.start()
                 self._loop_started = True
+                self._retire_idle_preloads_later()
             server = self._server
             if server is None or server.dead:
                 server = _ForkServer(self.data_dir, self.reuse_limit)
@@ -583,8 +626,13 @@ class Executor:
         }
         payload = json.dumps(spec, separators=(",", ":")).encode()
         execution = Execution(self._loop, req, on_output, on_event)
+        # A reused process has its imports after its first run; a server of their own would
+        # only split the runs from the process that holds their state.
+        preload_key = (spec["source_dir"], req.module) if req.python is None and not req.reuse_process else None
+        if preload_key is not None:
+            execution._learn = functools.partial(self.preloads.learn, preload_key)
         for attempt in (1, 2):
-            server = self._ensure_server()
+            server = (preload_key is not None and self.preloads.server_for(preload_key)) or self._ensure_server()
             if self._send(server, execution, payload, reuse_key(spec) if req.reuse_process else None):
                 return execution
             if attempt == 1:

@@ -1,13 +1,16 @@
 """The warm fork server: a pre-imported interpreter that forks one child per run.
 
 Started by the executor as a fresh ``python -m runyard.engine.forkserver <fd>`` process
-(so it has no threads and forking is safe), it imports the child runtime and common
-libraries once, then serves a SOCK_SEQPACKET unix socket (one JSON message per packet):
+(so it has no threads and forking is safe), it imports the child runtime and the modules
+its first packet names (none for the base server; a tool's imports for a preloading one,
+see ``preloads.py``) once, then serves a SOCK_SEQPACKET unix socket (one JSON message
+per packet):
 
-    executor -> server   {"op": "run", "id": N, "reuse": B}\n<request JSON>  + fds [output pipe w, events pipe w]
+    executor -> server   {"op": "preload", "modules": [...]}   (first, once)
+                         {"op": "run", "id": N, "reuse": B}\n<request JSON>  + fds [output pipe w, events pipe w]
                          (a large request comes as a third fd, a memfd, after an empty body)
                          {"op": "took", "pid": P}          (the executor gave spare P a run)
-    server -> executor   {"op": "ready", "pid": P}
+    server -> executor   {"op": "ready", "pid": P, "threads": T, "skipped": [...]}  (T > 1: unusable)
                          {"op": "spare", "pid": P}         + fd [the executor's end of spare P's socket]
                          {"op": "started", "id": N, "pid": P}  (+ fd [the executor's end of its
                                                             socket], when the run's process may be reused)
@@ -45,34 +48,43 @@ from typing import Any, NoReturn
 
 from runyard.engine import child as runtime
 
-# Imported once here so a run's child has them for free (copy-on-write after fork).
-PRELOAD = [
-    "asyncio", "base64", "collections", "csv", "dataclasses", "datetime", "decimal", "enum", "functools",
-    "hashlib", "inspect", "io", "itertools", "json", "logging", "math", "pathlib", "random", "re",
-    "statistics", "string", "tempfile", "textwrap", "traceback", "typing", "urllib.parse", "uuid",
-    "runyard.context",
-]  # fmt: skip
+# What every run's path imports, so no run imports it: the runtime, runyard.context and
+# the import machinery for a tool's module file. Anything else a tool imports is learned
+# from its runs and preloaded by a fork server of its own (``engine/preloads.py``), so
+# runs of a tool that needs little fork from a small process: fork, copy-on-write and
+# exit cost grow with the parent's size.
+BASE_PRELOAD = ["atexit", "importlib.util", "runyard.context"]
 SPARES = 2  # children forked ahead of demand, so a run does not wait for a fork
 
 
-def preload() -> None:
-    for name in PRELOAD:
+def preload(modules: list[str]) -> list[str]:
+    """Import the base set, then ``modules`` (a tool's, learned from its runs); returns the
+    names that could not be imported (skipped: a run imports them, or fails, itself)."""
+    for name in BASE_PRELOAD:
         importlib.import_module(name)
-    try:
-        import pydantic
-
-        # Touch the lazily imported parts a tool (or the runtime's input conversion) uses.
-        pydantic.TypeAdapter(list[int]).validate_python([1])
-        pydantic.create_model("Warmup", x=(int, 0)).model_json_schema()
-    except ImportError:
-        pass
-    runtime._load_sibling("schema")
+    skipped = []
+    for name in modules:
+        if name in sys.modules:
+            continue
+        try:
+            importlib.import_module(name)
+        except BaseException:  # noqa: BLE001 - ImportError, SystemExit, anything at import
+            skipped.append(name)
     try:  # spares rehearse with a stand-in tool, loaded from byte code as a tool is
         import py_compile
 
         py_compile.compile(os.path.join(os.path.dirname(runtime.__file__), "rehearsal.py"), doraise=True)
     except (OSError, py_compile.PyCompileError):
         pass
+    return skipped
+
+
+def thread_count() -> int:
+    """Threads of this process, native ones included (a preloaded module may start one)."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return 1
 
 
 class Server:
@@ -328,7 +340,9 @@ def main() -> NoReturn:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     sock = socket.socket(fileno=int(sys.argv[1]))
-    preload()
+    # The executor's first packet says what to preload: {"op": "preload", "modules": [...]}.
+    first = json.loads(sock.recv(1 << 20) or b"{}")
+    skipped = preload(list(first.get("modules") or []))
     # The runs' stdio, made once here and inherited: unbuffered objects on fds 0-2 (what
     # PYTHONUNBUFFERED gives), so a run's output reaches the engine live, whatever files
     # the run dup2s onto those fds. Being write-through, they never hold anything of ours.
@@ -336,8 +350,14 @@ def main() -> NoReturn:
     # Freeze the preloaded heap so the GC in children does not touch (and so copy) it.
     gc.collect()
     gc.freeze()
+    runtime.mark_base_modules()
     server = Server(sock)
-    server.send({"op": "ready", "pid": os.getpid()})
+    # A thread started by a preloaded module would not exist in the forked children
+    # (forking a threaded process is unsafe): the executor does not use such a server.
+    threads = thread_count()
+    server.send({"op": "ready", "pid": os.getpid(), "threads": threads, "skipped": skipped[:50]})
+    if threads != 1:
+        os._exit(3)  # never fork: a child could inherit a lock that thread holds
     server.serve()
 
 
