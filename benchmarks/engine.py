@@ -29,9 +29,10 @@ TOOL = "def noop():\n    return None\n"
 IMPORTING_TOOL = "import httpx\n\n\ndef noop():\n    return httpx.__version__\n"
 
 
-def make_request(root: Path, i: int, reuse: bool = False, source: str = "src") -> ExecRequest:
-    workdir = root / "runs" / f"r{i}"
-    workdir.mkdir(parents=True)
+def make_request(root: Path, i: int, reuse: bool = False, source: str = "src", data: str = "data") -> ExecRequest:
+    """A run's request as a worker makes it: dirs under the data dir's work root, which
+    the run's child makes (or takes, recycled) itself."""
+    workdir = root / data / "work" / f"r{i}"
     return ExecRequest(
         run_id=f"run_{i}",
         source_dir=root / source,
@@ -40,7 +41,7 @@ def make_request(root: Path, i: int, reuse: bool = False, source: str = "src") -
         inputs={},
         env={},
         workdir=workdir,
-        output_dir=workdir / "out",
+        output_dir=workdir.with_name(workdir.name + ".out"),
         limits=Limits(timeout_s=30),
         reuse_process=reuse,
     )
@@ -49,9 +50,10 @@ def make_request(root: Path, i: int, reuse: bool = False, source: str = "src") -
 def sequential(executor: Executor, root: Path, n: int, offset: int, reuse: bool = False,
                source: str = "src") -> dict[str, float]:
     latencies = []
+    data = executor.data_dir.name
     t0 = time.perf_counter()
     for i in range(n):
-        req = make_request(root, offset + i, reuse, source)
+        req = make_request(root, offset + i, reuse, source, data)
         t = time.perf_counter()
         result = executor.submit(req).wait(30)
         latencies.append((time.perf_counter() - t) * 1000)

@@ -98,16 +98,38 @@ def prepare(spec: Mapping[str, Any]) -> None:
     """Give the process its run's cwd, environment and limits (before any user code)."""
     workdir = spec["workdir"]
     env = dict(spec["env"])
-    # The run's dirs are made here, in the child, so the server's thread never waits
-    # on the filesystem for them (and run() removes them again when left empty).
-    _mkdir(workdir)
     tmpdir = env.get("TMPDIR")
-    if tmpdir:
-        _mkdir(tmpdir)
+    # The run's dirs are made here, in the child, so the server's thread never waits
+    # on the filesystem for them: an empty set an earlier run left (see
+    # engine/workdirs.py), else new ones (and run() removes them again when left empty,
+    # unless the engine recycles them).
+    recycled = spec.get("recycled")
+    if not (recycled and _take_recycled(recycled, workdir, tmpdir, spec["output_dir"])):
+        _mkdir(workdir)
+        if tmpdir:
+            _mkdir(tmpdir)
+        _mkdir(spec["output_dir"])
     os.chdir(workdir)
     _set_environ(env)
-    _mkdir(spec["output_dir"])
     apply_limits(spec.get("limits") or {}, reused=bool(spec.get("reuse")))
+
+
+def _take_recycled(unit: str, workdir: str, tmpdir: str | None, output_dir: str) -> bool:
+    """Rename a recycled set (``<unit>/.tmp``, ``<unit>/.out``) into the run's places:
+    two renames instead of three ``mkdir``. False (the set removed) when it does not fit."""
+    try:
+        if tmpdir != os.path.join(workdir, ".tmp"):
+            raise OSError("the run's TMPDIR is not in its work dir")
+        os.rename(unit, workdir)  # fails when the work dir exists already (input files)
+    except OSError:
+        _remove_trees([unit])
+        return False
+    try:
+        os.rename(os.path.join(workdir, ".out"), output_dir)
+    except OSError:
+        _remove_trees([os.path.join(workdir, ".out")])
+        _mkdir(output_dir)
+    return True
 
 
 def _set_environ(env: Mapping[str, str]) -> None:
@@ -190,7 +212,11 @@ def run_once(spec: Mapping[str, Any], events_fd: int, *, forked: bool, reusable:
     # on ext4 each rmdir blocks for a journal write, which need not delay the run's end.
     dirs = [path for path in (spec["env"].get("TMPDIR"), spec["output_dir"], spec["workdir"]) if path]
     remove_later = _all_empty(dirs)
-    result["dirs_removed"] = remove_later or _remove_empty(dirs)
+    if spec.get("recycle"):
+        # The engine keeps them for a later run once this process is gone (or removes them).
+        result["dirs_empty"], remove_later = remove_later, False
+    else:
+        result["dirs_removed"] = remove_later or _remove_empty(dirs)
     result["usage"] = _usage(cpu_before)
     result["reuse"] = reuse
     if forked and (modules := imported_modules(spec)):

@@ -45,6 +45,7 @@ from runyard.engine.environments import EnvironmentManager
 from runyard.engine.ioloop import IOLoop, Timer
 from runyard.engine.preloads import PreloadProfiles
 from runyard.engine.reuse import ReusePool
+from runyard.engine.workdirs import DirRecycler, remove_later
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,8 @@ class ExecResult:
     error: dict[str, Any] | None  # {"type", "message", "traceback"}
     usage: dict[str, float]  # {"wall_ms", "cpu_s", "peak_rss_mb"}
     exit_code: int | None  # exit code, or -signal when killed by a signal; None if unknown
-    # The child removed its work, tmp and output dirs (all left empty): nothing to clean up.
+    # Nothing to clean up: the child removed its work, tmp and output dirs (all left
+    # empty), or they were empty and the engine recycles them (see workdirs.py).
     dirs_removed: bool = False
 
 
@@ -158,6 +160,9 @@ class Execution:
         self._release: Callable[[bool], None] | None = None
         self._reuse_key: Any = None
         self._learn: Callable[[Any], None] | None = None  # gets the modules the run imported
+        # Set when the run's dirs go back to the recycler once its process is gone.
+        self._recycler: DirRecycler | None = None
+        self._dirs = (str(req.workdir), str(req.output_dir))
 
     # ------------------------------------------------------------------ public
 
@@ -306,16 +311,23 @@ class Execution:
     def _on_exit(self, report: dict[str, Any]) -> None:
         with self._lock:
             self._exit = report
-            if self._result is not None:
-                return  # completed on its reported result; this is just the late reap
+            finished = self._result is not None
+        if finished:  # completed on its reported result; this is just the late reap
+            self._settle_dirs()
+            return
         self._timers.append(self._loop.call_later(DRAIN_GRACE_S, self._force_finish))
         self._maybe_finish()
 
     def _on_lost(self, why: str) -> None:
         """The fork server died or failed to fork: end the run without an exit report."""
         with self._lock:
-            if self._exit is not None or self._result is not None:
-                return
+            ended = self._exit is not None or self._result is not None
+            if self._exit is None and self._result is not None:
+                self._lost = why  # no exit report will come: its dirs are removed, not kept
+        if ended:
+            self._settle_dirs()
+            return
+        with self._lock:
             self._lost = why
             pid = self.pid
         if pid is not None:
@@ -349,6 +361,8 @@ class Execution:
             callbacks, self._callbacks = self._callbacks, []
         for timer in self._timers:
             timer.cancel()
+        if self._exit is not None or self._lost is not None:
+            self._settle_dirs()
         if self._release is not None:
             reported = self._reported or {}
             self._release(reported.get("reuse") is True and self._exit is None and self._lost is None
@@ -359,6 +373,18 @@ class Execution:
                 fn(result)
             except Exception:  # noqa: BLE001
                 log.exception("done callback failed for run %s", self.run_id)
+
+    def _settle_dirs(self) -> None:
+        """The run's dirs, reported empty, once its process is gone (and its group killed,
+        so nothing of it writes there any more): kept for a later run, or removed."""
+        recycler, self._recycler = self._recycler, None
+        result = self._result
+        if recycler is None or result is None or not result.dirs_removed:
+            return  # not ours: the child removed them, or the worker cleans them up
+        if self._exit is not None:
+            recycler.give_back(*self._dirs)
+        else:
+            remove_later(list(self._dirs))  # the fork server is gone: its children may not be
 
     def _build_result(self) -> ExecResult:
         reported = self._reported
@@ -383,7 +409,8 @@ class Execution:
             return ExecResult(status, None, error, usage, exit_code)
 
         if reported is not None:
-            removed = reported.get("dirs_removed") is True
+            removed = reported.get("dirs_removed") is True or (
+                self._recycler is not None and reported.get("dirs_empty") is True)
             if reported.get("status") == "succeeded":
                 return ExecResult("succeeded", reported.get("output"), None, usage, exit_code, removed)
             error = reported.get("error") or {}
@@ -497,6 +524,7 @@ class Executor:
         self._start_lock = threading.Lock()
         self._ids = itertools.count(1)
         self._closed = False
+        self.recycler = DirRecycler(self.data_dir / "work")
         self.preloads: PreloadProfiles[_ForkServer] = PreloadProfiles(
             self._start_preload_server, self._stop_server, busy=lambda server: bool(server.runs),
             limit=preload_servers, idle_s=preload_idle_s)
@@ -528,6 +556,7 @@ class Executor:
         deadline = time.monotonic() + 2 * DRAIN_GRACE_S + 1
         for execution in runs:
             execution._done.wait(max(0.0, deadline - time.monotonic()))
+        self.recycler.close()
         if self._loop_started:
             self._loop.stop()
 
@@ -624,8 +653,14 @@ class Executor:
             "python": req.python,
             "reuse": req.reuse_process,
         }
-        payload = json.dumps(spec, separators=(",", ":")).encode()
         execution = Execution(self._loop, req, on_output, on_event)
+        if not req.reuse_process and self.recycler.covers(spec["workdir"], spec["output_dir"]):
+            # Its dirs, left empty, are kept for a later run (a reused process's run
+            # ends while its process lives on: those the child removes itself).
+            spec["recycle"] = True
+            spec["recycled"] = self.recycler.take()
+            execution._recycler = self.recycler
+        payload = json.dumps(spec, separators=(",", ":")).encode()
         # A reused process has its imports after its first run; a server of their own would
         # only split the runs from the process that holds their state.
         preload_key = (spec["source_dir"], req.module) if req.python is None and not req.reuse_process else None

@@ -1,0 +1,151 @@
+"""Empty run dirs recycled for later runs (``engine/workdirs.py``) instead of removed and made again."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from runyard.engine.executor import ExecRequest, Executor, Limits
+from runyard.engine.workdirs import POOL_PREFIX, DirRecycler
+
+TOOL = """
+import os
+
+def main(chmod: bool = False, tmp_file: bool = False, artifact: bool = False):
+    seen = {"inode": os.stat(".").st_ino, "cwd": os.getcwd(), "entries": sorted(os.listdir(".")),
+            "tmp": os.listdir(os.environ["TMPDIR"]), "out": os.listdir(os.environ["RUNYARD_OUTPUT_DIR"])}
+    if chmod:
+        os.chmod(".", 0o700)
+    if tmp_file:
+        open(os.path.join(os.environ["TMPDIR"], "left.txt"), "w").write("x")
+    if artifact:
+        open(os.path.join(os.environ["RUNYARD_OUTPUT_DIR"], "a.txt"), "w").write("x")
+    return seen
+"""
+
+
+@pytest.fixture
+def setup(tmp_path: Path):
+    ex = Executor(tmp_path / "data", uv_offline=True, preload_servers=0)
+    ex.start()
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "tool.py").write_text(textwrap.dedent(TOOL))
+    counter = [0]
+
+    def request(**inputs: object) -> ExecRequest:
+        counter[0] += 1
+        workdir = tmp_path / "data" / "work" / f"run{counter[0]}"  # where the worker puts them
+        return ExecRequest(run_id=f"run{counter[0]}", source_dir=src, module="tool", entrypoint="main",
+                           inputs=dict(inputs), env={}, workdir=workdir,
+                           output_dir=workdir.with_name(workdir.name + ".out"), limits=Limits(timeout_s=20))
+
+    yield ex, request
+    ex.close()
+
+
+def _free(ex: Executor, n: int, within: float = 10.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if len(ex.recycler._free) == n:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_a_later_run_gets_the_dirs_an_earlier_run_left_empty(setup) -> None:
+    ex, request = setup
+    first = request()
+    done = ex.submit(first).wait(20)
+    assert done.status == "succeeded" and done.dirs_removed  # nothing for the worker to clean
+    assert _free(ex, 1)  # given back once its process exited
+    assert not first.workdir.exists() and not first.output_dir.exists()
+    second = request()
+    seen = ex.submit(second).wait(20).output
+    assert seen["inode"] == done.output["inode"]  # the same directory, renamed into place
+    assert seen["cwd"] == str(second.workdir)
+    assert (seen["entries"], seen["tmp"], seen["out"]) == ([".tmp"], [], [])
+    assert _free(ex, 1)
+
+
+def test_dirs_with_something_left_in_them_go_to_the_worker(setup) -> None:
+    ex, request = setup
+    for inputs in ({"tmp_file": True}, {"artifact": True}):
+        req = request(**inputs)
+        done = ex.submit(req).wait(20)
+        assert done.status == "succeeded" and not done.dirs_removed  # the worker collects and removes
+        assert req.workdir.exists() and req.output_dir.exists()
+    time.sleep(0.3)
+    assert len(ex.recycler._free) == 0
+
+
+def test_dirs_a_run_changed_are_removed_not_kept(setup) -> None:
+    ex, request = setup
+    req = request(chmod=True)
+    done = ex.submit(req).wait(20)
+    assert done.status == "succeeded" and done.dirs_removed
+    deadline = time.monotonic() + 10
+    while req.workdir.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not req.workdir.exists() and not req.output_dir.exists()
+    assert len(ex.recycler._free) == 0
+
+
+def test_a_run_whose_work_dir_exists_already_makes_its_own(setup) -> None:
+    """The worker lays out input files before the run: the recycled set cannot go there."""
+    ex, request = setup
+    assert ex.submit(request()).wait(20).status == "succeeded"
+    assert _free(ex, 1)
+    unit = ex.recycler._free[-1]
+    req = request()
+    (req.workdir / "inputs").mkdir(parents=True)
+    done = ex.submit(req).wait(20)
+    assert done.status == "succeeded"
+    assert done.output["entries"] == [".tmp", "inputs"] and done.output["out"] == []
+    assert not os.path.exists(unit)  # the set it could not use is gone
+
+
+def test_sets_are_kept_only_as_made(tmp_path: Path) -> None:
+    recycler = DirRecycler(tmp_path / "work")
+    try:
+        def made(name: str) -> tuple[str, str]:
+            work = tmp_path / "work" / name
+            (work / ".tmp").mkdir(parents=True)
+            out = tmp_path / "work" / f"{name}.out"
+            out.mkdir()
+            return str(work), str(out)
+
+        good = made("good")
+        recycler.give_back(*good)
+        assert len(recycler._free) == 1 and not os.path.exists(good[0])
+        linked = made("linked")
+        os.rmdir(os.path.join(linked[0], ".tmp"))
+        os.symlink(str(tmp_path), os.path.join(linked[0], ".tmp"))
+        recycler.give_back(*linked)
+        assert len(recycler._free) == 1
+        assert not recycler.covers("/elsewhere/run", str(tmp_path / "work" / "run.out"))
+        assert recycler.covers(str(tmp_path / "work" / "run"), str(tmp_path / "work" / "run.out"))
+    finally:
+        recycler.close()
+    assert not os.path.exists(recycler.pool)
+
+
+def test_pools_of_dead_executors_are_removed(tmp_path: Path) -> None:
+    root = tmp_path / "work"
+    dead = root / f"{POOL_PREFIX}999999999-abcd" / "u1" / ".tmp"
+    dead.mkdir(parents=True)
+    live = root / f"{POOL_PREFIX}{os.getpid()}-abcd"
+    live.mkdir()
+    recycler = DirRecycler(root)
+    try:
+        deadline = time.monotonic() + 10
+        while dead.parent.parent.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not dead.parent.parent.exists()
+        assert live.exists()
+    finally:
+        recycler.close()
