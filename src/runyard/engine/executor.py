@@ -42,6 +42,7 @@ from typing import Any, Literal
 
 from runyard.engine.child import recv_with_fds, reuse_key
 from runyard.engine.environments import EnvironmentManager
+from runyard.engine.forkserver import RECV_NOWAIT
 from runyard.engine.ioloop import IOLoop, Timer
 from runyard.engine.preloads import PreloadProfiles
 from runyard.engine.reuse import ReusePool
@@ -777,7 +778,7 @@ class Executor:
     def _read_server(self, server: _ForkServer) -> None:
         while True:
             try:
-                data, fds = recv_with_fds(server.sock, socket.MSG_DONTWAIT | socket.MSG_CMSG_CLOEXEC)
+                data, fds = recv_with_fds(server.sock, RECV_NOWAIT)
             except BlockingIOError:
                 return
             except OSError:

@@ -55,6 +55,9 @@ from runyard.engine import child as runtime
 # exit cost grow with the parent's size.
 BASE_PRELOAD = ["atexit", "importlib.util", "runyard.context"]
 SPARES = 2  # children forked ahead of demand, so a run does not wait for a fork
+# Plain ints: or-ing the socket module's flag enums runs Python code on every call.
+_SEND_NOWAIT = int(socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL)
+RECV_NOWAIT = int(socket.MSG_DONTWAIT | socket.MSG_CMSG_CLOEXEC)
 
 
 def preload(modules: list[str]) -> list[str]:
@@ -113,9 +116,9 @@ class Server:
             try:
                 if fds:
                     self.sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))],
-                                      socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL)
+                                      _SEND_NOWAIT)
                 else:
-                    self.sock.send(data, socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL)
+                    self.sock.send(data, _SEND_NOWAIT)
             except BlockingIOError:
                 self.poll.modify(self.sock.fileno(), select.EPOLLIN | select.EPOLLOUT)
                 return
@@ -149,7 +152,7 @@ class Server:
     def read_requests(self) -> None:
         while True:
             try:
-                data, fds = runtime.recv_with_fds(self.sock, socket.MSG_DONTWAIT | socket.MSG_CMSG_CLOEXEC)
+                data, fds = runtime.recv_with_fds(self.sock, RECV_NOWAIT)
             except BlockingIOError:
                 return
             except OSError:
