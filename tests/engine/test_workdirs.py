@@ -48,10 +48,15 @@ def setup(tmp_path: Path):
     ex.close()
 
 
+def _kept(ex: Executor) -> int:
+    assert ex.recycler is not None
+    return len(ex.recycler._free)
+
+
 def _free(ex: Executor, n: int, within: float = 10.0) -> bool:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        if len(ex.recycler._free) == n:
+        if _kept(ex) == n:
             return True
         time.sleep(0.02)
     return False
@@ -80,7 +85,7 @@ def test_dirs_with_something_left_in_them_go_to_the_worker(setup) -> None:
         assert done.status == "succeeded" and not done.dirs_removed  # the worker collects and removes
         assert req.workdir.exists() and req.output_dir.exists()
     time.sleep(0.3)
-    assert len(ex.recycler._free) == 0
+    assert _kept(ex) == 0
 
 
 def test_dirs_a_run_changed_are_removed_not_kept(setup) -> None:
@@ -92,7 +97,7 @@ def test_dirs_a_run_changed_are_removed_not_kept(setup) -> None:
     while req.workdir.exists() and time.monotonic() < deadline:
         time.sleep(0.02)
     assert not req.workdir.exists() and not req.output_dir.exists()
-    assert len(ex.recycler._free) == 0
+    assert _kept(ex) == 0
 
 
 def test_a_run_whose_work_dir_exists_already_makes_its_own(setup) -> None:
@@ -100,6 +105,7 @@ def test_a_run_whose_work_dir_exists_already_makes_its_own(setup) -> None:
     ex, request = setup
     assert ex.submit(request()).wait(20).status == "succeeded"
     assert _free(ex, 1)
+    assert ex.recycler is not None
     unit = ex.recycler._free[-1]
     req = request()
     (req.workdir / "inputs").mkdir(parents=True)
@@ -149,3 +155,23 @@ def test_pools_of_dead_executors_are_removed(tmp_path: Path) -> None:
         assert live.exists()
     finally:
         recycler.close()
+
+
+def test_without_a_pool_runs_make_and_remove_their_dirs(tmp_path: Path) -> None:
+    """Recycling is only an optimisation: an executor that cannot make its pool still runs."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "work").write_text("not a directory")
+    ex = Executor(tmp_path / "data", uv_offline=True, preload_servers=0)
+    try:
+        assert ex.recycler is None
+        src = tmp_path / "src"
+        src.mkdir()
+        (src / "tool.py").write_text("def main():\n    return 'ok'\n")
+        workdir = tmp_path / "runs" / "r1"
+        req = ExecRequest(run_id="r1", source_dir=src, module="tool", entrypoint="main", inputs={}, env={},
+                          workdir=workdir, output_dir=workdir.with_name("r1.out"), limits=Limits(timeout_s=20))
+        done = ex.submit(req).wait(20)
+        assert (done.status, done.output, done.dirs_removed) == ("succeeded", "ok", True)
+        assert not workdir.exists() and not req.output_dir.exists()
+    finally:
+        ex.close()

@@ -525,7 +525,11 @@ class Executor:
         self._start_lock = threading.Lock()
         self._ids = itertools.count(1)
         self._closed = False
-        self.recycler = DirRecycler(self.data_dir / "work")
+        self.recycler: DirRecycler | None = None
+        try:
+            self.recycler = DirRecycler(self.data_dir / "work")
+        except OSError as exc:  # only an optimisation: runs then make and remove their dirs
+            log.warning("run dirs will not be recycled: %s", exc)
         self.preloads: PreloadProfiles[_ForkServer] = PreloadProfiles(
             self._start_preload_server, self._stop_server, busy=lambda server: bool(server.runs),
             limit=preload_servers, idle_s=preload_idle_s)
@@ -557,7 +561,8 @@ class Executor:
         deadline = time.monotonic() + 2 * DRAIN_GRACE_S + 1
         for execution in runs:
             execution._done.wait(max(0.0, deadline - time.monotonic()))
-        self.recycler.close()
+        if self.recycler is not None:
+            self.recycler.close()
         if self._loop_started:
             self._loop.stop()
 
@@ -655,12 +660,13 @@ class Executor:
             "reuse": req.reuse_process,
         }
         execution = Execution(self._loop, req, on_output, on_event)
-        if not req.reuse_process and self.recycler.covers(spec["workdir"], spec["output_dir"]):
+        recycler = self.recycler
+        if recycler is not None and not req.reuse_process and recycler.covers(spec["workdir"], spec["output_dir"]):
             # Its dirs, left empty, are kept for a later run (a reused process's run
             # ends while its process lives on: those the child removes itself).
             spec["recycle"] = True
-            spec["recycled"] = self.recycler.take()
-            execution._recycler = self.recycler
+            spec["recycled"] = recycler.take()
+            execution._recycler = recycler
         payload = json.dumps(spec, separators=(",", ":")).encode()
         # A reused process has its imports after its first run; a server of their own would
         # only split the runs from the process that holds their state.
