@@ -172,6 +172,9 @@ def test_without_a_pool_runs_make_and_remove_their_dirs(tmp_path: Path) -> None:
                           workdir=workdir, output_dir=workdir.with_name("r1.out"), limits=Limits(timeout_s=20))
         done = ex.submit(req).wait(20)
         assert (done.status, done.output, done.dirs_removed) == ("succeeded", "ok", True)
+        deadline = time.monotonic() + 10  # the child removes them right after its result
+        while (workdir.exists() or req.output_dir.exists()) and time.monotonic() < deadline:
+            time.sleep(0.02)
         assert not workdir.exists() and not req.output_dir.exists()
     finally:
         ex.close()
