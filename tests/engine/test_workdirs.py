@@ -15,8 +15,10 @@ from runyard.engine.workdirs import POOL_PREFIX, DirRecycler
 TOOL = """
 import os
 
-def main(chmod: bool = False, tmp_file: bool = False, artifact: bool = False):
-    seen = {"inode": os.stat(".").st_ino, "cwd": os.getcwd(), "entries": sorted(os.listdir(".")),
+def main(chmod: bool = False, tmp_file: bool = False, artifact: bool = False, fail: bool = False):
+    if fail:
+        raise RuntimeError("boom")
+    seen = {"inode": os.stat(".").st_ino, "cwd": os.getcwd(), "pid": os.getpid(), "entries": sorted(os.listdir(".")),
             "tmp": os.listdir(os.environ["TMPDIR"]), "out": os.listdir(os.environ["RUNYARD_OUTPUT_DIR"])}
     if chmod:
         os.chmod(".", 0o700)
@@ -37,12 +39,13 @@ def setup(tmp_path: Path):
     (src / "tool.py").write_text(textwrap.dedent(TOOL))
     counter = [0]
 
-    def request(**inputs: object) -> ExecRequest:
+    def request(reuse: bool = False, **inputs: object) -> ExecRequest:
         counter[0] += 1
         workdir = tmp_path / "data" / "work" / f"run{counter[0]}"  # where the worker puts them
         return ExecRequest(run_id=f"run{counter[0]}", source_dir=src, module="tool", entrypoint="main",
                            inputs=dict(inputs), env={}, workdir=workdir,
-                           output_dir=workdir.with_name(workdir.name + ".out"), limits=Limits(timeout_s=20))
+                           output_dir=workdir.with_name(workdir.name + ".out"), limits=Limits(timeout_s=20),
+                           reuse_process=reuse)
 
     yield ex, request
     ex.close()
@@ -51,6 +54,15 @@ def setup(tmp_path: Path):
 def _kept(ex: Executor) -> int:
     assert ex.recycler is not None
     return len(ex.recycler._free)
+
+
+def _wait_for(predicate, within: float = 10.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
 
 
 def _free(ex: Executor, n: int, within: float = 10.0) -> bool:
@@ -115,6 +127,24 @@ def test_a_run_whose_work_dir_exists_already_makes_its_own(setup) -> None:
     assert not os.path.exists(unit)  # the set it could not use is gone
 
 
+def test_a_reused_process_keeps_its_runs_dirs_for_its_next_run(setup, tmp_path: Path) -> None:
+    ex, request = setup
+    first = ex.submit(request(reuse=True)).wait(20)
+    assert first.status == "succeeded" and first.dirs_removed
+    held = tmp_path / "data" / "work" / f".recycled-{first.output['pid']}-held"
+    assert _wait_for(held.exists)
+    second_req = request(reuse=True)
+    second = ex.submit(second_req).wait(20).output
+    assert (second["pid"], second["inode"]) == (first.output["pid"], first.output["inode"])
+    assert second["cwd"] == str(second_req.workdir)
+    assert (second["entries"], second["tmp"], second["out"]) == ([".tmp"], [], [])
+    assert _wait_for(held.exists)
+    failing = request(reuse=True, fail=True)  # the process retires: nothing is held any more
+    assert ex.submit(failing).wait(20).status == "failed"
+    assert _wait_for(lambda: not held.exists() and not failing.workdir.exists())
+    assert _kept(ex) == 0  # the pool takes dirs of exited processes only
+
+
 def test_sets_are_kept_only_as_made(tmp_path: Path) -> None:
     recycler = DirRecycler(tmp_path / "work")
     try:
@@ -144,6 +174,8 @@ def test_pools_of_dead_executors_are_removed(tmp_path: Path) -> None:
     root = tmp_path / "work"
     dead = root / f"{POOL_PREFIX}999999999-abcd" / "u1" / ".tmp"
     dead.mkdir(parents=True)
+    held = root / f"{POOL_PREFIX}999999998-held" / ".tmp"  # a reused process's, killed while idle
+    held.mkdir(parents=True)
     live = root / f"{POOL_PREFIX}{os.getpid()}-abcd"
     live.mkdir()
     recycler = DirRecycler(root)
@@ -152,6 +184,7 @@ def test_pools_of_dead_executors_are_removed(tmp_path: Path) -> None:
         while dead.parent.parent.exists() and time.monotonic() < deadline:
             time.sleep(0.02)
         assert not dead.parent.parent.exists()
+        assert _wait_for(lambda: not held.parent.exists())
         assert live.exists()
     finally:
         recycler.close()

@@ -103,7 +103,7 @@ def prepare(spec: Mapping[str, Any]) -> None:
     # on the filesystem for them: an empty set an earlier run left (see
     # engine/workdirs.py), else new ones (and run() removes them again when left empty,
     # unless the engine recycles them).
-    recycled = spec.get("recycled")
+    recycled = spec.get("recycled") or _take_held()
     if not (recycled and _take_recycled(recycled, workdir, tmpdir, spec["output_dir"])):
         _mkdir(workdir)
         if tmpdir:
@@ -112,6 +112,49 @@ def prepare(spec: Mapping[str, Any]) -> None:
     os.chdir(workdir)
     _set_environ(env)
     apply_limits(spec.get("limits") or {}, reused=bool(spec.get("reuse")))
+
+
+# A reused process keeps its last run's empty dirs for its next run (the engine's pool
+# takes only dirs of processes that exited): ``<work root>/.recycled-<pid>-held``, the
+# same layout as a pool's set, and a name the next executor removes if this process dies.
+_held: str | None = None
+_dir_mode: int | None = None  # what mkdir gives under the umask the process started with
+
+
+def _take_held() -> str | None:
+    global _held
+    held, _held = _held, None
+    return held
+
+
+def _hold_dirs(spec: Mapping[str, Any]) -> bool:
+    """Keep a run's empty dirs for this process's next run: False (nothing moved) if they
+    are not exactly as made (a symlink, another mode)."""
+    global _held
+    import stat
+
+    workdir, output_dir = spec["workdir"], spec["output_dir"]
+    tmpdir = os.path.join(workdir, ".tmp")
+    if spec["env"].get("TMPDIR") != tmpdir or _dir_mode is None:
+        return False
+    try:
+        for path in (workdir, tmpdir, output_dir):
+            st = os.lstat(path)
+            if not stat.S_ISDIR(st.st_mode) or stat.S_IMODE(st.st_mode) != _dir_mode:
+                return False
+        held = os.path.join(os.path.dirname(workdir), f".recycled-{os.getpid()}-held")
+        os.rename(output_dir, os.path.join(workdir, ".out"))
+        os.rename(workdir, held)
+    except OSError:
+        return False
+    _held = held
+    return True
+
+
+def _remove_held() -> None:
+    held = _take_held()
+    if held is not None:
+        _remove_empty([os.path.join(held, ".tmp"), os.path.join(held, ".out"), held])
 
 
 def _take_recycled(unit: str, workdir: str, tmpdir: str | None, output_dir: str) -> bool:
@@ -235,7 +278,7 @@ def run_once(spec: Mapping[str, Any], events_fd: int, *, forked: bool, reusable:
     ctx._write(line + b"\n")
     ctx._bind(None)
     os.close(events_fd)
-    if remove_later and not _remove_empty(dirs):
+    if remove_later and not (reuse and _hold_dirs(spec)) and not _remove_empty(dirs):
         _remove_trees(dirs)  # something appeared after the check (a straggling thread)
     if not reuse:
         os._exit(exit_code)
@@ -290,7 +333,11 @@ _subreaper = False
 
 def _begin_reused_run() -> None:
     """Per-run resets of a process that may be reused: signals, peak RSS, descendants' reaper."""
-    global _subreaper
+    global _subreaper, _dir_mode
+    if _dir_mode is None:  # before any tool code can change the umask
+        mask = os.umask(0o022)
+        os.umask(mask)
+        _dir_mode = 0o777 & ~mask
     # The C module's calls: the signal module wraps each in enum conversions.
     _signal.signal(signal.SIGINT, signal.default_int_handler)
     _signal.signal(signal.SIGTERM, _signal.SIG_DFL)
@@ -375,6 +422,7 @@ def serve_reused(spec: Mapping[str, Any], events_fd: int, sock_fd: int, *, forke
         except OSError:
             fds = []
         if not fds:
+            _remove_held()
             _wind_down()
             os._exit(0)
         spec, events_fd, _payload = take_request(message, fds)
