@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from runyard.engine.executor import ExecRequest, Executor, Limits
-from runyard.engine.workdirs import POOL_PREFIX, DirRecycler
+from runyard.engine.workdirs import POOL_PREFIX, DirRecycler, pool_name
 
 TOOL = """
 import os
@@ -131,7 +131,7 @@ def test_a_reused_process_keeps_its_runs_dirs_for_its_next_run(setup, tmp_path: 
     ex, request = setup
     first = ex.submit(request(reuse=True)).wait(20)
     assert first.status == "succeeded" and first.dirs_removed
-    held = tmp_path / "data" / "work" / f".recycled-{first.output['pid']}-held"
+    held = tmp_path / "data" / "work" / pool_name(first.output["pid"], "held")
     assert _wait_for(held.exists)
     second_req = request(reuse=True)
     second = ex.submit(second_req).wait(20).output
@@ -172,12 +172,14 @@ def test_sets_are_kept_only_as_made(tmp_path: Path) -> None:
 
 def test_pools_of_dead_executors_are_removed(tmp_path: Path) -> None:
     root = tmp_path / "work"
-    dead = root / f"{POOL_PREFIX}999999999-abcd" / "u1" / ".tmp"
+    dead = root / pool_name(999999999, "abcd") / "u1" / ".tmp"
     dead.mkdir(parents=True)
-    held = root / f"{POOL_PREFIX}999999998-held" / ".tmp"  # a reused process's, killed while idle
+    held = root / pool_name(999999998, "held") / ".tmp"  # a reused process's, killed while idle
     held.mkdir(parents=True)
-    live = root / f"{POOL_PREFIX}{os.getpid()}-abcd"
+    live = root / pool_name(os.getpid(), "abcd")
     live.mkdir()
+    elsewhere = root / f"{POOL_PREFIX}999999997-abcd-another-host"  # a shared data dir: not ours to judge
+    elsewhere.mkdir()
     recycler = DirRecycler(root)
     try:
         deadline = time.monotonic() + 10
@@ -185,7 +187,7 @@ def test_pools_of_dead_executors_are_removed(tmp_path: Path) -> None:
             time.sleep(0.02)
         assert not dead.parent.parent.exists()
         assert _wait_for(lambda: not held.parent.exists())
-        assert live.exists()
+        assert live.exists() and elsewhere.exists()
     finally:
         recycler.close()
 

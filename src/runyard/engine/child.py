@@ -115,8 +115,9 @@ def prepare(spec: Mapping[str, Any]) -> None:
 
 
 # A reused process keeps its last run's empty dirs for its next run (the engine's pool
-# takes only dirs of processes that exited): ``<work root>/.recycled-<pid>-held``, the
-# same layout as a pool's set, and a name the next executor removes if this process dies.
+# takes only dirs of processes that exited): ``<work root>/.recycled-<pid>-held-<host>``,
+# the same layout as a pool's set, and a name the next executor on this host removes if
+# this process dies (see workdirs.pool_name; this module cannot import runyard).
 _held: str | None = None
 _dir_mode: int | None = None  # what mkdir gives under the umask the process started with
 
@@ -142,7 +143,7 @@ def _hold_dirs(spec: Mapping[str, Any]) -> bool:
             st = os.lstat(path)
             if not stat.S_ISDIR(st.st_mode) or stat.S_IMODE(st.st_mode) != _dir_mode:
                 return False
-        held = os.path.join(os.path.dirname(workdir), f".recycled-{os.getpid()}-held")
+        held = os.path.join(os.path.dirname(workdir), f".recycled-{os.getpid()}-held-{os.uname().nodename}")
         os.rename(output_dir, os.path.join(workdir, ".out"))
         os.rename(workdir, held)
     except OSError:

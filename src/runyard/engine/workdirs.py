@@ -8,11 +8,13 @@ of CPU and up to ~1 ms on the run's path, against ~0.05 ms for four renames.
 
 So the set of dirs a run leaves empty is moved, once nothing of the run can still write
 (its process exited and its process group was killed), into a pool beside the work dirs
-(``<work root>/.recycled-<pid>-<token>/u<n>``, holding ``.tmp`` and ``.out``); the next
+(``<work root>/.recycled-<pid>-<token>-<host>/u<n>``, holding ``.tmp`` and ``.out``); the next
 run's child takes a set with two renames (``child._take_recycled``). A set is kept only
 if it is exactly as made: real directories (no symlinks), the original mode, nothing in
 them; anything else is removed. Each executor has a pool of its own (no other process
-takes from it); pools of executors that died are removed when the next one starts.
+takes from it); pools of executors that died are removed when the next one on the
+same host starts (a data dir may be shared between machines: only pids of this host
+can be checked).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ class DirRecycler:
         self.limit = limit
         root.mkdir(parents=True, exist_ok=True)
         _remove_dead_pools(root)
-        self.pool = os.path.join(self.root, f"{POOL_PREFIX}{os.getpid()}-{secrets.token_hex(4)}")
+        self.pool = os.path.join(self.root, pool_name(os.getpid(), secrets.token_hex(4)))
         os.mkdir(self.pool)
         self.mode = stat.S_IMODE(os.lstat(self.pool).st_mode)  # what mkdir gives under this umask
         self._free: collections.deque[str] = collections.deque()
@@ -101,18 +103,26 @@ def remove_later(paths: list[str]) -> None:
     threading.Thread(target=remove, name="runyard-rmtree", daemon=True).start()
 
 
+def pool_name(pid: int, tag: str) -> str:
+    """``.recycled-<pid>-<tag>-<host>``: an executor's pool, or a reused process's held
+    dirs (``child._hold_dirs`` makes the same name with the tag ``held``)."""
+    return f"{POOL_PREFIX}{pid}-{tag}-{os.uname().nodename}"
+
+
 def _remove_dead_pools(root: Path) -> None:
-    """Pools of executors that are gone (a crash leaves its pool behind)."""
+    """Pools of this host's executors (and reused processes) that are gone: a crash
+    leaves its pool behind."""
     try:
         names = os.listdir(root)
     except OSError:
         return
+    host = os.uname().nodename
     dead = []
     for name in names:
         if not name.startswith(POOL_PREFIX):
             continue
-        pid = name[len(POOL_PREFIX):].partition("-")[0]
-        if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+        pid, _, rest = name[len(POOL_PREFIX):].partition("-")
+        if rest.partition("-")[2] == host and pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
             dead.append(str(root / name))
     if dead:
         remove_later(dead)
