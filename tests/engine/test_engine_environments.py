@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import threading
+import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -184,3 +185,53 @@ def test_inspect_under_venv_without_pydantic_uses_stdlib_schemas(tmp_path: Path,
     assert schema["properties"]["b"] == {"type": "array", "items": {"type": "string"}}
     assert schema["properties"]["c"] == {"enum": ["x", "y"], "type": "string", "default": "x"}
     assert schema["properties"]["d"] == {"anyOf": [{"type": "number"}, {"type": "null"}], "default": None}
+
+
+VENV_TOOL = """
+import os, sys
+PRELOADED = "ryhello" in sys.modules
+import ryhello
+from runyard import context
+
+def main():
+    context.progress(1, 1)
+    return {"exe": sys.executable, "ppid": os.getppid(), "shout": ryhello.shout("a"),
+            "path": os.environ["PATH"].split(":")[0], "preloaded": PRELOADED}
+
+"""
+
+
+def test_runs_under_a_venv_fork_from_a_server_running_that_interpreter(
+    tmp_path: Path, make_request: MakeRequest, venv: Environment
+) -> None:
+    """No interpreter start per run: a fork server runs under the tool's interpreter, then
+    one that also preloaded what the tool imports (learned from its runs)."""
+    ex = Executor(tmp_path / "data", uv_offline=True)
+    ex.start()
+    try:
+        python = str(venv.python)
+        req = make_request(VENV_TOOL, python=python)
+
+        def run(n: int) -> dict:
+            work = req.workdir.parent / f"w{n}"
+            again = ExecRequest(**{**req.__dict__, "run_id": f"{req.run_id}_{n}", "workdir": work,
+                                   "output_dir": work / "out"})
+            result = ex.submit(again).wait(30)
+            assert result.status == "succeeded", result.error
+            assert result.output["exe"] == python and result.output["shout"] == "A!"
+            assert result.output["path"] == str(venv.python.parent)
+            return result.output
+
+        run(0)  # the interpreter is started for it, as before; a server under it starts
+        deadline = time.monotonic() + 30
+        seen: list[dict] = []
+        while time.monotonic() < deadline:
+            seen.append(run(len(seen) + 1))
+            servers = {s.proc.pid: s for s in ex.preloads.servers() if s.python == python}
+            if seen[-1]["ppid"] in servers and seen[-1]["preloaded"]:
+                break
+            time.sleep(0.05)
+        assert seen[-1]["ppid"] in servers and servers[seen[-1]["ppid"]].python == python
+        assert seen[-1]["preloaded"] is True  # ryhello was imported by the server, learned from a run
+    finally:
+        ex.close()

@@ -160,8 +160,9 @@ def test_the_fork_server_reports_threads_a_preload_started(tmp_path: Path) -> No
 
 
 class FakeServer:
-    def __init__(self, modules: tuple[str, ...]) -> None:
+    def __init__(self, modules: tuple[str, ...], python: str | None = None) -> None:
         self.modules = modules
+        self.python = python
         self.dead = False
         self.busy = False
 
@@ -172,13 +173,16 @@ class Recorder:
         self.stopped: list[FakeServer] = []
         self.fail = fail
         self.lock = threading.Lock()
+        self.gate: threading.Event | None = None  # when set, starts wait for it
 
-    def start(self, modules: tuple[str, ...]) -> FakeServer:
+    def start(self, python: str | None, modules: tuple[str, ...]) -> FakeServer:
+        if self.gate is not None:
+            self.gate.wait(5)
         with self.lock:
             self.started.append(modules)
         if self.fail:
             raise RuntimeError("preloading left 2 threads in the fork server")
-        return FakeServer(modules)
+        return FakeServer(modules, python)
 
     def stop(self, server: FakeServer) -> None:
         self.stopped.append(server)
@@ -187,9 +191,9 @@ class Recorder:
         return PreloadProfiles(self.start, self.stop, busy=lambda s: s.busy, limit=limit, idle_s=idle_s)
 
 
-def _ready(profiles: PreloadProfiles[FakeServer], key: object) -> FakeServer:
-    assert _wait_for(lambda: profiles.server_for(key) is not None, 5)
-    server = profiles.server_for(key)
+def _ready(profiles: PreloadProfiles[FakeServer], key: object, python: str | None = None) -> FakeServer:
+    assert _wait_for(lambda: profiles.server_for(key, python) is not None, 5)
+    server = profiles.server_for(key, python)
     assert server is not None
     return server
 
@@ -206,6 +210,24 @@ def test_servers_are_shared_by_equal_sets_and_bounded_in_number() -> None:
     time.sleep(0.1)
     assert profiles.server_for("d") is None
     assert sorted(rec.started) == [("decimal",), ("json", "statistics")]
+
+
+def test_a_tool_with_its_own_interpreter_gets_a_server_under_it() -> None:
+    rec = Recorder()
+    rec.gate = threading.Event()
+    profiles = rec.profiles(limit=3)
+    venv = "/envs/x/bin/python"
+    assert profiles.server_for("a", venv) is None  # nothing learned yet: the interpreter alone
+    rec.gate.set()
+    bare = _ready(profiles, "a", venv)
+    assert (bare.python, bare.modules) == (venv, ())
+    rec.gate.clear()
+    profiles.learn("a", ["ryhello"], python=venv)
+    assert profiles.server_for("a", venv) is bare  # while the better one starts
+    rec.gate.set()
+    assert _wait_for(lambda: profiles.server_for("a", venv) is not bare, 5)
+    assert profiles.server_for("a", venv).modules == ("ryhello",)  # type: ignore[union-attr]
+    assert profiles.server_for("a") is None  # runyard's own interpreter: nothing learned for it
 
 
 def test_idle_servers_stop_and_make_room() -> None:

@@ -446,19 +446,31 @@ class Execution:
 class _ForkServer:
     """One fork server process and its control socket."""
 
-    def __init__(self, data_dir: Path, reuse_limit: int, preload: tuple[str, ...] = ()) -> None:
+    def __init__(self, data_dir: Path, reuse_limit: int, preload: tuple[str, ...] = (),
+                 python: str | None = None) -> None:
+        """``python``: a tool's virtualenv interpreter to run the server under (it runs the
+        runtime by path there, see forkserver.FOREIGN), else runyard's own."""
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        src_root = str(Path(__file__).resolve().parents[2])  # the dir holding the runyard package
-        env = {"PATH": BASE_PATH, "LANG": "C.UTF-8", "PYTHONPATH": src_root}
+        self.python = python
+        if python is None:
+            src_root = str(Path(__file__).resolve().parents[2])  # the dir holding the runyard package
+            env = {"PATH": BASE_PATH, "LANG": "C.UTF-8", "PYTHONPATH": src_root}
+            argv = [sys.executable, "-m", "runyard.engine.forkserver", str(child.fileno())]
+        else:
+            env = {"PATH": f"{Path(python).parent}:{BASE_PATH}", "LANG": "C.UTF-8"}
+            argv = [python, "-I", str(Path(__file__).with_name("forkserver.py")), str(child.fileno())]
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "runyard.engine.forkserver", str(child.fileno())],
+                argv,
                 pass_fds=[child.fileno()],
                 env=env,  # a minimal env: forked children's /proc/self/environ shows only this
                 cwd=str(data_dir),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
             )
+        except BaseException:
+            parent.close()  # e.g. a tool's interpreter that no longer exists
+            raise
         finally:
             child.close()
         self.sock = parent
@@ -587,10 +599,10 @@ class Executor:
 
         self._loop.call_later(REUSE_IDLE_S / 4, retire)
 
-    def _start_preload_server(self, modules: tuple[str, ...]) -> _ForkServer:
-        """A fork server preloading ``modules`` (blocking; called by ``PreloadProfiles``)."""
+    def _start_preload_server(self, python: str | None, modules: tuple[str, ...]) -> _ForkServer:
+        """A fork server under ``python`` preloading ``modules`` (blocking; called by ``PreloadProfiles``)."""
         self._ensure_server()  # the I/O loop runs, and the executor is not closed
-        server = _ForkServer(self.data_dir, self.reuse_limit, preload=modules)
+        server = _ForkServer(self.data_dir, self.reuse_limit, preload=modules, python=python)
         self._loop.add_reader(server.sock.fileno(), lambda: self._read_server(server))
         self._retire_idle_later(server)
         return server
@@ -660,6 +672,11 @@ class Executor:
             "reuse": req.reuse_process,
         }
         execution = Execution(self._loop, req, on_output, on_event)
+        # A reused process has its imports after its first run; a server of their own would
+        # only split the runs from the process that holds their state.
+        preload_key = None if req.reuse_process else (spec["source_dir"], req.module)
+        if preload_key is not None:
+            execution._learn = functools.partial(self.preloads.learn, preload_key, python=req.python)
         recycler = self.recycler
         if recycler is not None and not req.reuse_process and recycler.covers(spec["workdir"], spec["output_dir"]):
             # Its dirs, left empty, are kept for a later run (a reused process's run
@@ -667,18 +684,23 @@ class Executor:
             spec["recycle"] = True
             spec["recycled"] = recycler.take()
             execution._recycler = recycler
+        key = reuse_key(spec) if req.reuse_process else None
+        server = self.preloads.server_for(preload_key, req.python) if preload_key is not None else None
+        if server is not None and server.python is not None:
+            # Forked from a server running under the tool's interpreter: no exec.
+            own = json.dumps({**spec, "python": None}, separators=(",", ":")).encode()
+            if self._send(server, execution, own, key):
+                return execution
+            server.dead = True  # it died before we noticed: the base server execs the interpreter
+            server = None
         payload = json.dumps(spec, separators=(",", ":")).encode()
-        # A reused process has its imports after its first run; a server of their own would
-        # only split the runs from the process that holds their state.
-        preload_key = (spec["source_dir"], req.module) if req.python is None and not req.reuse_process else None
-        if preload_key is not None:
-            execution._learn = functools.partial(self.preloads.learn, preload_key)
         for attempt in (1, 2):
-            server = (preload_key is not None and self.preloads.server_for(preload_key)) or self._ensure_server()
-            if self._send(server, execution, payload, reuse_key(spec) if req.reuse_process else None):
+            server = server or self._ensure_server()
+            if self._send(server, execution, payload, key):
                 return execution
             if attempt == 1:
                 server.dead = True  # it died before we noticed: restart once and retry
+                server = None
         execution._on_lost("could not reach the fork server")
         return execution
 

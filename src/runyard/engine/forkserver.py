@@ -44,9 +44,34 @@ import select
 import signal
 import socket
 import sys
-from typing import Any, NoReturn
 
-from runyard.engine import child as runtime
+TYPE_CHECKING = False  # typing is not imported at run time: the base server stays small
+if TYPE_CHECKING:
+    from types import ModuleType
+    from typing import Any, NoReturn
+
+
+def _sibling_runtime() -> ModuleType:
+    """child.py loaded by path: under a tool's own interpreter runyard is not installed
+    (or is another copy, from the tool's requirements)."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "child.py")
+    spec = importlib.util.spec_from_file_location("_runyard_engine_child", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+# Run with -m (runyard's own interpreter) it is part of the package; run by path (a
+# tool's virtualenv interpreter, see executor._ForkServer) it brings its runtime along.
+FOREIGN = not __package__
+if FOREIGN:
+    runtime = _sibling_runtime()
+else:
+    from runyard.engine import child as runtime
 
 # What every run's path imports, so no run imports it: the runtime, runyard.context and
 # the import machinery for a tool's module file. Anything else a tool imports is learned
@@ -64,7 +89,10 @@ def preload(modules: list[str]) -> list[str]:
     """Import the base set, then ``modules`` (a tool's, learned from its runs); returns the
     names that could not be imported (skipped: a run imports them, or fails, itself)."""
     for name in BASE_PRELOAD:
-        importlib.import_module(name)
+        if name == "runyard.context" and FOREIGN:
+            runtime._load_context(forked=False)  # by path; registered as runyard.context
+        else:
+            importlib.import_module(name)
     skipped = []
     for name in modules:
         if name in sys.modules:

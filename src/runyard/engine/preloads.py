@@ -9,6 +9,11 @@ them per tool version (its source dir and module) and starts, in the background,
 server that preloads exactly that set. Later runs of the tool fork from it and start
 with their imports done; tools that import the same set share one.
 
+Tools with requirements run under their virtualenv's interpreter. Without a server of
+their own each run starts that interpreter (~30 ms); so for them a fork server runs
+*under that interpreter* (with the set learned for the tool, or none yet), and their
+runs fork from it like any other: the set is keyed by interpreter too.
+
 Bounds: at most ``limit`` such servers at a time (a tool whose set finds no room keeps
 forking from the base server until an idle one retires after ``idle_s``); a tool's set
 grows at most ``MAX_GROWTHS`` times; a set whose server fails to start or does not stay
@@ -29,6 +34,7 @@ from typing import Any, Generic, TypeVar
 log = logging.getLogger(__name__)
 
 S = TypeVar("S")  # a fork server handle: has ``dead``
+Python = str | None  # a tool's interpreter (a virtualenv's), None for runyard's own
 
 MAX_GROWTHS = 3  # a tool's learned set grows at most this often (then it stays)
 MAX_RESTARTS = 2  # a set whose server died this often is not started again
@@ -46,6 +52,7 @@ def preloadable(name: Any) -> bool:
 
 @dataclass
 class _Profile(Generic[S]):
+    python: Python
     modules: tuple[str, ...]  # in import order
     server: S | None = None  # None while it starts (or after it failed)
     failed: bool = False
@@ -56,9 +63,9 @@ class _Profile(Generic[S]):
 class PreloadProfiles(Generic[S]):
     """What each tool imports, and the fork servers preloading it. Thread-safe."""
 
-    def __init__(self, start: Callable[[tuple[str, ...]], S], stop: Callable[[S], None], *,
+    def __init__(self, start: Callable[[Python, tuple[str, ...]], S], stop: Callable[[S], None], *,
                  busy: Callable[[S], bool], limit: int, idle_s: float) -> None:
-        self._start = start  # blocking: a ready server preloading the modules, or raises
+        self._start = start  # blocking: a ready server (interpreter, modules), or raises
         self._stop = stop
         self._busy = busy  # whether a server has runs in flight
         self.limit = limit
@@ -66,11 +73,11 @@ class PreloadProfiles(Generic[S]):
         self._lock = threading.Lock()
         self._learned: dict[Hashable, tuple[tuple[str, ...], frozenset[str]]] = {}  # in order, as a set
         self._growths: dict[Hashable, int] = {}
-        self._profiles: dict[frozenset[str], _Profile[S]] = {}
+        self._profiles: dict[tuple[Python, frozenset[str]], _Profile[S]] = {}
         self._closed = False
 
-    def learn(self, key: Hashable, modules: Any) -> None:
-        """A run of ``key`` imported ``modules`` (as its runtime reported them)."""
+    def learn(self, key: Hashable, modules: Any, python: Python = None) -> None:
+        """A run of ``key`` (under ``python``) imported ``modules`` (as its runtime reported them)."""
         if self.limit <= 0 or not isinstance(modules, list):
             return
         names = [name for name in modules[:MAX_MODULES] if preloadable(name)]
@@ -84,24 +91,28 @@ class PreloadProfiles(Generic[S]):
             modules = (*known, *new)[:MAX_MODULES]
             self._learned[key] = (modules, frozenset(modules))
             self._growths[key] = self._growths.get(key, 0) + 1
-            if frozenset(modules) not in self._profiles:
-                self._start_later(frozenset(modules), modules)  # ready for the next runs
+            if (python, frozenset(modules)) not in self._profiles:
+                self._start_later((python, frozenset(modules)), python, modules)  # ready for the next runs
 
-    def server_for(self, key: Hashable) -> S | None:
-        """The ready server preloading what ``key`` imports; None means: use the base server
-        (the set is not known yet, its server is starting, or there is no room for it)."""
+    def server_for(self, key: Hashable, python: Python = None) -> S | None:
+        """The ready server (under ``python``) preloading what ``key`` imports; None means:
+        use the base server (the set is not known yet, its server is starting, or there is
+        no room for it)."""
         learned = self._learned.get(key)
         if learned is None:
-            return None
-        modules, profile_key = learned
+            if python is None:
+                return None
+            learned = ((), frozenset())  # the interpreter alone is worth a server
+        modules, names = learned
+        profile_key = (python, names)
         with self._lock:
             profile = self._profiles.get(profile_key)
             if profile is None:
-                self._start_later(profile_key, modules)
-                return None
+                self._start_later(profile_key, python, modules)
+                return self._bare(python)
             server = profile.server
             if server is None:
-                return None
+                return self._bare(python)
             if getattr(server, "dead", False):  # it died: start it again (a few times)
                 profile.server = None
                 profile.restarts += 1
@@ -115,21 +126,31 @@ class PreloadProfiles(Generic[S]):
             profile.last_used = time.monotonic()
             return server
 
-    def _start_later(self, profile_key: frozenset[str], modules: tuple[str, ...]) -> None:
+    def _bare(self, python: Python) -> S | None:
+        """Meanwhile, a ready server under the tool's interpreter with nothing preloaded:
+        still far cheaper than starting the interpreter (called with the lock held)."""
+        if python is None:
+            return None
+        profile = self._profiles.get((python, frozenset()))
+        server = None if profile is None else profile.server
+        return None if server is None or getattr(server, "dead", False) else server
+
+    def _start_later(self, profile_key: tuple[Python, frozenset[str]], python: Python,
+                     modules: tuple[str, ...]) -> None:
         """Start a server for a new set, if there is room (called with the lock held)."""
         if self._closed or sum(not p.failed for p in self._profiles.values()) >= self.limit:
             return
-        profile: _Profile[S] = _Profile(modules)
+        profile: _Profile[S] = _Profile(python, modules)
         self._profiles[profile_key] = profile
         self._spawn(profile_key, profile)
 
-    def _spawn(self, profile_key: frozenset[str], profile: _Profile[S]) -> None:
+    def _spawn(self, profile_key: tuple[Python, frozenset[str]], profile: _Profile[S]) -> None:
         threading.Thread(target=self._start_server, args=(profile_key, profile), daemon=True,
                          name="runyard-preload").start()
 
-    def _start_server(self, profile_key: frozenset[str], profile: _Profile[S]) -> None:
+    def _start_server(self, profile_key: tuple[Python, frozenset[str]], profile: _Profile[S]) -> None:
         try:
-            server = self._start(profile.modules)
+            server = self._start(profile.python, profile.modules)
         except Exception as exc:  # noqa: BLE001 - the tool keeps forking from the base server
             log.warning("not preloading %d modules for a tool: %s", len(profile.modules), exc)
             with self._lock:
