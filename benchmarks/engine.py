@@ -29,7 +29,8 @@ TOOL = "def noop():\n    return None\n"
 IMPORTING_TOOL = "import httpx\n\n\ndef noop():\n    return httpx.__version__\n"
 
 
-def make_request(root: Path, i: int, reuse: bool = False, source: str = "src", data: str = "data") -> ExecRequest:
+def make_request(root: Path, i: int, reuse: bool = False, source: str = "src", data: str = "data",
+                 python: str | None = None) -> ExecRequest:
     """A run's request as a worker makes it: dirs under the data dir's work root, which
     the run's child makes (or takes, recycled) itself."""
     workdir = root / data / "work" / f"r{i}"
@@ -44,16 +45,17 @@ def make_request(root: Path, i: int, reuse: bool = False, source: str = "src", d
         output_dir=workdir.with_name(workdir.name + ".out"),
         limits=Limits(timeout_s=30),
         reuse_process=reuse,
+        python=python,
     )
 
 
 def sequential(executor: Executor, root: Path, n: int, offset: int, reuse: bool = False,
-               source: str = "src") -> dict[str, float]:
+               source: str = "src", python: str | None = None) -> dict[str, float]:
     latencies = []
     data = executor.data_dir.name
     t0 = time.perf_counter()
     for i in range(n):
-        req = make_request(root, offset + i, reuse, source, data)
+        req = make_request(root, offset + i, reuse, source, data, python)
         t = time.perf_counter()
         result = executor.submit(req).wait(30)
         latencies.append((time.perf_counter() - t) * 1000)
@@ -121,6 +123,34 @@ def preloaded_imports(root: Path, runs: int) -> dict[str, object]:
     return report
 
 
+def own_interpreter(root: Path, runs: int) -> dict[str, object]:
+    """A no-op tool under an interpreter of its own (a virtualenv, as tools with
+    requirements get): forked from a fork server running under it, or (servers off)
+    starting that interpreter for each run."""
+    import venv
+
+    venv.create(root / "venv", with_pip=False)
+    python = str(root / "venv" / "bin" / "python")
+    report: dict[str, object] = {"interpreter": "a virtualenv (python -m venv)"}
+    for label, servers in (("fork_server_under_it", 1), ("interpreter_per_run", 0)):
+        executor = Executor(root / f"data-venv-{label}", preload_servers=servers)
+        executor.start()
+        try:
+            offset = 5_000_000 + 100_000 * servers
+            sequential(executor, root, 1, offset, python=python)
+            deadline = time.monotonic() + 30
+            while servers and not executor.preloads.servers() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            sequential(executor, root, 3, offset + 1, python=python)  # what it learned is preloaded meanwhile
+            time.sleep(1)
+            report[label] = sequential(executor, root, runs, offset + 10, python=python)
+        finally:
+            executor.close()
+    report["p50_ratio_per_run_over_forked"] = round(
+        report["interpreter_per_run"]["p50_ms"] / report["fork_server_under_it"]["p50_ms"], 1)  # type: ignore[index]
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=2000)
@@ -150,6 +180,7 @@ def main() -> None:
                 ],
                 # The tool deployed with reuse_process: its runs share a process.
                 "preloaded_imports": preloaded_imports(root, min(args.runs, 100)),
+                "own_interpreter": own_interpreter(root, min(args.runs, 100)),
                 "reused_process": {
                     "sequential": sequential(executor, root, args.runs, 1_000_000, reuse=True),
                     "concurrent": [
