@@ -37,14 +37,16 @@ class Prepared:
         defaults = {name: bind.effective_value for name, bind in compiled.binds.items()
                     if bind.callable is None and bind.value is not None}
         processors: dict[str, _Processor] = {
-            name: bind.type.dialect_impl(dialect).bind_processor(dialect) for name, bind in compiled.binds.items()}
+            name: _bind_shortcuts(bind.type.dialect_impl(dialect).bind_processor(dialect), bind.type)
+            for name, bind in compiled.binds.items()}
         # (name, default, processor) in the order the driver takes them (qmark: positions).
         names = list(compiled.positiontup or []) if self._positional else list(compiled.binds)
         self._steps = [(name, defaults.get(name), processors[name]) for name in names]
         self._names = names
         self._keys = [c.key for c in result_columns]
-        self._result: list[_Processor] = [c.type.dialect_impl(dialect).result_processor(dialect, None)
-                                          for c in result_columns]
+        self._result: list[_Processor] = [
+            _result_shortcuts(c.type.dialect_impl(dialect).result_processor(dialect, None), c.type)
+            for c in result_columns]
 
     def params(self, values: Mapping[str, Any]) -> Any:
         # A value given (even None) wins over the statement's default; processors see
@@ -110,6 +112,28 @@ class Prepared:
             raise sa.exc.DBAPIError.instance(self.sql, params, exc, self._dbapi_error) from exc
         finally:
             cursor.close()
+
+
+def _bind_shortcuts(proc: _Processor, type_: Any) -> _Processor:
+    """The processor, answering the values most runs carry (None; an empty JSON object)
+    from what it gave for them once: a run's row has several JSON columns, most of them
+    null or ``{}``, and each ``json.dumps`` costs more than the lookup."""
+    if proc is None:
+        return None
+    none = proc(None)
+    if not isinstance(type_, sa.JSON):
+        return lambda value: none if value is None else proc(value)
+    empty = proc({})
+    return lambda value: none if value is None else (empty if type(value) is dict and not value else proc(value))
+
+
+def _result_shortcuts(proc: _Processor, type_: Any) -> _Processor:
+    """The result processor, with JSON ``null`` and ``{}`` answered without parsing (a new
+    dict each time: callers may change it)."""
+    if proc is None or not isinstance(type_, sa.JSON):
+        return proc
+    none = proc(None)
+    return lambda value: none if value is None or value == "null" else ({} if value == "{}" else proc(value))
 
 
 class PreparedCache:
