@@ -99,6 +99,26 @@ def concurrent(executor: Executor, root: Path, n: int, inflight: int, offset: in
     return {"runs": n, "inflight": inflight, "runs_per_s": round(n / total, 1), "seconds": round(total, 3)}
 
 
+def first_then_later(root: Path, name: str, preload_servers: int, runs: int, offset: int,
+                     **request: object) -> dict[str, object]:
+    """A tool's first run on a fresh executor, then (once a preloading fork server is up,
+    when there may be one) a few runs for what it learned to be preloaded too, then
+    ``runs`` measured ones."""
+    executor = Executor(root / name, preload_servers=preload_servers)
+    executor.start()
+    try:
+        first = sequential(executor, root, 1, offset, **request)["p50_ms"]  # type: ignore[arg-type]
+        deadline = time.monotonic() + 30
+        while preload_servers and not executor.preloads.servers() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        sequential(executor, root, 3, offset + 1, **request)  # type: ignore[arg-type]
+        time.sleep(1)
+        later = sequential(executor, root, runs, offset + 10, **request)  # type: ignore[arg-type]
+        return {"first_run_ms": first, "later_runs": later}
+    finally:
+        executor.close()
+
+
 def preloaded_imports(root: Path, runs: int) -> dict[str, object]:
     """A tool importing httpx: its first run, then its runs once the executor has learned
     its imports and a fork server preloads them; the same runs with preloading off."""
@@ -106,18 +126,8 @@ def preloaded_imports(root: Path, runs: int) -> dict[str, object]:
     (root / "importing" / "tool.py").write_text(IMPORTING_TOOL)
     report: dict[str, object] = {"tool": "import httpx"}
     for label, servers in (("preloaded", 1), ("not_preloaded", 0)):
-        executor = Executor(root / f"data-{label}", preload_servers=servers)
-        executor.start()
-        try:
-            offset = 3_000_000 + 100_000 * servers
-            first = sequential(executor, root, 1, offset, source="importing")["p50_ms"]
-            deadline = time.monotonic() + 30
-            while servers and not executor.preloads.servers() and time.monotonic() < deadline:
-                time.sleep(0.05)
-            later = sequential(executor, root, runs, offset + 1, source="importing")
-            report[label] = {"first_run_ms": first, "later_runs": later}
-        finally:
-            executor.close()
+        report[label] = first_then_later(root, f"data-{label}", servers, runs, 3_000_000 + 100_000 * servers,
+                                         source="importing")
     report["later_p50_ratio_not_preloaded_over_preloaded"] = round(
         report["not_preloaded"]["later_runs"]["p50_ms"] / report["preloaded"]["later_runs"]["p50_ms"], 1)  # type: ignore[index]
     return report
@@ -133,21 +143,11 @@ def own_interpreter(root: Path, runs: int) -> dict[str, object]:
     python = str(root / "venv" / "bin" / "python")
     report: dict[str, object] = {"interpreter": "a virtualenv (python -m venv)"}
     for label, servers in (("fork_server_under_it", 1), ("interpreter_per_run", 0)):
-        executor = Executor(root / f"data-venv-{label}", preload_servers=servers)
-        executor.start()
-        try:
-            offset = 5_000_000 + 100_000 * servers
-            sequential(executor, root, 1, offset, python=python)
-            deadline = time.monotonic() + 30
-            while servers and not executor.preloads.servers() and time.monotonic() < deadline:
-                time.sleep(0.05)
-            sequential(executor, root, 3, offset + 1, python=python)  # what it learned is preloaded meanwhile
-            time.sleep(1)
-            report[label] = sequential(executor, root, runs, offset + 10, python=python)
-        finally:
-            executor.close()
-    report["p50_ratio_per_run_over_forked"] = round(
-        report["interpreter_per_run"]["p50_ms"] / report["fork_server_under_it"]["p50_ms"], 1)  # type: ignore[index]
+        report[label] = first_then_later(root, f"data-venv-{label}", servers, runs, 5_000_000 + 100_000 * servers,
+                                         python=python)
+    report["later_p50_ratio_per_run_over_forked"] = round(
+        report["interpreter_per_run"]["later_runs"]["p50_ms"]  # type: ignore[index]
+        / report["fork_server_under_it"]["later_runs"]["p50_ms"], 1)  # type: ignore[index]
     return report
 
 

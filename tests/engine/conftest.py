@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -59,3 +60,13 @@ def make_request(tmp_path: Path) -> MakeRequest:
         )
 
     return make
+
+
+def wait_for(predicate: Callable[[], object], within: float = 15.0) -> bool:
+    """Poll ``predicate`` until it holds (True) or ``within`` seconds pass (False)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False

@@ -16,7 +16,7 @@ import pytest
 from runyard.engine import forkserver
 from runyard.engine.executor import ExecRequest, Executor
 from runyard.engine.preloads import MAX_GROWTHS, PreloadProfiles, preloadable
-from tests.engine.conftest import MakeRequest
+from tests.engine.conftest import MakeRequest, wait_for
 
 IMPORTS_STATISTICS = """
 import os, sys
@@ -49,14 +49,6 @@ def _again(req: ExecRequest, n: int) -> ExecRequest:
     return req
 
 
-def _wait_for(predicate, within: float = 15.0) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
 
 def test_later_runs_fork_from_a_server_that_preloaded_the_tools_imports(
     own_executor: Executor, make_request: MakeRequest
@@ -65,7 +57,7 @@ def test_later_runs_fork_from_a_server_that_preloaded_the_tools_imports(
     first = own_executor.submit(req).wait(20)
     assert first.status == "succeeded", first.error
     assert first.output["preloaded"] is False and first.output["mean"] == 2
-    assert _wait_for(lambda: len(own_executor.preloads.servers()) == 1)
+    assert wait_for(lambda: len(own_executor.preloads.servers()) == 1)
     server = own_executor.preloads.servers()[0]
     for n in range(3):
         result = own_executor.submit(_again(req, n)).wait(20)
@@ -100,7 +92,7 @@ def main():
 """
     req = make_request(source)
     assert own_executor.submit(req).wait(20).status == "succeeded"
-    assert _wait_for(lambda: len(own_executor.preloads.servers()) == 1)
+    assert wait_for(lambda: len(own_executor.preloads.servers()) == 1)
     for n in range(2):
         result = own_executor.submit(_again(req, n)).wait(20)
         assert (result.status, result.output) == ("succeeded", "ok"), result.error
@@ -111,14 +103,14 @@ def test_a_preload_server_that_dies_is_replaced_and_runs_go_on(
 ) -> None:
     req = _with_helper(make_request(IMPORTS_STATISTICS))
     assert own_executor.submit(req).wait(20).status == "succeeded"
-    assert _wait_for(lambda: len(own_executor.preloads.servers()) == 1)
+    assert wait_for(lambda: len(own_executor.preloads.servers()) == 1)
     dead = own_executor.preloads.servers()[0]
     dead.proc.kill()
-    assert _wait_for(lambda: dead.dead)
+    assert wait_for(lambda: dead.dead)
     for n in range(2):  # the first goes to the base server and starts a replacement
         result = own_executor.submit(_again(req, n)).wait(20)
         assert result.status == "succeeded", result.error
-    assert _wait_for(lambda: [s for s in own_executor.preloads.servers() if s is not dead and not s.dead])
+    assert wait_for(lambda: [s for s in own_executor.preloads.servers() if s is not dead and not s.dead])
     result = own_executor.submit(_again(req, 9)).wait(20)
     assert result.status == "succeeded" and result.output["preloaded"] is True
 
@@ -192,7 +184,7 @@ class Recorder:
 
 
 def _ready(profiles: PreloadProfiles[FakeServer], key: object, python: str | None = None) -> FakeServer:
-    assert _wait_for(lambda: profiles.server_for(key, python) is not None, 5)
+    assert wait_for(lambda: profiles.server_for(key, python) is not None, 5)
     server = profiles.server_for(key, python)
     assert server is not None
     return server
@@ -225,7 +217,7 @@ def test_a_tool_with_its_own_interpreter_gets_a_server_under_it() -> None:
     profiles.learn("a", ["ryhello"], python=venv)
     assert profiles.server_for("a", venv) is bare  # while the better one starts
     rec.gate.set()
-    assert _wait_for(lambda: profiles.server_for("a", venv) is not bare, 5)
+    assert wait_for(lambda: profiles.server_for("a", venv) is not bare, 5)
     assert profiles.server_for("a", venv).modules == ("ryhello",)  # type: ignore[union-attr]
     assert profiles.server_for("a") is None  # runyard's own interpreter: nothing learned for it
 
@@ -250,7 +242,7 @@ def test_a_set_that_fails_to_start_is_not_tried_again() -> None:
     rec = Recorder(fail=True)
     profiles = rec.profiles()
     profiles.learn("a", ["starts_a_thread"])
-    assert _wait_for(lambda: rec.started == [("starts_a_thread",)], 5)
+    assert wait_for(lambda: rec.started == [("starts_a_thread",)], 5)
     for _ in range(5):
         assert profiles.server_for("a") is None
         time.sleep(0.02)

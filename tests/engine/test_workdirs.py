@@ -11,6 +11,7 @@ import pytest
 
 from runyard.engine.executor import ExecRequest, Executor, Limits
 from runyard.engine.workdirs import POOL_PREFIX, DirRecycler, pool_name
+from tests.engine.conftest import wait_for
 
 TOOL = """
 import os
@@ -56,22 +57,9 @@ def _kept(ex: Executor) -> int:
     return len(ex.recycler._free)
 
 
-def _wait_for(predicate, within: float = 10.0) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
-
 
 def _free(ex: Executor, n: int, within: float = 10.0) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if _kept(ex) == n:
-            return True
-        time.sleep(0.02)
-    return False
+    return wait_for(lambda: _kept(ex) == n, within)
 
 
 def test_a_later_run_gets_the_dirs_an_earlier_run_left_empty(setup) -> None:
@@ -132,16 +120,16 @@ def test_a_reused_process_keeps_its_runs_dirs_for_its_next_run(setup, tmp_path: 
     first = ex.submit(request(reuse=True)).wait(20)
     assert first.status == "succeeded" and first.dirs_removed
     held = tmp_path / "data" / "work" / pool_name(first.output["pid"], "held")
-    assert _wait_for(held.exists)
+    assert wait_for(held.exists)
     second_req = request(reuse=True)
     second = ex.submit(second_req).wait(20).output
     assert (second["pid"], second["inode"]) == (first.output["pid"], first.output["inode"])
     assert second["cwd"] == str(second_req.workdir)
     assert (second["entries"], second["tmp"], second["out"]) == ([".tmp"], [], [])
-    assert _wait_for(held.exists)
+    assert wait_for(held.exists)
     failing = request(reuse=True, fail=True)  # the process retires: nothing is held any more
     assert ex.submit(failing).wait(20).status == "failed"
-    assert _wait_for(lambda: not held.exists() and not failing.workdir.exists())
+    assert wait_for(lambda: not held.exists() and not failing.workdir.exists())
     assert _kept(ex) == 0  # the pool takes dirs of exited processes only
 
 
@@ -186,7 +174,7 @@ def test_pools_of_dead_executors_are_removed(tmp_path: Path) -> None:
         while dead.parent.parent.exists() and time.monotonic() < deadline:
             time.sleep(0.02)
         assert not dead.parent.parent.exists()
-        assert _wait_for(lambda: not held.parent.exists())
+        assert wait_for(lambda: not held.parent.exists())
         assert live.exists() and elsewhere.exists()
     finally:
         recycler.close()

@@ -3,29 +3,19 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
 
 from runyard.store.db import Database
 from runyard.store.group_commit import GroupCommitter
-from tests.conftest import PgDatabase
 
 
 @pytest.fixture
-def db(backend: str, tmp_path) -> Iterator[Database]:
-    pg = PgDatabase.create() if backend == "postgres" else None
-    url = pg.url.replace("postgresql://", "postgresql+psycopg://") if pg else f"sqlite:///{tmp_path / 'g.db'}"
-    database = Database(url)
-    with database.write() as conn:
+def db(scratch_db: Database) -> Database:
+    with scratch_db.write() as conn:
         conn.exec_driver_sql("CREATE TABLE items (id INTEGER PRIMARY KEY, name VARCHAR(20) NOT NULL UNIQUE)")
-    try:
-        yield database
-    finally:
-        database.dispose()
-        if pg:
-            pg.drop()
+    return scratch_db
 
 
 def test_concurrent_writes_commit_and_failures_stay_isolated(db: Database) -> None:

@@ -3,7 +3,6 @@ the values most runs carry (None, empty JSON objects) included."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -11,7 +10,6 @@ import sqlalchemy as sa
 
 from runyard.store.db import Database
 from runyard.store.prepared import Prepared
-from tests.conftest import PgDatabase
 
 metadata = sa.MetaData()
 things = sa.Table(
@@ -30,17 +28,9 @@ VALUES = [
 
 
 @pytest.fixture
-def db(backend: str, tmp_path) -> Iterator[Database]:
-    pg = PgDatabase.create() if backend == "postgres" else None
-    url = pg.url.replace("postgresql://", "postgresql+psycopg://") if pg else f"sqlite:///{tmp_path / 'p.db'}"
-    database = Database(url)
-    metadata.create_all(database.engine)
-    try:
-        yield database
-    finally:
-        database.dispose()
-        if pg:
-            pg.drop()
+def db(scratch_db: Database) -> Database:
+    metadata.create_all(scratch_db.engine)
+    return scratch_db
 
 
 def test_prepared_round_trip_matches_core(db: Database) -> None:

@@ -1,0 +1,25 @@
+"""A scratch database for the store tests: SQLite in the test's dir, or a fresh
+PostgreSQL database (dropped afterwards) on the PostgreSQL pass."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from runyard.store.db import Database
+from tests.conftest import PgDatabase
+
+
+@pytest.fixture
+def scratch_db(backend: str, tmp_path: Path) -> Iterator[Database]:
+    pg = PgDatabase.create() if backend == "postgres" else None
+    url = pg.url.replace("postgresql://", "postgresql+psycopg://") if pg else f"sqlite:///{tmp_path / 'scratch.db'}"
+    database = Database(url)
+    try:
+        yield database
+    finally:
+        database.dispose()
+        if pg:
+            pg.drop()
