@@ -298,3 +298,40 @@ def test_the_child_reports_modules_only_beyond_its_base(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
                          env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
     assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_the_fork_server_exits_with_its_children_when_the_executor_goes(tmp_path: Path) -> None:
+    """Closed right after start-up, while spares are being forked (one may not have its own
+    process group yet, and its socket may still wait to be sent): nothing is left behind."""
+    src_root = str(Path(forkserver.__file__).resolve().parents[2])
+    for _ in range(15):
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        proc = subprocess.Popen([sys.executable, "-m", "runyard.engine.forkserver", str(theirs.fileno())],
+                                pass_fds=[theirs.fileno()], env={"PYTHONPATH": src_root}, stdout=subprocess.DEVNULL)
+        theirs.close()
+        try:
+            ours.settimeout(30)
+            ours.send(json.dumps({"op": "preload", "modules": []}).encode())
+            assert json.loads(ours.recv(65536))["op"] == "ready"
+            spares = _children_of(proc.pid)  # those forked so far (more may come before it reads EOF)
+            ours.close()
+            assert proc.wait(10) == 0  # before the fix it could wait forever for a spare
+            assert wait_for(lambda spares=spares: not [p for p in spares if _children_of(1).count(p)], 5)
+        finally:
+            if proc.poll() is None:  # it hung: do not leave it (and its spares) behind
+                for pid in [*_children_of(proc.pid), proc.pid]:
+                    os.kill(pid, 9)
+                proc.wait()
+
+
+def _children_of(parent: int) -> list[int]:
+    """Live processes whose parent is ``parent`` (orphans of a dead one have parent 1)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent and fields[0] != "Z":
+            found.append(int(pid))
+    return found

@@ -269,8 +269,20 @@ class Server:
         self.send(report)
 
     def shutdown(self) -> NoReturn:
+        # Fds not yet sent to the executor (a new spare's socket) are closed, so no spare
+        # waits on a socket whose other end only we hold; and every child is killed by
+        # pid too, as a spare forked a moment ago may not have its own group yet (its
+        # setsid comes first thing, but after the fork), so killpg would miss it.
+        for _data, fds in self.outbox:
+            for fd in fds:
+                os.close(fd)
+        self.outbox.clear()
         for _ident, pid in self.children.values():
             _killpg(pid)
+            try:
+                os.kill(pid, signal.SIGKILL)  # not reaped yet: the pid is still this child's
+            except ProcessLookupError:
+                pass
         for _ident, pid in self.children.values():
             try:
                 os.waitpid(pid, 0)
