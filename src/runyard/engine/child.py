@@ -114,12 +114,45 @@ def prepare(spec: Mapping[str, Any]) -> None:
     apply_limits(spec.get("limits") or {}, reused=bool(spec.get("reuse")))
 
 
-# A reused process keeps its last run's empty dirs for its next run (the engine's pool
-# takes only dirs of processes that exited): ``<work root>/.recycled-<pid>-held-<host>``,
-# the same layout as a pool's set, and a name the next executor on this host removes if
-# this process dies (see workdirs.pool_name; this module cannot import runyard).
+# A set of run dirs kept for a later run (engine/workdirs.py) is a dir holding the run's
+# ``.tmp`` and its output dir as ``.out``. Its layout and names are here, where both the
+# engine's pool and a reused process (which keeps its last run's set for its next run,
+# under ``pool_name(pid, "held")``) use them: this module cannot import runyard.
+POOL_PREFIX = ".recycled-"
 _held: str | None = None
 _dir_mode: int | None = None  # what mkdir gives under the umask the process started with
+
+
+def pool_name(pid: int, tag: str) -> str:
+    """``.recycled-<pid>-<tag>-<host>``: an executor's pool, or a reused process's held set.
+    The host, because a data dir may be shared between machines and only this host can
+    tell whether ``pid`` is still alive."""
+    return f"{POOL_PREFIX}{pid}-{tag}-{os.uname().nodename}"
+
+
+def stash_dirs(workdir: str, output_dir: str, unit: str, mode: int, *, known_empty: bool = False) -> bool:
+    """Move a run's dirs into ``unit`` if they are exactly as made (real directories of
+    ``mode``, nothing in them but the work dir's ``.tmp``); False (nothing kept) otherwise.
+    ``known_empty``: the caller has just looked inside them (and nothing can have written
+    there since), so only their kind and mode are checked."""
+    import stat
+
+    tmpdir = os.path.join(workdir, ".tmp")
+    try:
+        for path, allowed in ((tmpdir, ()), (output_dir, ()), (workdir, (".tmp",))):
+            st = os.lstat(path)
+            if not stat.S_ISDIR(st.st_mode) or stat.S_IMODE(st.st_mode) != mode:
+                return False
+            if known_empty:
+                continue
+            with os.scandir(path) as entries:
+                if any(entry.name not in allowed for entry in entries):
+                    return False
+        os.rename(output_dir, os.path.join(workdir, ".out"))
+        os.rename(workdir, unit)
+    except OSError:
+        return False
+    return True
 
 
 def _take_held() -> str | None:
@@ -132,21 +165,12 @@ def _hold_dirs(spec: Mapping[str, Any]) -> bool:
     """Keep a run's empty dirs for this process's next run: False (nothing moved) if they
     are not exactly as made (a symlink, another mode)."""
     global _held
-    import stat
-
-    workdir, output_dir = spec["workdir"], spec["output_dir"]
-    tmpdir = os.path.join(workdir, ".tmp")
-    if spec["env"].get("TMPDIR") != tmpdir or _dir_mode is None:
+    workdir = spec["workdir"]
+    if spec["env"].get("TMPDIR") != os.path.join(workdir, ".tmp") or _dir_mode is None:
         return False
-    try:
-        for path in (workdir, tmpdir, output_dir):
-            st = os.lstat(path)
-            if not stat.S_ISDIR(st.st_mode) or stat.S_IMODE(st.st_mode) != _dir_mode:
-                return False
-        held = os.path.join(os.path.dirname(workdir), f".recycled-{os.getpid()}-held-{os.uname().nodename}")
-        os.rename(output_dir, os.path.join(workdir, ".out"))
-        os.rename(workdir, held)
-    except OSError:
+    held = os.path.join(os.path.dirname(workdir), pool_name(os.getpid(), "held"))
+    # run_once found them empty, and the run left nothing running that could write there.
+    if not stash_dirs(workdir, spec["output_dir"], held, _dir_mode, known_empty=True):
         return False
     _held = held
     return True
@@ -292,10 +316,10 @@ def run_once(spec: Mapping[str, Any], events_fd: int, *, forked: bool, reusable:
 
 REUSE_MAX_RUNS = 1000  # a reused process retires after this many runs (leaks stay bounded)
 _reused_runs = 0
+_subreaper = False
 # What the process held when it was ready for a run (set by the fork server after its
 # preload, and by a spare after its rehearsal): a run reports what it imported beyond it.
 _base_modules: frozenset[str] | None = None
-_NOT_PRELOADED = ("_runyard_engine_", "runyard", "__main__")
 REPORTED_MODULES_MAX = 1500  # enough for a large library; the report stays one socket packet
 
 
@@ -318,8 +342,8 @@ def imported_modules(spec: Mapping[str, Any]) -> list[str]:
     tool = str(spec.get("module") or "").partition(".")[0]
     names: list[str] = []
     for name, module in list(sys.modules.items()):
-        if name in base or name.startswith(_NOT_PRELOADED) or "__main__" in name.split("."):
-            continue  # the runtime's own, and a package's __main__ (importing it runs the program)
+        if name in base or name.startswith("_runyard_engine_"):
+            continue  # the runtime's own (what else may be preloaded: preloads.preloadable)
         if name.partition(".")[0] == tool or getattr(module, "__spec__", None) is None:
             continue  # the tool itself, or a module made at run time (not importable by name)
         path = getattr(module, "__file__", None)
@@ -329,7 +353,7 @@ def imported_modules(spec: Mapping[str, Any]) -> list[str]:
         if len(names) >= REPORTED_MODULES_MAX:
             break
     return names
-_subreaper = False
+
 
 
 def _begin_reused_run() -> None:
@@ -613,7 +637,7 @@ def rehearse() -> None:
         sys.modules.pop(spec["module"], None)
     result = {"type": "result", "status": "succeeded", "output": output, "exit_code": 0, "usage": _usage()}
     json.dumps(result, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
-    imported_modules(spec)
+    imported_modules(spec)  # its code path too
     mark_base_modules()  # what the rehearsal imported is not the run's to report
 
 

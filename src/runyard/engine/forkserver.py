@@ -101,12 +101,20 @@ def preload(modules: list[str]) -> list[str]:
             importlib.import_module(name)
         except BaseException:  # noqa: BLE001 - ImportError, SystemExit, anything at import
             skipped.append(name)
-    try:  # spares rehearse with a stand-in tool, loaded from byte code as a tool is
+    # Spares rehearse with a stand-in tool, loaded from byte code as a tool is: compiled
+    # once (by the first server to find it missing or stale), not at every start.
+    rehearsal = os.path.join(os.path.dirname(runtime.__file__), "rehearsal.py")
+    try:
+        fresh = os.path.getmtime(importlib.util.cache_from_source(rehearsal)) >= os.path.getmtime(rehearsal)
+    except OSError:
+        fresh = False
+    if not fresh:
         import py_compile
 
-        py_compile.compile(os.path.join(os.path.dirname(runtime.__file__), "rehearsal.py"), doraise=True)
-    except (OSError, py_compile.PyCompileError):
-        pass
+        try:
+            py_compile.compile(rehearsal, doraise=True)
+        except (OSError, py_compile.PyCompileError):
+            pass
     return skipped
 
 

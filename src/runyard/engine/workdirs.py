@@ -28,7 +28,8 @@ import stat
 import threading
 from pathlib import Path
 
-POOL_PREFIX = ".recycled-"
+from runyard.engine.child import POOL_PREFIX, pool_name, stash_dirs
+
 DEFAULT_LIMIT = 256  # empty sets kept at most (more are removed)
 
 
@@ -58,34 +59,14 @@ class DirRecycler:
     def give_back(self, workdir: str, output_dir: str) -> None:
         """Keep a finished run's dirs for a later run if they are as made and empty, else
         remove them. Call it only when nothing of the run can still write to them."""
-        tmpdir = os.path.join(workdir, ".tmp")
-        try:
-            keep = (self._pristine(tmpdir, set()) and self._pristine(output_dir, set())
-                    and self._pristine(workdir, {".tmp"}))
-        except OSError:
-            keep = False
-        if keep:
+        with self._lock:
+            room = not self._closed and len(self._free) < self.limit
+            unit = os.path.join(self.pool, f"u{next(self._names)}")
+        if room and stash_dirs(workdir, output_dir, unit, self.mode):
             with self._lock:
-                keep = not self._closed and len(self._free) < self.limit
-                unit = os.path.join(self.pool, f"u{next(self._names)}")
-            if keep:
-                try:
-                    os.rename(output_dir, os.path.join(workdir, ".out"))
-                    os.rename(workdir, unit)
-                except OSError:
-                    keep = False
-                else:
-                    with self._lock:
-                        self._free.append(unit)
-                    return
+                self._free.append(unit)
+            return
         remove_later([workdir, output_dir])
-
-    def _pristine(self, path: str, allowed: set[str]) -> bool:
-        st = os.lstat(path)
-        if not stat.S_ISDIR(st.st_mode) or stat.S_IMODE(st.st_mode) != self.mode:
-            return False
-        with os.scandir(path) as entries:
-            return all(entry.name in allowed for entry in entries)
 
     def close(self) -> None:
         with self._lock:
@@ -101,12 +82,6 @@ def remove_later(paths: list[str]) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
     threading.Thread(target=remove, name="runyard-rmtree", daemon=True).start()
-
-
-def pool_name(pid: int, tag: str) -> str:
-    """``.recycled-<pid>-<tag>-<host>``: an executor's pool, or a reused process's held
-    dirs (``child._hold_dirs`` makes the same name with the tag ``held``)."""
-    return f"{POOL_PREFIX}{pid}-{tag}-{os.uname().nodename}"
 
 
 def _remove_dead_pools(root: Path) -> None:
