@@ -58,6 +58,49 @@ def cow_fault_us(pages: int = 8192) -> float:
     return round(elapsed / pages * 1e6, 2)
 
 
+# The least a fork-per-run engine can cost in this CPython: per run, a bare interpreter
+# (-I -S: no site, ~7 MB) forks a child that reads a request from a pipe, answers a
+# no-op's result and exits, and reaps it. No limits, dirs, log pipes or process group.
+_BARE_FORKER = """
+import json, os, sys, time
+def forker(n):
+    for _ in range(n):
+        r1, w1 = os.pipe(); r2, w2 = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(w1); os.close(r2)
+            request = json.loads(os.read(r1, 65536))
+            os.write(w2, json.dumps({"id": request["id"], "output": None}).encode())
+            os._exit(0)
+        os.close(r1); os.close(w2)
+        os.write(w1, b'{"id": "run_x", "inputs": {}}'); os.close(w1)
+        os.read(r2, 65536); os.close(r2)
+        os.waitpid(pid, 0)
+n, parallel = int(sys.argv[1]), int(sys.argv[2])
+started, before = time.perf_counter(), os.times()
+forkers = []
+for _ in range(parallel):
+    pid = os.fork()
+    if pid == 0:
+        forker(n // parallel)
+        os._exit(0)
+    forkers.append(pid)
+for pid in forkers:
+    os.waitpid(pid, 0)
+elapsed, after = time.perf_counter() - started, os.times()
+cpu = after.children_user + after.children_system - before.children_user - before.children_system
+print(json.dumps({"runs_per_s": round(n / elapsed, 1), "cpu_ms_per_run": round(cpu * 1000 / n, 3)}))
+"""
+
+
+def bare_fork_per_run(runs: int = 2000) -> dict[str, Any]:
+    """Runs/s and CPU per run of the least fork-per-run engine (above), one forker per core:
+    the ceiling of any engine that forks a process per run, on this machine."""
+    cores = os.cpu_count() or 1
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", _BARE_FORKER, str(runs), str(cores)],
+                         check=True, capture_output=True, text=True).stdout
+    return {"forkers": cores, **json.loads(out)}
+
 class LeanClient:
     """A keep-alive HTTP/1.1 client from the standard library (``http.client``) that sends
     JSON and reads JSON. httpx costs several times more CPU per request, which on a

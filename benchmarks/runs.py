@@ -3,7 +3,8 @@
 Usage: python benchmarks/runs.py [--postgres postgresql://…] [--quick]
 Prints one JSON report. Figures (issue 2): 500 sequential sync no-op runs (p50/p99),
 2,000 async no-op runs submitted at once (runs/s until all terminal), 40 sequential
-fib(10) runs (total seconds); floors: /healthz round trip, fork+exit, `python -c pass`.
+fib(10) runs (total seconds); floors: /healthz round trip, fork+exit, `python -c pass`, and
+the least a fork-per-run engine costs here (`bare_fork_per_run`).
 The same three figures again for tools deployed with `reuse_process` (`reused_process`).
 """
 
@@ -20,7 +21,15 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import BenchServer, LeanClient, cow_fault_us, lean_post_many, machine, percentile  # noqa: E402
+from _common import (  # noqa: E402
+    BenchServer,
+    LeanClient,
+    bare_fork_per_run,
+    cow_fault_us,
+    lean_post_many,
+    machine,
+    percentile,
+)
 
 NOOP = "def main():\n    return None\n"
 FIB = "def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\n\ndef main(n: int = 10):\n    return fib(n)\n"
@@ -51,7 +60,8 @@ def floors(client: LeanClient) -> dict[str, float]:
         starts.append((time.perf_counter() - t) * 1000)
     return {"healthz_p50_ms": round(percentile(http, 50), 3), "fork_exit_p50_ms": round(percentile(forks, 50), 3),
             "fork_exit_cpu_ms": round(fork_cpu_ms, 3), "python_c_pass_p50_ms": round(percentile(starts, 50), 2),
-            "cow_page_fault_us": sorted(cow_fault_us() for _ in range(3))[1]}
+            "cow_page_fault_us": sorted(cow_fault_us() for _ in range(3))[1],
+            "bare_fork_per_run": bare_fork_per_run()}
 
 
 def deploy(client: LeanClient, name: str, code: str, **config: Any) -> None:
@@ -158,6 +168,8 @@ def bench(database_url: str | None, quick: bool) -> dict[str, Any]:
             "sync_p50_over_healthz_p50": round(report["sync_noop"]["p50_ms"] / report["floors"]["healthz_p50_ms"], 2),
             "fib_run_over_python_start": round(report["fib10_sequential"]["total_s"] * 1000 / 40
                                                / report["floors"]["python_c_pass_p50_ms"], 3),
+            "async_over_bare_fork_per_run": round(report["async_noop"]["runs_per_s"]
+                                                  / report["floors"]["bare_fork_per_run"]["runs_per_s"], 3),
         }
         return report
     finally:
