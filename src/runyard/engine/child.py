@@ -355,7 +355,6 @@ def imported_modules(spec: Mapping[str, Any]) -> list[str]:
     return names
 
 
-
 def _begin_reused_run() -> None:
     """Per-run resets of a process that may be reused: signals, peak RSS, descendants' reaper."""
     global _subreaper, _dir_mode

@@ -322,15 +322,13 @@ class Execution:
     def _on_lost(self, why: str) -> None:
         """The fork server died or failed to fork: end the run without an exit report."""
         with self._lock:
+            if self._exit is None:
+                self._lost = why  # no exit report will come (a finished run's dirs are removed, not kept)
             ended = self._exit is not None or self._result is not None
-            if self._exit is None and self._result is not None:
-                self._lost = why  # no exit report will come: its dirs are removed, not kept
+            pid = self.pid
         if ended:
             self._settle_dirs()
             return
-        with self._lock:
-            self._lost = why
-            pid = self.pid
         if pid is not None:
             _killpg(pid, signal.SIGKILL)
         self._timers.append(self._loop.call_later(DRAIN_GRACE_S, self._force_finish))
@@ -685,22 +683,20 @@ class Executor:
             spec["recycled"] = recycler.take()
             execution._recycler = recycler
         key = reuse_key(spec) if req.reuse_process else None
-        server = self.preloads.server_for(preload_key, req.python) if preload_key is not None else None
-        if server is not None and server.python is not None:
-            # Forked from a server running under the tool's interpreter: no exec.
-            own = json.dumps({**spec, "python": None}, separators=(",", ":")).encode()
-            if self._send(server, execution, own, key):
+        preloaded = self.preloads.server_for(preload_key, req.python) if preload_key is not None else None
+        if preloaded is not None:
+            # A server under the tool's own interpreter forks the run there: no exec.
+            own = spec if preloaded.python is None else {**spec, "python": None}
+            if self._send(preloaded, execution, json.dumps(own, separators=(",", ":")).encode(), key):
                 return execution
-            server.dead = True  # it died before we noticed: the base server execs the interpreter
-            server = None
+            preloaded.dead = True  # it died before we noticed: the base server takes the run
         payload = json.dumps(spec, separators=(",", ":")).encode()
         for attempt in (1, 2):
-            server = server or self._ensure_server()
+            server = self._ensure_server()
             if self._send(server, execution, payload, key):
                 return execution
             if attempt == 1:
                 server.dead = True  # it died before we noticed: restart once and retry
-                server = None
         execution._on_lost("could not reach the fork server")
         return execution
 
