@@ -436,13 +436,18 @@ class RunService:
         pick = (sa.select(runs.c.id).where(runs.c.status == QUEUED)
                 .order_by(runs.c.queued_at, runs.c.id).limit(sa.bindparam("lim", type_=sa.Integer)))
         if self.db.is_postgres:
-            pick = pick.with_for_update(skip_locked=True)
-        statement = runs.update().where(runs.c.id.in_(pick.scalar_subquery()))
-        # PostgreSQL re-checks the status of the rows it locked. SQLite's writer lock makes
-        # the pick final, and a status test there would have it walk every queued row
-        # (through the status index) instead of fetching the picked ids by key.
-        if self.db.is_postgres:
-            statement = statement.where(runs.c.status == QUEUED)
+            # The pick is a MATERIALIZED CTE joined by key: evaluated once, so the UPDATE
+            # takes at most ``lim`` runs. Inside ``WHERE id IN (…)`` PostgreSQL planned it
+            # as a semi-join and could run the LIMITed, SKIP LOCKED pick again for each
+            # outer row, each time locking other runs (an 8-slot claim took 92 and 192).
+            # It re-checks the status of the rows it locked.
+            picked = pick.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
+            statement = runs.update().where(runs.c.id == picked.c.id, runs.c.status == QUEUED)
+        else:
+            # SQLite evaluates the uncorrelated ``IN (…)`` list once; its writer lock makes
+            # the pick final, and a status test there would have it walk every queued row
+            # (through the status index) instead of fetching the picked ids by key.
+            statement = runs.update().where(runs.c.id.in_(pick.scalar_subquery()))
         statement = (statement
                      .values(status=RUNNING, worker_id=sa.bindparam("worker", type_=runs.c.worker_id.type),
                              started_at=sa.bindparam("now", type_=runs.c.started_at.type),
