@@ -62,11 +62,11 @@ def test_roles_and_restrictions(server, api, unique):
         assert error_code(m.get("/tokens")) == "insufficient_role"
     with server.client(restricted) as r:
         assert run(r, f"allowed-{unique}")["output"] == "ok"
-        denied = r.post("/runs", json={"tool": f"other-{unique}"})
-        assert denied.status_code == 403 and error_code(denied) == "restricted"
+        denied = r.post("/runs", json={"tool": f"other-{unique}"})  # hidden: as if it did not exist
+        assert denied.status_code == 404 and error_code(denied) == "tool_not_found"
         names = {t["name"] for t in r.get("/tools", params={"limit": 1000}).json()["items"]}
         assert names == {f"allowed-{unique}"}
-        assert r.get(f"/tools/other-{unique}").status_code == 403
+        assert r.get(f"/tools/other-{unique}").status_code == 404
 
 
 def test_secrets_masked_never_returned(server, api, unique):

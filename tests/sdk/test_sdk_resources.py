@@ -238,7 +238,7 @@ def test_tokens_roles_and_restrictions(client: Client, server: Any, add_tool: st
         assert as_restricted.tools.run(add_tool, {"a": 1}).output == 3
         other = f"other-{unique}"
         client.tools.deploy(ADD_CODE, name=other)
-        with pytest.raises(PermissionDeniedError):
+        with pytest.raises(NotFoundError):  # a tool hidden from the key is as if absent
             as_restricted.runs.create(other, {"a": 1})
 
     client.tokens.delete(viewer.id)

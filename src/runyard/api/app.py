@@ -10,8 +10,9 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from runyard.api import errors, health, runs, secrets, sets, templates, tokens, tools
+from runyard.api import errors, health, openapi, runs, secrets, sets, templates, tokens, tools
 from runyard.api.fastlane import FastLane
+from runyard.api.guard import BodyGuard
 from runyard.api.responses import JSON
 from runyard.platform import Platform
 from runyard.services.ratelimit import RateLimiter
@@ -59,7 +60,7 @@ class RequestIdMiddleware:
 
 def create_app(platform: Platform, *, lifespan_hooks: list[Any] | None = None) -> Any:
     """The ASGI application: request ids around the fast lane for run creation around FastAPI."""
-    return RequestIdMiddleware(FastLane(create_fastapi(platform, lifespan_hooks=lifespan_hooks)))
+    return RequestIdMiddleware(FastLane(BodyGuard(create_fastapi(platform, lifespan_hooks=lifespan_hooks))))
 
 
 def create_fastapi(platform: Platform, *, lifespan_hooks: list[Any] | None = None) -> FastAPI:
@@ -75,7 +76,7 @@ def create_fastapi(platform: Platform, *, lifespan_hooks: list[Any] | None = Non
 
     app = FastAPI(
         title="runyard", version="0.1.0", default_response_class=JSON, lifespan=lifespan,
-        openapi_url=f"{API_PREFIX}/openapi.json", docs_url="/docs", redoc_url=None,
+        openapi_url=f"{API_PREFIX}/openapi.json", docs_url=None, redoc_url=None,
         description="Functions as versioned tools; every call a durable run.",
     )
     app.state.platform = platform
@@ -87,5 +88,6 @@ def create_fastapi(platform: Platform, *, lifespan_hooks: list[Any] | None = Non
     app.include_router(health.router)
     for module in (runs, tools, tokens, secrets, templates, sets):
         app.include_router(module.router, prefix=API_PREFIX)
+    openapi.install(app)  # bearer security in the schema; /docs from the package
     return app
 

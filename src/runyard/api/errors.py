@@ -8,7 +8,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
+from runyard.api.openapi import iter_routes
 from runyard.api.responses import JSON
 from runyard.services.errors import DomainError, RateLimited
 
@@ -39,6 +41,15 @@ def error_response(request: Request, status: int, code: str, message: str,
     return JSON(body, status_code=status, headers=headers)
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """The methods some route of the application serves at the request's path."""
+    methods: set[str] = set()
+    for route in iter_routes(request.app):
+        if route.methods and route.matches(request.scope)[0] != Match.NONE:
+            methods.update(route.methods)
+    return sorted(methods)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> JSON:
@@ -57,7 +68,12 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSON:
         code = _HTTP_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
-        return error_response(request, exc.status_code, code, message, headers=getattr(exc, "headers", None))
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            # Starlette names only the first route matching the path; a path served by
+            # several routes (GET and POST /runs) allows the methods of all of them.
+            headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
+        return error_response(request, exc.status_code, code, message, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSON:

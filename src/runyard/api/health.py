@@ -16,7 +16,7 @@ async def healthz() -> dict:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses={503: {"description": "Not ready: the database is unreachable or no worker is live (same body)"}})
 async def readyz(request: Request) -> JSON:
     platform = request.app.state.platform
 

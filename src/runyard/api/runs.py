@@ -17,6 +17,7 @@ from starlette.background import BackgroundTask
 from runyard.api.bodies import is_multipart, json_body, multipart_body, pick
 from runyard.api.deps import PlatformDep, PrincipalDep, page_body
 from runyard.api.offload import in_thread
+from runyard.api.openapi import AUTHENTICATED, error_responses
 from runyard.api.responses import JSON
 from runyard.api.waiting import wait_for_run
 from runyard.platform import Platform
@@ -24,7 +25,7 @@ from runyard.services.access import Principal
 from runyard.services.errors import ValidationFailed
 from runyard.services.runs import TERMINAL_STATUSES, log_key, parse_time
 
-router = APIRouter(tags=["runs"])
+router = APIRouter(tags=["runs"], responses=error_responses(*AUTHENTICATED))
 MAX_WAIT_S = 600.0
 _CREATE_FIELDS = {"tool", "version", "inputs", "tags", "requires_confirmation"}
 _CREATE_DOC = {"requestBody": {"content": {
@@ -45,7 +46,10 @@ def _check_wait(wait: float | None) -> float | None:
     return wait
 
 
-@router.post("/runs", status_code=201, openapi_extra=_CREATE_DOC)
+@router.post("/runs", status_code=201, openapi_extra=_CREATE_DOC, responses={
+    200: {"description": "The run an earlier request with the same `Idempotency-Key` created"},
+    202: {"description": "`wait` passed before the run ended: the run as it stands"},
+    **error_responses(404, 409, 413, 415)})
 async def create_run(request: Request, platform: PlatformDep, principal: PrincipalDep,
                      wait: float | None = Query(None), expand: str | None = None,
                      idempotency_key: str | None = Header(None)) -> JSON:
@@ -103,12 +107,12 @@ async def list_runs(platform: PlatformDep, principal: PrincipalDep, tool: str | 
     return page_body(page)
 
 
-@router.get("/runs/{run_id}")
+@router.get("/runs/{run_id}", responses=error_responses(404))
 async def get_run(run_id: str, platform: PlatformDep, principal: PrincipalDep, expand: str | None = None) -> dict:
     return await in_thread(platform.runs.get, principal, run_id, expand_inputs=expand == "inputs")
 
 
-@router.get("/runs/{run_id}/wait")
+@router.get("/runs/{run_id}/wait", responses=error_responses(404))
 async def wait_run(run_id: str, platform: PlatformDep, principal: PrincipalDep,
                    timeout: float = Query(30.0), expand: str | None = None) -> dict:
     """Long-poll: the run once it is terminal, or as it stands when ``timeout`` passes."""
@@ -116,13 +120,13 @@ async def wait_run(run_id: str, platform: PlatformDep, principal: PrincipalDep,
     return await wait_for_run(platform, principal, run_id, timeout, expand_inputs=expand == "inputs")
 
 
-@router.post("/runs/{run_id}/confirm")
+@router.post("/runs/{run_id}/confirm", responses=error_responses(404, 409))
 async def confirm_run(run_id: str, platform: PlatformDep, principal: PrincipalDep) -> dict:
     principal.require("member", "confirm runs")
     return await in_thread(platform.runs.confirm, principal, run_id)
 
 
-@router.post("/runs/{run_id}/cancel")
+@router.post("/runs/{run_id}/cancel", responses=error_responses(404, 409))
 async def cancel_run(run_id: str, platform: PlatformDep, principal: PrincipalDep,
                      wait: float = Query(5.0)) -> dict:
     """Cancel; a running run is killed and the response waits (up to ``wait`` s) for its end."""
@@ -134,7 +138,9 @@ async def cancel_run(run_id: str, platform: PlatformDep, principal: PrincipalDep
     return run
 
 
-@router.post("/runs/{run_id}/rerun", status_code=201)
+@router.post("/runs/{run_id}/rerun", status_code=201, responses={
+    202: {"description": "`wait` passed before the new run ended: the run as it stands"},
+    **error_responses(404, 409)})
 async def rerun(run_id: str, platform: PlatformDep, principal: PrincipalDep, version: str = "original",
                 wait: float | None = Query(None), idempotency_key: str | None = Header(None)) -> JSON:
     principal.require("member", "create runs")
@@ -146,7 +152,7 @@ async def rerun(run_id: str, platform: PlatformDep, principal: PrincipalDep, ver
     return JSON(run, status_code=201 if run["status"] in TERMINAL_STATUSES or not wait else 202)
 
 
-@router.post("/runs/{run_id}/files")
+@router.post("/runs/{run_id}/files", responses=error_responses(404, 409, 413, 415))
 async def upload_files(run_id: str, request: Request, platform: PlatformDep, principal: PrincipalDep) -> dict:
     principal.require("member", "upload run files")
     if not is_multipart(request):
@@ -157,7 +163,13 @@ async def upload_files(run_id: str, request: Request, platform: PlatformDep, pri
 
 
 # -- logs ------------------------------------------------------------------------------------
-@router.get("/runs/{run_id}/logs", response_model=None)
+@router.get("/runs/{run_id}/logs", response_model=None, responses={
+    200: {"description": "The log as text from `offset`; with `follow=true` an SSE stream of `log` events then `end`",
+          "content": {"text/plain": {"schema": {"type": "string"}},
+                      "text/event-stream": {"schema": {"type": "string"}}},
+          "headers": {"X-Log-Offset": {"description": "The offset to read on from (plain text only)",
+                                       "schema": {"type": "integer"}}}},
+    **error_responses(404)})
 async def run_logs(run_id: str, platform: PlatformDep, principal: PrincipalDep, offset: int = Query(0, ge=0),
                    follow: bool = False,
                    last_event_id: str | None = Header(None)) -> PlainTextResponse | StreamingResponse:
@@ -228,7 +240,7 @@ async def _follow(platform: Any, principal: Any, run_id: str, path: Any, offset:
             yield b": keep-alive\n\n"
 
 
-@router.get("/runs/{run_id}/trace")
+@router.get("/runs/{run_id}/trace", responses=error_responses(404))
 async def run_trace(run_id: str, platform: PlatformDep, principal: PrincipalDep) -> dict:
     """Trace events the tool recorded with ``runyard.context.trace(...)``, in order."""
     await in_thread(platform.runs.get, principal, run_id)
@@ -238,13 +250,16 @@ async def run_trace(run_id: str, platform: PlatformDep, principal: PrincipalDep)
 
 
 # -- artifacts -------------------------------------------------------------------------------
-@router.get("/runs/{run_id}/artifacts")
+@router.get("/runs/{run_id}/artifacts", responses=error_responses(404))
 async def list_artifacts(run_id: str, platform: PlatformDep, principal: PrincipalDep) -> dict:
     items = await in_thread(platform.runs.artifacts, principal, run_id)
     return {"object": "list", "items": items, "next_cursor": None, "total": len(items)}
 
 
-@router.get("/runs/{run_id}/artifacts.zip")
+@router.get("/runs/{run_id}/artifacts.zip", response_class=FileResponse, responses={
+    200: {"description": "Every artifact in one zip file",
+          "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}},
+    **error_responses(404)})
 async def artifacts_zip(run_id: str, platform: PlatformDep, principal: PrincipalDep) -> FileResponse:
     items = await in_thread(platform.runs.artifacts, principal, run_id)
 
@@ -262,7 +277,10 @@ async def artifacts_zip(run_id: str, platform: PlatformDep, principal: Principal
                         background=BackgroundTask(os.unlink, name))
 
 
-@router.get("/runs/{run_id}/artifacts/{path:path}")
+@router.get("/runs/{run_id}/artifacts/{path:path}", response_class=FileResponse, responses={
+    200: {"description": "The artifact's bytes, with its content type",
+          "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}},
+    **error_responses(404)})
 async def get_artifact(run_id: str, path: str, platform: PlatformDep, principal: PrincipalDep) -> FileResponse:
     row = await in_thread(platform.runs.artifact, principal, run_id, path)
     media = row.content_type or mimetypes.guess_type(path)[0] or "application/octet-stream"

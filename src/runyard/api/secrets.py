@@ -1,4 +1,4 @@
-"""/secrets — encrypted values; reads return metadata and a masked hint only."""
+"""/secrets — encrypted values; reads return metadata and a masked hint only (scoping: services.secrets)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from pydantic import BaseModel, Field
 
 from runyard.api.deps import PlatformDep, PrincipalDep, page_body
 from runyard.api.offload import in_thread
+from runyard.api.openapi import AUTHENTICATED, error_responses
 
-router = APIRouter(tags=["secrets"])
+router = APIRouter(tags=["secrets"], responses=error_responses(*AUTHENTICATED))
 
 
 class SecretPut(BaseModel):
@@ -18,25 +19,23 @@ class SecretPut(BaseModel):
     category: str | None = Field(default=None, max_length=100)
 
 
-@router.put("/secrets/{name}")
+@router.put("/secrets/{name}", responses=error_responses(409, 413))
 async def put_secret(name: str, body: SecretPut, platform: PlatformDep, principal: PrincipalDep,
                      force: bool = False) -> dict:
-    principal.require("member", "set secrets")
     return await in_thread(
-        platform.secrets.put, principal.workspace_id, name, value=body.value, display_name=body.display_name,
+        platform.secrets.put, principal, name, value=body.value, display_name=body.display_name,
         description=body.description, category=body.category, force=force)
 
 
 @router.get("/secrets")
 async def list_secrets(platform: PlatformDep, principal: PrincipalDep, cursor: str | None = None,
                        limit: int = Query(100), include_total: bool = False) -> dict:
-    page = await in_thread(platform.secrets.list, principal.workspace_id, cursor=cursor, limit=limit,
+    page = await in_thread(platform.secrets.list, principal, cursor=cursor, limit=limit,
                            include_total=include_total)
     return page_body(page)
 
 
-@router.delete("/secrets/{name}", status_code=204)
+@router.delete("/secrets/{name}", status_code=204, responses=error_responses(404))
 async def delete_secret(name: str, platform: PlatformDep, principal: PrincipalDep) -> Response:
-    principal.require("member", "delete secrets")
-    await in_thread(platform.secrets.delete, principal.workspace_id, name)
+    await in_thread(platform.secrets.delete, principal, name)
     return Response(status_code=204)

@@ -7,13 +7,14 @@ from fastapi import APIRouter, Query, Request, Response
 from runyard.api.bodies import json_body
 from runyard.api.deps import PlatformDep, PrincipalDep, page_body
 from runyard.api.offload import in_thread
+from runyard.api.openapi import AUTHENTICATED, error_responses
 from runyard.api.templates import synth_services
 from runyard.services.errors import ValidationFailed
 
-router = APIRouter(tags=["sets"])
+router = APIRouter(tags=["sets"], responses=error_responses(*AUTHENTICATED))
 
 
-@router.post("/sets", status_code=201)
+@router.post("/sets", status_code=201, responses=error_responses(413))
 async def save_set(request: Request, platform: PlatformDep, principal: PrincipalDep) -> dict:
     principal.require("member", "save sets")
     body = await json_body(request)
@@ -33,14 +34,14 @@ async def list_sets(platform: PlatformDep, principal: PrincipalDep, cursor: str 
     return page_body(page)
 
 
-@router.get("/sets/{name}")
+@router.get("/sets/{name}", responses=error_responses(404))
 async def load_set(name: str, platform: PlatformDep, principal: PrincipalDep, version: int | None = None,
                    offset: int = 0, limit: int = Query(10_000)) -> dict:
     _, sets = synth_services(platform)
     return await in_thread(sets.load, principal.workspace_id, name, version, offset=offset, limit=limit)
 
 
-@router.delete("/sets/{name}", status_code=204)
+@router.delete("/sets/{name}", status_code=204, responses=error_responses(404))
 async def delete_set(name: str, platform: PlatformDep, principal: PrincipalDep) -> Response:
     principal.require("member", "delete sets")
     _, sets = synth_services(platform)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -10,12 +12,13 @@ from fastapi.responses import StreamingResponse
 from runyard.api.bodies import json_body
 from runyard.api.deps import PlatformDep, PrincipalDep, page_body
 from runyard.api.offload import in_thread
+from runyard.api.openapi import AUTHENTICATED, error_responses
 from runyard.services.errors import ValidationFailed
 from runyard.services.synth_sets import SetService
 from runyard.services.templates import TemplateService
 from runyard.synth import FORMATS
 
-router = APIRouter(tags=["templates"])
+router = APIRouter(tags=["templates"], responses=error_responses(*AUTHENTICATED))
 _ACCEPT_FORMATS = {"text/csv": "csv", "application/x-ndjson": "ndjson", "application/sql": "sql",
                    "application/vnd.apache.parquet": "parquet",
                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "xlsx"}
@@ -24,6 +27,51 @@ _ACCEPT_FORMATS = {"text/csv": "csv", "application/x-ndjson": "ndjson", "applica
 def synth_services(platform: Any) -> tuple[TemplateService, SetService]:
     """The synth services of this node (wired in ``Platform``)."""
     return platform.templates, platform.sets
+
+
+class GenerationStream(StreamingResponse):
+    """A generation streamed from the API's threads that stops when its client goes away.
+
+    Each piece is made by ``next()`` on a worker thread; whatever ends the response — the
+    last piece, a disconnected client (a failed send, or Starlette's disconnect
+    listener cancelling the task), server shutdown — closes the generator on the way
+    out, after the piece in flight: no more blocks are made and the encoder releases
+    what it holds.
+    """
+
+    _DONE = object()
+
+    def __init__(self, pieces: Iterator[bytes], **kwargs: Any) -> None:
+        self._pieces = pieces
+        self._lock = threading.Lock()
+        self._closed = False
+        super().__init__(self._pump(), **kwargs)
+
+    def _step(self) -> Any:
+        with self._lock:
+            if self._closed:
+                return self._DONE
+            return next(self._pieces, self._DONE)
+
+    def _close(self) -> None:
+        with self._lock:  # waits for a piece still being made
+            self._closed = True
+            close = getattr(self._pieces, "close", None)
+            if close is not None:
+                close()
+
+    async def _pump(self) -> AsyncIterator[bytes]:
+        while True:
+            piece = await in_thread(self._step)
+            if piece is self._DONE:
+                return
+            yield piece
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await in_thread(self._close)
 
 
 def choose_format(body: dict[str, Any], accept: str) -> str:
@@ -39,7 +87,7 @@ def choose_format(body: dict[str, Any], accept: str) -> str:
     return fmt
 
 
-@router.post("/templates", status_code=201)
+@router.post("/templates", status_code=201, responses=error_responses(409, 413))
 async def create_template(request: Request, platform: PlatformDep, principal: PrincipalDep) -> dict:
     principal.require("member", "create templates")
     body = await json_body(request)
@@ -56,13 +104,13 @@ async def list_templates(platform: PlatformDep, principal: PrincipalDep, cursor:
     return page_body(page)
 
 
-@router.get("/templates/{ref}")
+@router.get("/templates/{ref}", responses=error_responses(404))
 async def get_template(ref: str, platform: PlatformDep, principal: PrincipalDep, version: int | None = None) -> dict:
     templates, _ = synth_services(platform)
     return await in_thread(templates.get, principal.workspace_id, ref, version)
 
 
-@router.patch("/templates/{ref}")
+@router.patch("/templates/{ref}", responses=error_responses(404, 409, 413))
 async def update_template(ref: str, request: Request, platform: PlatformDep, principal: PrincipalDep) -> dict:
     principal.require("member", "update templates")
     body = await json_body(request)
@@ -70,7 +118,7 @@ async def update_template(ref: str, request: Request, platform: PlatformDep, pri
     return await in_thread(templates.update, principal.workspace_id, ref, body)
 
 
-@router.delete("/templates/{ref}", status_code=204)
+@router.delete("/templates/{ref}", status_code=204, responses=error_responses(404))
 async def delete_template(ref: str, platform: PlatformDep, principal: PrincipalDep) -> Response:
     principal.require("member", "delete templates")
     templates, _ = synth_services(platform)
@@ -78,7 +126,7 @@ async def delete_template(ref: str, platform: PlatformDep, principal: PrincipalD
     return Response(status_code=204)
 
 
-@router.get("/templates/{ref}/versions")
+@router.get("/templates/{ref}/versions", responses=error_responses(404))
 async def list_versions(ref: str, platform: PlatformDep, principal: PrincipalDep, cursor: str | None = None,
                         limit: int = Query(100)) -> dict:
     templates, _ = synth_services(platform)
@@ -86,20 +134,24 @@ async def list_versions(ref: str, platform: PlatformDep, principal: PrincipalDep
     return page_body(page)
 
 
-@router.get("/templates/{ref}/versions/{version}")
+@router.get("/templates/{ref}/versions/{version}", responses=error_responses(404))
 async def get_version(ref: str, version: int, platform: PlatformDep, principal: PrincipalDep) -> dict:
     templates, _ = synth_services(platform)
     return await in_thread(templates.get, principal.workspace_id, ref, version)
 
 
-@router.post("/templates/{ref}/preview")
+@router.post("/templates/{ref}/preview", responses=error_responses(404, 413))
 async def preview(ref: str, request: Request, platform: PlatformDep, principal: PrincipalDep) -> dict:
     body = await json_body(request, allow_empty=True)
     templates, _ = synth_services(platform)
     return await in_thread(templates.preview, principal.workspace_id, ref, body)
 
 
-@router.post("/templates/{ref}/generate", response_model=None)
+@router.post("/templates/{ref}/generate", response_model=None, responses={
+    200: {"description": "The rows, streamed in the chosen format; with `into_set`, the saved set as JSON",
+          "content": {"application/json": {}, **{media: {"schema": {"type": "string", "format": "binary"}}
+                                                 for media in _ACCEPT_FORMATS}}},
+    **error_responses(404, 413)})
 async def generate(ref: str, request: Request, platform: PlatformDep,
                    principal: PrincipalDep) -> StreamingResponse | dict:
     principal.require("member", "generate data")
@@ -120,4 +172,4 @@ async def generate(ref: str, request: Request, platform: PlatformDep,
         "X-Runyard-Row-Count": str(plan.count),
         "Content-Disposition": f'attachment; filename="{plan.template.name}.{generation.encoder.extension}"',
     }
-    return StreamingResponse(generation.stream(), media_type=generation.media_type, headers=headers)
+    return GenerationStream(generation.stream(), media_type=generation.media_type, headers=headers)

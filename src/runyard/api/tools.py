@@ -9,11 +9,12 @@ from fastapi import APIRouter, Query, Request, Response
 from runyard.api.bodies import is_multipart, json_body, multipart_body, pick
 from runyard.api.deps import PlatformDep, PrincipalDep, page_body
 from runyard.api.offload import in_thread
+from runyard.api.openapi import AUTHENTICATED, error_responses
 from runyard.api.responses import JSON
 from runyard.services.errors import ValidationFailed
 from runyard.services.tools import VERSIONED_FIELDS
 
-router = APIRouter(tags=["tools"])
+router = APIRouter(tags=["tools"], responses=error_responses(*AUTHENTICATED))
 _FIELDS = {"name", "code", "description", "visibility", *VERSIONED_FIELDS}
 _DEPLOY_DOC = {"requestBody": {"content": {
     "application/json": {"schema": {"type": "object", "required": ["name", "code"], "properties": {
@@ -23,7 +24,10 @@ _DEPLOY_DOC = {"requestBody": {"content": {
         "required_secrets": {"type": "array", "items": {"type": "string"}},
         "default_inputs": {"type": "object"}, "visibility": {"enum": ["private", "public"]},
         "timeout_s": {"type": "number"}, "memory_mb": {"type": "integer"}, "retries": {"type": "integer"},
-        "reuse_process": {"type": "boolean", "default": False}}}},
+        "reuse_process": {"type": "boolean", "default": False},
+        "retry_on": {"type": "array", "items": {"enum": ["error", "worker_lost", "timeout"]},
+                     "default": ["worker_lost"]},
+        "retry_backoff_s": {"type": "number", "minimum": 0, "maximum": 3600, "default": 0}}}},
     "multipart/form-data": {"schema": {"type": "object", "properties": {
         "file": {"type": "string", "format": "binary"}, "config": {"type": "string", "description": "JSON object"}}}},
 }}}
@@ -43,19 +47,20 @@ async def _read_tool_body(request: Request) -> tuple[dict[str, Any], tuple[str, 
     return pick(await json_body(request), _FIELDS), None
 
 
-@router.post("/tools", status_code=201, openapi_extra=_DEPLOY_DOC)
+@router.post("/tools", status_code=201, openapi_extra=_DEPLOY_DOC, responses={
+    200: {"description": "A new version of an existing tool (or the tool, when nothing changed)"},
+    **error_responses(409, 413, 415)})
 async def deploy_tool(request: Request, platform: PlatformDep, principal: PrincipalDep) -> JSON:
-    principal.require("member", "deploy tools")
+    principal.require("member", "deploy tools")  # before the body is read; the service decides the rest
     body, upload = await _read_tool_body(request)
     name = body.pop("name", None)
     if not name:
         raise ValidationFailed("name is required", details={"field": "name"})
-    principal.require_tool(name)
     tool, created = await in_thread(
-        lambda: platform.tools.deploy(principal.workspace_id, name=name, code=body.pop("code", None), upload=upload,
-                                      entrypoint=body.pop("entrypoint", None) or "main",
-                                      description=body.pop("description", None) or "",
-                                      visibility=body.pop("visibility", None) or "private", **body))
+        lambda: platform.tools.deploy_for(principal, name=name, code=body.pop("code", None), upload=upload,
+                                          entrypoint=body.pop("entrypoint", None) or "main",
+                                          description=body.pop("description", None) or "",
+                                          visibility=body.pop("visibility", None) or "private", **body))
     return JSON(tool, status_code=201 if created else 200)
 
 
@@ -64,49 +69,38 @@ async def list_tools(platform: PlatformDep, principal: PrincipalDep, search: str
                      sort: str = "created_at", order: str = "desc", cursor: str | None = None,
                      limit: int = Query(50), include_total: bool = False) -> dict:
     page = await in_thread(
-        platform.tools.list, principal.workspace_id, search=search, sort=sort, order=order, cursor=cursor,
-        limit=limit, include_total=include_total, only=principal.tools)
+        lambda: platform.tools.list_for(principal, search=search, sort=sort, order=order, cursor=cursor,
+                                        limit=limit, include_total=include_total))
     return page_body(page)
 
 
-@router.get("/tools/{ref}")
+@router.get("/tools/{ref}", responses=error_responses(404))
 async def get_tool(ref: str, platform: PlatformDep, principal: PrincipalDep) -> dict:
-    tool = await in_thread(platform.tools.get, principal.workspace_id, ref)
-    principal.require_tool(tool["name"])
-    return tool
+    return await in_thread(platform.tools.get_for, principal, ref)
 
 
-@router.patch("/tools/{ref}", openapi_extra=_DEPLOY_DOC)
+@router.patch("/tools/{ref}", openapi_extra=_DEPLOY_DOC, responses=error_responses(404, 409, 413, 415))
 async def update_tool(ref: str, request: Request, platform: PlatformDep, principal: PrincipalDep) -> dict:
-    principal.require("member", "update tools")
+    principal.require("member", "update tools")  # before the body is read; the service decides the rest
     body, upload = await _read_tool_body(request)
     if "name" in body:
         raise ValidationFailed("a tool cannot be renamed", details={"field": "name"})
-    current = await in_thread(platform.tools.get, principal.workspace_id, ref)
-    principal.require_tool(current["name"])
-    return await in_thread(lambda: platform.tools.update(principal.workspace_id, ref, upload=upload, **body))
+    return await in_thread(lambda: platform.tools.update_for(principal, ref, upload=upload, **body))
 
 
-@router.get("/tools/{ref}/versions")
+@router.get("/tools/{ref}/versions", responses=error_responses(404))
 async def list_versions(ref: str, platform: PlatformDep, principal: PrincipalDep, cursor: str | None = None,
                         limit: int = Query(50)) -> dict:
-    tool = await in_thread(platform.tools.get, principal.workspace_id, ref)
-    principal.require_tool(tool["name"])
-    page = await in_thread(platform.tools.versions, principal.workspace_id, ref, cursor=cursor, limit=limit)
+    page = await in_thread(lambda: platform.tools.versions_for(principal, ref, cursor=cursor, limit=limit))
     return page_body(page)
 
 
-@router.get("/tools/{ref}/versions/{version}")
+@router.get("/tools/{ref}/versions/{version}", responses=error_responses(404))
 async def get_version(ref: str, version: int, platform: PlatformDep, principal: PrincipalDep) -> dict:
-    tool = await in_thread(platform.tools.get, principal.workspace_id, ref)
-    principal.require_tool(tool["name"])
-    return await in_thread(platform.tools.get_version, principal.workspace_id, ref, version)
+    return await in_thread(platform.tools.get_version_for, principal, ref, version)
 
 
-@router.delete("/tools/{ref}", status_code=204)
+@router.delete("/tools/{ref}", status_code=204, responses=error_responses(404))
 async def delete_tool(ref: str, platform: PlatformDep, principal: PrincipalDep) -> Response:
-    principal.require("member", "delete tools")
-    tool = await in_thread(platform.tools.get, principal.workspace_id, ref)
-    principal.require_tool(tool["name"])
-    await in_thread(platform.tools.delete, principal.workspace_id, ref)
+    await in_thread(platform.tools.delete_for, principal, ref)
     return Response(status_code=204)

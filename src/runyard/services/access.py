@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -10,6 +11,11 @@ from runyard.services.errors import PermissionDenied
 Role = Literal["viewer", "member", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "member", "admin")
 _RANK = {role: i for i, role in enumerate(ROLES)}
+
+
+def rank(role: str) -> int:
+    """The order of ``role`` (viewer 0 < member 1 < admin 2)."""
+    return _RANK[role]  # type: ignore[index]
 
 
 @dataclass(frozen=True)
@@ -24,6 +30,20 @@ class Principal:
         if _RANK[self.role] < _RANK[role]:
             raise PermissionDenied(f"a {self.role} token cannot {action}; it needs the {role} role",
                                    code="insufficient_role", details={"required_role": role})
+
+    @property
+    def restricted(self) -> bool:
+        """Whether the token is restricted to some tools or namespaces."""
+        return bool(self.tools or self.namespaces)
+
+    def covers(self, tools: Collection[str], namespaces: Collection[str]) -> bool:
+        """Whether restrictions ``tools``/``namespaces`` (empty = all) reach no further than
+        this principal's: each dimension it is restricted on must be restricted on too,
+        to a subset. An unrestricted principal covers everything."""
+        for mine, theirs in ((self.tools, tools), (self.namespaces, namespaces)):
+            if mine and (not theirs or not set(theirs) <= mine):
+                return False
+        return True
 
     def can_use_tool(self, tool_name: str) -> bool:
         return not self.tools or tool_name in self.tools

@@ -171,6 +171,7 @@ class RunService:
             if outcome is not None:
                 return outcome
             self.tools.forget(ws, tool)
+        principal.require("member", "create runs")
             if files:
                 break
         raise Conflict(f"tool {tool!r} changed while the run was being created; send the request again",
@@ -183,7 +184,9 @@ class RunService:
         """Validate against ``version_row`` and insert; None (nothing written) when the tool
         is no longer as ``tool_row`` says (deleted, or a newer version deployed)."""
         ws = principal.workspace_id
-        principal.require_tool(tool_row.name)
+        if not principal.can_use_tool(tool_row.name):  # hidden from this token: as if absent
+            raise NotFound(f"tool {tool_row.name!r} not found", code="tool_not_found",
+                           details={"tool": tool_row.name})
         file_keys = set(files or {})
         # File inputs arrive as local paths in the child; validate them as strings.
         probe = {**inputs, **{k: f"/inputs/{k}" for k in file_keys}}
@@ -292,11 +295,17 @@ class RunService:
             raise NotFound(f"run {run_id!r} not found", code="run_not_found", details={"run_id": run_id})
         return row
 
-    def get(self, principal: Principal, run_id: str, *, expand_inputs: bool = False) -> dict[str, Any]:
+    def visible_row(self, principal: Principal, run_id: str) -> Any:
+        """The run as ``principal`` may see it: a run of a tool outside a restricted token's
+        tools is hidden, 404 ``run_not_found`` exactly as a run that does not exist, for
+        every verb (read, wait, logs, artifacts, confirm, cancel, rerun, files)."""
         row = self.row(principal.workspace_id, run_id)
         if not principal.can_use_tool(row.tool_name):
             raise NotFound(f"run {run_id!r} not found", code="run_not_found", details={"run_id": run_id})
-        return run_view(row, expand_inputs=expand_inputs)
+        return row
+
+    def get(self, principal: Principal, run_id: str, *, expand_inputs: bool = False) -> dict[str, Any]:
+        return run_view(self.visible_row(principal, run_id), expand_inputs=expand_inputs)
 
     def list(self, principal: Principal, *, tool: str | None = None, statuses: list[str] | None = None,
              session: str | None = None, batch_id: str | None = None, example_id: str | None = None,
@@ -348,8 +357,8 @@ class RunService:
 
     # -- user transitions ------------------------------------------------------------------
     def confirm(self, principal: Principal, run_id: str) -> dict[str, Any]:
-        row = self.row(principal.workspace_id, run_id)
-        principal.require_tool(row.tool_name)
+        principal.require("member", "cancel runs")
+        row = self.visible_row(principal, run_id)
         if row.status != AWAITING:
             raise Conflict(f"run is {row.status}, not awaiting confirmation", code="invalid_state",
                            details={"status": row.status})
@@ -365,8 +374,8 @@ class RunService:
         return self.get(principal, run_id)
 
     def add_files(self, principal: Principal, run_id: str, files: dict[str, tuple[str, BinaryIO]]) -> dict[str, Any]:
-        row = self.row(principal.workspace_id, run_id)
-        principal.require_tool(row.tool_name)
+        principal.require("member", "upload run files")
+        row = self.visible_row(principal, run_id)
         if row.status != AWAITING:
             raise Conflict("files can be added only while the run awaits confirmation", code="invalid_state",
                            details={"status": row.status})
@@ -379,8 +388,8 @@ class RunService:
         return self.get(principal, run_id)
 
     def cancel(self, principal: Principal, run_id: str) -> dict[str, Any]:
-        row = self.row(principal.workspace_id, run_id)
-        principal.require_tool(row.tool_name)
+        principal.require("member", "confirm runs")
+        row = self.visible_row(principal, run_id)
         if row.status in TERMINAL_STATUSES:
             return run_view(row)
         now = utcnow()
@@ -402,7 +411,8 @@ class RunService:
               idempotency_key: str | None = None) -> dict[str, Any]:
         if version not in ("original", "latest"):
             raise ValidationFailed("version must be original or latest", details={"field": "version"})
-        row = self.row(principal.workspace_id, run_id)
+        principal.require("member", "create runs")
+        row = self.visible_row(principal, run_id)
         tool_version = row.tool_version if version == "original" else None
         inputs = dict(row.inputs)
         files = {}

@@ -11,8 +11,10 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from runyard.ids import new_id
+from runyard.services.access import Principal
 from runyard.services.errors import Conflict, NotFound, ValidationFailed
 from runyard.services.pagination import Page, paginate
+from runyard.services.tools import declared_secrets
 from runyard.store.db import Database
 from runyard.store.tables import secrets
 from runyard.timeutil import rfc3339, utcnow
@@ -57,11 +59,31 @@ class SecretService:
         self.db = db
         self.cipher = cipher
 
-    def put(self, workspace_id: str, name: str, *, value: str, display_name: str | None = None,
+    # -- scoping ---------------------------------------------------------------------------
+    # A token restricted to some tools reaches only the secrets those tools declare (in
+    # their latest versions): it can set, list and delete those, and any other secret is
+    # hidden from it (404, left out of lists), whether or not it exists.
+    def reachable(self, principal: Principal) -> frozenset[str] | None:
+        """The secret names ``principal`` may use; None when it is not restricted."""
+        if not principal.tools:
+            return None
+        with self.db.read() as conn:
+            return frozenset(declared_secrets(conn, principal.workspace_id, principal.tools))
+
+    def _require_reachable(self, principal: Principal, name: str) -> None:
+        reach = self.reachable(principal)
+        if reach is not None and name not in reach:
+            raise NotFound(f"secret {name!r} not found among the secrets this token's tools declare",
+                           code="secret_not_found", details={"name": name})
+
+    def put(self, principal: Principal, name: str, *, value: str, display_name: str | None = None,
             description: str | None = None, category: str | None = None, force: bool = False) -> dict[str, Any]:
+        principal.require("member", "set secrets")
         if not NAME_RE.match(name):
             raise ValidationFailed("secret name must match [A-Za-z_][A-Za-z0-9_]* (max 128)",
                                    code="invalid_secret_name", details={"field": "name"})
+        self._require_reachable(principal, name)
+        workspace_id = principal.workspace_id
         if not isinstance(value, str) or value == "":
             raise ValidationFailed("value must be a non-empty string", details={"field": "value"})
         if len(value.encode()) > MAX_VALUE_BYTES:
@@ -86,17 +108,22 @@ class SecretService:
                 secrets.c.workspace_id == workspace_id, secrets.c.name == name)).one()
         return secret_view(row)
 
-    def list(self, workspace_id: str, *, cursor: str | None, limit: int, include_total: bool = False) -> Page:
-        query = sa.select(secrets).where(secrets.c.workspace_id == workspace_id)
+    def list(self, principal: Principal, *, cursor: str | None, limit: int, include_total: bool = False) -> Page:
+        query = sa.select(secrets).where(secrets.c.workspace_id == principal.workspace_id)
+        reach = self.reachable(principal)
+        if reach is not None:
+            query = query.where(secrets.c.name.in_(sorted(reach)))
         with self.db.read() as conn:
             rows, nxt, total = paginate(conn, query, sort_col=secrets.c.name, id_col=secrets.c.id,
                                         descending=False, cursor=cursor, limit=limit, include_total=include_total)
         return Page([secret_view(r) for r in rows], nxt, total)
 
-    def delete(self, workspace_id: str, name: str) -> None:
+    def delete(self, principal: Principal, name: str) -> None:
+        principal.require("member", "delete secrets")
+        self._require_reachable(principal, name)
         with self.db.write() as conn:
             result = conn.execute(secrets.delete().where(
-                secrets.c.workspace_id == workspace_id, secrets.c.name == name))
+                secrets.c.workspace_id == principal.workspace_id, secrets.c.name == name))
         if result.rowcount == 0:
             raise NotFound(f"secret {name!r} not found", code="secret_not_found")
 

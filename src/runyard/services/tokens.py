@@ -12,9 +12,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from runyard.ids import new_id
-from runyard.services.access import ROLES, Principal
-from runyard.services.errors import NotFound, Unauthenticated, ValidationFailed
-from runyard.services.pagination import Page, paginate
+from runyard.services.access import ROLES, Principal, rank
+from runyard.services.errors import NotFound, PermissionDenied, Unauthenticated, ValidationFailed
+from runyard.services.pagination import Page, check_limit, decode_cursor, encode_cursor, paginate
 from runyard.store.db import Database
 from runyard.store.tables import tokens
 from runyard.timeutil import as_utc, rfc3339, utcnow
@@ -42,6 +42,8 @@ def token_view(row: Any) -> dict[str, Any]:
 
 def _normalise_restrictions(raw: dict[str, Any] | None) -> dict[str, list[str]]:
     raw = raw or {}
+    if not isinstance(raw, dict):
+        raise ValidationFailed("restrictions must be an object", details={"field": "restrictions"})
     unknown = set(raw) - {"tools", "namespaces"}
     if unknown:
         raise ValidationFailed(f"unknown restriction(s): {', '.join(sorted(unknown))}",
@@ -53,7 +55,23 @@ def _normalise_restrictions(raw: dict[str, Any] | None) -> dict[str, list[str]]:
             raise ValidationFailed(f"restrictions.{key} must be a list of names",
                                    details={"field": f"restrictions.{key}"})
         out[key] = sorted(set(values))
+    if out["namespaces"]:
+        # Namespaces do not exist yet: a restriction nothing enforces must not be accepted.
+        raise ValidationFailed("restrictions.namespaces is not supported yet (there are no namespaces to "
+                               "restrict a token to); leave it out or empty",
+                               code="unsupported_restriction", details={"field": "restrictions.namespaces"})
     return out
+
+
+def _restrictions_of(row: Any) -> tuple[list[str], list[str]]:
+    stored = row.restrictions or {}
+    return list(stored.get("tools") or ()), list(stored.get("namespaces") or ())
+
+
+def _visible_to(principal: Principal, row: Any) -> bool:
+    """A token is visible to (listable, readable, deletable by) an admin that could have
+    created it: a role no higher and restrictions within the principal's own."""
+    return rank(row.role) <= rank(principal.role) and principal.covers(*_restrictions_of(row))
 
 
 class TokenService:
@@ -62,18 +80,40 @@ class TokenService:
         self._cache: dict[str, tuple[float, Principal, datetime | None]] = {}
         self._cache_lock = threading.Lock()
 
-    def create(self, workspace_id: str, *, name: str, role: str, expires_at: datetime | None = None,
-               restrictions: dict[str, Any] | None = None, key: str | None = None) -> dict[str, Any]:
+    def create(self, principal: Principal, *, name: str, role: str, expires_at: datetime | None = None,
+               restrictions: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A new key in the principal's workspace. A key can only create keys with a role
+        no higher than its own and restrictions within its own (a restricted key mints
+        keys at least as restricted; an unrestricted one may restrict freely)."""
+        principal.require("admin", "manage tokens")
+        normalised = self._check(name, role, expires_at, restrictions)
+        if rank(role) > rank(principal.role):
+            raise PermissionDenied(f"a {principal.role} token cannot create a {role} token",
+                                   code="token_escalation", details={"field": "role"})
+        if not principal.covers(normalised["tools"], normalised["namespaces"]):
+            raise PermissionDenied(
+                "a restricted token can only create tokens restricted to some of its own tools "
+                f"({', '.join(sorted(principal.tools))})", code="token_escalation",
+                details={"field": "restrictions.tools", "allowed": sorted(principal.tools)})
+        return self._insert(principal.workspace_id, name=name, role=role, expires_at=expires_at,
+                            restrictions=normalised)
+
+    def _check(self, name: str, role: str, expires_at: datetime | None,
+               restrictions: dict[str, Any] | None) -> dict[str, list[str]]:
         if not name or len(name) > 200:
             raise ValidationFailed("name must be 1-200 characters", details={"field": "name"})
         if role not in ROLES:
             raise ValidationFailed(f"role must be one of {', '.join(ROLES)}", details={"field": "role"})
         if expires_at is not None and as_utc(expires_at) <= utcnow():  # type: ignore[operator]
             raise ValidationFailed("expires_at must be in the future", details={"field": "expires_at"})
+        return _normalise_restrictions(restrictions)
+
+    def _insert(self, workspace_id: str, *, name: str, role: str, expires_at: datetime | None,
+                restrictions: dict[str, list[str]], key: str | None = None) -> dict[str, Any]:
         key = key or generate_key()
         row = {
             "id": new_id("tok"), "workspace_id": workspace_id, "name": name, "role": role,
-            "key_hash": hash_key(key), "prefix": key[:10], "restrictions": _normalise_restrictions(restrictions),
+            "key_hash": hash_key(key), "prefix": key[:10], "restrictions": restrictions,
             "expires_at": expires_at, "created_at": utcnow(),
         }
         with self.db.write() as conn:
@@ -88,27 +128,56 @@ class TokenService:
         with self.db.read() as conn:
             found = conn.execute(sa.select(tokens.c.id).where(tokens.c.key_hash == hash_key(key))).first()
         if not found:
-            self.create(workspace_id, name="bootstrap admin", role="admin", key=key)
+            self._insert(workspace_id, name="bootstrap admin", role="admin", expires_at=None,
+                         restrictions=_normalise_restrictions(None), key=key)
 
-    def list(self, workspace_id: str, *, cursor: str | None, limit: int, include_total: bool = False) -> Page:
-        query = sa.select(tokens).where(tokens.c.workspace_id == workspace_id, tokens.c.deleted_at.is_(None))
+    def list(self, principal: Principal, *, cursor: str | None, limit: int, include_total: bool = False) -> Page:
+        """Live tokens, newest first; a restricted admin sees only those it could have created."""
+        principal.require("admin", "manage tokens")
+        query = sa.select(tokens).where(tokens.c.workspace_id == principal.workspace_id,
+                                        tokens.c.deleted_at.is_(None))
+        if not principal.restricted:
+            with self.db.read() as conn:
+                rows, nxt, total = paginate(conn, query, sort_col=tokens.c.id, id_col=tokens.c.id,
+                                            descending=True, cursor=cursor, limit=limit,
+                                            include_total=include_total)
+            return Page([token_view(r) for r in rows], nxt, total)
+        # Visibility depends on the JSON restrictions, which SQL cannot compare portably:
+        # filter in Python (a workspace has few tokens), same cursor format as paginate's.
+        check_limit(limit)
+        after: str | None = None
+        if cursor:
+            values = decode_cursor(cursor)
+            if len(values) != 2 or not isinstance(values[1], str):
+                raise ValidationFailed("cursor is malformed", code="invalid_cursor")
+            after = values[1]
         with self.db.read() as conn:
-            rows, nxt, total = paginate(conn, query, sort_col=tokens.c.id, id_col=tokens.c.id, descending=True,
-                                        cursor=cursor, limit=limit, include_total=include_total)
-        return Page([token_view(r) for r in rows], nxt, total)
+            rows = conn.execute(query.order_by(tokens.c.id.desc())).all()
+        visible = [r for r in rows if _visible_to(principal, r)]
+        window = [r for r in visible if after is None or r.id < after]
+        page, more = window[:limit], len(window) > limit
+        nxt = encode_cursor([page[-1].id, page[-1].id]) if more else None
+        return Page([token_view(r) for r in page], nxt, len(visible) if include_total else None)
 
-    def get(self, workspace_id: str, token_id: str) -> dict[str, Any]:
+    def _visible_row(self, principal: Principal, token_id: str) -> Any:
+        principal.require("admin", "manage tokens")
         with self.db.read() as conn:
             row = conn.execute(sa.select(tokens).where(
-                tokens.c.id == token_id, tokens.c.workspace_id == workspace_id, tokens.c.deleted_at.is_(None))).first()
-        if row is None:
+                tokens.c.id == token_id, tokens.c.workspace_id == principal.workspace_id,
+                tokens.c.deleted_at.is_(None))).first()
+        if row is None or not _visible_to(principal, row):
             raise NotFound(f"token {token_id!r} not found", code="token_not_found")
-        return token_view(row)
+        return row
 
-    def delete(self, workspace_id: str, token_id: str) -> None:
+    def get(self, principal: Principal, token_id: str) -> dict[str, Any]:
+        return token_view(self._visible_row(principal, token_id))
+
+    def delete(self, principal: Principal, token_id: str) -> None:
+        self._visible_row(principal, token_id)
         with self.db.write() as conn:
             result = conn.execute(tokens.update().where(
-                tokens.c.id == token_id, tokens.c.workspace_id == workspace_id, tokens.c.deleted_at.is_(None),
+                tokens.c.id == token_id, tokens.c.workspace_id == principal.workspace_id,
+                tokens.c.deleted_at.is_(None),
             ).values(deleted_at=utcnow()))
         if result.rowcount == 0:
             raise NotFound(f"token {token_id!r} not found", code="token_not_found")

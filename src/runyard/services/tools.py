@@ -6,7 +6,7 @@ import hashlib
 import re
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,8 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from runyard.ids import new_id
-from runyard.services.errors import Conflict, NotFound, ValidationFailed
+from runyard.services.access import Principal
+from runyard.services.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from runyard.services.pagination import Page, paginate
 from runyard.services.tool_source import ToolSource, from_code, from_upload, materialise
 from runyard.store.blobs import BlobStore
@@ -360,6 +361,66 @@ class ToolService:
             "memory_mb": cfg["memory_mb"], "retries": cfg["retries"], "reuse_process": cfg["reuse_process"],
             "created_at": utcnow(),
         }
+    # -- on behalf of a principal -----------------------------------------------------------
+    # What the API (and any other front end) calls: each authorizes the principal first.
+    # A tool outside a restricted token's tools is hidden: 404, as if it did not exist.
+    def visible(self, principal: Principal, ref: str, version: int | None = None) -> tuple[Any, Any]:
+        tool, ver = self.resolve(principal.workspace_id, ref, version)
+        if not principal.can_use_tool(tool.name):
+            raise NotFound(f"tool {ref!r} not found", code="tool_not_found", details={"tool": ref})
+        return tool, ver
+
+    def get_for(self, principal: Principal, ref: str) -> dict[str, Any]:
+        return tool_view(*self.visible(principal, ref))
+
+    def get_version_for(self, principal: Principal, ref: str, version: int) -> dict[str, Any]:
+        tool, _ = self.visible(principal, ref)  # the tool first: a hidden tool's versions are hidden too
+        return version_view(self._with_version(tool, version)[1])
+
+    def versions_for(self, principal: Principal, ref: str, *, cursor: str | None, limit: int) -> Page:
+        tool, _ = self.visible(principal, ref)
+        return self.versions(principal.workspace_id, tool.id, cursor=cursor, limit=limit)
+
+    def list_for(self, principal: Principal, **filters: Any) -> Page:
+        return self.list(principal.workspace_id, only=principal.tools, **filters)
+
+    def deploy_for(self, principal: Principal, *, name: str, **fields: Any) -> tuple[dict[str, Any], bool]:
+        """Deploy as ``principal``. A restricted token may deploy only names in its
+        restriction (403 ``restricted`` otherwise, whether or not the tool exists, so the
+        answer reveals nothing) and declare only secrets its tools already declare."""
+        principal.require("member", "deploy tools")
+        if isinstance(name, str) and name:
+            principal.require_tool(name)
+        self._check_declarable(principal, fields.get("required_secrets"))
+        return self.deploy(principal.workspace_id, name=name, **fields)
+
+    def update_for(self, principal: Principal, ref: str, **fields: Any) -> dict[str, Any]:
+        principal.require("member", "update tools")
+        tool, _ = self.visible(principal, ref)
+        self._check_declarable(principal, fields.get("required_secrets"))
+        return self.update(principal.workspace_id, tool.id, **fields)
+
+    def delete_for(self, principal: Principal, ref: str) -> None:
+        principal.require("member", "delete tools")
+        tool, _ = self.visible(principal, ref)
+        self.delete(principal.workspace_id, tool.id)
+
+    def _check_declarable(self, principal: Principal, names: Any) -> None:
+        """A restricted token reaches the secrets its tools declare (see services.secrets):
+        were it free to declare any name in its own tool, it could reach every secret by
+        redeploying that tool. So it may declare only secrets within its reach already;
+        adding a new one takes an unrestricted token."""
+        if not principal.tools or not isinstance(names, list):
+            return  # unrestricted, or nothing declared (malformed values are the deploy's to refuse)
+        with self.db.read() as conn:
+            reach = declared_secrets(conn, principal.workspace_id, principal.tools)
+        extra = sorted({n.strip() for n in names if isinstance(n, str)} - reach - {""})
+        if extra:
+            raise PermissionDenied(
+                f"this token is restricted and can declare only secrets its tools already declare; "
+                f"not: {', '.join(extra)} (an unrestricted token can add them)",
+                code="restricted", details={"field": "required_secrets", "secrets": extra})
+
 
     def _infer(self, version_id: str, source: ToolSource, requirements: list[str]) -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="runyard-infer-") as tmp:
@@ -388,3 +449,15 @@ class ToolService:
 def _check_visibility(visibility: str) -> None:
     if visibility not in ("private", "public"):
         raise ValidationFailed("visibility must be private or public", details={"field": "visibility"})
+def declared_secrets(conn: sa.Connection, workspace_id: str, tool_names: Collection[str]) -> set[str]:
+    """The secrets the latest versions of the live tools named ``tool_names`` declare."""
+    if not tool_names:
+        return set()
+    rows = conn.execute(sa.select(tool_versions.c.required_secrets).select_from(tools.join(
+        tool_versions, sa.and_(tool_versions.c.tool_id == tools.c.id,
+                               tool_versions.c.version == tools.c.latest_version))).where(
+        tools.c.workspace_id == workspace_id, tools.c.name.in_(sorted(tool_names)),
+        tools.c.deleted_at.is_(None))).all()
+    return {name for row in rows for name in row.required_secrets or ()}
+
+

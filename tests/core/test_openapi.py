@@ -1,0 +1,149 @@
+"""The OpenAPI description against the server that serves it: the error envelope and
+bearer auth on every operation, ``Allow`` on 405, ``/docs`` served air-gapped, and a
+bounded schemathesis run (every check) finding no 5xx and no spec violation."""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.config import SchemathesisConfig
+
+from tests.conftest import Server
+
+ERROR_REF = "#/components/schemas/ErrorEnvelope"
+HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
+
+
+@pytest.fixture(scope="module")
+def spec(server: Server) -> dict[str, Any]:
+    response = httpx.get(f"{server.api}/openapi.json", timeout=30)
+    assert response.status_code == 200
+    return response.json()
+
+
+def _operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [(path, method, op) for path, item in spec["paths"].items()
+            for method, op in item.items() if method in HTTP_METHODS]
+
+
+def test_every_operation_documents_errors_and_bearer_auth(spec: dict[str, Any]) -> None:
+    scheme = spec["components"]["securitySchemes"]["bearerAuth"]
+    assert scheme["type"] == "http" and scheme["scheme"] == "bearer"
+    envelope = spec["components"]["schemas"]["ErrorEnvelope"]
+    assert envelope["required"] == ["error"]
+    body = spec["components"]["schemas"]["ErrorBody"]
+    assert set(body["required"]) == {"code", "message", "details", "request_id"}
+    operations = _operations(spec)
+    assert len(operations) > 20
+    for path, method, op in operations:
+        label = f"{method.upper()} {path}"
+        errors = {code: r for code, r in op["responses"].items() if code.startswith("4")}
+        for code, response in errors.items():
+            ref = response["content"]["application/json"]["schema"]["$ref"]
+            assert ref == ERROR_REF, f"{label} {code} is not the error envelope"
+        if path.startswith("/api/v1/"):
+            assert errors, f"{label} documents no 4xx"
+            assert op.get("security") == [{"bearerAuth": []}], f"{label} has no bearer security"
+            assert {"401", "403", "429"} <= set(errors), f"{label}: {sorted(errors)}"
+            assert "Retry-After" in errors["429"]["headers"]
+        else:  # the probes: public, and nothing they take can be wrong
+            assert path in ("/healthz", "/readyz") and not errors and "security" not in op, label
+
+
+def test_error_bodies_match_the_documented_envelope(server: Server) -> None:
+    with httpx.Client(base_url=server.api, timeout=30) as anonymous:
+        response = anonymous.get("/runs")
+    assert response.status_code == 401
+    error = response.json()["error"]
+    assert set(error) == {"code", "message", "details", "request_id"}
+    assert error["code"] in ("unauthenticated", "missing_api_key") and error["request_id"] == response.headers["x-request-id"]
+
+
+def test_405_names_every_allowed_method(api: httpx.Client) -> None:
+    response = api.delete("/runs")  # GET and POST /runs are two routes
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "method_not_allowed"
+    assert set(response.headers["allow"].split(", ")) == {"GET", "POST"}
+    response = api.post("/tools/some-tool")
+    assert response.status_code == 405
+    assert set(response.headers["allow"].split(", ")) == {"GET", "PATCH", "DELETE"}
+
+
+def test_docs_work_offline(server: Server) -> None:
+    """/docs and every asset it names come from the server itself; nothing external."""
+    with httpx.Client(base_url=server.base_url, timeout=30) as client:
+        page = client.get("/docs")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        html = page.text
+        assert not re.search(r"https?://", html), "the docs page references an external URL"
+        assert "validatorUrl" in html and '"validatorUrl": null' in html
+        assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+        assert any(a.endswith(".js") for a in assets) and any(a.endswith(".css") for a in assets)
+        assert "/api/v1/openapi.json" in html
+        for asset in assets:
+            assert asset.startswith("/") and not asset.startswith("//"), asset
+            response = client.get(asset)
+            assert response.status_code == 200, asset
+            assert len(response.content) > 1000, asset
+            text = response.content.decode("utf-8", errors="replace")
+            # Swagger UI's bundle mentions spec and RFC URLs in strings; what matters is
+            # that nothing is loaded from a CDN, font service or the validator.
+            for host in ("cdn.jsdelivr.net", "unpkg.com", "cdnjs.cloudflare.com", "fonts.googleapis.com",
+                         "fonts.gstatic.com"):
+                assert host not in text, f"{asset} references {host}"
+            if asset.endswith(".css"):
+                assert not re.search(r"url\(\s*['\"]?(https?:)?//", text), f"{asset} loads an external url()"
+
+
+# -- schemathesis ------------------------------------------------------------------------------
+# Long waits are capped (the spec allows up to 600 s) and the SSE follow mode of the logs
+# is left out: a generated request must answer promptly.
+_CAPPED = {"wait": 0.5, "timeout": 0.5}
+_LEFT_OUT = {("/api/v1/runs/{run_id}/logs", "follow"), ("/api/v1/runs/{run_id}/logs", "last-event-id")}
+
+
+def _bounded(spec: dict[str, Any]) -> dict[str, Any]:
+    spec = copy.deepcopy(spec)
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            if method not in HTTP_METHODS:
+                continue
+            params = [p for p in op.get("parameters", []) if (path, p["name"].lower()) not in _LEFT_OUT]
+            for param in params:
+                if param["name"] in _CAPPED and param["in"] == "query":
+                    schema = param["schema"]
+                    options = schema.get("anyOf", [schema])
+                    for option in options:
+                        if option.get("type") in ("number", "integer"):
+                            option["maximum"] = _CAPPED[param["name"]]
+            op["parameters"] = params
+    return spec
+
+
+@pytest.fixture(scope="module")
+def api_schema(spec: dict[str, Any], server: Server) -> Any:
+    config = SchemathesisConfig.from_dict({
+        "base-url": server.base_url,
+        "headers": {"Authorization": f"Bearer {server.admin_key}"},
+        "request-timeout": 30,
+        "generation": {"max-examples": 12, "deterministic": True},
+    })
+    return schemathesis.openapi.from_dict(_bounded(spec), config=config)
+
+
+schema = schemathesis.pytest.from_fixture("api_schema")
+
+
+@pytest.mark.timeout(600)
+@schema.parametrize()
+@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+def test_api_conforms_to_its_spec(case: Any) -> None:
+    """Every check schemathesis has (``--checks all``): no 5xx, statuses, content types,
+    headers and bodies as documented, invalid input rejected, valid input accepted."""
+    case.call_and_validate()
