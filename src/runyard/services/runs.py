@@ -133,6 +133,7 @@ class RunService:
                trigger: str = "api", parent_run_id: str | None = None,
                files: dict[str, tuple[str, BinaryIO]] | None = None) -> tuple[dict[str, Any], bool]:
         """Validate and enqueue. Returns (run, created); created is False for an idempotent replay."""
+        principal.require("member", "create runs")
         ws = principal.workspace_id
         if not isinstance(tool, str) or not tool:
             raise ValidationFailed("tool is required", details={"field": "tool"})
@@ -171,7 +172,6 @@ class RunService:
             if outcome is not None:
                 return outcome
             self.tools.forget(ws, tool)
-        principal.require("member", "create runs")
             if files:
                 break
         raise Conflict(f"tool {tool!r} changed while the run was being created; send the request again",
@@ -357,7 +357,7 @@ class RunService:
 
     # -- user transitions ------------------------------------------------------------------
     def confirm(self, principal: Principal, run_id: str) -> dict[str, Any]:
-        principal.require("member", "cancel runs")
+        principal.require("member", "confirm runs")
         row = self.visible_row(principal, run_id)
         if row.status != AWAITING:
             raise Conflict(f"run is {row.status}, not awaiting confirmation", code="invalid_state",
@@ -388,7 +388,7 @@ class RunService:
         return self.get(principal, run_id)
 
     def cancel(self, principal: Principal, run_id: str) -> dict[str, Any]:
-        principal.require("member", "confirm runs")
+        principal.require("member", "cancel runs")
         row = self.visible_row(principal, run_id)
         if row.status in TERMINAL_STATUSES:
             return run_view(row)

@@ -331,36 +331,6 @@ class ToolService:
             tool = self._tool_row(conn, workspace_id, ref)
             conn.execute(tools.update().where(tools.c.id == tool.id).values(deleted_at=utcnow()))
 
-    # -- helpers ---------------------------------------------------------------------------
-    def _source(self, code: str | None, upload: tuple[str, bytes] | None, entrypoint: str) -> ToolSource:
-        if (code is None) == (upload is None):
-            raise ValidationFailed("give either code (a string) or a file upload", code="missing_source",
-                                   details={"field": "code"})
-        if code is not None:
-            return from_code(code, entrypoint)
-        assert upload is not None
-        return from_upload(upload[0], upload[1], entrypoint)
-
-    def _new_version_values(self, workspace_id: str, tool_id: str, version: int, source: ToolSource,
-                            cfg: dict[str, Any], description: str, inferred_flag: bool = False) -> dict[str, Any]:
-        version_id = new_id("tv")
-        blob_key = f"tools/{version_id}/{source.filename}"
-        sha = self.blobs.put_bytes(blob_key, source.data)
-        inferred = inferred_flag
-        schema = cfg.get("input_schema")
-        if schema is None:
-            schema = self._infer(version_id, source, cfg.get("requirements") or [])
-            inferred = True
-        return {
-            "id": version_id, "workspace_id": workspace_id, "tool_id": tool_id, "version": version,
-            "description": description or "", "source_kind": source.kind, "source_name": source.filename,
-            "code_blob": blob_key, "code_sha256": sha, "module": source.module, "entrypoint": source.entrypoint,
-            "input_schema": schema, "input_schema_inferred": inferred, "output_schema": cfg.get("output_schema"),
-            "requirements": cfg.get("requirements") or [], "required_secrets": cfg.get("required_secrets") or [],
-            "default_inputs": cfg.get("default_inputs") or {}, "timeout_s": cfg["timeout_s"],
-            "memory_mb": cfg["memory_mb"], "retries": cfg["retries"], "reuse_process": cfg["reuse_process"],
-            "created_at": utcnow(),
-        }
     # -- on behalf of a principal -----------------------------------------------------------
     # What the API (and any other front end) calls: each authorizes the principal first.
     # A tool outside a restricted token's tools is hidden: 404, as if it did not exist.
@@ -421,6 +391,36 @@ class ToolService:
                 f"not: {', '.join(extra)} (an unrestricted token can add them)",
                 code="restricted", details={"field": "required_secrets", "secrets": extra})
 
+    # -- helpers ---------------------------------------------------------------------------
+    def _source(self, code: str | None, upload: tuple[str, bytes] | None, entrypoint: str) -> ToolSource:
+        if (code is None) == (upload is None):
+            raise ValidationFailed("give either code (a string) or a file upload", code="missing_source",
+                                   details={"field": "code"})
+        if code is not None:
+            return from_code(code, entrypoint)
+        assert upload is not None
+        return from_upload(upload[0], upload[1], entrypoint)
+
+    def _new_version_values(self, workspace_id: str, tool_id: str, version: int, source: ToolSource,
+                            cfg: dict[str, Any], description: str, inferred_flag: bool = False) -> dict[str, Any]:
+        version_id = new_id("tv")
+        blob_key = f"tools/{version_id}/{source.filename}"
+        sha = self.blobs.put_bytes(blob_key, source.data)
+        inferred = inferred_flag
+        schema = cfg.get("input_schema")
+        if schema is None:
+            schema = self._infer(version_id, source, cfg.get("requirements") or [])
+            inferred = True
+        return {
+            "id": version_id, "workspace_id": workspace_id, "tool_id": tool_id, "version": version,
+            "description": description or "", "source_kind": source.kind, "source_name": source.filename,
+            "code_blob": blob_key, "code_sha256": sha, "module": source.module, "entrypoint": source.entrypoint,
+            "input_schema": schema, "input_schema_inferred": inferred, "output_schema": cfg.get("output_schema"),
+            "requirements": cfg.get("requirements") or [], "required_secrets": cfg.get("required_secrets") or [],
+            "default_inputs": cfg.get("default_inputs") or {}, "timeout_s": cfg["timeout_s"],
+            "memory_mb": cfg["memory_mb"], "retries": cfg["retries"], "reuse_process": cfg["reuse_process"],
+            "created_at": utcnow(),
+        }
 
     def _infer(self, version_id: str, source: ToolSource, requirements: list[str]) -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="runyard-infer-") as tmp:
@@ -446,9 +446,6 @@ class ToolService:
         return target
 
 
-def _check_visibility(visibility: str) -> None:
-    if visibility not in ("private", "public"):
-        raise ValidationFailed("visibility must be private or public", details={"field": "visibility"})
 def declared_secrets(conn: sa.Connection, workspace_id: str, tool_names: Collection[str]) -> set[str]:
     """The secrets the latest versions of the live tools named ``tool_names`` declare."""
     if not tool_names:
@@ -461,3 +458,6 @@ def declared_secrets(conn: sa.Connection, workspace_id: str, tool_names: Collect
     return {name for row in rows for name in row.required_secrets or ()}
 
 
+def _check_visibility(visibility: str) -> None:
+    if visibility not in ("private", "public"):
+        raise ValidationFailed("visibility must be private or public", details={"field": "visibility"})
