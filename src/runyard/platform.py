@@ -42,7 +42,8 @@ class Platform:
         self.tokens = TokenService(self.db)
         self.secrets = SecretService(self.db, self.cipher)
         self.tools = ToolService(self.db, self.blobs, settings.data_dir / "cache" / "code", self._infer_schema)
-        self.runs = RunService(self.db, self.blobs, self.tools, self.secrets, self.hub)
+        self.runs = RunService(self.db, self.blobs, self.tools, self.secrets, self.hub,
+                               work_root=settings.data_dir / "work")
         self.sets = SetService(self.db, self.blobs)
         self.templates = TemplateService(self.db, self.sets, settings.synth_rows_per_hour)
         self.workspace_id = self._ensure_workspace(DEFAULT_WORKSPACE)

@@ -132,3 +132,46 @@ def test_a_run_ends_once_with_its_usage_and_notification(platform: Platform) -> 
     finally:
         if listener is not None:
             listener.close()
+
+
+def test_reaper_removes_the_work_dirs_of_lost_runs(platform: Platform) -> None:
+    platform.tools.deploy(platform.workspace_id, name="sleepy", code="def main():\n    return 1\n")
+    gone = _worker(platform, heartbeat_age_s=LEASE_S + 5)
+    live = _worker(platform, heartbeat_age_s=1)
+    lost_run, kept_run = _running_run(platform, gone, lease_expired=True), _running_run(platform, live,
+                                                                                         lease_expired=False)
+    work = platform.settings.data_dir / "work"
+    for run_id in (lost_run, kept_run):  # as a killed worker's runs leave them
+        (work / run_id / ".tmp").mkdir(parents=True)
+        (work / run_id / "scratch.bin").write_bytes(b"x" * 10)
+        (work / f"{run_id}.out" / "sub").mkdir(parents=True)
+        (work / f"{run_id}.out" / "sub" / "result.txt").write_text("partial")
+    assert platform.runs.reap_lost(stale_after_s=LEASE_S) == 1
+    assert _status(platform, lost_run) == ("failed", "worker_lost")
+    assert not (work / lost_run).exists() and not (work / f"{lost_run}.out").exists()
+    assert (work / kept_run / "scratch.bin").exists() and (work / f"{kept_run}.out" / "sub").exists()
+
+
+def test_reaper_retries_a_lost_run_under_the_tools_policy(platform: Platform) -> None:
+    ws = platform.workspace_id
+    code = "def main():\n    return 1\n"
+    platform.tools.deploy(ws, name="sleepy", code=code, retries=1, retry_backoff_s=30)
+    gone = _worker(platform, heartbeat_age_s=LEASE_S + 5)
+    backing_off = _running_run(platform, gone, lease_expired=True)
+    # A new version that retries only its own errors: its lost runs are not retried.
+    platform.tools.deploy(ws, name="sleepy", code=code, retries=1, retry_on=["error"])
+    not_retried = _running_run(platform, gone, lease_expired=True)
+    assert platform.runs.reap_lost(stale_after_s=LEASE_S) == 2
+    assert _status(platform, not_retried) == ("failed", "worker_lost")
+    with platform.db.read() as conn:
+        row = conn.execute(sa.select(runs).where(runs.c.id == backing_off)).one()
+    assert (row.status, row.attempt, row.error["type"]) == ("queued", 2, "worker_lost")
+    assert row.not_before is not None
+    wait = (row.not_before - row.queued_at).total_seconds()
+    assert wait == pytest.approx(30, abs=1e-3)  # retry_backoff_s * 2**0 before attempt 2
+    # Not claimed during its backoff; claimed (and the wait cleared) once it has passed.
+    assert platform.runs.claim("wrk_other", 4, LEASE_S) == []
+    with platform.db.write() as conn:
+        conn.execute(runs.update().where(runs.c.id == backing_off).values(not_before=utcnow() - timedelta(seconds=1)))
+    claimed = platform.runs.claim("wrk_other", 4, LEASE_S)
+    assert [(r.id, r.attempt, r.not_before) for r in claimed] == [(backing_off, 2, None)]

@@ -25,7 +25,8 @@ from typing import Any
 from runyard.engine.executor import ExecRequest, Limits
 from runyard.engine.logs import RunLog, redact_value
 from runyard.ids import new_id
-from runyard.services.runs import CANCELLED, FAILED, log_key
+from runyard.services.runs import CANCELLED, FAILED, log_key, will_retry
+from runyard.services.tools import DEFAULT_RETRY_ON, retry_policy
 from runyard.store.tables import workers
 from runyard.timeutil import rfc3339, utcnow
 
@@ -170,6 +171,14 @@ class Worker:
                 self._backlog = False  # the queue is drained (until the next run.queued)
                 return
             self._backlog = True
+
+    def _retry_policy(self, row: Any) -> dict[str, Any]:
+        """The run's tool version's ``retry_on`` and ``retry_backoff_s``."""
+        try:
+            return retry_policy(self._version(row.tool_version_id)._mapping)
+        except Exception:  # e.g. the version could not be read: the default policy
+            log.exception("could not read the retry policy of run %s", row.id)
+            return {"retry_on": list(DEFAULT_RETRY_ON), "retry_backoff_s": 0.0}
 
     def _version(self, version_id: str) -> Any:
         version = self._versions.get(version_id)
@@ -330,9 +339,16 @@ class Worker:
             output = redact_value(output, active.secrets)
             error = redact_value(error, active.secrets)  # type: ignore[assignment]
             artifacts = [] if dirs_removed else self._collect_artifacts(run_id, active.output_dir)
+            policy = self._retry_policy(active.row)
+            if not dirs_removed and will_retry(active.row, status, error, policy["retry_on"]):
+                # Back to the queue: this attempt's dirs go first, or the next attempt
+                # (same paths, maybe on this worker at once) would lose its own to them.
+                _remove_dir(active.workdir)
+                _remove_dir(active.output_dir)
+                dirs_removed = True
             self.platform.runs.finish(active.row, worker_id=self.id, status=status, output=output, error=error,
                                       usage=usage, log_bytes=active.runlog.size, log_truncated=active.runlog.truncated,
-                                      artifacts=artifacts, progress=active.progress)
+                                      artifacts=artifacts, progress=active.progress, **policy)
         except Exception:
             log.exception("could not record the end of run %s", run_id)
         finally:
@@ -342,7 +358,8 @@ class Worker:
                 _remove_dir(active.workdir)
                 _remove_dir(active.output_dir)
             with self._active_lock:
-                self.active.pop(run_id, None)
+                if self.active.get(run_id) is active:  # not a next attempt launched meanwhile
+                    del self.active[run_id]
             if self._backlog:  # a slot opened and runs may be waiting for one
                 self._wake.set()
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, BinaryIO
 
 import sqlalchemy as sa
@@ -23,12 +25,12 @@ from runyard.services.errors import Conflict, DomainError, NotFound, ValidationF
 from runyard.services.events import Deferred, EventHub
 from runyard.services.pagination import Page, paginate
 from runyard.services.secrets import SecretService
-from runyard.services.tools import ToolService
+from runyard.services.tools import DEFAULT_RETRY_ON, MAX_RETRY_BACKOFF_S, ToolService, retry_policy
 from runyard.store.blobs import BlobStore
 from runyard.store.db import Database
 from runyard.store.group_commit import GroupCommitter
 from runyard.store.rows import RowView
-from runyard.store.tables import run_artifacts, runs, tools, usage_events, workers
+from runyard.store.tables import run_artifacts, runs, tool_versions, tools, usage_events, workers
 from runyard.timeutil import parse_rfc3339, rfc3339, utcnow
 
 AWAITING = "awaiting_confirmation"
@@ -43,6 +45,41 @@ ALL_STATUSES: tuple[str, ...] = (AWAITING, QUEUED, RUNNING, SUCCEEDED, FAILED, C
 TRIGGERS = ("api", "rerun", "schedule", "workflow", "mcp", "email", "cli", "sdk", "ui")
 TAG_KEYS = ("session", "batch_id", "example_id", "project")
 MAX_FILE_BYTES = 512 * 1024 * 1024
+# Error types of an attempt the platform lost rather than the tool failed: its worker
+# vanished or was stopped, or the engine lost its process (e.g. its fork server died).
+# ``retry_on: [worker_lost]`` (the default) covers them.
+LOST_ERROR_TYPES = frozenset({"worker_lost", "worker_shutdown", "executor_error"})
+
+
+def retry_cause(status: str, error: dict[str, Any] | None) -> str | None:
+    """The ``retry_on`` entry covering an attempt that ended so; None: never retried."""
+    if status == TIMED_OUT:
+        return "timeout"
+    if status != FAILED:
+        return None
+    kind = (error or {}).get("type")
+    if kind == "cancelled":
+        return None
+    return "worker_lost" if kind in LOST_ERROR_TYPES else "error"
+
+
+def will_retry(run: Any, status: str, error: dict[str, Any] | None, retry_on: Collection[str]) -> bool:
+    """Whether an attempt that ended so goes back to the queue."""
+    cause = retry_cause(status, error)
+    return cause is not None and cause in retry_on and run.attempt < run.max_attempts
+
+
+def retry_delay_s(backoff_s: float, attempt: int) -> float:
+    """The wait before the attempt after ``attempt``: ``backoff_s * 2**(attempt - 1)``, capped."""
+    if backoff_s <= 0:
+        return 0.0
+    return min(MAX_RETRY_BACKOFF_S, backoff_s * 2.0 ** min(attempt - 1, 30))
+
+
+def remove_run_dirs(work_root: Path, run_id: str) -> None:
+    """Remove a run's work dir and output dir (``<work root>/<run>``, ``<run>.out``)."""
+    for path in (work_root / run_id, work_root / f"{run_id}.out"):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def log_key(run_id: str) -> str:
@@ -94,8 +131,9 @@ def _field_errors(validator: Draft202012Validator, instance: dict[str, Any],
 
 class RunService:
     def __init__(self, db: Database, blobs: BlobStore, tools: ToolService, secrets: SecretService,
-                 hub: EventHub) -> None:
+                 hub: EventHub, *, work_root: Path | None = None) -> None:
         self.db = db
+        self.work_root = work_root  # where runs' work dirs are, when on this node's filesystem
         self.blobs = blobs
         self.tools = tools
         self.secrets = secrets
@@ -443,7 +481,9 @@ class RunService:
         return self.commits.run(lambda conn: claim.execute_all(conn, params))
 
     def _claim_statement(self) -> tuple[Any, Any]:
-        pick = (sa.select(runs.c.id).where(runs.c.status == QUEUED)
+        now = sa.bindparam("now", type_=runs.c.started_at.type)
+        pick = (sa.select(runs.c.id).where(runs.c.status == QUEUED,
+                                           sa.or_(runs.c.not_before.is_(None), runs.c.not_before <= now))
                 .order_by(runs.c.queued_at, runs.c.id).limit(sa.bindparam("lim", type_=sa.Integer)))
         if self.db.is_postgres:
             # The pick is a MATERIALIZED CTE joined by key: evaluated once, so the UPDATE
@@ -460,7 +500,7 @@ class RunService:
             statement = runs.update().where(runs.c.id.in_(pick.scalar_subquery()))
         statement = (statement
                      .values(status=RUNNING, worker_id=sa.bindparam("worker", type_=runs.c.worker_id.type),
-                             started_at=sa.bindparam("now", type_=runs.c.started_at.type),
+                             started_at=now, not_before=None,
                              lease_expires_at=sa.bindparam("lease_until", type_=runs.c.lease_expires_at.type))
                      .returning(*runs.c))
         return statement, runs.c
@@ -475,20 +515,23 @@ class RunService:
 
     def finish(self, run: Any, *, worker_id: str, status: str, output: Any, error: dict[str, Any] | None,
                usage: dict[str, Any] | None, log_bytes: int, log_truncated: bool,
-               artifacts: list[dict[str, Any]] | None = None, progress: dict[str, Any] | None = None) -> str:
-        """Record the end of an attempt; a retryable failure goes back to the queue.
+               artifacts: list[dict[str, Any]] | None = None, progress: dict[str, Any] | None = None,
+               retry_on: Collection[str] = DEFAULT_RETRY_ON, retry_backoff_s: float = 0.0) -> str:
+        """Record the end of an attempt; one its tool's ``retry_on`` covers, with attempts
+        left, goes back to the queue (not claimed before its backoff has passed).
 
         Returns the status the run now has (``queued`` when it will be retried).
         """
         now = utcnow()
-        retry = status == FAILED and run.attempt < run.max_attempts and (error or {}).get("type") != "cancelled"
+        retry = will_retry(run, status, error, retry_on)
         values: dict[str, Any] = {"usage": usage, "log_bytes": log_bytes, "log_truncated": log_truncated,
                                   "lease_expires_at": None}
         if progress is not None:
             values["progress"] = progress
         if retry:
+            delay = retry_delay_s(retry_backoff_s, run.attempt)
             values.update(status=QUEUED, attempt=run.attempt + 1, queued_at=now, worker_id=None, error=error,
-                          started_at=None)
+                          started_at=None, not_before=now + timedelta(seconds=delay) if delay else None)
         else:
             values.update(status=status, output=output, error=error, finished_at=now)
         params = {**values, "b_id": run.id, "b_worker": worker_id}
@@ -569,7 +612,9 @@ class RunService:
             worker_gone = sa.or_(worker_gone, runs.c.worker_id == own_worker_id)
         with self.db.read() as conn:
             expired = conn.execute(
-                sa.select(runs).select_from(runs.outerjoin(workers, workers.c.id == runs.c.worker_id))
+                sa.select(runs, tool_versions.c.retry_on, tool_versions.c.retry_backoff_s)
+                .select_from(runs.outerjoin(workers, workers.c.id == runs.c.worker_id)
+                             .outerjoin(tool_versions, tool_versions.c.id == runs.c.tool_version_id))
                 .where(runs.c.status == RUNNING, runs.c.lease_expires_at < now, worker_gone)).all()
         count = 0
         for run in expired:
@@ -580,15 +625,24 @@ class RunService:
                 values: dict[str, Any] = {"status": CANCELLED, "finished_at": now,
                                           "error": {"type": "cancelled", "message": "cancelled by request",
                                                     "traceback": None}}
-            elif run.attempt < run.max_attempts:
-                values = {"status": QUEUED, "attempt": run.attempt + 1, "queued_at": now, "worker_id": None,
-                          "started_at": None, "error": error}
             else:
-                values = {"status": FAILED, "finished_at": now, "error": error}
+                policy = retry_policy(run._mapping)
+                if will_retry(run, FAILED, error, policy["retry_on"]):
+                    delay = retry_delay_s(policy["retry_backoff_s"], run.attempt)
+                    values = {"status": QUEUED, "attempt": run.attempt + 1, "queued_at": now, "worker_id": None,
+                              "started_at": None, "error": error,
+                              "not_before": now + timedelta(seconds=delay) if delay else None}
+                else:
+                    values = {"status": FAILED, "finished_at": now, "error": error}
             with self.db.write() as conn:
                 updated = conn.execute(runs.update().where(
                     runs.c.id == run.id, runs.c.status == RUNNING, runs.c.lease_expires_at < now,
                 ).values(lease_expires_at=None, **values)).rowcount
+                if updated and self.work_root is not None:
+                    # The lost attempt's dirs (its worker left them), removed before the
+                    # commit: until then the run is not claimable, so a next attempt's
+                    # dirs (the same paths) cannot be made yet.
+                    remove_run_dirs(self.work_root, run.id)
             if updated:
                 count += 1
                 if values["status"] == QUEUED:

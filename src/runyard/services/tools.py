@@ -27,8 +27,15 @@ from runyard.timeutil import rfc3339, utcnow
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 VERSIONED_FIELDS = ("entrypoint", "input_schema", "output_schema", "requirements", "required_secrets",
-                    "default_inputs", "timeout_s", "memory_mb", "retries", "reuse_process")
-DEFAULTS: dict[str, Any] = {"timeout_s": 600.0, "memory_mb": 1024, "retries": 0, "reuse_process": False}
+                    "default_inputs", "timeout_s", "memory_mb", "retries", "reuse_process", "retry_on",
+                    "retry_backoff_s")
+# What a tool's ``retries`` may cover: its own failure (an exception, a crash, a limit),
+# the loss of the worker or engine running it, and its timeout.
+RETRY_ON_CHOICES = ("error", "worker_lost", "timeout")
+DEFAULT_RETRY_ON = ("worker_lost",)
+MAX_RETRY_BACKOFF_S = 3600.0  # the base delay, and the cap of any one delay
+DEFAULTS: dict[str, Any] = {"timeout_s": 600.0, "memory_mb": 1024, "retries": 0, "reuse_process": False,
+                            "retry_on": list(DEFAULT_RETRY_ON), "retry_backoff_s": 0.0}
 # Infers {"input_schema", "description"} by importing the tool in a sandboxed child.
 SchemaInferrer = Callable[[Path, str, str, list[str]], dict[str, Any]]
 _REQ_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?\s*([<>=!~]=?.*)?$|^(/|\./|file:).+")
@@ -60,8 +67,15 @@ def _config(v: Any) -> dict[str, Any]:
         "entrypoint": entry, "input_schema": v["input_schema"], "output_schema": v["output_schema"],
         "requirements": v["requirements"], "required_secrets": v["required_secrets"],
         "default_inputs": v["default_inputs"], "timeout_s": v["timeout_s"], "memory_mb": v["memory_mb"],
-        "retries": v["retries"], "reuse_process": v["reuse_process"],
+        "retries": v["retries"], "reuse_process": v["reuse_process"], **retry_policy(v),
     }
+
+
+def retry_policy(v: Any) -> dict[str, Any]:
+    """A version's ``retry_on`` (versions made before it existed: the default) and backoff."""
+    retry_on = v["retry_on"]
+    return {"retry_on": list(DEFAULT_RETRY_ON) if retry_on is None else list(retry_on),
+            "retry_backoff_s": float(v["retry_backoff_s"] or 0.0)}
 
 
 def _check_config(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -120,6 +134,18 @@ def _check_config(cfg: dict[str, Any]) -> dict[str, Any]:
             raise ValidationFailed("retries must be an integer between 0 and 10", details={"field": "retries"})
     if cfg.get("reuse_process") is not None and not isinstance(cfg["reuse_process"], bool):
         raise ValidationFailed("reuse_process must be true or false", details={"field": "reuse_process"})
+    if cfg.get("retry_on") is not None:
+        causes = cfg["retry_on"]
+        if not isinstance(causes, list) or not all(isinstance(c, str) and c in RETRY_ON_CHOICES for c in causes):
+            raise ValidationFailed(f"retry_on must be a list of {', '.join(RETRY_ON_CHOICES)}",
+                                   details={"field": "retry_on"})
+        out["retry_on"] = [c for c in RETRY_ON_CHOICES if c in causes]  # one order, no repeats
+    if cfg.get("retry_backoff_s") is not None:
+        b = cfg["retry_backoff_s"]
+        if not isinstance(b, int | float) or isinstance(b, bool) or not 0 <= b <= MAX_RETRY_BACKOFF_S:
+            raise ValidationFailed(f"retry_backoff_s must be between 0 and {MAX_RETRY_BACKOFF_S:g}",
+                                   details={"field": "retry_backoff_s"})
+        out["retry_backoff_s"] = float(b)
     return out
 
 
@@ -423,6 +449,7 @@ class ToolService:
         }
 
     def _infer(self, version_id: str, source: ToolSource, requirements: list[str]) -> dict[str, Any]:
+            "retry_on": cfg["retry_on"], "retry_backoff_s": cfg["retry_backoff_s"],
         with tempfile.TemporaryDirectory(prefix="runyard-infer-") as tmp:
             src = Path(tmp) / "src"
             materialise(source.kind, source.filename, source.data, src)

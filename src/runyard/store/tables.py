@@ -90,6 +90,10 @@ tool_versions = sa.Table(
     sa.Column("retries", sa.Integer, nullable=False, default=0),
     # Successive runs may share a process (module state persists between them).
     sa.Column("reuse_process", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
+    # What ``retries`` covers ("error", "worker_lost", "timeout"); NULL: worker_lost only.
+    sa.Column("retry_on", JSON),
+    # Delay before attempt n+1: retry_backoff_s * 2**(n-1) (capped), 0 for none.
+    sa.Column("retry_backoff_s", sa.Float, nullable=False, default=0.0, server_default=sa.text("0")),
     sa.Column("created_at", TS, nullable=False),
     sa.UniqueConstraint("tool_id", "version"),
 )
@@ -127,6 +131,7 @@ runs = sa.Table(
     sa.Column("log_truncated", sa.Boolean, nullable=False, default=False),
     sa.Column("created_at", TS, nullable=False),
     sa.Column("queued_at", TS),
+    sa.Column("not_before", TS),  # a retry waiting out its backoff is not claimed before this
     sa.Column("started_at", TS),
     sa.Column("finished_at", TS),
     sa.UniqueConstraint("workspace_id", "idempotency_key"),
