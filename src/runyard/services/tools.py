@@ -445,11 +445,11 @@ class ToolService:
             "requirements": cfg.get("requirements") or [], "required_secrets": cfg.get("required_secrets") or [],
             "default_inputs": cfg.get("default_inputs") or {}, "timeout_s": cfg["timeout_s"],
             "memory_mb": cfg["memory_mb"], "retries": cfg["retries"], "reuse_process": cfg["reuse_process"],
+            "retry_on": cfg["retry_on"], "retry_backoff_s": cfg["retry_backoff_s"],
             "created_at": utcnow(),
         }
 
     def _infer(self, version_id: str, source: ToolSource, requirements: list[str]) -> dict[str, Any]:
-            "retry_on": cfg["retry_on"], "retry_backoff_s": cfg["retry_backoff_s"],
         with tempfile.TemporaryDirectory(prefix="runyard-infer-") as tmp:
             src = Path(tmp) / "src"
             materialise(source.kind, source.filename, source.data, src)
