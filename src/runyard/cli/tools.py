@@ -25,7 +25,8 @@ def render_tool(tool: Tool) -> None:
         ("requirements", ", ".join(tool.requirements or [])),
         ("required secrets", ", ".join(tool.required_secrets or [])),
         ("timeout_s", tool.timeout_s), ("memory_mb", tool.memory_mb), ("retries", tool.retries),
-        ("reuse_process", tool.reuse_process),
+        ("reuse_process", tool.reuse_process), ("retry_on", ", ".join(tool.retry_on or [])),
+        ("retry_backoff_s", tool.retry_backoff_s),
         ("created", tool.created_at), ("updated", tool.updated_at),
         ("input schema", tool.input_schema),
     ]
@@ -45,7 +46,15 @@ def deploy(
     public: Annotated[bool, typer.Option("--public", help="Make the tool public.")] = False,
     timeout_s: Annotated[float | None, typer.Option("--timeout-s", help="Run time limit in seconds.")] = None,
     memory_mb: Annotated[int | None, typer.Option("--memory-mb", help="Memory limit.")] = None,
-    retries: Annotated[int | None, typer.Option("--retries", help="Retries after a lost worker.")] = None,
+    retries: Annotated[int | None, typer.Option(
+        "--retries", help="Attempts after the first, for the failures --retry-on names (default: a lost worker).",
+    )] = None,
+    retry_on: Annotated[list[str] | None, typer.Option(
+        "--retry-on", help="What --retries covers: error (the tool's own failure), worker_lost, timeout (repeatable).",
+    )] = None,
+    retry_backoff_s: Annotated[float | None, typer.Option(
+        "--retry-backoff-s", help="Wait before attempt n+1: this times 2**(n-1) seconds, at most 3600 (default 0).",
+    )] = None,
     reuse_process: Annotated[bool | None, typer.Option(
         "--reuse-process/--fresh-process",
         help="Let successive runs share a process (module state persists; default: a fresh process per run).",
@@ -67,6 +76,8 @@ def deploy(
             memory_mb=memory_mb,
             retries=retries,
             reuse_process=reuse_process,
+            retry_on=retry_on or None,
+            retry_backoff_s=retry_backoff_s,
         )
     if json_output:
         print_json(tool)

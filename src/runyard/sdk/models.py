@@ -79,6 +79,10 @@ class _ToolConfig(RunyardModel):
     retries: int | None = None
     #: Successive runs may share a process (module state persists between them).
     reuse_process: bool | None = None
+    #: What ``retries`` covers: ``error`` (the tool's own failure), ``worker_lost``, ``timeout``.
+    retry_on: list[str] | None = None
+    #: Delay before attempt n+1: ``retry_backoff_s * 2**(n-1)`` seconds (at most 3600).
+    retry_backoff_s: float | None = None
     created_at: datetime | None = None
 
 

@@ -48,6 +48,8 @@ def _config(
     memory_mb: int | None,
     retries: int | None,
     reuse_process: bool | None,
+    retry_on: Sequence[str] | None = None,
+    retry_backoff_s: float | None = None,
 ) -> dict[str, Any]:
     return compact(
         name=name,
@@ -63,6 +65,8 @@ def _config(
         memory_mb=memory_mb,
         retries=retries,
         reuse_process=reuse_process,
+        retry_on=[retry_on] if isinstance(retry_on, str) else list(retry_on) if retry_on is not None else None,
+        retry_backoff_s=retry_backoff_s,
     )
 
 
@@ -115,6 +119,8 @@ class Tools(SyncResource):
         memory_mb: int | None = None,
         retries: int | None = None,
         reuse_process: bool | None = None,
+        retry_on: Sequence[str] | None = None,
+        retry_backoff_s: float | None = None,
         idempotency_key: str | None = None,
         timeout: Timeout = None,
     ) -> Tool:
@@ -127,7 +133,7 @@ class Tools(SyncResource):
             output_schema=output_schema, requirements=requirements, required_secrets=required_secrets,
             default_inputs=default_inputs, visibility=visibility, timeout_s=timeout_s, memory_mb=memory_mb,
             retries=retries,
-            reuse_process=reuse_process,
+            reuse_process=reuse_process, retry_on=retry_on, retry_backoff_s=retry_backoff_s,
         )
         opts = _code_request(
             "POST", "/tools", code, config, creating=True, idempotency_key=idempotency_key, timeout=timeout
@@ -151,6 +157,8 @@ class Tools(SyncResource):
         memory_mb: int | None = None,
         retries: int | None = None,
         reuse_process: bool | None = None,
+        retry_on: Sequence[str] | None = None,
+        retry_backoff_s: float | None = None,
         timeout: Timeout = None,
     ) -> Tool:
         """Change any subset of a tool; a code or config change makes a new version."""
@@ -159,7 +167,7 @@ class Tools(SyncResource):
             output_schema=output_schema, requirements=requirements, required_secrets=required_secrets,
             default_inputs=default_inputs, visibility=visibility, timeout_s=timeout_s, memory_mb=memory_mb,
             retries=retries,
-            reuse_process=reuse_process,
+            reuse_process=reuse_process, retry_on=retry_on, retry_backoff_s=retry_backoff_s,
         )
         opts = _code_request(
             "PATCH", f"/tools/{seg(tool)}", code, config, creating=False, idempotency_key=None, timeout=timeout
@@ -240,6 +248,8 @@ class AsyncTools(AsyncResource):
         memory_mb: int | None = None,
         retries: int | None = None,
         reuse_process: bool | None = None,
+        retry_on: Sequence[str] | None = None,
+        retry_backoff_s: float | None = None,
         idempotency_key: str | None = None,
         timeout: Timeout = None,
     ) -> Tool:
@@ -248,7 +258,7 @@ class AsyncTools(AsyncResource):
             output_schema=output_schema, requirements=requirements, required_secrets=required_secrets,
             default_inputs=default_inputs, visibility=visibility, timeout_s=timeout_s, memory_mb=memory_mb,
             retries=retries,
-            reuse_process=reuse_process,
+            reuse_process=reuse_process, retry_on=retry_on, retry_backoff_s=retry_backoff_s,
         )
         opts = _code_request(
             "POST", "/tools", code, config, creating=True, idempotency_key=idempotency_key, timeout=timeout
@@ -272,6 +282,8 @@ class AsyncTools(AsyncResource):
         memory_mb: int | None = None,
         retries: int | None = None,
         reuse_process: bool | None = None,
+        retry_on: Sequence[str] | None = None,
+        retry_backoff_s: float | None = None,
         timeout: Timeout = None,
     ) -> Tool:
         config = _config(
@@ -279,7 +291,7 @@ class AsyncTools(AsyncResource):
             output_schema=output_schema, requirements=requirements, required_secrets=required_secrets,
             default_inputs=default_inputs, visibility=visibility, timeout_s=timeout_s, memory_mb=memory_mb,
             retries=retries,
-            reuse_process=reuse_process,
+            reuse_process=reuse_process, retry_on=retry_on, retry_backoff_s=retry_backoff_s,
         )
         opts = _code_request(
             "PATCH", f"/tools/{seg(tool)}", code, config, creating=False, idempotency_key=None, timeout=timeout
