@@ -11,6 +11,9 @@ import threading
 import time
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+# Every prefix ``new_id`` is called with: a name starting with one of these and ``_`` reads
+# as an id where a reference may be either (``GET /tools/tool_x``), so names cannot.
+PREFIXES = ("run", "sec", "set", "setv", "tok", "tool", "tpl", "tplv", "tv", "wrk", "ws")
 _lock = threading.Lock()
 _last_ms = 0
 _last_rand = 0
@@ -36,3 +39,9 @@ def new_id(prefix: str) -> str:
             rand = int.from_bytes(os.urandom(10), "big") >> 1  # room to increment
         _last_ms, _last_rand = ms, rand
     return f"{prefix}_{_encode(ms, 10)}{_encode(rand, 16)}"
+
+
+def looks_like_id(name: str) -> bool:
+    """Whether ``name`` starts like an id (``tool_…``) and so cannot serve as a name."""
+    prefix, sep, _ = name.partition("_")
+    return bool(sep) and prefix.lower() in PREFIXES

@@ -9,9 +9,12 @@ import orjson
 from fastapi import Request
 from starlette.datastructures import UploadFile
 
-from runyard.services.errors import ValidationFailed
+from runyard.services.errors import PayloadTooLarge, ValidationFailed
 
-MAX_JSON_BYTES = 60 * 1024 * 1024
+MAX_JSON_BYTES = 16 * 1024 * 1024
+# Arrays/objects nested deeper than this are refused (``too_deep``): validating or storing
+# them recursed until Python's stack ran out. 64 leaves room for any real schema or input.
+MAX_JSON_DEPTH = 64
 
 
 def is_multipart(request: Request) -> bool:
@@ -28,19 +31,75 @@ def parse_json_object(raw: bytes, *, allow_empty: bool = False) -> dict[str, Any
             return {}
         raise ValidationFailed("request body must be a JSON object", code="invalid_json")
     if len(raw) > MAX_JSON_BYTES:
-        raise ValidationFailed("request body is too large", code="payload_too_large", status=413)
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        # orjson refuses what the json module reads (integers beyond 64 bits, NaN):
-        # the json module decides, and words the error when there is one.
-        try:
-            body = json.loads(raw)
-        except ValueError as exc:
-            raise ValidationFailed(f"request body is not valid JSON: {exc}", code="invalid_json") from exc
+        raise too_large(MAX_JSON_BYTES)
+    body = load_json(raw)
     if not isinstance(body, dict):
         raise ValidationFailed("request body must be a JSON object", code="invalid_json")
     return body
+
+
+def too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"request body is larger than {limit} bytes", details={"limit": limit})
+
+
+def load_json(raw: bytes, what: str = "request body") -> Any:
+    """A JSON value, refusing nesting beyond ``MAX_JSON_DEPTH`` and strings with lone surrogates."""
+    try:
+        value = orjson.loads(raw)
+        checked_strings = True  # orjson refuses lone surrogates itself
+    except orjson.JSONDecodeError:
+        # orjson refuses what the json module reads (integers beyond 64 bits, NaN, lone
+        # surrogates): the json module decides, and words the error when there is one.
+        try:
+            value = json.loads(raw)
+        except RecursionError:
+            raise _too_deep(what) from None
+        except ValueError as exc:
+            raise ValidationFailed(f"{what} is not valid JSON: {exc}", code="invalid_json") from exc
+        checked_strings = False
+    # The bracket count bounds the depth: a body with few brackets needs no walk.
+    if not checked_strings or raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH:
+        check_json_value(value, what, strings=not checked_strings)
+    return value
+
+
+def check_json_value(value: Any, what: str, *, strings: bool = True) -> None:
+    """Raise ``too_deep`` past ``MAX_JSON_DEPTH``, and (``strings``) ``invalid_unicode`` for
+    a string (or key) that cannot be encoded as UTF-8, such as ``"\\ud800"``."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if strings and not item.isascii():
+                _check_encodable(item, what)
+            continue
+        if isinstance(item, dict):
+            children: Any = item.values()
+            if strings:
+                for key in item:
+                    if isinstance(key, str) and not key.isascii():
+                        _check_encodable(key, what)
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth >= MAX_JSON_DEPTH:
+            raise _too_deep(what)
+        stack.extend((child, depth + 1) for child in children)
+
+
+def _too_deep(what: str) -> ValidationFailed:
+    return ValidationFailed(f"{what} nests arrays/objects deeper than {MAX_JSON_DEPTH} levels", code="too_deep",
+                            details={"max_depth": MAX_JSON_DEPTH})
+
+
+def _check_encodable(text: str, what: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValidationFailed(
+            f"{what} has a string that is not valid Unicode (a lone surrogate such as \\ud800 at "
+            f"position {exc.start})", code="invalid_unicode") from None
 
 
 async def multipart_body(request: Request, json_field: str) -> tuple[dict[str, Any], dict[str, tuple[str, BinaryIO]]]:
@@ -53,8 +112,10 @@ async def multipart_body(request: Request, json_field: str) -> tuple[dict[str, A
             files[key] = (value.filename or key, value.file)
         elif key == json_field:
             try:
-                parsed = json.loads(value)
-            except ValueError as exc:
+                parsed = load_json(value.encode(), f"form field {json_field!r}")
+            except ValidationFailed as exc:
+                if exc.code != "invalid_json":
+                    raise
                 raise ValidationFailed(f"form field {json_field!r} is not valid JSON", code="invalid_json",
                                        details={"field": json_field}) from exc
             if not isinstance(parsed, dict):
@@ -71,8 +132,10 @@ def _form_value(value: str) -> Any:
     stripped = value.strip()
     if stripped[:1] in "[{" or stripped in ("true", "false", "null"):
         try:
-            return json.loads(stripped)
-        except ValueError:
+            return load_json(stripped.encode(), "a form field")
+        except ValidationFailed as exc:
+            if exc.code != "invalid_json":
+                raise
             return value
     return value
 

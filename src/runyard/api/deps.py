@@ -41,8 +41,11 @@ async def authenticate(platform: Platform, limiter: RateLimiter | None, authoriz
 
 
 async def get_principal(request: Request) -> Principal:
+    state = request.scope.setdefault("state", {})
+    if (principal := state.get("principal")) is not None:
+        return principal  # authenticated before its body was read (api.guard)
     return await authenticate(request.app.state.platform, request.app.state.rate_limiter,
-                              request.headers.get("authorization", ""), request.scope.setdefault("state", {}))
+                              request.headers.get("authorization", ""), state)
 
 
 PlatformDep = Annotated[Platform, Depends(get_platform)]

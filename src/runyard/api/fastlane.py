@@ -15,10 +15,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
-from runyard.api.bodies import MAX_JSON_BYTES, parse_json_object
+from runyard.api.bodies import MAX_JSON_BYTES, parse_json_object, too_large
 from runyard.api.deps import authenticate
-from runyard.api.errors import INTERNAL_MESSAGE, domain_error_headers, error_payload
-from runyard.api.responses import render_json
+from runyard.api.errors import INTERNAL_MESSAGE, error_payload
+from runyard.api.guard import send_error, send_json
 from runyard.api.runs import create_run_flow
 from runyard.services.errors import DomainError, ValidationFailed
 
@@ -44,23 +44,27 @@ class FastLane:
         state = scope.setdefault("state", {})
         try:
             status, content = await self._create_run(scope, receive, headers, state)
-            extra = None
         except DomainError as exc:
-            status, extra = exc.status, domain_error_headers(exc)
-            content = error_payload(state.get("request_id"), exc.code, exc.message, exc.details)
+            # Refused before its body was read (key, size): the connection closes.
+            await send_error(send, state, exc, close="body_read" not in state)
+            return
         except Exception:
             log.exception("unhandled error on POST %s", RUNS_PATH)
-            status, extra = 500, None
+            status = 500
             content = error_payload(state.get("request_id"), "internal_error", INTERNAL_MESSAGE)
-        await _send_json(send, status, content, extra)
+        await send_json(send, status, content)
 
     async def _create_run(self, scope: dict[str, Any], receive: Receive, headers: dict[str, str],
                           state: dict[str, Any]) -> tuple[int, Any]:
         fastapi_state = self.app.state
         platform = fastapi_state.platform
         principal = await authenticate(platform, fastapi_state.rate_limiter, headers.get("authorization", ""), state)
+        if int(headers.get("content-length") or 0) > MAX_JSON_BYTES:
+            raise too_large(MAX_JSON_BYTES)
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
-        body = parse_json_object(await _read_body(receive))
+        raw = await _read_body(receive)
+        state["body_read"] = True
+        body = parse_json_object(raw)
         run, status = await create_run_flow(
             platform, principal, body, {}, wait=_float_param(query, "wait"), expand=query.get("expand"),
             idempotency_key=headers.get("idempotency-key"), trigger_header=headers.get("x-runyard-trigger"),
@@ -81,25 +85,16 @@ def _float_param(query: dict[str, str], name: str) -> float | None:
 
 
 async def _read_body(receive: Receive) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
+    message = await receive()
+    if not message.get("more_body", False) and message["type"] == "http.request":
+        return message.get("body", b"")  # the common case: the whole body in one message
+    body = bytearray()
     while True:
-        message = await receive()
         if message["type"] == "http.disconnect":
             raise ValidationFailed("the client went away before sending the whole body", code="invalid_json")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_JSON_BYTES:
-            raise ValidationFailed("request body is too large", code="payload_too_large", status=413)
-        chunks.append(chunk)
+        body += message.get("body", b"")
+        if len(body) > MAX_JSON_BYTES:
+            raise too_large(MAX_JSON_BYTES)  # as soon as the limit is passed, not at the end
         if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-async def _send_json(send: Send, status: int, content: Any, extra: dict[str, str] | None) -> None:
-    body = render_json(content)
-    headers = [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
-    for name, value in (extra or {}).items():
-        headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+            return bytes(body)
+        message = await receive()

@@ -87,17 +87,61 @@ class RunLog:
                 self._fh.close()
 
 
-def redact_value(value: object, secrets: list[str]) -> object:
-    """Secret values replaced by ``***`` anywhere inside a JSON value."""
-    if not secrets:
-        return value
+def scrub_value(value: object, secrets: list[str]) -> object:
+    """What a run reports, fit to store: secret values replaced by ``***`` anywhere inside a JSON
+    value, and strings that cannot be encoded as UTF-8 (lone surrogates such as ``"\\ud800"``, which a
+    tool can return) escaped as their ``\\udxxx`` text, so that no stored row breaks a read."""
+    ordered = sorted((s for s in set(secrets) if s), key=len, reverse=True)
+    return _scrub(value, ordered)
+
+
+def _scrub(value: object, secrets: list[str]) -> object:
     if isinstance(value, str):
-        for secret in sorted(secrets, key=len, reverse=True):
-            if secret:
-                value = value.replace(secret, "***")
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                value = value.encode("utf-8", "backslashreplace").decode("utf-8")
+        for secret in secrets:
+            value = value.replace(secret, "***")
         return value
     if isinstance(value, list):
-        return [redact_value(v, secrets) for v in value]
+        return [_scrub(v, secrets) for v in value]
     if isinstance(value, dict):
-        return {redact_value(k, secrets): redact_value(v, secrets) for k, v in value.items()}  # type: ignore[misc]
+        return {_scrub(k, secrets): _scrub(v, secrets) for k, v in value.items()}  # type: ignore[misc]
     return value
+
+
+def redact_file(path: Path, secrets: list[str], chunk_bytes: int = 1 << 20) -> bool:
+    """Replace secret values by ``***`` in a file, in place; True when one was found.
+
+    Reads in chunks (a secret split across two is still found); the file is rewritten
+    only when it holds a secret.
+    """
+    needles = sorted({s.encode() for s in secrets if s}, key=len, reverse=True)
+    if not needles:
+        return False
+    overlap = len(needles[0]) - 1
+    found = False
+    with path.open("rb") as fh:
+        tail = b""
+        while chunk := fh.read(chunk_bytes):
+            window = tail + chunk
+            if any(needle in window for needle in needles):
+                found = True
+                break
+            tail = window[-overlap:] if overlap else b""
+    if not found:
+        return False
+    tmp = path.with_name(path.name + ".redacting")
+    tmp.unlink(missing_ok=True)
+    writer = RunLog(tmp, cap_bytes=1 << 62, secrets=secrets)  # its redaction holds split secrets back
+    try:
+        with path.open("rb") as fh:
+            while chunk := fh.read(chunk_bytes):
+                writer.write(chunk)
+    finally:
+        writer.close()
+    if tmp.exists():
+        tmp.replace(path)
+    return True

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from runyard.engine.executor import ExecRequest, Limits
-from runyard.engine.logs import RunLog, redact_value
+from runyard.engine.logs import RunLog, redact_file, scrub_value
 from runyard.ids import new_id
 from runyard.services.runs import CANCELLED, FAILED, log_key, will_retry
 from runyard.services.tools import DEFAULT_RETRY_ON, retry_policy
@@ -286,7 +286,8 @@ class Worker:
         kind = event.get("type")
         if kind == "progress":
             now = time.monotonic()
-            active.progress = {k: event.get(k) for k in ("fraction", "message")}
+            active.progress = scrub_value({k: event.get(k) for k in ("fraction", "message")},  # type: ignore[assignment]
+                                          active.secrets)
             if now - active.last_progress >= PROGRESS_MIN_INTERVAL_S or event.get("fraction") == 1:
                 active.last_progress = now
                 self._pool.submit(self.platform.runs.record_progress, active.row.id, active.progress)
@@ -295,7 +296,7 @@ class Worker:
             path = self.platform.blobs.path(f"runs/{active.row.id}/trace.jsonl")
             path.parent.mkdir(parents=True, exist_ok=True)
             with path.open("a") as fh:
-                fh.write(json.dumps(redact_value(event, active.secrets), default=str) + "\n")
+                fh.write(json.dumps(scrub_value(event, active.secrets), default=str) + "\n")
 
     def _cancel(self, run_id: str) -> None:
         active = self.active.get(run_id)
@@ -336,9 +337,9 @@ class Worker:
                     "message": f"the worker shut down during attempt {active.row.attempt}"}
             elif active.cancelled and status != CANCELLED and status != "succeeded":
                 status, error = CANCELLED, {"type": "cancelled", "message": "cancelled by request", "traceback": None}
-            output = redact_value(output, active.secrets)
-            error = redact_value(error, active.secrets)  # type: ignore[assignment]
-            artifacts = [] if dirs_removed else self._collect_artifacts(run_id, active.output_dir)
+            output = scrub_value(output, active.secrets)
+            error = scrub_value(error, active.secrets)  # type: ignore[assignment]
+            artifacts = [] if dirs_removed else self._collect_artifacts(run_id, active.output_dir, active.secrets)
             policy = self._retry_policy(active.row)
             if not dirs_removed and will_retry(active.row, status, error, policy["retry_on"]):
                 # Back to the queue: this attempt's dirs go first, or the next attempt
@@ -363,7 +364,9 @@ class Worker:
             if self._backlog:  # a slot opened and runs may be waiting for one
                 self._wake.set()
 
-    def _collect_artifacts(self, run_id: str, out: Path) -> list[dict[str, Any]]:
+    def _collect_artifacts(self, run_id: str, out: Path, secrets: list[str]) -> list[dict[str, Any]]:
+        """Move the files under the output dir to blobs, secrets redacted from their names and
+        from text files' contents (here, once, with the values the run had; see docs/api.md)."""
         try:
             with os.scandir(out) as entries:
                 if next(entries, None) is None:
@@ -374,7 +377,9 @@ class Worker:
         for path in sorted(out.rglob("*")):
             if not path.is_file() or path.is_symlink():
                 continue
-            rel = path.relative_to(out).as_posix()
+            rel = str(scrub_value(path.relative_to(out).as_posix(), secrets))
+            if secrets and _is_text(path, rel):
+                redact_file(path, secrets)
             blob_key = f"runs/{run_id}/artifacts/{rel}"
             digest = hashlib.sha256()
             with path.open("rb") as fh:
@@ -407,6 +412,19 @@ class Worker:
                         self._wake.set()
             except Exception:
                 log.exception("heartbeat failed")
+
+
+_TEXT_TYPES = {"application/json", "application/xml", "application/javascript", "application/x-ndjson",
+               "application/yaml", "application/x-yaml", "application/x-sh", "application/sql"}
+
+
+def _is_text(path: Path, name: str) -> bool:
+    """A text artifact (its secrets are redacted): by its type, or with no NUL in its first 8 KiB."""
+    kind = mimetypes.guess_type(name)[0]
+    if kind is not None:
+        return kind.startswith("text/") or kind in _TEXT_TYPES or kind.endswith(("+json", "+xml"))
+    with path.open("rb") as fh:
+        return b"\0" not in fh.read(8192)
 
 
 def _remove_dir(path: Path) -> None:

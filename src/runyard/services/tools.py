@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from runyard.ids import new_id
+from runyard.ids import looks_like_id, new_id
 from runyard.services.access import Principal
 from runyard.services.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from runyard.services.pagination import Page, paginate
@@ -269,6 +269,10 @@ class ToolService:
         if not isinstance(name, str) or not NAME_RE.match(name):
             raise ValidationFailed("name must be a slug: lowercase letters, digits, '-' or '_', max 64",
                                    code="invalid_tool_name", details={"field": "name"})
+        if looks_like_id(name):
+            raise ValidationFailed(f"a tool name cannot start like an id ({name.partition('_')[0]}_…): "
+                                   "it would be looked up as one", code="invalid_tool_name",
+                                   details={"field": "name"})
         unknown = set(config) - set(VERSIONED_FIELDS)
         if unknown:
             raise ValidationFailed(f"unknown field(s): {', '.join(sorted(unknown))}",
