@@ -60,6 +60,8 @@ def template_view(head: Any, version: Any) -> dict[str, Any]:
     return {
         "object": "template", "id": h["id"], "name": document["name"], "description": document.get("description"),
         "locale": document.get("locale"), "fields": document["fields"], "version": v["version"],
+        # Versions stored before seeding scheme 2 carry no marker: they were made under 1.
+        "seeding": document.get("seeding", 1),
         "latest_version": h["latest_version"], "created_at": rfc3339(h["created_at"]),
         "updated_at": rfc3339(h["updated_at"]), "version_created_at": rfc3339(v["created_at"]),
     }
@@ -101,10 +103,16 @@ class _Resolver:
 
 
 def view_document(view: Mapping[str, Any]) -> dict[str, Any]:
-    doc = {"name": view["name"], "locale": view["locale"], "fields": view["fields"]}
+    doc = {"name": view["name"], "locale": view["locale"], "fields": view["fields"],
+           "seeding": view.get("seeding", 1)}
     if view.get("description"):
         doc["description"] = view["description"]
     return doc
+
+
+def _same_document(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Equal as templates (the seeding scheme is the server's, not the document's)."""
+    return {k: v for k, v in a.items() if k != "seeding"} == {k: v for k, v in b.items() if k != "seeding"}
 
 
 class TemplateService:
@@ -167,8 +175,12 @@ class TemplateService:
             raise ValidationFailed(f"cannot update {unknown[0]!r}; updatable: {', '.join(sorted(allowed))}",
                                    details={"field": unknown[0]})
         current = self.get(workspace_id, ref)
-        document = {**view_document(current), **patch}
+        before = view_document(current)
+        # A new version is made under the current seeding scheme; the old ones keep theirs.
+        document = {**{k: v for k, v in before.items() if k != "seeding"}, **patch}
         template = parse(document)
+        if _same_document(parse(before).to_dict(), template.to_dict()):
+            return current  # nothing changed: no new version, outputs stay as they were
         now = utcnow()
         with self.db.write() as conn:
             head = self._head(conn, workspace_id, current["id"])

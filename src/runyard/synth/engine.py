@@ -96,7 +96,8 @@ def plan_generation(
     except ValueError as exc:
         raise GenerationError(str(exc), code="invalid_seed") from None
     template = apply_overrides(template, overrides)
-    context = PlanContext(seed=seed_value, version=version, count=count, resolver=resolver)
+    context = PlanContext(seed=seed_value, version=version, count=count, resolver=resolver,
+                          seeding=template.seeding, specs={f.name: f.spec.stream_key for f in template.fields})
     context.shared["reference-depth"] = _depth
     for f in template.fields:
         f.generator.prepare(context, f.spec.unique)
@@ -123,8 +124,9 @@ def plan_generation(
                 f"{count:,} rows were requested",
                 code="unique_space_too_small", field=f.name, available=space, requested=count,
             )
-        permutations[f.name] = KeyedPermutation(min(space, KeyedPermutation.MAX_SIZE), seed_value, version,
-                                                f"unique:{f.name}")
+        permutations[f.name] = KeyedPermutation(
+            min(space, KeyedPermutation.MAX_SIZE),
+            context.stream(f"unique:{f.name}", 0, "unique-permutation", spec_of=f.name))
     schema = pa.schema([pa.field(f.name, types[f.name], nullable=True) for f in template.fields])
     return Plan(template=template, version=version, seed=seed_value, count=count, context=context,
                 schema=schema, permutations=permutations,

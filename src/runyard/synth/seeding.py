@@ -1,11 +1,18 @@
 """Deterministic random streams and keyed permutations.
 
-Every random draw in the engine comes from a stream named by
-(seed, template version, key, block index, purpose). A stream is used for exactly one
-NumPy draw call, which makes the first *k* values of a block independent of how many
-rows the block holds — that is what lets a 3-row preview equal the first 3 rows of a
-full generation. The key is usually the field name, so adding or removing a field never
-shifts the values of another.
+Every random draw in the engine comes from a stream named under a versioned
+**seeding scheme**:
+
+- scheme 1 (templates stored before scheme 2 existed): (seed, template version, key,
+  block index, purpose) — every new template version changed every column;
+- scheme 2 (current): (seed, key, the key's spec, block index, purpose) — the key is a
+  field name (its spec: generator and options) or a person/address group (no spec), so
+  a field's values depend only on the seed, its name, its own spec and the fields or
+  groups it declares it depends on, never on the template's version or other fields.
+
+A stream is used for exactly one NumPy draw call, which makes the first *k* values of a
+block independent of how many rows the block holds — that is what lets a 3-row preview
+equal the first 3 rows of a full generation.
 """
 
 from __future__ import annotations
@@ -21,6 +28,10 @@ import numpy as np
 BLOCK_ROWS = 65_536
 
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+#: Seeding schemes a template may be generated under; new templates get the last one.
+SEEDING_SCHEMES = (1, 2)
+CURRENT_SEEDING = SEEDING_SCHEMES[-1]
 
 
 @lru_cache(maxsize=4096)
@@ -54,8 +65,14 @@ def normalize_seed(seed: int | str | None) -> int:
 
 
 def stream(seed: int, version: int, key: str, block: int, purpose: str) -> np.random.Generator:
-    """A fresh generator for one draw; use it for a single NumPy call only."""
+    """Scheme 1: a fresh generator for one draw; use it for a single NumPy call only."""
     entropy = [seed, version, stable_hash(key), block, stable_hash(purpose)]
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(entropy)))
+
+
+def stream_v2(seed: int, key: str, spec: str, block: int, purpose: str) -> np.random.Generator:
+    """Scheme 2: keyed by the key and its spec, not by the template version."""
+    entropy = [seed, 2, stable_hash(key), stable_hash(spec), block, stable_hash(purpose)]
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(entropy)))
 
 
@@ -81,7 +98,7 @@ class KeyedPermutation:
     ROUNDS = 4
     MAX_SIZE = 1 << 62
 
-    def __init__(self, size: int, seed: int, version: int, key: str) -> None:
+    def __init__(self, size: int, rng: np.random.Generator) -> None:
         if not 0 < size <= self.MAX_SIZE:
             raise ValueError("permutation size out of range")
         self.size = size
@@ -89,7 +106,6 @@ class KeyedPermutation:
         bits += bits % 2
         self.half = bits // 2
         self.half_mask = np.uint64((1 << self.half) - 1)
-        rng = stream(seed, version, key, 0, "unique-permutation")
         self.keys = rng.integers(0, 1 << 63, size=self.ROUNDS, dtype=np.uint64)
 
     def _once(self, x: np.ndarray) -> np.ndarray:

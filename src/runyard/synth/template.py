@@ -19,12 +19,13 @@ import yaml
 
 from .errors import TemplateError
 from .locales import DEFAULT_LOCALE, SUPPORTED_LOCALES
+from .seeding import CURRENT_SEEDING, SEEDING_SCHEMES
 
 if TYPE_CHECKING:
     from .generators.base import FieldGenerator
 
 FIELD_KEYS = frozenset({"name", "generator", "null_rate", "unique", "locale", "description"})
-TEMPLATE_KEYS = frozenset({"name", "description", "locale", "fields"})
+TEMPLATE_KEYS = frozenset({"name", "description", "locale", "fields", "seeding"})
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 MAX_FIELDS = 500
 
@@ -40,6 +41,14 @@ class FieldSpec:
     unique: bool = False
     locale: str | None = None
     description: str | None = None
+
+    @property
+    def stream_key(self) -> str:
+        """What keys this field's random streams besides its name (seeding scheme 2): the
+        generator and its options — not ``description``, ``null_rate`` (a higher rate
+        nulls a superset of the rows) or ``unique``."""
+        return json.dumps({"generator": self.generator, "options": self.options}, sort_keys=True,
+                          separators=(",", ":"), default=str)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "generator": self.generator, **self.options}
@@ -72,6 +81,7 @@ class Template:
     fields: tuple[Field, ...]
     locale: str = DEFAULT_LOCALE
     description: str | None = None
+    seeding: int = CURRENT_SEEDING
 
     @property
     def field_names(self) -> list[str]:
@@ -88,6 +98,7 @@ class Template:
         if self.description:
             out["description"] = self.description
         out["fields"] = [f.spec.to_dict() for f in self.fields]
+        out["seeding"] = self.seeding
         return out
 
 
@@ -161,6 +172,10 @@ def parse_template(document: Any) -> Template:
     if description is not None and not isinstance(description, str):
         raise TemplateError("template 'description' must be a string")
     locale = parse_locale(document.get("locale", DEFAULT_LOCALE))
+    seeding = document.get("seeding", CURRENT_SEEDING)
+    if isinstance(seeding, bool) or seeding not in SEEDING_SCHEMES:
+        raise TemplateError(f"template 'seeding' must be one of {', '.join(map(str, SEEDING_SCHEMES))}, "
+                            f"got {seeding!r}")
     raw_fields = document.get("fields")
     if not isinstance(raw_fields, list) or not raw_fields:
         raise TemplateError("template 'fields' must be a non-empty list")
@@ -177,4 +192,4 @@ def parse_template(document: Any) -> Template:
         if f.spec.unique:
             f.generator.check_unique_supported()
     validate_formulas(fields)
-    return Template(name=name.strip(), fields=fields, locale=locale, description=description)
+    return Template(name=name.strip(), fields=fields, locale=locale, description=description, seeding=seeding)

@@ -54,6 +54,12 @@ def stream(plan: Plan, fmt: str, options: Mapping[str, Any] | None = None, *, wo
 
             for pieces in iter_blocks(plan, workers=workers, transform=encode_block):
                 yield from (p for p in pieces if p)
+        elif enc.block_stage:
+            # Whole blocks: the bytes cannot depend on chunk_rows.
+            for block, staged in enumerate(iter_blocks(plan, workers=workers, transform=enc.stage_block)):
+                piece = enc.encode_staged(staged, block * BLOCK_ROWS)
+                if piece:
+                    yield piece
         else:
             for block, batch in enumerate(iter_blocks(plan, workers=workers)):
                 offset = block * BLOCK_ROWS

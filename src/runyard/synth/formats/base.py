@@ -16,13 +16,17 @@ class Encoder(ABC):
 
     ``parallel`` encoders are pure functions of (batch, first row number): they run on
     the generation threads and their pieces are concatenated in order. The others
-    (Parquet, XLSX) keep state and are fed batches in order on one thread.
+    (Parquet, XLSX) keep state and are fed batches in order on one thread; those with
+    ``block_stage`` set instead get ``stage_block(batch, row_start)`` run on the
+    generation threads for every whole block (pure work, e.g. rendering XML), and
+    ``encode_staged(staged, row_start)`` in order on one thread.
     """
 
     name: ClassVar[str]
     media_type: ClassVar[str]
     extension: ClassVar[str]
     parallel: ClassVar[bool] = True
+    block_stage: ClassVar[bool] = False
     option_names: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, schema: pa.Schema, count: int, options: Mapping[str, Any], *, table_name: str) -> None:
@@ -43,6 +47,14 @@ class Encoder(ABC):
 
     @abstractmethod
     def encode(self, batch: pa.RecordBatch, row_start: int) -> bytes: ...
+
+    def stage_block(self, batch: pa.RecordBatch, row_start: int) -> Any:
+        """Pure per-block work done on a generation thread (``block_stage`` encoders)."""
+        raise NotImplementedError
+
+    def encode_staged(self, staged: Any, row_start: int) -> bytes:
+        """Consume one staged block, in order (``block_stage`` encoders)."""
+        raise NotImplementedError
 
     def finish(self) -> Iterator[bytes]:
         yield from ()

@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from ..errors import TemplateError
 from ..options import Options
-from ..seeding import KeyedPermutation, stream
+from ..seeding import CURRENT_SEEDING, KeyedPermutation, stream, stream_v2
 
 
 @dataclass
@@ -24,7 +24,18 @@ class PlanContext:
     count: int
     resolver: Any = None
     # Values prepared at plan time and shared read-only by every block (and thread).
-    shared: dict[str, Any] = field(default_factory=dict)
+    shared: dict[Any, Any] = field(default_factory=dict)
+    #: The seeding scheme (see :mod:`runyard.synth.seeding`) and, for scheme 2, each
+    #: field's spec by field name.
+    seeding: int = CURRENT_SEEDING
+    specs: dict[str, str] = field(default_factory=dict)
+
+    def stream(self, key: str, block: int, purpose: str, *, spec_of: str | None = None) -> np.random.Generator:
+        """A stream for exactly one NumPy draw; ``spec_of`` names the field whose spec keys
+        it when that is not ``key`` itself (group keys have none)."""
+        if self.seeding == 1:
+            return stream(self.seed, self.version, key, block, purpose)
+        return stream_v2(self.seed, key, self.specs.get(spec_of or key, ""), block, purpose)
 
 
 @dataclass
@@ -42,7 +53,7 @@ class BlockContext:
 
     def rng(self, key: str, purpose: str) -> np.random.Generator:
         """A stream for exactly one NumPy draw (see :mod:`runyard.synth.seeding`)."""
-        return stream(self.plan.seed, self.plan.version, key, self.block, purpose)
+        return self.plan.stream(key, self.block, purpose)
 
     def row_ids(self) -> np.ndarray:
         return np.arange(self.row_start, self.row_start + self.n, dtype=np.int64)

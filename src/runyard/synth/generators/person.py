@@ -124,7 +124,7 @@ class FullName(_Person):
             # Unique names make the whole person group unique, so the e-mail and the
             # other fields of the group keep describing the same (distinct) person.
             plan.shared[("person-unique", self.group, self.locale)] = KeyedPermutation(
-                self.person_space(), plan.seed, plan.version, f"person-unique:{self.group}:{self.locale}"
+                self.person_space(), plan.stream(f"person-unique:{self.group}:{self.locale}", 0, "unique-permutation")
             )
 
     def generate_unique(self, ctx: BlockContext, permutation: Any) -> pa.Array:
