@@ -33,9 +33,19 @@ class Settings:
     synth_rows_per_hour: int = field(default_factory=lambda: _env_int("RUNYARD_SYNTH_ROWS_PER_HOUR", 0))
     # API requests per minute per workspace; 0 = unlimited.
     requests_per_minute: int = field(default_factory=lambda: _env_int("RUNYARD_REQUESTS_PER_MINUTE", 0))
+    # The run sandbox: "on" (every protection this host offers; a warning names each
+    # missing one), "strict" (refuse to start unless all are there) or "off".
+    sandbox: str = field(default_factory=lambda: os.environ.get("RUNYARD_SANDBOX", "on"))
+    # Processes and threads a run may have at once.
+    sandbox_max_processes: int = field(default_factory=lambda: _env_int("RUNYARD_SANDBOX_MAX_PROCESSES", 256))
+    # Ports of this host's own addresses that runs may still reach (DNS resolvers on loopback).
+    sandbox_local_ports: list[int] = field(default_factory=lambda: [
+        int(p) for p in os.environ.get("RUNYARD_SANDBOX_LOCAL_PORTS", "53").split(",") if p.strip()])
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
+        if self.sandbox not in ("on", "strict", "off"):
+            raise ValueError(f"RUNYARD_SANDBOX must be on, strict or off, not {self.sandbox!r}")
 
     @property
     def db_url(self) -> str:

@@ -44,8 +44,10 @@ def make_request(tmp_path: Path) -> MakeRequest:
         src = root / "src"
         src.mkdir(parents=True)
         (src / f"{module}.py").write_text(textwrap.dedent(source))
-        workdir = root / "work"
-        workdir.mkdir()
+        # Under the sandbox a reused process may write only in its version's own dir
+        # (executor.REUSE_DIR_PREFIX), where the worker puts the runs of such a tool.
+        workdir = root / "reuse-case" / "work"
+        workdir.mkdir(parents=True)
         return ExecRequest(
             run_id=f"run_test{counter[0]}",
             source_dir=src,

@@ -40,8 +40,9 @@ def main(fail: bool = False, thread: bool = False, spawn: bool = False, sleep: f
 
 
 def _again(req: ExecRequest, n: int, tmp: Path, **changes: object) -> ExecRequest:
-    """The same tool version (same source dir) for another run with its own dirs."""
-    work = tmp / f"again{n}"
+    """The same tool version (same source dir) for another run with its own dirs, beside
+    the first run's (the dir the worker gives all runs of a reused version)."""
+    work = req.workdir.parent / f"again{n}"
     work.mkdir(exist_ok=True)
     fields: dict[str, object] = {"run_id": f"{req.run_id}_{n}", "workdir": work, "output_dir": work / "out"}
     fields.update(changes)

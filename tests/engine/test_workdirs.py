@@ -42,7 +42,8 @@ def setup(tmp_path: Path):
 
     def request(reuse: bool = False, **inputs: object) -> ExecRequest:
         counter[0] += 1
-        workdir = tmp_path / "data" / "work" / f"run{counter[0]}"  # where the worker puts them
+        # where the worker puts them (a reused version's runs: in a dir of their own)
+        workdir = tmp_path / "data" / "work" / ("reuse-v1" if reuse else "") / f"run{counter[0]}"
         return ExecRequest(run_id=f"run{counter[0]}", source_dir=src, module="tool", entrypoint="main",
                            inputs=dict(inputs), env={}, workdir=workdir,
                            output_dir=workdir.with_name(workdir.name + ".out"), limits=Limits(timeout_s=20),
@@ -119,7 +120,7 @@ def test_a_reused_process_keeps_its_runs_dirs_for_its_next_run(setup, tmp_path: 
     ex, request = setup
     first = ex.submit(request(reuse=True)).wait(20)
     assert first.status == "succeeded" and first.dirs_removed
-    held = tmp_path / "data" / "work" / pool_name(first.output["pid"], "held")
+    held = tmp_path / "data" / "work" / "reuse-v1" / pool_name(first.output["pid"], "held")
     assert wait_for(held.exists)
     second_req = request(reuse=True)
     second = ex.submit(second_req).wait(20).output

@@ -112,6 +112,56 @@ def prepare(spec: Mapping[str, Any]) -> None:
     os.chdir(workdir)
     _set_environ(env)
     apply_limits(spec.get("limits") or {}, reused=bool(spec.get("reuse")))
+    if spec.get("sandbox") is not None:
+        _confine(spec)
+
+
+# --------------------------------------------------------------------------- sandbox
+
+_sandbox_static: Any = None  # sandbox.Static of this fork server (None: no sandbox)
+_confined: str | None = None  # where this process may write, once confined
+
+
+def open_sandbox(config: Mapping[str, Any]) -> None:
+    """In a fork server: open the paths every run may read (``config``: what to protect)."""
+    global _sandbox_static
+    sandbox = _load_sibling("sandbox")
+    _sandbox_static = sandbox.Static.open(config.get("protected") or [], config.get("read") or [])
+
+
+def sandbox_fds() -> list[int]:
+    return _sandbox_static.fds() if _sandbox_static is not None else []
+
+
+def confine_ahead() -> None:
+    """In a spare, before its run: what of the confinement does not depend on the run."""
+    if _sandbox_static is None:
+        return
+    try:
+        _load_sibling("sandbox").ahead(_sandbox_static)
+    except OSError:
+        pass  # the run applies it all itself (and fails if it cannot)
+
+
+def confined_root() -> str | None:
+    return _confined
+
+
+def _confine(spec: Mapping[str, Any]) -> None:
+    """Confine this process to its run (``sandbox.confine``); a reused process is confined
+    by its first run, to the dir all runs of its tool version live in."""
+    global _confined
+    policy = spec["sandbox"]
+    root = policy.get("write_root") or spec["workdir"]
+    if _confined is not None:
+        if _confined != root:
+            raise ToolError("sandbox_error", "a confined process was sent a run outside its dir")
+        return
+    if _sandbox_static is None:  # not forked from a fork server (an inspection): open them here
+        open_sandbox(policy)
+    _load_sibling("sandbox").confine(policy, _sandbox_static, spec["workdir"], spec["output_dir"],
+                                     spec.get("source_dir"))
+    _confined = root
 
 
 # A set of run dirs kept for a later run (engine/workdirs.py) is a dir holding the run's
@@ -280,8 +330,9 @@ def run_once(spec: Mapping[str, Any], events_fd: int, *, forked: bool, reusable:
     # on ext4 each rmdir blocks for a journal write, which need not delay the run's end.
     dirs = [path for path in (spec["env"].get("TMPDIR"), spec["output_dir"], spec["workdir"]) if path]
     remove_later = _all_empty(dirs)
-    if spec.get("recycle"):
-        # The engine keeps them for a later run once this process is gone (or removes them).
+    if spec.get("recycle") or (remove_later and _confined == spec["workdir"]):
+        # The engine keeps them for a later run once this process is gone, or removes them
+        # (a process confined to its dirs cannot remove them: that writes their parent).
         result["dirs_empty"], remove_later = remove_later, False
     else:
         result["dirs_removed"] = remove_later or _remove_empty(dirs)
@@ -1080,7 +1131,10 @@ def main(argv: list[str] | None = None) -> NoReturn:
     parser.add_argument("--events-fd", type=int, required=True)
     parser.add_argument("--request-fd", type=int, required=True)
     parser.add_argument("--socket-fd", type=int, help="where the next runs come from (a reused process)")
+    parser.add_argument("--confined", help="the process was confined before exec, to this dir")
     args = parser.parse_args(argv)
+    global _confined
+    _confined = args.confined
     # The fds were made inheritable for exec; the tool's own subprocesses must not get them.
     os.set_inheritable(args.events_fd, False)
     spec = json.loads(read_request(args.request_fd))

@@ -24,6 +24,7 @@ from __future__ import annotations
 import array
 import asyncio
 import collections
+import dataclasses
 import functools
 import itertools
 import json
@@ -40,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from runyard.engine.cgroups import Group, RunGroups
 from runyard.engine.child import recv_with_fds, reuse_key
 from runyard.engine.environments import EnvironmentManager
 from runyard.engine.forkserver import RECV_NOWAIT
@@ -86,8 +88,24 @@ class ExecRequest:
     limits: Limits = field(default_factory=Limits)
     python: str | None = None  # a venv interpreter; None => fork from the warm fork server
     # Successive runs of the same tool version may share a process (module state persists;
-    # see child.run_once for when a process is reused and when it retires).
+    # see child.run_once for when a process is reused and when it retires). Under the
+    # sandbox, such runs' dirs must share a parent of their own (the process may write
+    # there, see SandboxConfig), else each run gets its own process.
     reuse_process: bool = False
+    network: bool = True  # False: the run cannot open any socket (sandboxed runs only)
+
+
+REUSE_DIR_PREFIX = "reuse-"  # the parent dir of a reused process's runs (one per tool version)
+
+
+@dataclass
+class SandboxConfig:
+    """How runs are confined (see sandbox.py, cgroups.py, netfilter.py)."""
+
+    mode: Literal["on", "strict", "off"] = "on"
+    protected: list[str] = field(default_factory=list)  # never readable by a run (data dir, keys)
+    max_processes: int = 256  # processes (and threads) per run
+    local_ports: list[int] = field(default_factory=lambda: [53])  # host services runs may still reach
 
 
 @dataclass
@@ -164,6 +182,11 @@ class Execution:
         # Set when the run's dirs go back to the recycler once its process is gone.
         self._recycler: DirRecycler | None = None
         self._dirs = (str(req.workdir), str(req.output_dir))
+        self._group: Group | None = None  # the cgroup its process is in (sandboxed runs)
+        # A confined child cannot remove its own dirs (that is a write in their parent):
+        # reported empty, they are removed here once its process is gone.
+        self._remove_after_exit = False
+        self._oom_killed = False  # the memory cap of its group was hit (known at its exit)
 
     # ------------------------------------------------------------------ public
 
@@ -377,13 +400,14 @@ class Execution:
         """The run's dirs, reported empty, once its process is gone (and its group killed,
         so nothing of it writes there any more): kept for a later run, or removed."""
         recycler, self._recycler = self._recycler, None
+        ours, self._remove_after_exit = recycler is not None or self._remove_after_exit, False
         result = self._result
-        if recycler is None or result is None or not result.dirs_removed:
+        if not ours or result is None or not result.dirs_removed:
             return  # not ours: the child removed them, or the worker cleans them up
-        if self._exit is not None:
+        if recycler is not None and self._exit is not None:
             recycler.give_back(*self._dirs)
         else:
-            remove_later(list(self._dirs))  # the fork server is gone: its children may not be
+            remove_later(list(self._dirs))  # or the fork server is gone: its children may not be
 
     def _build_result(self) -> ExecResult:
         reported = self._reported
@@ -409,7 +433,7 @@ class Execution:
 
         if reported is not None:
             removed = reported.get("dirs_removed") is True or (
-                self._recycler is not None and reported.get("dirs_empty") is True)
+                (self._recycler is not None or self._remove_after_exit) and reported.get("dirs_empty") is True)
             if reported.get("status") == "succeeded":
                 return ExecResult("succeeded", reported.get("output"), None, usage, exit_code, removed)
             error = reported.get("error") or {}
@@ -430,11 +454,9 @@ class Execution:
             cpu_limit = self._limits.cpu_s
             if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu_limit and usage["cpu_s"] >= cpu_limit):
                 return failed("cpu_limit_exceeded", f"the run exceeded its CPU time limit of {cpu_limit} s")
-            if sig == signal.SIGKILL and self._limits.memory_mb:
-                return failed(
-                    "memory_limit_exceeded",
-                    f"the run was killed (SIGKILL), most likely for exceeding its memory limit of {self._limits.memory_mb} MB",
-                )
+            if sig == signal.SIGKILL and self._oom_killed:
+                limit = f" of {self._limits.memory_mb} MB" if self._limits.memory_mb else ""
+                return failed("memory_limit_exceeded", f"the run exceeded its memory limit{limit} and was killed")
             return failed("process_crashed", f"the run's process was killed by signal {name} ({sig})")
         return failed(
             "exit_code", f"the run's process exited with code {exit_code} without reporting a result"
@@ -445,7 +467,7 @@ class _ForkServer:
     """One fork server process and its control socket."""
 
     def __init__(self, data_dir: Path, reuse_limit: int, preload: tuple[str, ...] = (),
-                 python: str | None = None) -> None:
+                 python: str | None = None, sandbox: dict[str, Any] | None = None) -> None:
         """``python``: a tool's virtualenv interpreter to run the server under (it runs the
         runtime by path there, see forkserver.FOREIGN), else runyard's own."""
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -476,11 +498,12 @@ class _ForkServer:
         self.spares: collections.deque[tuple[int, socket.socket]] = collections.deque()  # (pid, its socket)
         self.spare_runs: dict[int, int] = {}  # pid of a spare given a run -> the run's id
         self.reusable = ReusePool(reuse_limit, REUSE_IDLE_S)  # spares that ran a run and wait for the next
+        self.proc_groups: dict[int, Group] = {}  # pid of a run's process -> its cgroup, until it exits
         self.lock = threading.Lock()
         self.dead = False
         parent.settimeout(SERVER_START_TIMEOUT_S)
         try:
-            parent.send(json.dumps({"op": "preload", "modules": list(preload)}).encode())
+            parent.send(json.dumps({"op": "preload", "modules": list(preload), "sandbox": sandbox}).encode())
             ready = parent.recv(65536)
         except (TimeoutError, OSError) as exc:
             self.kill()
@@ -523,8 +546,14 @@ class Executor:
     """Runs tools in sandboxed child processes. Thread-safe; see the module docstring."""
 
     def __init__(self, data_dir: Path, *, uv_offline: bool = False, reuse_limit: int = REUSE_LIMIT,
-                 preload_servers: int = PRELOAD_SERVERS, preload_idle_s: float = PRELOAD_IDLE_S) -> None:
+                 preload_servers: int = PRELOAD_SERVERS, preload_idle_s: float = PRELOAD_IDLE_S,
+                 sandbox: SandboxConfig | None = None) -> None:
         self.data_dir = Path(data_dir)
+        self.sandbox = sandbox if sandbox is not None else SandboxConfig(protected=[str(self.data_dir)])
+        self.groups: RunGroups | None = None
+        self.protections: dict[str, str] = {}
+        if self.sandbox.mode != "off":
+            self._start_sandbox()
         self.reuse_limit = reuse_limit
         self.data_dir.mkdir(parents=True, exist_ok=True)
         offline = uv_offline or os.environ.get("RUNYARD_UV_OFFLINE") == "1"
@@ -573,6 +602,8 @@ class Executor:
             execution._done.wait(max(0.0, deadline - time.monotonic()))
         if self.recycler is not None:
             self.recycler.close()
+        if self.groups is not None:
+            self.groups.close()
         if self._loop_started:
             self._loop.stop()
 
@@ -582,6 +613,44 @@ class Executor:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _start_sandbox(self) -> None:
+        from runyard.engine.protections import check
+
+        config = self.sandbox
+        protected = list(dict.fromkeys([str(self.data_dir), *config.protected]))
+        config.protected = protected
+        try:
+            self.groups = RunGroups(max_processes=config.max_processes, allowed_ports=config.local_ports)
+        except OSError as exc:
+            log.warning("run cgroups unavailable: %s", exc)
+        self.protections = check(self.groups, protected)
+        missing = {name: why for name, why in self.protections.items() if not why.startswith("active")}
+        if missing and config.mode == "strict":
+            if self.groups is not None:
+                self.groups.close()
+            raise RuntimeError("RUNYARD_SANDBOX=strict, but these protections are missing: "
+                               + "; ".join(f"{name} ({why})" for name, why in missing.items()))
+        for name, why in missing.items():
+            log.warning("SANDBOX PROTECTION NOT ENFORCED: %s: %s", name, why)
+
+    def _server_sandbox(self) -> dict[str, Any] | None:
+        """What a fork server needs to know to confine its runs (None: no sandbox)."""
+        if self.sandbox.mode == "off":
+            return None
+        return {"protected": self.sandbox.protected}
+
+    def _sandbox_policy(self, req: ExecRequest, execution: Execution) -> dict[str, Any]:
+        policy: dict[str, Any] = {"network": req.network}
+        if self.groups is not None and self.groups.usable:
+            group = self.groups.take(req.limits.memory_mb)
+            execution._group = group
+            policy["cgroups"] = group.procs
+        if req.reuse_process:
+            policy["write_root"] = str(req.workdir.parent)  # checked by submit: one version's dir
+        if req.python:
+            policy["read"] = [str(Path(req.python).parent.parent)]  # the tool's virtualenv
+        return policy
 
     def ensure_environment(self, requirements: list[str]) -> str | None:
         """The interpreter for a requirement set (built once with uv), None if it is empty."""
@@ -600,7 +669,8 @@ class Executor:
     def _start_preload_server(self, python: str | None, modules: tuple[str, ...]) -> _ForkServer:
         """A fork server under ``python`` preloading ``modules`` (blocking; called by ``PreloadProfiles``)."""
         self._ensure_server()  # the I/O loop runs, and the executor is not closed
-        server = _ForkServer(self.data_dir, self.reuse_limit, preload=modules, python=python)
+        server = _ForkServer(self.data_dir, self.reuse_limit, preload=modules, python=python,
+                             sandbox=self._server_sandbox())
         self._loop.add_reader(server.sock.fileno(), lambda: self._read_server(server))
         self._retire_idle_later(server)
         return server
@@ -635,7 +705,7 @@ class Executor:
                 self._retire_idle_preloads_later()
             server = self._server
             if server is None or server.dead:
-                server = _ForkServer(self.data_dir, self.reuse_limit)
+                server = _ForkServer(self.data_dir, self.reuse_limit, sandbox=self._server_sandbox())
                 self._loop.add_reader(server.sock.fileno(), lambda s=server: self._read_server(s))
                 self._server = server
                 self._retire_idle_later(server)
@@ -650,6 +720,12 @@ class Executor:
         on_event: EventCallback | None = None,
     ) -> Execution:
         """Start executing ``req``; returns at once. Thread-safe."""
+        if self._closed:
+            raise RuntimeError("the executor is closed")
+        if (req.reuse_process and self.sandbox.mode != "off"
+                and not req.workdir.parent.name.startswith(REUSE_DIR_PREFIX)):
+            # A confined process may write only where all its runs live: a dir of their own.
+            req = dataclasses.replace(req, reuse_process=False)
         spec = {
             "mode": "run",
             "run_id": req.run_id,
@@ -670,6 +746,9 @@ class Executor:
             "reuse": req.reuse_process,
         }
         execution = Execution(self._loop, req, on_output, on_event)
+        if self.sandbox.mode != "off":
+            spec["sandbox"] = self._sandbox_policy(req, execution)
+            execution._remove_after_exit = not req.reuse_process
         # A reused process has its imports after its first run; a server of their own would
         # only split the runs from the process that holds their state.
         preload_key = None if req.reuse_process else (spec["source_dir"], req.module)
@@ -697,6 +776,8 @@ class Executor:
                 return execution
             if attempt == 1:
                 server.dead = True  # it died before we noticed: restart once and retry
+        if execution._group is not None and self.groups is not None:
+            self.groups.release(execution._group)  # no process of the run was started
         execution._on_lost("could not reach the fork server")
         return execution
 
@@ -730,11 +811,14 @@ class Executor:
                 pid, sock, fresh = taken
                 with server.lock:
                     server.spare_runs[pid] = ident  # before the request: its exit may come first
+                    self._bind_group(server, execution, pid)
                 try:
                     sock.sendmsg([message], ancillary, socket.MSG_NOSIGNAL)
                 except OSError:  # that process died; the server reports (and replaces) it
                     with server.lock:
                         server.spare_runs.pop(pid, None)
+                        if server.proc_groups.get(pid) is execution._group:
+                            server.proc_groups.pop(pid, None)
                     sock.close()
                     continue
                 execution._on_started(pid)
@@ -814,6 +898,8 @@ class Executor:
                 return
             msg = json.loads(data)
             op = msg.get("op")
+            if op == "exit":
+                self._process_exited(server, msg)
             if op == "spare":
                 self._add_spare(server, msg["pid"], fds)
                 continue
@@ -837,6 +923,8 @@ class Executor:
                     kept.close()
                 continue
             if op == "started":
+                with server.lock:
+                    self._bind_group(server, execution, msg["pid"])
                 if kept is not None:  # a process that may take more runs: its exit comes by pid
                     with server.lock:
                         server.spare_runs[msg["pid"]] = msg["id"]
@@ -845,7 +933,38 @@ class Executor:
             elif op == "exit":
                 execution._on_exit(msg)
             elif op == "failed":
+                if execution._group is not None and self.groups is not None:
+                    self.groups.release(execution._group)  # no process was forked for it
                 execution._on_lost(f"the fork server could not start the run: {msg.get('message')}")
+
+    def _bind_group(self, server: _ForkServer, execution: Execution, pid: int) -> None:
+        """Record the cgroup of the process that runs ``execution`` (under ``server.lock``).
+        A reused process has its group since its first run: the run's own goes back."""
+        held = server.proc_groups.get(pid)
+        if held is not None and held is not execution._group:
+            if execution._group is not None and self.groups is not None:
+                self.groups.give_back(execution._group)
+            execution._group = held
+        elif execution._group is not None:
+            server.proc_groups[pid] = execution._group
+
+    def _process_exited(self, server: _ForkServer, msg: dict[str, Any]) -> None:
+        """A run's process exited: note whether its memory cap was hit, then kill what it
+        left in its cgroup and free the group."""
+        with server.lock:
+            pid = msg.get("pid")
+            if pid is None:
+                execution = server.runs.get(msg.get("id", -1))
+                pid = execution.pid if execution is not None else None
+            else:
+                ident = server.spare_runs.get(pid)
+                execution = server.runs.get(ident) if ident is not None else None
+            group = server.proc_groups.pop(pid, None) if pid is not None else None
+        if group is None or self.groups is None:
+            return
+        if execution is not None and execution._group is group:
+            execution._oom_killed = group.oom_kills() > group.oom_base
+        self.groups.release(group)
 
     @staticmethod
     def _add_spare(server: _ForkServer, pid: int, fds: list[int]) -> None:
@@ -871,6 +990,10 @@ class Executor:
             runs = list(server.runs.values())
             server.runs.clear()
             server.spare_runs.clear()
+            groups, server.proc_groups = list(server.proc_groups.values()), {}
+        if self.groups is not None:
+            for group in groups:
+                self.groups.release(group)  # the server's death killed its children; not a daemon they left
         why = f"the fork server died (exit status {code}) while the run was in progress"
         for execution in runs:
             execution._on_lost(why)

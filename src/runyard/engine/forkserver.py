@@ -307,7 +307,9 @@ def _killpg(pid: int) -> None:
 
 
 def _isolate(keep: list[int]) -> None:
-    """First steps of every child: own session, default SIGINT/SIGTERM, only ``keep`` fds open."""
+    """First steps of every child: own session, default SIGINT/SIGTERM, only ``keep`` fds
+    open (and the sandbox's opened paths)."""
+    keep = [*keep, *runtime.sandbox_fds()]
     os.setsid()
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the server ignores it; a run must not
@@ -329,6 +331,7 @@ def spare_main(sock: socket.socket) -> NoReturn:
             runtime.rehearse()
         except Exception:  # noqa: BLE001 - only an optimisation: the run does the real thing
             pass
+        runtime.confine_ahead()
         message, fds = runtime.recv_with_fds(sock, socket.MSG_CMSG_CLOEXEC)
     except BaseException:  # noqa: BLE001 - nothing to report to: no run was handed over
         os._exit(0)
@@ -368,6 +371,8 @@ def start_child(message: bytes, fds: list[int], *, sock: socket.socket | None, i
                 signal.signal(sig, signal.SIG_DFL)
             argv = [python, "-I", "-u", runtime.__file__]
             argv += ["--events-fd", str(events_fd), "--request-fd", str(request_fd)]
+            if runtime.confined_root() is not None:
+                argv += ["--confined", runtime.confined_root() or ""]
             if sock is not None:
                 os.set_inheritable(sock.fileno(), True)
                 argv += ["--socket-fd", str(sock.fileno())]
@@ -394,6 +399,9 @@ def main() -> NoReturn:
     # The executor's first packet says what to preload: {"op": "preload", "modules": [...]}.
     first = json.loads(sock.recv(1 << 20) or b"{}")
     skipped = preload(list(first.get("modules") or []))
+    # The paths every run may read, opened once here (see sandbox.Static).
+    if first.get("sandbox") is not None:
+        runtime.open_sandbox(first["sandbox"])
     # The runs' stdio, made once here and inherited: unbuffered objects on fds 0-2 (what
     # PYTHONUNBUFFERED gives), so a run's output reaches the engine live, whatever files
     # the run dup2s onto those fds. Being write-through, they never hold anything of ours.

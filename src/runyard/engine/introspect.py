@@ -73,12 +73,15 @@ def inspect_entrypoint(
     timeout_s: float = 30,
     *,
     memory_mb: int | None = None,
+    sandbox: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Describe a tool's entry function, importing it only in a sandboxed child.
 
     Returns ``{"input_schema", "output_schema", "description", "is_async"}``; raises
     ``InspectError`` if the module cannot be imported, the entrypoint is missing, or
-    the child times out or crashes.
+    the child times out or crashes. ``sandbox``: the policy the child confines itself by
+    before importing anything of the tool (as a run does: ``sandbox.confine``), with
+    ``protected`` naming what it must never read.
     """
     interpreter = python or sys.executable
     with tempfile.TemporaryDirectory(prefix="runyard-inspect-") as tmp:
@@ -105,6 +108,9 @@ def inspect_entrypoint(
             "output_dir": str(workdir / "out"),
             "limits": {"memory_mb": memory_mb, "max_open_files": 1024, "max_file_size_mb": 64},
         }
+        if sandbox is not None:
+            spec["sandbox"] = {**sandbox, "read": [*sandbox.get("read", []),
+                                                   *([str(Path(python).parent.parent)] if python else [])]}
         return _run_inspection(interpreter, spec, workdir, timeout_s)
 
 

@@ -93,11 +93,20 @@ def _remove_dead_pools(root: Path) -> None:
         return
     host = os.uname().nodename
     dead = []
+    # A reused process keeps its held set in its version's dir (``reuse-<version>``).
+    places = [(root, names)]
     for name in names:
-        if not name.startswith(POOL_PREFIX):
-            continue
-        pid, _, rest = name[len(POOL_PREFIX):].partition("-")
-        if rest.partition("-")[2] == host and pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
-            dead.append(str(root / name))
+        if name.startswith("reuse-"):
+            try:
+                places.append((root / name, os.listdir(root / name)))
+            except OSError:
+                pass
+    for place, entries in places:
+        for name in entries:
+            if not name.startswith(POOL_PREFIX):
+                continue
+            pid, _, rest = name[len(POOL_PREFIX):].partition("-")
+            if rest.partition("-")[2] == host and pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+                dead.append(str(place / name))
     if dead:
         remove_later(dead)

@@ -1,0 +1,429 @@
+"""Confining a run's process: what it may read, write, reach and signal.
+
+Stdlib-only (ctypes over raw syscalls) and free of runyard imports: it is loaded by path
+in fork servers running under a tool's own interpreter, as ``child.py`` is.
+
+A run's process confines itself right after ``child.prepare`` made its dirs and before
+any of the tool's code runs (``confine``):
+
+1. it joins its run's cgroups (paths in the request; the executor made them, see
+   ``cgroups.py``): a memory cap for the run as a whole, a process cap, and a group the
+   executor kills in one write when the run ends (daemons and ``setsid`` included);
+   the network filter attached to the groups' parent keeps it off this host's own
+   addresses (``netfilter.py``);
+2. it gives up every capability (bounding set, ambient, securebits locked, then
+   ``capset`` to zero) and sets ``no_new_privs``: uid 0 without capabilities can no
+   longer bypass file permissions, ptrace, kill other users' processes, load BPF, mount;
+3. Landlock: read-only on the Python runtime and its packages, the system libraries
+   and a short list of ``/etc`` files, its tool version's code; read-write on its own
+   work, tmp and output dirs; its own ``/proc/<pid>``; signals and abstract unix
+   sockets scoped to its own domain; with ``network: false`` no TCP at all;
+4. seccomp: no new ``AF_UNIX`` sockets (path-named sockets such as PostgreSQL's are not
+   covered by Landlock's filesystem rules here), no ``io_uring`` (which would bypass the
+   filter), no new namespaces; with ``network: false`` no sockets at all.
+
+The paths that every run of a fork server may read are opened once, as ``O_PATH`` fds,
+by the server (``Static``); a run adds rules for them with one syscall each.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+import struct
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from typing import Any
+
+# --------------------------------------------------------------------------- syscalls
+
+_SYS_LANDLOCK_CREATE_RULESET = 444  # the same number on every architecture
+_SYS_LANDLOCK_ADD_RULE = 445
+_SYS_LANDLOCK_RESTRICT_SELF = 446
+_LANDLOCK_CREATE_RULESET_VERSION = 1
+_RULE_PATH_BENEATH = 1
+
+_ARCHES = {  # machine -> (AUDIT_ARCH, capset, socket, clone, unshare, setns, clone3, io_uring_setup)
+    "x86_64": (0xC000003E, 126, 41, 56, 272, 308, 435, 425),
+    "aarch64": (0xC00000B7, 91, 198, 220, 97, 268, 435, 425),
+}
+
+FS_EXECUTE = 1 << 0
+FS_WRITE_FILE = 1 << 1
+FS_READ_FILE = 1 << 2
+FS_READ_DIR = 1 << 3
+FS_REMOVE_DIR = 1 << 4
+FS_REMOVE_FILE = 1 << 5
+FS_MAKE_CHAR = 1 << 6
+FS_MAKE_DIR = 1 << 7
+FS_MAKE_REG = 1 << 8
+FS_MAKE_SOCK = 1 << 9
+FS_MAKE_FIFO = 1 << 10
+FS_MAKE_BLOCK = 1 << 11
+FS_MAKE_SYM = 1 << 12
+FS_REFER = 1 << 13  # ABI 2
+FS_TRUNCATE = 1 << 14  # ABI 3
+FS_IOCTL_DEV = 1 << 15  # ABI 5
+NET_BIND_TCP = 1 << 0  # ABI 4
+NET_CONNECT_TCP = 1 << 1
+SCOPE_ABSTRACT_UNIX = 1 << 0  # ABI 6
+SCOPE_SIGNAL = 1 << 1
+
+_FILE_ONLY = FS_EXECUTE | FS_WRITE_FILE | FS_READ_FILE | FS_TRUNCATE | FS_IOCTL_DEV  # rights a file rule may hold
+READ = FS_EXECUTE | FS_READ_FILE | FS_READ_DIR
+
+_PR_SET_SECUREBITS = 28
+_PR_SET_NO_NEW_PRIVS = 38
+_PR_CAP_AMBIENT = 47
+_PR_CAP_AMBIENT_CLEAR_ALL = 4
+_PR_SET_SECCOMP = 22
+_SECCOMP_MODE_FILTER = 2
+# NOROOT, NO_SETUID_FIXUP, KEEP_CAPS_LOCKED, NO_CAP_AMBIENT_RAISE, each with its lock.
+_SECUREBITS = 0x01 | 0x02 | 0x04 | 0x08 | 0x20 | 0x40 | 0x80
+_CAP_VERSION_3 = 0x20080522
+
+_CLONE_NEW_ANY = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000
+
+_libc: Any = None
+
+
+def _lib() -> Any:
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+        _libc.syscall.restype = ctypes.c_long
+        _libc.prctl.restype = ctypes.c_int
+    return _libc
+
+
+class SandboxError(OSError):
+    """A protection could not be applied to a run (it then does not run at all)."""
+
+
+def _check(result: int, what: str) -> int:
+    if result < 0:
+        err = ctypes.get_errno()
+        raise SandboxError(err, f"{what}: {os.strerror(err)}")
+    return result
+
+
+def landlock_abi() -> int:
+    """The kernel's Landlock ABI version; 0 when Landlock is absent or disabled."""
+    try:
+        version = _lib().syscall(_SYS_LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0),
+                                 ctypes.c_uint32(_LANDLOCK_CREATE_RULESET_VERSION))
+    except (OSError, AttributeError):
+        return 0
+    return max(0, int(version))
+
+
+def handled_fs(abi: int) -> int:
+    rights = (1 << 13) - 1
+    if abi >= 2:
+        rights |= FS_REFER
+    if abi >= 3:
+        rights |= FS_TRUNCATE
+    if abi >= 5:
+        rights |= FS_IOCTL_DEV
+    return rights
+
+
+def seccomp_arch() -> tuple[int, ...] | None:
+    return _ARCHES.get(platform.machine())
+
+
+# --------------------------------------------------------------------------- what a run may read
+
+# /etc: what the C library, TLS and time zones read; never the whole directory (shadow, keys).
+ETC_FILES = (
+    "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime", "/etc/timezone",
+    "/etc/resolv.conf", "/etc/hosts", "/etc/host.conf", "/etc/nsswitch.conf", "/etc/gai.conf",
+    "/etc/services", "/etc/protocols", "/etc/ssl", "/etc/ca-certificates", "/etc/ca-certificates.conf",
+    "/etc/pki", "/etc/mime.types", "/etc/passwd", "/etc/group", "/etc/os-release", "/etc/alternatives",
+    "/etc/fonts", "/etc/debian_version", "/etc/locale.alias", "/etc/magic",
+)
+SYSTEM_DIRS = ("/usr", "/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin", "/sys/devices/system/cpu")
+PROC_FILES = ("/proc/meminfo", "/proc/cpuinfo", "/proc/stat", "/proc/loadavg", "/proc/version",
+              "/proc/sys/kernel/random", "/proc/sys/vm/overcommit_memory")
+DEV_RW = ("/dev/null", "/dev/zero", "/dev/full")
+DEV_READ = ("/dev/random", "/dev/urandom")
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def runtime_paths(extra: Iterable[str] = ()) -> list[str]:
+    """The Python runtime of this process: prefixes, the stdlib and every ``sys.path`` dir."""
+    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+             os.path.dirname(os.path.realpath(sys.executable))}
+    paths.update(p for p in sys.path if p and os.path.isabs(p))
+    paths.update(extra)
+    return sorted(paths)
+
+
+def read_paths(protected: Iterable[str], extra: Iterable[str] = ()) -> tuple[list[tuple[str, int]], list[str]]:
+    """(path, rights) rules every run of this process may hold, and the paths left out.
+
+    A path is left out when it holds one of ``protected`` (the data dir, key files): a
+    ``sys.path`` entry such as the project root with the data dir inside would expose it.
+    """
+    protected = [os.path.realpath(p) for p in protected]
+    rules: list[tuple[str, int]] = []
+    excluded: list[str] = []
+    dirs: list[str] = []
+    for path in [*runtime_paths(extra), *SYSTEM_DIRS]:
+        real = os.path.realpath(path)
+        if not os.path.exists(real):
+            continue
+        if any(_inside(p, real) for p in protected):
+            excluded.append(path)
+            continue
+        dirs.append(real)
+    for real in sorted(set(dirs)):  # a dir inside another already listed needs no rule (nor fd)
+        if not any(_inside(real, outer) for outer in dirs if outer != real):
+            rules.append((real, READ))
+    for path in (*ETC_FILES, *PROC_FILES, *DEV_READ):
+        if os.path.exists(path):
+            rules.append((path, READ))
+    for path in DEV_RW:
+        if os.path.exists(path):
+            rules.append((path, FS_READ_FILE | FS_WRITE_FILE | FS_TRUNCATE | FS_IOCTL_DEV))
+    return rules, excluded
+
+
+class Static:
+    """What every run of one fork server shares: the ABI, the rules' opened paths, the
+    seccomp filters. Made once, in the fork server (its fds are inherited by its forks)."""
+
+    def __init__(self, abi: int, rules: list[tuple[int, int, bool]], excluded: list[str]) -> None:
+        self.abi = abi
+        self.rules = rules  # (O_PATH fd, rights, is a dir)
+        self.excluded = excluded
+        self.filters: dict[bool, bytes] = {}
+        # Set in a spare before its run arrives (``ahead``): privileges gone, the base
+        # seccomp filter in place, a ruleset holding the static rules.
+        self.dropped = False
+        self.seccomp_installed = False
+        self.pending_rulesets: dict[bool, int] = {}  # by ``network``
+
+    @classmethod
+    def open(cls, protected: Iterable[str], extra: Iterable[str] = ()) -> Static:
+        abi = landlock_abi()
+        paths, excluded = read_paths(protected, extra)
+        rules = []
+        for path, rights in paths:
+            try:
+                fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+            except OSError:
+                continue
+            rules.append((fd, rights, os.path.isdir(path)))
+        static = cls(abi, rules, excluded)
+        for network in (True, False):
+            static.filters[network] = seccomp_filter(network=network)
+        return static
+
+    def fds(self) -> list[int]:
+        return [fd for fd, _, _ in self.rules]
+
+    def close_paths(self) -> None:
+        """Close the opened paths (rulesets made from them keep what they need)."""
+        fds = sorted(self.fds())
+        if fds and fds[-1] - fds[0] + 1 == len(fds):
+            os.closerange(fds[0], fds[-1] + 1)  # opened one after another: one syscall
+        else:
+            for fd in fds:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self.rules = []
+
+    def close(self) -> None:
+        self.close_paths()
+        rulesets, self.pending_rulesets = list(self.pending_rulesets.values()), {}
+        for fd in rulesets:
+            os.close(fd)
+
+
+# --------------------------------------------------------------------------- confining
+
+
+def ahead(static: Static) -> None:
+    """In a spare, before its run arrives: everything of ``confine`` that does not depend
+    on the run (a forked child's first calls are slow: each page they touch is copied)."""
+    drop_privileges()
+    static.dropped = True
+    if static.filters.get(True):
+        install_seccomp(static.filters[True])
+        static.seccomp_installed = True
+    if static.abi > 0:
+        static.pending_rulesets = {network: _static_ruleset(static, network=network) for network in (True, False)}
+    static.close_paths()  # the rulesets hold what they need: the run gets none of these fds
+
+
+def confine(policy: Mapping[str, Any], static: Static | None, workdir: str, output_dir: str,
+            source_dir: str | None) -> None:
+    """Apply the run's sandbox to this process (irreversible). Raises SandboxError when a
+    protection cannot be applied (the run then fails without running any of its code)."""
+    for procs in policy.get("cgroups") or ():
+        _join_cgroup(procs)
+    if static is None or not static.dropped:
+        drop_privileges()
+    network = bool(policy.get("network", True))
+    if static is not None and static.abi > 0:
+        write_root = policy.get("write_root")
+        writable = [write_root] if write_root else [workdir, output_dir]
+        ruleset = static.pending_rulesets.pop(network, None)
+        if ruleset is None:
+            ruleset = _static_ruleset(static, network=network)
+        restrict_paths(static, ruleset, writable, [source_dir] if source_dir else [],
+                       list(policy.get("read") or ()))
+    if static is not None and (not static.seccomp_installed or not network):
+        filt = static.filters.get(network)
+        if filt:
+            install_seccomp(filt)  # filters stack: the stricter answer wins
+    if static is not None:
+        static.close()  # the tool gets none of the server's fds (nor has them count against its limit)
+
+
+def _join_cgroup(procs: str) -> None:
+    try:
+        fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise SandboxError(exc.errno or 0, f"joining the run's cgroup {procs}: {exc.strerror}") from None
+    try:
+        os.write(fd, b"0")  # "0": the writing process itself
+    except OSError as exc:
+        raise SandboxError(exc.errno or 0, f"joining the run's cgroup {procs}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def drop_privileges() -> None:
+    """No capability left or obtainable: capabilities zeroed, ``no_new_privs`` (so no exec,
+    of a setuid or any root binary, gains any), securebits locked so uid 0 means nothing."""
+    libc = _lib()
+    libc.prctl(_PR_SET_SECUREBITS, _SECUREBITS, 0, 0, 0)  # needs CAP_SETPCAP: not an unprivileged user's
+    libc.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    _check(libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+    header = struct.pack("=Ii", _CAP_VERSION_3, 0)
+    data = bytes(24)  # two {effective, permitted, inheritable} u32 triples, all zero
+    arch = seccomp_arch()
+    _check(libc.syscall(arch[1] if arch else 126, header, data), "dropping capabilities")
+
+
+def _static_ruleset(static: Static, *, network: bool) -> int:
+    """A new Landlock ruleset holding the rules every run of this server gets."""
+    libc = _lib()
+    abi = static.abi
+    fs = handled_fs(abi)
+    net = (NET_BIND_TCP | NET_CONNECT_TCP) if (abi >= 4 and not network) else 0
+    scoped = (SCOPE_ABSTRACT_UNIX | SCOPE_SIGNAL) if abi >= 6 else 0
+    attr = struct.pack("=QQQ", fs, net, scoped) if abi >= 6 else struct.pack("=QQ", fs, net) if abi >= 4 \
+        else struct.pack("=Q", fs)
+    abuf = ctypes.create_string_buffer(attr, len(attr))
+    ruleset = _check(libc.syscall(_SYS_LANDLOCK_CREATE_RULESET, abuf, ctypes.c_size_t(len(attr)),
+                                  ctypes.c_uint32(0)), "creating the Landlock ruleset")
+    try:
+        for fd, rights, is_dir in static.rules:
+            _add_rule(ruleset, fs, fd, rights, is_dir)
+        _add_path_rule(ruleset, fs, f"/proc/{os.getpid()}", READ | FS_WRITE_FILE, True)  # its own /proc entry
+    except BaseException:
+        os.close(ruleset)
+        raise
+    return ruleset
+
+
+def _add_path_rule(ruleset: int, fs: int, path: str, rights: int, is_dir: bool | None) -> None:
+    fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    try:
+        _add_rule(ruleset, fs, fd, rights, os.path.isdir(path) if is_dir is None else is_dir)
+    finally:
+        os.close(fd)
+
+
+def _add_rule(ruleset: int, fs: int, fd: int, rights: int, is_dir: bool) -> None:
+    rights &= fs if is_dir else (fs & _FILE_ONLY)
+    rule = struct.pack("=Qi", rights, fd)
+    _check(_lib().syscall(_SYS_LANDLOCK_ADD_RULE, ruleset, _RULE_PATH_BENEATH, rule, 0), "adding a Landlock rule")
+
+
+def restrict_paths(static: Static, ruleset: int, writable: list[str], readable: list[str],
+                   extra_readable: list[str]) -> None:
+    """Add the run's own paths to ``ruleset`` and restrict this process by it (closes it)."""
+    fs = handled_fs(static.abi)
+    try:
+        for path in writable:
+            _add_path_rule(ruleset, fs, path, fs, True)
+        for path in readable:
+            _add_path_rule(ruleset, fs, path, READ, True)
+        for path in extra_readable:
+            _add_path_rule(ruleset, fs, path, READ, None)
+        _check(_lib().syscall(_SYS_LANDLOCK_RESTRICT_SELF, ruleset, 0), "applying the Landlock ruleset")
+    finally:
+        os.close(ruleset)
+
+
+# --------------------------------------------------------------------------- seccomp
+
+_RET_ALLOW = 0x7FFF0000
+_RET_KILL_PROCESS = 0x80000000
+_RET_ERRNO = 0x00050000
+_EACCES, _EPERM, _ENOSYS = 13, 1, 38
+
+
+def seccomp_filter(*, network: bool) -> bytes:
+    """A classic-BPF filter: see the module docstring. Empty on unknown architectures."""
+    arch = seccomp_arch()
+    if arch is None:
+        return b""
+    audit_arch, _capset, nr_socket, nr_clone, nr_unshare, nr_setns, nr_clone3, nr_uring = arch
+    LD_W_ABS, JEQ_K, JSET_K, JGE_K, RET_K = 0x20, 0x15, 0x45, 0x35, 0x06
+
+    prog: list[tuple[int, int, int, int]] = []
+
+    def op(code: int, k: int, jt: int = 0, jf: int = 0) -> None:
+        prog.append((code, jt, jf, k))
+
+    deny_eacces = _RET_ERRNO | _EACCES
+    deny_eperm = _RET_ERRNO | _EPERM
+    op(LD_W_ABS, 4)  # seccomp_data.arch
+    op(JEQ_K, audit_arch, 1, 0)
+    op(RET_K, _RET_KILL_PROCESS)  # a foreign syscall ABI (i386 on x86_64) would dodge the numbers below
+    op(LD_W_ABS, 0)  # seccomp_data.nr
+    if audit_arch == 0xC000003E:
+        op(JGE_K, 0x40000000, 0, 1)  # the x32 ABI
+        op(RET_K, deny_eperm)
+    op(JEQ_K, nr_clone3, 0, 1)
+    op(RET_K, _RET_ERRNO | _ENOSYS)  # glibc falls back to clone, whose flags can be checked
+    for nr in (nr_uring, nr_unshare, nr_setns):
+        op(JEQ_K, nr, 0, 1)
+        op(RET_K, deny_eperm)
+    if network:  # socket(AF_UNIX, ...) only
+        op(JEQ_K, nr_socket, 0, 4)
+        op(LD_W_ABS, 16)  # args[0] (low half): the address family
+        op(JEQ_K, 1, 0, 1)  # AF_UNIX
+        op(RET_K, deny_eacces)
+        op(RET_K, _RET_ALLOW)
+    else:  # no socket at all
+        op(JEQ_K, nr_socket, 0, 1)
+        op(RET_K, deny_eacces)
+    op(JEQ_K, nr_clone, 0, 3)
+    op(LD_W_ABS, 16)  # args[0]: the clone flags
+    op(JSET_K, _CLONE_NEW_ANY, 0, 1)
+    op(RET_K, deny_eperm)
+    op(RET_K, _RET_ALLOW)
+    return b"".join(struct.pack("=HBBI", code, jt, jf, k) for code, jt, jf, k in prog)
+
+
+def install_seccomp(filt: bytes) -> None:
+    count = len(filt) // 8
+    buf = ctypes.create_string_buffer(filt, len(filt))
+    fprog = struct.pack("=HxxxxxxQ", count, ctypes.addressof(buf))
+    fbuf = ctypes.create_string_buffer(fprog, len(fprog))
+    _check(_lib().prctl(_PR_SET_SECCOMP, ctypes.c_ulong(_SECCOMP_MODE_FILTER), fbuf, 0, 0), "installing seccomp")
