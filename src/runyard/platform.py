@@ -89,14 +89,29 @@ class Platform:
             from runyard.engine.executor import REUSE_LIMIT, Executor
             self._executor = Executor(self.settings.data_dir, uv_offline=self.settings.uv_offline,
                                       reuse_limit=max(REUSE_LIMIT, self.settings.worker_slots),
-                                      preload_servers=self.settings.preload_servers)
+                                      preload_servers=self.settings.preload_servers,
+                                      sandbox=self.sandbox_config())
             self._executor.start()
         return self._executor
 
+    def sandbox_config(self) -> Any:
+        """How runs (and deploy-time inspections) are confined: see engine/sandbox.py."""
+        from runyard.engine.executor import SandboxConfig
+
+        settings = self.settings
+        protected = [str(settings.data_dir)]
+        if settings.db_url.startswith("sqlite:///"):
+            protected.append(str(Path(settings.db_url[len("sqlite:///"):]).parent))
+        return SandboxConfig(mode=settings.sandbox, protected=protected,  # type: ignore[arg-type]
+                             max_processes=settings.sandbox_max_processes,
+                             local_ports=list(settings.sandbox_local_ports))
+
     def _infer_schema(self, source_dir: Path, module: str, entrypoint: str, requirements: list[str]) -> dict[str, Any]:
         from runyard.engine.introspect import inspect_entrypoint
+        config = self.sandbox_config()
+        policy = None if config.mode == "off" else {"protected": config.protected, "network": True}
         try:
-            return inspect_entrypoint(source_dir, module, entrypoint)
+            return inspect_entrypoint(source_dir, module, entrypoint, sandbox=policy)
         except Exception as exc:
             if requirements:
                 # Its imports may need the tool's own environment, built at first run:
