@@ -79,7 +79,7 @@ def test_cli_templates_generate_sets(server, unique, tmp_path):
     rows_file = tmp_path / "rows.json"
     rows_file.write_text(json.dumps([{"k": "a"}, {"k": "b"}]))
     assert _cli(server, "sets", "save", f"cli_{unique}", str(rows_file)).returncode == 0
-    got = json.loads(_cli(server, "sets", "get", f"cli_{unique}").stdout)
+    got = json.loads(_cli(server, "sets", "get", f"cli_{unique}", "--json").stdout)
     assert got["rows"] == [{"k": "a"}, {"k": "b"}]
     assert _cli(server, "sets", "delete", f"cli_{unique}").returncode == 0
     assert _cli(server, "templates", "delete", tid).returncode == 0

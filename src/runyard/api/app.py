@@ -10,7 +10,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from runyard.api import errors, health, openapi, runs, secrets, sets, templates, tokens, tools
+from runyard.api import errors, health, landing, openapi, runs, secrets, sets, templates, tokens, tools
+from runyard.api.accesslog import access_log
 from runyard.api.fastlane import FastLane
 from runyard.api.guard import BodyGuard
 from runyard.api.responses import JSON
@@ -60,7 +61,7 @@ class RequestIdMiddleware:
 
 def create_app(platform: Platform, *, lifespan_hooks: list[Any] | None = None) -> Any:
     """The ASGI application: request ids around the fast lane for run creation around FastAPI."""
-    return RequestIdMiddleware(FastLane(BodyGuard(create_fastapi(platform, lifespan_hooks=lifespan_hooks))))
+    return RequestIdMiddleware(access_log(FastLane(BodyGuard(create_fastapi(platform, lifespan_hooks=lifespan_hooks)))))
 
 
 def create_fastapi(platform: Platform, *, lifespan_hooks: list[Any] | None = None) -> FastAPI:
@@ -86,6 +87,7 @@ def create_fastapi(platform: Platform, *, lifespan_hooks: list[Any] | None = Non
     # Routes are matched in order: the two health routes, then the runs router, which
     # serves the hot requests, ahead of the rest.
     app.include_router(health.router)
+    app.include_router(landing.router)  # `/`: where the docs and the CLI are
     for module in (runs, tools, tokens, secrets, templates, sets):
         app.include_router(module.router, prefix=API_PREFIX)
     openapi.install(app)  # bearer security in the schema; /docs from the package

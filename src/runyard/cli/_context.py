@@ -46,6 +46,7 @@ def _make_client() -> Client:
     base_url, api_key, profile_name = resolve()
     if not api_key:
         raise ConfigurationError(
-            f"no API key: run `runyard login` (profile {profile_name!r}), set RUNYARD_API_KEY or pass --api-key"
+            f"no API key: run `runyard login` (profile {profile_name!r}), set RUNYARD_API_KEY or pass --api-key; "
+            "the server's admin key is in <data-dir>/admin-key (./.runyard/admin-key by default)"
         )
     return Client(api_key=api_key, base_url=base_url, default_headers={"X-Runyard-Trigger": "cli"})

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import json
 import os
 import sys
@@ -151,7 +152,34 @@ def fail(message: str, *, code: Exit = Exit.ERROR, json_mode: bool = False, body
     return typer.Exit(int(code))
 
 
+def _connection_hint(exc: sdk_errors.APIConnectionError) -> str:
+    """Where we tried to go, and what usually fixes it."""
+    url = exc.request.url if exc.request is not None else None
+    where = f"{url.scheme}://{url.netloc.decode()}" if url is not None else "the server"
+    cause = exc.__cause__
+    reason = str(cause) if cause is not None and str(cause) else type(cause or exc).__name__
+    if isinstance(exc, sdk_errors.APITimeoutError):
+        return (f"no answer from {where} in time ({reason}); "
+                "pass a larger --timeout where the command has one, or check the server's load")
+    return (f"cannot connect to {where} ({reason}): is the server running? Start it with `runyard up` "
+            "(or `bash scripts/up.sh` in a checkout), or point the CLI elsewhere with --base-url, "
+            "RUNYARD_BASE_URL or `runyard login --base-url URL`")
+
+
+def _quiet_stdout() -> None:
+    """The reader of stdout went away (``| head``): nothing more to say, and nothing to
+    complain about at exit when Python flushes what is left."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        pass
+
+
 def _error_line(exc: Exception) -> str:
+    if isinstance(exc, sdk_errors.APIConnectionError):
+        return _connection_hint(exc)
     if isinstance(exc, sdk_errors.APIStatusError):
         rid = f" (request_id: {exc.request_id})" if exc.request_id else ""
         line = f"{exc.code}: {exc.message}{rid}"
@@ -173,6 +201,9 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
             return func(*args, **kwargs)
         except typer.Exit:
             raise  # a deliberate exit code (typer's Exit is a RuntimeError: let it through)
+        except BrokenPipeError:
+            _quiet_stdout()
+            raise typer.Exit(int(Exit.OK)) from None
         except sdk_errors.APIStatusError as exc:
             body = exc.body if isinstance(exc.body, dict) else None
             raise fail(_error_line(exc), json_mode=json_mode, body=body) from None

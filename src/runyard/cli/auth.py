@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -13,6 +14,15 @@ from runyard.sdk._base import DEFAULT_BASE_URL
 from . import _config
 from ._context import STATE
 from ._output import JSON_HELP, handle_errors, note, print_json, spinner
+
+
+def admin_key_hint() -> str:
+    """Where a new user's first key is."""
+    local = Path(".runyard") / "admin-key"
+    where = (f"it is in {local} here" if local.is_file() else
+             "it is in <data-dir>/admin-key (./.runyard/admin-key for `bash scripts/up.sh` or `runyard up`)")
+    return (f"The server printed an admin API key on its first start; {where}: "
+            f"`cat {local} | runyard login` (or pass --api-key).")
 
 
 @handle_errors
@@ -32,11 +42,12 @@ def login(
     key = api_key or STATE.api_key
     if not key:
         if sys.stdin.isatty():
+            note(admin_key_hint())
             key = typer.prompt("API key", hide_input=True)
         else:
             key = sys.stdin.readline().strip()
     if not key:
-        raise ValueError("no API key given")
+        raise ValueError(f"no API key given. {admin_key_hint()}")
     if verify:
         with spinner(f"Checking {url}…", enabled=not json_output), Client(api_key=key, base_url=url) as c:
             # Any authenticated read proves the key; tools are readable by every role.

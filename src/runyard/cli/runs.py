@@ -247,7 +247,10 @@ def run(
                 print_json(created)
             else:
                 stdout().print(created.id)
-                note(f"[dim]{created.status}[/dim]")
+                follow_up = (f"`runyard runs confirm {created.id}` starts it" if hold else
+                             f"`runyard runs wait {created.id}` waits for its output, "
+                             f"`runyard runs logs -f {created.id}` follows its log")
+                note(f"[dim]Run {created.id} is {created.status}; {follow_up}.[/dim]")
             return
         if not json_output:
             note(f"[dim]{created.id} {created.status}[/dim]")

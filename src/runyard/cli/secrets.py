@@ -7,8 +7,10 @@ from typing import Annotated
 
 import typer
 
+from runyard.sdk.errors import ConflictError
+
 from ._context import client
-from ._output import JSON_HELP, handle_errors, note, print_json, stdout, table
+from ._output import JSON_HELP, fail, handle_errors, note, print_json, stdout, table
 
 app = typer.Typer(help="Manage secrets available to tools.", no_args_is_help=True)
 
@@ -37,9 +39,16 @@ def set_secret(
             value = sys.stdin.read().removesuffix("\n").removesuffix("\r")
     if not value:
         raise ValueError("empty secret value")
-    s = client().secrets.set(
-        name, value, display_name=display_name, description=description, category=category, force=force
-    )
+    try:
+        s = client().secrets.set(
+            name, value, display_name=display_name, description=description, category=category, force=force
+        )
+    except ConflictError as exc:
+        if force:
+            raise
+        # The API speaks of its body field; on the command line it is a flag.
+        raise fail(f"secret {name!r} already exists; add --force to overwrite it ({exc.code})",
+                   json_mode=json_output, body=exc.body if isinstance(exc.body, dict) else None) from None
     if json_output:
         print_json(s)
     else:

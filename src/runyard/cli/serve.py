@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import socket
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -24,6 +27,25 @@ def _settings(data_dir: Path | None, host: str | None, port: int | None, databas
     return settings
 
 
+def check_port(settings: Any) -> None:
+    """Refuse before anything starts (database, workers) when the port is taken."""
+    host, port = settings.host, settings.port
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # As uvicorn binds: SO_REUSEADDR, so a port in TIME_WAIT after a restart is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            from ._output import fail
+
+            if exc.errno == errno.EADDRINUSE:
+                raise fail(f"port {port} on {host} is already in use (is runyard already running? "
+                           f"`curl http://{host}:{port}/healthz`); stop it or choose another port "
+                           "with --port or RUNYARD_PORT") from None
+            raise fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
 DataDir = typer.Option(None, "--data-dir", help="Data directory (env RUNYARD_DATA_DIR, default ./.runyard).")
 Host = typer.Option(None, "--host", help="Bind address (env RUNYARD_HOST, default 127.0.0.1).")
 Port = typer.Option(None, "--port", help="Port (env RUNYARD_PORT, default 8000).")
@@ -35,14 +57,18 @@ def up(data_dir: Path | None = DataDir, host: str | None = Host, port: int | Non
        database_url: str | None = DatabaseUrl, slots: int | None = Slots) -> None:
     """Start runyard: the API server and workers in one process tree."""
     from runyard.serve import run_server
-    run_server(_settings(data_dir, host, port, database_url, slots), with_workers=True)
+    settings = _settings(data_dir, host, port, database_url, slots)
+    check_port(settings)
+    run_server(settings, with_workers=True)
 
 
 def server(data_dir: Path | None = DataDir, host: str | None = Host, port: int | None = Port,
            database_url: str | None = DatabaseUrl) -> None:
     """Start an API server only (workers run elsewhere with `runyard worker`)."""
     from runyard.serve import run_server
-    run_server(_settings(data_dir, host, port, database_url, 0), with_workers=False)
+    settings = _settings(data_dir, host, port, database_url, 0)
+    check_port(settings)
+    run_server(settings, with_workers=False)
 
 
 def worker(data_dir: Path | None = DataDir, database_url: str | None = DatabaseUrl,
@@ -57,4 +83,7 @@ if __name__ == "__main__":
     import sys
 
     command = {"up": up, "server": server, "worker": worker}[sys.argv[1] if len(sys.argv) > 1 else "up"]
-    command(**{name: None for name in command.__code__.co_varnames[:command.__code__.co_argcount]})
+    try:
+        command(**{name: None for name in command.__code__.co_varnames[:command.__code__.co_argcount]})
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)

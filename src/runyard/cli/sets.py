@@ -49,14 +49,24 @@ def get(
     name: Annotated[str, typer.Argument(help="Set name.")],
     version: Annotated[int | None, typer.Option("--version")] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="Rows to fetch (server default 10,000).")] = None,
+    json_output: JsonOpt = False,
 ) -> None:
-    """Print a set (its rows as JSON)."""
-    print_json(client().sets.get(name, version=version, limit=limit))
+    """Show a set: its rows as a table (the whole set as JSON with --json)."""
+    s = client().sets.get(name, version=version, limit=limit)
+    if json_output:
+        print_json(s)
+        return
+    note(f"[bold]{s.name}[/bold] version {s.version}/{s.latest_version}, {s.row_count:,} rows")
+    columns = [c["name"] for c in s.columns]
+    stdout().print(table([c.upper() for c in columns], [[r.get(c) for c in columns] for r in s.rows or []]))
 
 
 @app.command("delete")
 @handle_errors
-def delete(name: Annotated[str, typer.Argument(help="Set name.")]) -> None:
+def delete(name: Annotated[str, typer.Argument(help="Set name.")], json_output: JsonOpt = False) -> None:
     """Delete a set and all its versions."""
     client().sets.delete(name)
-    note(f"Deleted set {name}.")
+    if json_output:
+        print_json({"deleted": name})
+    else:
+        note(f"Deleted set {name}.")

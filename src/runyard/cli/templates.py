@@ -52,10 +52,14 @@ def update(
 ) -> None:
     """Replace a template's document; stores a new version."""
     doc = read_document(file)
-    t = client().templates.update(template, **{k: v for k, v in doc.items()
-                                               if k in ("name", "description", "locale", "fields")})
+    templates = client().templates
+    before = templates.get(template).version
+    t = templates.update(template, **{k: v for k, v in doc.items()
+                                      if k in ("name", "description", "locale", "fields")})
     if json_output:
         print_json(t)
+    elif t.version == before:
+        note(f"[bold]{t.name}[/bold] unchanged: still version {t.version} (no new version).")
     else:
         note(f"Updated [bold]{t.name}[/bold]: now version {t.version}.")
 
@@ -104,17 +108,29 @@ def versions(template: Annotated[str, typer.Argument(help="Template id or name."
 
 @app.command("delete")
 @handle_errors
-def delete(template: Annotated[str, typer.Argument(help="Template id or name.")]) -> None:
+def delete(template: Annotated[str, typer.Argument(help="Template id or name.")], json_output: JsonOpt = False) -> None:
     """Delete a template (soft: its versions stay readable by nobody, its name is freed)."""
     client().templates.delete(template)
-    note(f"Deleted template {template}.")
+    if json_output:
+        print_json({"deleted": template})
+    else:
+        note(f"Deleted template {template}.")
 
 
 @app.command("preview")
 @handle_errors
 def preview(
     template: Annotated[str, typer.Argument(help="Template id or name.")],
-    seed: Annotated[str | None, typer.Option("--seed")] = None,
+    seed: Annotated[str | None, typer.Option("--seed", help="Seed (drawn and shown when absent).")] = None,
+    version: Annotated[int | None, typer.Option("--version", help="Template version (default latest).")] = None,
+    json_output: JsonOpt = False,
 ) -> None:
-    """Print the first 3 rows for a seed (as JSON)."""
-    print_json(client().templates.preview(template, seed=seed))
+    """Show the first 3 rows for a seed (a table; the whole preview as JSON with --json)."""
+    p = client().templates.preview(template, seed=seed, version=version)
+    if json_output:
+        print_json(p)
+        return
+    note(f"seed {p['seed']}, template version {p['version']}")
+    rows = p.get("rows") or []
+    columns = list(rows[0]) if rows else []
+    stdout().print(table([c.upper() for c in columns], [[r.get(c) for c in columns] for r in rows]))

@@ -12,6 +12,7 @@ from runyard.sdk.models import Tool, ToolVersion
 
 from ._context import client
 from ._output import JSON_HELP, handle_errors, kv_table, note, print_json, spinner, stdout, table
+from ._source import guess_entry
 
 app = typer.Typer(help="Inspect and manage deployed tools.", no_args_is_help=True)
 
@@ -26,7 +27,7 @@ def render_tool(tool: Tool) -> None:
         ("required secrets", ", ".join(tool.required_secrets or [])),
         ("timeout_s", tool.timeout_s), ("memory_mb", tool.memory_mb), ("retries", tool.retries),
         ("reuse_process", tool.reuse_process), ("retry_on", ", ".join(tool.retry_on or [])),
-        ("retry_backoff_s", tool.retry_backoff_s),
+        ("retry_backoff_s", tool.retry_backoff_s), ("network", tool.network),
         ("created", tool.created_at), ("updated", tool.updated_at),
         ("input schema", tool.input_schema),
     ]
@@ -37,7 +38,7 @@ def render_tool(tool: Tool) -> None:
 def deploy(
     path: Annotated[Path, typer.Argument(help="A .py file, a .zip, or a package directory.", exists=True)],
     name: Annotated[str | None, typer.Option("--name", "-n", help="Tool name (default: from the file name).")] = None,
-    entrypoint: Annotated[str | None, typer.Option("--entrypoint", "-e", help="Function to call (default main).")] = None,
+    entrypoint: Annotated[str | None, typer.Option("--entrypoint", "-e", help="Function to call (default: main, or the file's only function).")] = None,
     description: Annotated[str | None, typer.Option("--description", "-d")] = None,
     requirements: Annotated[
         Path | None, typer.Option("--requirements", "-r", help="A requirements.txt file.", exists=True, dir_okay=False)
@@ -59,9 +60,18 @@ def deploy(
         "--reuse-process/--fresh-process",
         help="Let successive runs share a process (module state persists; default: a fresh process per run).",
     )] = None,
+    network: Annotated[bool | None, typer.Option(
+        "--network/--no-network", help="Whether the tool's runs may open sockets (default: yes).",
+    )] = None,
     json_output: JsonOpt = False,
 ) -> None:
-    """Deploy a tool (a new version when the name exists)."""
+    """Deploy a tool (a new version when the name exists).
+
+    For a .py file without --entrypoint the tool calls `main`, or the file's only public
+    function; the entry function's docstring summary is the default description.
+    """
+    guess = guess_entry(path, entrypoint)
+    entrypoint, description = guess.entrypoint, description or guess.description
     with spinner(f"Deploying {path}…", enabled=not json_output):
         tool = client().tools.deploy(
             path,
@@ -76,6 +86,7 @@ def deploy(
             memory_mb=memory_mb,
             retries=retries,
             reuse_process=reuse_process,
+            network=network,
             retry_on=retry_on or None,
             retry_backoff_s=retry_backoff_s,
         )

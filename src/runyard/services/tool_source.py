@@ -5,6 +5,7 @@ Checked in the server with ``compile``/``ast`` only — user code is never impor
 
 from __future__ import annotations
 
+import ast
 import compileall
 import io
 import os
@@ -54,10 +55,24 @@ def check_python(code: str, func: str, filename: str) -> None:
                 details={"field": "code", "file": filename, "line": exc.line},
             ) from exc
         if exc.message.startswith("no top-level function"):
-            raise ValidationFailed(f"{filename} has no top-level function {func!r}", code="entrypoint_not_found",
-                                   details={"field": "entrypoint", "file": filename, "entrypoint": func}) from exc
+            found = _public_functions(code)
+            hint = (f"; it defines {', '.join(found)}: set entrypoint to one of them "
+                    f"(CLI: --entrypoint {found[0]})" if found else "")
+            raise ValidationFailed(f"{filename} has no top-level function {func!r}{hint}",
+                                   code="entrypoint_not_found",
+                                   details={"field": "entrypoint", "file": filename, "entrypoint": func,
+                                            "functions": found}) from exc
         raise ValidationFailed(f"{filename}: {exc.message}", code="invalid_source",
                                details={"field": "code", "file": filename}) from exc
+
+
+def _public_functions(code: str) -> list[str]:
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return []
+    return [node.name for node in tree.body
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and not node.name.startswith("_")]
 
 
 def from_code(code: str, entrypoint: str) -> ToolSource:

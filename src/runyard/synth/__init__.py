@@ -12,6 +12,17 @@ Usable in-process without a server::
 
 from __future__ import annotations
 
+try:  # the engine's own dependencies come with the server extra, not the client install
+    import duckdb  # noqa: F401
+    import numpy  # noqa: F401
+    import pyarrow  # noqa: F401
+except ImportError as exc:
+    missing = exc.name or "a dependency"
+    raise ModuleNotFoundError(
+        f"runyard.synth needs {missing}, which the client-only install (`pip install runyard`) leaves out: "
+        "pip install 'runyard[server]' to generate in-process, or use a server through the client "
+        "(client.templates.generate / `runyard generate`)", name=exc.name) from None
+
 from .engine import (
     PREVIEW_ROWS,
     Plan,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -96,16 +96,22 @@ class Templates(SyncResource):
     def generate(self, template: str, *, count: int, to: str | os.PathLike[str] | IO[bytes],
                  format: str = "csv", seed: int | str | None = None, overrides: Mapping[str, Any] | None = None,
                  version: int | None = None, options: Mapping[str, Any] | None = None,
-                 progress: Any = None, timeout: Timeout = None) -> Generation:
+                 progress: Callable[[int], Any] | None = None,
+                 on_start: Callable[[int, int], Any] | None = None, timeout: Timeout = None) -> Generation:
         """Stream a generation into a file path or binary file object.
 
-        ``progress(bytes_so_far)`` is called after every received piece.
+        ``on_start(seed, template_version)`` is called once the server has accepted the
+        request, before the first byte; ``progress(bytes_so_far)`` after every received
+        piece. ``timeout`` bounds the wait for each piece (a read timeout between
+        chunks), never the whole download.
         """
         body = _generate_body(count, format, seed, overrides, version, options)
         opts = RequestOptions("POST", f"/templates/{seg(template)}/generate", json=body, timeout=timeout)
         path = os.fspath(to) if isinstance(to, str | os.PathLike) else None
         written = 0
         with self._client.stream(opts) as response:
+            if on_start is not None:
+                on_start(int(response.headers["x-runyard-seed"]), int(response.headers["x-runyard-template-version"]))
             sink = open(path, "wb") if path else to  # noqa: SIM115 - closed below
             try:
                 for piece in response.iter_bytes():
