@@ -41,6 +41,8 @@ class Settings:
     # Ports of this host's own addresses that runs may still reach (DNS resolvers on loopback).
     sandbox_local_ports: list[int] = field(default_factory=lambda: [
         int(p) for p in os.environ.get("RUNYARD_SANDBOX_LOCAL_PORTS", "53").split(",") if p.strip()])
+    # "off" leaves runs' connections to this host's own addresses to the operator's firewall.
+    sandbox_host_filter: bool = field(default_factory=lambda: os.environ.get("RUNYARD_SANDBOX_HOST_FILTER", "on") != "off")
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()

@@ -95,16 +95,11 @@ class Platform:
         return self._executor
 
     def sandbox_config(self) -> Any:
-        """How runs (and deploy-time inspections) are confined: see engine/sandbox.py."""
-        from runyard.engine.executor import SandboxConfig
+        return sandbox_config(self.settings)
 
-        settings = self.settings
-        protected = [str(settings.data_dir)]
-        if settings.db_url.startswith("sqlite:///"):
-            protected.append(str(Path(settings.db_url[len("sqlite:///"):]).parent))
-        return SandboxConfig(mode=settings.sandbox, protected=protected,  # type: ignore[arg-type]
-                             max_processes=settings.sandbox_max_processes,
-                             local_ports=list(settings.sandbox_local_ports))
+    def running_executor(self) -> Any:
+        """The executor if this node has started one (it has workers), else None."""
+        return self._executor
 
     def _infer_schema(self, source_dir: Path, module: str, entrypoint: str, requirements: list[str]) -> dict[str, Any]:
         from runyard.engine.introspect import inspect_entrypoint
@@ -128,3 +123,16 @@ class Platform:
             self._executor.close()
         self.runs.commits.close()
         self.db.dispose()
+
+
+def sandbox_config(settings: Settings) -> Any:
+    """How runs (and deploy-time inspections) are confined: see engine/sandbox.py."""
+    from runyard.engine.executor import SandboxConfig
+
+    protected = [str(settings.data_dir)]
+    if settings.db_url.startswith("sqlite:///"):
+        protected.append(str(Path(settings.db_url[len("sqlite:///"):]).parent))
+    return SandboxConfig(mode=settings.sandbox, protected=protected,  # type: ignore[arg-type]
+                         max_processes=settings.sandbox_max_processes,
+                         local_ports=list(settings.sandbox_local_ports),
+                         host_filter=settings.sandbox_host_filter)

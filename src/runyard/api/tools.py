@@ -27,7 +27,8 @@ _DEPLOY_DOC = {"requestBody": {"content": {
         "reuse_process": {"type": "boolean", "default": False},
         "retry_on": {"type": "array", "items": {"enum": ["error", "worker_lost", "timeout"]},
                      "default": ["worker_lost"]},
-        "retry_backoff_s": {"type": "number", "minimum": 0, "maximum": 3600, "default": 0}}}},
+        "retry_backoff_s": {"type": "number", "minimum": 0, "maximum": 3600, "default": 0},
+        "network": {"type": "boolean", "default": True}}}},
     "multipart/form-data": {"schema": {"type": "object", "properties": {
         "file": {"type": "string", "format": "binary"}, "config": {"type": "string", "description": "JSON object"}}}},
 }}}
@@ -66,7 +67,8 @@ async def deploy_tool(request: Request, platform: PlatformDep, principal: Princi
 
 @router.get("/tools")
 async def list_tools(platform: PlatformDep, principal: PrincipalDep, search: str | None = None,
-                     sort: str = "created_at", order: str = "desc", cursor: str | None = None,
+                     sort: str = Query("created_at", json_schema_extra={"enum": ["name", "created_at", "updated_at"]}),
+                     order: str = Query("desc", json_schema_extra={"enum": ["asc", "desc"]}), cursor: str | None = None,
                      limit: int = Query(50), include_total: bool = False) -> dict:
     page = await in_thread(
         lambda: platform.tools.list_for(principal, search=search, sort=sort, order=order, cursor=cursor,

@@ -90,6 +90,9 @@ def _register_server_commands() -> None:
     app.command("up")(_needs_server(serve.up))
     app.command("server")(_needs_server(serve.server))
     app.command("worker")(_needs_server(serve.worker))
+    from . import doctor
+
+    app.command("doctor")(_needs_server(doctor.doctor))
 
 
 def _needs_server(command: Any) -> Any:

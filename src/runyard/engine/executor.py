@@ -106,6 +106,7 @@ class SandboxConfig:
     protected: list[str] = field(default_factory=list)  # never readable by a run (data dir, keys)
     max_processes: int = 256  # processes (and threads) per run
     local_ports: list[int] = field(default_factory=lambda: [53])  # host services runs may still reach
+    host_filter: bool = True  # keep runs off this host's own addresses (netfilter.py)
 
 
 @dataclass
@@ -621,7 +622,8 @@ class Executor:
         protected = list(dict.fromkeys([str(self.data_dir), *config.protected]))
         config.protected = protected
         try:
-            self.groups = RunGroups(max_processes=config.max_processes, allowed_ports=config.local_ports)
+            self.groups = RunGroups(max_processes=config.max_processes, allowed_ports=config.local_ports,
+                                    network_filter=config.host_filter)
         except OSError as exc:
             log.warning("run cgroups unavailable: %s", exc)
         self.protections = check(self.groups, protected)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runyard.engine.executor import ExecRequest, Limits
+from runyard.engine.executor import REUSE_DIR_PREFIX, ExecRequest, Limits
 from runyard.engine.logs import RunLog, redact_file, scrub_value
 from runyard.ids import new_id
 from runyard.services.runs import CANCELLED, FAILED, log_key, will_retry
@@ -193,6 +193,10 @@ class Worker:
         runlog = None
         try:
             version = self._version(row.tool_version_id)
+            if version.reuse_process:
+                # The runs a process may take one after another live in one dir, where the
+                # sandbox lets it write (executor.REUSE_DIR_PREFIX).
+                workdir = self.work_root / f"{REUSE_DIR_PREFIX}{version.id}" / row.id
             secret_values = self.platform.secrets.reveal(row.workspace_id, list(version.required_secrets))
             secrets = list(secret_values.values())
             runlog = RunLog(self.platform.blobs.path(log_key(row.id)), self.settings.log_cap_bytes, secrets)
@@ -257,7 +261,7 @@ class Worker:
                               # A backstop to the wall-clock timeout: more CPU than every core
                               # for the whole timeout can only mean the timeout failed.
                               cpu_s=math.ceil(version.timeout_s * CPUS) + 1),
-                python=python, reuse_process=bool(version.reuse_process))
+                python=python, reuse_process=bool(version.reuse_process), network=bool(version.network))
             execution = self.platform.executor.submit(
                 request, on_output=active.runlog.write, on_event=lambda event: self._on_event(active, event))
             active.execution = execution

@@ -83,6 +83,8 @@ class _ToolConfig(RunyardModel):
     retry_on: list[str] | None = None
     #: Delay before attempt n+1: ``retry_backoff_s * 2**(n-1)`` seconds (at most 3600).
     retry_backoff_s: float | None = None
+    #: False: the tool's runs cannot open any socket.
+    network: bool | None = None
     created_at: datetime | None = None
 
 

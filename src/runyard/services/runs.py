@@ -77,9 +77,12 @@ def retry_delay_s(backoff_s: float, attempt: int) -> float:
 
 
 def remove_run_dirs(work_root: Path, run_id: str) -> None:
-    """Remove a run's work dir and output dir (``<work root>/<run>``, ``<run>.out``)."""
-    for path in (work_root / run_id, work_root / f"{run_id}.out"):
-        shutil.rmtree(path, ignore_errors=True)
+    """Remove a run's work dir and output dir (``<work root>/<run>``, ``<run>.out``, or in
+    the dir of a reused tool version's runs, ``<work root>/reuse-<version>/``)."""
+    parents = [work_root, *work_root.glob("reuse-*/")]
+    for parent in parents:
+        for path in (parent / run_id, parent / f"{run_id}.out"):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def log_key(run_id: str) -> str:

@@ -28,14 +28,14 @@ from runyard.timeutil import rfc3339, utcnow
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 VERSIONED_FIELDS = ("entrypoint", "input_schema", "output_schema", "requirements", "required_secrets",
                     "default_inputs", "timeout_s", "memory_mb", "retries", "reuse_process", "retry_on",
-                    "retry_backoff_s")
+                    "retry_backoff_s", "network")
 # What a tool's ``retries`` may cover: its own failure (an exception, a crash, a limit),
 # the loss of the worker or engine running it, and its timeout.
 RETRY_ON_CHOICES = ("error", "worker_lost", "timeout")
 DEFAULT_RETRY_ON = ("worker_lost",)
 MAX_RETRY_BACKOFF_S = 3600.0  # the base delay, and the cap of any one delay
 DEFAULTS: dict[str, Any] = {"timeout_s": 600.0, "memory_mb": 1024, "retries": 0, "reuse_process": False,
-                            "retry_on": list(DEFAULT_RETRY_ON), "retry_backoff_s": 0.0}
+                            "retry_on": list(DEFAULT_RETRY_ON), "retry_backoff_s": 0.0, "network": True}
 # Infers {"input_schema", "description"} by importing the tool in a sandboxed child.
 SchemaInferrer = Callable[[Path, str, str, list[str]], dict[str, Any]]
 _REQ_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?\s*([<>=!~]=?.*)?$|^(/|\./|file:).+")
@@ -68,6 +68,7 @@ def _config(v: Any) -> dict[str, Any]:
         "requirements": v["requirements"], "required_secrets": v["required_secrets"],
         "default_inputs": v["default_inputs"], "timeout_s": v["timeout_s"], "memory_mb": v["memory_mb"],
         "retries": v["retries"], "reuse_process": v["reuse_process"], **retry_policy(v),
+        "network": bool(v["network"]),
     }
 
 
@@ -134,6 +135,8 @@ def _check_config(cfg: dict[str, Any]) -> dict[str, Any]:
             raise ValidationFailed("retries must be an integer between 0 and 10", details={"field": "retries"})
     if cfg.get("reuse_process") is not None and not isinstance(cfg["reuse_process"], bool):
         raise ValidationFailed("reuse_process must be true or false", details={"field": "reuse_process"})
+    if cfg.get("network") is not None and not isinstance(cfg["network"], bool):
+        raise ValidationFailed("network must be true or false", details={"field": "network"})
     if cfg.get("retry_on") is not None:
         causes = cfg["retry_on"]
         if not isinstance(causes, list) or not all(isinstance(c, str) and c in RETRY_ON_CHOICES for c in causes):
@@ -449,7 +452,7 @@ class ToolService:
             "requirements": cfg.get("requirements") or [], "required_secrets": cfg.get("required_secrets") or [],
             "default_inputs": cfg.get("default_inputs") or {}, "timeout_s": cfg["timeout_s"],
             "memory_mb": cfg["memory_mb"], "retries": cfg["retries"], "reuse_process": cfg["reuse_process"],
-            "retry_on": cfg["retry_on"], "retry_backoff_s": cfg["retry_backoff_s"],
+            "retry_on": cfg["retry_on"], "retry_backoff_s": cfg["retry_backoff_s"], "network": cfg["network"],
             "created_at": utcnow(),
         }
 

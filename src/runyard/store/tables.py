@@ -94,6 +94,8 @@ tool_versions = sa.Table(
     sa.Column("retry_on", JSON),
     # Delay before attempt n+1: retry_backoff_s * 2**(n-1) (capped), 0 for none.
     sa.Column("retry_backoff_s", sa.Float, nullable=False, default=0.0, server_default=sa.text("0")),
+    # False: the tool's runs cannot open any socket (the sandbox's seccomp filter).
+    sa.Column("network", sa.Boolean, nullable=False, default=True, server_default=sa.true()),
     sa.Column("created_at", TS, nullable=False),
     sa.UniqueConstraint("tool_id", "version"),
 )

@@ -50,6 +50,7 @@ def _config(
     reuse_process: bool | None,
     retry_on: Sequence[str] | None = None,
     retry_backoff_s: float | None = None,
+    network: bool | None = None,
 ) -> dict[str, Any]:
     return compact(
         name=name,
@@ -67,6 +68,7 @@ def _config(
         reuse_process=reuse_process,
         retry_on=[retry_on] if isinstance(retry_on, str) else list(retry_on) if retry_on is not None else None,
         retry_backoff_s=retry_backoff_s,
+        network=network,
     )
 
 
@@ -121,6 +123,7 @@ class Tools(SyncResource):
         reuse_process: bool | None = None,
         retry_on: Sequence[str] | None = None,
         retry_backoff_s: float | None = None,
+        network: bool | None = None,
         idempotency_key: str | None = None,
         timeout: Timeout = None,
     ) -> Tool:
@@ -133,7 +136,7 @@ class Tools(SyncResource):
             output_schema=output_schema, requirements=requirements, required_secrets=required_secrets,
             default_inputs=default_inputs, visibility=visibility, timeout_s=timeout_s, memory_mb=memory_mb,
             retries=retries,
-            reuse_process=reuse_process, retry_on=retry_on, retry_backoff_s=retry_backoff_s,
+            reuse_process=reuse_process, retry_on=retry_on, retry_backoff_s=retry_backoff_s, network=network,
         )
         opts = _code_request(
             "POST", "/tools", code, config, creating=True, idempotency_key=idempotency_key, timeout=timeout
@@ -159,6 +162,7 @@ class Tools(SyncResource):
         reuse_process: bool | None = None,
         retry_on: Sequence[str] | None = None,
         retry_backoff_s: float | None = None,
+        network: bool | None = None,
         timeout: Timeout = None,
     ) -> Tool:
         """Change any subset of a tool; a code or config change makes a new version."""
@@ -167,7 +171,7 @@ class Tools(SyncResource):
             output_schema=output_schema, requirements=requirements, required_secrets=required_secrets,
             default_inputs=default_inputs, visibility=visibility, timeout_s=timeout_s, memory_mb=memory_mb,
             retries=retries,
-            reuse_process=reuse_process, retry_on=retry_on, retry_backoff_s=retry_backoff_s,
+            reuse_process=reuse_process, retry_on=retry_on, retry_backoff_s=retry_backoff_s, network=network,
         )
         opts = _code_request(
             "PATCH", f"/tools/{seg(tool)}", code, config, creating=False, idempotency_key=None, timeout=timeout
@@ -250,6 +254,7 @@ class AsyncTools(AsyncResource):
         reuse_process: bool | None = None,
         retry_on: Sequence[str] | None = None,
         retry_backoff_s: float | None = None,
+        network: bool | None = None,
         idempotency_key: str | None = None,
         timeout: Timeout = None,
     ) -> Tool:
@@ -258,7 +263,7 @@ class AsyncTools(AsyncResource):
             output_schema=output_schema, requirements=requirements, required_secrets=required_secrets,
             default_inputs=default_inputs, visibility=visibility, timeout_s=timeout_s, memory_mb=memory_mb,
             retries=retries,
-            reuse_process=reuse_process, retry_on=retry_on, retry_backoff_s=retry_backoff_s,
+            reuse_process=reuse_process, retry_on=retry_on, retry_backoff_s=retry_backoff_s, network=network,
         )
         opts = _code_request(
             "POST", "/tools", code, config, creating=True, idempotency_key=idempotency_key, timeout=timeout
@@ -284,6 +289,7 @@ class AsyncTools(AsyncResource):
         reuse_process: bool | None = None,
         retry_on: Sequence[str] | None = None,
         retry_backoff_s: float | None = None,
+        network: bool | None = None,
         timeout: Timeout = None,
     ) -> Tool:
         config = _config(
@@ -291,7 +297,7 @@ class AsyncTools(AsyncResource):
             output_schema=output_schema, requirements=requirements, required_secrets=required_secrets,
             default_inputs=default_inputs, visibility=visibility, timeout_s=timeout_s, memory_mb=memory_mb,
             retries=retries,
-            reuse_process=reuse_process, retry_on=retry_on, retry_backoff_s=retry_backoff_s,
+            reuse_process=reuse_process, retry_on=retry_on, retry_backoff_s=retry_backoff_s, network=network,
         )
         opts = _code_request(
             "PATCH", f"/tools/{seg(tool)}", code, config, creating=False, idempotency_key=None, timeout=timeout
