@@ -23,6 +23,8 @@ from pydantic import BaseModel, Field
 from starlette.responses import HTMLResponse
 
 from runyard.api.deps import get_principal
+from runyard.services.pagination import MAX_LIMIT
+from runyard.services.secrets import NAME_RE as SECRET_NAME_RE
 
 DOCS_URL = "/docs"
 DOCS_ASSETS_URL = "/docs/assets"
@@ -87,6 +89,27 @@ def _authenticates(dependant: Dependant) -> bool:
     return any(dep.call is get_principal or _authenticates(dep) for dep in dependant.dependencies)
 
 
+# Parameters whose rules live in the services, documented here for routes that declare
+# them without (a route's own bounds win).
+_PARAMETER_RULES: dict[tuple[str | None, str], dict[str, Any]] = {
+    (None, "limit"): {"minimum": 1, "maximum": MAX_LIMIT},
+    (None, "cursor"): {"description": "`next_cursor` of the previous page (opaque)"},
+    ("/api/v1/secrets/{name}", "name"): {"pattern": SECRET_NAME_RE.pattern},
+}
+
+
+def _document_conventions(paths: dict[str, Any]) -> None:
+    for path, operations in paths.items():
+        for operation in operations.values():
+            for param in operation.get("parameters", []) if isinstance(operation, dict) else []:
+                rules = _PARAMETER_RULES.get((path, param["name"])) or _PARAMETER_RULES.get((None, param["name"]))
+                if not rules:
+                    continue
+                target = param if set(rules) == {"description"} else param["schema"]
+                for key, value in rules.items():
+                    target.setdefault(key, value)
+
+
 def _finish(app: FastAPI, schema: dict[str, Any]) -> None:
     """Bearer security on the operations that authenticate; no 422 (validation errors are 400)."""
     schema.setdefault("components", {}).setdefault("securitySchemes", {})[SECURITY_SCHEME] = {
@@ -103,6 +126,7 @@ def _finish(app: FastAPI, schema: dict[str, Any]) -> None:
             operation = operations.get(method.lower())
             if operation is not None:
                 operation["security"] = [{SECURITY_SCHEME: []}]
+    _document_conventions(paths)
     # FastAPI documents a 422 HTTPValidationError on every operation with parameters;
     # runyard answers validation errors with 400 and the envelope (api.errors).
     for operations in paths.values():

@@ -8,7 +8,7 @@ import mimetypes
 import tempfile
 import zipfile
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
@@ -23,7 +23,7 @@ from runyard.api.waiting import wait_for_run
 from runyard.platform import Platform
 from runyard.services.access import Principal
 from runyard.services.errors import ValidationFailed
-from runyard.services.runs import TERMINAL_STATUSES, log_key, parse_time
+from runyard.services.runs import ALL_STATUSES, TERMINAL_STATUSES, log_key, parse_time
 
 router = APIRouter(tags=["runs"], responses=error_responses(*AUTHENTICATED))
 MAX_WAIT_S = 600.0
@@ -40,6 +40,10 @@ _CREATE_DOC = {"requestBody": {"content": {
 }}}
 
 
+_WAIT = {"minimum": 0, "maximum": MAX_WAIT_S}
+Expand = Literal["inputs"]
+
+
 def _check_wait(wait: float | None) -> float | None:
     if wait is not None and not 0 <= wait <= MAX_WAIT_S:
         raise ValidationFailed(f"wait must be between 0 and {MAX_WAIT_S:g} seconds", details={"field": "wait"})
@@ -51,7 +55,7 @@ def _check_wait(wait: float | None) -> float | None:
     202: {"description": "`wait` passed before the run ended: the run as it stands"},
     **error_responses(404, 409, 413, 415)})
 async def create_run(request: Request, platform: PlatformDep, principal: PrincipalDep,
-                     wait: float | None = Query(None), expand: str | None = None,
+                     wait: float | None = Query(None, json_schema_extra=_WAIT), expand: Expand | None = None,
                      idempotency_key: str | None = Header(None)) -> JSON:
     # JSON bodies are served by api.fastlane before FastAPI; multipart ones come here.
     if is_multipart(request):
@@ -71,6 +75,8 @@ async def create_run_flow(platform: Platform, principal: Principal, body: dict[s
     """Create a run (and wait for it when asked): the run and the HTTP status to answer with."""
     principal.require("member", "create runs")
     _check_wait(wait)
+    if expand not in (None, "inputs"):  # (api.fastlane passes the query string's value as it is)
+        raise ValidationFailed("expand must be 'inputs'", details={"field": "expand"})
     pick(body, _CREATE_FIELDS)
     if "tool" not in body:
         raise ValidationFailed("tool is required", details={"field": "tool"})
@@ -92,10 +98,13 @@ async def create_run_flow(platform: Platform, principal: Principal, body: dict[s
 
 @router.get("/runs")
 async def list_runs(platform: PlatformDep, principal: PrincipalDep, tool: str | None = None,
-                    status: list[str] | None = Query(None), session: str | None = None,
-                    batch_id: str | None = None, example_id: str | None = None,
-                    created_after: str | None = None, created_before: str | None = None,
-                    order: str = "desc", cursor: str | None = None, limit: int = Query(50),
+                    status: list[str] | None = Query(
+                        None, description="Statuses, repeated or comma-separated",
+                        json_schema_extra={"items": {"type": "string", "enum": list(ALL_STATUSES)}}),
+                    session: str | None = None, batch_id: str | None = None, example_id: str | None = None,
+                    created_after: str | None = Query(None, json_schema_extra={"format": "date-time"}),
+                    created_before: str | None = Query(None, json_schema_extra={"format": "date-time"}),
+                    order: str = Query("desc", json_schema_extra={"enum": ["asc", "desc"]}), cursor: str | None = None, limit: int = Query(50),
                     include_total: bool = False) -> dict:
     statuses = [s for value in status or [] for s in value.split(",") if s]
     page = await in_thread(
@@ -108,13 +117,13 @@ async def list_runs(platform: PlatformDep, principal: PrincipalDep, tool: str | 
 
 
 @router.get("/runs/{run_id}", responses=error_responses(404))
-async def get_run(run_id: str, platform: PlatformDep, principal: PrincipalDep, expand: str | None = None) -> dict:
+async def get_run(run_id: str, platform: PlatformDep, principal: PrincipalDep, expand: Expand | None = None) -> dict:
     return await in_thread(platform.runs.get, principal, run_id, expand_inputs=expand == "inputs")
 
 
 @router.get("/runs/{run_id}/wait", responses=error_responses(404))
 async def wait_run(run_id: str, platform: PlatformDep, principal: PrincipalDep,
-                   timeout: float = Query(30.0), expand: str | None = None) -> dict:
+                   timeout: float = Query(30.0, json_schema_extra=_WAIT), expand: Expand | None = None) -> dict:
     """Long-poll: the run once it is terminal, or as it stands when ``timeout`` passes."""
     _check_wait(timeout)
     return await wait_for_run(platform, principal, run_id, timeout, expand_inputs=expand == "inputs")
@@ -128,7 +137,7 @@ async def confirm_run(run_id: str, platform: PlatformDep, principal: PrincipalDe
 
 @router.post("/runs/{run_id}/cancel", responses=error_responses(404, 409))
 async def cancel_run(run_id: str, platform: PlatformDep, principal: PrincipalDep,
-                     wait: float = Query(5.0)) -> dict:
+                     wait: float = Query(5.0, json_schema_extra=_WAIT)) -> dict:
     """Cancel; a running run is killed and the response waits (up to ``wait`` s) for its end."""
     principal.require("member", "cancel runs")
     _check_wait(wait)
@@ -141,8 +150,9 @@ async def cancel_run(run_id: str, platform: PlatformDep, principal: PrincipalDep
 @router.post("/runs/{run_id}/rerun", status_code=201, responses={
     202: {"description": "`wait` passed before the new run ended: the run as it stands"},
     **error_responses(404, 409)})
-async def rerun(run_id: str, platform: PlatformDep, principal: PrincipalDep, version: str = "original",
-                wait: float | None = Query(None), idempotency_key: str | None = Header(None)) -> JSON:
+async def rerun(run_id: str, platform: PlatformDep, principal: PrincipalDep,
+                version: str = Query("original", json_schema_extra={"enum": ["original", "latest"]}),
+                wait: float | None = Query(None, json_schema_extra=_WAIT), idempotency_key: str | None = Header(None)) -> JSON:
     principal.require("member", "create runs")
     _check_wait(wait)
     run = await in_thread(platform.runs.rerun, principal, run_id, version=version,
@@ -152,7 +162,10 @@ async def rerun(run_id: str, platform: PlatformDep, principal: PrincipalDep, ver
     return JSON(run, status_code=201 if run["status"] in TERMINAL_STATUSES or not wait else 202)
 
 
-@router.post("/runs/{run_id}/files", responses=error_responses(404, 409, 413, 415))
+@router.post("/runs/{run_id}/files", responses=error_responses(404, 409, 413, 415), openapi_extra={
+    "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "additionalProperties": {"type": "string", "format": "binary"},
+        "description": "one file part per file input, named after the input"}}}}})
 async def upload_files(run_id: str, request: Request, platform: PlatformDep, principal: PrincipalDep) -> dict:
     principal.require("member", "upload run files")
     if not is_multipart(request):

@@ -10,11 +10,18 @@ from runyard.api.offload import in_thread
 from runyard.api.openapi import AUTHENTICATED, error_responses
 from runyard.api.templates import synth_services
 from runyard.services.errors import ValidationFailed
+from runyard.services.synth_sets import NAME_RE
 
 router = APIRouter(tags=["sets"], responses=error_responses(*AUTHENTICATED))
 
 
-@router.post("/sets", status_code=201, responses=error_responses(413))
+_SAVE_DOC = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "required": ["name", "rows"], "properties": {
+        "name": {"type": "string", "pattern": NAME_RE.pattern},
+        "rows": {"type": "array", "items": {"type": "object"}}}}}}}}
+
+
+@router.post("/sets", status_code=201, openapi_extra=_SAVE_DOC, responses=error_responses(413))
 async def save_set(request: Request, platform: PlatformDep, principal: PrincipalDep) -> dict:
     principal.require("member", "save sets")
     body = await json_body(request)
@@ -36,7 +43,8 @@ async def list_sets(platform: PlatformDep, principal: PrincipalDep, cursor: str 
 
 @router.get("/sets/{name}", responses=error_responses(404))
 async def load_set(name: str, platform: PlatformDep, principal: PrincipalDep, version: int | None = None,
-                   offset: int = 0, limit: int = Query(10_000)) -> dict:
+                   offset: int = Query(0, json_schema_extra={"minimum": 0}),
+                   limit: int = Query(10_000, json_schema_extra={"minimum": 1, "maximum": 1_000_000})) -> dict:
     _, sets = synth_services(platform)
     return await in_thread(sets.load, principal.workspace_id, name, version, offset=offset, limit=limit)
 

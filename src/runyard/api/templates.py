@@ -87,7 +87,13 @@ def choose_format(body: dict[str, Any], accept: str) -> str:
     return fmt
 
 
-@router.post("/templates", status_code=201, responses=error_responses(409, 413))
+_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "description": "See docs/synth.md"}}}}}
+_OPTIONAL_BODY = {"requestBody": {"required": False, "content": {"application/json": {"schema": {
+    "type": "object", "description": "See docs/synth.md"}}}}}
+
+
+@router.post("/templates", status_code=201, openapi_extra=_BODY, responses=error_responses(409, 413))
 async def create_template(request: Request, platform: PlatformDep, principal: PrincipalDep) -> dict:
     principal.require("member", "create templates")
     body = await json_body(request)
@@ -110,7 +116,7 @@ async def get_template(ref: str, platform: PlatformDep, principal: PrincipalDep,
     return await in_thread(templates.get, principal.workspace_id, ref, version)
 
 
-@router.patch("/templates/{ref}", responses=error_responses(404, 409, 413))
+@router.patch("/templates/{ref}", openapi_extra=_BODY, responses=error_responses(404, 409, 413))
 async def update_template(ref: str, request: Request, platform: PlatformDep, principal: PrincipalDep) -> dict:
     principal.require("member", "update templates")
     body = await json_body(request)
@@ -140,14 +146,14 @@ async def get_version(ref: str, version: int, platform: PlatformDep, principal: 
     return await in_thread(templates.get, principal.workspace_id, ref, version)
 
 
-@router.post("/templates/{ref}/preview", responses=error_responses(404, 413))
+@router.post("/templates/{ref}/preview", openapi_extra=_OPTIONAL_BODY, responses=error_responses(404, 413))
 async def preview(ref: str, request: Request, platform: PlatformDep, principal: PrincipalDep) -> dict:
     body = await json_body(request, allow_empty=True)
     templates, _ = synth_services(platform)
     return await in_thread(templates.preview, principal.workspace_id, ref, body)
 
 
-@router.post("/templates/{ref}/generate", response_model=None, responses={
+@router.post("/templates/{ref}/generate", response_model=None, openapi_extra=_BODY, responses={
     200: {"description": "The rows, streamed in the chosen format; with `into_set`, the saved set as JSON",
           "content": {"application/json": {}, **{media: {"schema": {"type": "string", "format": "binary"}}
                                                  for media in _ACCEPT_FORMATS}}},

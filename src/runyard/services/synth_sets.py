@@ -72,7 +72,11 @@ class SetService:
         _check_name(name)
         table = rows_to_table(rows)
         sink = io.BytesIO()
-        pq.write_table(table, sink)
+        try:
+            pq.write_table(table, sink)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:  # e.g. a column of empty objects
+            raise ValidationFailed(f"rows cannot be stored: {exc}", code="invalid_rows",
+                                   details={"field": "rows"}) from exc
         return self._save(workspace_id, name, table.num_rows, table.schema, sink.getvalue(), None)
 
     def save_parquet(self, workspace_id: str, name: str, path: Path, source: dict[str, Any]) -> dict[str, Any]:
