@@ -77,6 +77,16 @@ def test_405_names_every_allowed_method(api: httpx.Client) -> None:
     assert set(response.headers["allow"].split(", ")) == {"GET", "PATCH", "DELETE"}
 
 
+def test_what_schemathesis_found_stays_fixed(api: httpx.Client, unique: str) -> None:
+    # A column of empty objects made Parquet refuse the set: a 500 before.
+    response = api.post("/sets", json={"name": f"empty-{unique}", "rows": [{"a": {}}]})
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_rows"
+    # `expand` takes one value; anything else was silently ignored (on the fast lane too).
+    for response in (api.post("/runs?expand=everything", json={"tool": f"t-{unique}"}),
+                     api.get("/runs/run_missing", params={"expand": "everything"})):
+        assert response.status_code == 400 and response.json()["error"]["code"] == "validation_error"
+
+
 def test_docs_work_offline(server: Server) -> None:
     """/docs and every asset it names come from the server itself; nothing external."""
     with httpx.Client(base_url=server.base_url, timeout=30) as client:
