@@ -303,3 +303,60 @@ def test_strict_mode_refuses_to_start_without_a_protection(tmp_path: Path) -> No
         assert "strict" in server.logs() and "host_services_blocked" in server.logs()
     finally:
         server.stop()
+
+
+BACKEND = '''
+"""An in-tree PEP 517 backend: its code runs when uv builds the package (at environment build)."""
+import base64, hashlib, os, socket, zipfile
+
+def _attempt(fn):
+    try:
+        return "ALLOWED: " + str(fn())[:100]
+    except Exception as exc:
+        return f"denied: {type(exc).__name__}"
+
+def _connect():
+    with socket.create_connection(("127.0.0.1", 5432), timeout=2):
+        return "connected"
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    found = {
+        "admin_key": _attempt(lambda: open(os.path.join(DATA_DIR, "admin-key")).read()),
+        "secret_key": _attempt(lambda: open(os.path.join(DATA_DIR, "secret.key")).read()),
+        "env_admin_key": "ALLOWED" if "RUNYARD_ADMIN_KEY" in os.environ else "denied",
+        "postgres": _attempt(_connect),
+        "write_outside": _attempt(lambda: open("/tmp/runyard-build-probe", "w").write("x")),
+    }
+    name = "evilpkg-1.0-py3-none-any.whl"
+    files = {
+        "evilpkg/__init__.py": f"FOUND = {found!r}\\n",
+        "evilpkg-1.0.dist-info/METADATA": "Metadata-Version: 2.1\\nName: evilpkg\\nVersion: 1.0\\n",
+        "evilpkg-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\\nGenerator: test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n",
+    }
+    record = []
+    with zipfile.ZipFile(os.path.join(wheel_directory, name), "w") as zf:
+        for path, text in files.items():
+            data = text.encode()
+            zf.writestr(path, data)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            record.append(f"{path},sha256={digest},{len(data)}")
+        record.append("evilpkg-1.0.dist-info/RECORD,,")
+        zf.writestr("evilpkg-1.0.dist-info/RECORD", "\\n".join(record) + "\\n")
+    return name
+'''
+
+
+def test_environment_builds_are_sandboxed(server: Server, api: httpx.Client, unique: str, tmp_path: Path) -> None:
+    """A requirement's build script runs confined: no keys, no server environment, no host services."""
+    pkg = tmp_path / "evilpkg"
+    pkg.mkdir()
+    (pkg / "pyproject.toml").write_text('[build-system]\nrequires = []\nbuild-backend = "backend"\n'
+                                        'backend-path = ["."]\n\n[project]\nname = "evilpkg"\nversion = "1.0"\n')
+    (pkg / "backend.py").write_text(BACKEND.replace("DATA_DIR", repr(str(server.data_dir))))
+    tool = deploy(api, f"evilbuild-{unique}", "def main() -> dict:\n    import evilpkg\n    return evilpkg.FOUND\n",
+                  requirements=[str(pkg)])
+    result = run(api, tool["name"], wait=120)
+    assert result["status"] == "succeeded", result
+    for attack, outcome in result["output"].items():
+        assert outcome.startswith("denied"), (attack, outcome)
+    assert not Path("/tmp/runyard-build-probe").exists()

@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,11 +66,36 @@ def find_uv() -> str:
     return find_uv_bin()
 
 
+# Given an environment's dir and its requirements: a command prefix that confines the
+# build (its packages' build scripts are untrusted code) and what to call after it.
+Confine = Callable[[Path, list[str]], tuple[list[str], Callable[[], None]]]
+
+# What a build inherits from the server's environment: the package index, proxy and TLS
+# settings an operator gives uv. Never the server's own settings (keys, database URL).
+_BUILD_ENV_PREFIXES = ("UV_", "PIP_")
+_BUILD_ENV_NAMES = {"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "no_proxy",
+                    "all_proxy", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "LANG", "LC_ALL", "PATH"}
+
+
+def build_environment(env_dir: Path, *, own_cache: bool) -> dict[str, str]:
+    """The environment of a build step: the server's package-index settings, nothing else."""
+    env = {k: v for k, v in os.environ.items() if k in _BUILD_ENV_NAMES or k.startswith(_BUILD_ENV_PREFIXES)}
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    env.update(HOME=str(env_dir), TMPDIR=str(env_dir / ".tmp"))
+    if own_cache:
+        # A confined build gets a cache of its own: a shared one would let one tool's build
+        # scripts tamper with the packages another tool's environment is built from.
+        env["UV_CACHE_DIR"] = str(env_dir / ".uv-cache")
+    return env
+
+
 class EnvironmentManager:
     """Builds and finds the venvs under ``<data_dir>/envs/``. Thread- and process-safe."""
 
-    def __init__(self, data_dir: Path, *, offline: bool = False, python: str | None = None) -> None:
+    def __init__(self, data_dir: Path, *, offline: bool = False, python: str | None = None,
+                 confine: Confine | None = None) -> None:
         self.root = Path(data_dir) / "envs"
+        self.confine = confine
         self.offline = offline or os.environ.get("RUNYARD_UV_OFFLINE") == "1"
         # The base interpreter for the venvs: the server's own, so no Python download
         # is ever needed and the fork server and venv children share a version.
@@ -121,6 +147,22 @@ class EnvironmentManager:
         if not reqs:
             steps.pop()
         deadline = time.monotonic() + timeout_s
+        prefix: list[str] = []
+        cleanup: Callable[[], None] | None = None
+        if self.confine is not None:
+            prefix, cleanup = self.confine(env_dir, reqs)
+        env = build_environment(env_dir, own_cache=self.confine is not None)
+        (env_dir / ".tmp").mkdir(exist_ok=True)
+        try:
+            self._run_steps(steps, prefix, env, env_dir, log_path, reqs, deadline)
+        finally:
+            if cleanup is not None:
+                cleanup()
+            shutil.rmtree(env_dir / ".tmp", ignore_errors=True)
+            shutil.rmtree(env_dir / ".uv-cache", ignore_errors=True)  # installed by copy or link already
+
+    def _run_steps(self, steps: list[list[str]], prefix: list[str], env: dict[str, str], env_dir: Path,
+                   log_path: Path, reqs: list[str], deadline: float) -> None:
         with open(log_path, "w", encoding="utf-8") as log:
             log.write(f"# requirements: {json.dumps(reqs)}\n")
             for cmd in steps:
@@ -128,7 +170,8 @@ class EnvironmentManager:
                 log.flush()
                 try:
                     proc = subprocess.run(
-                        cmd,
+                        [*prefix, *cmd],
+                        env=env,
                         stdin=subprocess.DEVNULL,
                         stdout=log,
                         stderr=subprocess.STDOUT,

@@ -558,7 +558,8 @@ class Executor:
         self.reuse_limit = reuse_limit
         self.data_dir.mkdir(parents=True, exist_ok=True)
         offline = uv_offline or os.environ.get("RUNYARD_UV_OFFLINE") == "1"
-        self.environments = EnvironmentManager(self.data_dir, offline=offline)
+        self.environments = EnvironmentManager(
+            self.data_dir, offline=offline, confine=self._confine_build if self.sandbox.mode != "off" else None)
         self._loop = IOLoop()
         self._loop_started = False
         self._server: _ForkServer | None = None
@@ -635,6 +636,27 @@ class Executor:
                                + "; ".join(f"{name} ({why})" for name, why in missing.items()))
         for name, why in missing.items():
             log.warning("SANDBOX PROTECTION NOT ENFORCED: %s: %s", name, why)
+
+    def _confine_build(self, env_dir: Path, requirements: list[str]) -> tuple[list[str], Callable[[], None]]:
+        """An environment build runs its packages' build scripts: confined like a run, it
+        may write only its environment's dir and read only the runtime and the local paths
+        its requirements name (never the data dir), in a cgroup of its own."""
+        from runyard.engine.sandbox import confined_command
+
+        group = self.groups.take(None) if self.groups is not None and self.groups.usable else None
+        local = []
+        for requirement in requirements:
+            path = requirement.removeprefix("file://").removeprefix("file:")
+            if path.startswith(("/", "./")):
+                local.append(str((env_dir / path).resolve()) if path.startswith("./") else path)
+        policy = {"protected": self.sandbox.protected, "cgroups": group.procs if group else [],
+                  "read": local, "write": [str(env_dir)]}
+
+        def release() -> None:
+            if group is not None and self.groups is not None:
+                self.groups.release(group)  # whatever a build script left running dies here
+
+        return confined_command(policy, []), release  # the prefix: argv follows its "--"
 
     def _server_sandbox(self) -> dict[str, Any] | None:
         """What a fork server needs to know to confine its runs (None: no sandbox)."""

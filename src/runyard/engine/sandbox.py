@@ -166,15 +166,24 @@ def runtime_paths(extra: Iterable[str] = ()) -> list[str]:
     return sorted(paths)
 
 
-def read_paths(protected: Iterable[str], extra: Iterable[str] = ()) -> tuple[list[tuple[str, int]], list[str]]:
+def read_paths(protected: Iterable[str], extra: Iterable[str] = (),
+               requested: Iterable[str] = ()) -> tuple[list[tuple[str, int]], list[str]]:
     """(path, rights) rules every run of this process may hold, and the paths left out.
 
     A path is left out when it holds one of ``protected`` (the data dir, key files): a
     ``sys.path`` entry such as the project root with the data dir inside would expose it.
+    ``requested`` paths come from users (a requirement's local path): those are left out
+    when they lie inside a protected path, too.
     """
     protected = [os.path.realpath(p) for p in protected]
     rules: list[tuple[str, int]] = []
     excluded: list[str] = []
+    for path in requested:
+        real = os.path.realpath(path)
+        if os.path.exists(real) and not any(_inside(p, real) or _inside(real, p) for p in protected):
+            rules.append((real, READ))
+        else:
+            excluded.append(path)
     dirs: list[str] = []
     for path in [*runtime_paths(extra), *SYSTEM_DIRS]:
         real = os.path.realpath(path)
@@ -212,9 +221,9 @@ class Static:
         self.pending_rulesets: dict[bool, int] = {}  # by ``network``
 
     @classmethod
-    def open(cls, protected: Iterable[str], extra: Iterable[str] = ()) -> Static:
+    def open(cls, protected: Iterable[str], extra: Iterable[str] = (), requested: Iterable[str] = ()) -> Static:
         abi = landlock_abi()
-        paths, excluded = read_paths(protected, extra)
+        paths, excluded = read_paths(protected, extra, requested)
         rules = []
         for path, rights in paths:
             try:
@@ -427,3 +436,38 @@ def install_seccomp(filt: bytes) -> None:
     fprog = struct.pack("=HxxxxxxQ", count, ctypes.addressof(buf))
     fbuf = ctypes.create_string_buffer(fprog, len(fprog))
     _check(_lib().prctl(_PR_SET_SECCOMP, ctypes.c_ulong(_SECCOMP_MODE_FILTER), fbuf, 0, 0), "installing seccomp")
+
+
+# --------------------------------------------------------------------------- confined commands
+
+
+def confined_command(policy: Mapping[str, Any], argv: list[str]) -> list[str]:
+    """``argv`` run under ``policy`` (``cgroups``, ``protected``, ``read``, ``write``): the
+    command starts this file, which confines itself and then execs ``argv``. For work on
+    untrusted input outside a run, such as building a tool's environment (its packages'
+    build scripts run there)."""
+    import json
+
+    return [sys.executable, "-I", os.path.abspath(__file__), json.dumps(dict(policy)), "--", *argv]
+
+
+def _exec_confined(args: list[str]) -> None:
+    import json
+
+    policy, argv = json.loads(args[0]), args[2:]
+    for procs in policy.get("cgroups") or ():
+        _join_cgroup(procs)
+    static = Static.open(policy.get("protected") or [], requested=policy.get("read") or [])
+    drop_privileges()
+    if static.abi > 0:
+        restrict_paths(static, _static_ruleset(static, network=True), list(policy.get("write") or []), [], [])
+    static.close()
+    os.execv(argv[0], argv)
+
+
+if __name__ == "__main__":
+    try:
+        _exec_confined(sys.argv[1:])
+    except (OSError, ValueError, IndexError) as exc:
+        sys.stderr.write(f"runyard sandbox: cannot start a confined command: {exc}\n")
+        sys.exit(70)

@@ -274,11 +274,7 @@ class Worker:
                                                 "traceback": None}, None)
 
     def _environment(self, requirements: list[str], active: ActiveRun) -> str:
-        manager = getattr(self.platform, "environments", None)
-        if manager is None:
-            from runyard.engine.environments import EnvironmentManager
-            manager = EnvironmentManager(self.settings.data_dir, offline=self.settings.uv_offline)
-            self.platform.environments = manager
+        manager = self.platform.executor.environments  # builds confined like the runs
         active.runlog.note(f"preparing environment: {' '.join(requirements)}")
         started = time.monotonic()
         python = manager.ensure(requirements)
