@@ -4,6 +4,7 @@ and everything hidden from a restricted key answers 404 to every verb."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -82,6 +83,21 @@ def test_a_key_cannot_mint_a_broader_key(server, api, unique):
     assert _token(api, f"free-{unique}", "viewer", [b])["restrictions"]["tools"] == [b]
     everything = {t["id"] for t in _all(api, "/tokens")}
     assert {broad_member["id"], other_side["id"], restricted_admin["id"]} <= everything
+
+
+def test_an_expiring_key_cannot_mint_a_longer_lived_one(server, api, unique):
+    now = datetime.now(UTC)
+    short = api.post("/tokens", json={"name": f"short-{unique}", "role": "admin",
+                                      "expires_at": (now + timedelta(hours=1)).isoformat()})
+    assert short.status_code == 201, short.text
+    with server.client(short.json()["key"]) as s:
+        for expires_at in (None, (now + timedelta(hours=2)).isoformat()):
+            denied = s.post("/tokens", json={"name": "x", "role": "viewer", "expires_at": expires_at})
+            assert denied.status_code == 403 and error_code(denied) == "token_escalation", denied.text
+            assert denied.json()["error"]["details"]["field"] == "expires_at"
+        ok = s.post("/tokens", json={"name": f"shorter-{unique}", "role": "admin",
+                                     "expires_at": (now + timedelta(minutes=30)).isoformat()})
+        assert ok.status_code == 201, ok.text
 
 
 def test_namespace_restrictions_are_refused_until_namespaces_exist(api, unique):

@@ -17,7 +17,8 @@ router = APIRouter(tags=["tokens"], responses=error_responses(*AUTHENTICATED))
 
 class Restrictions(BaseModel):
     tools: list[str] = Field(default_factory=list)
-    namespaces: list[str] = Field(default_factory=list)
+    namespaces: list[str] = Field(default_factory=list, description=(
+        "not supported yet (there are no namespaces): must be empty, else 400 unsupported_restriction"))
 
 
 class TokenCreate(BaseModel):

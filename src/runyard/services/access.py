@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 from runyard.services.errors import PermissionDenied
@@ -25,6 +26,7 @@ class Principal:
     role: Role
     tools: frozenset[str] = field(default_factory=frozenset)       # empty = all tools
     namespaces: frozenset[str] = field(default_factory=frozenset)  # empty = all namespaces
+    expires_at: datetime | None = None  # when the key stops working (None: never)
 
     def require(self, role: Role, action: str) -> None:
         if _RANK[self.role] < _RANK[role]:

@@ -83,8 +83,9 @@ class TokenService:
     def create(self, principal: Principal, *, name: str, role: str, expires_at: datetime | None = None,
                restrictions: dict[str, Any] | None = None) -> dict[str, Any]:
         """A new key in the principal's workspace. A key can only create keys with a role
-        no higher than its own and restrictions within its own (a restricted key mints
-        keys at least as restricted; an unrestricted one may restrict freely)."""
+        no higher than its own, restrictions within its own (a restricted key mints keys
+        at least as restricted; an unrestricted one may restrict freely) and, when it
+        expires, an expiry no later than its own (else it could outlive itself)."""
         principal.require("admin", "manage tokens")
         normalised = self._check(name, role, expires_at, restrictions)
         if rank(role) > rank(principal.role):
@@ -95,6 +96,11 @@ class TokenService:
                 "a restricted token can only create tokens restricted to some of its own tools "
                 f"({', '.join(sorted(principal.tools))})", code="token_escalation",
                 details={"field": "restrictions.tools", "allowed": sorted(principal.tools)})
+        ceiling, wanted = principal.expires_at, as_utc(expires_at)
+        if ceiling is not None and (wanted is None or wanted > ceiling):
+            raise PermissionDenied(
+                f"a token that expires ({rfc3339(ceiling)}) can only create tokens that expire no later",
+                code="token_escalation", details={"field": "expires_at", "latest": rfc3339(ceiling)})
         return self._insert(principal.workspace_id, name=name, role=role, expires_at=expires_at,
                             restrictions=normalised)
 
@@ -209,12 +215,12 @@ class TokenService:
             if row is None or row.deleted_at is not None:
                 raise Unauthenticated("invalid API key", code="invalid_api_key")
             restrictions = row.restrictions or {}
+            expires_at = as_utc(row.expires_at)
             principal = Principal(
                 token_id=row.id, workspace_id=row.workspace_id, role=row.role,
                 tools=frozenset(restrictions.get("tools") or ()),
-                namespaces=frozenset(restrictions.get("namespaces") or ()),
+                namespaces=frozenset(restrictions.get("namespaces") or ()), expires_at=expires_at,
             )
-            expires_at = as_utc(row.expires_at)
             with self._cache_lock:
                 self._cache[digest] = (now_mono + _CACHE_TTL_S, principal, expires_at)
             self._touch(row.id)
