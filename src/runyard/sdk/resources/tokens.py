@@ -50,8 +50,10 @@ class Tokens(SyncResource):
         idempotency_key: str | None = None,
         timeout: Timeout = None,
     ) -> Token:
-        """A new API key; ``tools``/``namespaces`` restrict what it may touch. The returned
-        token's ``key`` is the only time the secret is shown."""
+        """A new API key; ``tools`` restricts what it may touch (``namespaces`` is refused
+        with 400 ``unsupported_restriction`` until namespaces exist). It can be no broader
+        than the calling key (``PermissionDeniedError``, code ``token_escalation``). The
+        returned token's ``key`` is the only time the secret is shown."""
         opts = _create_request(name, role, expires_at, tools, namespaces, idempotency_key, timeout)
         return Token.model_validate(self._client.request(opts).json())
 
