@@ -311,3 +311,38 @@ def test_every_id_prefix_is_known_to_looks_like_id() -> None:
     assert used <= set(PREFIXES), f"prefixes missing from ids.PREFIXES: {sorted(used - set(PREFIXES))}"
     assert looks_like_id("tool_x") and looks_like_id("TV_1") and not looks_like_id("toolx")
     assert not looks_like_id("tools_x") and not looks_like_id("my_tool")
+
+
+def test_a_tool_returning_deeply_nested_values_never_breaks_a_read(api: httpx.Client, unique: str) -> None:
+    name = f"deepout-{unique}"
+    deploy(api, name, '''
+        from runyard import context
+
+        def main(n: int):
+            value = 1
+            for _ in range(n):
+                value = [value]
+            context.trace("nested", value=value)
+            return value
+    ''')
+    fine = run(api, name, {"n": 190})
+    assert fine["status"] == "succeeded", fine
+    # The API renders at most 255 levels (orjson) and a run's output sits 3 levels down in
+    # a list: deeper output, which the child's conversion may let through, answered 500 to
+    # every read of the list. The worker refuses output deeper than 200 levels.
+    for n in (260, 280):
+        deep = run(api, name, {"n": n})
+        assert deep["status"] == "failed" and deep["error"]["type"] == "output_not_serializable", deep
+        assert api.get("/runs", params={"tool": name}).status_code == 200
+        assert api.get(f"/runs/{deep['id']}").status_code == 200
+    done = run(api, name, {"n": 210})
+    assert done["status"] == "failed", done
+    assert done["error"]["type"] == "output_not_serializable"
+    assert "deeper than 200 levels" in done["error"]["message"]
+    response = api.get(f"/runs/{done['id']}/trace")
+    assert response.status_code == 200, response.text
+    assert "deeper than 200 levels" in response.json()["items"][0]["attrs"]["runyard_error"]
+    # Deeper still, the child's own conversion refuses it.
+    assert run(api, name, {"n": 900})["status"] == "failed"
+    assert api.get("/runs", params={"tool": name}).status_code == 200
+    assert api.get(f"/runs/{fine['id']}").json()["output"] == fine["output"]

@@ -87,15 +87,25 @@ class RunLog:
                 self._fh.close()
 
 
+# Deeper output could not be rendered back (orjson stops at 255 levels, and a run's output
+# sits inside the run inside a list): such a value is refused, not stored.
+MAX_STORED_DEPTH = 200
+
+
+class ValueTooDeep(ValueError):
+    pass
+
+
 def scrub_value(value: object, secrets: list[str]) -> object:
     """What a run reports, fit to store: secret values replaced by ``***`` anywhere inside a JSON
     value, and strings that cannot be encoded as UTF-8 (lone surrogates such as ``"\\ud800"``, which a
-    tool can return) escaped as their ``\\udxxx`` text, so that no stored row breaks a read."""
+    tool can return) escaped as their ``\\udxxx`` text, so that no stored row breaks a read.
+    Raises ``ValueTooDeep`` for arrays/objects nested deeper than ``MAX_STORED_DEPTH``."""
     ordered = sorted((s for s in set(secrets) if s), key=len, reverse=True)
-    return _scrub(value, ordered)
+    return _scrub(value, ordered, 0)
 
 
-def _scrub(value: object, secrets: list[str]) -> object:
+def _scrub(value: object, secrets: list[str], depth: int) -> object:
     if isinstance(value, str):
         if not value.isascii():
             try:
@@ -105,10 +115,12 @@ def _scrub(value: object, secrets: list[str]) -> object:
         for secret in secrets:
             value = value.replace(secret, "***")
         return value
+    if isinstance(value, (list, dict)) and depth >= MAX_STORED_DEPTH:
+        raise ValueTooDeep(f"nests arrays/objects deeper than {MAX_STORED_DEPTH} levels")
     if isinstance(value, list):
-        return [_scrub(v, secrets) for v in value]
+        return [_scrub(v, secrets, depth + 1) for v in value]
     if isinstance(value, dict):
-        return {_scrub(k, secrets): _scrub(v, secrets) for k, v in value.items()}  # type: ignore[misc]
+        return {_scrub(k, secrets, depth): _scrub(v, secrets, depth + 1) for k, v in value.items()}  # type: ignore[misc]
     return value
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from runyard.engine.executor import REUSE_DIR_PREFIX, ExecRequest, Limits
-from runyard.engine.logs import RunLog, redact_file, scrub_value
+from runyard.engine.logs import RunLog, ValueTooDeep, redact_file, scrub_value
 from runyard.ids import new_id
 from runyard.services.runs import CANCELLED, FAILED, log_key, will_retry
 from runyard.services.tools import DEFAULT_RETRY_ON, retry_policy
@@ -296,7 +296,12 @@ class Worker:
             path = self.platform.blobs.path(f"runs/{active.row.id}/trace.jsonl")
             path.parent.mkdir(parents=True, exist_ok=True)
             with path.open("a") as fh:
-                fh.write(json.dumps(scrub_value(event, active.secrets), default=str) + "\n")
+                try:
+                    line = json.dumps(scrub_value(event, active.secrets), default=str)
+                except ValueTooDeep as exc:  # kept, without what could not be read back
+                    event = {**event, "attrs": {"runyard_error": f"the attributes {exc}"}}
+                    line = json.dumps(scrub_value(event, active.secrets), default=str)
+                fh.write(line + "\n")
 
     def _cancel(self, run_id: str) -> None:
         active = self.active.get(run_id)
@@ -337,7 +342,11 @@ class Worker:
                     "message": f"the worker shut down during attempt {active.row.attempt}"}
             elif active.cancelled and status != CANCELLED and status != "succeeded":
                 status, error = CANCELLED, {"type": "cancelled", "message": "cancelled by request", "traceback": None}
-            output = scrub_value(output, active.secrets)
+            try:
+                output = scrub_value(output, active.secrets)
+            except ValueTooDeep as exc:  # it could not be read back: a failure of the run
+                status, output, error = FAILED, None, {"type": "output_not_serializable",
+                                                       "message": f"the output {exc}", "traceback": None}
             error = scrub_value(error, active.secrets)  # type: ignore[assignment]
             artifacts = [] if dirs_removed else self._collect_artifacts(run_id, active.output_dir, active.secrets)
             policy = self._retry_policy(active.row)
