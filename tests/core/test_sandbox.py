@@ -330,6 +330,9 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     name = "evilpkg-1.0-py3-none-any.whl"
     files = {
         "evilpkg/__init__.py": f"FOUND = {found!r}\\n",
+        # Run by site at every start of the venv's interpreter (a fork server's too, unless it
+        # never loads the venv's site-packages unconfined).
+        "evilpkg.pth": "import os; open('/tmp/runyard-pth-probe', 'w').write('x')\\n",
         "evilpkg-1.0.dist-info/METADATA": "Metadata-Version: 2.1\\nName: evilpkg\\nVersion: 1.0\\n",
         "evilpkg-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\\nGenerator: test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n",
     }
@@ -355,8 +358,10 @@ def test_environment_builds_are_sandboxed(server: Server, api: httpx.Client, uni
     (pkg / "backend.py").write_text(BACKEND.replace("DATA_DIR", repr(str(server.data_dir))))
     tool = deploy(api, f"evilbuild-{unique}", "def main() -> dict:\n    import evilpkg\n    return evilpkg.FOUND\n",
                   requirements=[str(pkg)])
-    result = run(api, tool["name"], wait=120)
-    assert result["status"] == "succeeded", result
-    for attack, outcome in result["output"].items():
-        assert outcome.startswith("denied"), (attack, outcome)
+    for _ in range(3):  # the first execs the venv's interpreter; later ones fork from a server under it
+        result = run(api, tool["name"], wait=120)
+        assert result["status"] == "succeeded", result
+        for attack, outcome in result["output"].items():
+            assert outcome.startswith("denied"), (attack, outcome)
     assert not Path("/tmp/runyard-build-probe").exists()
+    assert not Path("/tmp/runyard-pth-probe").exists()

@@ -19,7 +19,7 @@ from runyard.engine.environments import (
     environment_key,
     normalise_requirements,
 )
-from runyard.engine.executor import ExecRequest, Executor, Limits
+from runyard.engine.executor import ExecRequest, Executor, Limits, SandboxConfig
 from runyard.engine.introspect import inspect_entrypoint
 
 MakeRequest = Callable[..., ExecRequest]
@@ -201,12 +201,15 @@ def main():
 """
 
 
+@pytest.mark.parametrize("sandbox", ["on", "off"])
 def test_runs_under_a_venv_fork_from_a_server_running_that_interpreter(
-    tmp_path: Path, make_request: MakeRequest, venv: Environment
+    tmp_path: Path, make_request: MakeRequest, venv: Environment, sandbox: str
 ) -> None:
     """No interpreter start per run: a fork server runs under the tool's interpreter, then
-    one that also preloaded what the tool imports (learned from its runs)."""
-    ex = Executor(tmp_path / "data", uv_offline=True)
+    one that also preloaded what the tool imports (learned from its runs). Under the
+    sandbox the server loads nothing of the venv (its packages are the tool's code, which
+    runs only confined): the stdlib is preloaded, the venv's packages each run imports."""
+    ex = Executor(tmp_path / "data", uv_offline=True, sandbox=SandboxConfig(mode=sandbox))  # type: ignore[arg-type]
     ex.start()
     try:
         python = str(venv.python)
@@ -228,10 +231,11 @@ def test_runs_under_a_venv_fork_from_a_server_running_that_interpreter(
         while time.monotonic() < deadline:
             seen.append(run(len(seen) + 1))
             servers = {s.proc.pid: s for s in ex.preloads.servers() if s.python == python}
-            if seen[-1]["ppid"] in servers and seen[-1]["preloaded"]:
+            if seen[-1]["ppid"] in servers and (seen[-1]["preloaded"] or sandbox == "on"):
                 break
             time.sleep(0.05)
         assert seen[-1]["ppid"] in servers and servers[seen[-1]["ppid"]].python == python
-        assert seen[-1]["preloaded"] is True  # ryhello was imported by the server, learned from a run
+        # ryhello was imported by the server (learned from a run), unless it is the venv's.
+        assert seen[-1]["preloaded"] is (sandbox == "off")
     finally:
         ex.close()

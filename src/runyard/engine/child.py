@@ -129,6 +129,43 @@ def open_sandbox(config: Mapping[str, Any]) -> None:
     _sandbox_static = sandbox.Static.open(config.get("protected") or [], config.get("read") or [])
 
 
+_venv_site: list[str] = []  # the site-packages whose .pth files each run processes (a venv server's)
+
+
+def use_venv(root: str) -> None:
+    """In a fork server started with -S under a venv's interpreter: the venv's site-packages
+    on sys.path, as ``site`` would put them, without running their ``.pth`` files."""
+    sys.prefix = sys.exec_prefix = root
+    version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    for lib in ("lib", "lib64"):
+        path = os.path.join(root, lib, version, "site-packages")
+        if os.path.isdir(path) and path not in sys.path:
+            sys.path.append(path)
+            if any(name.endswith(".pth") for name in os.listdir(path)):
+                _venv_site.append(path)
+
+
+def from_venv(module: str) -> bool:
+    """Whether a module would be loaded from the venv (found without importing anything)."""
+    import importlib.machinery
+
+    top = module.partition(".")[0]
+    if top in sys.builtin_module_names:
+        return False
+    found = importlib.machinery.PathFinder.find_spec(top)
+    origin = getattr(found, "origin", None) or next(iter(getattr(found, "submodule_search_locations", None) or []), "")
+    return found is None or any(str(origin).startswith(os.path.dirname(site) + "/") for site in sys.path
+                                if site.endswith("site-packages"))
+
+
+def _process_pth() -> None:
+    """A run of a venv server: its environment's .pth files (their code runs confined)."""
+    import site
+
+    for path in _venv_site:
+        site.addsitedir(path)
+
+
 def sandbox_fds() -> list[int]:
     return _sandbox_static.fds() if _sandbox_static is not None else []
 
@@ -162,6 +199,8 @@ def _confine(spec: Mapping[str, Any]) -> None:
     _load_sibling("sandbox").confine(policy, _sandbox_static, spec["workdir"], spec["output_dir"],
                                      spec.get("source_dir"))
     _confined = root
+    if _venv_site:
+        _process_pth()
 
 
 # A set of run dirs kept for a later run (engine/workdirs.py) is a dir holding the run's

@@ -479,7 +479,9 @@ class _ForkServer:
             argv = [sys.executable, "-m", "runyard.engine.forkserver", str(child.fileno())]
         else:
             env = {"PATH": f"{Path(python).parent}:{BASE_PATH}", "LANG": "C.UTF-8"}
-            argv = [python, "-I", str(Path(__file__).with_name("forkserver.py")), str(child.fileno())]
+            # -S under the sandbox: the server confines itself, then loads site-packages.
+            flags = ["-I", "-S"] if sandbox is not None and sandbox.get("venv") is not None else ["-I"]
+            argv = [python, *flags, str(Path(__file__).with_name("forkserver.py")), str(child.fileno())]
         try:
             self.proc = subprocess.Popen(
                 argv,
@@ -502,6 +504,7 @@ class _ForkServer:
         self.proc_groups: dict[int, Group] = {}  # pid of a run's process -> its cgroup, until it exits
         self.lock = threading.Lock()
         self.dead = False
+        self.on_kill: Callable[[], None] | None = None  # frees what the server was given (its cgroup)
         parent.settimeout(SERVER_START_TIMEOUT_S)
         try:
             parent.send(json.dumps({"op": "preload", "modules": list(preload), "sandbox": sandbox}).encode())
@@ -532,6 +535,7 @@ class _ForkServer:
 
     def kill(self) -> None:
         self.dead = True
+        on_kill, self.on_kill = self.on_kill, None
         self.drop_spares()
         try:
             self.sock.close()
@@ -541,6 +545,8 @@ class _ForkServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+            if on_kill is not None:
+                on_kill()
 
 
 class Executor:
@@ -658,11 +664,19 @@ class Executor:
 
         return confined_command(policy, []), release  # the prefix: argv follows its "--"
 
-    def _server_sandbox(self) -> dict[str, Any] | None:
-        """What a fork server needs to know to confine its runs (None: no sandbox)."""
+    def _server_sandbox(self, python: str | None) -> tuple[dict[str, Any] | None, Callable[[], None]]:
+        """What a fork server needs to know to confine its runs (None: no sandbox), and what
+        to call when it stops."""
         if self.sandbox.mode == "off":
-            return None
-        return {"protected": self.sandbox.protected}
+            return None, lambda: None
+        config: dict[str, Any] = {"protected": self.sandbox.protected}
+        if python is None:
+            return config, lambda: None
+        # Started with -S, it runs none of its environment's code (site-packages' .pth
+        # files, third-party imports): its runs do, confined (see forkserver.main).
+        config["venv"] = str(Path(python).parent.parent)
+        config["read"] = [config["venv"]]
+        return config, lambda: None
 
     def _sandbox_policy(self, req: ExecRequest, execution: Execution) -> dict[str, Any]:
         policy: dict[str, Any] = {"network": req.network}
@@ -693,8 +707,13 @@ class Executor:
     def _start_preload_server(self, python: str | None, modules: tuple[str, ...]) -> _ForkServer:
         """A fork server under ``python`` preloading ``modules`` (blocking; called by ``PreloadProfiles``)."""
         self._ensure_server()  # the I/O loop runs, and the executor is not closed
-        server = _ForkServer(self.data_dir, self.reuse_limit, preload=modules, python=python,
-                             sandbox=self._server_sandbox())
+        config, release = self._server_sandbox(python)
+        try:
+            server = _ForkServer(self.data_dir, self.reuse_limit, preload=modules, python=python, sandbox=config)
+        except BaseException:
+            release()
+            raise
+        server.on_kill = release
         self._loop.add_reader(server.sock.fileno(), lambda: self._read_server(server))
         self._retire_idle_later(server)
         return server
@@ -729,7 +748,7 @@ class Executor:
                 self._retire_idle_preloads_later()
             server = self._server
             if server is None or server.dead:
-                server = _ForkServer(self.data_dir, self.reuse_limit, sandbox=self._server_sandbox())
+                server = _ForkServer(self.data_dir, self.reuse_limit, sandbox=self._server_sandbox(None)[0])
                 self._loop.add_reader(server.sock.fileno(), lambda s=server: self._read_server(s))
                 self._server = server
                 self._retire_idle_later(server)

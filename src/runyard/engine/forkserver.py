@@ -398,10 +398,19 @@ def main() -> NoReturn:
     sock = socket.socket(fileno=int(sys.argv[1]))
     # The executor's first packet says what to preload: {"op": "preload", "modules": [...]}.
     first = json.loads(sock.recv(1 << 20) or b"{}")
-    skipped = preload(list(first.get("modules") or []))
-    # The paths every run may read, opened once here (see sandbox.Static).
-    if first.get("sandbox") is not None:
-        runtime.open_sandbox(first["sandbox"])
+    sandbox = first.get("sandbox")
+    modules = list(first.get("modules") or [])
+    if sandbox is not None:
+        # The paths every run may read, opened once here (see sandbox.Static).
+        runtime.open_sandbox(sandbox)
+        if sandbox.get("venv") is not None:
+            # Under a tool's interpreter, started with -S: its environment's packages are
+            # the tool's code, which runs only in its runs, confined. The server puts
+            # their dir on sys.path without running their .pth files (each run does) and
+            # preloads only what the interpreter itself provides.
+            runtime.use_venv(sandbox["venv"])
+            modules = [name for name in modules if not runtime.from_venv(name)]
+    skipped = preload(modules)
     # The runs' stdio, made once here and inherited: unbuffered objects on fds 0-2 (what
     # PYTHONUNBUFFERED gives), so a run's output reaches the engine live, whatever files
     # the run dup2s onto those fds. Being write-through, they never hold anything of ours.

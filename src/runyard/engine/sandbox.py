@@ -162,6 +162,9 @@ def runtime_paths(extra: Iterable[str] = ()) -> list[str]:
     paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
              os.path.dirname(os.path.realpath(sys.executable))}
     paths.update(p for p in sys.path if p and os.path.isabs(p))
+    # runyard's own package (the child runtime and runyard.context, loaded by path under a
+    # tool's interpreter): never anything above it, which may hold the data dir.
+    paths.add(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     paths.update(extra)
     return sorted(paths)
 
@@ -265,9 +268,10 @@ class Static:
 def ahead(static: Static) -> None:
     """In a spare, before its run arrives: everything of ``confine`` that does not depend
     on the run (a forked child's first calls are slow: each page they touch is copied)."""
-    drop_privileges()
-    static.dropped = True
-    if static.filters.get(True):
+    if not static.dropped:
+        drop_privileges()
+        static.dropped = True
+    if static.filters.get(True) and not static.seccomp_installed:
         install_seccomp(static.filters[True])
         static.seccomp_installed = True
     if static.abi > 0:
