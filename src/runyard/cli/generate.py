@@ -18,7 +18,7 @@ from rich.progress import (
 )
 
 from ._context import client
-from ._output import JSON_HELP, handle_errors, note, print_json
+from ._output import JSON_HELP, handle_errors, note, print_json, stderr
 
 FORMATS = ("csv", "json", "ndjson", "sql", "xlsx", "parquet")
 #: Formats with one line per row, where the rows written can be counted from the bytes.
@@ -64,10 +64,10 @@ def _progress(fmt: str, count: int) -> Progress:
     if fmt in LINE_FORMATS:
         return Progress(TextColumn("[bold]generating"), BarColumn(), TaskProgressColumn(),
                         TextColumn("{task.completed:,}/{task.total:,} rows"), TimeRemainingColumn(),
-                        transient=True)
+                        console=stderr(), transient=True)
     # A binary format's size is not known in advance: rows asked for, bytes so far.
     return Progress(TextColumn(f"[bold]generating {count:,} rows"), BarColumn(),
-                    TextColumn("{task.fields[size]}"), TransferSpeedColumn(), transient=True)
+                    TextColumn("{task.fields[size]}"), TransferSpeedColumn(), console=stderr(), transient=True)
 
 
 def _human_bytes(n: int) -> str:

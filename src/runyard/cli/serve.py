@@ -56,18 +56,18 @@ Slots = typer.Option(None, "--slots", help="Concurrent runs on this node (env RU
 def up(data_dir: Path | None = DataDir, host: str | None = Host, port: int | None = Port,
        database_url: str | None = DatabaseUrl, slots: int | None = Slots) -> None:
     """Start runyard: the API server and workers in one process tree."""
-    from runyard.serve import run_server
     settings = _settings(data_dir, host, port, database_url, slots)
     check_port(settings)
+    from runyard.serve import run_server
     run_server(settings, with_workers=True)
 
 
 def server(data_dir: Path | None = DataDir, host: str | None = Host, port: int | None = Port,
            database_url: str | None = DatabaseUrl) -> None:
     """Start an API server only (workers run elsewhere with `runyard worker`)."""
-    from runyard.serve import run_server
     settings = _settings(data_dir, host, port, database_url, 0)
     check_port(settings)
+    from runyard.serve import run_server
     run_server(settings, with_workers=False)
 
 
