@@ -177,12 +177,15 @@ class AsyncTemplates(AsyncResource):
     async def generate(self, template: str, *, count: int, to: str | os.PathLike[str], format: str = "csv",
                        seed: int | str | None = None, overrides: Mapping[str, Any] | None = None,
                        version: int | None = None, options: Mapping[str, Any] | None = None,
-                       timeout: Timeout = None) -> Generation:
+                       on_start: Callable[[int, int], Any] | None = None, timeout: Timeout = None) -> Generation:
+        """As :meth:`Templates.generate`, into a file path."""
         body = _generate_body(count, format, seed, overrides, version, options)
         opts = RequestOptions("POST", f"/templates/{seg(template)}/generate", json=body, timeout=timeout)
         path = os.fspath(to)
         written = 0
         async with self._client.stream(opts) as response:
+            if on_start is not None:
+                on_start(int(response.headers["x-runyard-seed"]), int(response.headers["x-runyard-template-version"]))
             with open(path, "wb") as sink:
                 async for piece in response.aiter_bytes():
                     sink.write(piece)
