@@ -47,7 +47,8 @@ def set_secret(
         if force:
             raise
         # The API speaks of its body field; on the command line it is a flag.
-        raise fail(f"secret {name!r} already exists; add --force to overwrite it ({exc.code})",
+        rid = f", request_id: {exc.request_id}" if exc.request_id else ""
+        raise fail(f"secret {name!r} already exists; add --force to overwrite it ({exc.code}{rid})",
                    json_mode=json_output, body=exc.body if isinstance(exc.body, dict) else None) from None
     if json_output:
         print_json(s)
