@@ -199,7 +199,7 @@ def percentile(values: list[float], p: float) -> float:
 
 
 class BenchServer:
-    def __init__(self, database_url: str | None = None, slots: int = 8) -> None:
+    def __init__(self, database_url: str | None = None, slots: int = 8, sandbox: str = "on") -> None:
         self.tmp = tempfile.TemporaryDirectory(prefix="runyard-bench-")
         self.data_dir = Path(self.tmp.name)
         self.database_url = database_url
@@ -209,7 +209,7 @@ class BenchServer:
             self.port = s.getsockname()[1]
         env = {k: v for k, v in os.environ.items() if not k.startswith("RUNYARD_")}
         env.update(RUNYARD_ADMIN_KEY=self.key, RUNYARD_DATA_DIR=str(self.data_dir), RUNYARD_PORT=str(self.port),
-                   RUNYARD_WORKER_SLOTS=str(slots))
+                   RUNYARD_WORKER_SLOTS=str(slots), RUNYARD_SANDBOX=sandbox)
         if database_url:
             env["RUNYARD_DATABASE_URL"] = database_url
         self.proc = subprocess.Popen([sys.executable, "-m", "runyard.cli.serve", "up"], env=env,

@@ -1,6 +1,6 @@
 """Run latency and throughput through the HTTP API, against floors measured in the same run.
 
-Usage: python benchmarks/runs.py [--postgres postgresql://…] [--quick]
+Usage: python benchmarks/runs.py [--postgres postgresql://…] [--quick] [--sandbox-cost]
 Prints one JSON report. Figures (issue 2): 500 sequential sync no-op runs (p50/p99),
 2,000 async no-op runs submitted at once (runs/s until all terminal), 40 sequential
 fib(10) runs (total seconds); floors: /healthz round trip, fork+exit, `python -c pass`, and
@@ -133,8 +133,8 @@ def fib_sequential(client: LeanClient, n: int, tool: str = "fib") -> dict[str, f
     return {"runs": n, "total_s": round(time.perf_counter() - started, 4)}
 
 
-def bench(database_url: str | None, quick: bool) -> dict[str, Any]:
-    server = BenchServer(database_url)
+def bench(database_url: str | None, quick: bool, sandbox: str = "on") -> dict[str, Any]:
+    server = BenchServer(database_url, sandbox=sandbox)
     try:
         client = LeanClient(server.base_url, server.headers())
         try:
@@ -181,8 +181,20 @@ def main() -> None:
     parser.add_argument("--postgres", default=os.environ.get("RUNYARD_TEST_DATABASE_URL"),
                         help="also measure on this PostgreSQL (a scratch database is created)")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--sandbox-cost", action="store_true",
+                        help="also measure SQLite with RUNYARD_SANDBOX=off, and report what the sandbox costs")
     args = parser.parse_args()
     report: dict[str, Any] = {"benchmark": "runs", "machine": machine(), "sqlite": bench(None, args.quick)}
+    if args.sandbox_cost:
+        report["sqlite_sandbox_off"] = off = bench(None, args.quick, sandbox="off")
+        on = report["sqlite"]
+        report["sandbox_cost"] = {
+            "sync_p50_ms_added": round(on["sync_noop"]["p50_ms"] - off["sync_noop"]["p50_ms"], 3),
+            "async_runs_per_s_on_over_off": round(on["async_noop"]["runs_per_s"] / off["async_noop"]["runs_per_s"], 3),
+            "fib40_s_on_over_off": round(on["fib10_sequential"]["total_s"] / off["fib10_sequential"]["total_s"], 3),
+            "reused_sync_p50_ms_added": round(on["reused_process"]["sync_noop"]["p50_ms"]
+                                              - off["reused_process"]["sync_noop"]["p50_ms"], 3),
+        }
     if args.postgres:
         import uuid
 

@@ -104,7 +104,9 @@ class Platform:
     def _infer_schema(self, source_dir: Path, module: str, entrypoint: str, requirements: list[str]) -> dict[str, Any]:
         from runyard.engine.introspect import inspect_entrypoint
         config = self.sandbox_config()
-        policy = None if config.mode == "off" else {"protected": config.protected, "network": True}
+        # No network at all: reading a signature needs none, and this child is in no
+        # cgroup under the host-services filter (an API-only node has none).
+        policy = None if config.mode == "off" else {"protected": config.protected, "network": False}
         try:
             return inspect_entrypoint(source_dir, module, entrypoint, sandbox=policy)
         except Exception as exc:

@@ -20,6 +20,7 @@ import signal
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -75,43 +76,47 @@ class Group:
         return [str(d / "cgroup.procs") for d in self.dirs.values()]
 
     def oom_kills(self) -> int:
-        memory = self.dirs.get("memory")
+        memory = self.dirs.get("memory") or self.dirs.get("unified")
         if memory is None:
             return 0
         for name in ("memory.oom_control", "memory.events"):
-            try:
-                text = (memory / name).read_text()
-            except OSError:
-                continue
-            for line in text.splitlines():
+            for line in _read(memory / name).splitlines():
                 key, _, value = line.partition(" ")
                 if key == "oom_kill":
                     return int(value)
         return 0
 
+    def memory_cap_hit(self) -> bool:
+        """Whether the kernel killed a process of the group for its memory cap since the
+        last call (called once per run, when its process has exited)."""
+        count = self.oom_kills()
+        hit, self.oom_base = count > self.oom_base, count
+        return hit
+
     def pids(self) -> list[int]:
         for d in self.dirs.values():
-            try:
-                return [int(p) for p in (d / "cgroup.procs").read_text().split()]
-            except OSError:
-                continue
+            text = _read(d / "cgroup.procs", None)
+            if text is not None:
+                return [int(p) for p in text.split()]
         return []
 
-    def kill(self) -> None:
+    def kill(self) -> bool:
+        """SIGKILL everything in the group; True when it is empty already."""
         unified = self.dirs.get("unified")
         if unified is not None:
             try:
                 (unified / "cgroup.kill").write_text("1")
-                return
             except OSError:
                 pass
-        for _ in range(20):  # no cgroup.kill (kernel < 5.14): kill what is listed until none is left
-            pids = self.pids()
-            if not pids:
-                return
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signal.SIGKILL)
+            else:
+                return not self.pids()
+        # No cgroup.kill (a v1 group, or a kernel before 5.14): kill what is listed (see
+        # RunGroups.release for what a fork loop adds meanwhile).
+        pids = self.pids()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        return not pids
 
 
 class RunGroups:
@@ -159,8 +164,21 @@ class RunGroups:
                 self.status.setdefault(f"{controller}_cap", f"missing: no {controller} cgroup controller")
         self.status.setdefault("memory_cap", "active")
         self.status.setdefault("pids_cap", "active")
+        # A run's group lives in the v1 memory and pids hierarchies where those are v1
+        # controllers (joining each costs its run a write), else in the cgroup2 tree.
+        self.run_kinds = [k for k in ("memory", "pids") if k in self.bases] or \
+            (["unified"] if "unified" in self.bases else [])
+        self.shared: Path | None = None  # cgroup2 group of fork servers: under the network filter
         if "unified" in self.bases:
+            try:
+                self.shared = self.bases["unified"] / "shared"
+                self.shared.mkdir(exist_ok=True)
+            except OSError as exc:
+                self.shared = None
+                self.status["host_services_blocked"] = f"missing: cannot make a cgroup2 group ({exc.strerror})"
+        if self.run_kinds:
             self.status.setdefault("run_kill", "active")
+        if "unified" in self.bases and "host_services_blocked" not in self.status:
             if network_filter:
                 from runyard.engine import netfilter
 
@@ -172,34 +190,37 @@ class RunGroups:
             else:
                 self.status["host_services_blocked"] = "missing: disabled by configuration"
         else:
-            self.status.setdefault("run_kill", "missing: no cgroup2 hierarchy")
-            self.status["host_services_blocked"] = "missing: no cgroup2 hierarchy"
+            self.status.setdefault("run_kill", "missing: no cgroup hierarchy")
+            self.status.setdefault("host_services_blocked", "missing: no cgroup2 hierarchy")
 
     @property
     def usable(self) -> bool:
-        return bool(self.bases)
+        return bool(self.run_kinds)
+
+    @property
+    def shared_procs(self) -> list[str]:
+        """Where a fork server (or a build) goes: its children start under the network filter."""
+        return [str(self.shared / "cgroup.procs")] if self.shared is not None else []
+
+    def place(self, pid: int) -> None:
+        """Put a process the executor started (a fork server) under the network filter."""
+        for procs in self.shared_procs:
+            with open(procs, "w") as fh:
+                fh.write(str(pid))
 
     def take(self, memory_mb: int | None) -> Group:
         with self._lock:
-            free = self._free.get(memory_mb) or []
-            while free:
-                group = free.pop()
-                if not group.pids():
-                    group.oom_base = group.oom_kills()
-                    return group
-                group.kill()  # still draining: try it again later
-                free.insert(0, group)
-                break
+            free = self._free.get(memory_mb)
+            if free:
+                return free.pop()  # emptied by release
             self._count += 1
             number = self._count
-        group = self._make(f"g{number}", memory_mb)
-        group.oom_base = group.oom_kills()
-        return group
+        return self._make(f"g{number}", memory_mb)
 
     def _make(self, name: str, memory_mb: int | None) -> Group:
         group = Group(name, memory_mb)
-        for kind, base in self.bases.items():
-            path = base / name
+        for kind in self.run_kinds:
+            path = self.bases[kind] / name
             path.mkdir(exist_ok=True)
             group.dirs[kind] = path
         memory = group.dirs.get("memory") or (group.dirs.get("unified") if "memory" not in self.bases else None)
@@ -217,8 +238,24 @@ class RunGroups:
         return group
 
     def release(self, group: Group) -> None:
-        """The group's process exited: kill what it left, keep the group for a later run."""
-        group.kill()
+        """The group's process exited: kill what it left and keep the group for a later
+        run — at once in the common case (nothing left), else once a thread has killed
+        everything in it (a fork loop, dying processes), so no caller waits for that."""
+        if group.kill():
+            self._keep(group)
+            return
+
+        def drain() -> None:
+            for _ in range(500):  # each round kills what is listed; the pids cap bounds new ones
+                if group.kill():
+                    self._keep(group)
+                    return
+                threading.Event().wait(0.01)
+            log.warning("cgroup %s still has processes after its run: not reused", group.name)
+
+        threading.Thread(target=drain, name="runyard-cgroup-drain", daemon=True).start()
+
+    def _keep(self, group: Group) -> None:
         with self._lock:
             self._free.setdefault(group.memory_mb, []).append(group)
 
@@ -232,9 +269,23 @@ class RunGroups:
             groups = [g for free in self._free.values() for g in free]
             self._free.clear()
         for group in groups:
-            group.kill()
+            group.kill()  # empty already: kept only once emptied
         for base in self.bases.values():
             _remove_tree(base)
+
+
+def _read(path: Path, default: str | None = "") -> Any:
+    """A cgroup file's text (plain os calls: these are read on every run's path)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return default
+    try:
+        return os.read(fd, 1 << 16).decode()
+    except OSError:
+        return default
+    finally:
+        os.close(fd)
 
 
 def _remove_stale(parent: Path) -> None:

@@ -166,18 +166,33 @@ def _process_pth() -> None:
         site.addsitedir(path)
 
 
-def sandbox_fds() -> list[int]:
-    return _sandbox_static.fds() if _sandbox_static is not None else []
+def harden_server() -> None:
+    """In a fork server: give up, once, what every run gives up (see sandbox.harden_server)."""
+    _load_sibling("sandbox").harden_server(_sandbox_static)
+
+
+def ruleset_for_child() -> int | None:
+    """In a fork server, before a fork: the child's Landlock ruleset, static rules added."""
+    if _sandbox_static is None:
+        return None
+    try:
+        return _load_sibling("sandbox").ruleset_for_child(_sandbox_static)
+    except OSError:
+        return None  # the run builds it itself (and fails if it cannot)
+
+
+def take_ruleset(ruleset: int | None) -> None:
+    if _sandbox_static is not None:
+        _load_sibling("sandbox").take_ruleset(_sandbox_static, ruleset)
 
 
 def confine_ahead() -> None:
-    """In a spare, before its run: what of the confinement does not depend on the run."""
-    if _sandbox_static is None:
-        return
-    try:
-        _load_sibling("sandbox").ahead(_sandbox_static)
-    except OSError:
-        pass  # the run applies it all itself (and fails if it cannot)
+    """In a spare, before its run: what of its confinement does not depend on the run."""
+    if _sandbox_static is not None:
+        try:
+            _load_sibling("sandbox").ahead(_sandbox_static)
+        except OSError:
+            pass  # confine adds the rule itself (and fails the run if it cannot)
 
 
 def confined_root() -> str | None:

@@ -468,9 +468,11 @@ class _ForkServer:
     """One fork server process and its control socket."""
 
     def __init__(self, data_dir: Path, reuse_limit: int, preload: tuple[str, ...] = (),
-                 python: str | None = None, sandbox: dict[str, Any] | None = None) -> None:
+                 python: str | None = None, sandbox: dict[str, Any] | None = None,
+                 place: Callable[[int], None] | None = None) -> None:
         """``python``: a tool's virtualenv interpreter to run the server under (it runs the
-        runtime by path there, see forkserver.FOREIGN), else runyard's own."""
+        runtime by path there, see forkserver.FOREIGN), else runyard's own. ``place`` puts
+        the new server's process in its cgroup before it forks anything."""
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.python = python
         if python is None:
@@ -497,6 +499,12 @@ class _ForkServer:
         finally:
             child.close()
         self.sock = parent
+        if place is not None:
+            try:
+                place(self.proc.pid)
+            except OSError:
+                self.kill()
+                raise
         self.runs: dict[int, Execution] = {}
         self.spares: collections.deque[tuple[int, socket.socket]] = collections.deque()  # (pid, its socket)
         self.spare_runs: dict[int, int] = {}  # pid of a spare given a run -> the run's id
@@ -655,7 +663,8 @@ class Executor:
             path = requirement.removeprefix("file://").removeprefix("file:")
             if path.startswith(("/", "./")):
                 local.append(str((env_dir / path).resolve()) if path.startswith("./") else path)
-        policy = {"protected": self.sandbox.protected, "cgroups": group.procs if group else [],
+        shared = self.groups.shared_procs if self.groups is not None else []
+        policy = {"protected": self.sandbox.protected, "cgroups": [*(group.procs if group else []), *shared],
                   "read": local, "write": [str(env_dir)]}
 
         def release() -> None:
@@ -663,6 +672,11 @@ class Executor:
                 self.groups.release(group)  # whatever a build script left running dies here
 
         return confined_command(policy, []), release  # the prefix: argv follows its "--"
+
+    def _place_server(self, pid: int) -> None:
+        """A fork server's children start under the host-services filter (its cgroup's)."""
+        if self.groups is not None:
+            self.groups.place(pid)
 
     def _server_sandbox(self, python: str | None) -> tuple[dict[str, Any] | None, Callable[[], None]]:
         """What a fork server needs to know to confine its runs (None: no sandbox), and what
@@ -709,7 +723,8 @@ class Executor:
         self._ensure_server()  # the I/O loop runs, and the executor is not closed
         config, release = self._server_sandbox(python)
         try:
-            server = _ForkServer(self.data_dir, self.reuse_limit, preload=modules, python=python, sandbox=config)
+            server = _ForkServer(self.data_dir, self.reuse_limit, preload=modules, python=python, sandbox=config,
+                                 place=self._place_server)
         except BaseException:
             release()
             raise
@@ -748,7 +763,8 @@ class Executor:
                 self._retire_idle_preloads_later()
             server = self._server
             if server is None or server.dead:
-                server = _ForkServer(self.data_dir, self.reuse_limit, sandbox=self._server_sandbox(None)[0])
+                server = _ForkServer(self.data_dir, self.reuse_limit, sandbox=self._server_sandbox(None)[0],
+                                     place=self._place_server)
                 self._loop.add_reader(server.sock.fileno(), lambda s=server: self._read_server(s))
                 self._server = server
                 self._retire_idle_later(server)
@@ -1005,8 +1021,9 @@ class Executor:
             group = server.proc_groups.pop(pid, None) if pid is not None else None
         if group is None or self.groups is None:
             return
+        hit = group.memory_cap_hit()
         if execution is not None and execution._group is group:
-            execution._oom_killed = group.oom_kills() > group.oom_base
+            execution._oom_killed = hit
         self.groups.release(group)
 
     @staticmethod

@@ -213,9 +213,11 @@ class Server:
         spare has; the executor's end goes back with the ``started`` report.
         """
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET) if reusable else (None, None)
+        ruleset = runtime.ruleset_for_child()
         try:
             pid = os.fork()
         except OSError as exc:
+            _close(ruleset)
             for fd in fds:
                 os.close(fd)
             for end in (ours, theirs):
@@ -226,7 +228,9 @@ class Server:
         if pid == 0:
             if ours is not None:
                 ours.close()
-            start_child(message, fds, sock=theirs, isolate=True)
+            runtime.take_ruleset(ruleset)
+            start_child(message, fds, sock=theirs, isolate=True, keep=_fds(ruleset))
+        _close(ruleset)
         # A reusable child's exit may come during a later run: reported by pid, as a spare's.
         self.watch(pid, None if reusable else ident)
         for fd in fds:
@@ -237,16 +241,20 @@ class Server:
 
     def fork_spare(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        ruleset = runtime.ruleset_for_child()
         try:
             pid = os.fork()
         except OSError:
+            _close(ruleset)
             ours.close()
             theirs.close()
             self.target_spares = 0  # out of processes: stop pre-forking, fork on demand
             return
         if pid == 0:
             ours.close()
-            spare_main(theirs)
+            runtime.take_ruleset(ruleset)
+            spare_main(theirs, _fds(ruleset))
+        _close(ruleset)
         theirs.close()
         self.watch(pid, None)
         self.idle_spares.add(pid)
@@ -299,6 +307,15 @@ class Server:
         os._exit(0)
 
 
+def _fds(fd: int | None) -> list[int]:
+    return [] if fd is None else [fd]
+
+
+def _close(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)
+
+
 def _killpg(pid: int) -> None:
     try:
         os.killpg(pid, signal.SIGKILL)
@@ -307,9 +324,7 @@ def _killpg(pid: int) -> None:
 
 
 def _isolate(keep: list[int]) -> None:
-    """First steps of every child: own session, default SIGINT/SIGTERM, only ``keep`` fds
-    open (and the sandbox's opened paths)."""
-    keep = [*keep, *runtime.sandbox_fds()]
+    """First steps of every child: own session, default SIGINT/SIGTERM, only ``keep`` fds open."""
     os.setsid()
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the server ignores it; a run must not
@@ -321,10 +336,10 @@ def _isolate(keep: list[int]) -> None:
     os.closerange(low, max(resource.getrlimit(resource.RLIMIT_NOFILE)[0], low + 1))
 
 
-def spare_main(sock: socket.socket) -> NoReturn:
+def spare_main(sock: socket.socket, keep: list[int]) -> NoReturn:
     """A pre-forked child: wait (already isolated) for its run (or runs, when reused)."""
     try:
-        _isolate([0, 1, 2, sock.fileno()])
+        _isolate([0, 1, 2, sock.fileno(), *keep])
         # Everything that does not depend on the request happens before it arrives.
         sys.dont_write_bytecode = True
         try:
@@ -340,17 +355,19 @@ def spare_main(sock: socket.socket) -> NoReturn:
     start_child(message, fds, sock=sock, isolate=False)
 
 
-def start_child(message: bytes, fds: list[int], *, sock: socket.socket | None, isolate: bool) -> NoReturn:
+def start_child(message: bytes, fds: list[int], *, sock: socket.socket | None, isolate: bool,
+                keep: list[int] | None = None) -> NoReturn:
     """In the forked child: wire fds, prepare, then run the tool or exec its interpreter.
 
     ``message`` is the executor's request packet (see ``child.take_request``). ``sock``
     brings the next runs when the tool's process may be reused. A spare is isolated
-    already; a child forked for its run is isolated here.
+    already; a child forked for its run is isolated here (keeping ``keep`` open too: its
+    Landlock ruleset).
     """
     events_fd = fds[1]
     try:
         if isolate:
-            _isolate([0, 1, 2, *fds, *([sock.fileno()] if sock is not None else [])])
+            _isolate([0, 1, 2, *fds, *(keep or []), *([sock.fileno()] if sock is not None else [])])
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         os.close(devnull)
@@ -403,6 +420,7 @@ def main() -> NoReturn:
     if sandbox is not None:
         # The paths every run may read, opened once here (see sandbox.Static).
         runtime.open_sandbox(sandbox)
+        runtime.harden_server()
         if sandbox.get("venv") is not None:
             # Under a tool's interpreter, started with -S: its environment's packages are
             # the tool's code, which runs only in its runs, confined. The server puts

@@ -140,11 +140,10 @@ def seccomp_arch() -> tuple[int, ...] | None:
 
 # /etc: what the C library, TLS and time zones read; never the whole directory (shadow, keys).
 ETC_FILES = (
-    "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime", "/etc/timezone",
-    "/etc/resolv.conf", "/etc/hosts", "/etc/host.conf", "/etc/nsswitch.conf", "/etc/gai.conf",
-    "/etc/services", "/etc/protocols", "/etc/ssl", "/etc/ca-certificates", "/etc/ca-certificates.conf",
+    "/etc/ld.so.cache", "/etc/localtime", "/etc/timezone", "/etc/resolv.conf", "/etc/hosts", "/etc/host.conf",
+    "/etc/nsswitch.conf", "/etc/gai.conf", "/etc/services", "/etc/protocols", "/etc/ssl", "/etc/ca-certificates",
     "/etc/pki", "/etc/mime.types", "/etc/passwd", "/etc/group", "/etc/os-release", "/etc/alternatives",
-    "/etc/fonts", "/etc/debian_version", "/etc/locale.alias", "/etc/magic",
+    "/etc/fonts",
 )
 SYSTEM_DIRS = ("/usr", "/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin", "/sys/devices/system/cpu")
 PROC_FILES = ("/proc/meminfo", "/proc/cpuinfo", "/proc/stat", "/proc/loadavg", "/proc/version",
@@ -215,13 +214,20 @@ class Static:
     def __init__(self, abi: int, rules: list[tuple[int, int, bool]], excluded: list[str]) -> None:
         self.abi = abi
         self.rules = rules  # (O_PATH fd, rights, is a dir)
+        # The rules' path_beneath structs, packed once: a run passes pointers into this.
+        fs = handled_fs(abi)
+        self.packed = ctypes.create_string_buffer(b"".join(
+            struct.pack("=Qi", rights & (fs if is_dir else fs & _FILE_ONLY), fd) for fd, rights, is_dir in rules) or b"\0")
         self.excluded = excluded
         self.filters: dict[bool, bytes] = {}
         # Set in a spare before its run arrives (``ahead``): privileges gone, the base
         # seccomp filter in place, a ruleset holding the static rules.
         self.dropped = False
         self.seccomp_installed = False
-        self.pending_rulesets: dict[bool, int] = {}  # by ``network``
+        # A forked child's ruleset, made by its fork server (``ruleset_for_child``); a child
+        # has no static paths open (its fork server keeps them), so it cannot make one.
+        self.pending_ruleset: int | None = None
+        self.own_proc_added = False  # the pending ruleset has the process's /proc entry
 
     @classmethod
     def open(cls, protected: Iterable[str], extra: Iterable[str] = (), requested: Iterable[str] = ()) -> Static:
@@ -235,6 +241,7 @@ class Static:
                 continue
             rules.append((fd, rights, os.path.isdir(path)))
         static = cls(abi, rules, excluded)
+        _syscall4()  # made here, before any fork: making a ctypes prototype is slow
         for network in (True, False):
             static.filters[network] = seccomp_filter(network=network)
         return static
@@ -257,26 +264,50 @@ class Static:
 
     def close(self) -> None:
         self.close_paths()
-        rulesets, self.pending_rulesets = list(self.pending_rulesets.values()), {}
-        for fd in rulesets:
-            os.close(fd)
+        ruleset, self.pending_ruleset = self.pending_ruleset, None
+        if ruleset is not None:
+            os.close(ruleset)
 
 
 # --------------------------------------------------------------------------- confining
 
 
+def ruleset_for_child(static: Static) -> int | None:
+    """In a fork server, right before it forks a child: a ruleset holding the static rules,
+    for that child only (the server closes its copy after the fork). Adding rules costs the
+    server, whose pages are warm, a fraction of what it costs a fresh fork, whose every
+    first touch of a page copies it."""
+    if static.abi <= 0 or not static.rules:
+        return None
+    return _static_ruleset(static)
+
+
+def take_ruleset(static: Static, ruleset: int | None) -> None:
+    """In the child forked after ``ruleset_for_child``: the ruleset its run will complete.
+    The static paths' fds are its fork server's (the child closes its copies)."""
+    static.rules = []
+    static.pending_ruleset = ruleset
+
+
 def ahead(static: Static) -> None:
-    """In a spare, before its run arrives: everything of ``confine`` that does not depend
-    on the run (a forked child's first calls are slow: each page they touch is copied)."""
-    if not static.dropped:
-        drop_privileges()
-        static.dropped = True
-    if static.filters.get(True) and not static.seccomp_installed:
+    """In a spare, before its run: the rule for its own /proc entry (its pid is known),
+    which also brings the pages of this code path in before the run needs them."""
+    if static.pending_ruleset is not None and not static.own_proc_added:
+        _add_path_rule(static.pending_ruleset, handled_fs(static.abi), f"/proc/{os.getpid()}",
+                       READ | FS_WRITE_FILE, True)
+        static.own_proc_added = True
+
+
+def harden_server(static: Static) -> None:
+    """In a fork server, before it forks anything: what every run gives up anyway (its
+    privileges, and the syscalls of the base seccomp filter) is given up once, here, and
+    inherited. The server needs neither: its children make their dirs in root-owned dirs
+    and join their cgroups as uid 0, which takes no capability."""
+    drop_privileges()
+    static.dropped = True
+    if static.filters.get(True):
         install_seccomp(static.filters[True])
         static.seccomp_installed = True
-    if static.abi > 0:
-        static.pending_rulesets = {network: _static_ruleset(static, network=network) for network in (True, False)}
-    static.close_paths()  # the rulesets hold what they need: the run gets none of these fds
 
 
 def confine(policy: Mapping[str, Any], static: Static | None, workdir: str, output_dir: str,
@@ -287,13 +318,16 @@ def confine(policy: Mapping[str, Any], static: Static | None, workdir: str, outp
         _join_cgroup(procs)
     if static is None or not static.dropped:
         drop_privileges()
+    # network: false is the seccomp filter's (no socket at all): the ruleset is the same.
     network = bool(policy.get("network", True))
     if static is not None and static.abi > 0:
         write_root = policy.get("write_root")
         writable = [write_root] if write_root else [workdir, output_dir]
-        ruleset = static.pending_rulesets.pop(network, None)
+        ruleset, static.pending_ruleset = static.pending_ruleset, None
         if ruleset is None:
-            ruleset = _static_ruleset(static, network=network)
+            if not static.rules:
+                raise SandboxError(0, "no Landlock ruleset was prepared for this process")
+            ruleset = _static_ruleset(static)
         restrict_paths(static, ruleset, writable, [source_dir] if source_dir else [],
                        list(policy.get("read") or ()))
     if static is not None and (not static.seccomp_installed or not network):
@@ -301,7 +335,7 @@ def confine(policy: Mapping[str, Any], static: Static | None, workdir: str, outp
         if filt:
             install_seccomp(filt)  # filters stack: the stricter answer wins
     if static is not None:
-        static.close()  # the tool gets none of the server's fds (nor has them count against its limit)
+        static.close()  # the tool gets none of its fds (nor has them count against its limit)
 
 
 def _join_cgroup(procs: str) -> None:
@@ -330,26 +364,39 @@ def drop_privileges() -> None:
     _check(libc.syscall(arch[1] if arch else 126, header, data), "dropping capabilities")
 
 
-def _static_ruleset(static: Static, *, network: bool) -> int:
+def _static_ruleset(static: Static) -> int:
     """A new Landlock ruleset holding the rules every run of this server gets."""
     libc = _lib()
     abi = static.abi
     fs = handled_fs(abi)
-    net = (NET_BIND_TCP | NET_CONNECT_TCP) if (abi >= 4 and not network) else 0
     scoped = (SCOPE_ABSTRACT_UNIX | SCOPE_SIGNAL) if abi >= 6 else 0
-    attr = struct.pack("=QQQ", fs, net, scoped) if abi >= 6 else struct.pack("=QQ", fs, net) if abi >= 4 \
+    attr = struct.pack("=QQQ", fs, 0, scoped) if abi >= 6 else struct.pack("=QQ", fs, 0) if abi >= 4 \
         else struct.pack("=Q", fs)
     abuf = ctypes.create_string_buffer(attr, len(attr))
     ruleset = _check(libc.syscall(_SYS_LANDLOCK_CREATE_RULESET, abuf, ctypes.c_size_t(len(attr)),
                                   ctypes.c_uint32(0)), "creating the Landlock ruleset")
+    # (made by the fork server before each fork: not on a run's path)
     try:
-        for fd, rights, is_dir in static.rules:
-            _add_rule(ruleset, fs, fd, rights, is_dir)
-        _add_path_rule(ruleset, fs, f"/proc/{os.getpid()}", READ | FS_WRITE_FILE, True)  # its own /proc entry
+        add, base = _syscall4(), ctypes.addressof(static.packed)
+        for n in range(len(static.rules)):
+            _check(add(_SYS_LANDLOCK_ADD_RULE, ruleset, _RULE_PATH_BENEATH, base + 12 * n, 0), "adding a Landlock rule")
     except BaseException:
         os.close(ruleset)
         raise
     return ruleset
+
+
+_syscall4_fn: Any = None
+
+
+def _syscall4() -> Any:
+    """``syscall(long, int, int, void *, unsigned)`` with its argument types fixed once."""
+    global _syscall4_fn
+    if _syscall4_fn is None:
+        proto = ctypes.CFUNCTYPE(ctypes.c_long, ctypes.c_long, ctypes.c_int, ctypes.c_int, ctypes.c_void_p,
+                                 ctypes.c_uint, use_errno=True)
+        _syscall4_fn = proto(("syscall", _lib()))
+    return _syscall4_fn
 
 
 def _add_path_rule(ruleset: int, fs: int, path: str, rights: int, is_dir: bool | None) -> None:
@@ -371,6 +418,8 @@ def restrict_paths(static: Static, ruleset: int, writable: list[str], readable: 
     """Add the run's own paths to ``ruleset`` and restrict this process by it (closes it)."""
     fs = handled_fs(static.abi)
     try:
+        if not static.own_proc_added:
+            _add_path_rule(ruleset, fs, f"/proc/{os.getpid()}", READ | FS_WRITE_FILE, True)  # its own /proc entry
         for path in writable:
             _add_path_rule(ruleset, fs, path, fs, True)
         for path in readable:
@@ -464,7 +513,7 @@ def _exec_confined(args: list[str]) -> None:
     static = Static.open(policy.get("protected") or [], requested=policy.get("read") or [])
     drop_privileges()
     if static.abi > 0:
-        restrict_paths(static, _static_ruleset(static, network=True), list(policy.get("write") or []), [], [])
+        restrict_paths(static, _static_ruleset(static), list(policy.get("write") or []), [], [])
     static.close()
     os.execv(argv[0], argv)
 
