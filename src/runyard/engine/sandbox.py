@@ -8,22 +8,23 @@ any of the tool's code runs (``confine``):
 
 1. it joins its run's cgroups (paths in the request; the executor made them, see
    ``cgroups.py``): a memory cap for the run as a whole, a process cap, and a group the
-   executor kills in one write when the run ends (daemons and ``setsid`` included);
-   the network filter attached to the groups' parent keeps it off this host's own
+   executor empties when the run ends (daemons and ``setsid`` included); the network
+   filter on the cgroup2 group of its fork server keeps it off this host's own
    addresses (``netfilter.py``);
-2. it gives up every capability (bounding set, ambient, securebits locked, then
-   ``capset`` to zero) and sets ``no_new_privs``: uid 0 without capabilities can no
-   longer bypass file permissions, ptrace, kill other users' processes, load BPF, mount;
-3. Landlock: read-only on the Python runtime and its packages, the system libraries
+2. Landlock: read-only on the Python runtime and its packages, the system libraries
    and a short list of ``/etc`` files, its tool version's code; read-write on its own
    work, tmp and output dirs; its own ``/proc/<pid>``; signals and abstract unix
-   sockets scoped to its own domain; with ``network: false`` no TCP at all;
-4. seccomp: no new ``AF_UNIX`` sockets (path-named sockets such as PostgreSQL's are not
-   covered by Landlock's filesystem rules here), no ``io_uring`` (which would bypass the
-   filter), no new namespaces; with ``network: false`` no sockets at all.
+   sockets scoped to its own domain;
+3. with ``network: false``, a stricter seccomp filter: no socket at all.
 
-The paths that every run of a fork server may read are opened once, as ``O_PATH`` fds,
-by the server (``Static``); a run adds rules for them with one syscall each.
+What does not depend on the run is done before it: its fork server gave up every
+capability (bounding set kept empty by securebits, ``capset`` to zero, ``no_new_privs``)
+and installed the base seccomp filter (no new ``AF_UNIX`` sockets — path-named sockets
+such as PostgreSQL's are outside Landlock's filesystem rules here —, no ``io_uring``,
+which would bypass the filter, no new namespaces) once, for all its children; and it
+made each child's Landlock ruleset, with the rules every run holds, right before
+forking it (``ruleset_for_child``), where adding them costs far less than in a fresh
+fork whose every first touch of a page copies it.
 """
 
 from __future__ import annotations
