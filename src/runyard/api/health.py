@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request
 from runyard.api.deps import authenticate
 from runyard.api.offload import in_thread
 from runyard.api.responses import JSON
+from runyard.services.access import SEE_NODE_PROTECTIONS
 from runyard.services.workers import live_worker_count
 
 router = APIRouter(tags=["health"])
@@ -29,18 +30,18 @@ async def readyz(request: Request) -> JSON:
 
     result = await in_thread(check)
     ready = result["database"] == "ok" and result["workers"] > 0
-    if await _is_admin(request):
+    if await _may_see_protections(request):
         # Which run protections this node enforces: for admins only (it maps the attack surface).
         executor = platform.running_executor()
         result["sandbox"] = executor.protections if executor is not None else "no worker on this node"
     return JSON({"status": "ready" if ready else "not_ready", **result}, status_code=200 if ready else 503)
 
 
-async def _is_admin(request: Request) -> bool:
+async def _may_see_protections(request: Request) -> bool:
     if not request.headers.get("authorization"):
         return False
     try:
         principal = await authenticate(request.app.state.platform, None, request.headers["authorization"], {})
     except Exception:  # noqa: BLE001 - a probe answers without details rather than fail
         return False
-    return not principal.restricted and principal.role == "admin"
+    return SEE_NODE_PROTECTIONS.allows(principal)

@@ -9,8 +9,7 @@ from runyard.api.deps import PlatformDep, PrincipalDep, page_body
 from runyard.api.offload import in_thread
 from runyard.api.openapi import AUTHENTICATED, error_responses
 from runyard.api.templates import synth_services
-from runyard.services.errors import ValidationFailed
-from runyard.services.synth_sets import NAME_RE
+from runyard.services.synth_sets import NAME_RE, SAVE_SETS
 
 router = APIRouter(tags=["sets"], responses=error_responses(*AUTHENTICATED))
 
@@ -23,20 +22,17 @@ _SAVE_DOC = {"requestBody": {"required": True, "content": {"application/json": {
 
 @router.post("/sets", status_code=201, openapi_extra=_SAVE_DOC, responses=error_responses(413))
 async def save_set(request: Request, platform: PlatformDep, principal: PrincipalDep) -> dict:
-    principal.require("member", "save sets")
+    SAVE_SETS.check(principal)  # before the body is parsed; the service checks again
     body = await json_body(request)
-    name = body.get("name")
-    if not isinstance(name, str):
-        raise ValidationFailed("name is required", details={"field": "name"})
     _, sets = synth_services(platform)
-    return await in_thread(sets.save_rows, principal.workspace_id, name, body.get("rows"))
+    return await in_thread(sets.save_rows, principal, body.get("name"), body.get("rows"))
 
 
 @router.get("/sets")
 async def list_sets(platform: PlatformDep, principal: PrincipalDep, cursor: str | None = None,
                     limit: int = Query(100), include_total: bool = False) -> dict:
     _, sets = synth_services(platform)
-    page = await in_thread(sets.list, principal.workspace_id, cursor=cursor, limit=limit,
+    page = await in_thread(sets.list, principal, cursor=cursor, limit=limit,
                            include_total=include_total)
     return page_body(page)
 
@@ -46,12 +42,11 @@ async def load_set(name: str, platform: PlatformDep, principal: PrincipalDep, ve
                    offset: int = Query(0, json_schema_extra={"minimum": 0}),
                    limit: int = Query(10_000, json_schema_extra={"minimum": 1, "maximum": 1_000_000})) -> dict:
     _, sets = synth_services(platform)
-    return await in_thread(sets.load, principal.workspace_id, name, version, offset=offset, limit=limit)
+    return await in_thread(sets.load, principal, name, version, offset=offset, limit=limit)
 
 
 @router.delete("/sets/{name}", status_code=204, responses=error_responses(404))
 async def delete_set(name: str, platform: PlatformDep, principal: PrincipalDep) -> Response:
-    principal.require("member", "delete sets")
     _, sets = synth_services(platform)
-    await in_thread(sets.delete, principal.workspace_id, name)
+    await in_thread(sets.delete, principal, name)
     return Response(status_code=204)

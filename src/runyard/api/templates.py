@@ -15,7 +15,7 @@ from runyard.api.offload import in_thread
 from runyard.api.openapi import AUTHENTICATED, error_responses
 from runyard.services.errors import ValidationFailed
 from runyard.services.synth_sets import SetService
-from runyard.services.templates import TemplateService
+from runyard.services.templates import CREATE_TEMPLATES, GENERATE_DATA, UPDATE_TEMPLATES, TemplateService
 from runyard.synth import FORMATS
 
 router = APIRouter(tags=["templates"], responses=error_responses(*AUTHENTICATED))
@@ -95,17 +95,17 @@ _OPTIONAL_BODY = {"requestBody": {"required": False, "content": {"application/js
 
 @router.post("/templates", status_code=201, openapi_extra=_BODY, responses=error_responses(409, 413))
 async def create_template(request: Request, platform: PlatformDep, principal: PrincipalDep) -> dict:
-    principal.require("member", "create templates")
+    CREATE_TEMPLATES.check(principal)  # before the body is parsed; the service checks again
     body = await json_body(request)
     templates, _ = synth_services(platform)
-    return await in_thread(templates.create, principal.workspace_id, body)
+    return await in_thread(templates.create, principal, body)
 
 
 @router.get("/templates")
 async def list_templates(platform: PlatformDep, principal: PrincipalDep, cursor: str | None = None,
                          limit: int = Query(100), include_total: bool = False) -> dict:
     templates, _ = synth_services(platform)
-    page = await in_thread(templates.list, principal.workspace_id, cursor=cursor, limit=limit,
+    page = await in_thread(templates.list, principal, cursor=cursor, limit=limit,
                            include_total=include_total)
     return page_body(page)
 
@@ -113,22 +113,21 @@ async def list_templates(platform: PlatformDep, principal: PrincipalDep, cursor:
 @router.get("/templates/{ref}", responses=error_responses(404))
 async def get_template(ref: str, platform: PlatformDep, principal: PrincipalDep, version: int | None = None) -> dict:
     templates, _ = synth_services(platform)
-    return await in_thread(templates.get, principal.workspace_id, ref, version)
+    return await in_thread(templates.get, principal, ref, version)
 
 
 @router.patch("/templates/{ref}", openapi_extra=_BODY, responses=error_responses(404, 409, 413))
 async def update_template(ref: str, request: Request, platform: PlatformDep, principal: PrincipalDep) -> dict:
-    principal.require("member", "update templates")
+    UPDATE_TEMPLATES.check(principal)  # before the body is parsed; the service checks again
     body = await json_body(request)
     templates, _ = synth_services(platform)
-    return await in_thread(templates.update, principal.workspace_id, ref, body)
+    return await in_thread(templates.update, principal, ref, body)
 
 
 @router.delete("/templates/{ref}", status_code=204, responses=error_responses(404))
 async def delete_template(ref: str, platform: PlatformDep, principal: PrincipalDep) -> Response:
-    principal.require("member", "delete templates")
     templates, _ = synth_services(platform)
-    await in_thread(templates.delete, principal.workspace_id, ref)
+    await in_thread(templates.delete, principal, ref)
     return Response(status_code=204)
 
 
@@ -136,21 +135,21 @@ async def delete_template(ref: str, platform: PlatformDep, principal: PrincipalD
 async def list_versions(ref: str, platform: PlatformDep, principal: PrincipalDep, cursor: str | None = None,
                         limit: int = Query(100)) -> dict:
     templates, _ = synth_services(platform)
-    page = await in_thread(templates.versions, principal.workspace_id, ref, cursor=cursor, limit=limit)
+    page = await in_thread(templates.versions, principal, ref, cursor=cursor, limit=limit)
     return page_body(page)
 
 
 @router.get("/templates/{ref}/versions/{version}", responses=error_responses(404))
 async def get_version(ref: str, version: int, platform: PlatformDep, principal: PrincipalDep) -> dict:
     templates, _ = synth_services(platform)
-    return await in_thread(templates.get, principal.workspace_id, ref, version)
+    return await in_thread(templates.get, principal, ref, version)
 
 
 @router.post("/templates/{ref}/preview", openapi_extra=_OPTIONAL_BODY, responses=error_responses(404, 413))
 async def preview(ref: str, request: Request, platform: PlatformDep, principal: PrincipalDep) -> dict:
     body = await json_body(request, allow_empty=True)
     templates, _ = synth_services(platform)
-    return await in_thread(templates.preview, principal.workspace_id, ref, body)
+    return await in_thread(templates.preview, principal, ref, body)
 
 
 @router.post("/templates/{ref}/generate", response_model=None, openapi_extra=_BODY, responses={
@@ -160,18 +159,18 @@ async def preview(ref: str, request: Request, platform: PlatformDep, principal: 
     **error_responses(404, 413)})
 async def generate(ref: str, request: Request, platform: PlatformDep,
                    principal: PrincipalDep) -> StreamingResponse | dict:
-    principal.require("member", "generate data")
+    GENERATE_DATA.check(principal)  # before the body is parsed; the service checks again
     body = await json_body(request)
     templates, _ = synth_services(platform)
     into_set = body.pop("into_set", None)
     if into_set is not None:
         if not isinstance(into_set, str):
             raise ValidationFailed("into_set must be a set name", details={"field": "into_set"})
-        return await in_thread(templates.generate_into_set, principal.workspace_id, ref, body, into_set)
+        return await in_thread(templates.generate_into_set, principal, ref, body, into_set)
     fmt = choose_format(body, request.headers.get("accept", ""))
     # Every refusal (bad template, unique space, options, quota) happens here, before
     # the status line: once streaming starts the output is certain to be complete.
-    generation = await in_thread(templates.prepare, principal.workspace_id, ref, body, fmt=fmt)
+    generation = await in_thread(templates.prepare, principal, ref, body, fmt=fmt)
     plan = generation.plan
     headers = {
         "X-Runyard-Seed": str(plan.seed), "X-Runyard-Template-Version": str(plan.version),

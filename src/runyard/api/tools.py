@@ -12,7 +12,7 @@ from runyard.api.offload import in_thread
 from runyard.api.openapi import AUTHENTICATED, error_responses
 from runyard.api.responses import JSON
 from runyard.services.errors import ValidationFailed
-from runyard.services.tools import VERSIONED_FIELDS
+from runyard.services.tools import DEPLOY_TOOLS, UPDATE_TOOLS, VERSIONED_FIELDS
 
 router = APIRouter(tags=["tools"], responses=error_responses(*AUTHENTICATED))
 _FIELDS = {"name", "code", "description", "visibility", *VERSIONED_FIELDS}
@@ -52,7 +52,7 @@ async def _read_tool_body(request: Request) -> tuple[dict[str, Any], tuple[str, 
     200: {"description": "A new version of an existing tool (or the tool, when nothing changed)"},
     **error_responses(409, 413, 415)})
 async def deploy_tool(request: Request, platform: PlatformDep, principal: PrincipalDep) -> JSON:
-    principal.require("member", "deploy tools")  # before the body is read; the service decides the rest
+    DEPLOY_TOOLS.check(principal)  # before the upload is read; the service checks again
     body, upload = await _read_tool_body(request)
     name = body.pop("name", None)
     if not name:
@@ -83,7 +83,7 @@ async def get_tool(ref: str, platform: PlatformDep, principal: PrincipalDep) -> 
 
 @router.patch("/tools/{ref}", openapi_extra=_DEPLOY_DOC, responses=error_responses(404, 409, 413, 415))
 async def update_tool(ref: str, request: Request, platform: PlatformDep, principal: PrincipalDep) -> dict:
-    principal.require("member", "update tools")  # before the body is read; the service decides the rest
+    UPDATE_TOOLS.check(principal)  # before the upload is read; the service checks again
     body, upload = await _read_tool_body(request)
     if "name" in body:
         raise ValidationFailed("a tool cannot be renamed", details={"field": "name"})

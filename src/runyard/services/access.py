@@ -62,3 +62,30 @@ class Principal:
         if not self.can_use_namespace(namespace):
             raise PermissionDenied(f"this token is restricted and cannot use namespace {namespace!r}",
                                    code="restricted", details={"namespace": namespace})
+
+
+@dataclass(frozen=True)
+class Permission:
+    """What an operation asks of its caller: at least ``role`` and, with ``unrestricted``,
+    a key restricted to nothing. Each service declares its own beside the operations that
+    check them (``CREATE_RUNS.check(principal)`` first thing); a front end that must refuse
+    a caller before reading a large body checks the same declaration early, and the
+    service checks it again."""
+
+    role: Role
+    action: str  # "create runs": completes "a viewer token cannot …"
+    unrestricted: bool = False
+
+    def allows(self, principal: Principal) -> bool:
+        return _RANK[principal.role] >= _RANK[self.role] and not (self.unrestricted and principal.restricted)
+
+    def check(self, principal: Principal) -> None:
+        """Raise 403 ``insufficient_role`` (or ``restricted``) unless ``principal`` may."""
+        principal.require(self.role, self.action)
+        if self.unrestricted and principal.restricted:
+            raise PermissionDenied(f"a restricted token cannot {self.action}", code="restricted")
+
+
+# The node itself (not a resource of a workspace): which run protections it enforces maps
+# the attack surface, so only an unrestricted admin sees them (``/readyz`` details).
+SEE_NODE_PROTECTIONS = Permission("admin", "see this node's run protections", unrestricted=True)

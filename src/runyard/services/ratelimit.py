@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from runyard.services.errors import RateLimited
@@ -24,14 +25,18 @@ class Quota:
 
 
 class RateLimiter:
-    def __init__(self, per_minute: int) -> None:
+    """``clock``: seconds since the epoch (windows are aligned on whole minutes of it);
+    tests pass their own to cross a window without waiting."""
+
+    def __init__(self, per_minute: int, *, clock: Callable[[], float] = time.time) -> None:
         self.per_minute = per_minute
+        self.clock = clock
         self._windows: dict[str, tuple[int, int]] = {}  # workspace -> (window index, count)
         self._lock = threading.Lock()
 
     def hit(self, workspace_id: str) -> Quota:
         """Count one request; raises ``RateLimited`` (with ``quota`` attached) past the limit."""
-        now = time.time()
+        now = self.clock()
         window = int(now // WINDOW_S)
         reset = (window + 1) * WINDOW_S - now
         with self._lock:

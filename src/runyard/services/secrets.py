@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from runyard.ids import new_id
-from runyard.services.access import Principal
+from runyard.services.access import Permission, Principal
 from runyard.services.errors import Conflict, NotFound, ValidationFailed
 from runyard.services.pagination import Page, paginate
 from runyard.services.tools import declared_secrets
@@ -21,6 +21,8 @@ from runyard.timeutil import rfc3339, utcnow
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 MAX_VALUE_BYTES = 64 * 1024
+SET_SECRETS = Permission("member", "set secrets")
+DELETE_SECRETS = Permission("member", "delete secrets")
 
 
 def load_cipher(data_dir: Path, configured: str | None) -> MultiFernet:
@@ -78,7 +80,7 @@ class SecretService:
 
     def put(self, principal: Principal, name: str, *, value: str, display_name: str | None = None,
             description: str | None = None, category: str | None = None, force: bool = False) -> dict[str, Any]:
-        principal.require("member", "set secrets")
+        SET_SECRETS.check(principal)
         if not NAME_RE.match(name):
             raise ValidationFailed("secret name must match [A-Za-z_][A-Za-z0-9_]* (max 128)",
                                    code="invalid_secret_name", details={"field": "name"})
@@ -119,7 +121,7 @@ class SecretService:
         return Page([secret_view(r) for r in rows], nxt, total)
 
     def delete(self, principal: Principal, name: str) -> None:
-        principal.require("member", "delete secrets")
+        DELETE_SECRETS.check(principal)
         self._require_reachable(principal, name)
         with self.db.write() as conn:
             result = conn.execute(secrets.delete().where(

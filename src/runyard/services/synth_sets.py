@@ -2,6 +2,10 @@
 
 Saving under an existing name adds a version. Sets feed ``reference`` fields of
 templates and receive generations written ``into_set``.
+
+The operations callers use take the principal and authorize it (any key reads; saving and
+deleting need a member); ``save_parquet``, ``describe``, ``table`` and ``column`` serve
+the template service, which has authorized its caller already.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from runyard.ids import new_id
+from runyard.services.access import Permission, Principal
 from runyard.services.errors import NotFound, ValidationFailed
 from runyard.services.pagination import Page, paginate
 from runyard.store.blobs import BlobStore
@@ -28,6 +33,8 @@ from runyard.timeutil import rfc3339, utcnow
 NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$")
 MAX_JSON_ROWS = 1_000_000
 DEFAULT_READ_LIMIT = 10_000
+SAVE_SETS = Permission("member", "save sets")
+DELETE_SETS = Permission("member", "delete sets")
 
 
 def _check_name(name: str) -> None:
@@ -68,7 +75,10 @@ class SetService:
         self.db = db
         self.blobs = blobs
 
-    def save_rows(self, workspace_id: str, name: str, rows: Any) -> dict[str, Any]:
+    def save_rows(self, principal: Principal, name: Any, rows: Any) -> dict[str, Any]:
+        SAVE_SETS.check(principal)
+        if not isinstance(name, str):
+            raise ValidationFailed("name is required", details={"field": "name"})
         _check_name(name)
         table = rows_to_table(rows)
         sink = io.BytesIO()
@@ -77,7 +87,7 @@ class SetService:
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:  # e.g. a column of empty objects
             raise ValidationFailed(f"rows cannot be stored: {exc}", code="invalid_rows",
                                    details={"field": "rows"}) from exc
-        return self._save(workspace_id, name, table.num_rows, table.schema, sink.getvalue(), None)
+        return self._save(principal.workspace_id, name, table.num_rows, table.schema, sink.getvalue(), None)
 
     def save_parquet(self, workspace_id: str, name: str, path: Path, source: dict[str, Any]) -> dict[str, Any]:
         """Store a finished Parquet file (a generation written ``into_set``)."""
@@ -136,8 +146,9 @@ class SetService:
             _, row = self._lookup(conn, workspace_id, name, version)
         return pq.read_table(self.blobs.path(row.blob_key))
 
-    def load(self, workspace_id: str, name: str, version: int | None = None, *, offset: int = 0,
+    def load(self, principal: Principal, name: str, version: int | None = None, *, offset: int = 0,
              limit: int = DEFAULT_READ_LIMIT) -> dict[str, Any]:
+        workspace_id = principal.workspace_id
         if offset < 0 or not 1 <= limit <= MAX_JSON_ROWS:
             raise ValidationFailed(f"offset must be >= 0 and limit between 1 and {MAX_JSON_ROWS}",
                                    code="invalid_limit")
@@ -158,7 +169,8 @@ class SetService:
             raise KeyError(f"set {name!r} has no column {column!r}")
         return table.column(column).combine_chunks()
 
-    def list(self, workspace_id: str, *, cursor: str | None, limit: int, include_total: bool = False) -> Page:
+    def list(self, principal: Principal, *, cursor: str | None, limit: int, include_total: bool = False) -> Page:
+        workspace_id = principal.workspace_id
         query = sa.select(synth_sets, synth_set_versions).join(synth_set_versions, sa.and_(
             synth_set_versions.c.set_id == synth_sets.c.id,
             synth_set_versions.c.version == synth_sets.c.latest_version,
@@ -169,7 +181,9 @@ class SetService:
         items = [set_view(*split_joined(row, synth_sets, synth_set_versions)) for row in rows]
         return Page(items, nxt, total)
 
-    def delete(self, workspace_id: str, name: str) -> None:
+    def delete(self, principal: Principal, name: str) -> None:
+        DELETE_SETS.check(principal)
+        workspace_id = principal.workspace_id
         with self.db.write() as conn:
             head = conn.execute(sa.select(synth_sets).where(
                 synth_sets.c.workspace_id == workspace_id, synth_sets.c.name == name)).first()

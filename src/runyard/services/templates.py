@@ -20,9 +20,10 @@ import sqlalchemy as sa
 
 from runyard import synth
 from runyard.ids import new_id
+from runyard.services.access import Permission, Principal
 from runyard.services.errors import Conflict, NotFound, RateLimited, ValidationFailed
 from runyard.services.pagination import Page, paginate
-from runyard.services.synth_sets import SetService
+from runyard.services.synth_sets import SAVE_SETS, SetService
 from runyard.store.db import Database
 from runyard.store.rows import split_joined
 from runyard.store.tables import usage_events
@@ -32,6 +33,10 @@ from runyard.timeutil import as_utc, rfc3339, utcnow
 USAGE_KIND = "synth_rows"
 QUOTA_WINDOW = dt.timedelta(hours=1)
 _VERSIONED_REF = re.compile(r"^(?P<ref>.+)@v(?P<version>\d+)$")
+CREATE_TEMPLATES = Permission("member", "create templates")
+UPDATE_TEMPLATES = Permission("member", "update templates")
+DELETE_TEMPLATES = Permission("member", "delete templates")
+GENERATE_DATA = Permission("member", "generate data")
 FORMAT_OPTION_KEYS = ("dialect", "table", "rows_per_statement", "create_table", "delimiter", "header",
                       "compression", "sheet")
 
@@ -93,7 +98,7 @@ class _Resolver:
 
     def template(self, ref: str, version: int | None) -> tuple[synth.Template, int]:
         try:
-            view = self.service.get(self.workspace_id, ref, version)
+            view = self.service.view(self.workspace_id, ref, version)
         except NotFound as exc:
             raise KeyError(exc.message) from None
         return parse(view_document(view)), view["version"]
@@ -116,6 +121,10 @@ def _same_document(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 
 class TemplateService:
+    """Templates of a workspace. Each operation takes the principal and authorizes it: any
+    key reads and previews; creating, changing, deleting and generating (which counts
+    against the quota and may save a set) need a member."""
+
     def __init__(self, db: Database, sets: SetService, rows_per_hour: int = 0) -> None:
         self.db = db
         self.sets = sets
@@ -123,7 +132,9 @@ class TemplateService:
 
     # -- CRUD -------------------------------------------------------------------------
 
-    def create(self, workspace_id: str, document: Any) -> dict[str, Any]:
+    def create(self, principal: Principal, document: Any) -> dict[str, Any]:
+        CREATE_TEMPLATES.check(principal)
+        workspace_id = principal.workspace_id
         template = parse(document)
         now = utcnow()
         template_id = new_id("tpl")
@@ -135,7 +146,7 @@ class TemplateService:
             conn.execute(synth_template_versions.insert().values(
                 id=new_id("tplv"), workspace_id=workspace_id, template_id=template_id, version=1,
                 document=template.to_dict(), created_at=now))
-        return self.get(workspace_id, template_id)
+        return self.view(workspace_id, template_id)
 
     def _check_name_free(self, conn: Any, workspace_id: str, name: str, own_id: str | None) -> None:
         clash = conn.execute(sa.select(synth_templates.c.id).where(
@@ -154,7 +165,11 @@ class TemplateService:
             raise NotFound(f"template {ref!r} not found", code="template_not_found", details={"template": ref})
         return head
 
-    def get(self, workspace_id: str, ref: str, version: int | None = None) -> dict[str, Any]:
+    def get(self, principal: Principal, ref: str, version: int | None = None) -> dict[str, Any]:
+        return self.view(principal.workspace_id, ref, version)
+
+    def view(self, workspace_id: str, ref: str, version: int | None = None) -> dict[str, Any]:
+        """A template of ``workspace_id`` (for this service and its resolver; callers use ``get``)."""
         ref, at = split_ref(ref)
         version = version or at
         with self.db.read() as conn:
@@ -168,13 +183,15 @@ class TemplateService:
                            details={"template": ref, "version": wanted})
         return template_view(head, row)
 
-    def update(self, workspace_id: str, ref: str, patch: Mapping[str, Any]) -> dict[str, Any]:
+    def update(self, principal: Principal, ref: str, patch: Mapping[str, Any]) -> dict[str, Any]:
+        UPDATE_TEMPLATES.check(principal)
+        workspace_id = principal.workspace_id
         allowed = {"name", "description", "locale", "fields"}
         unknown = sorted(set(patch) - allowed)
         if unknown:
             raise ValidationFailed(f"cannot update {unknown[0]!r}; updatable: {', '.join(sorted(allowed))}",
                                    details={"field": unknown[0]})
-        current = self.get(workspace_id, ref)
+        current = self.view(workspace_id, ref)
         before = view_document(current)
         # A new version is made under the current seeding scheme; the old ones keep theirs.
         document = {**{k: v for k, v in before.items() if k != "seeding"}, **patch}
@@ -192,9 +209,10 @@ class TemplateService:
             conn.execute(synth_templates.update().where(synth_templates.c.id == head.id).values(
                 name=template.name, description=template.description or "", latest_version=version,
                 updated_at=now))
-        return self.get(workspace_id, head.id)
+        return self.view(workspace_id, head.id)
 
-    def list(self, workspace_id: str, *, cursor: str | None, limit: int, include_total: bool = False) -> Page:
+    def list(self, principal: Principal, *, cursor: str | None, limit: int, include_total: bool = False) -> Page:
+        workspace_id = principal.workspace_id
         query = sa.select(synth_templates, synth_template_versions).join(synth_template_versions, sa.and_(
             synth_template_versions.c.template_id == synth_templates.c.id,
             synth_template_versions.c.version == synth_templates.c.latest_version,
@@ -205,18 +223,19 @@ class TemplateService:
         items = [template_view(*split_joined(row, synth_templates, synth_template_versions)) for row in rows]
         return Page(items, nxt, total)
 
-    def versions(self, workspace_id: str, ref: str, *, cursor: str | None, limit: int) -> Page:
+    def versions(self, principal: Principal, ref: str, *, cursor: str | None, limit: int) -> Page:
         with self.db.read() as conn:
-            head = self._head(conn, workspace_id, split_ref(ref)[0])
+            head = self._head(conn, principal.workspace_id, split_ref(ref)[0])
             query = sa.select(synth_template_versions).where(synth_template_versions.c.template_id == head.id)
             rows, nxt, total = paginate(conn, query, sort_col=synth_template_versions.c.version,
                                         id_col=synth_template_versions.c.id, descending=True, cursor=cursor,
                                         limit=limit, include_total=True)
         return Page([template_view(head, r) for r in rows], nxt, total)
 
-    def delete(self, workspace_id: str, ref: str) -> None:
+    def delete(self, principal: Principal, ref: str) -> None:
+        DELETE_TEMPLATES.check(principal)
         with self.db.write() as conn:
-            head = self._head(conn, workspace_id, ref)
+            head = self._head(conn, principal.workspace_id, ref)
             conn.execute(synth_templates.update().where(synth_templates.c.id == head.id)
                          .values(deleted_at=utcnow()))
 
@@ -226,7 +245,7 @@ class TemplateService:
         version = body.get("version")
         if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
             raise ValidationFailed("version must be a positive integer", details={"field": "version"})
-        view = self.get(workspace_id, ref, version)
+        view = self.view(workspace_id, ref, version)
         template = parse(view_document(view))
         overrides = body.get("overrides")
         if overrides is not None and not isinstance(overrides, dict):
@@ -241,9 +260,9 @@ class TemplateService:
             raise synth_error(exc) from None
         return view, plan
 
-    def preview(self, workspace_id: str, ref: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    def preview(self, principal: Principal, ref: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """The first rows of the generation with this seed; never counts against quota."""
-        view, plan = self._plan(workspace_id, ref, body, synth.PREVIEW_ROWS)
+        view, plan = self._plan(principal.workspace_id, ref, body, synth.PREVIEW_ROWS)
         from runyard.synth.engine import iter_blocks
 
         table = pa.Table.from_batches(list(iter_blocks(plan)), schema=plan.schema)
@@ -253,8 +272,10 @@ class TemplateService:
         return {"object": "preview", "template_id": view["id"], "version": view["version"], "seed": plan.seed,
                 "rows": rows}
 
-    def prepare(self, workspace_id: str, ref: str, body: Mapping[str, Any], *, fmt: str) -> Generation:
+    def prepare(self, principal: Principal, ref: str, body: Mapping[str, Any], *, fmt: str) -> Generation:
         """Validate everything and charge the quota; the returned generation only streams."""
+        GENERATE_DATA.check(principal)
+        workspace_id = principal.workspace_id
         count = body.get("count")
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise ValidationFailed("count must be a non-negative integer", details={"field": "count"})
@@ -272,8 +293,11 @@ class TemplateService:
             raise
         return Generation(plan=plan, encoder=encoder, template_id=view["id"], format=fmt)
 
-    def generate_into_set(self, workspace_id: str, ref: str, body: Mapping[str, Any], set_name: str) -> dict[str, Any]:
-        generation = self.prepare(workspace_id, ref, {**body, "options": {}}, fmt="parquet")
+    def generate_into_set(self, principal: Principal, ref: str, body: Mapping[str, Any],
+                          set_name: str) -> dict[str, Any]:
+        GENERATE_DATA.check(principal)
+        SAVE_SETS.check(principal)
+        generation = self.prepare(principal, ref, {**body, "options": {}}, fmt="parquet")
         with tempfile.NamedTemporaryFile(suffix=".parquet", delete=False) as fh:
             path = Path(fh.name)
             try:
@@ -285,7 +309,7 @@ class TemplateService:
         source = {"template_id": generation.template_id, "version": generation.plan.version,
                   "seed": generation.plan.seed, "count": generation.plan.count}
         try:
-            return self.sets.save_parquet(workspace_id, set_name, path, source)
+            return self.sets.save_parquet(principal.workspace_id, set_name, path, source)
         finally:
             path.unlink(missing_ok=True)
 

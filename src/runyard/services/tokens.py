@@ -6,13 +6,14 @@ import hashlib
 import secrets as pysecrets
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from runyard.ids import new_id
-from runyard.services.access import ROLES, Principal, rank
+from runyard.services.access import ROLES, Permission, Principal, rank
 from runyard.services.errors import NotFound, PermissionDenied, Unauthenticated, ValidationFailed
 from runyard.services.pagination import Page, check_limit, decode_cursor, encode_cursor, paginate
 from runyard.store.db import Database
@@ -21,6 +22,7 @@ from runyard.timeutil import as_utc, rfc3339, utcnow
 
 KEY_PREFIX = "ry_"
 _CACHE_TTL_S = 5.0
+MANAGE_TOKENS = Permission("admin", "manage tokens")
 
 
 def hash_key(key: str) -> str:
@@ -75,8 +77,14 @@ def _visible_to(principal: Principal, row: Any) -> bool:
 
 
 class TokenService:
-    def __init__(self, db: Database) -> None:
+    """``clock`` (the time now, UTC) decides expiry and stamps rows; ``monotonic`` times the
+    key cache. Tests pass their own to make a key expire without waiting."""
+
+    def __init__(self, db: Database, *, clock: Callable[[], datetime] = utcnow,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.db = db
+        self.clock = clock
+        self.monotonic = monotonic
         self._cache: dict[str, tuple[float, Principal, datetime | None]] = {}
         self._cache_lock = threading.Lock()
 
@@ -86,7 +94,7 @@ class TokenService:
         no higher than its own, restrictions within its own (a restricted key mints keys
         at least as restricted; an unrestricted one may restrict freely) and, when it
         expires, an expiry no later than its own (else it could outlive itself)."""
-        principal.require("admin", "manage tokens")
+        MANAGE_TOKENS.check(principal)
         normalised = self._check(name, role, expires_at, restrictions)
         if rank(role) > rank(principal.role):
             raise PermissionDenied(f"a {principal.role} token cannot create a {role} token",
@@ -110,7 +118,7 @@ class TokenService:
             raise ValidationFailed("name must be 1-200 characters", details={"field": "name"})
         if role not in ROLES:
             raise ValidationFailed(f"role must be one of {', '.join(ROLES)}", details={"field": "role"})
-        if expires_at is not None and as_utc(expires_at) <= utcnow():  # type: ignore[operator]
+        if expires_at is not None and as_utc(expires_at) <= self.clock():  # type: ignore[operator]
             raise ValidationFailed("expires_at must be in the future", details={"field": "expires_at"})
         return _normalise_restrictions(restrictions)
 
@@ -120,7 +128,7 @@ class TokenService:
         row = {
             "id": new_id("tok"), "workspace_id": workspace_id, "name": name, "role": role,
             "key_hash": hash_key(key), "prefix": key[:10], "restrictions": restrictions,
-            "expires_at": expires_at, "created_at": utcnow(),
+            "expires_at": expires_at, "created_at": self.clock(),
         }
         with self.db.write() as conn:
             conn.execute(tokens.insert().values(**row))
@@ -139,7 +147,7 @@ class TokenService:
 
     def list(self, principal: Principal, *, cursor: str | None, limit: int, include_total: bool = False) -> Page:
         """Live tokens, newest first; a restricted admin sees only those it could have created."""
-        principal.require("admin", "manage tokens")
+        MANAGE_TOKENS.check(principal)
         query = sa.select(tokens).where(tokens.c.workspace_id == principal.workspace_id,
                                         tokens.c.deleted_at.is_(None))
         if not principal.restricted:
@@ -166,7 +174,7 @@ class TokenService:
         return Page([token_view(r) for r in page], nxt, len(visible) if include_total else None)
 
     def _visible_row(self, principal: Principal, token_id: str) -> Any:
-        principal.require("admin", "manage tokens")
+        MANAGE_TOKENS.check(principal)
         with self.db.read() as conn:
             row = conn.execute(sa.select(tokens).where(
                 tokens.c.id == token_id, tokens.c.workspace_id == principal.workspace_id,
@@ -184,7 +192,7 @@ class TokenService:
             result = conn.execute(tokens.update().where(
                 tokens.c.id == token_id, tokens.c.workspace_id == principal.workspace_id,
                 tokens.c.deleted_at.is_(None),
-            ).values(deleted_at=utcnow()))
+            ).values(deleted_at=self.clock()))
         if result.rowcount == 0:
             raise NotFound(f"token {token_id!r} not found", code="token_not_found")
         with self._cache_lock:
@@ -194,9 +202,9 @@ class TokenService:
         """The principal for ``key`` if it is in the cache (no I/O), else None."""
         with self._cache_lock:
             cached = self._cache.get(hash_key(key))
-        if cached is None or cached[0] <= time.monotonic():
+        if cached is None or cached[0] <= self.monotonic():
             return None
-        if cached[2] is not None and cached[2] <= utcnow():
+        if cached[2] is not None and cached[2] <= self.clock():
             return None  # expired: the full path raises the proper error
         return cached[1]
 
@@ -204,7 +212,7 @@ class TokenService:
         if not key:
             raise Unauthenticated("missing API key: send 'Authorization: Bearer <key>'", code="missing_api_key")
         digest = hash_key(key)
-        now_mono = time.monotonic()
+        now_mono = self.monotonic()
         with self._cache_lock:
             cached = self._cache.get(digest)
         if cached and cached[0] > now_mono:
@@ -224,11 +232,11 @@ class TokenService:
             with self._cache_lock:
                 self._cache[digest] = (now_mono + _CACHE_TTL_S, principal, expires_at)
             self._touch(row.id)
-        if expires_at is not None and expires_at <= utcnow():
+        if expires_at is not None and expires_at <= self.clock():
             raise Unauthenticated("API key has expired", code="expired_api_key")
         return principal
 
     def _touch(self, token_id: str) -> None:
         # Recorded at most once per cache period, so it costs nothing on the hot path.
         with self.db.write() as conn:
-            conn.execute(tokens.update().where(tokens.c.id == token_id).values(last_used_at=utcnow()))
+            conn.execute(tokens.update().where(tokens.c.id == token_id).values(last_used_at=self.clock()))

@@ -15,7 +15,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from runyard.ids import looks_like_id, new_id
-from runyard.services.access import Principal
+from runyard.services.access import Permission, Principal
 from runyard.services.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from runyard.services.pagination import Page, paginate
 from runyard.services.tool_source import ToolSource, from_code, from_upload, materialise
@@ -38,6 +38,9 @@ DEFAULTS: dict[str, Any] = {"timeout_s": 600.0, "memory_mb": 1024, "retries": 0,
                             "retry_on": list(DEFAULT_RETRY_ON), "retry_backoff_s": 0.0, "network": True}
 # Infers {"input_schema", "description"} by importing the tool in a sandboxed child.
 SchemaInferrer = Callable[[Path, str, str, list[str]], dict[str, Any]]
+DEPLOY_TOOLS = Permission("member", "deploy tools")
+UPDATE_TOOLS = Permission("member", "update tools")
+DELETE_TOOLS = Permission("member", "delete tools")
 _REQ_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?\s*([<>=!~]=?.*)?$|^(/|\./|file:).+")
 
 
@@ -391,20 +394,20 @@ class ToolService:
         """Deploy as ``principal``. A restricted token may deploy only names in its
         restriction (403 ``restricted`` otherwise, whether or not the tool exists, so the
         answer reveals nothing) and declare only secrets its tools already declare."""
-        principal.require("member", "deploy tools")
+        DEPLOY_TOOLS.check(principal)
         if isinstance(name, str) and name:
             principal.require_tool(name)
         self._check_declarable(principal, fields.get("required_secrets"))
         return self.deploy(principal.workspace_id, name=name, **fields)
 
     def update_for(self, principal: Principal, ref: str, **fields: Any) -> dict[str, Any]:
-        principal.require("member", "update tools")
+        UPDATE_TOOLS.check(principal)
         tool, _ = self.visible(principal, ref)
         self._check_declarable(principal, fields.get("required_secrets"))
         return self.update(principal.workspace_id, tool.id, **fields)
 
     def delete_for(self, principal: Principal, ref: str) -> None:
-        principal.require("member", "delete tools")
+        DELETE_TOOLS.check(principal)
         tool, _ = self.visible(principal, ref)
         self.delete(principal.workspace_id, tool.id)
 
