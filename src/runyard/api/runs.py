@@ -23,7 +23,15 @@ from runyard.api.waiting import wait_for_run
 from runyard.platform import Platform
 from runyard.services.access import Principal
 from runyard.services.errors import ValidationFailed
-from runyard.services.runs import ALL_STATUSES, TERMINAL_STATUSES, log_key, parse_time
+from runyard.services.runs import (
+    ALL_STATUSES,
+    CANCEL_RUNS,
+    CREATE_RUNS,
+    TERMINAL_STATUSES,
+    UPLOAD_RUN_FILES,
+    log_key,
+    parse_time,
+)
 
 router = APIRouter(tags=["runs"], responses=error_responses(*AUTHENTICATED))
 MAX_WAIT_S = 600.0
@@ -73,7 +81,7 @@ async def create_run_flow(platform: Platform, principal: Principal, body: dict[s
                           idempotency_key: str | None, trigger_header: str | None,
                           user_agent: str) -> tuple[dict[str, Any], int]:
     """Create a run (and wait for it when asked): the run and the HTTP status to answer with."""
-    principal.require("member", "create runs")
+    CREATE_RUNS.check(principal)  # before the parameters are judged, as the service would
     _check_wait(wait)
     if expand not in (None, "inputs"):  # (api.fastlane passes the query string's value as it is)
         raise ValidationFailed("expand must be 'inputs'", details={"field": "expand"})
@@ -131,7 +139,6 @@ async def wait_run(run_id: str, platform: PlatformDep, principal: PrincipalDep,
 
 @router.post("/runs/{run_id}/confirm", responses=error_responses(404, 409))
 async def confirm_run(run_id: str, platform: PlatformDep, principal: PrincipalDep) -> dict:
-    principal.require("member", "confirm runs")
     return await in_thread(platform.runs.confirm, principal, run_id)
 
 
@@ -139,7 +146,7 @@ async def confirm_run(run_id: str, platform: PlatformDep, principal: PrincipalDe
 async def cancel_run(run_id: str, platform: PlatformDep, principal: PrincipalDep,
                      wait: float = Query(5.0, json_schema_extra=_WAIT)) -> dict:
     """Cancel; a running run is killed and the response waits (up to ``wait`` s) for its end."""
-    principal.require("member", "cancel runs")
+    CANCEL_RUNS.check(principal)  # before judging wait; the service checks again
     _check_wait(wait)
     run = await in_thread(platform.runs.cancel, principal, run_id)
     if run["status"] not in TERMINAL_STATUSES and wait:
@@ -153,7 +160,7 @@ async def cancel_run(run_id: str, platform: PlatformDep, principal: PrincipalDep
 async def rerun(run_id: str, platform: PlatformDep, principal: PrincipalDep,
                 version: str = Query("original", json_schema_extra={"enum": ["original", "latest"]}),
                 wait: float | None = Query(None, json_schema_extra=_WAIT), idempotency_key: str | None = Header(None)) -> JSON:
-    principal.require("member", "create runs")
+    CREATE_RUNS.check(principal)  # before judging wait; the service checks again
     _check_wait(wait)
     run = await in_thread(platform.runs.rerun, principal, run_id, version=version,
                           idempotency_key=idempotency_key)
@@ -167,7 +174,7 @@ async def rerun(run_id: str, platform: PlatformDep, principal: PrincipalDep,
         "type": "object", "additionalProperties": {"type": "string", "format": "binary"},
         "description": "one file part per file input, named after the input"}}}}})
 async def upload_files(run_id: str, request: Request, platform: PlatformDep, principal: PrincipalDep) -> dict:
-    principal.require("member", "upload run files")
+    UPLOAD_RUN_FILES.check(principal)  # before the upload is read; the service checks again
     if not is_multipart(request):
         raise ValidationFailed("upload files as multipart/form-data; each part named after its input",
                                code="unsupported_media_type", status=415)

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from jsonschema import Draft202012Validator
 
 from runyard.ids import new_id
-from runyard.services.access import Principal
+from runyard.services.access import Permission, Principal
 from runyard.services.errors import Conflict, DomainError, NotFound, ValidationFailed
 from runyard.services.events import Deferred, EventHub
 from runyard.services.pagination import Page, paginate
@@ -49,6 +49,11 @@ MAX_FILE_BYTES = 512 * 1024 * 1024
 # vanished or was stopped, or the engine lost its process (e.g. its fork server died).
 # ``retry_on: [worker_lost]`` (the default) covers them.
 LOST_ERROR_TYPES = frozenset({"worker_lost", "worker_shutdown", "executor_error"})
+# Reading runs takes any key of the workspace (a restricted one sees only its tools' runs).
+CREATE_RUNS = Permission("member", "create runs")
+CONFIRM_RUNS = Permission("member", "confirm runs")
+CANCEL_RUNS = Permission("member", "cancel runs")
+UPLOAD_RUN_FILES = Permission("member", "upload run files")
 
 
 def retry_cause(status: str, error: dict[str, Any] | None) -> str | None:
@@ -174,7 +179,7 @@ class RunService:
                trigger: str = "api", parent_run_id: str | None = None,
                files: dict[str, tuple[str, BinaryIO]] | None = None) -> tuple[dict[str, Any], bool]:
         """Validate and enqueue. Returns (run, created); created is False for an idempotent replay."""
-        principal.require("member", "create runs")
+        CREATE_RUNS.check(principal)
         ws = principal.workspace_id
         if not isinstance(tool, str) or not tool:
             raise ValidationFailed("tool is required", details={"field": "tool"})
@@ -398,7 +403,7 @@ class RunService:
 
     # -- user transitions ------------------------------------------------------------------
     def confirm(self, principal: Principal, run_id: str) -> dict[str, Any]:
-        principal.require("member", "confirm runs")
+        CONFIRM_RUNS.check(principal)
         row = self.visible_row(principal, run_id)
         if row.status != AWAITING:
             raise Conflict(f"run is {row.status}, not awaiting confirmation", code="invalid_state",
@@ -415,7 +420,7 @@ class RunService:
         return self.get(principal, run_id)
 
     def add_files(self, principal: Principal, run_id: str, files: dict[str, tuple[str, BinaryIO]]) -> dict[str, Any]:
-        principal.require("member", "upload run files")
+        UPLOAD_RUN_FILES.check(principal)
         row = self.visible_row(principal, run_id)
         if row.status != AWAITING:
             raise Conflict("files can be added only while the run awaits confirmation", code="invalid_state",
@@ -429,7 +434,7 @@ class RunService:
         return self.get(principal, run_id)
 
     def cancel(self, principal: Principal, run_id: str) -> dict[str, Any]:
-        principal.require("member", "cancel runs")
+        CANCEL_RUNS.check(principal)
         row = self.visible_row(principal, run_id)
         if row.status in TERMINAL_STATUSES:
             return run_view(row)
@@ -450,9 +455,9 @@ class RunService:
 
     def rerun(self, principal: Principal, run_id: str, *, version: str = "original",
               idempotency_key: str | None = None) -> dict[str, Any]:
+        CREATE_RUNS.check(principal)
         if version not in ("original", "latest"):
             raise ValidationFailed("version must be original or latest", details={"field": "version"})
-        principal.require("member", "create runs")
         row = self.visible_row(principal, run_id)
         tool_version = row.tool_version if version == "original" else None
         inputs = dict(row.inputs)
