@@ -5,25 +5,30 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from runyard.config import Settings
+from runyard.events import EventHub
 from runyard.ids import new_id
 from runyard.services.errors import ValidationFailed
-from runyard.services.events import EventHub
 from runyard.services.runs import RunService
 from runyard.services.secrets import SecretService, load_cipher
 from runyard.services.synth_sets import SetService
 from runyard.services.templates import TemplateService
 from runyard.services.tokens import TokenService, generate_key
 from runyard.services.tools import ToolService
+from runyard.services.workers import WorkerRegistry
 from runyard.store.blobs import BlobStore
 from runyard.store.db import Database
 from runyard.store.migrate import upgrade
 from runyard.store.tables import workspaces
 from runyard.timeutil import utcnow
+
+if TYPE_CHECKING:
+    from runyard.engine.executor import Executor, SandboxConfig
+    from runyard.store.notify import PgNotifier
 
 log = logging.getLogger(__name__)
 DEFAULT_WORKSPACE = "default"
@@ -46,9 +51,10 @@ class Platform:
                                work_root=settings.data_dir / "work")
         self.sets = SetService(self.db, self.blobs)
         self.templates = TemplateService(self.db, self.sets, settings.synth_rows_per_hour)
+        self.workers = WorkerRegistry(self.db)
         self.workspace_id = self._ensure_workspace(DEFAULT_WORKSPACE)
-        self._executor: Any = None
-        self.notifier: Any = None
+        self._executor: Executor | None = None
+        self.notifier: PgNotifier | None = None
         if self.db.is_postgres:
             from runyard.store.notify import PgNotifier
             self.notifier = PgNotifier(settings.db_url, self.hub)
@@ -83,7 +89,7 @@ class Platform:
         return key, created
 
     @property
-    def executor(self) -> Any:
+    def executor(self) -> Executor:
         """The process executor, started on first use (API-only nodes still infer schemas)."""
         if self._executor is None:
             from runyard.engine.executor import REUSE_LIMIT, Executor
@@ -94,10 +100,10 @@ class Platform:
             self._executor.start()
         return self._executor
 
-    def sandbox_config(self) -> Any:
+    def sandbox_config(self) -> SandboxConfig:
         return sandbox_config(self.settings)
 
-    def running_executor(self) -> Any:
+    def running_executor(self) -> Executor | None:
         """The executor if this node has started one (it has workers), else None."""
         return self._executor
 
@@ -127,7 +133,7 @@ class Platform:
         self.db.dispose()
 
 
-def sandbox_config(settings: Settings) -> Any:
+def sandbox_config(settings: Settings) -> SandboxConfig:
     """How runs (and deploy-time inspections) are confined: see engine/sandbox.py."""
     from runyard.engine.executor import SandboxConfig
 

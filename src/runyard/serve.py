@@ -27,7 +27,7 @@ class WorkerHook:
         self.worker: Any = None
 
     async def start(self, app: Any) -> None:
-        from runyard.engine.worker import Worker
+        from runyard.worker.supervisor import Worker
         self.worker = Worker(self.platform, self.slots)
         self.worker.start()
 
@@ -119,7 +119,7 @@ def run_server(settings: Settings, *, with_workers: bool = True, log_level: str 
 
 
 def run_worker(settings: Settings, *, log_level: str = "info") -> None:
-    from runyard.engine.worker import Worker
+    from runyard.worker.supervisor import Worker
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     platform = Platform(settings)
     worker = Worker(platform, max(1, settings.worker_slots))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runyard.services.events import Deferred, EventHub
+from runyard.events import Deferred, EventHub
 
 
 def test_a_deferred_payload_is_built_once_and_only_when_read() -> None:

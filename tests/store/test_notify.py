@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from runyard.services.events import EventHub
+from runyard.events import EventHub
 from runyard.store.notify import MAX_PAYLOAD, PgNotifier
 from tests.conftest import PgDatabase
 

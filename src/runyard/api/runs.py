@@ -29,7 +29,6 @@ from runyard.services.runs import (
     CREATE_RUNS,
     TERMINAL_STATUSES,
     UPLOAD_RUN_FILES,
-    log_key,
     parse_time,
 )
 
@@ -194,7 +193,7 @@ async def run_logs(run_id: str, platform: PlatformDep, principal: PrincipalDep, 
                    follow: bool = False,
                    last_event_id: str | None = Header(None)) -> PlainTextResponse | StreamingResponse:
     await in_thread(platform.runs.get, principal, run_id)
-    path = platform.blobs.path(log_key(run_id))
+    path = platform.runs.files.log(run_id)
     if not follow:
         data = await in_thread(_read_from, path, offset, None)
         return PlainTextResponse(data.decode("utf-8", errors="replace"),
@@ -225,12 +224,47 @@ def _sse(event: str, data: str, event_id: int | None = None) -> bytes:
     return ("\n".join(lines) + "\n\n").encode()
 
 
+FOLLOW_REREAD_S = 1.0  # a follower rereads this often with no event (one lost or not relayed)
+KEEPALIVE_S = 15.0
+
+
 async def _follow(platform: Any, principal: Any, run_id: str, path: Any, offset: int) -> AsyncIterator[bytes]:
+    """The log's new lines as they come: woken by ``run.log:<id>`` (the log grew) and
+    ``run.done:<id>`` (the run ended) on the event bus, not by polling."""
     yield b"retry: 1000\n\n"
+    loop = asyncio.get_running_loop()
+    wake = asyncio.Event()
+    ended = [False]
+
+    def on_log(_topic: str, _payload: Any) -> None:
+        loop.call_soon_threadsafe(wake.set)
+
+    def on_done(_topic: str, _payload: Any) -> None:
+        ended[0] = True
+        loop.call_soon_threadsafe(wake.set)
+
+    unsubscribe = [platform.hub.subscribe(f"run.log:{run_id}", on_log),
+                   platform.hub.subscribe(f"run.done:{run_id}", on_done)]
+    try:
+        async for piece in _follow_events(platform, principal, run_id, path, offset, wake, ended):
+            yield piece
+    finally:
+        for stop in unsubscribe:
+            stop()
+
+
+async def _follow_events(platform: Any, principal: Any, run_id: str, path: Any, offset: int,
+                         wake: asyncio.Event, ended: list[bool]) -> AsyncIterator[bytes]:
     idle = 0.0
+    check_status = True  # at the start, at the run's end, and on a reread without event
+    terminal, status = False, ""
     while True:
-        run = await in_thread(platform.runs.get, principal, run_id)
-        terminal = run["status"] in TERMINAL_STATUSES
+        wake.clear()
+        if check_status or ended[0]:
+            run = await in_thread(platform.runs.get, principal, run_id)
+            status = run["status"]
+            terminal = status in TERMINAL_STATUSES
+            check_status = False
         chunk = await in_thread(_read_from, path, offset, 1 << 20)
         # Send whole lines only (a partial line waits for its end) so an event never
         # splits a UTF-8 character; at the end everything left is sent.
@@ -250,21 +284,24 @@ async def _follow(platform: Any, principal: Any, run_id: str, path: Any, offset:
                 continue
         if terminal and cut == len(chunk):
             if len(chunk) < 1 << 20:
-                yield _sse("end", f'{{"status": "{run["status"]}"}}')
+                yield _sse("end", f'{{"status": "{status}"}}')
                 return
             continue
-        await asyncio.sleep(0.05)
-        idle += 0.05
-        if idle >= 15:
-            idle = 0.0
-            yield b": keep-alive\n\n"
+        try:
+            await asyncio.wait_for(wake.wait(), FOLLOW_REREAD_S)
+        except TimeoutError:
+            check_status = True
+            idle += FOLLOW_REREAD_S
+            if idle >= KEEPALIVE_S:
+                idle = 0.0
+                yield b": keep-alive\n\n"
 
 
 @router.get("/runs/{run_id}/trace", responses=error_responses(404))
 async def run_trace(run_id: str, platform: PlatformDep, principal: PrincipalDep) -> dict:
     """Trace events the tool recorded with ``runyard.context.trace(...)``, in order."""
     await in_thread(platform.runs.get, principal, run_id)
-    raw = await in_thread(_read_from, platform.blobs.path(f"runs/{run_id}/trace.jsonl"), 0, None)
+    raw = await in_thread(_read_from, platform.runs.files.trace(run_id), 0, None)
     items = [json.loads(line) for line in raw.decode("utf-8", errors="replace").splitlines() if line.strip()]
     return {"object": "list", "items": items, "next_cursor": None, "total": len(items)}
 
@@ -287,7 +324,7 @@ async def artifacts_zip(run_id: str, platform: PlatformDep, principal: Principal
         tmp = tempfile.NamedTemporaryFile(prefix="runyard-artifacts-", suffix=".zip", delete=False)
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
             for item in items:
-                zf.write(platform.blobs.path(f"runs/{run_id}/artifacts/{item['path']}"), item["path"])
+                zf.write(platform.runs.files.artifact(run_id, item["path"]), item["path"])
         tmp.close()
         return tmp.name
 
@@ -304,5 +341,5 @@ async def artifacts_zip(run_id: str, platform: PlatformDep, principal: Principal
 async def get_artifact(run_id: str, path: str, platform: PlatformDep, principal: PrincipalDep) -> FileResponse:
     row = await in_thread(platform.runs.artifact, principal, run_id, path)
     media = row.content_type or mimetypes.guess_type(path)[0] or "application/octet-stream"
-    return FileResponse(platform.blobs.path(row.blob_key), media_type=media,
+    return FileResponse(platform.runs.files.blob(row.blob_key), media_type=media,
                         filename=path.rsplit("/", 1)[-1])

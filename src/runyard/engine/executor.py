@@ -704,12 +704,6 @@ class Executor:
             policy["read"] = [str(Path(req.python).parent.parent)]  # the tool's virtualenv
         return policy
 
-    def ensure_environment(self, requirements: list[str]) -> str | None:
-        """The interpreter for a requirement set (built once with uv), None if it is empty."""
-        if not [r for r in requirements if r.strip()]:
-            return None
-        return str(self.environments.ensure(requirements))
-
     def _retire_idle_later(self, server: _ForkServer) -> None:
         def retire() -> None:
             if not server.dead:

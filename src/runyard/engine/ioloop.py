@@ -62,9 +62,6 @@ class IOLoop:
         self._epoll.close()
         os.close(self._wake_fd)
 
-    def in_loop_thread(self) -> bool:
-        return threading.current_thread() is self._thread
-
     # ------------------------------------------------------------------ registration
 
     def add_reader(self, fd: int, callback: Callable[[], None]) -> None:

@@ -14,16 +14,17 @@ import threading
 from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import sqlalchemy as sa
 from jsonschema import Draft202012Validator
 
+from runyard.events import Deferred, EventHub
 from runyard.ids import new_id
 from runyard.services.access import Permission, Principal
 from runyard.services.errors import Conflict, DomainError, NotFound, ValidationFailed
-from runyard.services.events import Deferred, EventHub
 from runyard.services.pagination import Page, paginate
+from runyard.services.run_files import RunFiles
 from runyard.services.secrets import SecretService
 from runyard.services.tools import DEFAULT_RETRY_ON, MAX_RETRY_BACKOFF_S, ToolService, retry_policy
 from runyard.store.blobs import BlobStore
@@ -90,10 +91,6 @@ def remove_run_dirs(work_root: Path, run_id: str) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def log_key(run_id: str) -> str:
-    return f"runs/{run_id}/log.txt"
-
-
 def run_view(row: Any, *, expand_inputs: bool = False) -> dict[str, Any]:
     m = row._mapping
     view = {
@@ -137,18 +134,29 @@ def _field_errors(validator: Draft202012Validator, instance: dict[str, Any],
     return errors
 
 
+class LocalWorker(Protocol):
+    """A worker in this process: a run created here may go straight to it (the fast path)."""
+
+    def try_reserve(self) -> bool: ...
+
+    def release_reservation(self) -> None: ...
+
+    def launch_reserved(self, row: Any) -> None: ...
+
+
 class RunService:
     def __init__(self, db: Database, blobs: BlobStore, tools: ToolService, secrets: SecretService,
                  hub: EventHub, *, work_root: Path | None = None) -> None:
         self.db = db
         self.work_root = work_root  # where runs' work dirs are, when on this node's filesystem
         self.blobs = blobs
+        self.files = RunFiles(blobs)
         self.tools = tools
         self.secrets = secrets
         self.hub = hub
         self._validators: dict[str, Draft202012Validator] = {}
         self._validators_lock = threading.Lock()
-        self.local_worker: Any = None  # set when this process runs a worker
+        self.local_worker: LocalWorker | None = None  # set when this process runs a worker
         self.commits = GroupCommitter(db)
 
     # -- creation --------------------------------------------------------------------------
@@ -276,7 +284,7 @@ class RunService:
                 local.release_reservation()
             if idempotency_key is None or not isinstance(exc, sa.exc.IntegrityError):
                 raise
-            self.blobs.delete_prefix(f"runs/{run_id}")
+            self.files.delete(run_id)
             replay = self._replay(ws, idempotency_key, request_hash)
             if replay is None:
                 raise
@@ -285,7 +293,7 @@ class RunService:
             if reserved:
                 local.release_reservation()
             if input_files:
-                self.blobs.delete_prefix(f"runs/{run_id}")
+                self.files.delete(run_id)
             return None
         if reserved:
             local.launch_reserved(RowView(row))
@@ -323,11 +331,11 @@ class RunService:
             if not key.isidentifier():
                 raise ValidationFailed(f"file field {key!r} is not a valid input name", details={"field": key})
             safe_name = _safe_filename(filename) or key
-            blob_key = f"runs/{run_id}/inputs/{key}/{safe_name}"
+            blob_key = self.files.input_key(run_id, key, safe_name)
             try:
                 size, sha = self.blobs.put_stream(blob_key, stream, max_bytes=MAX_FILE_BYTES)
             except ValueError as exc:
-                self.blobs.delete_prefix(f"runs/{run_id}/inputs")
+                self.files.delete_inputs(run_id)
                 raise ValidationFailed(str(exc), code="file_too_large", details={"field": key}) from exc
             stored[key] = {"filename": safe_name, "blob": blob_key, "size": size, "sha256": sha}
         return stored

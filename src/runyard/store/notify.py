@@ -21,7 +21,7 @@ from typing import Any
 
 import psycopg
 
-from runyard.services.events import EventHub
+from runyard.events import EventHub
 
 log = logging.getLogger(__name__)
 CHANNEL = "runyard"

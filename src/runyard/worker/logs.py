@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -10,8 +11,11 @@ REDACTED = b"***"
 
 
 class RunLog:
-    def __init__(self, path: Path, cap_bytes: int, secrets: list[str]) -> None:
+    def __init__(self, path: Path, cap_bytes: int, secrets: list[str],
+                 on_grow: Callable[[], None] | None = None) -> None:
+        """``on_grow`` is called after bytes reach the file (under the log's lock: keep it short)."""
         self.path = path
+        self._on_grow = on_grow
         self._fh: BinaryIO | None = None  # opened on the first byte: silent runs write no file
         try:
             self.size = path.stat().st_size  # a retried attempt appends to the same log
@@ -68,6 +72,8 @@ class RunLog:
             return
         self._file().write(data)
         self.size += len(data)
+        if self._on_grow is not None:
+            self._on_grow()
 
     def note(self, text: str) -> None:
         """A line from the platform itself (not the tool), e.g. an environment build."""

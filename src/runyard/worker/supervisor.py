@@ -14,7 +14,6 @@ import math
 import mimetypes
 import os
 import shutil
-import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -23,15 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from runyard.engine.executor import REUSE_DIR_PREFIX, ExecRequest, Limits
-from runyard.engine.logs import RunLog, ValueTooDeep, redact_file, scrub_value
 from runyard.ids import new_id
-from runyard.services.runs import CANCELLED, FAILED, log_key, will_retry
+from runyard.services.runs import CANCELLED, FAILED, will_retry
 from runyard.services.tools import DEFAULT_RETRY_ON, retry_policy
-from runyard.store.tables import workers
 from runyard.timeutil import rfc3339, utcnow
+from runyard.worker.logs import RunLog, ValueTooDeep, redact_file, scrub_value
 
 log = logging.getLogger(__name__)
 PROGRESS_MIN_INTERVAL_S = 0.25
+LOG_RELAY_INTERVAL_S = 0.1  # how often a growing log is announced to other nodes
 CPUS = os.cpu_count() or 1  # os.cpu_count() reads /sys on every call
 
 
@@ -78,10 +77,7 @@ class Worker:
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
         self.work_root.mkdir(parents=True, exist_ok=True)
-        now = utcnow()
-        with self.platform.db.write() as conn:
-            conn.execute(workers.insert().values(id=self.id, hostname=socket.gethostname(), pid=os.getpid(),
-                                                 slots=self.slots, started_at=now, heartbeat_at=now))
+        self.platform.workers.register(self.id, self.slots)
         _ = self.platform.executor  # start the fork server before the first run arrives
         self._unsubscribe_queued = self.platform.hub.subscribe("run.queued", lambda *_: self._on_queued())
         self.platform.runs.local_worker = self
@@ -116,11 +112,7 @@ class Worker:
             thread.join(timeout=2)
         self._pool.shutdown(wait=True)
         # Whatever is still ours goes to the reaper path right away, not after the lease.
-        with self.platform.db.write() as conn:
-            from runyard.store.tables import runs
-            conn.execute(runs.update().where(runs.c.worker_id == self.id, runs.c.status == "running")
-                         .values(lease_expires_at=utcnow()))
-            conn.execute(workers.update().where(workers.c.id == self.id).values(stopped_at=utcnow()))
+        self.platform.workers.sign_off(self.id)
         self.platform.runs.reap_lost(stale_after_s=self.settings.lease_s, own_worker_id=self.id)
 
     # -- dispatch --------------------------------------------------------------------------
@@ -199,7 +191,7 @@ class Worker:
                 workdir = self.work_root / f"{REUSE_DIR_PREFIX}{version.id}" / row.id
             secret_values = self.platform.secrets.reveal(row.workspace_id, list(version.required_secrets))
             secrets = list(secret_values.values())
-            runlog = RunLog(self.platform.blobs.path(log_key(row.id)), self.settings.log_cap_bytes, secrets)
+            runlog = self._runlog(row.id, secrets)
             if row.attempt > 1:
                 runlog.note(f"attempt {row.attempt} of {row.max_attempts}")
             active = ActiveRun(row=row, runlog=runlog, workdir=workdir, secrets=secrets)
@@ -216,7 +208,7 @@ class Worker:
         except Exception as exc:
             log.exception("could not start run %s", row.id)
             if runlog is None:
-                runlog = RunLog(self.platform.blobs.path(log_key(row.id)), self.settings.log_cap_bytes, secrets)
+                runlog = self._runlog(row.id, secrets)
                 active = ActiveRun(row=row, runlog=runlog, workdir=workdir, secrets=secrets)
                 with self._active_lock:
                     self.active[row.id] = active
@@ -224,6 +216,24 @@ class Worker:
                 with self._active_lock:
                     self._reserved -= 1
             self._finish(row.id, FAILED, None, {"type": "internal_error", "message": str(exc), "traceback": None}, None)
+
+    def _runlog(self, run_id: str, secrets: list[str]) -> RunLog:
+        """The run's log; as it grows, its followers (``GET /runs/{id}/logs?follow``) hear of
+        it on the event bus: at once in this process when someone follows, and on other
+        nodes at most every 0.1 s (a follower there also rereads every second)."""
+        hub = self.platform.hub
+        topic = f"run.log:{run_id}"
+        relayed = [0.0]
+
+        def grew() -> None:
+            now = time.monotonic()
+            remote = hub.bridge is not None and now - relayed[0] >= LOG_RELAY_INTERVAL_S
+            if remote:
+                relayed[0] = now
+            if remote or hub.has_subscribers(topic):
+                hub.publish(topic, None, remote=remote)
+
+        return RunLog(self.platform.runs.files.log(run_id), self.settings.log_cap_bytes, secrets, on_grow=grew)
 
     def _prepare_and_submit(self, active: ActiveRun, version: Any, secret_values: dict[str, str]) -> None:
         row = active.row
@@ -248,7 +258,7 @@ class Worker:
             for key, meta in (row.input_files or {}).items():
                 target = cwd / "inputs" / key / meta["filename"]
                 target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(self.platform.blobs.path(meta["blob"]), target)
+                shutil.copyfile(self.platform.runs.files.blob(meta["blob"]), target)
                 inputs[key] = str(target)
             env = {
                 "RUNYARD_TOOL": row.tool_name, "RUNYARD_TOOL_VERSION": str(row.tool_version),
@@ -293,7 +303,7 @@ class Worker:
                 self._pool.submit(self.platform.runs.record_progress, active.row.id, active.progress)
         elif kind == "trace":
             event = {**event, "ts": event.get("ts") or rfc3339(utcnow())}
-            path = self.platform.blobs.path(f"runs/{active.row.id}/trace.jsonl")
+            path = self.platform.runs.files.trace(active.row.id)
             path.parent.mkdir(parents=True, exist_ok=True)
             with path.open("a") as fh:
                 try:
@@ -389,7 +399,7 @@ class Worker:
             rel = str(scrub_value(path.relative_to(out).as_posix(), secrets))
             if secrets and _is_text(path, rel):
                 redact_file(path, secrets)
-            blob_key = f"runs/{run_id}/artifacts/{rel}"
+            blob_key = self.platform.runs.files.artifact_key(run_id, rel)
             digest = hashlib.sha256()
             with path.open("rb") as fh:
                 while chunk := fh.read(1 << 20):
@@ -405,8 +415,7 @@ class Worker:
         last_reap = 0.0
         while not self._stopping.wait(self.settings.heartbeat_s):
             try:
-                with self.platform.db.write() as conn:
-                    conn.execute(workers.update().where(workers.c.id == self.id).values(heartbeat_at=utcnow()))
+                self.platform.workers.heartbeat(self.id)
                 ids = list(self.active)
                 for run_id in self.platform.runs.heartbeat(self.id, ids, self.settings.lease_s):
                     self._cancel(run_id)

@@ -1,7 +1,8 @@
 """In-process publish/subscribe for run lifecycle events, optionally bridged across nodes.
 
 Topics: ``run.queued`` (wake dispatchers), ``run.done:<id>`` (wake waiters),
-``run.cancel:<id>`` (tell the worker holding the run). On PostgreSQL a bridge relays
+``run.cancel:<id>`` (tell the worker holding the run), ``run.log:<id>`` (the run's log
+grew: wake its followers). On PostgreSQL a bridge relays
 every publish through NOTIFY so other replicas and workers hear it too.
 """
 
@@ -83,6 +84,10 @@ class EventHub:
         with self._lock:
             payload = self._recent.get(topic)
         return _value(payload)
+
+    def has_subscribers(self, topic: str) -> bool:
+        """Whether anyone in this process listens to ``topic`` (a dict lookup, no lock)."""
+        return topic in self._subs
 
     def deliver(self, topic: str, payload: Any) -> None:
         with self._lock:
