@@ -119,8 +119,8 @@ def test_fresh_venv_without_server_extra(tmp_path: Path) -> None:
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
 
 
-SERVER_MODULES = ("runyard.api", "runyard.services", "runyard.engine", "runyard.store", "runyard.platform",
-                  "runyard.config", "runyard.serve", "fastapi", "starlette", "sqlalchemy", "uvicorn", "alembic")
+SERVER_MODULES = ("runyard.api", "runyard.services", "runyard.engine", "runyard.store", "runyard.wiring",
+                  "runyard.config", "runyard.node", "fastapi", "starlette", "sqlalchemy", "uvicorn", "alembic")
 
 
 def test_sdk_source_never_imports_the_server() -> None:

@@ -12,10 +12,10 @@ import pytest
 import sqlalchemy as sa
 
 from runyard.config import Settings
-from runyard.platform import Platform
 from runyard.services.access import Principal
 from runyard.services.runs import TERMINAL_STATUSES
 from runyard.store.tables import runs
+from runyard.wiring import Platform
 from runyard.worker.supervisor import Worker
 from tests.conftest import PgDatabase
 

@@ -13,10 +13,10 @@ import sqlalchemy as sa
 
 from runyard.config import Settings
 from runyard.ids import new_id
-from runyard.platform import Platform
 from runyard.services.access import Principal
 from runyard.store.tables import runs, usage_events, workers
 from runyard.timeutil import utcnow
+from runyard.wiring import Platform
 from tests.conftest import PgDatabase
 
 LEASE_S = 15.0

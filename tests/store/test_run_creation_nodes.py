@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from runyard.config import Settings
-from runyard.platform import Platform
 from runyard.services.access import Principal
 from runyard.services.errors import NotFound
+from runyard.wiring import Platform
 from tests.conftest import PgDatabase
 
 

@@ -10,13 +10,13 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "runyard"
 
 # package -> the runyard packages/modules it must never import
 FORBIDDEN = {
-    "engine": {"api", "services", "store", "worker", "sdk", "cli", "synth", "platform", "serve", "config",
+    "engine": {"api", "services", "store", "worker", "sdk", "cli", "synth", "wiring", "node", "config",
                "events", "ids", "timeutil"},
-    "store": {"api", "services", "worker", "engine", "cli", "platform", "serve"},
-    "services": {"api", "worker", "cli", "platform", "serve"},
-    "worker": {"api", "cli", "serve"},
-    "sdk": {"api", "services", "store", "worker", "engine", "platform", "serve", "config", "synth", "events"},
-    "events": {"api", "services", "store", "worker", "engine", "cli", "platform"},
+    "store": {"api", "services", "worker", "engine", "cli", "wiring", "node"},
+    "services": {"api", "worker", "cli", "wiring", "node"},
+    "worker": {"api", "cli", "node"},
+    "sdk": {"api", "services", "store", "worker", "engine", "wiring", "node", "config", "synth", "events"},
+    "events": {"api", "services", "store", "worker", "engine", "cli", "wiring"},
 }
 
 

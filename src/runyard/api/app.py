@@ -15,8 +15,8 @@ from runyard.api.accesslog import access_log
 from runyard.api.fastlane import FastLane
 from runyard.api.guard import BodyGuard
 from runyard.api.responses import JSON
-from runyard.platform import Platform
 from runyard.services.ratelimit import RateLimiter
+from runyard.wiring import Platform
 
 API_PREFIX = "/api/v1"
 

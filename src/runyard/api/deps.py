@@ -7,11 +7,11 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from runyard.api.offload import in_thread
-from runyard.platform import Platform
 from runyard.services.access import Principal
 from runyard.services.errors import RateLimited
 from runyard.services.pagination import Page
 from runyard.services.ratelimit import RateLimiter
+from runyard.wiring import Platform
 
 
 def get_platform(request: Request) -> Platform:

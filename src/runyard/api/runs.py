@@ -20,7 +20,6 @@ from runyard.api.offload import in_thread
 from runyard.api.openapi import AUTHENTICATED, error_responses
 from runyard.api.responses import JSON
 from runyard.api.waiting import wait_for_run
-from runyard.platform import Platform
 from runyard.services.access import Principal
 from runyard.services.errors import ValidationFailed
 from runyard.services.runs import (
@@ -31,6 +30,7 @@ from runyard.services.runs import (
     UPLOAD_RUN_FILES,
     parse_time,
 )
+from runyard.wiring import Platform
 
 router = APIRouter(tags=["runs"], responses=error_responses(*AUTHENTICATED))
 MAX_WAIT_S = 600.0

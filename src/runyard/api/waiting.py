@@ -10,9 +10,9 @@ import asyncio
 import time
 
 from runyard.api.offload import in_thread
-from runyard.platform import Platform
 from runyard.services.access import Principal
 from runyard.services.runs import TERMINAL_STATUSES
+from runyard.wiring import Platform
 
 FALLBACK_POLL_S = 0.5
 

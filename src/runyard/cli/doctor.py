@@ -19,7 +19,7 @@ def doctor(
     from runyard.engine.cgroups import RunGroups
     from runyard.engine.protections import check
     from runyard.engine.sandbox import read_paths
-    from runyard.platform import sandbox_config
+    from runyard.wiring import sandbox_config
 
     settings = Settings()
     config = sandbox_config(settings)

@@ -116,7 +116,7 @@ def _needs_server(command: Any) -> Any:
 
 def _is_server_module(name: str) -> bool:
     return name.startswith(("runyard.api", "runyard.services", "runyard.engine", "runyard.store", "runyard.config",
-                            "runyard.serve", "runyard.platform"))
+                            "runyard.node", "runyard.wiring"))
 
 
 _register_groups()

@@ -58,7 +58,7 @@ def up(data_dir: Path | None = DataDir, host: str | None = Host, port: int | Non
     """Start runyard: the API server and workers in one process tree."""
     settings = _settings(data_dir, host, port, database_url, slots)
     check_port(settings)
-    from runyard.serve import run_server
+    from runyard.node import run_server
     run_server(settings, with_workers=True)
 
 
@@ -67,14 +67,14 @@ def server(data_dir: Path | None = DataDir, host: str | None = Host, port: int |
     """Start an API server only (workers run elsewhere with `runyard worker`)."""
     settings = _settings(data_dir, host, port, database_url, 0)
     check_port(settings)
-    from runyard.serve import run_server
+    from runyard.node import run_server
     run_server(settings, with_workers=False)
 
 
 def worker(data_dir: Path | None = DataDir, database_url: str | None = DatabaseUrl,
            slots: int | None = Slots) -> None:
     """Start workers only, pointed at a shared database and data dir."""
-    from runyard.serve import run_worker
+    from runyard.node import run_worker
     run_worker(_settings(data_dir, None, None, database_url, slots))
 
 

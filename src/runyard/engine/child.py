@@ -865,7 +865,7 @@ def _is_awaitable(value: Any) -> bool:
 
 def _inspect(spec: Mapping[str, Any]) -> Any:
     fn = _resolve(spec)
-    schema = _load_sibling("schema")
+    schema = _load_sibling("signature_schema")
     return schema.describe(fn, use_pydantic=not spec.get("no_pydantic"))
 
 

@@ -263,7 +263,7 @@ class TemplateService:
     def preview(self, principal: Principal, ref: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """The first rows of the generation with this seed; never counts against quota."""
         view, plan = self._plan(principal.workspace_id, ref, body, synth.PREVIEW_ROWS)
-        from runyard.synth.engine import iter_blocks
+        from runyard.synth.pipeline import iter_blocks
 
         table = pa.Table.from_batches(list(iter_blocks(plan)), schema=plan.schema)
         from runyard.synth.formats.jsonfmt import json_ready

@@ -23,7 +23,11 @@ except ImportError as exc:
         "pip install 'runyard[server]' to generate in-process, or use a server through the client "
         "(client.templates.generate / `runyard generate`)", name=exc.name) from None
 
-from .engine import (
+from .errors import GenerationError, SynthError, TemplateError
+from .formats import ENCODERS, FORMATS, make_encoder, stream, write
+from .generators import ALIASES, GENERATORS, ReferenceResolver
+from .locales import SNAPSHOT_VERSION, SUPPORTED_LOCALES
+from .pipeline import (
     PREVIEW_ROWS,
     Plan,
     apply_overrides,
@@ -33,10 +37,6 @@ from .engine import (
     plan_generation,
     preview_rows,
 )
-from .errors import GenerationError, SynthError, TemplateError
-from .formats import ENCODERS, FORMATS, make_encoder, stream, write
-from .generators import ALIASES, GENERATORS, ReferenceResolver
-from .locales import SNAPSHOT_VERSION, SUPPORTED_LOCALES
 from .seeding import BLOCK_ROWS, normalize_seed
 from .template import Field, FieldSpec, Template, load_document, parse_template
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from runyard.store.schema import metadata
+from runyard.store.all_tables import metadata
 
 config = context.config
 

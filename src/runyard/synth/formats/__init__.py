@@ -7,8 +7,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from ..engine import Plan, iter_blocks, split
 from ..errors import GenerationError
+from ..pipeline import Plan, iter_blocks, split
 from ..seeding import BLOCK_ROWS
 from .base import Encoder
 from .csvfmt import CsvEncoder

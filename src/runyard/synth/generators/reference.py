@@ -90,7 +90,7 @@ class Reference(FieldGenerator):
     def _resolve(self, plan: PlanContext, depth: int) -> pa.Array:
         if self.set_ref is not None:
             return plan.resolver.set_column(self.set_ref, self.target, self.version)
-        from ..engine import plan_generation, read_column
+        from ..pipeline import plan_generation, read_column
 
         template, version = plan.resolver.template(self.template_ref, self.version)
         if self.target not in template.field_names:

@@ -12,7 +12,7 @@ from typing import Literal, Optional
 import pytest
 
 from runyard.engine.introspect import InspectError, SourceError, inspect_entrypoint, validate_source
-from runyard.engine.schema import describe, parse_docstring
+from runyard.engine.signature_schema import describe, parse_docstring
 
 TOOL = '''
 from typing import Literal, Optional

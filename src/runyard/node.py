@@ -10,7 +10,7 @@ import threading
 from typing import Any
 
 from runyard.config import Settings
-from runyard.platform import Platform
+from runyard.wiring import Platform
 
 log = logging.getLogger("runyard")
 # gen0 every 10,000 net allocations instead of 700: a request allocates hundreds of
