@@ -10,7 +10,6 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -77,11 +76,6 @@ class BlobStore:
 
     def open(self, key: str) -> BinaryIO:
         return self.path(key).open("rb")
-
-    def iter_chunks(self, key: str, chunk_size: int = 1 << 16) -> Iterator[bytes]:
-        with self.open(key) as fh:
-            while chunk := fh.read(chunk_size):
-                yield chunk
 
     def delete_prefix(self, prefix: str) -> None:
         shutil.rmtree(self.path(prefix), ignore_errors=True)

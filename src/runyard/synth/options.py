@@ -27,9 +27,6 @@ class Options:
         where = f"option '{option}' " if option else ""
         return TemplateError(f"{where}{message} (generator '{self.generator}')", field=self.field, option=option)
 
-    def has(self, name: str) -> bool:
-        return name in self._raw
-
     def _get(self, name: str, default: Any) -> Any:
         self._read.add(name)
         if name in self._raw and self._raw[name] is not None:

@@ -128,10 +128,6 @@ def mixed_radix(index: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
     return digits[::-1]
 
 
-def uniform_index(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
-    return rng.integers(0, size, n, dtype=np.int64)
-
-
 class RandomBits128(FieldGenerator):
     """Text built from 128 seeded random bits per row (uuid, IPv6): no options, and unique
     by construction because repeats of 122+ random bits are negligible."""
