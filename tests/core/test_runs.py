@@ -62,10 +62,10 @@ def test_run_creation_requests_are_checked_like_every_other(server, api, unique)
     assert anonymous.status_code == 401 and error_code(anonymous) == "missing_api_key"
     assert anonymous.headers["x-request-id"] == "mine-1"
     ok = api.post("/runs", params={"wait": "10", "expand": "inputs"}, json={"tool": f"lane-{unique}", "inputs": {"x": 3}},
-                  headers={"X-Request-ID": "mine-2", "X-Runyard-Trigger": "schedule"})
+                  headers={"X-Request-ID": "mine-2", "X-Runyard-Trigger": "cli"})
     assert ok.status_code == 201 and ok.headers["x-request-id"] == "mine-2"
     assert ok.headers["content-type"] == "application/json"
-    assert ok.json()["output"] == 3 and ok.json()["inputs"] == {"x": 3} and ok.json()["trigger"] == "schedule"
+    assert ok.json()["output"] == 3 and ok.json()["inputs"] == {"x": 3} and ok.json()["trigger"] == "cli"
 
 
 def test_first_runs_of_a_new_version_started_together_all_find_its_code(server, api, unique):
@@ -303,8 +303,12 @@ def test_trigger_recorded(api, unique):
     assert sdk["trigger"] == "sdk"
     cli = api.post("/runs", json={"tool": f"trig-{unique}"}, headers={"X-Runyard-Trigger": "cli"}).json()
     assert cli["trigger"] == "cli"
-    bad = api.post("/runs", json={"tool": f"trig-{unique}"}, headers={"X-Runyard-Trigger": "telepathy"})
-    assert error_code(bad) == "validation_error"
+    # Only what exists: schedules, workflows, MCP and email do not start runs (yet), and
+    # "rerun" is what POST /runs/{id}/rerun records, with the parent run.
+    for value in ("telepathy", "schedule", "workflow", "mcp", "email", "ui", "rerun"):
+        bad = api.post("/runs", json={"tool": f"trig-{unique}"}, headers={"X-Runyard-Trigger": value})
+        assert bad.status_code == 400 and error_code(bad) == "validation_error", value
+        assert bad.json()["error"]["details"]["allowed"] == ["api", "sdk", "cli"], value
 
 
 def test_a_waited_run_is_the_run_as_stored(api, unique):

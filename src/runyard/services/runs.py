@@ -43,7 +43,10 @@ CANCELLED = "cancelled"
 TIMED_OUT = "timed_out"
 TERMINAL_STATUSES: frozenset[str] = frozenset({SUCCEEDED, FAILED, CANCELLED, TIMED_OUT})
 ALL_STATUSES: tuple[str, ...] = (AWAITING, QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, TIMED_OUT)
-TRIGGERS = ("api", "rerun", "schedule", "workflow", "mcp", "email", "cli", "sdk", "ui")
+# What started a run: the HTTP API (the default), the Python SDK or the CLI (each declared by
+# the X-Runyard-Trigger header or the SDK's User-Agent), or POST /runs/{id}/rerun.
+CALLER_TRIGGERS = ("api", "sdk", "cli")
+TRIGGERS = (*CALLER_TRIGGERS, "rerun")
 TAG_KEYS = ("session", "batch_id", "example_id", "project")
 MAX_FILE_BYTES = 512 * 1024 * 1024
 # Error types of an attempt the platform lost rather than the tool failed: its worker
@@ -193,8 +196,10 @@ class RunService:
             raise ValidationFailed("tool is required", details={"field": "tool"})
         if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 1):
             raise ValidationFailed("version must be a positive integer", details={"field": "version"})
-        if trigger not in TRIGGERS:
-            raise ValidationFailed(f"trigger must be one of {', '.join(TRIGGERS)}", details={"field": "trigger"})
+        if trigger not in TRIGGERS or (trigger == "rerun" and parent_run_id is None):
+            raise ValidationFailed(f"trigger must be one of {', '.join(CALLER_TRIGGERS)} (a rerun is made by "
+                                   "POST /runs/{id}/rerun)", details={"field": "trigger", "value": trigger,
+                                                                    "allowed": list(CALLER_TRIGGERS)})
         tags = self._check_tags(tags)
         inputs = {} if inputs is None else inputs
         request_hash = None
