@@ -1,11 +1,16 @@
 """Run latency and throughput through the HTTP API, against floors measured in the same run.
 
-Usage: python benchmarks/runs.py [--postgres postgresql://…] [--quick] [--sandbox-cost]
+Usage: python benchmarks/runs.py [--postgres postgresql://…] [--quick] [--sandbox-cost] [--no-celery]
 Prints one JSON report. Figures (issue 2): 500 sequential sync no-op runs (p50/p99),
 2,000 async no-op runs submitted at once (runs/s until all terminal), 40 sequential
 fib(10) runs (total seconds); floors: /healthz round trip, fork+exit, `python -c pass`, and
 the least a fork-per-run engine costs here (`bare_fork_per_run`).
 The same three figures again for tools deployed with `reuse_process` (`reused_process`).
+Many runs through the official SDK (`sdk_many`: `AsyncClient.runs.create_many` then
+`runs.wait(ids)`; `sdk_create_each`: 32 concurrent `runs.create` then `runs.wait(ids)`),
+beside the lean client's figure and Celery's (`celery`: a prefork worker with as many
+processes as the server has worker slots, Redis broker and backend on 127.0.0.1:6379,
+`delay()` then `get()` on each; needs the `bench` extra).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from _common import (  # noqa: E402
 )
 
 NOOP = "def main():\n    return None\n"
+SLOTS = 8  # the server's worker slots, and the Celery worker's processes
 FIB = "def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\n\ndef main(n: int = 10):\n    return fib(n)\n"
 
 
@@ -125,6 +131,58 @@ def async_throughput(server: BenchServer, client: LeanClient, n: int, connection
             "failed": failed_page["total"], "failure_types": failure_types, "cpu_per_run": cpu}
 
 
+def sdk_throughput(server: BenchServer, n: int, *, batch: bool, tool: str = "noop-sdk") -> dict[str, Any]:
+    """``n`` runs through the official ``AsyncClient``: ``runs.create_many`` (one request per
+    1,000 runs) when ``batch``, else 32 concurrent ``runs.create``; then ``runs.wait(ids)``."""
+    from runyard import AsyncClient
+
+    async def go() -> tuple[float, list[Any]]:
+        async with AsyncClient(api_key=server.key, base_url=server.base_url, timeout=120) as client:
+            specs = [{"tool": tool, "tags": {"batch_id": "bench-sdk"}}] * n
+            started = time.perf_counter()
+            if batch:
+                ids = [item.run.id for item in await client.runs.create_many(specs) if item.run is not None]
+            else:
+                gate = asyncio.Semaphore(32)
+
+                async def create(spec: dict[str, Any]) -> str:
+                    async with gate:
+                        return (await client.runs.create(spec["tool"], tags=spec["tags"])).id
+
+                ids = list(await asyncio.gather(*(create(spec) for spec in specs)))
+            submitted = time.perf_counter() - started
+            assert len(set(ids)) == n
+            return submitted, await client.runs.wait(ids, timeout=600)
+
+    cpu0, client0 = server.cpu_seconds(), time.process_time()
+    started = time.perf_counter()
+    submitted, runs = asyncio.run(go())
+    elapsed = time.perf_counter() - started
+    cpu = cpu_per_run(cpu0, server.cpu_seconds(), time.process_time() - client0, n)
+    return {"runs": n, "how": "create_many + wait(ids)" if batch else "32 concurrent create + wait(ids)",
+            "submit_s": round(submitted, 3), "all_terminal_s": round(elapsed, 3),
+            "runs_per_s": round(n / elapsed, 1), "failed": sum(r.status != "succeeded" for r in runs),
+            "cpu_per_run": cpu}
+
+
+def celery_throughput(n: int, concurrency: int) -> dict[str, Any]:
+    """Celery's figure for the same no-op (see _celery.py); skipped, with the reason, when
+    celery or Redis is not there."""
+    try:
+        from _celery import CeleryBench
+    except ImportError as exc:
+        return {"skipped": f"{exc} (install the bench extra)"}
+    try:
+        bench_ = CeleryBench(concurrency)
+    except Exception as exc:
+        return {"skipped": f"no Celery worker: {exc}"[:300]}
+    try:
+        bench_.throughput(min(n, 100))  # warm-up: every worker process forked and connected
+        return bench_.throughput(n)
+    finally:
+        bench_.close()
+
+
 def fib_sequential(client: LeanClient, n: int, tool: str = "fib") -> dict[str, float]:
     started = time.perf_counter()
     for _ in range(n):
@@ -134,11 +192,11 @@ def fib_sequential(client: LeanClient, n: int, tool: str = "fib") -> dict[str, f
 
 
 def bench(database_url: str | None, quick: bool, sandbox: str = "on") -> dict[str, Any]:
-    server = BenchServer(database_url, sandbox=sandbox)
+    server = BenchServer(database_url, slots=SLOTS, sandbox=sandbox)
     try:
         client = LeanClient(server.base_url, server.headers())
         try:
-            for name, code in (("noop", NOOP), ("noop-async", NOOP), ("fib", FIB)):
+            for name, code in (("noop", NOOP), ("noop-async", NOOP), ("noop-sdk", NOOP), ("fib", FIB)):
                 deploy(client, name, code)
                 deploy(client, f"{name}-reused", code, reuse_process=True)
             for tool in ["noop"] * 20 + ["fib", "noop-reused", "noop-async-reused", "fib-reused"]:
@@ -149,6 +207,8 @@ def bench(database_url: str | None, quick: bool, sandbox: str = "on") -> dict[st
             # (PostgreSQL's autovacuum), which is not what a run costs.
             report["fib10_sequential"] = fib_sequential(client, 40)
             report["async_noop"] = async_throughput(server, client, 400 if quick else 2000)
+            report["sdk_many"] = sdk_throughput(server, 400 if quick else 2000, batch=True)
+            report["sdk_create_each"] = sdk_throughput(server, 400 if quick else 2000, batch=False)
             # The same figures for tools deployed with reuse_process: successive runs of a
             # version share a process, so no fork, exit or copy-on-write per run.
             report["reused_process"] = {
@@ -183,8 +243,22 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--sandbox-cost", action="store_true",
                         help="also measure SQLite with RUNYARD_SANDBOX=off, and report what the sandbox costs")
+    parser.add_argument("--no-celery", action="store_true", help="leave out the Celery comparison")
     args = parser.parse_args()
     report: dict[str, Any] = {"benchmark": "runs", "machine": machine(), "sqlite": bench(None, args.quick)}
+    if not args.no_celery:
+        # After the server has stopped: Celery gets the machine as runyard had it.
+        report["celery"] = celery = celery_throughput(400 if args.quick else 2000, SLOTS)
+        sqlite = report["sqlite"]
+        if "runs_per_s" in celery:
+            report["many_runs"] = {
+                "sdk_create_many_runs_per_s": sqlite["sdk_many"]["runs_per_s"],
+                "sdk_create_each_runs_per_s": sqlite["sdk_create_each"]["runs_per_s"],
+                "lean_client_runs_per_s": sqlite["async_noop"]["runs_per_s"],
+                "celery_runs_per_s": celery["runs_per_s"],
+                "sdk_over_celery": round(sqlite["sdk_many"]["runs_per_s"] / celery["runs_per_s"], 3),
+                "goal_sdk_ge_celery": sqlite["sdk_many"]["runs_per_s"] >= celery["runs_per_s"],
+            }
     if args.sandbox_cost:
         report["sqlite_sandbox_off"] = off = bench(None, args.quick, sandbox="off")
         on = report["sqlite"]

@@ -20,7 +20,7 @@ __all__ = [
     "RunyardError", "ConfigurationError", "APIError", "APIStatusError", "ValidationError",
     "AuthenticationError", "PermissionDeniedError", "NotFoundError", "ConflictError", "RateLimitError",
     "ServerError", "APIConnectionError", "APITimeoutError", "RunFailedError", "WaitTimeoutError",
-    "Run", "Tool", "ToolVersion", "Token", "Secret", "Artifact", "TERMINAL_STATUSES",
+    "Run", "RunBatchItem", "Tool", "ToolVersion", "Token", "Secret", "Artifact", "TERMINAL_STATUSES",
 ]
 _SDK_EXPORTS = frozenset(__all__)
 
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
         PermissionDeniedError,
         RateLimitError,
         Run,
+        RunBatchItem,
         RunFailedError,
         RunyardError,
         Secret,

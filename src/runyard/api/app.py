@@ -10,7 +10,19 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from runyard.api import errors, health, landing, openapi, runs, secrets, sets, templates, tokens, tools
+from runyard.api import (
+    errors,
+    health,
+    landing,
+    openapi,
+    run_batches,
+    runs,
+    secrets,
+    sets,
+    templates,
+    tokens,
+    tools,
+)
 from runyard.api.accesslog import access_log
 from runyard.api.fastlane import FastLane
 from runyard.api.guard import BodyGuard
@@ -88,7 +100,7 @@ def create_fastapi(platform: Platform, *, lifespan_hooks: list[Any] | None = Non
     # serves the hot requests, ahead of the rest.
     app.include_router(health.router)
     app.include_router(landing.router)  # `/`: where the docs and the CLI are
-    for module in (runs, tools, tokens, secrets, templates, sets):
+    for module in (runs, run_batches, tools, tokens, secrets, templates, sets):
         app.include_router(module.router, prefix=API_PREFIX)
     openapi.install(app)  # bearer security in the schema; /docs from the package
     return app

@@ -19,7 +19,19 @@ from .errors import (
     ValidationError,
     WaitTimeoutError,
 )
-from .models import TERMINAL_STATUSES, Artifact, Run, RunError, RunUsage, Secret, Token, Tool, ToolVersion
+from .models import (
+    TERMINAL_STATUSES,
+    Artifact,
+    BatchItemError,
+    Run,
+    RunBatchItem,
+    RunError,
+    RunUsage,
+    Secret,
+    Token,
+    Tool,
+    ToolVersion,
+)
 from .pagination import AsyncCursorPage, AsyncPaginator, SyncCursorPage
 from .streaming import AsyncLogStream, LogStream
 
@@ -28,6 +40,6 @@ __all__ = [
     "RunyardError", "ConfigurationError", "APIError", "APIStatusError", "ValidationError", "AuthenticationError",
     "PermissionDeniedError", "NotFoundError", "ConflictError", "RateLimitError", "ServerError",
     "APIConnectionError", "APITimeoutError", "RunFailedError", "WaitTimeoutError",
-    "Run", "RunError", "RunUsage", "Tool", "ToolVersion", "Token", "Secret", "Artifact", "TERMINAL_STATUSES",
+    "Run", "RunBatchItem", "BatchItemError", "RunError", "RunUsage", "Tool", "ToolVersion", "Token", "Secret", "Artifact", "TERMINAL_STATUSES",
     "SyncCursorPage", "AsyncCursorPage", "AsyncPaginator", "LogStream", "AsyncLogStream",
 ]

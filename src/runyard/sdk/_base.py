@@ -320,6 +320,10 @@ class SyncAPIClient(BaseClient):
     def request(self, opts: RequestOptions) -> httpx.Response:
         return self._send(opts, stream=False)
 
+    def send_streaming(self, opts: RequestOptions) -> httpx.Response:
+        """A successful response whose body is still to be read; the caller closes it."""
+        return self._send(opts, stream=True)
+
     @contextlib.contextmanager
     def stream(self, opts: RequestOptions) -> Iterator[httpx.Response]:
         response = self._send(opts, stream=True)
@@ -371,6 +375,10 @@ class AsyncAPIClient(BaseClient):
 
     async def request(self, opts: RequestOptions) -> httpx.Response:
         return await self._send(opts, stream=False)
+
+    async def send_streaming(self, opts: RequestOptions) -> httpx.Response:
+        """A successful response whose body is still to be read; the caller closes it."""
+        return await self._send(opts, stream=True)
 
     @contextlib.asynccontextmanager
     async def stream(self, opts: RequestOptions) -> AsyncIterator[httpx.Response]:

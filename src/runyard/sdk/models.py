@@ -18,6 +18,8 @@ __all__ = [
     "Tool",
     "ToolVersion",
     "Run",
+    "RunBatchItem",
+    "BatchItemError",
     "RunError",
     "RunUsage",
     "Artifact",
@@ -152,6 +154,30 @@ class Run(RunyardModel):
     @property
     def succeeded(self) -> bool:
         return self.status == "succeeded"
+
+
+class BatchItemError(RunyardModel):
+    """Why one item of a batch was refused: the error envelope's fields."""
+
+    code: str
+    message: str | None = None
+    details: dict[str, Any] | None = None
+
+
+class RunBatchItem(RunyardModel):
+    """One item's outcome in ``runs.create_many``: ``run`` or ``error``, never both."""
+
+    #: The item's position in the list given to ``create_many``.
+    index: int
+    #: The HTTP status this item alone would have had: 201 created, 200 an idempotent
+    #: replay, 4xx refused.
+    status: int
+    run: Run | None = None
+    error: BatchItemError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.run is not None
 
 
 class Artifact(RunyardModel):

@@ -9,11 +9,9 @@ so callers only ever see whole lines.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import random
-import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -21,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from ._base import RequestOptions
+from ._endpoint import Close, Emit, Open, Plan, Read, Sleep, Stream, iterate_async, iterate_sync
 from .errors import APIConnectionError, APIStatusError
 
 if TYPE_CHECKING:
@@ -144,92 +143,77 @@ def _reconnect_delay(failures: int) -> float:
     return min(0.25 * (2.0 ** (failures - 1)), 4.0) * (1 - 0.25 * random.random())
 
 
-class LogStream:
+def follow_plan(state: _LogState, timeout: float) -> Plan[None]:
+    """Emit the log's lines as they come, until the ``end`` event; reconnect (resuming
+    after the last line handed out) when the connection drops, goes quiet or closes
+    early, giving up after :data:`MAX_RECONNECTS` failures in a row."""
+    failures = 0
+    while not state.ended:
+        stream: Stream | None = None
+        try:
+            stream = yield Open(state.request(timeout), lines=True)
+            decoder = SSEDecoder()
+            while (line := (yield Read(stream))) is not None:
+                event = decoder.decode(line)
+                if event is None:
+                    continue
+                failures = 0
+                for text in state.feed(event):
+                    yield Emit(text)
+                if state.ended:
+                    return
+            # The server closed the stream without an ``end`` event: resume.
+            failure: Exception | None = APIConnectionError(
+                f"log stream of {state.run_id} kept closing without an end event")
+        except APIStatusError:
+            raise
+        except httpx.ReadTimeout:
+            failure = None  # quiet run: just resume
+        except (APIConnectionError, httpx.TransportError) as exc:
+            failure = exc
+        if stream is not None:
+            yield Close(stream)
+        if failure is None:
+            continue
+        failures += 1
+        if failures > MAX_RECONNECTS:
+            raise failure
+        yield Sleep(_reconnect_delay(failures))
+
+
+class _LogStreamBase:
+    def __init__(self, client: Any, run_id: str, *, offset: int = 0, timeout: float = 600.0) -> None:
+        self._client = client
+        self._state = _LogState(run_id, offset)
+        self._timeout = timeout
+
+    @property
+    def status(self) -> str | None:
+        """The run's terminal status, from the ``end`` event (None until then)."""
+        return self._state.status
+
+    @property
+    def last_event_id(self) -> str | None:
+        """Where a reconnect resumes: the byte offset after the last line handed out."""
+        return self._state.last_event_id
+
+
+class LogStream(_LogStreamBase):
     """Iterator over the lines of a run's log, live, until the run ends.
 
     After iteration ``status`` holds the terminal status the server reported.
     """
 
-    def __init__(self, client: SyncAPIClient, run_id: str, *, offset: int = 0, timeout: float = 600.0) -> None:
-        self._client = client
-        self._state = _LogState(run_id, offset)
-        self._timeout = timeout
-
-    @property
-    def status(self) -> str | None:
-        return self._state.status
-
-    @property
-    def last_event_id(self) -> str | None:
-        return self._state.last_event_id
+    _client: SyncAPIClient
 
     def __iter__(self) -> Iterator[str]:
-        state = self._state
-        failures = 0
-        while not state.ended:
-            try:
-                with self._client.stream(state.request(self._timeout)) as response:
-                    for event in SSEDecoder().iter(response.iter_lines()):
-                        failures = 0
-                        yield from state.feed(event)
-                        if state.ended:
-                            return
-            except APIStatusError:
-                raise
-            except httpx.ReadTimeout:
-                continue  # quiet run: just resume
-            except (APIConnectionError, httpx.TransportError):
-                failures += 1
-                if failures > MAX_RECONNECTS:
-                    raise
-                time.sleep(_reconnect_delay(failures))
-                continue
-            # The server closed the stream without an ``end`` event: resume.
-            failures += 1
-            if failures > MAX_RECONNECTS:
-                raise APIConnectionError(f"log stream of {state.run_id} kept closing without an end event")
-            time.sleep(_reconnect_delay(failures))
+        return iterate_sync(self._client, follow_plan(self._state, self._timeout))
 
 
-class AsyncLogStream:
+class AsyncLogStream(_LogStreamBase):
     """Async twin of :class:`LogStream`: ``async for line in client.runs.logs(id, follow=True)``."""
 
-    def __init__(self, client: AsyncAPIClient, run_id: str, *, offset: int = 0, timeout: float = 600.0) -> None:
-        self._client = client
-        self._state = _LogState(run_id, offset)
-        self._timeout = timeout
+    _client: AsyncAPIClient
 
-    @property
-    def status(self) -> str | None:
-        return self._state.status
-
-    @property
-    def last_event_id(self) -> str | None:
-        return self._state.last_event_id
-
-    async def __aiter__(self) -> AsyncIterator[str]:
-        state = self._state
-        failures = 0
-        while not state.ended:
-            try:
-                async with self._client.stream(state.request(self._timeout)) as response:
-                    async for event in SSEDecoder().aiter(response.aiter_lines()):
-                        failures = 0
-                        for line in state.feed(event):
-                            yield line
-                        if state.ended:
-                            return
-            except APIStatusError:
-                raise
-            except httpx.ReadTimeout:
-                continue
-            except (APIConnectionError, httpx.TransportError):
-                failures += 1
-                if failures > MAX_RECONNECTS:
-                    raise
-                await asyncio.sleep(_reconnect_delay(failures))
-                continue
-            failures += 1
-            if failures > MAX_RECONNECTS:
-                raise APIConnectionError(f"log stream of {state.run_id} kept closing without an end event")
-            await asyncio.sleep(_reconnect_delay(failures))
+    def __aiter__(self) -> AsyncIterator[str]:
+        return iterate_async(self._client, follow_plan(self._state, self._timeout))

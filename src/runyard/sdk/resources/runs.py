@@ -2,31 +2,36 @@
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import os
 import time
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from .._base import LONG_POLL_MARGIN, FilePart, RequestOptions, Timeout
+from .._endpoint import Listing, Open, Plan, Read, Send, Sleep, endpoint, listing
 from .._files import dumps, split_file_inputs
 from ..errors import RunFailedError, WaitTimeoutError
-from ..models import Artifact, Run
-from ..pagination import AsyncPaginator, SyncCursorPage
+from ..models import Artifact, Run, RunBatchItem
 from ..streaming import AsyncLogStream, LogStream
 from ._resource import AsyncResource, SyncResource, compact, seg
 
-__all__ = ["Runs", "AsyncRuns", "Artifacts", "AsyncArtifacts", "RunFiles", "AsyncRunFiles"]
+__all__ = ["Runs", "AsyncRuns", "Artifacts", "AsyncArtifacts", "RunFiles", "AsyncRunFiles", "RunSpec"]
 
 #: The server caps ``wait`` on run creation at this many seconds.
 MAX_CREATE_WAIT = 600.0
 #: Length of one server-side long-poll; a longer wait is several of these.
 LONG_POLL_CHUNK = 60.0
+#: Runs per ``POST /runs/batch`` and ids per ``POST /runs/wait`` (the server's limit);
+#: ``create_many`` and ``wait`` send more as several requests.
+MAX_BATCH = 1000
 
 RunRef = str | Run
+#: One item of ``create_many``: the fields of ``create`` — ``tool`` (required),
+#: ``inputs``, ``version``, ``tags``, ``requires_confirmation``, ``idempotency_key``.
+RunSpec = Mapping[str, Any]
 
 
 def _run_id(ref: RunRef) -> str:
@@ -112,10 +117,30 @@ def _list_params(
     )
 
 
-def _wait_request(run_id: str, chunk: float) -> RequestOptions:
+def _wait_request(run_ids: Sequence[str], chunk: float) -> RequestOptions:
     return RequestOptions(
-        "GET", f"/runs/{seg(run_id)}/wait", params={"timeout": _seconds(chunk)}, timeout=chunk + LONG_POLL_MARGIN
+        "POST", "/runs/wait", json={"ids": list(run_ids), "timeout": float(_seconds(chunk))},
+        timeout=chunk + LONG_POLL_MARGIN,
     )
+
+
+def _batch_item(spec: RunSpec) -> dict[str, Any]:
+    """One ``POST /runs/batch`` item from a ``create_many`` spec (the body of ``create``)."""
+    if not isinstance(spec, Mapping):
+        raise TypeError(f"create_many takes mappings with a 'tool' (and inputs, tags…), got {type(spec).__name__}")
+    unknown = set(spec) - _SPEC_FIELDS
+    if unknown:
+        raise TypeError(f"unknown run field(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(_SPEC_FIELDS))}")
+    inputs = spec.get("inputs")
+    tags = spec.get("tags")
+    return compact(
+        tool=spec.get("tool"), version=spec.get("version"), inputs=dict(inputs) if inputs is not None else None,
+        tags=dict(tags) if tags else None, requires_confirmation=spec.get("requires_confirmation"),
+        idempotency_key=spec.get("idempotency_key"),
+    )
+
+
+_SPEC_FIELDS = frozenset({"tool", "inputs", "version", "tags", "requires_confirmation", "idempotency_key"})
 
 
 def _check_failures(runs: list[Run], raise_on_failure: bool) -> None:
@@ -147,60 +172,91 @@ class _Deadline:
         return LONG_POLL_CHUNK if left is None else max(0.0, min(left, LONG_POLL_CHUNK))
 
 
-# ---------------------------------------------------------------------------- sync
+def _download(opts: RequestOptions, dest: str | Path | None, name: str) -> Plan[bytes | Path]:
+    """The body's bytes, or, with ``dest``, the body streamed to a file (see :func:`_target`)."""
+    if dest is None:
+        return (yield Send(opts)).content
+    target = _target(dest, name)
+    stream = yield Open(opts)
+    with _atomic_write(target) as fh:
+        while (chunk := (yield Read(stream))) is not None:
+            fh.write(chunk)
+    return target
 
 
-class Artifacts(SyncResource):
-    def list(self, run: RunRef, *, timeout: Timeout = None) -> builtins.list[Artifact]:
-        body = self._client.request(RequestOptions("GET", f"/runs/{seg(_run_id(run))}/artifacts", timeout=timeout)).json()
+def _wait_many(ids: builtins.list[str], timeout: float | None, poll_interval: float) -> Plan[builtins.list[Run]]:
+    """Long-poll ``POST /runs/wait`` over the ids still running (at most ``MAX_BATCH`` a
+    request) until every run is terminal or ``timeout`` passes; the runs in input order.
+    Raises :class:`WaitTimeoutError` with every run as it stands."""
+    deadline = _Deadline(timeout)
+    latest: dict[str, Run] = {}
+    pending = list(dict.fromkeys(ids))
+    while pending:
+        started = time.monotonic()
+        for start in range(0, len(pending), MAX_BATCH):
+            body = (yield Send(_wait_request(pending[start:start + MAX_BATCH], deadline.chunk()))).json()
+            for item in (*body.get("items", ()), *body.get("pending", ())):
+                run = Run.model_validate(item)
+                latest[run.id] = run
+        pending = [rid for rid in pending if rid not in latest or not latest[rid].is_terminal]
+        left = deadline.remaining()
+        if pending and left is not None and left <= 0:
+            runs = [latest[rid] for rid in ids if rid in latest]
+            raise WaitTimeoutError(
+                f"{len(pending)} of {len(set(ids))} run(s) still not finished after {timeout}s", runs=runs
+            )
+        # Guard against a server that answers a long-poll early: never spin.
+        pause = poll_interval - (time.monotonic() - started)
+        if pending and pause > 0:
+            yield Sleep(pause if left is None else min(pause, left))
+    return [latest[rid] for rid in ids]
+
+
+# ---------------------------------------------------------------------------- endpoints
+
+
+class ArtifactsAPI:
+    """``client.runs.artifacts``, written once for :class:`Artifacts` and :class:`AsyncArtifacts`."""
+
+    @endpoint
+    def list(self, run: RunRef, *, timeout: Timeout = None) -> Plan[builtins.list[Artifact]]:
+        """The files the run wrote under its output directory, by path."""
+        body = (yield Send(RequestOptions("GET", f"/runs/{seg(_run_id(run))}/artifacts", timeout=timeout))).json()
         items = body.get("items", []) if isinstance(body, dict) else body
         return [Artifact.model_validate(a) for a in items]
 
-    @overload
-    def download(self, run: RunRef, path: str, dest: None = None, *, timeout: Timeout = None) -> bytes: ...
-    @overload
-    def download(self, run: RunRef, path: str, dest: str | Path, *, timeout: Timeout = None) -> Path: ...
-    def download(self, run: RunRef, path: str, dest: str | Path | None = None, *, timeout: Timeout = None) -> bytes | Path:
+    @endpoint
+    def download(
+        self, run: RunRef, path: str, dest: str | Path | None = None, *, timeout: Timeout = None
+    ) -> Plan[bytes | Path]:
         """The artifact's bytes, or, with ``dest`` (a file, or a directory to put it in),
         streams it to disk and returns the written path."""
         opts = RequestOptions("GET", f"/runs/{seg(_run_id(run))}/artifacts/{_artifact_path(path)}", timeout=timeout)
-        if dest is None:
-            return self._client.request(opts).content
-        target = _target(dest, path)
-        with self._client.stream(opts) as resp, _atomic_write(target) as fh:
-            for chunk in resp.iter_bytes():
-                fh.write(chunk)
-        return target
+        return (yield from _download(opts, dest, path))
 
-    @overload
-    def download_zip(self, run: RunRef, dest: None = None, *, timeout: Timeout = None) -> bytes: ...
-    @overload
-    def download_zip(self, run: RunRef, dest: str | Path, *, timeout: Timeout = None) -> Path: ...
-    def download_zip(self, run: RunRef, dest: str | Path | None = None, *, timeout: Timeout = None) -> bytes | Path:
+    @endpoint
+    def download_zip(self, run: RunRef, dest: str | Path | None = None, *, timeout: Timeout = None) -> Plan[bytes | Path]:
+        """Every artifact in one zip: its bytes, or, with ``dest``, written there (a
+        directory gets ``<run id>-artifacts.zip``) and its path returned."""
         rid = _run_id(run)
         opts = RequestOptions("GET", f"/runs/{seg(rid)}/artifacts.zip", timeout=timeout)
-        if dest is None:
-            return self._client.request(opts).content
-        target = _target(dest, f"{rid}-artifacts.zip")
-        with self._client.stream(opts) as resp, _atomic_write(target) as fh:
-            for chunk in resp.iter_bytes():
-                fh.write(chunk)
-        return target
+        return (yield from _download(opts, dest, f"{rid}-artifacts.zip"))
 
 
-class RunFiles(SyncResource):
-    def upload(self, run: RunRef, files: Mapping[str, str | Path], *, timeout: Timeout = None) -> Run:
+class RunFilesAPI:
+    """``client.runs.files``, written once for :class:`RunFiles` and :class:`AsyncRunFiles`."""
+
+    @endpoint
+    def upload(self, run: RunRef, files: Mapping[str, str | Path], *, timeout: Timeout = None) -> Plan[Run]:
         """Attach input files (field name = input name) to a run awaiting confirmation."""
         opts = RequestOptions("POST", f"/runs/{seg(_run_id(run))}/files", files=_upload_parts(files), timeout=timeout)
-        return Run.model_validate(self._client.request(opts).json())
+        return Run.model_validate((yield Send(opts)).json())
 
 
-class Runs(SyncResource):
-    def __init__(self, client: Any) -> None:
-        super().__init__(client)
-        self.artifacts = Artifacts(client)
-        self.files = RunFiles(client)
+class RunsAPI:
+    """``client.runs``, written once for :class:`Runs` and :class:`AsyncRuns`."""
 
+    @endpoint
     def create(
         self,
         tool: str,
@@ -212,7 +268,7 @@ class Runs(SyncResource):
         wait: float | None = None,
         idempotency_key: str | None = None,
         timeout: Timeout = None,
-    ) -> Run:
+    ) -> Plan[Run]:
         """Start a run. ``pathlib.Path`` values in ``inputs`` are uploaded as files. With
         ``wait`` (seconds, ≤ 600) the server holds the request until the run ends or the
         time passes and returns the run as it then stands."""
@@ -220,8 +276,36 @@ class Runs(SyncResource):
             tool, inputs, version=version, tags=tags, requires_confirmation=requires_confirmation, wait=wait,
             idempotency_key=idempotency_key, timeout=timeout,
         )
-        return Run.model_validate(self._client.request(opts).json())
+        return Run.model_validate((yield Send(opts)).json())
 
+    @endpoint
+    def create_many(
+        self, runs: Iterable[RunSpec], *, idempotency_key: str | None = None, timeout: Timeout = None
+    ) -> Plan[builtins.list[RunBatchItem]]:
+        """Start many runs with one request per 1,000 (``POST /runs/batch``).
+
+        Each item of ``runs`` is a mapping with the fields of :meth:`create`: ``tool``
+        and optionally ``inputs``, ``version``, ``tags``, ``requires_confirmation`` and
+        ``idempotency_key``. Returns one :class:`~runyard.RunBatchItem` per item, in
+        order: ``.run`` when it was created (or replayed), ``.error`` when it was refused
+        (a bad input, an unknown or hidden tool…) — one item's error never fails the
+        others. Files cannot be uploaded this way.
+
+        Retries are safe: an item without its own ``idempotency_key`` gets one derived
+        from the request's key (``idempotency_key`` here, or one the client makes up)
+        and its position, so a retried request creates nothing twice.
+        """
+        items = [_batch_item(spec) for spec in runs]
+        results: builtins.list[RunBatchItem] = []
+        for start in range(0, len(items), MAX_BATCH):
+            key = None if idempotency_key is None else f"{idempotency_key}:{start // MAX_BATCH}"
+            opts = RequestOptions("POST", "/runs/batch", json={"runs": items[start:start + MAX_BATCH]},
+                                  idempotency_key=key, timeout=timeout)
+            for item in (yield Send(opts)).json()["items"]:
+                results.append(RunBatchItem.model_validate({**item, "index": start + item["index"]}))
+        return results
+
+    @endpoint
     def create_and_wait(
         self,
         tool: str,
@@ -231,19 +315,24 @@ class Runs(SyncResource):
         tags: Mapping[str, Any] | None = None,
         timeout: float | None = None,
         raise_on_failure: bool = False,
-    ) -> Run:
+    ) -> Plan[Run]:
+        """Start a run and wait for its end (``timeout`` seconds at most, then
+        :class:`~runyard.WaitTimeoutError`); the run as it ended."""
         deadline = _Deadline(timeout)
-        run = self.create(tool, inputs, version=version, tags=tags, wait=deadline.chunk())
-        if run.is_terminal:
-            _check_failures([run], raise_on_failure)
-            return run
-        return self.wait(run, timeout=deadline.remaining(), raise_on_failure=raise_on_failure)
+        run = yield from RunsAPI.create.plan(self, tool, inputs, version=version, tags=tags, wait=deadline.chunk())
+        if not run.is_terminal:
+            run = (yield from _wait_many([run.id], deadline.remaining(), 0.5))[0]
+        _check_failures([run], raise_on_failure)
+        return run
 
-    def get(self, run: RunRef, *, include_inputs: bool = False, timeout: Timeout = None) -> Run:
+    @endpoint
+    def get(self, run: RunRef, *, include_inputs: bool = False, timeout: Timeout = None) -> Plan[Run]:
+        """A run as it stands; ``include_inputs`` adds the inputs it was given."""
         params = {"expand": "inputs"} if include_inputs else None
-        resp = self._client.request(RequestOptions("GET", f"/runs/{seg(_run_id(run))}", params=params, timeout=timeout))
-        return Run.model_validate(resp.json())
+        opts = RequestOptions("GET", f"/runs/{seg(_run_id(run))}", params=params, timeout=timeout)
+        return Run.model_validate((yield Send(opts)).json())
 
+    @listing
     def list(
         self,
         *,
@@ -258,44 +347,37 @@ class Runs(SyncResource):
         limit: int | None = None,
         include_total: bool | None = None,
         timeout: Timeout = None,
-    ) -> SyncCursorPage[Run]:
+    ) -> Listing[Run]:
+        """Runs, newest first unless ``order="asc"``, filtered by tool, status(es), tags
+        and creation time; iterate the page for every run across pages."""
         params = _list_params(
             tool, status, session, batch_id, example_id, created_after, created_before, order, limit, include_total
         )
+        return Listing(Run, lambda cursor: RequestOptions(
+            "GET", "/runs", params={**params, "cursor": cursor}, timeout=timeout))
 
-        def fetch(cursor: str | None) -> Any:
-            opts = RequestOptions("GET", "/runs", params={**params, "cursor": cursor}, timeout=timeout)
-            return self._client.request(opts).json()
-
-        return SyncCursorPage(fetch(None), Run, fetch)
-
-    def cancel(self, run: RunRef, *, timeout: Timeout = None) -> Run:
+    @endpoint
+    def cancel(self, run: RunRef, *, timeout: Timeout = None) -> Plan[Run]:
         """Cancel; a run that already ended comes back as it is."""
-        resp = self._client.request(RequestOptions("POST", f"/runs/{seg(_run_id(run))}/cancel", timeout=timeout))
-        return Run.model_validate(resp.json())
+        return Run.model_validate((yield Send(RequestOptions(
+            "POST", f"/runs/{seg(_run_id(run))}/cancel", timeout=timeout))).json())
 
-    def confirm(self, run: RunRef, *, timeout: Timeout = None) -> Run:
+    @endpoint
+    def confirm(self, run: RunRef, *, timeout: Timeout = None) -> Plan[Run]:
         """Release a run created with ``requires_confirmation=True``."""
-        resp = self._client.request(RequestOptions("POST", f"/runs/{seg(_run_id(run))}/confirm", timeout=timeout))
-        return Run.model_validate(resp.json())
+        return Run.model_validate((yield Send(RequestOptions(
+            "POST", f"/runs/{seg(_run_id(run))}/confirm", timeout=timeout))).json())
 
+    @endpoint
     def rerun(
         self, run: RunRef, *, version: Literal["original", "latest"] = "original", wait: float | None = None,
         idempotency_key: str | None = None, timeout: Timeout = None,
-    ) -> Run:
+    ) -> Plan[Run]:
         """A new run with the same inputs, on the original tool version or the latest;
         ``wait`` as in :meth:`create`."""
-        return Run.model_validate(self._client.request(_rerun_request(run, version, wait, idempotency_key, timeout)).json())
+        return Run.model_validate((yield Send(_rerun_request(run, version, wait, idempotency_key, timeout))).json())
 
-    @overload
-    def wait(  # type: ignore[overload-overlap]  # a str is a Sequence too; it matches this first
-        self, runs: RunRef, *, timeout: float | None = None, poll_interval: float = 0.5, raise_on_failure: bool = False
-    ) -> Run: ...
-    @overload
-    def wait(
-        self, runs: Sequence[RunRef], *, timeout: float | None = None,
-        poll_interval: float = 0.5, raise_on_failure: bool = False,
-    ) -> builtins.list[Run]: ...
+    @endpoint
     def wait(
         self,
         runs: RunRef | Sequence[RunRef],
@@ -303,265 +385,98 @@ class Runs(SyncResource):
         timeout: float | None = None,
         poll_interval: float = 0.5,
         raise_on_failure: bool = False,
-    ) -> Run | builtins.list[Run]:
+    ) -> Plan[Run | builtins.list[Run]]:
         """Block until the run (or every run of a list, returned in input order) ends.
 
-        Uses the server's long-poll, so a finished run is seen at once without tight
-        polling; ``poll_interval`` is only the minimum spacing between two long-polls that
-        came back early. Raises :class:`~runyard.WaitTimeoutError` (a ``TimeoutError``)
-        after ``timeout`` seconds, and :class:`~runyard.RunFailedError` for a run that did
-        not succeed when ``raise_on_failure``."""
+        One server long-poll (``POST /runs/wait``) covers up to 1,000 runs, so a finished
+        run is seen at once without tight polling; ``poll_interval`` is only the minimum
+        spacing between two long-polls that came back early. Raises
+        :class:`~runyard.WaitTimeoutError` (a ``TimeoutError``, its ``runs`` every run as
+        it stands) after ``timeout`` seconds, and :class:`~runyard.RunFailedError` for a
+        run that did not succeed when ``raise_on_failure``."""
         single = isinstance(runs, str | Run)
         ids = [_run_id(runs)] if isinstance(runs, str | Run) else [_run_id(r) for r in runs]
-        deadline = _Deadline(timeout)
-        done: list[Run] = []
-        for rid in ids:
-            try:
-                done.append(self._wait_one(rid, deadline, poll_interval))
-            except WaitTimeoutError as exc:
-                raise WaitTimeoutError(
-                    f"{len(ids) - len(done)} of {len(ids)} run(s) still not finished after {timeout}s",
-                    runs=done + exc.runs + [self.get(r) for r in ids[len(done) + 1:]],
-                ) from None
+        done = yield from _wait_many(ids, timeout, poll_interval)
         _check_failures(done, raise_on_failure)
         return done[0] if single else done
 
-    def _wait_one(self, run_id: str, deadline: _Deadline, poll_interval: float) -> Run:
-        while True:
-            started = time.monotonic()
-            run = Run.model_validate(self._client.request(_wait_request(run_id, deadline.chunk())).json())
-            if run.is_terminal:
-                return run
-            left = deadline.remaining()
-            if left is not None and left <= 0:
-                raise WaitTimeoutError(f"run {run_id} still {run.status}", runs=[run])
-            # Guard against a server that answers a long-poll early: never spin.
-            pause = poll_interval - (time.monotonic() - started)
-            if pause > 0:
-                time.sleep(pause if left is None else min(pause, left))
-
-    @overload
-    def logs(self, run: RunRef, *, follow: Literal[False] = False, offset: int = 0, timeout: Timeout = None) -> str: ...
-    @overload
-    def logs(self, run: RunRef, *, follow: Literal[True], offset: int = 0, timeout: Timeout = None) -> LogStream: ...
-    def logs(self, run: RunRef, *, follow: bool = False, offset: int = 0, timeout: Timeout = None) -> str | LogStream:
+    def logs(self, run: RunRef, *, follow: bool = False, offset: int = 0, timeout: Timeout = None) -> Any:
         """The log text from ``offset``; with ``follow=True`` an iterator of lines that
         streams live until the run ends, reconnecting (``Last-Event-ID``) if the connection
-        drops, without repeating or losing a line."""
+        drops, without repeating or losing a line. (On :class:`AsyncRuns`: ``await`` the
+        text; ``async for`` over the live lines, with no ``await`` before it.)"""
         rid = _run_id(run)
         if follow:
-            return LogStream(self._client, rid, offset=offset)
+            return self._follow(rid, offset)  # type: ignore[attr-defined]
         opts = RequestOptions(
             "GET", f"/runs/{seg(rid)}/logs", params={"offset": offset or None}, headers={"Accept": "text/plain"},
             timeout=timeout,
         )
-        return self._client.request(opts).text
+        return self._run(_text(opts))  # type: ignore[attr-defined]
 
 
-# ---------------------------------------------------------------------------- async
+def _text(opts: RequestOptions) -> Plan[str]:
+    return (yield Send(opts)).text
 
 
-class AsyncArtifacts(AsyncResource):
-    async def list(self, run: RunRef, *, timeout: Timeout = None) -> builtins.list[Artifact]:
-        resp = await self._client.request(RequestOptions("GET", f"/runs/{seg(_run_id(run))}/artifacts", timeout=timeout))
-        body = resp.json()
-        items = body.get("items", []) if isinstance(body, dict) else body
-        return [Artifact.model_validate(a) for a in items]
-
-    @overload
-    async def download(self, run: RunRef, path: str, dest: None = None, *, timeout: Timeout = None) -> bytes: ...
-    @overload
-    async def download(self, run: RunRef, path: str, dest: str | Path, *, timeout: Timeout = None) -> Path: ...
-    async def download(
-        self, run: RunRef, path: str, dest: str | Path | None = None, *, timeout: Timeout = None
-    ) -> bytes | Path:
-        opts = RequestOptions("GET", f"/runs/{seg(_run_id(run))}/artifacts/{_artifact_path(path)}", timeout=timeout)
-        if dest is None:
-            return (await self._client.request(opts)).content
-        target = _target(dest, path)
-        async with self._client.stream(opts) as resp:
-            with _atomic_write(target) as fh:
-                async for chunk in resp.aiter_bytes():
-                    fh.write(chunk)
-        return target
-
-    @overload
-    async def download_zip(self, run: RunRef, dest: None = None, *, timeout: Timeout = None) -> bytes: ...
-    @overload
-    async def download_zip(self, run: RunRef, dest: str | Path, *, timeout: Timeout = None) -> Path: ...
-    async def download_zip(self, run: RunRef, dest: str | Path | None = None, *, timeout: Timeout = None) -> bytes | Path:
-        rid = _run_id(run)
-        opts = RequestOptions("GET", f"/runs/{seg(rid)}/artifacts.zip", timeout=timeout)
-        if dest is None:
-            return (await self._client.request(opts)).content
-        target = _target(dest, f"{rid}-artifacts.zip")
-        async with self._client.stream(opts) as resp:
-            with _atomic_write(target) as fh:
-                async for chunk in resp.aiter_bytes():
-                    fh.write(chunk)
-        return target
+class Artifacts(ArtifactsAPI, SyncResource):
+    """``client.runs.artifacts``: list and download what runs wrote."""
 
 
-class AsyncRunFiles(AsyncResource):
-    async def upload(self, run: RunRef, files: Mapping[str, str | Path], *, timeout: Timeout = None) -> Run:
-        opts = RequestOptions("POST", f"/runs/{seg(_run_id(run))}/files", files=_upload_parts(files), timeout=timeout)
-        return Run.model_validate((await self._client.request(opts)).json())
+class AsyncArtifacts(ArtifactsAPI, AsyncResource):
+    """``client.runs.artifacts`` of :class:`~runyard.AsyncClient` (coroutines)."""
 
 
-class AsyncRuns(AsyncResource):
+class RunFiles(RunFilesAPI, SyncResource):
+    """``client.runs.files``: input files for a run awaiting confirmation."""
+
+
+class AsyncRunFiles(RunFilesAPI, AsyncResource):
+    """``client.runs.files`` of :class:`~runyard.AsyncClient` (coroutines)."""
+
+
+class Runs(RunsAPI, SyncResource):
+    """``client.runs``: create, inspect, wait for, control and read runs."""
+
+    def __init__(self, client: Any) -> None:
+        super().__init__(client)
+        self.artifacts = Artifacts(client)
+        self.files = RunFiles(client)
+
+    def _follow(self, run_id: str, offset: int) -> LogStream:
+        return LogStream(self._client, run_id, offset=offset)
+
+    if TYPE_CHECKING:  # what the shared methods return here, for type checkers
+        @overload
+        def logs(self, run: RunRef, *, follow: Literal[False] = False, offset: int = 0,
+                 timeout: Timeout = None) -> str: ...
+        @overload
+        def logs(self, run: RunRef, *, follow: Literal[True], offset: int = 0, timeout: Timeout = None) -> LogStream: ...
+        def logs(self, run: RunRef, *, follow: bool = False, offset: int = 0,
+                 timeout: Timeout = None) -> str | LogStream: ...
+
+
+class AsyncRuns(RunsAPI, AsyncResource):
+    """``client.runs`` of :class:`~runyard.AsyncClient`: the methods of :class:`Runs`, as
+    coroutines (``list`` gives a paginator, ``logs(follow=True)`` an async iterator)."""
+
     def __init__(self, client: Any) -> None:
         super().__init__(client)
         self.artifacts = AsyncArtifacts(client)
         self.files = AsyncRunFiles(client)
 
-    async def create(
-        self,
-        tool: str,
-        inputs: Mapping[str, Any] | None = None,
-        *,
-        version: int | None = None,
-        tags: Mapping[str, Any] | None = None,
-        requires_confirmation: bool | None = None,
-        wait: float | None = None,
-        idempotency_key: str | None = None,
-        timeout: Timeout = None,
-    ) -> Run:
-        opts = _create_request(
-            tool, inputs, version=version, tags=tags, requires_confirmation=requires_confirmation, wait=wait,
-            idempotency_key=idempotency_key, timeout=timeout,
-        )
-        return Run.model_validate((await self._client.request(opts)).json())
+    def _follow(self, run_id: str, offset: int) -> AsyncLogStream:
+        return AsyncLogStream(self._client, run_id, offset=offset)
 
-    async def create_and_wait(
-        self,
-        tool: str,
-        inputs: Mapping[str, Any] | None = None,
-        *,
-        version: int | None = None,
-        tags: Mapping[str, Any] | None = None,
-        timeout: float | None = None,
-        raise_on_failure: bool = False,
-    ) -> Run:
-        deadline = _Deadline(timeout)
-        run = await self.create(tool, inputs, version=version, tags=tags, wait=deadline.chunk())
-        if run.is_terminal:
-            _check_failures([run], raise_on_failure)
-            return run
-        return await self.wait(run, timeout=deadline.remaining(), raise_on_failure=raise_on_failure)
-
-    async def get(self, run: RunRef, *, include_inputs: bool = False, timeout: Timeout = None) -> Run:
-        params = {"expand": "inputs"} if include_inputs else None
-        opts = RequestOptions("GET", f"/runs/{seg(_run_id(run))}", params=params, timeout=timeout)
-        return Run.model_validate((await self._client.request(opts)).json())
-
-    def list(
-        self,
-        *,
-        tool: str | None = None,
-        status: str | Sequence[str] | None = None,
-        session: str | None = None,
-        batch_id: str | None = None,
-        example_id: str | None = None,
-        created_after: datetime | str | None = None,
-        created_before: datetime | str | None = None,
-        order: Literal["asc", "desc"] | None = None,
-        limit: int | None = None,
-        include_total: bool | None = None,
-        timeout: Timeout = None,
-    ) -> AsyncPaginator[Run]:
-        params = _list_params(
-            tool, status, session, batch_id, example_id, created_after, created_before, order, limit, include_total
-        )
-
-        async def fetch(cursor: str | None) -> Any:
-            opts = RequestOptions("GET", "/runs", params={**params, "cursor": cursor}, timeout=timeout)
-            return (await self._client.request(opts)).json()
-
-        return AsyncPaginator(lambda: fetch(None), Run, fetch)
-
-    async def cancel(self, run: RunRef, *, timeout: Timeout = None) -> Run:
-        opts = RequestOptions("POST", f"/runs/{seg(_run_id(run))}/cancel", timeout=timeout)
-        return Run.model_validate((await self._client.request(opts)).json())
-
-    async def confirm(self, run: RunRef, *, timeout: Timeout = None) -> Run:
-        opts = RequestOptions("POST", f"/runs/{seg(_run_id(run))}/confirm", timeout=timeout)
-        return Run.model_validate((await self._client.request(opts)).json())
-
-    async def rerun(
-        self, run: RunRef, *, version: Literal["original", "latest"] = "original", wait: float | None = None,
-        idempotency_key: str | None = None, timeout: Timeout = None,
-    ) -> Run:
-        opts = _rerun_request(run, version, wait, idempotency_key, timeout)
-        return Run.model_validate((await self._client.request(opts)).json())
-
-    @overload
-    async def wait(  # type: ignore[overload-overlap]  # a str is a Sequence too; it matches this first
-        self, runs: RunRef, *, timeout: float | None = None, poll_interval: float = 0.5, raise_on_failure: bool = False
-    ) -> Run: ...
-    @overload
-    async def wait(
-        self, runs: Sequence[RunRef], *, timeout: float | None = None,
-        poll_interval: float = 0.5, raise_on_failure: bool = False,
-    ) -> builtins.list[Run]: ...
-    async def wait(
-        self,
-        runs: RunRef | Sequence[RunRef],
-        *,
-        timeout: float | None = None,
-        poll_interval: float = 0.5,
-        raise_on_failure: bool = False,
-    ) -> Run | builtins.list[Run]:
-        """Async twin of :meth:`Runs.wait`; several runs are long-polled concurrently."""
-        single = isinstance(runs, str | Run)
-        ids = [_run_id(runs)] if isinstance(runs, str | Run) else [_run_id(r) for r in runs]
-        deadline = _Deadline(timeout)
-        results = await asyncio.gather(*(self._wait_one(rid, deadline, poll_interval) for rid in ids))
-        pending = [r for r in results if not r.is_terminal]
-        if pending:
-            raise WaitTimeoutError(
-                f"{len(pending)} of {len(ids)} run(s) still not finished after {timeout}s", runs=list(results)
-            )
-        _check_failures(list(results), raise_on_failure)
-        return results[0] if single else list(results)
-
-    async def _wait_one(self, run_id: str, deadline: _Deadline, poll_interval: float) -> Run:
-        # Returns the non-terminal run on timeout; ``wait`` turns that into the error once
-        # every concurrent wait has finished, so the error can report all of them.
-        while True:
-            started = time.monotonic()
-            opts = _wait_request(run_id, deadline.chunk())
-            run = Run.model_validate((await self._client.request(opts)).json())
-            if run.is_terminal:
-                return run
-            left = deadline.remaining()
-            if left is not None and left <= 0:
-                return run
-            pause = poll_interval - (time.monotonic() - started)
-            if pause > 0:
-                await asyncio.sleep(pause if left is None else min(pause, left))
-
-    @overload
-    def logs(
-        self, run: RunRef, *, follow: Literal[False] = False, offset: int = 0, timeout: Timeout = None
-    ) -> Awaitable[str]: ...
-    @overload
-    def logs(self, run: RunRef, *, follow: Literal[True], offset: int = 0, timeout: Timeout = None) -> AsyncLogStream: ...
-    def logs(
-        self, run: RunRef, *, follow: bool = False, offset: int = 0, timeout: Timeout = None
-    ) -> Awaitable[str] | AsyncLogStream:
-        """``await client.runs.logs(id)`` → text; ``async for line in client.runs.logs(id, follow=True)``
-        streams live (not a coroutine, so no ``await`` before ``async for``)."""
-        rid = _run_id(run)
-        if follow:
-            return AsyncLogStream(self._client, rid, offset=offset)
-        opts = RequestOptions(
-            "GET", f"/runs/{seg(rid)}/logs", params={"offset": offset or None}, headers={"Accept": "text/plain"},
-            timeout=timeout,
-        )
-        return self._text(opts)
-
-    async def _text(self, opts: RequestOptions) -> str:
-        return (await self._client.request(opts)).text
+    if TYPE_CHECKING:
+        @overload
+        def logs(self, run: RunRef, *, follow: Literal[False] = False, offset: int = 0,
+                 timeout: Timeout = None) -> Awaitable[str]: ...
+        @overload
+        def logs(self, run: RunRef, *, follow: Literal[True], offset: int = 0,
+                 timeout: Timeout = None) -> AsyncLogStream: ...
+        def logs(self, run: RunRef, *, follow: bool = False, offset: int = 0,
+                 timeout: Timeout = None) -> Awaitable[str] | AsyncLogStream: ...
 
 
 # ---------------------------------------------------------------------------- helpers

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from .._base import RequestOptions, Timeout
+from .._endpoint import Listing, Plan, Send, endpoint, listing
 from ..models import Secret
-from ..pagination import AsyncPaginator, SyncCursorPage
 from ._resource import AsyncResource, SyncResource, compact, seg
 
 __all__ = ["Secrets", "AsyncSecrets"]
@@ -23,7 +21,10 @@ def _set_request(
     )
 
 
-class Secrets(SyncResource):
+class SecretsAPI:
+    """``client.secrets``, written once for :class:`Secrets` and :class:`AsyncSecrets`."""
+
+    @endpoint
     def set(
         self,
         name: str,
@@ -34,43 +35,26 @@ class Secrets(SyncResource):
         category: str | None = None,
         force: bool = False,
         timeout: Timeout = None,
-    ) -> Secret:
+    ) -> Plan[Secret]:
         """Store a secret. An existing name raises :class:`~runyard.ConflictError` unless ``force``."""
         opts = _set_request(name, value, display_name, description, category, force, timeout)
-        return Secret.model_validate(self._client.request(opts).json())
+        return Secret.model_validate((yield Send(opts)).json())
 
-    def list(self, *, limit: int | None = None, timeout: Timeout = None) -> SyncCursorPage[Secret]:
-        def fetch(cursor: str | None) -> Any:
-            opts = RequestOptions("GET", "/secrets", params={"limit": limit, "cursor": cursor}, timeout=timeout)
-            return self._client.request(opts).json()
+    @listing
+    def list(self, *, limit: int | None = None, timeout: Timeout = None) -> Listing[Secret]:
+        """The workspace's secrets: names and masked values, never the values."""
+        return Listing(Secret, lambda cursor: RequestOptions(
+            "GET", "/secrets", params={"limit": limit, "cursor": cursor}, timeout=timeout))
 
-        return SyncCursorPage(fetch(None), Secret, fetch)
+    @endpoint
+    def delete(self, name: str, *, timeout: Timeout = None) -> Plan[None]:
+        """Delete a secret; tools that need it fail to start runs until it is set again."""
+        yield Send(RequestOptions("DELETE", f"/secrets/{seg(name)}", timeout=timeout))
 
-    def delete(self, name: str, *, timeout: Timeout = None) -> None:
-        self._client.request(RequestOptions("DELETE", f"/secrets/{seg(name)}", timeout=timeout))
+
+class Secrets(SecretsAPI, SyncResource):
+    """``client.secrets``: values go in, only masked metadata comes back out."""
 
 
-class AsyncSecrets(AsyncResource):
-    async def set(
-        self,
-        name: str,
-        value: str,
-        *,
-        display_name: str | None = None,
-        description: str | None = None,
-        category: str | None = None,
-        force: bool = False,
-        timeout: Timeout = None,
-    ) -> Secret:
-        opts = _set_request(name, value, display_name, description, category, force, timeout)
-        return Secret.model_validate((await self._client.request(opts)).json())
-
-    def list(self, *, limit: int | None = None, timeout: Timeout = None) -> AsyncPaginator[Secret]:
-        async def fetch(cursor: str | None) -> Any:
-            opts = RequestOptions("GET", "/secrets", params={"limit": limit, "cursor": cursor}, timeout=timeout)
-            return (await self._client.request(opts)).json()
-
-        return AsyncPaginator(lambda: fetch(None), Secret, fetch)
-
-    async def delete(self, name: str, *, timeout: Timeout = None) -> None:
-        await self._client.request(RequestOptions("DELETE", f"/secrets/{seg(name)}", timeout=timeout))
+class AsyncSecrets(SecretsAPI, AsyncResource):
+    """``client.secrets`` of :class:`~runyard.AsyncClient` (coroutines)."""

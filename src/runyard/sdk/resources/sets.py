@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from .._base import RequestOptions, Timeout
+from .._endpoint import Listing, Plan, Send, endpoint, listing
 from ..models import RunyardModel
-from ..pagination import AsyncPaginator, SyncCursorPage
 from ._resource import AsyncResource, SyncResource, compact, seg
 
 __all__ = ["Sets", "AsyncSets", "SavedSet"]
@@ -22,44 +22,39 @@ class SavedSet(RunyardModel):
     rows: list[dict[str, Any]] | None = None
 
 
-class Sets(SyncResource):
-    def save(self, name: str, rows: list[dict[str, Any]], *, timeout: Timeout = None) -> SavedSet:
+class SetsAPI:
+    """``client.sets``, written once for :class:`Sets` and :class:`AsyncSets`."""
+
+    @endpoint
+    def save(self, name: str, rows: list[dict[str, Any]], *, timeout: Timeout = None) -> Plan[SavedSet]:
         """Save rows under ``name``; an existing name gets a new version."""
         opts = RequestOptions("POST", "/sets", json={"name": name, "rows": rows}, timeout=timeout)
-        return SavedSet.model_validate(self._client.request(opts).json())
+        return SavedSet.model_validate((yield Send(opts)).json())
 
+    @endpoint
     def get(self, name: str, *, version: int | None = None, offset: int | None = None, limit: int | None = None,
-            timeout: Timeout = None) -> SavedSet:
+            timeout: Timeout = None) -> Plan[SavedSet]:
+        """A saved set with its rows (``offset``/``limit`` for a slice); the latest
+        version unless ``version``."""
         params = compact(version=version, offset=offset, limit=limit)
         opts = RequestOptions("GET", f"/sets/{seg(name)}", params=params, timeout=timeout)
-        return SavedSet.model_validate(self._client.request(opts).json())
+        return SavedSet.model_validate((yield Send(opts)).json())
 
-    def list(self, *, limit: int | None = None, timeout: Timeout = None) -> SyncCursorPage[SavedSet]:
-        def fetch(cursor: str | None) -> Any:
-            opts = RequestOptions("GET", "/sets", params={"limit": limit, "cursor": cursor}, timeout=timeout)
-            return self._client.request(opts).json()
+    @listing
+    def list(self, *, limit: int | None = None, timeout: Timeout = None) -> Listing[SavedSet]:
+        """The workspace's saved sets (without their rows)."""
+        return Listing(SavedSet, lambda cursor: RequestOptions(
+            "GET", "/sets", params={"limit": limit, "cursor": cursor}, timeout=timeout))
 
-        return SyncCursorPage(fetch(None), SavedSet, fetch)
+    @endpoint
+    def delete(self, name: str, *, timeout: Timeout = None) -> Plan[None]:
+        """Delete a saved set and all its versions."""
+        yield Send(RequestOptions("DELETE", f"/sets/{seg(name)}", timeout=timeout))
 
-    def delete(self, name: str, *, timeout: Timeout = None) -> None:
-        self._client.request(RequestOptions("DELETE", f"/sets/{seg(name)}", timeout=timeout))
+
+class Sets(SetsAPI, SyncResource):
+    """``client.sets``: saved sets — named, versioned rows."""
 
 
-class AsyncSets(AsyncResource):
-    async def save(self, name: str, rows: list[dict[str, Any]], *, timeout: Timeout = None) -> SavedSet:
-        opts = RequestOptions("POST", "/sets", json={"name": name, "rows": rows}, timeout=timeout)
-        return SavedSet.model_validate((await self._client.request(opts)).json())
-
-    async def get(self, name: str, *, version: int | None = None, timeout: Timeout = None) -> SavedSet:
-        opts = RequestOptions("GET", f"/sets/{seg(name)}", params=compact(version=version), timeout=timeout)
-        return SavedSet.model_validate((await self._client.request(opts)).json())
-
-    def list(self, *, limit: int | None = None, timeout: Timeout = None) -> AsyncPaginator[SavedSet]:
-        async def fetch(cursor: str | None) -> Any:
-            opts = RequestOptions("GET", "/sets", params={"limit": limit, "cursor": cursor}, timeout=timeout)
-            return (await self._client.request(opts)).json()
-
-        return AsyncPaginator(lambda: fetch(None), SavedSet, fetch)
-
-    async def delete(self, name: str, *, timeout: Timeout = None) -> None:
-        await self._client.request(RequestOptions("DELETE", f"/sets/{seg(name)}", timeout=timeout))
+class AsyncSets(SetsAPI, AsyncResource):
+    """``client.sets`` of :class:`~runyard.AsyncClient` (coroutines)."""

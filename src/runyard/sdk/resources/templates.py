@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
 from .._base import RequestOptions, Timeout
+from .._endpoint import Emit, Listing, Open, Plan, Read, Send, endpoint, listing, streamed
 from ..models import RunyardModel
-from ..pagination import AsyncPaginator, SyncCursorPage
 from ._resource import AsyncResource, SyncResource, compact, seg
 
 __all__ = ["Templates", "AsyncTemplates", "Template", "Generation"]
@@ -52,52 +52,59 @@ def _generation(headers: Mapping[str, str], written: int, path: str | None) -> G
                       bytes_written=written, path=path)
 
 
-class Templates(SyncResource):
-    def create(self, document: Mapping[str, Any], *, timeout: Timeout = None) -> Template:
+class TemplatesAPI:
+    """``client.templates``, written once for :class:`Templates` and :class:`AsyncTemplates`."""
+
+    @endpoint
+    def create(self, document: Mapping[str, Any], *, timeout: Timeout = None) -> Plan[Template]:
         """Create a template from its document (``name``, ``locale``, ``fields``…)."""
         opts = RequestOptions("POST", "/templates", json=dict(document), timeout=timeout)
-        return Template.model_validate(self._client.request(opts).json())
+        return Template.model_validate((yield Send(opts)).json())
 
-    def get(self, template: str, *, version: int | None = None, timeout: Timeout = None) -> Template:
+    @endpoint
+    def get(self, template: str, *, version: int | None = None, timeout: Timeout = None) -> Plan[Template]:
+        """A template by id or name: its latest version, or ``version``."""
         opts = RequestOptions("GET", f"/templates/{_ref(template, version)}", timeout=timeout)
-        return Template.model_validate(self._client.request(opts).json())
+        return Template.model_validate((yield Send(opts)).json())
 
-    def update(self, template: str, *, timeout: Timeout = None, **changes: Any) -> Template:
+    @endpoint
+    def update(self, template: str, *, timeout: Timeout = None, **changes: Any) -> Plan[Template]:
         """Change ``name``, ``description``, ``locale`` or ``fields``; creates a new version."""
         opts = RequestOptions("PATCH", f"/templates/{seg(template)}", json=changes, timeout=timeout)
-        return Template.model_validate(self._client.request(opts).json())
+        return Template.model_validate((yield Send(opts)).json())
 
-    def list(self, *, limit: int | None = None, timeout: Timeout = None) -> SyncCursorPage[Template]:
-        def fetch(cursor: str | None) -> Any:
-            opts = RequestOptions("GET", "/templates", params={"limit": limit, "cursor": cursor}, timeout=timeout)
-            return self._client.request(opts).json()
+    @listing
+    def list(self, *, limit: int | None = None, timeout: Timeout = None) -> Listing[Template]:
+        """The workspace's templates, latest versions."""
+        return Listing(Template, lambda cursor: RequestOptions(
+            "GET", "/templates", params={"limit": limit, "cursor": cursor}, timeout=timeout))
 
-        return SyncCursorPage(fetch(None), Template, fetch)
+    @listing
+    def versions(self, template: str, *, limit: int | None = None, timeout: Timeout = None) -> Listing[Template]:
+        """Every version of a template, newest first."""
+        return Listing(Template, lambda cursor: RequestOptions(
+            "GET", f"/templates/{seg(template)}/versions", params={"limit": limit, "cursor": cursor},
+            timeout=timeout))
 
-    def versions(self, template: str, *, limit: int | None = None,
-                 timeout: Timeout = None) -> SyncCursorPage[Template]:
-        def fetch(cursor: str | None) -> Any:
-            opts = RequestOptions("GET", f"/templates/{seg(template)}/versions",
-                                  params={"limit": limit, "cursor": cursor}, timeout=timeout)
-            return self._client.request(opts).json()
+    @endpoint
+    def delete(self, template: str, *, timeout: Timeout = None) -> Plan[None]:
+        """Delete a template and its versions."""
+        yield Send(RequestOptions("DELETE", f"/templates/{seg(template)}", timeout=timeout))
 
-        return SyncCursorPage(fetch(None), Template, fetch)
-
-    def delete(self, template: str, *, timeout: Timeout = None) -> None:
-        self._client.request(RequestOptions("DELETE", f"/templates/{seg(template)}", timeout=timeout))
-
+    @endpoint
     def preview(self, template: str, *, seed: int | str | None = None, overrides: Mapping[str, Any] | None = None,
-                version: int | None = None, timeout: Timeout = None) -> dict[str, Any]:
+                version: int | None = None, timeout: Timeout = None) -> Plan[dict[str, Any]]:
         """The first 3 rows of the generation with this seed (free of quota)."""
         body = compact(seed=seed, overrides=dict(overrides) if overrides else None, version=version)
         opts = RequestOptions("POST", f"/templates/{seg(template)}/preview", json=body, timeout=timeout)
-        return self._client.request(opts).json()
+        return dict((yield Send(opts)).json())
 
+    @endpoint
     def generate(self, template: str, *, count: int, to: str | os.PathLike[str] | IO[bytes],
                  format: str = "csv", seed: int | str | None = None, overrides: Mapping[str, Any] | None = None,
                  version: int | None = None, options: Mapping[str, Any] | None = None,
                  progress: Callable[[int], Any] | None = None,
-                 on_start: Callable[[int, int], Any] | None = None, timeout: Timeout = None) -> Generation:
+                 on_start: Callable[[int, int], Any] | None = None, timeout: Timeout = None) -> Plan[Generation]:
         """Stream a generation into a file path or binary file object.
 
         ``on_start(seed, template_version)`` is called once the server has accepted the
@@ -109,85 +116,46 @@ class Templates(SyncResource):
         opts = RequestOptions("POST", f"/templates/{seg(template)}/generate", json=body, timeout=timeout)
         path = os.fspath(to) if isinstance(to, str | os.PathLike) else None
         written = 0
-        with self._client.stream(opts) as response:
-            if on_start is not None:
-                on_start(int(response.headers["x-runyard-seed"]), int(response.headers["x-runyard-template-version"]))
-            sink = open(path, "wb") if path else to  # noqa: SIM115 - closed below
-            try:
-                for piece in response.iter_bytes():
-                    sink.write(piece)  # type: ignore[union-attr]
-                    written += len(piece)
-                    if progress is not None:
-                        progress(written)
-            finally:
-                if path:
-                    sink.close()  # type: ignore[union-attr]
-            return _generation(response.headers, written, path)
+        stream = yield Open(opts)
+        if on_start is not None:
+            on_start(int(stream.headers["x-runyard-seed"]), int(stream.headers["x-runyard-template-version"]))
+        sink = open(path, "wb") if path else to  # noqa: SIM115 - closed below
+        try:
+            while (piece := (yield Read(stream))) is not None:
+                sink.write(piece)  # type: ignore[union-attr]
+                written += len(piece)
+                if progress is not None:
+                    progress(written)
+        finally:
+            if path:
+                sink.close()  # type: ignore[union-attr]
+        return _generation(stream.headers, written, path)
 
+    @streamed
     def rows(self, template: str, *, count: int, seed: int | str | None = None,
              overrides: Mapping[str, Any] | None = None, version: int | None = None,
-             timeout: Timeout = None) -> Iterator[dict[str, Any]]:
+             timeout: Timeout = None) -> Plan[None]:
         """Iterate generated rows as dicts while they stream (NDJSON underneath)."""
         body = _generate_body(count, "ndjson", seed, overrides, version, None)
         opts = RequestOptions("POST", f"/templates/{seg(template)}/generate", json=body, timeout=timeout)
-        with self._client.stream(opts) as response:
-            for line in response.iter_lines():
-                if line:
-                    yield json.loads(line)
+        stream = yield Open(opts, lines=True)
+        while (line := (yield Read(stream))) is not None:
+            if line:
+                yield Emit(json.loads(line))
 
+    @endpoint
     def generate_into_set(self, template: str, set_name: str, *, count: int, seed: int | str | None = None,
                           overrides: Mapping[str, Any] | None = None, version: int | None = None,
-                          timeout: Timeout = None) -> dict[str, Any]:
+                          timeout: Timeout = None) -> Plan[dict[str, Any]]:
         """Write a generation into a saved set (a new version of it) instead of streaming it."""
         body = _generate_body(count, None, seed, overrides, version, None, into_set=set_name)
         opts = RequestOptions("POST", f"/templates/{seg(template)}/generate", json=body, timeout=timeout)
-        return self._client.request(opts).json()
+        return dict((yield Send(opts)).json())
 
 
-class AsyncTemplates(AsyncResource):
-    async def create(self, document: Mapping[str, Any], *, timeout: Timeout = None) -> Template:
-        opts = RequestOptions("POST", "/templates", json=dict(document), timeout=timeout)
-        return Template.model_validate((await self._client.request(opts)).json())
+class Templates(TemplatesAPI, SyncResource):
+    """``client.templates``: synthetic data templates, preview and streaming generation."""
 
-    async def get(self, template: str, *, version: int | None = None, timeout: Timeout = None) -> Template:
-        opts = RequestOptions("GET", f"/templates/{_ref(template, version)}", timeout=timeout)
-        return Template.model_validate((await self._client.request(opts)).json())
 
-    async def update(self, template: str, *, timeout: Timeout = None, **changes: Any) -> Template:
-        opts = RequestOptions("PATCH", f"/templates/{seg(template)}", json=changes, timeout=timeout)
-        return Template.model_validate((await self._client.request(opts)).json())
-
-    def list(self, *, limit: int | None = None, timeout: Timeout = None) -> AsyncPaginator[Template]:
-        async def fetch(cursor: str | None) -> Any:
-            opts = RequestOptions("GET", "/templates", params={"limit": limit, "cursor": cursor}, timeout=timeout)
-            return (await self._client.request(opts)).json()
-
-        return AsyncPaginator(lambda: fetch(None), Template, fetch)
-
-    async def delete(self, template: str, *, timeout: Timeout = None) -> None:
-        await self._client.request(RequestOptions("DELETE", f"/templates/{seg(template)}", timeout=timeout))
-
-    async def preview(self, template: str, *, seed: int | str | None = None,
-                      overrides: Mapping[str, Any] | None = None, version: int | None = None,
-                      timeout: Timeout = None) -> dict[str, Any]:
-        body = compact(seed=seed, overrides=dict(overrides) if overrides else None, version=version)
-        opts = RequestOptions("POST", f"/templates/{seg(template)}/preview", json=body, timeout=timeout)
-        return (await self._client.request(opts)).json()
-
-    async def generate(self, template: str, *, count: int, to: str | os.PathLike[str], format: str = "csv",
-                       seed: int | str | None = None, overrides: Mapping[str, Any] | None = None,
-                       version: int | None = None, options: Mapping[str, Any] | None = None,
-                       on_start: Callable[[int, int], Any] | None = None, timeout: Timeout = None) -> Generation:
-        """As :meth:`Templates.generate`, into a file path."""
-        body = _generate_body(count, format, seed, overrides, version, options)
-        opts = RequestOptions("POST", f"/templates/{seg(template)}/generate", json=body, timeout=timeout)
-        path = os.fspath(to)
-        written = 0
-        async with self._client.stream(opts) as response:
-            if on_start is not None:
-                on_start(int(response.headers["x-runyard-seed"]), int(response.headers["x-runyard-template-version"]))
-            with open(path, "wb") as sink:
-                async for piece in response.aiter_bytes():
-                    sink.write(piece)
-                    written += len(piece)
-            return _generation(response.headers, written, path)
+class AsyncTemplates(TemplatesAPI, AsyncResource):
+    """``client.templates`` of :class:`~runyard.AsyncClient` (coroutines; ``rows`` is an async iterator)."""

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from .._base import RequestOptions, Timeout
+from .._endpoint import Listing, Plan, Send, endpoint, listing
 from ..models import Token
-from ..pagination import AsyncPaginator, SyncCursorPage
 from ._resource import AsyncResource, SyncResource, compact, seg
 
 __all__ = ["Tokens", "AsyncTokens"]
@@ -38,7 +38,10 @@ def _create_request(
     return RequestOptions("POST", "/tokens", json=body, idempotency_key=idempotency_key, timeout=timeout)
 
 
-class Tokens(SyncResource):
+class TokensAPI:
+    """``client.tokens``, written once for :class:`Tokens` and :class:`AsyncTokens`."""
+
+    @endpoint
     def create(
         self,
         name: str,
@@ -49,55 +52,34 @@ class Tokens(SyncResource):
         namespaces: Sequence[str] | None = None,
         idempotency_key: str | None = None,
         timeout: Timeout = None,
-    ) -> Token:
+    ) -> Plan[Token]:
         """A new API key; ``tools`` restricts what it may touch (``namespaces`` is refused
         with 400 ``unsupported_restriction`` until namespaces exist). It can be no broader
         than the calling key (``PermissionDeniedError``, code ``token_escalation``). The
         returned token's ``key`` is the only time the secret is shown."""
         opts = _create_request(name, role, expires_at, tools, namespaces, idempotency_key, timeout)
-        return Token.model_validate(self._client.request(opts).json())
+        return Token.model_validate((yield Send(opts)).json())
 
-    def list(self, *, limit: int | None = None, timeout: Timeout = None) -> SyncCursorPage[Token]:
-        def fetch(cursor: str | None) -> Any:
-            opts = RequestOptions("GET", "/tokens", params={"limit": limit, "cursor": cursor}, timeout=timeout)
-            return self._client.request(opts).json()
+    @listing
+    def list(self, *, limit: int | None = None, timeout: Timeout = None) -> Listing[Token]:
+        """The workspace's API keys (their prefixes, never the keys)."""
+        return Listing(Token, lambda cursor: RequestOptions(
+            "GET", "/tokens", params={"limit": limit, "cursor": cursor}, timeout=timeout))
 
-        return SyncCursorPage(fetch(None), Token, fetch)
+    @endpoint
+    def get(self, token_id: str, *, timeout: Timeout = None) -> Plan[Token]:
+        """One API key's record (not the key)."""
+        return Token.model_validate((yield Send(RequestOptions("GET", f"/tokens/{seg(token_id)}", timeout=timeout))).json())
 
-    def get(self, token_id: str, *, timeout: Timeout = None) -> Token:
-        return Token.model_validate(
-            self._client.request(RequestOptions("GET", f"/tokens/{seg(token_id)}", timeout=timeout)).json()
-        )
-
-    def delete(self, token_id: str, *, timeout: Timeout = None) -> None:
-        self._client.request(RequestOptions("DELETE", f"/tokens/{seg(token_id)}", timeout=timeout))
+    @endpoint
+    def delete(self, token_id: str, *, timeout: Timeout = None) -> Plan[None]:
+        """Revoke an API key: it stops working at once."""
+        yield Send(RequestOptions("DELETE", f"/tokens/{seg(token_id)}", timeout=timeout))
 
 
-class AsyncTokens(AsyncResource):
-    async def create(
-        self,
-        name: str,
-        *,
-        role: Role = "member",
-        expires_at: datetime | str | None = None,
-        tools: Sequence[str] | None = None,
-        namespaces: Sequence[str] | None = None,
-        idempotency_key: str | None = None,
-        timeout: Timeout = None,
-    ) -> Token:
-        opts = _create_request(name, role, expires_at, tools, namespaces, idempotency_key, timeout)
-        return Token.model_validate((await self._client.request(opts)).json())
+class Tokens(TokensAPI, SyncResource):
+    """``client.tokens``: API keys (admin only)."""
 
-    def list(self, *, limit: int | None = None, timeout: Timeout = None) -> AsyncPaginator[Token]:
-        async def fetch(cursor: str | None) -> Any:
-            opts = RequestOptions("GET", "/tokens", params={"limit": limit, "cursor": cursor}, timeout=timeout)
-            return (await self._client.request(opts)).json()
 
-        return AsyncPaginator(lambda: fetch(None), Token, fetch)
-
-    async def get(self, token_id: str, *, timeout: Timeout = None) -> Token:
-        resp = await self._client.request(RequestOptions("GET", f"/tokens/{seg(token_id)}", timeout=timeout))
-        return Token.model_validate(resp.json())
-
-    async def delete(self, token_id: str, *, timeout: Timeout = None) -> None:
-        await self._client.request(RequestOptions("DELETE", f"/tokens/{seg(token_id)}", timeout=timeout))
+class AsyncTokens(TokensAPI, AsyncResource):
+    """``client.tokens`` of :class:`~runyard.AsyncClient` (coroutines)."""

@@ -7,11 +7,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from .._base import RequestOptions, Timeout
+from .._endpoint import Listing, Plan, Send, endpoint, listing
 from .._files import dumps, resolve_code
 from ..models import Run, Tool, ToolVersion
-from ..pagination import AsyncPaginator, SyncCursorPage
 from ._resource import AsyncResource, SyncResource, compact, seg
-from .runs import AsyncRuns, Runs
+from .runs import RunsAPI
 
 __all__ = ["Tools", "AsyncTools", "CodeLike"]
 
@@ -103,7 +103,10 @@ def _code_request(
     )
 
 
-class Tools(SyncResource):
+class ToolsAPI:
+    """``client.tools``, written once for :class:`Tools` and :class:`AsyncTools`."""
+
+    @endpoint
     def deploy(
         self,
         code: CodeLike,
@@ -126,7 +129,7 @@ class Tools(SyncResource):
         network: bool | None = None,
         idempotency_key: str | None = None,
         timeout: Timeout = None,
-    ) -> Tool:
+    ) -> Plan[Tool]:
         """Deploy a new tool. ``code`` is source text, a function object (its source is
         deployed and its name becomes the default tool name and entrypoint), or a path to
         a ``.py`` file, a ``.zip`` or a package directory (zipped for upload). A ``str``
@@ -141,8 +144,9 @@ class Tools(SyncResource):
         opts = _code_request(
             "POST", "/tools", code, config, creating=True, idempotency_key=idempotency_key, timeout=timeout
         )
-        return Tool.model_validate(self._client.request(opts).json())
+        return Tool.model_validate((yield Send(opts)).json())
 
+    @endpoint
     def update(
         self,
         tool: str,
@@ -164,7 +168,7 @@ class Tools(SyncResource):
         retry_backoff_s: float | None = None,
         network: bool | None = None,
         timeout: Timeout = None,
-    ) -> Tool:
+    ) -> Plan[Tool]:
         """Change any subset of a tool; a code or config change makes a new version."""
         config = _config(
             name=None, entrypoint=entrypoint, description=description, input_schema=input_schema,
@@ -176,13 +180,14 @@ class Tools(SyncResource):
         opts = _code_request(
             "PATCH", f"/tools/{seg(tool)}", code, config, creating=False, idempotency_key=None, timeout=timeout
         )
-        return Tool.model_validate(self._client.request(opts).json())
+        return Tool.model_validate((yield Send(opts)).json())
 
-    def get(self, tool: str, *, timeout: Timeout = None) -> Tool:
-        """By id (``tool_…``) or name."""
-        resp = self._client.request(RequestOptions("GET", f"/tools/{seg(tool)}", timeout=timeout))
-        return Tool.model_validate(resp.json())
+    @endpoint
+    def get(self, tool: str, *, timeout: Timeout = None) -> Plan[Tool]:
+        """A tool by id (``tool_…``) or name, with its latest version's settings."""
+        return Tool.model_validate((yield Send(RequestOptions("GET", f"/tools/{seg(tool)}", timeout=timeout))).json())
 
+    @listing
     def list(
         self,
         *,
@@ -192,31 +197,31 @@ class Tools(SyncResource):
         limit: int | None = None,
         include_total: bool | None = None,
         timeout: Timeout = None,
-    ) -> SyncCursorPage[Tool]:
+    ) -> Listing[Tool]:
+        """The workspace's tools, ``search`` matching their names; iterate the page for
+        every tool across pages."""
         params = compact(search=search, sort=sort, order=order, limit=limit, include_total=include_total)
+        return Listing(Tool, lambda cursor: RequestOptions(
+            "GET", "/tools", params={**params, "cursor": cursor}, timeout=timeout))
 
-        def fetch(cursor: str | None) -> Any:
-            opts = RequestOptions("GET", "/tools", params={**params, "cursor": cursor}, timeout=timeout)
-            return self._client.request(opts).json()
+    @listing
+    def versions(self, tool: str, *, limit: int | None = None, timeout: Timeout = None) -> Listing[ToolVersion]:
+        """The versions of a tool, newest first."""
+        return Listing(ToolVersion, lambda cursor: RequestOptions(
+            "GET", f"/tools/{seg(tool)}/versions", params={"limit": limit, "cursor": cursor}, timeout=timeout))
 
-        return SyncCursorPage(fetch(None), Tool, fetch)
+    @endpoint
+    def get_version(self, tool: str, version: int, *, timeout: Timeout = None) -> Plan[ToolVersion]:
+        """One version of a tool (its code hash, settings and schemas as deployed)."""
+        opts = RequestOptions("GET", f"/tools/{seg(tool)}/versions/{int(version)}", timeout=timeout)
+        return ToolVersion.model_validate((yield Send(opts)).json())
 
-    def versions(self, tool: str, *, limit: int | None = None, timeout: Timeout = None) -> SyncCursorPage[ToolVersion]:
-        def fetch(cursor: str | None) -> Any:
-            opts = RequestOptions(
-                "GET", f"/tools/{seg(tool)}/versions", params={"limit": limit, "cursor": cursor}, timeout=timeout
-            )
-            return self._client.request(opts).json()
+    @endpoint
+    def delete(self, tool: str, *, timeout: Timeout = None) -> Plan[None]:
+        """Delete a tool; its runs stay readable."""
+        yield Send(RequestOptions("DELETE", f"/tools/{seg(tool)}", timeout=timeout))
 
-        return SyncCursorPage(fetch(None), ToolVersion, fetch)
-
-    def get_version(self, tool: str, version: int, *, timeout: Timeout = None) -> ToolVersion:
-        resp = self._client.request(RequestOptions("GET", f"/tools/{seg(tool)}/versions/{int(version)}", timeout=timeout))
-        return ToolVersion.model_validate(resp.json())
-
-    def delete(self, tool: str, *, timeout: Timeout = None) -> None:
-        self._client.request(RequestOptions("DELETE", f"/tools/{seg(tool)}", timeout=timeout))
-
+    @endpoint
     def run(
         self,
         tool: str,
@@ -226,132 +231,17 @@ class Tools(SyncResource):
         tags: Mapping[str, Any] | None = None,
         timeout: float | None = None,
         raise_on_failure: bool = False,
-    ) -> Run:
+    ) -> Plan[Run]:
         """Run a tool and wait until the run ends (or ``timeout`` seconds pass, raising
         :class:`~runyard.WaitTimeoutError`). Shorthand for ``runs.create`` + ``runs.wait``."""
-        return Runs(self._client).create_and_wait(
-            tool, inputs, version=version, tags=tags, timeout=timeout, raise_on_failure=raise_on_failure
-        )
+        return (yield from RunsAPI.create_and_wait.plan(
+            self, tool, inputs, version=version, tags=tags, timeout=timeout, raise_on_failure=raise_on_failure
+        ))
 
 
-class AsyncTools(AsyncResource):
-    async def deploy(
-        self,
-        code: CodeLike,
-        *,
-        name: str | None = None,
-        entrypoint: str | None = None,
-        description: str | None = None,
-        input_schema: Mapping[str, Any] | None = None,
-        output_schema: Mapping[str, Any] | None = None,
-        requirements: Sequence[str] | str | None = None,
-        required_secrets: Sequence[str] | str | None = None,
-        default_inputs: Mapping[str, Any] | None = None,
-        visibility: Literal["private", "public"] | None = None,
-        timeout_s: float | None = None,
-        memory_mb: int | None = None,
-        retries: int | None = None,
-        reuse_process: bool | None = None,
-        retry_on: Sequence[str] | None = None,
-        retry_backoff_s: float | None = None,
-        network: bool | None = None,
-        idempotency_key: str | None = None,
-        timeout: Timeout = None,
-    ) -> Tool:
-        config = _config(
-            name=name, entrypoint=entrypoint, description=description, input_schema=input_schema,
-            output_schema=output_schema, requirements=requirements, required_secrets=required_secrets,
-            default_inputs=default_inputs, visibility=visibility, timeout_s=timeout_s, memory_mb=memory_mb,
-            retries=retries,
-            reuse_process=reuse_process, retry_on=retry_on, retry_backoff_s=retry_backoff_s, network=network,
-        )
-        opts = _code_request(
-            "POST", "/tools", code, config, creating=True, idempotency_key=idempotency_key, timeout=timeout
-        )
-        return Tool.model_validate((await self._client.request(opts)).json())
+class Tools(ToolsAPI, SyncResource):
+    """``client.tools``: deploy, update, inspect and run tools."""
 
-    async def update(
-        self,
-        tool: str,
-        *,
-        code: CodeLike | None = None,
-        entrypoint: str | None = None,
-        description: str | None = None,
-        input_schema: Mapping[str, Any] | None = None,
-        output_schema: Mapping[str, Any] | None = None,
-        requirements: Sequence[str] | str | None = None,
-        required_secrets: Sequence[str] | str | None = None,
-        default_inputs: Mapping[str, Any] | None = None,
-        visibility: Literal["private", "public"] | None = None,
-        timeout_s: float | None = None,
-        memory_mb: int | None = None,
-        retries: int | None = None,
-        reuse_process: bool | None = None,
-        retry_on: Sequence[str] | None = None,
-        retry_backoff_s: float | None = None,
-        network: bool | None = None,
-        timeout: Timeout = None,
-    ) -> Tool:
-        config = _config(
-            name=None, entrypoint=entrypoint, description=description, input_schema=input_schema,
-            output_schema=output_schema, requirements=requirements, required_secrets=required_secrets,
-            default_inputs=default_inputs, visibility=visibility, timeout_s=timeout_s, memory_mb=memory_mb,
-            retries=retries,
-            reuse_process=reuse_process, retry_on=retry_on, retry_backoff_s=retry_backoff_s, network=network,
-        )
-        opts = _code_request(
-            "PATCH", f"/tools/{seg(tool)}", code, config, creating=False, idempotency_key=None, timeout=timeout
-        )
-        return Tool.model_validate((await self._client.request(opts)).json())
 
-    async def get(self, tool: str, *, timeout: Timeout = None) -> Tool:
-        resp = await self._client.request(RequestOptions("GET", f"/tools/{seg(tool)}", timeout=timeout))
-        return Tool.model_validate(resp.json())
-
-    def list(
-        self,
-        *,
-        search: str | None = None,
-        sort: Literal["name", "created_at", "updated_at"] | None = None,
-        order: Literal["asc", "desc"] | None = None,
-        limit: int | None = None,
-        include_total: bool | None = None,
-        timeout: Timeout = None,
-    ) -> AsyncPaginator[Tool]:
-        params = compact(search=search, sort=sort, order=order, limit=limit, include_total=include_total)
-
-        async def fetch(cursor: str | None) -> Any:
-            opts = RequestOptions("GET", "/tools", params={**params, "cursor": cursor}, timeout=timeout)
-            return (await self._client.request(opts)).json()
-
-        return AsyncPaginator(lambda: fetch(None), Tool, fetch)
-
-    def versions(self, tool: str, *, limit: int | None = None, timeout: Timeout = None) -> AsyncPaginator[ToolVersion]:
-        async def fetch(cursor: str | None) -> Any:
-            opts = RequestOptions(
-                "GET", f"/tools/{seg(tool)}/versions", params={"limit": limit, "cursor": cursor}, timeout=timeout
-            )
-            return (await self._client.request(opts)).json()
-
-        return AsyncPaginator(lambda: fetch(None), ToolVersion, fetch)
-
-    async def get_version(self, tool: str, version: int, *, timeout: Timeout = None) -> ToolVersion:
-        opts = RequestOptions("GET", f"/tools/{seg(tool)}/versions/{int(version)}", timeout=timeout)
-        return ToolVersion.model_validate((await self._client.request(opts)).json())
-
-    async def delete(self, tool: str, *, timeout: Timeout = None) -> None:
-        await self._client.request(RequestOptions("DELETE", f"/tools/{seg(tool)}", timeout=timeout))
-
-    async def run(
-        self,
-        tool: str,
-        inputs: Mapping[str, Any] | None = None,
-        *,
-        version: int | None = None,
-        tags: Mapping[str, Any] | None = None,
-        timeout: float | None = None,
-        raise_on_failure: bool = False,
-    ) -> Run:
-        return await AsyncRuns(self._client).create_and_wait(
-            tool, inputs, version=version, tags=tags, timeout=timeout, raise_on_failure=raise_on_failure
-        )
+class AsyncTools(ToolsAPI, AsyncResource):
+    """``client.tools`` of :class:`~runyard.AsyncClient`: the methods of :class:`Tools`, as coroutines."""
