@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import ast
-import inspect
 import io
 import json
 import mimetypes
 import os
 import re
-import textwrap
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -17,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ._base import FilePart
+from ._source import function_source
 
 __all__ = ["CodeSource", "resolve_code", "split_file_inputs", "slugify"]
 
@@ -58,24 +56,6 @@ def _zip_directory(root: Path) -> bytes:
     return buf.getvalue()
 
 
-def _function_source(fn: Callable[..., Any]) -> tuple[str, str]:
-    """(source, name) of a plain function, decorators dropped: they wrap the function on
-    this machine and would not exist (or mean the same) on the server."""
-    fn = inspect.unwrap(fn)
-    name = getattr(fn, "__name__", "")
-    if not inspect.isfunction(fn) or not name.isidentifier():
-        raise ValueError(f"deploy needs a named function defined with def, got {fn!r}")
-    try:
-        code = textwrap.dedent(inspect.getsource(fn))
-    except (OSError, TypeError) as exc:
-        raise ValueError(f"cannot read the source of {name}: {exc}") from exc
-    tree = ast.parse(code)
-    node = tree.body[0] if tree.body else None
-    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.decorator_list:
-        code = "\n".join(code.splitlines()[node.lineno - 1:]) + "\n"
-    return code, name
-
-
 def _looks_like_path(value: str) -> bool:
     # A code string always contains a newline or a "def"; a path never has a newline.
     return "\n" not in value and Path(value).expanduser().exists()
@@ -85,7 +65,7 @@ def resolve_code(source: str | os.PathLike[str] | Callable[..., Any]) -> CodeSou
     """Accepts code as a string, a function object (its source is deployed), a path to a
     ``.py`` file, a ``.zip``, or a package directory (zipped in memory)."""
     if callable(source) and not isinstance(source, str | os.PathLike):
-        code, fn_name = _function_source(source)
+        code, fn_name = function_source(source)
         return CodeSource(code=code, default_name=slugify(fn_name), default_entrypoint=fn_name)
     if isinstance(source, os.PathLike) or (isinstance(source, str) and _looks_like_path(source)):
         path = Path(source).expanduser().resolve()
