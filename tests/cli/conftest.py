@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ry_cli_support import Invoke
 from typer.testing import CliRunner, Result
 
 from runyard.cli.main import app
+from tests.support.cli import Invoke
 
 
 @pytest.fixture

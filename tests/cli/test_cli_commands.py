@@ -7,7 +7,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from ry_cli_support import Invoke, as_json
+from tests.support.cli import Invoke, as_json
 
 ADD = '''
 def main(a: int, b: int = 2) -> int:

@@ -17,11 +17,11 @@ from typing import Any
 import httpx
 import pytest
 import typer
-from ry_cli_support import Invoke, as_json
 
 from runyard.cli.generate import RowCounter
 from runyard.cli.main import app
-from tests.synth.conftest import CUSTOMERS
+from tests.support.cli import Invoke, as_json
+from tests.support.synth import CUSTOMERS
 
 CLI = [sys.executable, "-m", "runyard.cli.main"]
 SERVER_COMMANDS = {"up", "server", "worker"}
@@ -152,7 +152,7 @@ def test_secrets_conflict_names_the_flag(cli: Invoke, unique: str) -> None:
 
 
 def test_connection_refused_names_the_url_and_the_fix(cli: Invoke, unique: str) -> None:
-    from tests.conftest import free_port
+    from tests.support.servers import free_port
 
     url = f"http://127.0.0.1:{free_port()}"
     result = cli("tools", "list", env={"RUNYARD_BASE_URL": url})
@@ -257,9 +257,9 @@ def test_access_log_can_be_off_or_in_a_file(tmp_path: Path) -> None:
 
 
 def test_synth_in_a_client_only_install_names_the_extra() -> None:
-    from tests.cli.test_cli_install import _run_blocked
+    from tests.support.cli import run_blocked
 
-    result = _run_blocked("from runyard import synth\n")
+    result = run_blocked("from runyard import synth\n")
     assert result.returncode == 1
     assert "pip install 'runyard[server]'" in result.stderr and "runyard.synth needs" in result.stderr
 

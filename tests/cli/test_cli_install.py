@@ -7,38 +7,17 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.cli import run_blocked
+
 REPO = Path(__file__).resolve().parents[2]
 
-BLOCKER = textwrap.dedent(
-    """
-    import sys
-    BLOCKED = ("fastapi", "starlette", "sqlalchemy", "uvicorn", "alembic", "psycopg", "duckdb", "pyarrow",
-               "runyard.api", "runyard.services", "runyard.engine", "runyard.store")
-
-    class Block:
-        def find_spec(self, name, path=None, target=None):
-            if any(name == b or name.startswith(b + ".") for b in BLOCKED):
-                raise ImportError(f"blocked for this test: {name}", name=name)
-            return None
-
-    sys.meta_path.insert(0, Block())
-    """
-)
-
-
-def _run_blocked(code: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", BLOCKER + code, *args], capture_output=True, text=True, timeout=60,
-                          cwd=REPO)
-
-
 def test_sdk_and_cli_import_without_server_packages() -> None:
-    r = _run_blocked(
+    r = run_blocked(
         "import runyard, runyard.sdk\n"
         "from runyard import Client, AsyncClient, NotFoundError\n"
         "assert not any(m.startswith(('fastapi', 'sqlalchemy', 'runyard.api', 'runyard.store')) for m in sys.modules)\n"
@@ -50,13 +29,13 @@ def test_sdk_and_cli_import_without_server_packages() -> None:
 
 def test_cli_help_without_server_packages() -> None:
     code = "from runyard.cli.main import app\nsys.argv = ['runyard', *sys.argv[1:]]\napp()\n"
-    r = _run_blocked(code, "--help")
+    r = run_blocked(code, "--help")
     assert r.returncode == 0, r.stderr
     assert "deploy" in r.stdout and "run" in r.stdout
-    r = _run_blocked(code, "runs", "--help")
+    r = run_blocked(code, "runs", "--help")
     assert r.returncode == 0 and "logs" in r.stdout
     # The server commands explain what is missing instead of crashing.
-    r = _run_blocked(code, "up")
+    r = run_blocked(code, "up")
     assert r.returncode == 1
     assert "runyard[server]" in r.stderr and "Traceback" not in r.stderr
 

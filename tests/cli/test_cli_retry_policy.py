@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ry_cli_support import Invoke, as_json
+from tests.support.cli import Invoke, as_json
 
 
 def test_deploy_with_a_retry_policy(cli: Invoke, tmp_path: Path, unique: str) -> None:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from tests.core.helpers import deploy, error_code, run
+from tests.support.api import deploy, error_code, run
 
 
 def test_missing_unknown_expired_keys(server, api, unique):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tests.core.helpers import deploy, run
-from tests.engine.test_engine_environments import build_wheel
+from tests.support.api import deploy, run
+from tests.support.engine import build_wheel
 
 
 def test_requirements_env_and_failed_build(api, unique, tmp_path):

@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from runyard.ids import PREFIXES, looks_like_id
-from tests.conftest import Server
-from tests.core.helpers import deploy, error_code, run
+from tests.support.api import deploy, error_code, run
+from tests.support.servers import Server
 
 MB = 1024 * 1024
 HUGE = 400 * MB

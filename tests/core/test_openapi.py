@@ -16,7 +16,7 @@ import schemathesis.engine
 from schemathesis.config import SchemathesisConfig
 from schemathesis.engine import Status, events
 
-from tests.conftest import Server
+from tests.support.servers import Server
 
 ERROR_REF = "#/components/schemas/ErrorEnvelope"
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}

@@ -11,7 +11,7 @@ import zipfile
 
 import httpx
 
-from tests.core.helpers import deploy, run
+from tests.support.api import deploy, run
 
 LEAKY = '''
 import os

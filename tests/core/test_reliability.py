@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 
-from tests.conftest import Server
-from tests.core.helpers import TERMINAL, alive, deploy, run, wait_status
+from tests.support.api import TERMINAL, deploy, run, wait_status
+from tests.support.processes import alive
+from tests.support.servers import Server
 
 # Shorter leases than the defaults (15 s / 3 s) keep the suite quick; the mechanism is the same.
 FAST_LEASE = {"RUNYARD_LEASE_S": "4", "RUNYARD_HEARTBEAT_S": "1"}

@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 
 from runyard.services.runs import retry_cause, retry_delay_s
-from tests.conftest import Server
-from tests.core.helpers import TERMINAL, deploy, error_code, run, wait_status
+from tests.support.api import TERMINAL, deploy, error_code, run, wait_status
+from tests.support.servers import Server
 
 
 def _fork_servers(parent_pid: int) -> list[int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from tests.core.helpers import TERMINAL, deploy, error_code
+from tests.support.api import TERMINAL, deploy, error_code
 
 ECHO = "def main(x: int):\n    return x * 10\n"
 SLEEP = "import time\n\ndef main(s: float = 30.0):\n    time.sleep(s)\n    return s\n"

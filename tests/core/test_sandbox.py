@@ -14,8 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import Server
-from tests.core.helpers import alive, deploy, run, wait_status
+from tests.support.api import deploy, run, wait_status
+from tests.support.processes import alive
+from tests.support.servers import Server
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the sandbox is Linux's")
 

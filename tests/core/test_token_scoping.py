@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from tests.core.helpers import deploy, error_code, run, wait_status
+from tests.support.api import deploy, error_code, run, wait_status
 
 ECHO = "def main(x: int = 1):\n    return x\n"
 

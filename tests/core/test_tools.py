@@ -6,7 +6,7 @@ import io
 import json
 import zipfile
 
-from tests.core.helpers import deploy, error_code, run
+from tests.support.api import deploy, error_code, run
 
 ADD = """
 def main(a: int, b: int = 2) -> int:

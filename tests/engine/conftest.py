@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import textwrap
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from runyard.engine.executor import ExecRequest, Executor, Limits
+from tests.support.engine import MakeRequest
 
 
 @pytest.fixture(scope="session")
@@ -19,9 +19,6 @@ def executor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Executor]:
     ex.start()
     yield ex
     ex.close()
-
-
-MakeRequest = Callable[..., ExecRequest]
 
 
 @pytest.fixture
@@ -62,13 +59,3 @@ def make_request(tmp_path: Path) -> MakeRequest:
         )
 
     return make
-
-
-def wait_for(predicate: Callable[[], object], within: float = 15.0) -> bool:
-    """Poll ``predicate`` until it holds (True) or ``within`` seconds pass (False)."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False

@@ -8,14 +8,12 @@ import signal
 import textwrap
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from runyard.engine.executor import ExecRequest, Executor, Limits, child_env
-
-MakeRequest = Callable[..., ExecRequest]
+from runyard.engine.executor import Executor, Limits, child_env
+from tests.support.engine import MakeRequest
 
 
 def run(executor: Executor, req, timeout: float = 20):

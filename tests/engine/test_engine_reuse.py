@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from runyard.engine.executor import ExecRequest, ExecResult, Executor, Limits
-from tests.engine.conftest import MakeRequest
+from tests.support.engine import MakeRequest
 
 COUNTER = """
 import os, threading, subprocess

@@ -16,7 +16,8 @@ import pytest
 from runyard.engine import forkserver
 from runyard.engine.executor import ExecRequest, Executor
 from runyard.engine.preloads import MAX_GROWTHS, PreloadProfiles, preloadable
-from tests.engine.conftest import MakeRequest, wait_for
+from tests.support.engine import MakeRequest
+from tests.support.waiting import wait_for
 
 IMPORTS_STATISTICS = """
 import os, sys
@@ -183,6 +184,13 @@ class Recorder:
         return PreloadProfiles(self.start, self.stop, busy=lambda s: s.busy, limit=limit, idle_s=idle_s)
 
 
+def _starts_settled() -> bool:
+    """Every server start the profiles spawned (each on a ``runyard-preload`` thread, started
+    before ``learn``/``server_for`` returns) has returned: no start is still to come, so what
+    has not started by now never will."""
+    return wait_for(lambda: not any(t.name == "runyard-preload" for t in threading.enumerate()), 10)
+
+
 def _ready(profiles: PreloadProfiles[FakeServer], key: object, python: str | None = None) -> FakeServer:
     assert wait_for(lambda: profiles.server_for(key, python) is not None, 5)
     server = profiles.server_for(key, python)
@@ -199,7 +207,8 @@ def test_servers_are_shared_by_equal_sets_and_bounded_in_number() -> None:
     profiles.learn("d", ["fractions"])  # no room: runs of d fork from the base server
     assert _ready(profiles, "a") is _ready(profiles, "b")
     assert _ready(profiles, "c").modules == ("decimal",)
-    time.sleep(0.1)
+    assert profiles.server_for("d") is None
+    assert _starts_settled()
     assert profiles.server_for("d") is None
     assert sorted(rec.started) == [("decimal",), ("json", "statistics")]
 
@@ -243,9 +252,9 @@ def test_a_set_that_fails_to_start_is_not_tried_again() -> None:
     profiles = rec.profiles()
     profiles.learn("a", ["starts_a_thread"])
     assert wait_for(lambda: rec.started == [("starts_a_thread",)], 5)
-    for _ in range(5):
-        assert profiles.server_for("a") is None
-        time.sleep(0.02)
+    assert _starts_settled()
+    assert profiles.server_for("a") is None  # asks again: no new start
+    assert _starts_settled()
     assert len(rec.started) == 1
 
 
@@ -256,8 +265,9 @@ def test_a_dying_server_is_restarted_a_few_times_only() -> None:
     for _ in range(3):  # the first start and two restarts
         _ready(profiles, "a").dead = True
         assert profiles.server_for("a") is None
-    time.sleep(0.1)
-    assert profiles.server_for("a") is None
+    assert _starts_settled()
+    assert profiles.server_for("a") is None  # asks again after the third death: no restart
+    assert _starts_settled()
     assert len(rec.started) == 3
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from runyard.engine.executor import ExecRequest, Executor, Limits
 from runyard.engine.workdirs import POOL_PREFIX, DirRecycler, pool_name
-from tests.engine.conftest import wait_for
+from tests.support.waiting import wait_for
 
 TOOL = """
 import os
@@ -80,12 +80,18 @@ def test_a_later_run_gets_the_dirs_an_earlier_run_left_empty(setup) -> None:
 
 def test_dirs_with_something_left_in_them_go_to_the_worker(setup) -> None:
     ex, request = setup
+    executions = []
     for inputs in ({"tmp_file": True}, {"artifact": True}):
         req = request(**inputs)
-        done = ex.submit(req).wait(20)
+        assert ex.recycler is not None and ex.recycler.covers(str(req.workdir), str(req.output_dir))
+        execution = ex.submit(req)  # so the execution holds the recycler until it settles
+        done = execution.wait(20)
         assert done.status == "succeeded" and not done.dirs_removed  # the worker collects and removes
         assert req.workdir.exists() and req.output_dir.exists()
-    time.sleep(0.3)
+        executions.append(execution)
+    # An execution lets go of the recycler once its process is gone and its dirs are
+    # settled: only from then on is "nothing went to the pool" a fact, not a race.
+    assert wait_for(lambda: all(e._recycler is None for e in executions), 10)
     assert _kept(ex) == 0
 
 

@@ -6,9 +6,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from ry_sdk_support import ADD_CODE, FaultProxy
 
 from runyard import Client
+from tests.support.sdk import ADD_CODE, FaultProxy
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ry_sdk_support import ADD_CODE, FAIL_CODE
 
 from runyard import AsyncClient, ConflictError, NotFoundError, RunFailedError, WaitTimeoutError
+from tests.support.sdk import ADD_CODE, FAIL_CODE
 
 SLEEP_CODE = "import time\n\ndef main(s: float = 30.0):\n    time.sleep(s)\n    return s\n"
 ART_CODE = ("import os\n\ndef main() -> str:\n    p = os.environ['RUNYARD_OUTPUT_DIR']\n"

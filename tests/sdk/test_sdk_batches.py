@@ -7,9 +7,9 @@ import time
 from typing import Any
 
 import pytest
-from ry_sdk_support import ADD_CODE, Fault
 
 from runyard import AsyncClient, Client, NotFoundError, RunBatchItem, WaitTimeoutError
+from tests.support.sdk import ADD_CODE, Fault
 
 SLEEP_CODE = "import time\n\ndef main(s: float = 30.0):\n    time.sleep(s)\n    return s\n"
 

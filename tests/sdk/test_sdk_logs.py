@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from ry_sdk_support import Fault, FaultProxy
-
 from runyard import AsyncClient, Client
+from tests.support.sdk import Fault, FaultProxy
 
 CHATTY_CODE = '''
 import time

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ry_sdk_support import ADD_CODE, FAIL_CODE
 
 from runyard import (
     AuthenticationError,
@@ -21,6 +20,7 @@ from runyard import (
     WaitTimeoutError,
 )
 from runyard.sdk.models import Artifact, Run, Secret, Token, Tool, ToolVersion
+from tests.support.sdk import ADD_CODE, FAIL_CODE
 
 SLEEP_CODE = '''
 import time

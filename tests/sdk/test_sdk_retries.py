@@ -7,7 +7,6 @@ import time
 from collections.abc import Callable
 
 import pytest
-from ry_sdk_support import Fault, FaultProxy
 
 from runyard import (
     APIConnectionError,
@@ -17,6 +16,7 @@ from runyard import (
     ServerError,
     ValidationError,
 )
+from tests.support.sdk import Fault, FaultProxy
 
 
 def _runs_in_session(client: Client, session: str) -> list[str]:

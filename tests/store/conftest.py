@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from runyard.store.db import Database
-from tests.conftest import PgDatabase
+from tests.support.servers import PgDatabase
 
 
 @pytest.fixture

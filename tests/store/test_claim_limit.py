@@ -17,7 +17,7 @@ from runyard.services.runs import TERMINAL_STATUSES
 from runyard.store.tables import runs
 from runyard.wiring import Platform
 from runyard.worker.supervisor import Worker
-from tests.conftest import PgDatabase
+from tests.support.servers import PgDatabase
 
 BACKLOG = 200
 

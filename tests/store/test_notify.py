@@ -10,7 +10,7 @@ import pytest
 
 from runyard.events import EventHub
 from runyard.store.notify import MAX_PAYLOAD, PgNotifier
-from tests.conftest import PgDatabase
+from tests.support.servers import PgDatabase
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from runyard.services.access import Principal
 from runyard.store.tables import runs, usage_events, workers
 from runyard.timeutil import utcnow
 from runyard.wiring import Platform
-from tests.conftest import PgDatabase
+from tests.support.servers import PgDatabase
 
 LEASE_S = 15.0
 

@@ -12,7 +12,7 @@ from runyard.config import Settings
 from runyard.services.access import Principal
 from runyard.services.errors import NotFound
 from runyard.wiring import Platform
-from tests.conftest import PgDatabase
+from tests.support.servers import PgDatabase
 
 
 @pytest.fixture

@@ -10,8 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from runyard import synth
-
-from .conftest import CUSTOMERS
+from tests.support.synth import CUSTOMERS
 
 
 def _create(api, unique: str, doc: dict | None = None) -> dict:

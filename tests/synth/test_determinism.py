@@ -7,8 +7,7 @@ import pytest
 
 from runyard import synth
 from runyard.synth import BLOCK_ROWS
-
-from .conftest import CUSTOMERS, render
+from tests.support.synth import CUSTOMERS, render
 
 # Spans two blocks (the second one partial) so block seams are exercised.
 ROWS = BLOCK_ROWS + 1234

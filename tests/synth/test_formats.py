@@ -15,8 +15,7 @@ import pytest
 from runyard import synth
 from runyard.synth import GenerationError
 from runyard.synth.formats.jsonfmt import json_ready
-
-from .conftest import render
+from tests.support.synth import render
 
 COUNT = 2500
 TRICKY = {"name": "tricky", "fields": [

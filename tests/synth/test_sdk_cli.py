@@ -9,8 +9,7 @@ import subprocess
 import sys
 
 from runyard.sdk import Client
-
-from .conftest import CUSTOMERS
+from tests.support.synth import CUSTOMERS
 
 
 def _client(server) -> Client:

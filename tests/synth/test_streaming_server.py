@@ -16,8 +16,7 @@ import httpx
 import openpyxl
 
 from runyard import synth
-
-from .conftest import CUSTOMERS
+from tests.support.synth import CUSTOMERS
 
 MAX_XLSX_ROWS = 1_048_575
 

@@ -1,8 +1,7 @@
-"""Small helpers for core tests."""
+"""Deploying tools and starting runs over HTTP, error codes, waiting for a run's status."""
 
 from __future__ import annotations
 
-import os
 import textwrap
 import time
 from typing import Any
@@ -39,15 +38,3 @@ def error_code(response: httpx.Response) -> str:
     assert set(body) == {"error"}, body
     assert body["error"]["request_id"] == response.headers["x-request-id"]
     return body["error"]["code"]
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
