@@ -13,8 +13,8 @@ from runyard.config import Settings
 from runyard.wiring import Platform
 
 log = logging.getLogger("runyard")
-# gen0 every 10,000 net allocations instead of 700: a request allocates hundreds of
-# objects, nearly all freed by reference counting, so most collections found nothing.
+# gen0 every 10,000 net allocations (CPython's default is 700): a request allocates hundreds
+# of objects, nearly all freed by reference counting, so most collections would find nothing.
 GC_THRESHOLDS = (10_000, 10, 10)
 
 
@@ -63,7 +63,7 @@ class ReaperHook:
 class SettledHeapHook:
     """Once the node has started: what is alive then (modules, the app, pools, the
     worker) lives as long as the process, so it leaves the garbage collector's view and a
-    full collection no longer walks it (it took ~50 ms here, landing on one request);
+    full collection does not walk it (a walk that would land on whichever request set it off);
     young-generation collections run less often. The last hook to start."""
 
     async def start(self, app: Any) -> None:

@@ -10,7 +10,7 @@ server that preloads exactly that set. Later runs of the tool fork from it and s
 with their imports done; tools that import the same set share one.
 
 Tools with requirements run under their virtualenv's interpreter. Without a server of
-their own each run starts that interpreter (~30 ms); so for them a fork server runs
+their own each run starts that interpreter (tens of milliseconds); so for them a fork server runs
 *under that interpreter* (with the set learned for the tool, or none yet), and their
 runs fork from it like any other: the set is keyed by interpreter too.
 

@@ -3,8 +3,8 @@
 A run gets three dirs (work dir, its ``.tmp``, and the output dir beside it). On ext4,
 making and removing directories at a few hundred runs a second costs far more than the
 syscalls suggest: each new directory's inode allocation skips every recently deleted
-inode it meets, so with churn a run's three ``mkdir`` and three ``rmdir`` took ~0.3 ms
-of CPU and up to ~1 ms on the run's path, against ~0.05 ms for four renames.
+inode it meets, so with churn a run's three ``mkdir`` and three ``rmdir`` cost several
+times what four renames do, on the run's path (figures: docs/performance.md).
 
 So the set of dirs a run leaves empty is moved, once nothing of the run can still write
 (its process exited and its process group was killed), into a pool beside the work dirs

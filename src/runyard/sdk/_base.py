@@ -48,7 +48,7 @@ Timeout = float | httpx.Timeout | None
 
 
 @functools.cache
-def _sdk_version() -> str:  # cached: a metadata lookup costs ~0.1 ms, per request otherwise
+def _sdk_version() -> str:  # cached: else a package-metadata lookup on every request
     try:
         from importlib.metadata import version
 
