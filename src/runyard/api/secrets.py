@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel, Field
 
 from runyard.api.deps import PlatformDep, PrincipalDep, page_body
 from runyard.api.offload import in_thread
 from runyard.api.openapi import AUTHENTICATED, error_responses
+from runyard.schemas.common import Page
+from runyard.schemas.secrets import SecretPut, SecretView
 
 router = APIRouter(tags=["secrets"], responses=error_responses(*AUTHENTICATED))
 
 
-class SecretPut(BaseModel):
-    value: str = Field(min_length=1)
-    display_name: str | None = Field(default=None, max_length=200)
-    description: str | None = None
-    category: str | None = Field(default=None, max_length=100)
-
-
-@router.put("/secrets/{name}", responses=error_responses(409, 413))
+@router.put("/secrets/{name}", response_model=SecretView, response_model_exclude_unset=True, responses=error_responses(409, 413))
 async def put_secret(name: str, body: SecretPut, platform: PlatformDep, principal: PrincipalDep,
                      force: bool = False) -> dict:
     return await in_thread(
@@ -27,7 +21,7 @@ async def put_secret(name: str, body: SecretPut, platform: PlatformDep, principa
         description=body.description, category=body.category, force=force)
 
 
-@router.get("/secrets")
+@router.get("/secrets", response_model=Page[SecretView], response_model_exclude_unset=True)
 async def list_secrets(platform: PlatformDep, principal: PrincipalDep, cursor: str | None = None,
                        limit: int = Query(100), include_total: bool = False) -> dict:
     page = await in_thread(platform.secrets.list, principal, cursor=cursor, limit=limit,

@@ -15,6 +15,8 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from runyard.ids import looks_like_id, new_id
+from runyard.schemas import parse
+from runyard.schemas.tools import ToolConfig
 from runyard.services.access import Permission, Principal
 from runyard.services.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from runyard.services.pagination import Page, paginate
@@ -83,13 +85,15 @@ def retry_policy(v: Any) -> dict[str, Any]:
 
 
 def _check_config(cfg: dict[str, Any]) -> dict[str, Any]:
-    """Validate the versioned config fields present in ``cfg``; returns normalised values."""
-    out = dict(cfg)
-    if cfg.get("input_schema") is not None:
-        schema = cfg["input_schema"]
-        if not isinstance(schema, dict):
-            raise ValidationFailed("input_schema must be a JSON Schema object", code="invalid_input_schema",
-                                   details={"field": "input_schema"})
+    """Validate the versioned config fields present in ``cfg``; returns normalised values.
+
+    Their shapes and ranges are the contract's (``schemas.tools.ToolConfig``); what
+    follows are the rules a shape cannot state.
+    """
+    shaped = parse(ToolConfig, cfg).model_dump(exclude_unset=True)
+    out = {**cfg, **{k: v for k, v in shaped.items() if v is not None}}
+    schema = out.get("input_schema")
+    if schema is not None:
         try:
             Draft202012Validator.check_schema(schema)
         except SchemaError as exc:
@@ -99,18 +103,17 @@ def _check_config(cfg: dict[str, Any]) -> dict[str, Any]:
         if schema.get("type", "object") != "object":
             raise ValidationFailed("input_schema must describe an object (type: object)",
                                    code="invalid_input_schema", details={"field": "input_schema"})
-    if cfg.get("output_schema") is not None:
+    if out.get("output_schema") is not None:
         try:
-            Draft202012Validator.check_schema(cfg["output_schema"])
+            Draft202012Validator.check_schema(out["output_schema"])
         except SchemaError as exc:
             raise ValidationFailed(f"output_schema is not valid JSON Schema: {exc.message}",
                                    code="invalid_output_schema", details={"field": "output_schema"}) from exc
     for key in ("requirements", "required_secrets"):
-        if key in cfg and cfg[key] is not None:
-            values = cfg[key]
-            if not isinstance(values, list) or not all(isinstance(x, str) and x.strip() for x in values):
-                raise ValidationFailed(f"{key} must be a list of strings", details={"field": key})
-            out[key] = [x.strip() for x in values]
+        if out.get(key) is not None:
+            if not all(x.strip() for x in out[key]):
+                raise ValidationFailed(f"{key} must be a list of non-empty strings", details={"field": key})
+            out[key] = [x.strip() for x in out[key]]
     for req in out.get("requirements") or []:
         if not _REQ_RE.match(req) or any(c in req for c in "\n;|&`$"):
             raise ValidationFailed(f"requirement {req!r} is not a valid pip specifier",
@@ -120,38 +123,11 @@ def _check_config(cfg: dict[str, Any]) -> dict[str, Any]:
         if not SECRET_NAME_RE.match(name):
             raise ValidationFailed(f"required secret {name!r} is not a valid secret name",
                                    details={"field": "required_secrets"})
-    if cfg.get("default_inputs") is not None and not isinstance(cfg["default_inputs"], dict):
-        raise ValidationFailed("default_inputs must be an object", details={"field": "default_inputs"})
-    if cfg.get("timeout_s") is not None:
-        t = cfg["timeout_s"]
-        if not isinstance(t, int | float) or isinstance(t, bool) or not 0 < t <= 86400:
-            raise ValidationFailed("timeout_s must be between 0 and 86400", details={"field": "timeout_s"})
-        out["timeout_s"] = float(t)
-    if cfg.get("memory_mb") is not None:
-        m = cfg["memory_mb"]
-        if not isinstance(m, int) or isinstance(m, bool) or not 64 <= m <= 262144:
-            raise ValidationFailed("memory_mb must be an integer between 64 and 262144",
-                                   details={"field": "memory_mb"})
-    if cfg.get("retries") is not None:
-        r = cfg["retries"]
-        if not isinstance(r, int) or isinstance(r, bool) or not 0 <= r <= 10:
-            raise ValidationFailed("retries must be an integer between 0 and 10", details={"field": "retries"})
-    if cfg.get("reuse_process") is not None and not isinstance(cfg["reuse_process"], bool):
-        raise ValidationFailed("reuse_process must be true or false", details={"field": "reuse_process"})
-    if cfg.get("network") is not None and not isinstance(cfg["network"], bool):
-        raise ValidationFailed("network must be true or false", details={"field": "network"})
-    if cfg.get("retry_on") is not None:
-        causes = cfg["retry_on"]
-        if not isinstance(causes, list) or not all(isinstance(c, str) and c in RETRY_ON_CHOICES for c in causes):
-            raise ValidationFailed(f"retry_on must be a list of {', '.join(RETRY_ON_CHOICES)}",
-                                   details={"field": "retry_on"})
-        out["retry_on"] = [c for c in RETRY_ON_CHOICES if c in causes]  # one order, no repeats
-    if cfg.get("retry_backoff_s") is not None:
-        b = cfg["retry_backoff_s"]
-        if not isinstance(b, int | float) or isinstance(b, bool) or not 0 <= b <= MAX_RETRY_BACKOFF_S:
-            raise ValidationFailed(f"retry_backoff_s must be between 0 and {MAX_RETRY_BACKOFF_S:g}",
-                                   details={"field": "retry_backoff_s"})
-        out["retry_backoff_s"] = float(b)
+    if out.get("retry_on") is not None:
+        out["retry_on"] = [c for c in RETRY_ON_CHOICES if c in out["retry_on"]]  # one order, no repeats
+    for key in ("timeout_s", "retry_backoff_s"):
+        if out.get(key) is not None:
+            out[key] = float(out[key])
     return out
 
 

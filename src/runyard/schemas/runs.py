@@ -1,0 +1,74 @@
+"""Runs: what creates one and what a run looks like."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from runyard.schemas.common import Request
+
+RunStatus = Literal["awaiting_confirmation", "queued", "running", "succeeded", "failed", "cancelled", "timed_out"]
+
+
+class RunTags(Request):
+    session: str | None = Field(default=None, max_length=200)
+    batch_id: str | None = Field(default=None, max_length=200)
+    example_id: str | None = Field(default=None, max_length=200)
+    project: str | None = Field(default=None, max_length=200)
+
+
+class RunCreate(Request):
+    tool: str = Field(description="the tool's name or id")
+    version: int | None = Field(default=None, description="a version of the tool; default: its latest")
+    inputs: dict[str, Any] | None = Field(default=None, description="validated against the version's input schema")
+    tags: RunTags | None = None
+    requires_confirmation: bool = Field(default=False, description="wait in awaiting_confirmation until confirmed")
+
+
+class RunError(BaseModel):
+    type: str | None = None
+    message: str | None = None
+    traceback: str | None = None
+
+
+class RunUsage(BaseModel):
+    wall_ms: float | None = None
+    cpu_s: float | None = None
+    peak_rss_mb: float | None = None
+
+
+class RunView(BaseModel):
+    id: str
+    object: Literal["run"] = "run"
+    tool_id: str
+    tool_name: str
+    tool_version: int
+    status: RunStatus
+    output: Any = None
+    error: RunError | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    trigger: str | None = None
+    parent_run_id: str | None = None
+    attempt: int
+    max_attempts: int
+    worker_id: str | None = None
+    progress: dict[str, Any] | None = None
+    usage: RunUsage | None = None
+    requires_confirmation: bool = False
+    input_files: list[str] = Field(default_factory=list)
+    created_at: str | None = None
+    queued_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    log_bytes: int | None = None
+    log_truncated: bool | None = None
+    inputs: dict[str, Any] | None = Field(default=None, description="with ?expand=inputs only")
+
+
+class ArtifactView(BaseModel):
+    object: Literal["artifact"] = "artifact"
+    path: str
+    size: int
+    sha256: str
+    content_type: str

@@ -1,0 +1,84 @@
+"""Tools: what deploys or changes one, and what a tool and its versions look like."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from runyard.schemas.common import Request
+
+RetryCause = Literal["error", "worker_lost", "timeout"]
+
+
+class ToolConfig(Request):
+    """The versioned part of a tool: a change makes a new version. Strict: ``"1"`` is not a
+    number nor ``1`` a boolean here."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    entrypoint: str | None = Field(default=None, description="default main; a zip's is module.path:function")
+    input_schema: dict[str, Any] | None = Field(default=None, description="default: inferred from the signature")
+    output_schema: dict[str, Any] | None = None
+    requirements: list[str] | None = None
+    required_secrets: list[str] | None = None
+    default_inputs: dict[str, Any] | None = None
+    timeout_s: float | None = Field(default=None, gt=0, le=86400)
+    memory_mb: int | None = Field(default=None, ge=64, le=262144)
+    retries: int | None = Field(default=None, ge=0, le=10)
+    reuse_process: bool | None = Field(default=None, description="successive runs may share a process")
+    retry_on: list[RetryCause] | None = Field(default=None, description="what retries covers; default [worker_lost]")
+    retry_backoff_s: float | None = Field(default=None, ge=0, le=3600)
+    network: bool | None = Field(default=None, description="false: the runs cannot open any socket")
+
+
+class ToolDeploy(ToolConfig):
+    name: str = Field(description="a slug, unique among live tools; an existing name gets a new version")
+    code: str | None = Field(default=None, description="the source (or upload a file as multipart)")
+    description: str | None = None
+    visibility: Literal["private", "public"] | None = None
+
+
+class ToolUpdate(ToolConfig):
+    code: str | None = None
+    description: str | None = None
+    visibility: Literal["private", "public"] | None = None
+
+
+class _ToolConfigView(BaseModel):
+    entrypoint: str
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any] | None = None
+    requirements: list[str]
+    required_secrets: list[str]
+    default_inputs: dict[str, Any]
+    timeout_s: float
+    memory_mb: int
+    retries: int
+    reuse_process: bool
+    retry_on: list[RetryCause]
+    retry_backoff_s: float
+    network: bool
+
+
+class ToolView(_ToolConfigView):
+    id: str
+    object: Literal["tool"] = "tool"
+    name: str
+    description: str
+    visibility: Literal["private", "public"]
+    version: int = Field(description="the latest version")
+    created_at: str
+    updated_at: str
+
+
+class ToolVersionView(_ToolConfigView):
+    id: str
+    object: Literal["tool_version"] = "tool_version"
+    tool_id: str
+    version: int
+    description: str
+    source_kind: str
+    source_name: str
+    code_sha256: str
+    created_at: str
