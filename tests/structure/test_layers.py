@@ -10,13 +10,17 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "runyard"
 
 # package -> the runyard packages/modules it must never import
 FORBIDDEN = {
-    "engine": {"api", "services", "store", "worker", "sdk", "cli", "synth", "wiring", "node", "config",
+    "engine": {"api", "schemas", "services", "store", "worker", "sdk", "cli", "synth", "wiring", "node", "config",
                "events", "ids", "timeutil"},
     "store": {"api", "services", "worker", "engine", "cli", "wiring", "node"},
     "services": {"api", "worker", "cli", "wiring", "node"},
     "worker": {"api", "cli", "node"},
-    "sdk": {"api", "services", "store", "worker", "engine", "wiring", "node", "config", "synth", "events"},
+    "sdk": {"api", "schemas", "services", "store", "worker", "engine", "wiring", "node", "config", "synth", "events"},
     "events": {"api", "services", "store", "worker", "engine", "cli", "wiring"},
+    "synth": {"api", "schemas", "services", "store", "worker", "engine", "sdk", "cli", "wiring", "node", "events"},
+    "api": {"cli", "node"},
+    "wiring": {"api", "cli", "node", "worker", "sdk"},
+    "cli": {"api", "schemas", "services", "store", "worker", "events"},
 }
 
 
