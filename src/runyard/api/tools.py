@@ -6,35 +6,27 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from runyard.api.bodies import is_multipart, json_body, multipart_body, pick
+from runyard.api.bodies import is_multipart, json_body, multipart_body
 from runyard.api.deps import PlatformDep, PrincipalDep, page_body
 from runyard.api.offload import in_thread
 from runyard.api.openapi import AUTHENTICATED, error_responses
 from runyard.api.responses import JSON
+from runyard.schemas import inline_schema, parse
+from runyard.schemas.common import Page
+from runyard.schemas.tools import ToolDeploy, ToolUpdate, ToolVersionView, ToolView
 from runyard.services.errors import ValidationFailed
-from runyard.services.tools import DEPLOY_TOOLS, UPDATE_TOOLS, VERSIONED_FIELDS
+from runyard.services.tools import DEPLOY_TOOLS, UPDATE_TOOLS
 
 router = APIRouter(tags=["tools"], responses=error_responses(*AUTHENTICATED))
-_FIELDS = {"name", "code", "description", "visibility", *VERSIONED_FIELDS}
-_DEPLOY_DOC = {"requestBody": {"content": {
-    "application/json": {"schema": {"type": "object", "required": ["name", "code"], "properties": {
-        "name": {"type": "string"}, "code": {"type": "string"}, "entrypoint": {"type": "string", "default": "main"},
-        "description": {"type": "string"}, "input_schema": {"type": "object"}, "output_schema": {"type": "object"},
-        "requirements": {"type": "array", "items": {"type": "string"}},
-        "required_secrets": {"type": "array", "items": {"type": "string"}},
-        "default_inputs": {"type": "object"}, "visibility": {"enum": ["private", "public"]},
-        "timeout_s": {"type": "number"}, "memory_mb": {"type": "integer"}, "retries": {"type": "integer"},
-        "reuse_process": {"type": "boolean", "default": False},
-        "retry_on": {"type": "array", "items": {"enum": ["error", "worker_lost", "timeout"]},
-                     "default": ["worker_lost"]},
-        "retry_backoff_s": {"type": "number", "minimum": 0, "maximum": 3600, "default": 0},
-        "network": {"type": "boolean", "default": True}}}},
-    "multipart/form-data": {"schema": {"type": "object", "properties": {
-        "file": {"type": "string", "format": "binary"}, "config": {"type": "string", "description": "JSON object"}}}},
-}}}
+_MULTIPART = {"multipart/form-data": {"schema": {"type": "object", "properties": {
+    "file": {"type": "string", "format": "binary"}, "config": {"type": "string", "description": "JSON object"}}}}}
+_DEPLOY_BODY = {"requestBody": {"content": {"application/json": {"schema": inline_schema(ToolDeploy)}, **_MULTIPART}}}
+_UPDATE_BODY = {"requestBody": {"content": {"application/json": {"schema": inline_schema(ToolUpdate)}, **_MULTIPART}}}
 
 
-async def _read_tool_body(request: Request) -> tuple[dict[str, Any], tuple[str, bytes] | None]:
+async def _read_tool_body(request: Request, model: type[ToolDeploy] | type[ToolUpdate],
+                          ) -> tuple[dict[str, Any], tuple[str, bytes] | None]:
+    """The body's fields as given (``model`` checks their shapes) and an uploaded source."""
     if is_multipart(request):
         body, files = await multipart_body(request, "config")
         upload = None
@@ -44,19 +36,17 @@ async def _read_tool_body(request: Request) -> tuple[dict[str, Any], tuple[str, 
                                        details={"fields": sorted(files)})
             filename, fh = files["file"]
             upload = (filename, fh.read())
-        return pick(body, _FIELDS), upload
-    return pick(await json_body(request), _FIELDS), None
+        return parse(model, body).model_dump(exclude_unset=True), upload
+    return parse(model, await json_body(request)).model_dump(exclude_unset=True), None
 
 
-@router.post("/tools", status_code=201, openapi_extra=_DEPLOY_DOC, responses={
+@router.post("/tools", status_code=201, openapi_extra=_DEPLOY_BODY, response_model=ToolView, responses={
     200: {"description": "A new version of an existing tool (or the tool, when nothing changed)"},
     **error_responses(409, 413, 415)})
 async def deploy_tool(request: Request, platform: PlatformDep, principal: PrincipalDep) -> JSON:
     DEPLOY_TOOLS.check(principal)  # before the upload is read; the service checks again
-    body, upload = await _read_tool_body(request)
-    name = body.pop("name", None)
-    if not name:
-        raise ValidationFailed("name is required", details={"field": "name"})
+    body, upload = await _read_tool_body(request, ToolDeploy)
+    name = body.pop("name")
     tool, created = await in_thread(
         lambda: platform.tools.deploy_for(principal, name=name, code=body.pop("code", None), upload=upload,
                                           entrypoint=body.pop("entrypoint", None) or "main",
@@ -65,7 +55,7 @@ async def deploy_tool(request: Request, platform: PlatformDep, principal: Princi
     return JSON(tool, status_code=201 if created else 200)
 
 
-@router.get("/tools")
+@router.get("/tools", response_model=Page[ToolView], response_model_exclude_unset=True)
 async def list_tools(platform: PlatformDep, principal: PrincipalDep, search: str | None = None,
                      sort: str = Query("created_at", json_schema_extra={"enum": ["name", "created_at", "updated_at"]}),
                      order: str = Query("desc", json_schema_extra={"enum": ["asc", "desc"]}), cursor: str | None = None,
@@ -76,28 +66,36 @@ async def list_tools(platform: PlatformDep, principal: PrincipalDep, search: str
     return page_body(page)
 
 
-@router.get("/tools/{ref}", responses=error_responses(404))
+@router.get("/tools/{ref}", response_model=ToolView, response_model_exclude_unset=True,
+            responses=error_responses(404))
 async def get_tool(ref: str, platform: PlatformDep, principal: PrincipalDep) -> dict:
     return await in_thread(platform.tools.get_for, principal, ref)
 
 
-@router.patch("/tools/{ref}", openapi_extra=_DEPLOY_DOC, responses=error_responses(404, 409, 413, 415))
+@router.patch("/tools/{ref}", openapi_extra=_UPDATE_BODY, response_model=ToolView, response_model_exclude_unset=True,
+              responses=error_responses(404, 409, 413, 415))
 async def update_tool(ref: str, request: Request, platform: PlatformDep, principal: PrincipalDep) -> dict:
     UPDATE_TOOLS.check(principal)  # before the upload is read; the service checks again
-    body, upload = await _read_tool_body(request)
-    if "name" in body:
-        raise ValidationFailed("a tool cannot be renamed", details={"field": "name"})
+    if not is_multipart(request):
+        raw = await json_body(request)
+        if "name" in raw:
+            raise ValidationFailed("a tool cannot be renamed", details={"field": "name"})
+        body, upload = parse(ToolUpdate, raw).model_dump(exclude_unset=True), None
+    else:
+        body, upload = await _read_tool_body(request, ToolUpdate)
     return await in_thread(lambda: platform.tools.update_for(principal, ref, upload=upload, **body))
 
 
-@router.get("/tools/{ref}/versions", responses=error_responses(404))
+@router.get("/tools/{ref}/versions", response_model=Page[ToolVersionView], response_model_exclude_unset=True,
+            responses=error_responses(404))
 async def list_versions(ref: str, platform: PlatformDep, principal: PrincipalDep, cursor: str | None = None,
                         limit: int = Query(50)) -> dict:
     page = await in_thread(lambda: platform.tools.versions_for(principal, ref, cursor=cursor, limit=limit))
     return page_body(page)
 
 
-@router.get("/tools/{ref}/versions/{version}", responses=error_responses(404))
+@router.get("/tools/{ref}/versions/{version}", response_model=ToolVersionView, response_model_exclude_unset=True,
+            responses=error_responses(404))
 async def get_version(ref: str, version: int, platform: PlatformDep, principal: PrincipalDep) -> dict:
     return await in_thread(platform.tools.get_version_for, principal, ref, version)
 

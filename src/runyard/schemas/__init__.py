@@ -39,8 +39,12 @@ def invalid(exc: ValidationError) -> ValidationFailed:
             message = "unknown field"
         errors.append({"field": loc or "body", "message": message})
     summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
-    return ValidationFailed(f"invalid request: {summary}", code="validation_error",
-                            details={"field": first_field or "body", "errors": errors})
+    details: dict[str, Any] = {"field": first_field or "body", "errors": errors}
+    unknown = sorted(e["field"] for e in errors if e["message"] == "unknown field")
+    if unknown:
+        details["fields"] = unknown
+        return ValidationFailed(f"unknown field(s): {', '.join(unknown)}", code="validation_error", details=details)
+    return ValidationFailed(f"invalid request: {summary}", code="validation_error", details=details)
 
 
 def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
