@@ -13,6 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import APIRouter, Header, Request
+from starlette.convertors import Convertor, register_url_convertor
 
 from runyard.api.bodies import json_body, pick
 from runyard.api.deps import PlatformDep, PrincipalDep
@@ -27,20 +28,40 @@ if TYPE_CHECKING:
 
 router = APIRouter(tags=["runs"], responses=error_responses(*AUTHENTICATED))
 MAX_WAIT_S = 600.0
+#: The segments after /runs/ that name these routes, never a run.
+RESERVED = ("batch", "wait")
+
+
+class _RunId(Convertor[str]):
+    """A run id in a path: any segment but the reserved ones, so ``GET /runs/batch`` is
+    405 (Allow: POST), not a lookup of a run called "batch"."""
+
+    regex = f"(?!(?:{'|'.join(RESERVED)})$)[^/]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("run_id", _RunId())
+#: The path of one run, for ``GET /runs/{run_id}`` (``api/runs.py``).
+RUN_PATH = "/runs/{run_id:run_id}"
 FALLBACK_POLL_S = 0.5
 
-_RUN_ITEM = {"type": "object", "required": ["tool"], "properties": {
-    "tool": {"type": "string"}, "version": {"type": "integer"}, "inputs": {"type": "object"},
-    "tags": {"type": "object", "properties": {k: {"type": "string"} for k in
-                                              ("session", "batch_id", "example_id", "project")}},
-    "requires_confirmation": {"type": "boolean"},
-    "idempotency_key": {"type": "string", "description": "this item's key (default: `<Idempotency-Key>:<index>`)"}}}
+# An item is judged on its own (an invalid one is answered in its place, not refused with
+# the batch), so the schema says what it holds without constraining it.
+_RUN_ITEM = {"description": "the body of `POST /runs` (`tool`, `version`, `inputs`, `tags`, "
+                            "`requires_confirmation`) and optionally its own `idempotency_key`"}
 _BATCH_DOC = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
     "type": "object", "required": ["runs"], "additionalProperties": False,
-    "properties": {"runs": {"type": "array", "maxItems": run_batches.MAX_BATCH, "items": _RUN_ITEM}}}}}}}
+    "properties": {"runs": {"type": "array", "items": _RUN_ITEM,
+                            "description": f"at most {run_batches.MAX_BATCH} (413 `batch_too_large`)"}}}}}}}
 _WAIT_DOC = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
     "type": "object", "required": ["ids"], "additionalProperties": False, "properties": {
-        "ids": {"type": "array", "maxItems": run_batches.MAX_BATCH, "items": {"type": "string"}},
+        "ids": {"type": "array", "items": {"type": "string", "minLength": 1},
+                "description": f"at most {run_batches.MAX_BATCH} (413 `batch_too_large`)"},
         "timeout": {"type": "number", "minimum": 0, "maximum": MAX_WAIT_S, "default": 30},
         "return_when": {"type": "string", "enum": ["all", "any"], "default": "all"}}}}}}}
 

@@ -19,6 +19,7 @@ from runyard.api.deps import PlatformDep, PrincipalDep, page_body
 from runyard.api.offload import in_thread
 from runyard.api.openapi import AUTHENTICATED, error_responses
 from runyard.api.responses import JSON
+from runyard.api.run_batches import RUN_PATH
 from runyard.api.waiting import wait_for_run
 from runyard.services.access import Principal
 from runyard.services.errors import ValidationFailed
@@ -123,7 +124,7 @@ async def list_runs(platform: PlatformDep, principal: PrincipalDep, tool: str | 
     return page_body(page)
 
 
-@router.get("/runs/{run_id}", responses=error_responses(404))
+@router.get(RUN_PATH, responses=error_responses(404))
 async def get_run(run_id: str, platform: PlatformDep, principal: PrincipalDep, expand: Expand | None = None) -> dict:
     return await in_thread(platform.runs.get, principal, run_id, expand_inputs=expand == "inputs")
 
