@@ -21,6 +21,9 @@ from runyard.api.openapi import AUTHENTICATED, error_responses
 from runyard.api.responses import JSON
 from runyard.api.run_batches import RUN_PATH
 from runyard.api.waiting import wait_for_run
+from runyard.schemas import inline_schema, parse
+from runyard.schemas.common import Page
+from runyard.schemas.runs import RunCreate, RunView
 from runyard.services.access import Principal
 from runyard.services.errors import ValidationFailed
 from runyard.services.runs import (
@@ -35,13 +38,8 @@ from runyard.wiring import Platform
 
 router = APIRouter(tags=["runs"], responses=error_responses(*AUTHENTICATED))
 MAX_WAIT_S = 600.0
-_CREATE_FIELDS = {"tool", "version", "inputs", "tags", "requires_confirmation"}
 _CREATE_DOC = {"requestBody": {"content": {
-    "application/json": {"schema": {"type": "object", "required": ["tool"], "properties": {
-        "tool": {"type": "string"}, "version": {"type": "integer"}, "inputs": {"type": "object"},
-        "tags": {"type": "object", "properties": {k: {"type": "string"} for k in
-                                                  ("session", "batch_id", "example_id", "project")}},
-        "requires_confirmation": {"type": "boolean"}}}},
+    "application/json": {"schema": inline_schema(RunCreate)},
     "multipart/form-data": {"schema": {"type": "object", "properties": {
         "payload": {"type": "string", "description": "the JSON body"}},
         "additionalProperties": {"type": "string", "format": "binary"}}},
@@ -85,15 +83,14 @@ async def create_run_flow(platform: Platform, principal: Principal, body: dict[s
     _check_wait(wait)
     if expand not in (None, "inputs"):  # (api.fastlane passes the query string's value as it is)
         raise ValidationFailed("expand must be 'inputs'", details={"field": "expand"})
-    pick(body, _CREATE_FIELDS)
-    if "tool" not in body:
-        raise ValidationFailed("tool is required", details={"field": "tool"})
+    request = parse(RunCreate, body)
+    tags = request.tags.model_dump(exclude_none=True) if request.tags is not None else None
     trigger = trigger_header or ("sdk" if user_agent.startswith("runyard-python/") else "api")
     run, created = await in_thread(
         lambda: platform.runs.create(
-            principal, tool=body["tool"], version=body.get("version"), inputs=body.get("inputs"),
-            tags=body.get("tags"), requires_confirmation=bool(body.get("requires_confirmation", False)),
-            idempotency_key=idempotency_key, trigger=trigger, files=files))
+            principal, tool=request.tool, version=request.version, inputs=request.inputs, tags=tags,
+            requires_confirmation=request.requires_confirmation, idempotency_key=idempotency_key,
+            trigger=trigger, files=files))
     expand_inputs = expand == "inputs"
     if wait and run["status"] not in TERMINAL_STATUSES and run["status"] != "awaiting_confirmation":
         run = await wait_for_run(platform, principal, run["id"], wait, expand_inputs=expand_inputs,
@@ -104,7 +101,7 @@ async def create_run_flow(platform: Platform, principal: Principal, body: dict[s
     return run, (201 if created else 200) if (finished or not wait) else 202
 
 
-@router.get("/runs")
+@router.get("/runs", response_model=Page[RunView], response_model_exclude_unset=True)
 async def list_runs(platform: PlatformDep, principal: PrincipalDep, tool: str | None = None,
                     status: list[str] | None = Query(
                         None, description="Statuses, repeated or comma-separated",
