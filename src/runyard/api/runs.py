@@ -14,7 +14,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
 from starlette.background import BackgroundTask
 
-from runyard.api.bodies import is_multipart, json_body, multipart_body, pick
+from runyard.api.bodies import is_multipart, json_body, multipart_body
 from runyard.api.deps import PlatformDep, PrincipalDep, page_body
 from runyard.api.offload import in_thread
 from runyard.api.openapi import AUTHENTICATED, error_responses
