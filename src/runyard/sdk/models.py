@@ -69,7 +69,6 @@ class Token(RunyardModel):
 
 class _ToolConfig(RunyardModel):
     description: str | None = None
-    visibility: str | None = None
     entrypoint: str | None = None
     input_schema: dict[str, Any] | None = None
     output_schema: dict[str, Any] | None = None
@@ -93,6 +92,8 @@ class _ToolConfig(RunyardModel):
 class Tool(_ToolConfig):
     id: str
     name: str
+    #: ``private`` or ``public``.
+    visibility: str | None = None
     #: Latest version number.
     version: int | None = None
     updated_at: datetime | None = None
