@@ -67,8 +67,8 @@ class RunView(BaseModel):
 
 
 class ArtifactView(BaseModel):
-    object: Literal["artifact"] = "artifact"
     path: str
     size: int
     sha256: str
     content_type: str
+    created_at: str | None = None
