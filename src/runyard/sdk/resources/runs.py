@@ -448,6 +448,14 @@ class Runs(RunsAPI, SyncResource):
 
     if TYPE_CHECKING:  # what the shared methods return here, for type checkers
         @overload
+        def wait(self, runs: RunRef, *, timeout: float | None = None, poll_interval: float = 0.5,  # type: ignore[overload-overlap]
+                 raise_on_failure: bool = False) -> Run: ...
+        @overload
+        def wait(self, runs: Sequence[RunRef], *, timeout: float | None = None, poll_interval: float = 0.5,
+                 raise_on_failure: bool = False) -> builtins.list[Run]: ...
+        def wait(self, runs: RunRef | Sequence[RunRef], *, timeout: float | None = None, poll_interval: float = 0.5,
+                 raise_on_failure: bool = False) -> Run | builtins.list[Run]: ...
+        @overload
         def logs(self, run: RunRef, *, follow: Literal[False] = False, offset: int = 0,
                  timeout: Timeout = None) -> str: ...
         @overload
@@ -469,6 +477,14 @@ class AsyncRuns(RunsAPI, AsyncResource):
         return AsyncLogStream(self._client, run_id, offset=offset)
 
     if TYPE_CHECKING:
+        @overload
+        async def wait(self, runs: RunRef, *, timeout: float | None = None,  # type: ignore[overload-overlap]
+                       poll_interval: float = 0.5, raise_on_failure: bool = False) -> Run: ...
+        @overload
+        async def wait(self, runs: Sequence[RunRef], *, timeout: float | None = None, poll_interval: float = 0.5,
+                       raise_on_failure: bool = False) -> builtins.list[Run]: ...
+        async def wait(self, runs: RunRef | Sequence[RunRef], *, timeout: float | None = None,
+                       poll_interval: float = 0.5, raise_on_failure: bool = False) -> Run | builtins.list[Run]: ...
         @overload
         def logs(self, run: RunRef, *, follow: Literal[False] = False, offset: int = 0,
                  timeout: Timeout = None) -> Awaitable[str]: ...
