@@ -9,18 +9,19 @@ from runyard.api.deps import PlatformDep, PrincipalDep, page_body
 from runyard.api.offload import in_thread
 from runyard.api.openapi import AUTHENTICATED, error_responses
 from runyard.api.templates import synth_services
-from runyard.services.synth_sets import NAME_RE, SAVE_SETS
+from runyard.schemas import inline_schema
+from runyard.schemas.common import Page
+from runyard.schemas.synth import SetSave, SetView
+from runyard.services.synth_sets import SAVE_SETS
 
 router = APIRouter(tags=["sets"], responses=error_responses(*AUTHENTICATED))
 
 
-_SAVE_DOC = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
-    "type": "object", "required": ["name", "rows"], "properties": {
-        "name": {"type": "string", "pattern": NAME_RE.pattern},
-        "rows": {"type": "array", "items": {"type": "object"}}}}}}}}
+_SAVE_DOC = {"requestBody": {"required": True, "content": {"application/json": {"schema": inline_schema(SetSave)}}}}
 
 
-@router.post("/sets", status_code=201, openapi_extra=_SAVE_DOC, responses=error_responses(413))
+@router.post("/sets", status_code=201, openapi_extra=_SAVE_DOC, response_model=SetView,
+             response_model_exclude_unset=True, responses=error_responses(413))
 async def save_set(request: Request, platform: PlatformDep, principal: PrincipalDep) -> dict:
     SAVE_SETS.check(principal)  # before the body is parsed; the service checks again
     body = await json_body(request)
@@ -28,7 +29,7 @@ async def save_set(request: Request, platform: PlatformDep, principal: Principal
     return await in_thread(sets.save_rows, principal, body.get("name"), body.get("rows"))
 
 
-@router.get("/sets")
+@router.get("/sets", response_model=Page[SetView], response_model_exclude_unset=True)
 async def list_sets(platform: PlatformDep, principal: PrincipalDep, cursor: str | None = None,
                     limit: int = Query(100), include_total: bool = False) -> dict:
     _, sets = synth_services(platform)

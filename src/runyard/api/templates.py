@@ -8,11 +8,22 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
 
 from runyard.api.bodies import json_body
 from runyard.api.deps import PlatformDep, PrincipalDep, page_body
 from runyard.api.offload import in_thread
 from runyard.api.openapi import AUTHENTICATED, error_responses
+from runyard.schemas import inline_schema
+from runyard.schemas.common import Page
+from runyard.schemas.synth import (
+    GenerationRequest,
+    PreviewRequest,
+    PreviewView,
+    TemplateDocument,
+    TemplatePatch,
+    TemplateView,
+)
 from runyard.services.errors import ValidationFailed
 from runyard.services.synth_sets import SetService
 from runyard.services.templates import CREATE_TEMPLATES, GENERATE_DATA, UPDATE_TEMPLATES, TemplateService
@@ -87,13 +98,12 @@ def choose_format(body: dict[str, Any], accept: str) -> str:
     return fmt
 
 
-_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
-    "type": "object", "description": "See docs/synth.md"}}}}}
-_OPTIONAL_BODY = {"requestBody": {"required": False, "content": {"application/json": {"schema": {
-    "type": "object", "description": "See docs/synth.md"}}}}}
+def _body(model: type[BaseModel], required: bool = True) -> dict[str, Any]:
+    return {"requestBody": {"required": required, "content": {"application/json": {"schema": inline_schema(model)}}}}
 
 
-@router.post("/templates", status_code=201, openapi_extra=_BODY, responses=error_responses(409, 413))
+@router.post("/templates", status_code=201, openapi_extra=_body(TemplateDocument), response_model=TemplateView,
+             response_model_exclude_unset=True, responses=error_responses(409, 413))
 async def create_template(request: Request, platform: PlatformDep, principal: PrincipalDep) -> dict:
     CREATE_TEMPLATES.check(principal)  # before the body is parsed; the service checks again
     body = await json_body(request)
@@ -101,7 +111,7 @@ async def create_template(request: Request, platform: PlatformDep, principal: Pr
     return await in_thread(templates.create, principal, body)
 
 
-@router.get("/templates")
+@router.get("/templates", response_model=Page[TemplateView], response_model_exclude_unset=True)
 async def list_templates(platform: PlatformDep, principal: PrincipalDep, cursor: str | None = None,
                          limit: int = Query(100), include_total: bool = False) -> dict:
     templates, _ = synth_services(platform)
@@ -110,13 +120,15 @@ async def list_templates(platform: PlatformDep, principal: PrincipalDep, cursor:
     return page_body(page)
 
 
-@router.get("/templates/{ref}", responses=error_responses(404))
+@router.get("/templates/{ref}", response_model=TemplateView, response_model_exclude_unset=True,
+            responses=error_responses(404))
 async def get_template(ref: str, platform: PlatformDep, principal: PrincipalDep, version: int | None = None) -> dict:
     templates, _ = synth_services(platform)
     return await in_thread(templates.get, principal, ref, version)
 
 
-@router.patch("/templates/{ref}", openapi_extra=_BODY, responses=error_responses(404, 409, 413))
+@router.patch("/templates/{ref}", openapi_extra=_body(TemplatePatch), response_model=TemplateView,
+              response_model_exclude_unset=True, responses=error_responses(404, 409, 413))
 async def update_template(ref: str, request: Request, platform: PlatformDep, principal: PrincipalDep) -> dict:
     UPDATE_TEMPLATES.check(principal)  # before the body is parsed; the service checks again
     body = await json_body(request)
@@ -131,7 +143,8 @@ async def delete_template(ref: str, platform: PlatformDep, principal: PrincipalD
     return Response(status_code=204)
 
 
-@router.get("/templates/{ref}/versions", responses=error_responses(404))
+@router.get("/templates/{ref}/versions", response_model=Page[TemplateView], response_model_exclude_unset=True,
+            responses=error_responses(404))
 async def list_versions(ref: str, platform: PlatformDep, principal: PrincipalDep, cursor: str | None = None,
                         limit: int = Query(100)) -> dict:
     templates, _ = synth_services(platform)
@@ -139,20 +152,22 @@ async def list_versions(ref: str, platform: PlatformDep, principal: PrincipalDep
     return page_body(page)
 
 
-@router.get("/templates/{ref}/versions/{version}", responses=error_responses(404))
+@router.get("/templates/{ref}/versions/{version}", response_model=TemplateView, response_model_exclude_unset=True,
+            responses=error_responses(404))
 async def get_version(ref: str, version: int, platform: PlatformDep, principal: PrincipalDep) -> dict:
     templates, _ = synth_services(platform)
     return await in_thread(templates.get, principal, ref, version)
 
 
-@router.post("/templates/{ref}/preview", openapi_extra=_OPTIONAL_BODY, responses=error_responses(404, 413))
+@router.post("/templates/{ref}/preview", openapi_extra=_body(PreviewRequest, required=False),
+             response_model=PreviewView, response_model_exclude_unset=True, responses=error_responses(404, 413))
 async def preview(ref: str, request: Request, platform: PlatformDep, principal: PrincipalDep) -> dict:
     body = await json_body(request, allow_empty=True)
     templates, _ = synth_services(platform)
     return await in_thread(templates.preview, principal, ref, body)
 
 
-@router.post("/templates/{ref}/generate", response_model=None, openapi_extra=_BODY, responses={
+@router.post("/templates/{ref}/generate", response_model=None, openapi_extra=_body(GenerationRequest), responses={
     200: {"description": "The rows, streamed in the chosen format; with `into_set`, the saved set as JSON",
           "content": {"application/json": {}, **{media: {"schema": {"type": "string", "format": "binary"}}
                                                  for media in _ACCEPT_FORMATS}}},

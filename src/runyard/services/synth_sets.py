@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from runyard.ids import new_id
+from runyard.schemas.synth import SET_NAME_PATTERN
 from runyard.services.access import Permission, Principal
 from runyard.services.errors import NotFound, ValidationFailed
 from runyard.services.pagination import Page, paginate
@@ -30,7 +31,7 @@ from runyard.store.tables_synth import synth_set_versions, synth_sets
 from runyard.synth.formats.jsonfmt import json_ready
 from runyard.timeutil import rfc3339, utcnow
 
-NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$")
+NAME_RE = re.compile(SET_NAME_PATTERN)
 MAX_JSON_ROWS = 1_000_000
 DEFAULT_READ_LIMIT = 10_000
 SAVE_SETS = Permission("member", "save sets")
