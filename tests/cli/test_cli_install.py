@@ -45,6 +45,7 @@ def _entry_point() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "runyard.cli.main"]
 
 
+@pytest.mark.slow
 def test_entry_point_failing_run_exit_code(server: Any, tmp_path: Path, unique: str) -> None:
     env = {**os.environ, "RUNYARD_BASE_URL": server.base_url, "RUNYARD_API_KEY": server.admin_key,
            "RUNYARD_CONFIG": str(tmp_path / "c.json")}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import pytest
 
 from tests.support.api import deploy, error_code, run
 
@@ -116,6 +117,7 @@ def main(fail: bool = False):
     assert error_code(r) == "missing_secret" and f"UNSET_{unique}" in r.json()["error"]["message"]
 
 
+@pytest.mark.slow
 def test_request_rate_limit_headers_and_429(fresh_server):
     import time
 

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from tests.support.api import TERMINAL, deploy, run, wait_status
 from tests.support.processes import alive
 from tests.support.servers import Server
+
+pytestmark = pytest.mark.slow  # every test here waits out leases, restarts or kills nodes (30-60 s each)
 
 # Shorter leases than the defaults (15 s / 3 s) keep the suite quick; the mechanism is the same.
 FAST_LEASE = {"RUNYARD_LEASE_S": "4", "RUNYARD_HEARTBEAT_S": "1"}

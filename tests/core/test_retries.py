@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from runyard.services.runs import retry_cause, retry_delay_s
 from tests.support.api import TERMINAL, deploy, error_code, run, wait_status
@@ -41,6 +42,7 @@ def _wait_log(api: httpx.Client, run_id: str, needle: str, timeout: float = 30) 
     return text
 
 
+@pytest.mark.slow
 def test_retry_survives_the_death_of_the_fork_server(fresh_server: Server) -> None:
     srv = fresh_server.start()
     assert srv.proc is not None

@@ -155,6 +155,7 @@ def quota_server(fresh_server):
     return fresh_server.start()
 
 
+@pytest.mark.slow
 def test_quota_429_with_retry_after(quota_server):
     with quota_server.client() as api:
         tid = api.post("/templates", json=CUSTOMERS).json()["id"]

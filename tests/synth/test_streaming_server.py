@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import openpyxl
+import pytest
 
 from runyard import synth
 from tests.support.synth import CUSTOMERS
@@ -32,6 +33,7 @@ def _columns(text: str) -> dict[str, list[str]]:
     return {name: [r[name] for r in rows] for name in (rows[0] if rows else {})}
 
 
+@pytest.mark.slow
 def test_a_full_xlsx_sheet_streams_from_the_first_second(api, unique, tmp_path):
     tid = _create(api, dict(CUSTOMERS, name=f"xl_{unique}"))["id"]
     out = tmp_path / "full.xlsx"
@@ -70,6 +72,7 @@ def _leftovers(tmp: Path) -> list[str]:
     return sorted(p.name for p in tmp.rglob("*") if "synth" in p.name or p.suffix in (".xlsx", ".parquet"))
 
 
+@pytest.mark.slow
 def test_a_client_that_goes_away_stops_the_work_and_leaves_nothing(fresh_server, tmp_path, unique):
     tmp = tmp_path / "tmp"
     tmp.mkdir()
