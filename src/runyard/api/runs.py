@@ -23,7 +23,7 @@ from runyard.api.run_batches import RUN_PATH
 from runyard.api.waiting import wait_for_run
 from runyard.schemas import inline_schema, parse
 from runyard.schemas.common import Page
-from runyard.schemas.runs import RunCreate, RunView
+from runyard.schemas.runs import ArtifactView, RunCreate, RunView
 from runyard.services.access import Principal
 from runyard.services.errors import ValidationFailed
 from runyard.services.runs import (
@@ -56,7 +56,7 @@ def _check_wait(wait: float | None) -> float | None:
     return wait
 
 
-@router.post("/runs", status_code=201, openapi_extra=_CREATE_DOC, responses={
+@router.post("/runs", status_code=201, openapi_extra=_CREATE_DOC, response_model=RunView, responses={
     200: {"description": "The run an earlier request with the same `Idempotency-Key` created"},
     202: {"description": "`wait` passed before the run ended: the run as it stands"},
     **error_responses(404, 409, 413, 415)})
@@ -121,12 +121,12 @@ async def list_runs(platform: PlatformDep, principal: PrincipalDep, tool: str | 
     return page_body(page)
 
 
-@router.get(RUN_PATH, responses=error_responses(404))
+@router.get(RUN_PATH, response_model=RunView, response_model_exclude_unset=True, responses=error_responses(404))
 async def get_run(run_id: str, platform: PlatformDep, principal: PrincipalDep, expand: Expand | None = None) -> dict:
     return await in_thread(platform.runs.get, principal, run_id, expand_inputs=expand == "inputs")
 
 
-@router.get("/runs/{run_id}/wait", responses=error_responses(404))
+@router.get("/runs/{run_id}/wait", response_model=RunView, response_model_exclude_unset=True, responses=error_responses(404))
 async def wait_run(run_id: str, platform: PlatformDep, principal: PrincipalDep,
                    timeout: float = Query(30.0, json_schema_extra=_WAIT), expand: Expand | None = None) -> dict:
     """Long-poll: the run once it is terminal, or as it stands when ``timeout`` passes."""
@@ -134,12 +134,12 @@ async def wait_run(run_id: str, platform: PlatformDep, principal: PrincipalDep,
     return await wait_for_run(platform, principal, run_id, timeout, expand_inputs=expand == "inputs")
 
 
-@router.post("/runs/{run_id}/confirm", responses=error_responses(404, 409))
+@router.post("/runs/{run_id}/confirm", response_model=RunView, response_model_exclude_unset=True, responses=error_responses(404, 409))
 async def confirm_run(run_id: str, platform: PlatformDep, principal: PrincipalDep) -> dict:
     return await in_thread(platform.runs.confirm, principal, run_id)
 
 
-@router.post("/runs/{run_id}/cancel", responses=error_responses(404, 409))
+@router.post("/runs/{run_id}/cancel", response_model=RunView, response_model_exclude_unset=True, responses=error_responses(404, 409))
 async def cancel_run(run_id: str, platform: PlatformDep, principal: PrincipalDep,
                      wait: float = Query(5.0, json_schema_extra=_WAIT)) -> dict:
     """Cancel; a running run is killed and the response waits (up to ``wait`` s) for its end."""
@@ -151,7 +151,7 @@ async def cancel_run(run_id: str, platform: PlatformDep, principal: PrincipalDep
     return run
 
 
-@router.post("/runs/{run_id}/rerun", status_code=201, responses={
+@router.post("/runs/{run_id}/rerun", status_code=201, response_model=RunView, responses={
     202: {"description": "`wait` passed before the new run ended: the run as it stands"},
     **error_responses(404, 409)})
 async def rerun(run_id: str, platform: PlatformDep, principal: PrincipalDep,
@@ -305,7 +305,8 @@ async def run_trace(run_id: str, platform: PlatformDep, principal: PrincipalDep)
 
 
 # -- artifacts -------------------------------------------------------------------------------
-@router.get("/runs/{run_id}/artifacts", responses=error_responses(404))
+@router.get("/runs/{run_id}/artifacts", response_model=Page[ArtifactView], response_model_exclude_unset=True,
+            responses=error_responses(404))
 async def list_artifacts(run_id: str, platform: PlatformDep, principal: PrincipalDep) -> dict:
     items = await in_thread(platform.runs.artifacts, principal, run_id)
     return {"object": "list", "items": items, "next_cursor": None, "total": len(items)}
