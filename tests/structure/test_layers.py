@@ -19,6 +19,7 @@ FORBIDDEN = {
     "events": {"api", "services", "store", "worker", "engine", "cli", "wiring"},
     "synth": {"api", "schemas", "services", "store", "worker", "engine", "sdk", "cli", "wiring", "node", "events"},
     "api": {"cli", "node"},
+    "schemas": {"api", "worker", "engine", "store", "cli", "wiring", "node", "sdk"},
     "wiring": {"api", "cli", "node", "worker", "sdk"},
     "cli": {"api", "schemas", "services", "store", "worker", "events"},
 }
