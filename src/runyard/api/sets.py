@@ -12,6 +12,7 @@ from runyard.api.templates import synth_services
 from runyard.schemas import inline_schema
 from runyard.schemas.common import Page
 from runyard.schemas.synth import SetSave, SetView
+from runyard.services.errors import ValidationFailed
 from runyard.services.synth_sets import SAVE_SETS
 
 router = APIRouter(tags=["sets"], responses=error_responses(*AUTHENTICATED))
@@ -25,6 +26,9 @@ _SAVE_DOC = {"requestBody": {"required": True, "content": {"application/json": {
 async def save_set(request: Request, platform: PlatformDep, principal: PrincipalDep) -> dict:
     SAVE_SETS.check(principal)  # before the body is parsed; the service checks again
     body = await json_body(request)
+    unknown = sorted(set(body) - set(SetSave.model_fields))  # the values' own rules: the service's
+    if unknown:
+        raise ValidationFailed(f"unknown field(s): {', '.join(unknown)}", details={"fields": unknown})
     _, sets = synth_services(platform)
     return await in_thread(sets.save_rows, principal, body.get("name"), body.get("rows"))
 

@@ -280,7 +280,7 @@ class ToolService:
                 raise Conflict(f"tool {name!r} was deployed concurrently; retry", code="conflict",
                                details={"retryable": True})
             conn.execute(tools.insert().values(
-                id=tool_id, workspace_id=workspace_id, name=name, description=description or "",
+                id=tool_id, workspace_id=workspace_id, name=name, description=version_row["description"],
                 visibility=visibility, latest_version=1, created_at=now, updated_at=now))
             conn.execute(tool_versions.insert().values(**version_row))
         return self.get(workspace_id, tool_id), True
@@ -421,8 +421,11 @@ class ToolService:
         inferred = inferred_flag
         schema = cfg.get("input_schema")
         if schema is None:
-            schema = self._infer(version_id, source, cfg.get("requirements") or [])
+            described = self._infer(version_id, source, cfg.get("requirements") or [])
+            schema = described["input_schema"]
             inferred = True
+            # No description given: the entry function's docstring summary, as the CLI shows it.
+            description = description or (described.get("description") or "").strip().split("\n\n")[0]
         return {
             "id": version_id, "workspace_id": workspace_id, "tool_id": tool_id, "version": version,
             "description": description or "", "source_kind": source.kind, "source_name": source.filename,
@@ -436,11 +439,11 @@ class ToolService:
         }
 
     def _infer(self, version_id: str, source: ToolSource, requirements: list[str]) -> dict[str, Any]:
+        """What inspecting the entry function tells: ``input_schema`` and ``description``."""
         with tempfile.TemporaryDirectory(prefix="runyard-infer-") as tmp:
             src = Path(tmp) / "src"
             materialise(source.kind, source.filename, source.data, src)
-            result = self.infer(src, source.module, source.entrypoint, requirements)
-        return result["input_schema"]
+            return self.infer(src, source.module, source.entrypoint, requirements)
 
     def source_dir(self, version: Any) -> Path:
         """The version's source laid out for import, cached per version on this node."""
