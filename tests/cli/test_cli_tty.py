@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 PROGRESS_TOOL = '''
 import time
 from runyard import context
@@ -23,6 +25,7 @@ def main(steps: int = 6) -> str:
 '''
 
 
+@pytest.mark.slow
 def test_run_on_a_tty_shows_progress(server: Any, tmp_path: Path, unique: str) -> None:
     env = {**os.environ, "RUNYARD_BASE_URL": server.base_url, "RUNYARD_API_KEY": server.admin_key,
            "RUNYARD_CONFIG": str(tmp_path / "c.json"), "COLUMNS": "120", "TERM": "xterm"}

@@ -8,6 +8,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from runyard.sdk import Client
 from tests.support.synth import CUSTOMERS
 
@@ -48,6 +50,7 @@ def _cli(server, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_cli_templates_generate_sets(server, unique, tmp_path):
     spec = tmp_path / "customers.yaml"
     import yaml
