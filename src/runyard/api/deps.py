@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -50,6 +51,11 @@ async def get_principal(request: Request) -> Principal:
 
 PlatformDep = Annotated[Platform, Depends(get_platform)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+async def paged(call: Callable[..., Page], *args: Any, **kwargs: Any) -> dict:
+    """A service's list operation, run off the event loop, as the API's list body."""
+    return page_body(await in_thread(call, *args, **kwargs))
 
 
 def page_body(page: Page) -> dict:

@@ -15,7 +15,7 @@ from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
 from starlette.background import BackgroundTask
 
 from runyard.api.bodies import is_multipart, json_body, multipart_body
-from runyard.api.deps import PlatformDep, PrincipalDep, page_body
+from runyard.api.deps import PlatformDep, PrincipalDep, paged
 from runyard.api.offload import in_thread
 from runyard.api.openapi import AUTHENTICATED, error_responses
 from runyard.api.responses import JSON
@@ -112,13 +112,12 @@ async def list_runs(platform: PlatformDep, principal: PrincipalDep, tool: str | 
                     order: str = Query("desc", json_schema_extra={"enum": ["asc", "desc"]}), cursor: str | None = None, limit: int = Query(50),
                     include_total: bool = False) -> dict:
     statuses = [s for value in status or [] for s in value.split(",") if s]
-    page = await in_thread(
+    return await paged(
         lambda: platform.runs.list(
             principal, tool=tool, statuses=statuses, session=session, batch_id=batch_id, example_id=example_id,
             created_after=parse_time(created_after, "created_after"),
             created_before=parse_time(created_before, "created_before"),
             order=order, cursor=cursor, limit=limit, include_total=include_total))
-    return page_body(page)
 
 
 @router.get(RUN_PATH, response_model=RunView, response_model_exclude_unset=True, responses=error_responses(404))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Response
 
-from runyard.api.deps import PlatformDep, PrincipalDep, page_body
+from runyard.api.deps import PlatformDep, PrincipalDep, paged
 from runyard.api.offload import in_thread
 from runyard.api.openapi import AUTHENTICATED, error_responses
 from runyard.schemas.common import Page
@@ -24,9 +24,8 @@ async def put_secret(name: str, body: SecretPut, platform: PlatformDep, principa
 @router.get("/secrets", response_model=Page[SecretView], response_model_exclude_unset=True)
 async def list_secrets(platform: PlatformDep, principal: PrincipalDep, cursor: str | None = None,
                        limit: int = Query(100), include_total: bool = False) -> dict:
-    page = await in_thread(platform.secrets.list, principal, cursor=cursor, limit=limit,
+    return await paged(platform.secrets.list, principal, cursor=cursor, limit=limit,
                            include_total=include_total)
-    return page_body(page)
 
 
 @router.delete("/secrets/{name}", status_code=204, responses=error_responses(404))

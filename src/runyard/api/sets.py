@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Request, Response
 
 from runyard.api.bodies import json_body
-from runyard.api.deps import PlatformDep, PrincipalDep, page_body
+from runyard.api.deps import PlatformDep, PrincipalDep, paged
 from runyard.api.offload import in_thread
 from runyard.api.openapi import AUTHENTICATED, error_responses
 from runyard.api.templates import synth_services
@@ -37,9 +37,8 @@ async def save_set(request: Request, platform: PlatformDep, principal: Principal
 async def list_sets(platform: PlatformDep, principal: PrincipalDep, cursor: str | None = None,
                     limit: int = Query(100), include_total: bool = False) -> dict:
     _, sets = synth_services(platform)
-    page = await in_thread(sets.list, principal, cursor=cursor, limit=limit,
+    return await paged(sets.list, principal, cursor=cursor, limit=limit,
                            include_total=include_total)
-    return page_body(page)
 
 
 @router.get("/sets/{name}", responses=error_responses(404))

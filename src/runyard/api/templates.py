@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from runyard.api.bodies import json_body
-from runyard.api.deps import PlatformDep, PrincipalDep, page_body
+from runyard.api.deps import PlatformDep, PrincipalDep, paged
 from runyard.api.offload import in_thread
 from runyard.api.openapi import AUTHENTICATED, error_responses
 from runyard.schemas import inline_schema
@@ -115,9 +115,8 @@ async def create_template(request: Request, platform: PlatformDep, principal: Pr
 async def list_templates(platform: PlatformDep, principal: PrincipalDep, cursor: str | None = None,
                          limit: int = Query(100), include_total: bool = False) -> dict:
     templates, _ = synth_services(platform)
-    page = await in_thread(templates.list, principal, cursor=cursor, limit=limit,
+    return await paged(templates.list, principal, cursor=cursor, limit=limit,
                            include_total=include_total)
-    return page_body(page)
 
 
 @router.get("/templates/{ref}", response_model=TemplateView, response_model_exclude_unset=True,
@@ -148,8 +147,7 @@ async def delete_template(ref: str, platform: PlatformDep, principal: PrincipalD
 async def list_versions(ref: str, platform: PlatformDep, principal: PrincipalDep, cursor: str | None = None,
                         limit: int = Query(100)) -> dict:
     templates, _ = synth_services(platform)
-    page = await in_thread(templates.versions, principal, ref, cursor=cursor, limit=limit)
-    return page_body(page)
+    return await paged(templates.versions, principal, ref, cursor=cursor, limit=limit)
 
 
 @router.get("/templates/{ref}/versions/{version}", response_model=TemplateView, response_model_exclude_unset=True,

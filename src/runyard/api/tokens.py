@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Response
 
-from runyard.api.deps import PlatformDep, PrincipalDep, page_body
+from runyard.api.deps import PlatformDep, PrincipalDep, paged
 from runyard.api.offload import in_thread
 from runyard.api.openapi import AUTHENTICATED, error_responses
 from runyard.schemas.common import Page
@@ -23,9 +23,8 @@ async def create_token(body: TokenCreate, platform: PlatformDep, principal: Prin
 @router.get("/tokens", response_model=Page[TokenView], response_model_exclude_unset=True)
 async def list_tokens(platform: PlatformDep, principal: PrincipalDep, cursor: str | None = None,
                       limit: int = Query(50), include_total: bool = False) -> dict:
-    page = await in_thread(platform.tokens.list, principal, cursor=cursor, limit=limit,
+    return await paged(platform.tokens.list, principal, cursor=cursor, limit=limit,
                            include_total=include_total)
-    return page_body(page)
 
 
 @router.get("/tokens/{token_id}", response_model=TokenView, response_model_exclude_unset=True, responses=error_responses(404))

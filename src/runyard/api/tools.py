@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request, Response
 
 from runyard.api.bodies import is_multipart, json_body, multipart_body
-from runyard.api.deps import PlatformDep, PrincipalDep, page_body
+from runyard.api.deps import PlatformDep, PrincipalDep, paged
 from runyard.api.offload import in_thread
 from runyard.api.openapi import AUTHENTICATED, error_responses
 from runyard.api.responses import JSON
@@ -60,10 +60,9 @@ async def list_tools(platform: PlatformDep, principal: PrincipalDep, search: str
                      sort: str = Query("created_at", json_schema_extra={"enum": ["name", "created_at", "updated_at"]}),
                      order: str = Query("desc", json_schema_extra={"enum": ["asc", "desc"]}), cursor: str | None = None,
                      limit: int = Query(50), include_total: bool = False) -> dict:
-    page = await in_thread(
+    return await paged(
         lambda: platform.tools.list_for(principal, search=search, sort=sort, order=order, cursor=cursor,
                                         limit=limit, include_total=include_total))
-    return page_body(page)
 
 
 @router.get("/tools/{ref}", response_model=ToolView, response_model_exclude_unset=True,
@@ -90,8 +89,7 @@ async def update_tool(ref: str, request: Request, platform: PlatformDep, princip
             responses=error_responses(404))
 async def list_versions(ref: str, platform: PlatformDep, principal: PrincipalDep, cursor: str | None = None,
                         limit: int = Query(50)) -> dict:
-    page = await in_thread(lambda: platform.tools.versions_for(principal, ref, cursor=cursor, limit=limit))
-    return page_body(page)
+    return await paged(lambda: platform.tools.versions_for(principal, ref, cursor=cursor, limit=limit))
 
 
 @router.get("/tools/{ref}/versions/{version}", response_model=ToolVersionView, response_model_exclude_unset=True,
