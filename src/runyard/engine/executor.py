@@ -643,11 +643,20 @@ class Executor:
             log.warning("run cgroups unavailable: %s", exc)
         self.protections = check(self.groups, protected)
         missing = {name: why for name, why in self.protections.items() if not why.startswith("active")}
+        refusal = None
         if missing and config.mode == "strict":
+            refusal = "RUNYARD_SANDBOX=strict, but these protections are missing: " + "; ".join(
+                f"{name} ({why})" for name, why in missing.items())
+        elif os.geteuid() == 0 and "filesystem" in missing:
+            # Runs keep uid 0 (with no capability): only Landlock stands between them and
+            # every root-owned file, the data dir's included.
+            refusal = ("runs would execute as root without a filesystem sandbox (Landlock: "
+                       f"{missing['filesystem']}); run runyard as an unprivileged user, use a kernel "
+                       "with Landlock, or set RUNYARD_SANDBOX=off to run trusted code only")
+        if refusal is not None:
             if self.groups is not None:
                 self.groups.close()
-            raise RuntimeError("RUNYARD_SANDBOX=strict, but these protections are missing: "
-                               + "; ".join(f"{name} ({why})" for name, why in missing.items()))
+            raise RuntimeError(refusal)
         for name, why in missing.items():
             log.warning("SANDBOX PROTECTION NOT ENFORCED: %s: %s", name, why)
 
