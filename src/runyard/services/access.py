@@ -55,14 +55,6 @@ class Principal:
             raise PermissionDenied(f"this token is restricted and cannot use tool {tool_name!r}",
                                    code="restricted", details={"tool": tool_name})
 
-    def can_use_namespace(self, namespace: str) -> bool:
-        return not self.namespaces or namespace in self.namespaces
-
-    def require_namespace(self, namespace: str) -> None:
-        if not self.can_use_namespace(namespace):
-            raise PermissionDenied(f"this token is restricted and cannot use namespace {namespace!r}",
-                                   code="restricted", details={"namespace": namespace})
-
 
 @dataclass(frozen=True)
 class Permission:
