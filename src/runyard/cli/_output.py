@@ -73,6 +73,14 @@ def note(message: str) -> None:
     stderr().print(message, highlight=False)
 
 
+def outcome(json_output: bool, value: Any, message: str) -> None:
+    """A command's result: ``value`` as JSON on stdout with ``--json``, else ``message``."""
+    if json_output:
+        print_json(value)
+    else:
+        note(message)
+
+
 @contextlib.contextmanager
 def spinner(message: str, *, enabled: bool = True) -> Iterator[None]:
     """A spinner on stderr, only when stderr is an interactive terminal."""

@@ -13,7 +13,7 @@ from runyard.sdk._base import DEFAULT_BASE_URL
 
 from . import _config
 from ._context import STATE
-from ._output import JSON_HELP, handle_errors, note, print_json, spinner
+from ._output import JSON_HELP, handle_errors, note, outcome, spinner
 
 
 def admin_key_hint() -> str:
@@ -53,10 +53,7 @@ def login(
             # Any authenticated read proves the key; tools are readable by every role.
             c.tools.list(limit=1)
     path = _config.put_profile(_config.Profile(name=name, base_url=url, api_key=key), make_current=True)
-    if json_output:
-        print_json({"profile": name, "base_url": url, "config_path": str(path)})
-    else:
-        note(f"Logged in to [bold]{url}[/bold] as profile [bold]{name}[/bold] (saved in {path}).")
+    outcome(json_output, {"profile": name, "base_url": url, "config_path": str(path)}, f"Logged in to [bold]{url}[/bold] as profile [bold]{name}[/bold] (saved in {path}).")
 
 
 @handle_errors
@@ -67,7 +64,4 @@ def logout(
     """Remove a profile (its key) from the config file."""
     name = _config.selected_profile_name(profile or STATE.profile)
     removed = _config.remove_profile(name)
-    if json_output:
-        print_json({"profile": name, "removed": removed})
-    else:
-        note(f"Profile [bold]{name}[/bold] {'removed' if removed else 'was not stored'}.")
+    outcome(json_output, {"profile": name, "removed": removed}, f"Profile [bold]{name}[/bold] {'removed' if removed else 'was not stored'}.")

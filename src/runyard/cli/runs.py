@@ -31,6 +31,7 @@ from ._output import (
     handle_errors,
     kv_table,
     note,
+    outcome,
     print_json,
     spinner,
     status_text,
@@ -336,10 +337,7 @@ def logs(
 
 def _show_status(run: Any, json_output: bool) -> None:
     """A run after a state change: the whole run with --json, else its id and status."""
-    if json_output:
-        print_json(run)
-    else:
-        note(f"{run.id} {run.status}")
+    outcome(json_output, run, f"{run.id} {run.status}")
 
 
 @app.command("cancel")

@@ -10,7 +10,7 @@ import typer
 from runyard.sdk.errors import ConflictError
 
 from ._context import client
-from ._output import JSON_HELP, fail, handle_errors, note, print_json, stdout, table
+from ._output import JSON_HELP, fail, handle_errors, outcome, print_json, stdout, table
 
 app = typer.Typer(help="Manage secrets available to tools.", no_args_is_help=True)
 
@@ -50,10 +50,7 @@ def set_secret(
         rid = f", request_id: {exc.request_id}" if exc.request_id else ""
         raise fail(f"secret {name!r} already exists; add --force to overwrite it ({exc.code}{rid})",
                    json_mode=json_output, body=exc.body if isinstance(exc.body, dict) else None) from None
-    if json_output:
-        print_json(s)
-    else:
-        note(f"Stored secret [bold]{s.name}[/bold] ({s.masked_value}).")
+    outcome(json_output, s, f"Stored secret [bold]{s.name}[/bold] ({s.masked_value}).")
 
 
 @app.command("list")
@@ -73,7 +70,4 @@ def list_secrets(json_output: JsonOpt = False) -> None:
 def delete_secret(name: Annotated[str, typer.Argument()], json_output: JsonOpt = False) -> None:
     """Delete a secret."""
     client().secrets.delete(name)
-    if json_output:
-        print_json({"deleted": name})
-    else:
-        note(f"Deleted secret [bold]{name}[/bold].")
+    outcome(json_output, {"deleted": name}, f"Deleted secret [bold]{name}[/bold].")

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from ._context import client
-from ._output import JSON_HELP, handle_errors, note, print_json, stdout, table
+from ._output import JSON_HELP, handle_errors, note, outcome, print_json, stdout, table
 
 app = typer.Typer(help="Manage saved sets (named, versioned rows).", no_args_is_help=True)
 
@@ -25,10 +25,7 @@ def save(
 ) -> None:
     """Save rows from a JSON file."""
     s = client().sets.save(name, json.loads(file.read_text()))
-    if json_output:
-        print_json(s)
-    else:
-        note(f"Saved set [bold]{s.name}[/bold] version {s.version} ({s.row_count:,} rows).")
+    outcome(json_output, s, f"Saved set [bold]{s.name}[/bold] version {s.version} ({s.row_count:,} rows).")
 
 
 @app.command("list")
@@ -66,7 +63,4 @@ def get(
 def delete(name: Annotated[str, typer.Argument(help="Set name.")], json_output: JsonOpt = False) -> None:
     """Delete a set and all its versions."""
     client().sets.delete(name)
-    if json_output:
-        print_json({"deleted": name})
-    else:
-        note(f"Deleted set {name}.")
+    outcome(json_output, {"deleted": name}, f"Deleted set {name}.")

@@ -10,7 +10,7 @@ import typer
 import yaml
 
 from ._context import client
-from ._output import JSON_HELP, handle_errors, note, print_json, stdout, table
+from ._output import JSON_HELP, handle_errors, note, outcome, print_json, stdout, table
 
 app = typer.Typer(help="Manage synthetic data templates.", no_args_is_help=True)
 
@@ -37,10 +37,7 @@ def create(
 ) -> None:
     """Create a template from a file."""
     t = client().templates.create(read_document(file))
-    if json_output:
-        print_json(t)
-    else:
-        note(f"Created template [bold]{t.name}[/bold] ({t.id}), version {t.version}.")
+    outcome(json_output, t, f"Created template [bold]{t.name}[/bold] ({t.id}), version {t.version}.")
 
 
 @app.command("update")
@@ -111,10 +108,7 @@ def versions(template: Annotated[str, typer.Argument(help="Template id or name."
 def delete(template: Annotated[str, typer.Argument(help="Template id or name.")], json_output: JsonOpt = False) -> None:
     """Delete a template (soft: its versions stay readable by nobody, its name is freed)."""
     client().templates.delete(template)
-    if json_output:
-        print_json({"deleted": template})
-    else:
-        note(f"Deleted template {template}.")
+    outcome(json_output, {"deleted": template}, f"Deleted template {template}.")
 
 
 @app.command("preview")

@@ -9,7 +9,7 @@ import typer
 from runyard.sdk.models import Token
 
 from ._context import client
-from ._output import JSON_HELP, handle_errors, note, print_json, stdout, table
+from ._output import JSON_HELP, handle_errors, note, outcome, print_json, stdout, table
 
 app = typer.Typer(help="Manage API tokens (admin only).", no_args_is_help=True)
 
@@ -79,7 +79,4 @@ def get(token_id: Annotated[str, typer.Argument()], json_output: JsonOpt = False
 def delete(token_id: Annotated[str, typer.Argument()], json_output: JsonOpt = False) -> None:
     """Revoke a token."""
     client().tokens.delete(token_id)
-    if json_output:
-        print_json({"deleted": token_id})
-    else:
-        note(f"Deleted token [bold]{token_id}[/bold].")
+    outcome(json_output, {"deleted": token_id}, f"Deleted token [bold]{token_id}[/bold].")

@@ -11,7 +11,7 @@ import typer
 from runyard.sdk.models import Tool, ToolVersion
 
 from ._context import client
-from ._output import JSON_HELP, handle_errors, kv_table, note, print_json, spinner, stdout, table
+from ._output import JSON_HELP, handle_errors, kv_table, outcome, print_json, spinner, stdout, table
 from ._source import guess_entry
 
 app = typer.Typer(help="Inspect and manage deployed tools.", no_args_is_help=True)
@@ -90,10 +90,7 @@ def deploy(
             retry_on=retry_on or None,
             retry_backoff_s=retry_backoff_s,
         )
-    if json_output:
-        print_json(tool)
-    else:
-        note(f"Deployed [bold]{tool.name}[/bold] version {tool.version} ({tool.id}).")
+    outcome(json_output, tool, f"Deployed [bold]{tool.name}[/bold] version {tool.version} ({tool.id}).")
 
 
 @app.command("list")
@@ -153,7 +150,4 @@ def versions(
 def delete_tool(tool: Annotated[str, typer.Argument(help="Tool name or id.")], json_output: JsonOpt = False) -> None:
     """Delete a tool (soft: its runs stay readable)."""
     client().tools.delete(tool)
-    if json_output:
-        print_json({"deleted": tool})
-    else:
-        note(f"Deleted tool [bold]{tool}[/bold].")
+    outcome(json_output, {"deleted": tool}, f"Deleted tool [bold]{tool}[/bold].")
