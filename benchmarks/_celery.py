@@ -9,7 +9,6 @@ its own (they expire), so nothing else on that Redis is touched.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -17,6 +16,8 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+
+from _common import stop_group
 
 REDIS_URL = os.environ.get("RUNYARD_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -77,11 +78,7 @@ class CeleryBench:
                 "all_terminal_s": round(elapsed, 3), "runs_per_s": round(n / elapsed, 1)}
 
     def close(self) -> None:
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(15)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(self.proc.pid, signal.SIGKILL)
+        stop_group(self.proc)
         self.app.close()
         sys.path.remove(self.tmp.name)
         self.tmp.cleanup()

@@ -198,6 +198,26 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[k]
 
 
+def stop_group(proc: subprocess.Popen[Any]) -> None:
+    """SIGTERM a process started in a session of its own, SIGKILL its group if it lingers."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(15)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+# The customer template both synth benchmarks generate (the streaming one adds two fields).
+CUSTOMER_FIELDS: list[dict[str, Any]] = [
+    {"name": "id", "generator": "sequence", "start": 1},
+    {"name": "name", "generator": "person.full_name"},
+    {"name": "email", "generator": "person.email"},
+    {"name": "city", "generator": "address.city"},
+    {"name": "born", "generator": "date", "min": "1940-01-01", "max": "2008-12-31"},
+    {"name": "amount", "generator": "float", "distribution": "lognormal", "mean": 4, "sigma": 1, "decimals": 2},
+]
+
+
 class BenchServer:
     def __init__(self, database_url: str | None = None, slots: int = 8, sandbox: str = "on") -> None:
         self.tmp = tempfile.TemporaryDirectory(prefix="runyard-bench-")
@@ -269,9 +289,5 @@ class BenchServer:
         return out
 
     def close(self) -> None:
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(15)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(self.proc.pid, signal.SIGKILL)
+        stop_group(self.proc)
         self.tmp.cleanup()

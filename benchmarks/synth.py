@@ -25,16 +25,10 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import CUSTOMER_FIELDS  # noqa: E402
 from _common import machine as common_machine  # noqa: E402
 
-CUSTOMERS6: dict[str, Any] = {"name": "customers", "locale": "en_US", "fields": [
-    {"name": "id", "generator": "sequence", "start": 1},
-    {"name": "name", "generator": "person.full_name"},
-    {"name": "email", "generator": "person.email"},
-    {"name": "city", "generator": "address.city"},
-    {"name": "born", "generator": "date", "min": "1940-01-01", "max": "2008-12-31"},
-    {"name": "amount", "generator": "float", "distribution": "lognormal", "mean": 4, "sigma": 1, "decimals": 2},
-]}
+CUSTOMERS6: dict[str, Any] = {"name": "customers", "locale": "en_US", "fields": CUSTOMER_FIELDS}
 HEADER = ["id", "name", "email", "city", "born", "amount"]
 
 

@@ -20,15 +20,10 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import BenchServer, machine  # noqa: E402
+from _common import CUSTOMER_FIELDS, BenchServer, machine  # noqa: E402
 
 CUSTOMERS: dict[str, Any] = {"name": "customers", "locale": "en_US", "fields": [
-    {"name": "id", "generator": "sequence", "start": 1},
-    {"name": "name", "generator": "person.full_name"},
-    {"name": "email", "generator": "person.email"},
-    {"name": "city", "generator": "address.city"},
-    {"name": "born", "generator": "date", "min": "1940-01-01", "max": "2008-12-31"},
-    {"name": "amount", "generator": "float", "distribution": "lognormal", "mean": 4, "sigma": 1, "decimals": 2},
+    *CUSTOMER_FIELDS,
     {"name": "tier", "generator": "choice", "values": ["free", "pro", "enterprise"], "weights": [0.7, 0.25, 0.05]},
     {"name": "total", "generator": "formula", "expression": "round(amount * 1.2, 2)", "null_rate": 0.1},
 ]}

@@ -5,6 +5,7 @@ The server runs as this test's user (root in CI), as ``runyard up`` does on a fr
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -18,7 +19,11 @@ from tests.support.api import deploy, run, wait_status
 from tests.support.processes import alive
 from tests.support.servers import Server
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the sandbox is Linux's")
+# Landlock, seccomp and cgroups exist only on Linux: elsewhere runyard runs without a sandbox
+# (with a warning per missing protection, docs/sandbox.md), so there is nothing to attack.
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"),
+    reason="the sandbox is made of Linux kernel features (Landlock, seccomp, cgroups); other systems have none")
 
 PROBE = '''
 import glob, os, socket
@@ -198,6 +203,7 @@ def test_network_false_cuts_a_run_off(api: httpx.Client, unique: str) -> None:
 
 
 MEMORY = '''
+import json
 import os
 
 def main(children: int = 3, mb: int = 70) -> list:
@@ -246,6 +252,7 @@ def test_a_sigkill_is_a_crash_unless_the_memory_cap_was_hit(api: httpx.Client, u
 
 
 INSPECT_LEAK = '''
+import json
 import os
 LEAK = ""
 for path in ("../admin-key", "{data}/admin-key", "{data}/secret.key"):
@@ -366,3 +373,16 @@ def test_environment_builds_are_sandboxed(server: Server, api: httpx.Client, uni
             assert outcome.startswith("denied"), (attack, outcome)
     assert not Path("/tmp/runyard-build-probe").exists()
     assert not Path("/tmp/runyard-pth-probe").exists()
+
+
+def test_a_requirement_cannot_point_a_build_into_the_data_dir(server: Server, api: httpx.Client,
+                                                              unique: str) -> None:
+    """A local-path requirement inside the data dir is not made readable to the build: uv
+    cannot read the key it names, and the build log it returns holds none of it."""
+    key = (server.data_dir / "secret.key").read_text().strip()
+    tool = deploy(api, f"keyreq-{unique}", "def main():\n    return 1\n",
+                  requirements=[str(server.data_dir / "secret.key")])
+    result = run(api, tool["name"], wait=120)
+    assert result["status"] == "failed"
+    assert result["error"]["type"] == "environment_build_failed", result["error"]
+    assert key not in json.dumps(result) and key[:12] not in json.dumps(result)

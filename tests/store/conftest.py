@@ -8,8 +8,23 @@ from pathlib import Path
 
 import pytest
 
+from runyard.config import Settings
 from runyard.store.db import Database
+from runyard.wiring import Platform
 from tests.support.servers import PgDatabase
+
+
+@pytest.fixture
+def platform(backend: str, tmp_path: Path) -> Iterator[Platform]:
+    """A whole node's services (no server, no worker) on the backend of this pass."""
+    pg = PgDatabase.create() if backend == "postgres" else None
+    plat = Platform(Settings(data_dir=tmp_path / "data", database_url=pg.url if pg else None))
+    try:
+        yield plat
+    finally:
+        plat.close()
+        if pg:
+            pg.drop()
 
 
 @pytest.fixture

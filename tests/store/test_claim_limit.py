@@ -4,34 +4,18 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 
-from runyard.config import Settings
 from runyard.services.access import Principal
 from runyard.services.runs import TERMINAL_STATUSES
 from runyard.store.tables import runs
 from runyard.wiring import Platform
 from runyard.worker.supervisor import Worker
-from tests.support.servers import PgDatabase
 
 BACKLOG = 200
 
-
-@pytest.fixture
-def platform(backend: str, tmp_path: Path) -> Iterator[Platform]:
-    pg = PgDatabase.create() if backend == "postgres" else None
-    plat = Platform(Settings(data_dir=tmp_path / "data", database_url=pg.url if pg else None))
-    try:
-        yield plat
-    finally:
-        plat.close()
-        if pg:
-            pg.drop()
 
 
 def _backlog(platform: Platform, tool: str, code: str) -> list[str]:

@@ -4,35 +4,19 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from runyard.config import Settings
 from runyard.ids import new_id
 from runyard.services.access import Principal
 from runyard.store.tables import runs, usage_events, workers
 from runyard.timeutil import utcnow
 from runyard.wiring import Platform
-from tests.support.servers import PgDatabase
 
 LEASE_S = 15.0
 
-
-@pytest.fixture
-def platform(backend: str, tmp_path: Path) -> Iterator[Platform]:
-    pg = PgDatabase.create() if backend == "postgres" else None
-    settings = Settings(data_dir=tmp_path / "data", database_url=pg.url if pg else None)
-    plat = Platform(settings)
-    try:
-        yield plat
-    finally:
-        plat.close()
-        if pg:
-            pg.drop()
 
 
 def _worker(platform: Platform, heartbeat_age_s: float, stopped: bool = False) -> str:

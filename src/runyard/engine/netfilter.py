@@ -18,6 +18,8 @@ import os
 import socket
 import struct
 
+from runyard.engine.sandbox import _lib as libc
+
 _SYS_BPF = {"x86_64": 321, "aarch64": 280}
 _BPF_PROG_LOAD, _BPF_PROG_ATTACH = 5, 8
 _PROG_TYPE_CGROUP_SOCK_ADDR = 18
@@ -157,10 +159,8 @@ def _bpf(cmd: int, attr: bytes) -> int:
     nr = _SYS_BPF.get(platform.machine())
     if nr is None:
         raise OSError(38, "BPF: unsupported architecture")
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.syscall.restype = ctypes.c_long
     buf = ctypes.create_string_buffer(attr, 128)
-    result = libc.syscall(nr, cmd, buf, 128)
+    result = libc().syscall(nr, cmd, buf, 128)
     if result < 0:
         err = ctypes.get_errno()
         raise OSError(err, f"bpf({cmd}): {os.strerror(err)}")
