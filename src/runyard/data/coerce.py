@@ -28,7 +28,8 @@ _NONE = type(None)
 _TS = ARROW_TYPES["timestamp"]
 _NAIVE_TS = pa.timestamp("us")
 _WKT_POINT = re.compile(
-    r"\s*POINT\s*\(\s*([-+]?[0-9.]+(?:[eE][-+]?\d+)?)\s+([-+]?[0-9.]+(?:[eE][-+]?\d+)?)\s*\)\s*", re.IGNORECASE
+    r"\s*POINT\s*\(\s*([-+]?[0-9.]+(?:[eE][-+]?\d+)?)\s+([-+]?[0-9.]+(?:[eE][-+]?\d+)?)\s*\)\s*",
+    re.IGNORECASE,
 )
 # Cheap gates (RE2, run over a whole Arrow array) before a parse that may fail: a failed
 # Arrow cast costs milliseconds.
