@@ -104,7 +104,9 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _publish(tmp: Path, final: Path, *, rows: int, min_id: int, ingestion_id: str | None) -> Part:
+def publish_part(
+    tmp: Path, final: Path, *, rows: int, min_id: int, ingestion_id: str | None, max_id: int | None = None
+) -> Part:
     """Make a finished temp file visible under its final name (a reader never sees half a part)."""
     _fsync(tmp)
     os.replace(tmp, final)
@@ -113,13 +115,13 @@ def _publish(tmp: Path, final: Path, *, rows: int, min_id: int, ingestion_id: st
         rows=rows,
         bytes=final.stat().st_size,
         min_id=min_id,
-        max_id=min_id + rows - 1,
+        max_id=min_id + rows - 1 if max_id is None else max_id,
         ingestion_id=ingestion_id,
         created_at=datetime.now(UTC).isoformat(),
     )
 
 
-def _new_names(directory: Path) -> tuple[Path, Path]:
+def new_part_paths(directory: Path) -> tuple[Path, Path]:
     name = uuid.uuid4().hex
     return directory / f".{name}.parquet.tmp", directory / f"{name}.parquet"
 
@@ -138,10 +140,10 @@ def write_part(
         raise ValueError("a part holds at least one row")
     full = _with_metadata(_user_table(table, columns), first_id, ingestion_id, ingested_at)
     directory.mkdir(parents=True, exist_ok=True)
-    tmp, final = _new_names(directory)
+    tmp, final = new_part_paths(directory)
     try:
         pq.write_table(full, tmp, compression=COMPRESSION, row_group_size=ROW_GROUP_ROWS)
-        part = _publish(tmp, final, rows=full.num_rows, min_id=first_id, ingestion_id=ingestion_id)
+        part = publish_part(tmp, final, rows=full.num_rows, min_id=first_id, ingestion_id=ingestion_id)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -302,7 +304,7 @@ class PartWriter:
                 return
         out = _with_metadata(combined.slice(0, n), self.next_id, self.ingestion_id, self.ingested_at)
         if self._writer is None:
-            self._tmp, self._final = _new_names(self.directory)
+            self._tmp, self._final = new_part_paths(self.directory)
             self._writer = pq.ParquetWriter(self._tmp, out.schema, compression=COMPRESSION)
             self._part_first_id = self.next_id
         self._writer.write_table(out, row_group_size=self.row_group_rows)
@@ -319,7 +321,7 @@ class PartWriter:
         self._writer.close()
         self._writer = None
         assert self._tmp is not None and self._final is not None
-        part = _publish(
+        part = publish_part(
             self._tmp,
             self._final,
             rows=self._part_rows,
