@@ -372,9 +372,11 @@ def _to_geo(v: Any) -> dict[str, float]:
         m = _WKT_POINT.fullmatch(v)
         if m:
             try:
-                return _point(float(m.group(2)), float(m.group(1)))  # WKT is POINT(lon lat)
+                lon, lat = float(m.group(1)), float(m.group(2))  # WKT is POINT(lon lat)
             except ValueError:
                 pass
+            else:
+                return _point(lat, lon)
     raise ValueError(f'expected a point {{"lat": ..., "lon": ...}} or "POINT(lon lat)", got {_describe(v)}')
 
 
