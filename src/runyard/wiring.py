@@ -13,12 +13,14 @@ from runyard.config import Settings
 from runyard.events import EventHub
 from runyard.ids import new_id
 from runyard.services.errors import ValidationFailed
+from runyard.services.namespaces import NamespaceService
 from runyard.services.runs import RunService
 from runyard.services.secrets import SecretService, load_cipher
 from runyard.services.synth_sets import SetService
 from runyard.services.templates import TemplateService
 from runyard.services.tokens import TokenService, generate_key
 from runyard.services.tools import ToolService
+from runyard.services.users import UserService
 from runyard.services.workers import WorkerRegistry
 from runyard.store.blobs import BlobStore
 from runyard.store.db import Database
@@ -44,7 +46,10 @@ class Platform:
         self.blobs = BlobStore(settings.blob_dir)
         self.hub = EventHub()
         self.cipher = load_cipher(settings.data_dir, settings.secret_key)
-        self.tokens = TokenService(self.db)
+        self.users = UserService(self.db)
+        self.tokens = TokenService(self.db, self.users)
+        self.users.on_change = lambda user_id: self.tokens.forget(lambda p: p.user_id == user_id)
+        self.namespaces = NamespaceService(self.db)
         self.secrets = SecretService(self.db, self.cipher)
         self.tools = ToolService(self.db, self.blobs, settings.data_dir / "cache" / "code", self._infer_schema)
         self.runs = RunService(self.db, self.blobs, self.tools, self.secrets, self.hub,
@@ -53,6 +58,7 @@ class Platform:
         self.templates = TemplateService(self.db, self.sets, settings.synth_rows_per_hour)
         self.workers = WorkerRegistry(self.db)
         self.workspace_id = self._ensure_workspace(DEFAULT_WORKSPACE)
+        self.admin_user_id = self.users.ensure_admin(self.workspace_id)
         self._executor: Executor | None = None
         self.notifier: PgNotifier | None = None
         if self.db.is_postgres:
@@ -85,7 +91,7 @@ class Platform:
             with os.fdopen(fd, "w") as fh:
                 fh.write(key + "\n")
             created = True
-        self.tokens.ensure_bootstrap(self.workspace_id, key)
+        self.tokens.ensure_bootstrap(self.workspace_id, key, self.admin_user_id)
         return key, created
 
     @property

@@ -58,9 +58,16 @@ def test_roles_and_restrictions(server, api, unique):
         assert r.status_code == 403 and error_code(r) == "insufficient_role"
         assert error_code(v.post("/runs", json={"tool": f"allowed-{unique}"})) == "insufficient_role"
         assert error_code(v.put("/secrets/X", json={"value": "y"})) == "insufficient_role"
+    with server.client(viewer) as v:
+        assert error_code(v.post("/tokens", json={"name": "x", "role": "viewer"})) == "insufficient_role"
     with server.client(member) as m:
-        assert error_code(m.post("/tokens", json={"name": "x"})) == "insufficient_role"
-        assert error_code(m.get("/tokens")) == "insufficient_role"
+        # A member manages its own user's keys: no higher role, and only its own keys in sight.
+        assert error_code(m.post("/tokens", json={"name": "x", "role": "admin"})) == "token_escalation"
+        own = m.post("/tokens", json={"name": "mine", "role": "member"})
+        assert own.status_code == 201, own.text
+        listed = {t["id"] for t in m.get("/tokens", params={"limit": 100}).json()["items"]}
+        everyone = {t["id"] for t in api.get("/tokens", params={"limit": 100}).json()["items"]}
+        assert own.json()["id"] in listed and listed < everyone
     with server.client(restricted) as r:
         assert run(r, f"allowed-{unique}")["output"] == "ok"
         denied = r.post("/runs", json={"tool": f"other-{unique}"})  # hidden: as if it did not exist

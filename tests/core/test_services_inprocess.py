@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 
 from runyard.services.access import SEE_NODE_PROTECTIONS, Permission, Principal
-from runyard.services.errors import PermissionDenied, RateLimited, Unauthenticated, ValidationFailed
+from runyard.services.errors import NotFound, PermissionDenied, RateLimited, Unauthenticated, ValidationFailed
 from runyard.services.ratelimit import RateLimiter
 from runyard.services.synth_sets import SetService
 from runyard.services.templates import TemplateService
 from runyard.services.tokens import TokenService
+from runyard.services.users import UserService
 from runyard.store.blobs import BlobStore
 from runyard.store.db import Database
 from runyard.store.migrate import upgrade
@@ -47,17 +48,24 @@ def db(tmp_path: Path) -> Iterator[Database]:
         database.dispose()
 
 
-def principal(role: str = "admin", tools: frozenset[str] = frozenset(), expires_at: datetime | None = None) -> Principal:
+def principal(role: str = "admin", tools: frozenset[str] = frozenset(), expires_at: datetime | None = None,
+              user_id: str | None = None) -> Principal:
     return Principal(token_id="tok_test", workspace_id=WS, role=role, tools=tools,  # type: ignore[arg-type]
-                     expires_at=expires_at)
+                     expires_at=expires_at, user_id=user_id)
+
+
+def token_service(db: Database, clock: Clock, **kwargs: object) -> tuple[TokenService, str]:
+    """The token service and the id of user ``admin``, whose keys the tests make."""
+    users = UserService(db, clock=clock)
+    return TokenService(db, users, clock=clock, **kwargs), users.ensure_admin(WS)  # type: ignore[arg-type]
 
 
 # -- token expiry on an injected clock --------------------------------------------------------
 def test_a_key_expires_when_the_clock_passes_its_expiry(db: Database) -> None:
     clock = Clock(T0)
     monotonic = Clock(T0)  # the key cache's clock: held still, so the cache stays warm throughout
-    service = TokenService(db, clock=clock, monotonic=lambda: monotonic.now.timestamp())
-    created = service.create(principal(), name="short-lived", role="member", expires_at=T0 + timedelta(minutes=5))
+    service, admin = token_service(db, clock, monotonic=lambda: monotonic.now.timestamp())
+    created = service.create(principal(user_id=admin), name="short-lived", role="member", expires_at=T0 + timedelta(minutes=5))
     key = created["key"]
 
     assert service.authenticate(key).role == "member"
@@ -80,11 +88,11 @@ def test_a_key_expires_when_the_clock_passes_its_expiry(db: Database) -> None:
 
 def test_expiry_is_judged_against_the_injected_clock(db: Database) -> None:
     clock = Clock(T0)
-    service = TokenService(db, clock=clock)
+    service, admin = token_service(db, clock)
     with pytest.raises(ValidationFailed) as refused:  # in the past by the service's clock, not the machine's
-        service.create(principal(), name="stale", role="viewer", expires_at=T0 - timedelta(seconds=1))
+        service.create(principal(user_id=admin), name="stale", role="viewer", expires_at=T0 - timedelta(seconds=1))
     assert refused.value.details == {"field": "expires_at"}
-    created = service.create(principal(), name="fresh", role="viewer", expires_at=T0 + timedelta(seconds=1))
+    created = service.create(principal(user_id=admin), name="fresh", role="viewer", expires_at=T0 + timedelta(seconds=1))
     assert created["created_at"].startswith("2030-01-01T12:00:00")
     clock.advance(days=1)
     with pytest.raises(Unauthenticated):
@@ -92,8 +100,8 @@ def test_expiry_is_judged_against_the_injected_clock(db: Database) -> None:
 
 
 def test_a_key_that_expires_mints_no_key_that_outlives_it(db: Database) -> None:
-    service = TokenService(db, clock=Clock(T0))
-    expiring = principal(expires_at=T0 + timedelta(hours=1))
+    service, admin = token_service(db, Clock(T0))
+    expiring = principal(expires_at=T0 + timedelta(hours=1), user_id=admin)
     with pytest.raises(PermissionDenied) as refused:
         service.create(expiring, name="forever", role="viewer")
     assert refused.value.code == "token_escalation"
@@ -140,19 +148,28 @@ def test_permissions() -> None:
     assert refused.value.code == "restricted"
 
 
-def test_token_service_refuses_non_admins_itself(db: Database) -> None:
-    service = TokenService(db, clock=Clock(T0))
-    made = service.create(principal(), name="x", role="viewer")
-    for role in ("viewer", "member"):
-        who = principal(role)
-        for call in (lambda: service.create(who, name="y", role="viewer"),  # noqa: B023 - called at once
-                     lambda: service.list(who, cursor=None, limit=10),  # noqa: B023
-                     lambda: service.get(who, made["id"]),  # noqa: B023
-                     lambda: service.delete(who, made["id"])):  # noqa: B023
-            with pytest.raises(PermissionDenied) as refused:
-                call()
-            assert refused.value.code == "insufficient_role"
-    assert service.get(principal(), made["id"])["name"] == "x"  # nothing was deleted
+def test_token_service_authorizes_each_caller_itself(db: Database) -> None:
+    service, admin = token_service(db, Clock(T0))
+    made = service.create(principal(user_id=admin), name="x", role="viewer")
+    viewer = principal("viewer", user_id=admin)
+    for call in (lambda: service.create(viewer, name="y", role="viewer"),
+                 lambda: service.list(viewer, cursor=None, limit=10),
+                 lambda: service.get(viewer, made["id"]),
+                 lambda: service.delete(viewer, made["id"])):
+        with pytest.raises(PermissionDenied) as refused:
+            call()
+        assert refused.value.code == "insufficient_role"
+    # A member manages its own user's keys only: another user's key is not there for it.
+    member_user = UserService(db, clock=Clock(T0)).create(principal(user_id=admin), username="mem", role="member")
+    member = principal("member", user_id=member_user["id"])
+    own = service.create(member, name="mine", role="member")
+    assert [t["id"] for t in service.list(member, cursor=None, limit=10).items] == [own["id"]]
+    with pytest.raises(NotFound):
+        service.get(member, made["id"])
+    with pytest.raises(PermissionDenied) as refused:
+        service.create(member, name="up", role="admin")
+    assert refused.value.code == "token_escalation"
+    assert service.get(principal(user_id=admin), made["id"])["name"] == "x"  # nothing was deleted
 
 
 def test_template_and_set_services_check_the_role_themselves(db: Database, tmp_path: Path) -> None:

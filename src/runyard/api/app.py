@@ -14,6 +14,7 @@ from runyard.api import (
     errors,
     health,
     landing,
+    namespaces,
     openapi,
     run_batches,
     runs,
@@ -22,6 +23,7 @@ from runyard.api import (
     templates,
     tokens,
     tools,
+    users,
 )
 from runyard.api.accesslog import access_log
 from runyard.api.fastlane import FastLane
@@ -100,8 +102,9 @@ def create_fastapi(platform: Platform, *, lifespan_hooks: list[Any] | None = Non
     # serves the hot requests, ahead of the rest.
     app.include_router(health.router)
     app.include_router(landing.router)  # `/`: where the docs and the CLI are
-    for module in (runs, run_batches, tools, tokens, secrets, templates, sets):
+    for module in (runs, run_batches, tools, tokens, secrets, templates, sets, users, namespaces):
         app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(users.login_router, prefix=API_PREFIX)
     openapi.install(app)  # bearer security in the schema; /docs from the package
     return app
 

@@ -8,7 +8,7 @@ from runyard.api.deps import PlatformDep, PrincipalDep, paged
 from runyard.api.offload import in_thread
 from runyard.api.openapi import AUTHENTICATED, error_responses
 from runyard.schemas.common import Page
-from runyard.schemas.tokens import TokenCreate, TokenView
+from runyard.schemas.tokens import TokenCreate, TokenPermissions, TokenView
 
 router = APIRouter(tags=["tokens"], responses=error_responses(*AUTHENTICATED))
 
@@ -17,7 +17,8 @@ router = APIRouter(tags=["tokens"], responses=error_responses(*AUTHENTICATED))
 async def create_token(body: TokenCreate, platform: PlatformDep, principal: PrincipalDep) -> dict:
     return await in_thread(
         platform.tokens.create, principal, name=body.name, role=body.role,
-        expires_at=body.expires_at, restrictions=body.restrictions.model_dump() if body.restrictions else None)
+        expires_at=body.expires_at, restrictions=body.restrictions.model_dump() if body.restrictions else None,
+        user=body.user)
 
 
 @router.get("/tokens", response_model=Page[TokenView], response_model_exclude_unset=True)
@@ -36,3 +37,9 @@ async def get_token(token_id: str, platform: PlatformDep, principal: PrincipalDe
 async def delete_token(token_id: str, platform: PlatformDep, principal: PrincipalDep) -> Response:
     await in_thread(platform.tokens.delete, principal, token_id)
     return Response(status_code=204)
+
+
+@router.get("/tokens/{token_id}/permissions", response_model=TokenPermissions, responses=error_responses(404))
+async def token_permissions(token_id: str, platform: PlatformDep, principal: PrincipalDep) -> dict:
+    """What the token may do: its role, its tools and its access to each namespace it reaches."""
+    return await in_thread(platform.tokens.permissions, principal, token_id, platform.namespaces)

@@ -93,6 +93,9 @@ class ExecRequest:
     # there, see SandboxConfig), else each run gets its own process.
     reuse_process: bool = False
     network: bool = True  # False: the run cannot open any socket (sandboxed runs only)
+    # Files or dirs the run may also read (no more): the dataset parts a query reads, the
+    # upload an ingestion parses. They may lie in the data dir, which runs otherwise never see.
+    read_paths: list[str] = field(default_factory=list)
 
 
 REUSE_DIR_PREFIX = "reuse-"  # the parent dir of a reused process's runs (one per tool version)
@@ -709,8 +712,10 @@ class Executor:
             policy["cgroups"] = group.procs
         if req.reuse_process:
             policy["write_root"] = str(req.workdir.parent)  # checked by submit: one version's dir
-        if req.python:
-            policy["read"] = [str(Path(req.python).parent.parent)]  # the tool's virtualenv
+        read = [str(Path(req.python).parent.parent)] if req.python else []  # the tool's virtualenv
+        read += req.read_paths
+        if read:
+            policy["read"] = read
         return policy
 
     def _retire_idle_later(self, server: _ForkServer) -> None:

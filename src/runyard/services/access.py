@@ -19,13 +19,46 @@ def rank(role: str) -> int:
     return _RANK[role]  # type: ignore[index]
 
 
+Access = Literal["read", "write"]
+ACCESS_LEVELS: tuple[Access, ...] = ("read", "write")
+
+
+def access_rank(access: str) -> int:
+    return 0 if access == "read" else 1
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A token restriction: ``access`` to one namespace, or to one dataset in it. Held by
+    id, so renaming a namespace or dataset never moves a token's access elsewhere."""
+
+    namespace_id: str
+    dataset_id: str | None
+    access: Access
+
+    def reaches(self, namespace_id: str, dataset_id: str | None, access: str) -> bool:
+        return (self.namespace_id == namespace_id and access_rank(access) <= access_rank(self.access)
+                and (self.dataset_id is None or self.dataset_id == dataset_id))
+
+    def within(self, other: Grant) -> bool:
+        """Whether this grant reaches no further than ``other``."""
+        return other.reaches(self.namespace_id, self.dataset_id, self.access) and (
+            other.dataset_id is None or self.dataset_id is not None)
+
+
 @dataclass(frozen=True)
 class Principal:
+    """Who a request acts as: a token of a user. ``role`` is the token's role capped by its
+    user's; ``tools`` (tool ids) and ``grants`` only narrow what the user may do (empty:
+    no narrowing)."""
+
     token_id: str
     workspace_id: str
     role: Role
-    tools: frozenset[str] = field(default_factory=frozenset)       # empty = all tools
-    namespaces: frozenset[str] = field(default_factory=frozenset)  # empty = all namespaces
+    user_id: str | None = None
+    username: str | None = None
+    tools: frozenset[str] = field(default_factory=frozenset)  # tool ids; empty = all tools
+    grants: tuple[Grant, ...] = ()  # empty = all the data the user may reach
     expires_at: datetime | None = None  # when the key stops working (None: never)
 
     def require(self, role: Role, action: str) -> None:
@@ -35,25 +68,34 @@ class Principal:
 
     @property
     def restricted(self) -> bool:
-        """Whether the token is restricted to some tools or namespaces."""
-        return bool(self.tools or self.namespaces)
+        """Whether the token is restricted to some tools or data."""
+        return bool(self.tools or self.grants)
 
-    def covers(self, tools: Collection[str], namespaces: Collection[str]) -> bool:
-        """Whether restrictions ``tools``/``namespaces`` (empty = all) reach no further than
+    def covers(self, tools: Collection[str], grants: Collection[Grant]) -> bool:
+        """Whether restrictions ``tools``/``grants`` (empty = all) reach no further than
         this principal's: each dimension it is restricted on must be restricted on too,
-        to a subset. An unrestricted principal covers everything."""
-        for mine, theirs in ((self.tools, tools), (self.namespaces, namespaces)):
-            if mine and (not theirs or not set(theirs) <= mine):
-                return False
-        return True
+        within its own. An unrestricted principal covers everything."""
+        if self.tools and (not tools or not set(tools) <= self.tools):
+            return False
+        return not self.grants or bool(grants) and all(
+            any(g.within(mine) for mine in self.grants) for g in grants)
 
-    def can_use_tool(self, tool_name: str) -> bool:
-        return not self.tools or tool_name in self.tools
+    def can_use_tool(self, tool_id: str) -> bool:
+        return not self.tools or tool_id in self.tools
 
-    def require_tool(self, tool_name: str) -> None:
-        if not self.can_use_tool(tool_name):
+    def require_tool(self, tool_id: str, tool_name: str) -> None:
+        if not self.can_use_tool(tool_id):
             raise PermissionDenied(f"this token is restricted and cannot use tool {tool_name!r}",
                                    code="restricted", details={"tool": tool_name})
+
+    def grants_allow(self, namespace_id: str, dataset_id: str | None, access: str) -> bool:
+        """Whether the token's grants (if any) allow ``access`` to the dataset (or, with
+        ``dataset_id`` None, to the namespace as a whole)."""
+        return not self.grants or any(g.reaches(namespace_id, dataset_id, access) for g in self.grants)
+
+    def grants_touch(self, namespace_id: str) -> bool:
+        """Whether any grant names the namespace (or one of its datasets): it is visible."""
+        return not self.grants or any(g.namespace_id == namespace_id for g in self.grants)
 
 
 @dataclass(frozen=True)

@@ -115,7 +115,7 @@ def visible_runs(service: RunService, principal: Principal, ids: list[str]) -> d
     with service.db.read() as conn:
         rows = conn.execute(sa.select(runs).where(runs.c.workspace_id == principal.workspace_id,
                                                   runs.c.id.in_(ids))).all()
-    found = {row.id: run_view(row) for row in rows if principal.can_use_tool(row.tool_name)}
+    found = {row.id: run_view(row) for row in rows if principal.can_use_tool(row.tool_id)}
     missing = [rid for rid in ids if rid not in found]
     if missing:
         shown = ", ".join(repr(rid) for rid in missing[:5]) + (" …" if len(missing) > 5 else "")

@@ -243,7 +243,7 @@ class RunService:
         """Validate against ``version_row`` and insert; None (nothing written) when the tool
         is no longer as ``tool_row`` says (deleted, or a newer version deployed)."""
         ws = principal.workspace_id
-        if not principal.can_use_tool(tool_row.name):  # hidden from this token: as if absent
+        if not principal.can_use_tool(tool_row.id):  # hidden from this token: as if absent
             raise NotFound(f"tool {tool_row.name!r} not found", code="tool_not_found",
                            details={"tool": tool_row.name})
         file_keys = set(files or {})
@@ -359,7 +359,7 @@ class RunService:
         tools is hidden, 404 ``run_not_found`` exactly as a run that does not exist, for
         every verb (read, wait, logs, artifacts, confirm, cancel, rerun, files)."""
         row = self.row(principal.workspace_id, run_id)
-        if not principal.can_use_tool(row.tool_name):
+        if not principal.can_use_tool(row.tool_id):
             raise NotFound(f"run {run_id!r} not found", code="run_not_found", details={"run_id": run_id})
         return row
 
@@ -376,7 +376,7 @@ class RunService:
             col = runs.c.tool_id if tool.startswith("tool_") else runs.c.tool_name
             query = query.where(col == tool)
         if principal.tools:
-            query = query.where(runs.c.tool_name.in_(sorted(principal.tools)))
+            query = query.where(runs.c.tool_id.in_(sorted(principal.tools)))
         if statuses:
             bad = [s for s in statuses if s not in ALL_STATUSES]
             if bad:

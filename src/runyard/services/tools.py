@@ -224,7 +224,7 @@ class ToolService:
             query = query.where(sa.or_(sa.func.lower(tools.c.name).like(like),
                                        sa.func.lower(tools.c.description).like(like)))
         if only:
-            query = query.where(tools.c.name.in_(sorted(only)))
+            query = query.where(tools.c.id.in_(sorted(only)))
         parse = None
         if sort != "name":
             from runyard.timeutil import parse_rfc3339
@@ -348,7 +348,7 @@ class ToolService:
     # A tool outside a restricted token's tools is hidden: 404, as if it did not exist.
     def visible(self, principal: Principal, ref: str, version: int | None = None) -> tuple[Any, Any]:
         tool, ver = self.resolve(principal.workspace_id, ref, version)
-        if not principal.can_use_tool(tool.name):
+        if not principal.can_use_tool(tool.id):
             raise NotFound(f"tool {ref!r} not found", code="tool_not_found", details={"tool": ref})
         return tool, ver
 
@@ -371,8 +371,12 @@ class ToolService:
         restriction (403 ``restricted`` otherwise, whether or not the tool exists, so the
         answer reveals nothing) and declare only secrets its tools already declare."""
         DEPLOY_TOOLS.check(principal)
-        if isinstance(name, str) and name:
-            principal.require_tool(name)
+        if isinstance(name, str) and name and principal.tools:
+            with self.db.read() as conn:
+                existing = conn.execute(sa.select(tools.c.id).where(
+                    tools.c.workspace_id == principal.workspace_id, tools.c.name == name,
+                    tools.c.deleted_at.is_(None))).scalar()
+            principal.require_tool(existing or "", name)
         self._check_declarable(principal, fields.get("required_secrets"))
         return self.deploy(principal.workspace_id, name=name, **fields)
 
@@ -462,14 +466,14 @@ class ToolService:
         return target
 
 
-def declared_secrets(conn: sa.Connection, workspace_id: str, tool_names: Collection[str]) -> set[str]:
-    """The secrets the latest versions of the live tools named ``tool_names`` declare."""
-    if not tool_names:
+def declared_secrets(conn: sa.Connection, workspace_id: str, tool_ids: Collection[str]) -> set[str]:
+    """The secrets the latest versions of the live tools ``tool_ids`` declare."""
+    if not tool_ids:
         return set()
     rows = conn.execute(sa.select(tool_versions.c.required_secrets).select_from(tools.join(
         tool_versions, sa.and_(tool_versions.c.tool_id == tools.c.id,
                                tool_versions.c.version == tools.c.latest_version))).where(
-        tools.c.workspace_id == workspace_id, tools.c.name.in_(sorted(tool_names)),
+        tools.c.workspace_id == workspace_id, tools.c.id.in_(sorted(tool_ids)),
         tools.c.deleted_at.is_(None))).all()
     return {name for row in rows for name in row.required_secrets or ()}
 

@@ -43,6 +43,7 @@ tokens = sa.Table(
     _id(), _workspace(),
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("user_id", sa.String(40)),  # whose key it is (the bootstrap key: user "admin")
     sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("prefix", sa.String(16), nullable=False),
     sa.Column("restrictions", JSON, nullable=False, default=dict),
@@ -188,6 +189,7 @@ usage_events = sa.Table(
     sa.Column("kind", sa.String(40), nullable=False),   # run_seconds, rows_generated, ...
     sa.Column("quantity", sa.Float, nullable=False),
     sa.Column("ref_id", sa.String(40)),
+    sa.Column("user_id", sa.String(40)),
     sa.Column("created_at", TS, nullable=False),
 )
 sa.Index("ix_usage_ws_kind_time", usage_events.c.workspace_id, usage_events.c.kind, usage_events.c.created_at)
