@@ -48,6 +48,7 @@ ERROR_CODES: tuple[str, ...] = (
 )
 REJECT_TEXT_MAX = 1024
 HEAD_BYTES = 1 << 20  # what sniffing looks at
+PREVIEW_BYTES = 8 << 20  # what a CSV preview (max_rows) reads
 _CHUNK = 1 << 20
 _DELIMITERS = (",", ";", "\t", "|")
 
@@ -265,9 +266,14 @@ def _open_source(path: Path, options: ParseOptions) -> _Source:
     return _Source(path, size, compression, bytes(head), complete)
 
 
-def parse_file(path: Path, options: ParseOptions, *, batch_rows: int = 100_000) -> Iterator[ParsedBatch]:
-    """Stream ``path`` as batches of at most ``batch_rows`` rows; rejects ride on the batches.
+def parse_file(
+    path: Path, options: ParseOptions, *, batch_rows: int = 100_000, max_rows: int | None = None
+) -> Iterator[ParsedBatch]:
+    """Stream ``path`` as batches of at most ``batch_rows`` rows; rejects ride on the batches
+    (for CSV, all of them on the last batch: DuckDB reports them once the scan is over).
 
+    ``max_rows`` is for previews: CSV then reads only the first ``PREVIEW_BYTES`` of the file and
+    stops after that many rows (other formats: the caller just stops consuming).
     Raises ParseError for a file that cannot be parsed at all (also mid-stream: a cap hit late).
     """
     path = Path(path)
@@ -276,7 +282,7 @@ def parse_file(path: Path, options: ParseOptions, *, batch_rows: int = 100_000) 
     if fmt not in FORMATS:
         raise ParseError("unsupported_format", f"unknown format {fmt!r}")
     if fmt in ("csv", "tsv"):
-        yield from _parse_csv(src, options, fmt, batch_rows)
+        yield from _parse_csv(src, options, fmt, batch_rows, max_rows)
     elif fmt == "ndjson":
         yield from _parse_ndjson(src, options, batch_rows)
     elif fmt == "json":
@@ -385,18 +391,30 @@ def _sniff_csv(text: str, complete: bool, options: ParseOptions, fmt: str) -> _D
     return _Dialect(delimiter, quote, bool(header), names, multiline)
 
 
-def _prepare_utf8(src: _Source, options: ParseOptions, encoding: str, temps: _TempFiles) -> Path:
-    """A plain UTF-8 file DuckDB can read: the source itself, or a decompressed/transcoded copy."""
+def _prepare_utf8(
+    src: _Source, options: ParseOptions, encoding: str, temps: _TempFiles, limit: int | None = None
+) -> Path:
+    """A plain UTF-8 file DuckDB can read: the source itself, or a decompressed/transcoded copy
+    (of the first ``limit`` bytes, cut after the last whole line, for a preview)."""
     transcode = encoding not in ("utf-8", "utf-8-sig")
-    if src.compression == "none" and not transcode:
+    if src.compression == "none" and not transcode and limit is None:
         return src.path
     out = temps.new(".csv")
     stream = CappedStream(src.path, src.compression, options.max_decompressed_bytes)
     decoder = codecs.getincrementaldecoder(encoding)("replace") if transcode else None
+    read = 0
     try:
         with open(out, "wb") as f:
-            while chunk := stream.read(_CHUNK * 4):
+            while limit is None or read < limit:
+                chunk = stream.read(_CHUNK * 4 if limit is None else min(_CHUNK * 4, limit - read))
+                if not chunk:
+                    break
+                read += len(chunk)
                 f.write(decoder.decode(chunk).encode("utf-8") if decoder else chunk)
+            else:
+                f.flush()
+                _truncate_after_last_newline(out)
+                return out
             if decoder:
                 f.write(decoder.decode(b"", final=True).encode("utf-8"))
     except DecompressionLimit as exc:
@@ -406,6 +424,20 @@ def _prepare_utf8(src: _Source, options: ParseOptions, encoding: str, temps: _Te
     finally:
         stream.close()
     return out
+
+
+def _truncate_after_last_newline(path: Path) -> None:
+    with open(path, "r+b") as f:
+        size = f.seek(0, os.SEEK_END)
+        pos = size
+        while pos > 0:
+            step = min(pos, _CHUNK)
+            f.seek(pos - step)
+            cut = f.read(step).rfind(b"\n")
+            if cut >= 0:
+                f.truncate(pos - step + cut + 1)
+                return
+            pos -= step
 
 
 def _unbalanced_lines(path: Path, quote: str, first_data_line: int) -> list[tuple[int, int, int]]:
@@ -501,13 +533,15 @@ _DUCK_REASONS = {
 }
 
 
-def _parse_csv(src: _Source, options: ParseOptions, fmt: str, batch_rows: int) -> Iterator[ParsedBatch]:
+def _parse_csv(
+    src: _Source, options: ParseOptions, fmt: str, batch_rows: int, max_rows: int | None = None
+) -> Iterator[ParsedBatch]:
     encoding = options.encoding or detect_encoding(src.head)
     head_text = src.head.decode(encoding if encoding != "utf-16" else "utf-16", "replace")
     dialect = _sniff_csv(head_text.lstrip("\ufeff"), src.complete, options, fmt)
     temps = _TempFiles(options)
     try:
-        path = _prepare_utf8(src, options, encoding, temps)
+        path = _prepare_utf8(src, options, encoding, temps, PREVIEW_BYTES if max_rows is not None else None)
         plain_size = path.stat().st_size
         pre_rejects: list[Reject] = []
         dropped_lines: list[int] = []
@@ -533,6 +567,8 @@ def _parse_csv(src: _Source, options: ParseOptions, fmt: str, batch_rows: int) -
             f"compression='none', encoding='utf-8', store_rejects=true, max_line_size={max_line}, "
             f"buffer_size={max(max_line * 2, 32 << 20)})"
         )
+        if max_rows is not None:
+            query += f" LIMIT {int(max_rows)}"
         ratio = src.size / plain_size if plain_size else 1.0
         done = 0
         try:
