@@ -567,14 +567,18 @@ def _parse_csv(
             f"compression='none', encoding='utf-8', store_rejects=true, max_line_size={max_line}, "
             f"buffer_size={max(max_line * 2, 32 << 20)})"
         )
-        if max_rows is not None:
-            query += f" LIMIT {int(max_rows)}"
         ratio = src.size / plain_size if plain_size else 1.0
         done = 0
         try:
             reader = con.sql(query).to_arrow_reader(batch_rows)
             pending: pa.RecordBatch | None = None
+            kept_rows = 0
             for batch in reader:
+                if max_rows is not None:
+                    # No LIMIT in the query: DuckDB then leaves out rejects it saw. The preview's
+                    # input is only PREVIEW_BYTES long, so reading it all costs little.
+                    batch = batch.slice(0, max(0, max_rows - kept_rows))
+                    kept_rows += batch.num_rows
                 if batch.num_rows == 0:
                     continue
                 if pending is not None:

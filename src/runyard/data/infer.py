@@ -25,7 +25,7 @@ INT64_MAX = 2**63 - 1
 KIND_MIN_CONFIDENCE = 0.5
 
 _INT = re.compile(r"^[-+]?(0|[1-9]\d*)$")  # "007" is an identifier, not a number
-_FLOAT = re.compile(r"^[-+]?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?$")
+_FLOAT = re.compile(r"^[-+]?((0|[1-9]\d*)(\.\d*)?|\.\d+)([eE][-+]?\d+)?$")
 _DATE = re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})$|^(\d{1,2})[-/.](\d{1,2})[-/.](\d{4})$")
 _TIMESTAMP = re.compile(
     r"^\d{4}[-/.]\d{1,2}[-/.]\d{1,2}[T ]\d{1,2}:\d{2}(:\d{2}(\.\d{1,9})?)?\s*(Z|UTC|[+-]\d{2}:?\d{2})?$"
