@@ -18,6 +18,7 @@ import pytest
 from runyard.data.results import read_result
 from runyard.data.sql import (
     DatasetSource,
+    QueryError,
     QueryFailed,
     QueryRejected,
     QueryTimeout,
@@ -403,3 +404,31 @@ def test_explain_plans_without_running(sales: DatasetSource) -> None:
     assert "READ_PARQUET" in outcome.explain["plan"].upper()
     assert str(sales.paths[0]) not in outcome.explain["plan"]
     assert outcome.columns[0] == {"name": "city", "type": "string"}
+
+
+def test_cte_and_alias_names_that_look_like_calls_are_not_calls(sales: DatasetSource) -> None:
+    query = "WITH summary(n) AS (SELECT 1) SELECT count(*) AS c FROM summary, shop.sales AS query(a, b)"
+    assert referenced_datasets(query, None) == [("shop", "sales")]
+    doc, _ = run_json(query, [sales])
+    assert doc["rows"] == [{"c": 5}]
+
+
+def test_duplicate_result_names_stay_apart(sales: DatasetSource) -> None:
+    doc, outcome = run_json("SELECT 1 AS a, 2 AS a FROM shop.sales LIMIT 1", [sales])
+    assert doc["rows"] == [{"a": 1, "a_1": 2}] and [c["name"] for c in outcome.columns] == ["a", "a_1"]
+
+
+def test_errors_do_not_name_the_parts_paths(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(b"not parquet" * 10)
+    source = DatasetSource("ns", "bad", [str(bad)], [Column("a", "int")], 1)
+    with pytest.raises(QueryError) as exc:
+        run_json("SELECT * FROM ns.bad", [source])
+    assert str(tmp_path) not in exc.value.message and "<ns.bad part 1>" in exc.value.message
+
+
+def test_a_failed_result_file_is_removed(tmp_path: Path) -> None:
+    path = tmp_path / "out.ndjson"
+    with pytest.raises(QueryTimeout):
+        run_query("SELECT x FROM range(10000000000) t(x)", [], out=str(path), format="ndjson", timeout_s=0.5)
+    assert not path.exists()

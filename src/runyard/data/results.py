@@ -178,12 +178,12 @@ class ResultWriter:
         self.format = fmt
         self.columns = columns
         self.json_columns = json_columns
+        self._path: str | None = None
         if isinstance(out, str | os.PathLike):
-            self._file: IO[bytes] = open(out, "wb")  # noqa: SIM115 - closed in close()
-            self._owns_file = True
+            self._path = os.fspath(out)
+            self._file: IO[bytes] = open(self._path, "wb")  # closed in close() or abort()
         else:
             self._file = out
-            self._owns_file = False
         self._arrow_writer: Any = None
         self._first_row = True
         if fmt == "json":
@@ -231,18 +231,22 @@ class ResultWriter:
                 self._arrow_writer.close()
             self._file.flush()
         finally:
-            if self._owns_file:
+            if self._path is not None:
                 self._file.close()
 
     def abort(self) -> None:
-        """Give up on a half-written result (the caller discards it)."""
+        """Give up on a half-written result: a file this writer opened is removed."""
         if self._arrow_writer is not None:
             try:
                 self._arrow_writer.close()
             except (OSError, pa.ArrowException):
                 pass
-        if self._owns_file:
+        if self._path is not None:
             self._file.close()
+            try:
+                os.unlink(self._path)
+            except OSError:
+                pass
 
 
 def _empty_batch(schema: pa.Schema) -> pa.RecordBatch:

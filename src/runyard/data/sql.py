@@ -232,9 +232,11 @@ def _check(query: str) -> _Checked:
     walker = _Walker(sql.encode())
     walker.walk(tree["statements"], frozenset())
     # The parser tree is the check; scanning the text for calls too guards against a node kind the
-    # walk does not know carrying a call somewhere.
+    # walk does not know carrying a call somewhere. ``WITH summary(n) AS`` and ``AS query(a, b)`` look
+    # like calls to the scan: names the tree declares as a CTE or an alias are not.
     for name in _called_names(sql):
-        _check_function(name)
+        if name.casefold() not in walker.declared:
+            _check_function(name)
     return _Checked(sql=sql, tables=tuple(dict.fromkeys(walker.tables)))
 
 
@@ -252,6 +254,7 @@ class _Walker:
     def __init__(self, sql_bytes: bytes) -> None:
         self.sql_bytes = sql_bytes
         self.tables: list[tuple[str | None, str]] = []
+        self.declared: set[str] = set()  # CTE names and aliases (casefolded)
 
     def walk(self, node: object, ctes: frozenset[str]) -> None:
         if isinstance(node, list):
@@ -265,6 +268,10 @@ class _Walker:
             # A WITH's names are visible in the node that holds it: its body, its other CTEs (and a
             # recursive CTE itself). DuckDB matches them case-insensitively, before any table.
             ctes = ctes | {str(entry["key"]).casefold() for entry in cte_map["map"]}
+            self.declared |= ctes
+        alias = node.get("alias")
+        if isinstance(alias, str) and alias:
+            self.declared.add(alias.casefold())
         kind = node.get("type")
         if node.get("class") == "FUNCTION":
             _check_function(str(node.get("function_name", "")))
@@ -423,10 +430,9 @@ class _Limits:
     max_temp_mb: int = 1024
 
 
-def _open(sources: list[DatasetSource], *, metadata: bool, default_namespace: str | None,
-          limits: _Limits) -> duckdb.DuckDBPyConnection:
+def _connect(sources: list[DatasetSource], limits: _Limits) -> duckdb.DuckDBPyConnection:
     """A fresh in-memory DuckDB locked down before any view exists: file access only to the parts of
-    ``sources``, no extensions, configuration locked; then one view per dataset."""
+    ``sources``, no extensions, configuration locked."""
     paths: list[str] = []
     for source in sources:
         if source.namespace.casefold() in RESERVED_NAMESPACES:
@@ -453,20 +459,25 @@ def _open(sources: list[DatasetSource], *, metadata: bool, default_namespace: st
             conn.execute(f"SET allowed_paths = [{', '.join(_quote_str(p) for p in dict.fromkeys(paths))}]")
         conn.execute("SET enable_external_access = false")
         conn.execute("SET lock_configuration = true")
-        namespaces = dict.fromkeys(s.namespace for s in sources)
-        if default_namespace is not None:
-            namespaces[default_namespace] = None
-        for namespace in namespaces:
-            if namespace != "main":  # the in-memory database's own schema already exists
-                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(namespace)}")
-        for source in sources:
-            conn.execute(_view_sql(conn, source, metadata=metadata))
-        if default_namespace is not None:
-            conn.execute(f"USE memory.{quote_ident(default_namespace)}")
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def _create_views(conn: duckdb.DuckDBPyConnection, sources: list[DatasetSource], *, metadata: bool,
+                  default_namespace: str | None) -> None:
+    """One schema per namespace, one view per dataset; bare names then resolve in ``default_namespace``."""
+    namespaces = dict.fromkeys(s.namespace for s in sources)
+    if default_namespace is not None:
+        namespaces[default_namespace] = None
+    for namespace in namespaces:
+        if namespace != "main":  # the in-memory database's own schema already exists
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(namespace)}")
+    for source in sources:
+        conn.execute(_view_sql(conn, source, metadata=metadata))
+    if default_namespace is not None:
+        conn.execute(f"USE memory.{quote_ident(default_namespace)}")
 
 
 def _view_sql(conn: duckdb.DuckDBPyConnection, source: DatasetSource, *, metadata: bool) -> str:
@@ -521,10 +532,13 @@ class _Watchdog:
         self._thread.join()
 
 
-def _failure(exc: BaseException, timed_out: bool, timeout_s: float) -> QueryError:
+def _failure(exc: BaseException, timed_out: bool, timeout_s: float, sources: list[DatasetSource]) -> QueryError:
     if timed_out:
         return QueryTimeout(timeout_s)
     text = _error_text(exc)
+    for source in sources:  # where the data dir keeps the parts is not the caller's business
+        for number, path in enumerate(source.paths, 1):
+            text = text.replace(path, f"<{source.namespace}.{source.name} part {number}>")
     if isinstance(exc, duckdb.OutOfMemoryException) or "Out of Memory Error" in text:
         return QueryFailed("query_memory_limit", f"the query needs more memory than it may use: {text}")
     if isinstance(exc, duckdb.InterruptException) or "INTERRUPT Error" in text:
@@ -586,10 +600,11 @@ def run_query(
         metadata = True  # the cursor reads _id whether or not it is shown
     limits = _Limits(memory_limit_mb=memory_limit_mb, threads=threads, temp_dir=temp_dir, max_temp_mb=max_temp_mb)
     snapshots = {f"{s.namespace}.{s.name}": s.snapshot for s in used}
-    conn = _open(used, metadata=metadata, default_namespace=default_namespace, limits=limits)
+    conn = _connect(used, limits)
     try:
         with _Watchdog(conn, timeout_s) as dog:
             try:
+                _create_views(conn, used, metadata=metadata, default_namespace=default_namespace)
                 if explain:
                     return _explain(conn, sql, snapshots, hidden, started)
                 if out is None:
@@ -599,7 +614,7 @@ def run_query(
             except QueryError:
                 raise
             except (duckdb.Error, pa.ArrowException, OSError) as exc:
-                raise _failure(exc, dog.fired.is_set(), timeout_s) from None
+                raise _failure(exc, dog.fired.is_set(), timeout_s, used) from None
     finally:
         conn.close()
     return QueryOutcome(columns=columns, rows_written=written, truncated=truncated, last_id=last_id,
@@ -624,12 +639,33 @@ def _select_all_sql(source: DatasetSource, *, include_metadata: bool, offset_id:
     return sql, hidden
 
 
-def _result_columns(rel: duckdb.DuckDBPyRelation, hidden: frozenset[str]) -> tuple[list[dict[str, str]], frozenset[str]]:
-    names = list(rel.columns)
-    types = [str(t) for t in rel.types]
-    columns = [{"name": n, "type": column_type(t)} for n, t in zip(names, types, strict=True) if n not in hidden]
-    json_columns = frozenset(n for n, t in zip(names, types, strict=True) if t.upper() == "JSON")
-    return columns, json_columns
+@dataclass(frozen=True)
+class _Shape:
+    """The written columns of a result: which of DuckDB's it keeps and their (unique) names and types."""
+
+    keep: list[int]
+    names: list[str]
+    columns: list[dict[str, str]]
+    json_columns: frozenset[str]
+
+
+def _shape(rel: duckdb.DuckDBPyRelation, hidden: frozenset[str]) -> _Shape:
+    keep, names, columns, json_columns = [], [], [], set()
+    taken: set[str] = set()
+    for index, (name, sql_type) in enumerate(zip(rel.columns, [str(t) for t in rel.types], strict=True)):
+        if name in hidden:
+            continue
+        unique, n = name, 0
+        while unique in taken:  # SELECT a, a: JSON rows are objects, so the second becomes a_1
+            n += 1
+            unique = f"{name}_{n}"
+        taken.add(unique)
+        keep.append(index)
+        names.append(unique)
+        columns.append({"name": unique, "type": column_type(sql_type)})
+        if sql_type.upper() == "JSON":
+            json_columns.add(unique)
+    return _Shape(keep, names, columns, frozenset(json_columns))
 
 
 def _execute(conn: duckdb.DuckDBPyConnection, sql: str, *, fmt: str, out: Sink, limit: int | None,
@@ -638,16 +674,16 @@ def _execute(conn: duckdb.DuckDBPyConnection, sql: str, *, fmt: str, out: Sink, 
     rel = conn.sql(sql)
     if rel is None:
         raise QueryFailed("query_error", "the statement returned no rows")
-    columns, json_columns = _result_columns(rel, hidden)
+    shape = _shape(rel, hidden)
     reader = rel.to_arrow_reader(BATCH_ROWS)
-    writer = ResultWriter(fmt, out, columns, json_columns)
-    written, truncated, last_id = 0, False, None
     schema: pa.Schema = reader.schema
     id_index = schema.get_field_index(ROW_ID)
     if id_index >= 0 and not pa.types.is_integer(schema.field(id_index).type):
         id_index = -1
-    keep = [i for i, name in enumerate(schema.names) if name not in hidden]
-    out_schema = pa.schema([schema.field(i) for i in keep])
+    out_schema = pa.schema([schema.field(i).with_name(n) for i, n in zip(shape.keep, shape.names, strict=True)])
+    reshape = shape.keep != list(range(len(schema))) or shape.names != schema.names
+    written, truncated, last_id = 0, False, None
+    writer = ResultWriter(fmt, out, shape.columns, shape.json_columns)
     try:
         for batch in reader:
             if batch.num_rows == 0:
@@ -662,8 +698,8 @@ def _execute(conn: duckdb.DuckDBPyConnection, sql: str, *, fmt: str, out: Sink, 
                     truncated = True
             if id_index >= 0:
                 last_id = batch.column(id_index)[batch.num_rows - 1].as_py()
-            if len(keep) != batch.num_columns:
-                batch = pa.RecordBatch.from_arrays([batch.column(i) for i in keep], schema=out_schema)
+            if reshape:
+                batch = pa.RecordBatch.from_arrays([batch.column(i) for i in shape.keep], schema=out_schema)
             writer.write(batch)
             written += batch.num_rows
             if truncated:
@@ -674,13 +710,13 @@ def _execute(conn: duckdb.DuckDBPyConnection, sql: str, *, fmt: str, out: Sink, 
         writer.abort()
         reader.close()
         raise
-    return columns, written, truncated, last_id
+    return shape.columns, written, truncated, last_id
 
 
 def _explain(conn: duckdb.DuckDBPyConnection, sql: str, snapshots: dict[str, int], hidden: frozenset[str],
              started: float) -> QueryOutcome:
     rel = conn.sql(sql)  # binds without running: the result's columns
-    columns = _result_columns(rel, hidden)[0] if rel is not None else []
+    columns = _shape(rel, hidden).columns if rel is not None else []
     plan_rel = conn.sql(f"EXPLAIN {sql}")
     rows = plan_rel.fetchall() if plan_rel is not None else []
     plan = "\n".join(str(row[-1]) for row in rows)
@@ -697,8 +733,9 @@ def open_locked(sources: list[DatasetSource], *, include_metadata: bool = False,
                 max_temp_mb: int = 1024) -> Iterator[duckdb.DuckDBPyConnection]:
     """The locked-down connection ``run_query`` uses, for tests that run SQL past ``check_sql``."""
     limits = _Limits(memory_limit_mb=memory_limit_mb, threads=threads, temp_dir=temp_dir, max_temp_mb=max_temp_mb)
-    conn = _open(sources, metadata=include_metadata, default_namespace=default_namespace, limits=limits)
+    conn = _connect(sources, limits)
     try:
+        _create_views(conn, sources, metadata=include_metadata, default_namespace=default_namespace)
         yield conn
     finally:
         conn.close()
