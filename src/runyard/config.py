@@ -31,6 +31,20 @@ class Settings:
     preload_servers: int = field(default_factory=lambda: _env_int("RUNYARD_PRELOAD_SERVERS", 4))
     # Generated synthetic rows per hour per workspace; 0 = unlimited (embedded default).
     synth_rows_per_hour: int = field(default_factory=lambda: _env_int("RUNYARD_SYNTH_ROWS_PER_HOUR", 0))
+    # Dataset bytes per workspace; 0 = unlimited (storage_quota_exceeded past it).
+    storage_quota_bytes: int = field(default_factory=lambda: _env_int("RUNYARD_STORAGE_QUOTA_BYTES", 0))
+    # Query limits: wall time (query_timeout), memory and temp space of the query process.
+    query_timeout_s: float = field(default_factory=lambda: float(os.environ.get("RUNYARD_QUERY_TIMEOUT_S", "30")))
+    query_memory_mb: int = field(default_factory=lambda: _env_int("RUNYARD_QUERY_MEMORY_MB", 2048))
+    query_temp_mb: int = field(default_factory=lambda: _env_int("RUNYARD_QUERY_TEMP_MB", 4096))
+    query_row_cap: int = field(default_factory=lambda: _env_int("RUNYARD_QUERY_ROW_CAP", 10_000))
+    # Parsing an uploaded file: memory of the parsing process, and its wall time.
+    ingest_memory_mb: int = field(default_factory=lambda: _env_int("RUNYARD_INGEST_MEMORY_MB", 2048))
+    ingest_timeout_s: float = field(default_factory=lambda: float(os.environ.get("RUNYARD_INGEST_TIMEOUT_S", "3600")))
+    # Unfinished multipart uploads (and their signed part URLs) expire after this long.
+    upload_ttl_s: float = field(default_factory=lambda: float(os.environ.get("RUNYARD_UPLOAD_TTL_S", "86400")))
+    # Result cursors live this long; replaced dataset parts are kept this much longer than it.
+    cursor_ttl_s: float = field(default_factory=lambda: float(os.environ.get("RUNYARD_CURSOR_TTL_S", "1800")))
     # API requests per minute per workspace; 0 = unlimited.
     requests_per_minute: int = field(default_factory=lambda: _env_int("RUNYARD_REQUESTS_PER_MINUTE", 0))
     # The run sandbox: "on" (every protection this host offers; a warning names each

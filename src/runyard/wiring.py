@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +13,7 @@ import sqlalchemy as sa
 from runyard.config import Settings
 from runyard.events import EventHub
 from runyard.ids import new_id
+from runyard.services.datasets import DatasetService
 from runyard.services.errors import ValidationFailed
 from runyard.services.namespaces import NamespaceService
 from runyard.services.runs import RunService
@@ -20,6 +22,7 @@ from runyard.services.synth_sets import SetService
 from runyard.services.templates import TemplateService
 from runyard.services.tokens import TokenService, generate_key
 from runyard.services.tools import ToolService
+from runyard.services.usage import UsageRecorder, UsageService
 from runyard.services.users import UserService
 from runyard.services.workers import WorkerRegistry
 from runyard.store.blobs import BlobStore
@@ -50,6 +53,11 @@ class Platform:
         self.tokens = TokenService(self.db, self.users)
         self.users.on_change = lambda user_id: self.tokens.forget(lambda p: p.user_id == user_id)
         self.namespaces = NamespaceService(self.db)
+        self.usage_recorder = UsageRecorder(self.db)
+        self.usage = UsageService(self.db)
+        retention = timedelta(seconds=settings.cursor_ttl_s + settings.query_timeout_s + 60)
+        self.datasets = DatasetService(self.db, self.blobs, self.namespaces, self.usage_recorder,
+                                       storage_quota_bytes=settings.storage_quota_bytes, retention=retention)
         self.secrets = SecretService(self.db, self.cipher)
         self.tools = ToolService(self.db, self.blobs, settings.data_dir / "cache" / "code", self._infer_schema)
         self.runs = RunService(self.db, self.blobs, self.tools, self.secrets, self.hub,

@@ -17,6 +17,16 @@ from typing import Any
 logger = logging.getLogger("runyard.access")
 
 OFF = ("off", "0", "false", "no", "none")
+# Query parameters that grant access by themselves (a signed upload URL's): never logged.
+SECRET_PARAMS = ("signature", "key", "token")
+
+
+def redact_query(query: str) -> str:
+    parts = []
+    for item in query.split("&"):
+        name, sep, _ = item.partition("=")
+        parts.append(f"{name}=REDACTED" if sep and name.lower() in SECRET_PARAMS else item)
+    return "&".join(parts)
 
 
 class AccessLog:
@@ -46,7 +56,7 @@ class AccessLog:
             path = scope.get("path", "")
             query = scope.get("query_string", b"")
             self.log.info("%s %s%s %d %.1fms %s", scope.get("method", "-"), path,
-                          "?" + query.decode("latin-1") if query else "", status,
+                          "?" + redact_query(query.decode("latin-1")) if query else "", status,
                           (time.perf_counter() - start) * 1000, scope.get("state", {}).get("request_id", "-"))
 
 

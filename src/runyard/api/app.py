@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from runyard.api import (
+    datasets,
     errors,
     health,
     landing,
@@ -23,6 +24,7 @@ from runyard.api import (
     templates,
     tokens,
     tools,
+    usage,
     users,
 )
 from runyard.api.accesslog import access_log
@@ -102,7 +104,8 @@ def create_fastapi(platform: Platform, *, lifespan_hooks: list[Any] | None = Non
     # serves the hot requests, ahead of the rest.
     app.include_router(health.router)
     app.include_router(landing.router)  # `/`: where the docs and the CLI are
-    for module in (runs, run_batches, tools, tokens, secrets, templates, sets, users, namespaces):
+    for module in (runs, run_batches, tools, tokens, secrets, templates, sets, users, namespaces, datasets,
+                   usage):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(users.login_router, prefix=API_PREFIX)
     openapi.install(app)  # bearer security in the schema; /docs from the package

@@ -134,7 +134,7 @@ class BodyGuard:
                 if not message.get("more_body", False):
                     break
             if body:
-                load_json(bytes(body))
+                state["json_body"] = load_json(bytes(body))  # parsed once: routes may take it from here
         except DomainError as exc:
             await send_error(send, state, exc, close=isinstance(exc, PayloadTooLarge))
             return

@@ -165,7 +165,7 @@ class NamespaceService:
             conn.execute(namespaces.insert().values(
                 id=new_id("ns"), workspace_id=principal.workspace_id, name=name, owner_id=principal.user_id,
                 private=bool(private), description=description or "",
-                field_definitions=_definitions(field_definitions), created_at=now, updated_at=now))
+                field_definitions=check_definitions(field_definitions), created_at=now, updated_at=now))
             return self._view(conn, principal, self.access(conn, principal, name))
 
     def list(self, principal: Principal, *, owner: str = "all", cursor: str | None = None, limit: int = 100,
@@ -210,7 +210,7 @@ class NamespaceService:
             if description is not None:
                 values["description"] = description
             if field_definitions is not None:
-                values["field_definitions"] = _definitions(field_definitions)
+                values["field_definitions"] = check_definitions(field_definitions)
             if values:
                 values["updated_at"] = self.clock()
                 conn.execute(namespaces.update().where(namespaces.c.id == found.row.id).values(**values))
@@ -268,7 +268,7 @@ class NamespaceService:
                 raise NotFound(f"{username!r} is not a member of {name!r}", code="member_not_found")
 
 
-def _definitions(raw: Any) -> dict[str, str]:
+def check_definitions(raw: Any) -> dict[str, str]:
     if raw is None:
         return {}
     if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
