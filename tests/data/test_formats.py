@@ -395,3 +395,11 @@ def test_xlsx_too_many_columns_and_corrupt(tmp_path: Path) -> None:
     with pytest.raises(ParseError) as err:
         _parse(bad)
     assert err.value.code == "invalid_file"
+
+
+def test_csv_line_over_the_row_cap_is_a_reject(tmp_path: Path) -> None:
+    p = tmp_path / "long.csv"
+    p.write_text("a,b\n1,x\n2," + "y" * (3 << 20) + "\n3,z\n")
+    rows, rejects, _ = _parse(p, max_row_bytes=1 << 20)
+    assert rows == [{"a": "1", "b": "x"}, {"a": "3", "b": "z"}]
+    assert [(r.line, r.reason, len(r.text)) for r in rejects] == [(3, "row too large", 1024)]
