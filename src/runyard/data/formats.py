@@ -136,7 +136,7 @@ def detect_format(filename: str | None, head: bytes) -> str:
     if head.startswith(b"PAR1"):
         return "parquet"
     if head.startswith(b"PK\x03\x04"):
-        if b"xl/" in head or name.endswith((".xlsx", ".xlsm")) or b"[Content_Types].xml" in head:
+        if b"xl/" in head or name.endswith((".xlsx", ".xlsm")):
             return "xlsx"
         raise ParseError("unsupported_format", "a zip archive that is not an XLSX workbook")
     compression = sniff_compression(head)
