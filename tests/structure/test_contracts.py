@@ -14,6 +14,8 @@ from typing import Any, Literal, Union
 import pytest
 from pydantic import BaseModel
 
+from runyard.schemas import datasets as data
+from runyard.schemas import tokens, users
 from runyard.schemas.runs import ArtifactView, RunError, RunUsage, RunView
 from runyard.schemas.secrets import SecretView
 from runyard.schemas.tokens import TokenView
@@ -23,6 +25,16 @@ from runyard.sdk import models as sdk
 PAIRS = [
     (sdk.Run, RunView), (sdk.RunError, RunError), (sdk.RunUsage, RunUsage), (sdk.Artifact, ArtifactView),
     (sdk.Tool, ToolView), (sdk.ToolVersion, ToolVersionView), (sdk.Token, TokenView), (sdk.Secret, SecretView),
+    # The data workspace.
+    (sdk.Grant, tokens.GrantView), (sdk.TokenRestrictions, tokens.RestrictionsView),
+    (sdk.TokenPermissions, tokens.TokenPermissions), (sdk.NamespacePermission, tokens.NamespacePermission),
+    (sdk.User, users.UserView), (sdk.Me, users.MeView), (sdk.Namespace, users.NamespaceView),
+    (sdk.NamespaceMember, users.MemberView), (sdk.Column, data.ColumnView), (sdk.Dataset, data.DatasetView),
+    (sdk.SchemaDataset, data.SchemaDataset), (sdk.Schema, data.SchemaView), (sdk.RowFailure, data.RowFailure),
+    (sdk.RowsIngested, data.RowsIngested), (sdk.Ingestion, data.IngestionView), (sdk.Reject, data.RejectView),
+    (sdk.UploadPart, data.UploadPartURL), (sdk.UploadedPart, data.UploadedPart), (sdk.Upload, data.UploadView),
+    (sdk.Preview, data.PreviewView), (sdk.QueryResult, data.QueryResult), (sdk.UsageEvent, data.UsageEvent),
+    (sdk.UsageDay, data.UsageDay),
 ]
 # Fields every API object carries that the SDK's classes stand for themselves.
 IMPLIED = {"object"}

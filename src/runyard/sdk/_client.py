@@ -20,8 +20,12 @@ from ._base import (
 )
 from ._endpoint import Plan, Send, run_async, run_sync
 from .resources import AsyncRuns, AsyncSecrets, AsyncTokens, AsyncTools, Runs, Secrets, Tokens, Tools
+from .resources.datasets import AsyncDatasets, Datasets
+from .resources.namespaces import AsyncNamespaces, Namespaces
 from .resources.sets import AsyncSets, Sets
 from .resources.templates import AsyncTemplates, Templates
+from .resources.usage import AsyncUsage, Usage
+from .resources.users import AsyncUsers, Users
 
 if TYPE_CHECKING:
     from typing import Self
@@ -91,13 +95,17 @@ class Client(_Facade[httpx.Client], SyncAPIClient):
     """
 
     _resources = {"tools": Tools, "runs": Runs, "secrets": Secrets, "templates": Templates, "sets": Sets,
-                  "tokens": Tokens}
+                  "tokens": Tokens, "users": Users, "namespaces": Namespaces, "datasets": Datasets, "usage": Usage}
     tools: Tools
     runs: Runs
     secrets: Secrets
     templates: Templates
     sets: Sets
     tokens: Tokens
+    users: Users
+    namespaces: Namespaces
+    datasets: Datasets
+    usage: Usage
 
     def health(self) -> dict[str, Any]:
         """``GET /healthz`` (liveness)."""
@@ -119,13 +127,18 @@ class AsyncClient(_Facade[httpx.AsyncClient], AsyncAPIClient):
     are awaitable or ``async for``-iterable)."""
 
     _resources = {"tools": AsyncTools, "runs": AsyncRuns, "secrets": AsyncSecrets, "templates": AsyncTemplates,
-                  "sets": AsyncSets, "tokens": AsyncTokens}
+                  "sets": AsyncSets, "tokens": AsyncTokens, "users": AsyncUsers, "namespaces": AsyncNamespaces,
+                  "datasets": AsyncDatasets, "usage": AsyncUsage}
     tools: AsyncTools
     runs: AsyncRuns
     secrets: AsyncSecrets
     templates: AsyncTemplates
     sets: AsyncSets
     tokens: AsyncTokens
+    users: AsyncUsers
+    namespaces: AsyncNamespaces
+    datasets: AsyncDatasets
+    usage: AsyncUsage
 
     async def health(self) -> dict[str, Any]:
         """``GET /healthz`` (liveness)."""

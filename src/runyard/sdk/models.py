@@ -24,6 +24,35 @@ __all__ = [
     "RunUsage",
     "Artifact",
     "Secret",
+    "Grant",
+    "TokenRestrictions",
+    "TokenPermissions",
+    "NamespacePermission",
+    "User",
+    "Me",
+    "Namespace",
+    "NamespaceMember",
+    "Column",
+    "Dataset",
+    "SchemaDataset",
+    "Schema",
+    "RowFailure",
+    "RowsIngested",
+    "IngestedBatch",
+    "IngestionResult",
+    "Ingestion",
+    "Reject",
+    "UploadPart",
+    "UploadedPart",
+    "Upload",
+    "Preview",
+    "InferredKind",
+    "InferredColumn",
+    "InferredSchema",
+    "QueryResult",
+    "UsageEvent",
+    "UsageDay",
+    "INGESTION_FINISHED",
     "RunStatus",
     "TERMINAL_STATUSES",
     "ACTIVE_STATUSES",
@@ -49,9 +78,19 @@ class RunyardModel(BaseModel):
         return self.model_dump_json(indent=indent)
 
 
+class Grant(RunyardModel):
+    """Data a restricted key may reach: a namespace, or one dataset of it, to read or write."""
+
+    namespace: str
+    dataset: str | None = None
+    access: str = "read"
+
+
 class TokenRestrictions(RunyardModel):
+    """What narrows a key below its user's rights: tool names and data grants (empty: no narrowing)."""
+
     tools: list[str] | None = None
-    namespaces: list[str] | None = None
+    grants: list[Grant] | None = None
 
 
 class Token(RunyardModel):
@@ -59,6 +98,8 @@ class Token(RunyardModel):
     name: str | None = None
     role: str | None = None
     prefix: str | None = None
+    #: The user the key belongs to.
+    user_id: str | None = None
     expires_at: datetime | None = None
     restrictions: TokenRestrictions | None = None
     created_at: datetime | None = None
@@ -197,3 +238,309 @@ class Secret(RunyardModel):
     masked_value: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+
+
+# ---- users, namespaces and permissions ---------------------------------------------------
+
+
+class NamespacePermission(RunyardModel):
+    namespace: str
+    #: On the namespace as a whole (read, write, owner; None: only the datasets below).
+    access: str | None = None
+    #: Datasets reachable beyond the namespace-wide access (by grant), name → access.
+    datasets: dict[str, str] = {}
+
+
+class TokenPermissions(RunyardModel):
+    """What a token may do (``tokens.permissions``): its role, tools and data."""
+
+    token_id: str
+    user: str | None = None
+    role: str | None = None
+    #: The tools it may use; None: all.
+    tools: list[str] | None = None
+    namespaces: list[NamespacePermission] = []
+
+
+class User(RunyardModel):
+    id: str
+    username: str
+    role: str | None = None
+    display_name: str | None = None
+    email: str | None = None
+    has_password: bool | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class Me(RunyardModel):
+    """Who the calling key is (``users.me()``)."""
+
+    id: str | None = None
+    username: str | None = None
+    #: The user's role.
+    role: str | None = None
+    token_id: str | None = None
+    #: What this key acts with: its role capped by its user's.
+    token_role: str | None = None
+    restricted: bool | None = None
+    display_name: str | None = None
+    email: str | None = None
+
+
+class Namespace(RunyardModel):
+    id: str
+    name: str
+    owner: str | None = None
+    private: bool | None = None
+    description: str | None = None
+    field_definitions: dict[str, str] | None = None
+    #: How many datasets it holds.
+    datasets: int | None = None
+    #: What the calling key may do with it: read, write or owner.
+    access: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class NamespaceMember(RunyardModel):
+    username: str
+    access: str | None = None
+    created_at: datetime | None = None
+
+
+# ---- datasets ------------------------------------------------------------------------------
+
+
+class Column(RunyardModel):
+    """A dataset column with its catalog statistics."""
+
+    name: str
+    type: str | None = None
+    nullable: bool | None = None
+    null_count: int | None = None
+    distinct_approx: int | None = None
+    min: Any = None
+    max: Any = None
+    samples: list[Any] | None = None
+
+
+class Dataset(RunyardModel):
+    """A dataset's catalog entry: size, columns and their statistics, last ingestion."""
+
+    id: str
+    namespace: str
+    name: str
+    description: str | None = None
+    field_definitions: dict[str, str] | None = None
+    rows: int | None = None
+    bytes: int | None = None
+    columns: list[Column] = []
+    sort_order: list[str] | None = None
+    #: The manifest version readers see now.
+    snapshot: int | None = None
+    last_ingestion: dict[str, Any] | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @property
+    def ref(self) -> str:
+        """``namespace/dataset``."""
+        return f"{self.namespace}/{self.name}"
+
+
+class SchemaDataset(RunyardModel):
+    namespace: str
+    name: str
+    columns: list[Column] = []
+
+
+class Schema(RunyardModel):
+    """Every visible dataset with its columns (``datasets.schema()``)."""
+
+    datasets: list[SchemaDataset] = []
+
+
+# ---- ingestion -------------------------------------------------------------------------------
+
+#: Ingestion statuses that never change again.
+INGESTION_FINISHED: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+
+
+class RowFailure(RunyardModel):
+    """A row that did not land: its index (in the whole input given to ``ingest``), the
+    row, and what was wrong, field → message."""
+
+    index: int
+    row: Any = None
+    errors: dict[str, str] = {}
+
+
+class RowsIngested(RunyardModel):
+    """The answer to one ``POST …/rows`` (one batch)."""
+
+    ingestion_id: str
+    ingested: int = 0
+    failed: list[RowFailure] = []
+    snapshot: int | None = None
+
+
+class IngestedBatch(RunyardModel):
+    """One batch of ``datasets.ingest``: where it starts in the input and how it went."""
+
+    start: int
+    size: int
+    ingested: int = 0
+    ingestion_id: str | None = None
+    snapshot: int | None = None
+    attempts: int = 1
+    #: Why the whole batch failed (after its last attempt), else None.
+    error: str | None = None
+
+
+class IngestionResult(RunyardModel):
+    """What ``datasets.ingest`` did: ``successful`` rows landed, ``failed`` did not (their
+    indexes count from the start of the whole input), ``batches`` batch by batch."""
+
+    successful: int = 0
+    failed: list[RowFailure] = []
+    batches: list[IngestedBatch] = []
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+class Ingestion(RunyardModel):
+    """A background ingestion (a file, an upload, or a batch of rows)."""
+
+    id: str
+    namespace: str | None = None
+    dataset: str | None = None
+    #: rows, file or upload.
+    kind: str | None = None
+    #: pending, processing, succeeded, failed or cancelled.
+    status: str
+    status_message: str | None = None
+    processed_bytes: int | None = None
+    expected_total_bytes: int | None = None
+    processed_rows: int | None = None
+    failed_rows: int | None = None
+    attributes: dict[str, Any] | None = None
+    seen: bool | None = None
+    attempt: int | None = None
+    snapshot: int | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in INGESTION_FINISHED
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "succeeded"
+
+
+class Reject(RunyardModel):
+    """An input line an ingestion could not read: its number, why, and its text."""
+
+    line: int
+    reason: str | None = None
+    text: str | None = None
+
+
+class UploadPart(RunyardModel):
+    """A part still to send: PUT its bytes to ``url`` (signed; no API key needed)."""
+
+    part_number: int
+    url: str
+    size: int
+
+
+class UploadedPart(RunyardModel):
+    part_number: int
+    etag: str
+    size: int | None = None
+
+
+class Upload(RunyardModel):
+    """A multipart upload. ``key`` (in the creation answer only) proves it is yours."""
+
+    id: str
+    key: str | None = None
+    filename: str | None = None
+    size: int | None = None
+    part_size: int | None = None
+    part_count: int | None = None
+    #: open, completed, aborted or expired.
+    status: str | None = None
+    parts: list[UploadPart] = []
+    uploaded: list[UploadedPart] = []
+    expires_at: datetime | None = None
+    ingestion_id: str | None = None
+
+
+class Preview(RunyardModel):
+    """Parsed rows and columns of some input, not saved (``datasets.preview``)."""
+
+    columns: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
+    rejects: list[Reject] = []
+
+
+class InferredKind(RunyardModel):
+    kind: str
+    confidence: float | None = None
+
+
+class InferredColumn(RunyardModel):
+    name: str
+    type: str | None = None
+    nullable: bool | None = None
+    null_count: int | None = None
+    kinds: list[InferredKind] = []
+    confidence: float | None = None
+
+
+class InferredSchema(RunyardModel):
+    """Per-column type, nullability and detected kinds (``datasets.infer_schema``)."""
+
+    columns: list[InferredColumn] = []
+
+
+# ---- query and usage -------------------------------------------------------------------------
+
+
+class QueryResult(RunyardModel):
+    """One page of a JSON query result; ``next_cursor`` fetches the rest."""
+
+    columns: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
+    row_count: int = 0
+    #: More rows exist beyond this page (follow ``next_cursor``).
+    truncated: bool | None = None
+    next_cursor: str | None = None
+    elapsed_ms: float | None = None
+    #: With ``explain=True``: the resolved SQL, the snapshots read and DuckDB's plan.
+    explain: dict[str, Any] | None = None
+
+    @property
+    def column_names(self) -> list[str]:
+        return [str(c.get("name")) for c in self.columns]
+
+
+class UsageEvent(RunyardModel):
+    id: int
+    kind: str
+    quantity: float
+    ref_id: str | None = None
+    user_id: str | None = None
+    created_at: datetime | None = None
+
+
+class UsageDay(RunyardModel):
+    day: str
+    kind: str
+    quantity: float
