@@ -1,0 +1,848 @@
+"""DataLinks on the wire: the REST paths the official ``datalinks`` client (2.2.0) calls, served
+from runyard's services, so that client works unchanged with
+``DL_HOST=http://<runyard>/compat/datalinks`` and ``DL_API_KEY=<a runyard key>``.
+
+Mounted at ``/compat/datalinks`` (outside ``/api/v1``, kept out of runyard's OpenAPI: the
+contract is DataLinks'). Translation rules, documented in docs/compat.md:
+
+- The client names a namespace as ``{username}/{namespace}``, ``username`` ``self`` for
+  the caller. runyard's namespace names are unique per workspace, so ``self`` reaches any
+  namespace the key can see; another username must be the namespace's owner (else 404).
+- Ingestion ids travel as UUIDs (the client validates them as such): a runyard id
+  ``ing_<ULID>`` and its UUID are the same 128 bits, so either form is accepted back.
+- Errors answer DataLinks' error shape (``error_code``, ``message``), which the client
+  prints in full, with runyard's envelope beside it under ``error``. Features of the links,
+  ontology, pipelines and natural-language issue (17) answer 501 ``not_implemented``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Callable, Coroutine
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from runyard.api.deps import PlatformDep, PrincipalDep
+from runyard.api.errors import _HTTP_CODES, domain_error_headers, error_payload
+from runyard.api.offload import in_thread
+from runyard.api.responses import JSON
+from runyard.services.access import Principal
+from runyard.services.errors import Conflict, DomainError, NotFound, ValidationFailed
+from runyard.timeutil import parse_rfc3339
+from runyard.wiring import Platform
+
+PREFIX = "/compat/datalinks"
+SELF = "self"
+FEATURE_ISSUE = "links, ontology, pipelines and natural language (issue 17)"
+# The client reads a query's rows in one answer (no cursor): runyard's pages are gathered
+# up to this many rows, beyond which the query is refused rather than cut short unseen.
+MAX_QUERY_ROWS = 100_000
+QUERY_PAGE_ROWS = 10_000
+PAGE = 1000  # rows per page when walking runyard's lists
+NEVER = "9999-12-31T23:59:59Z"  # the client requires a token's expires_at as a string
+TERMINAL_FOR_CLIENT = {"cancelled": "failed"}  # its wait loop knows no "cancelled"
+_ONTOLOGY_QUERY = re.compile(r"^\s*Ontology\(\s*(?:([^/()\s]+)\s*/\s*)?([^/()\s]+)\s*\)\s*$")
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+class NotServed(DomainError):
+    """A DataLinks feature runyard does not serve (yet)."""
+
+    status = 501
+    code = "not_implemented"
+
+
+class ResultTooLarge(DomainError):
+    status = 413
+    code = "result_too_large"
+
+
+def not_served(feature: str) -> NotServed:
+    return NotServed(f"{feature} is not served by runyard yet: it belongs to {FEATURE_ISSUE}",
+                     details={"feature": feature, "issue": 17})
+
+
+# -- errors in DataLinks' shape -----------------------------------------------------------
+def datalinks_error(request: Request, status: int, code: str, message: str, details: dict[str, Any] | None = None,
+                    headers: dict[str, str] | None = None) -> JSON:
+    envelope = error_payload(getattr(request.state, "request_id", None), code, message, details)
+    sub_errors = [{"code": "invalid", "message": f"{e['field']}: {e['message']}"}
+                  for e in (details or {}).get("errors", []) if isinstance(e, dict)]
+    body: dict[str, Any] = {"error_code": code, "message": message, **envelope}
+    if sub_errors:
+        body["sub_errors"] = sub_errors
+    return JSON(body, status_code=status, headers=headers)
+
+
+class CompatRoute(APIRoute):
+    """Answers the errors of its routes (auth, validation, the services') in DataLinks' shape:
+    an app-wide handler would answer runyard's envelope alone."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def compat_handler(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except DomainError as exc:
+                return datalinks_error(request, exc.status, exc.code, exc.message, exc.details,
+                                       domain_error_headers(exc))
+            except RequestValidationError as exc:
+                errors = []
+                for err in exc.errors():
+                    loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header")]
+                    errors.append({"field": ".".join(loc) or "body", "message": err.get("msg", "invalid")})
+                summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+                return datalinks_error(request, 400, "validation_error", f"invalid request: {summary}",
+                                       {"errors": errors})
+            except StarletteHTTPException as exc:
+                code = _HTTP_CODES.get(exc.status_code, "error")
+                message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+                return datalinks_error(request, exc.status_code, code, message)
+
+        return compat_handler
+
+
+router = APIRouter(route_class=CompatRoute, include_in_schema=False)
+
+
+# -- bodies (DataLinks' wire names; unknown fields ignored, as its server does) ----------------
+class Body(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+
+Definitions = dict[str, str] | str | None
+
+
+class CreateDatasetBody(Body):
+    data_description: str | None = Field(default=None, alias="dataDescription", max_length=10_000)
+    schema_definition: Definitions = Field(default=None, alias="schemaDefinition")
+
+
+class IngestBody(Body):
+    data: list[dict[str, Any]]
+    infer: Any = None
+    link: Any = None
+    curate: bool | None = None
+    data_description: str | None = Field(default=None, alias="dataDescription", max_length=10_000)
+    schema_definition: Definitions = Field(default=None, alias="schemaDefinition")
+    additional_instructions: str | None = Field(default=None, alias="additionalInstructions")
+
+
+class InferDefinitionBody(Body):
+    data_description: str | None = Field(default=None, alias="dataDescription", max_length=10_000)
+    schema_definition: Definitions = Field(default=None, alias="schemaDefinition")
+    field_definition: Definitions = Field(default=None, alias="fieldDefinition")  # 1.x's name
+
+
+class SortOrderBody(Body):
+    order: list[str]
+
+
+class PrepareBody(Body):
+    filename: str = Field(min_length=1, max_length=255)
+    size: int = Field(ge=1)
+
+
+class FinishedPart(Body):
+    part_number: int = Field(alias="partNumber", ge=1)
+    etag: str = Field(min_length=1)
+
+
+class FinishBody(Body):
+    upload_id: str = Field(alias="uploadId", min_length=1)
+    key: str = Field(min_length=1)
+    parts: list[FinishedPart] = Field(min_length=1)
+    name: str | None = Field(default=None, max_length=255)
+    infer: Any = None
+    link: Any = None
+    infer_batch_size: int | None = Field(default=None, alias="inferBatchSize")  # sizes LLM batches: moot
+    data_description: str | None = Field(default=None, alias="dataDescription", max_length=10_000)
+    schema_definition: Definitions = Field(default=None, alias="schemaDefinition")
+
+
+class AbortBody(Body):
+    upload_id: str = Field(alias="uploadId", min_length=1)
+    key: str = ""
+
+
+class QueryBody(Body):
+    username: str = SELF
+    namespace: str | None = None
+    dataset: str | None = None
+    query: str = ""
+    natural_language_query: str | None = Field(default=None, alias="naturalLanguageQuery")
+    model: str | None = None
+    provider: str | None = None
+    explain_requested: bool | None = Field(default=None, alias="explainRequested")
+
+
+class PermissionEntry(Body):
+    username: str = SELF
+    namespace: str = Field(min_length=1)
+    dataset: str | None = None
+
+
+class TokenBody(Body):
+    name: str
+    expires_at: str | None = None
+    access_restricted_to: list[PermissionEntry] | None = Field(default=None, alias="accessRestrictedTo")
+
+
+class ShareBody(Body):
+    username: str = Field(min_length=1)
+    role: str = "viewer"
+
+
+# -- translations --------------------------------------------------------------------------
+def wire_id(runyard_id: str) -> str:
+    """``ing_<ULID>`` as the UUID holding the same 128 bits (the client validates UUIDs)."""
+    _, _, body = runyard_id.partition("_")
+    value = 0
+    for ch in body.upper():
+        index = _CROCKFORD.find(ch)
+        if index < 0 or len(body) != 26:
+            return runyard_id  # not a ULID-bodied id: sent as it is
+        value = value * 32 + index
+    if value >= 1 << 128:
+        return runyard_id
+    return str(uuid.UUID(int=value))
+
+
+def runyard_id(given: str, prefix: str = "ing") -> str:
+    """The runyard id behind a UUID from :func:`wire_id` (a runyard id is taken as it is)."""
+    try:
+        value = uuid.UUID(given).int
+    except ValueError:
+        return given
+    chars = []
+    for _ in range(26):
+        chars.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return f"{prefix}_{''.join(reversed(chars))}"
+
+
+def definitions(raw: Definitions) -> dict[str, str] | None:
+    """Field definitions as a mapping; the documented text form is one ``field=description`` a line."""
+    if raw is None or isinstance(raw, dict):
+        return raw
+    out: dict[str, str] = {}
+    for line in raw.splitlines():
+        field, sep, text = line.partition("=")
+        if not line.strip():
+            continue
+        if not sep or not field.strip():
+            raise ValidationFailed("a field definition line reads field=description", code="validation_error",
+                                   details={"field": "schemaDefinition"})
+        out[field.strip()] = text.strip()
+    return out
+
+
+def visibility(ns_view: dict[str, Any]) -> str:
+    return "Private" if ns_view.get("private", True) else "Public"
+
+
+def dataset_description(ds: dict[str, Any], ns_view: dict[str, Any] | None) -> dict[str, Any]:
+    owner = (ns_view or {}).get("owner") or ""
+    return {"name": ds["name"], "namespace": ds["namespace"], "nameWithNamespace": f"{ds['namespace']}.{ds['name']}",
+            "owner": owner, "user": owner, "visibility": visibility(ns_view or {}),
+            "description": ds.get("description") or "", "rowCount": ds.get("rows", 0)}
+
+
+def ingestion_record(ing: dict[str, Any]) -> dict[str, Any]:
+    """A runyard ingestion as the client's ingestion-tracking record."""
+    status = ing["status"]
+    attrs = ing.get("attributes") or {}
+    attributes: dict[str, Any] = {"name": attrs.get("name") or attrs.get("filename")}
+    if attrs.get("seen_at"):
+        attributes["seenAt"] = attrs["seen_at"]
+    original = attrs.get("original_ingestion_id") or attrs.get("retry_of")
+    if original:
+        attributes["originalIngestionId"] = wire_id(original)
+    if attrs.get("last_retry_at"):
+        attributes["lastRetryAt"] = attrs["last_retry_at"]
+    return {"id": wire_id(ing["id"]), "status": TERMINAL_FOR_CLIENT.get(status, status),
+            "statusMessage": ing.get("status_message") or (status if status in TERMINAL_FOR_CLIENT else None),
+            "processedBytes": ing.get("processed_bytes") or 0,
+            "expectedTotalBytes": ing.get("expected_total_bytes") or 0,
+            "processedRows": ing.get("processed_rows") or 0, "failedRows": ing.get("failed_rows") or 0,
+            "attributes": attributes, "seen": bool(ing.get("seen")), "runyardId": ing["id"],
+            "runyardStatus": status, "createdAt": ing.get("created_at"), "finishedAt": ing.get("finished_at")}
+
+
+def items_of(result: Any) -> list[dict[str, Any]]:
+    return list(result.items) if hasattr(result, "items") and not isinstance(result, dict) else list(result)
+
+
+def all_pages(call: Callable[..., Any], *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        page = call(*args, cursor=cursor, limit=PAGE, **kwargs)
+        out += page.items
+        cursor = page.next_cursor
+        if cursor is None:
+            return out
+
+
+def namespace_of(platform: Platform, principal: Principal, username: str, namespace: str) -> dict[str, Any]:
+    """The namespace's view, when ``username`` (``self`` or its owner) names it; else 404."""
+    view = platform.namespaces.get(principal, namespace)
+    if username != SELF and view.get("owner") != username:
+        raise NotFound(f"namespace {username}/{namespace} not found", code="namespace_not_found",
+                       details={"namespace": namespace, "username": username})
+    return view
+
+
+def check_owner(platform: Platform, principal: Principal, username: str, namespace: str) -> None:
+    if username != SELF:  # "self" needs no look-up: the service checks access itself
+        namespace_of(platform, principal, username, namespace)
+
+
+def namespace_views(platform: Platform, principal: Principal) -> dict[str, dict[str, Any]]:
+    return {v["name"]: v for v in all_pages(platform.namespaces.list, principal, owner="all")}
+
+
+def refuse_ai(**given: Any) -> None:
+    """Options that ask for the LLM pipeline or links: refused, never silently dropped."""
+    names = {"infer": "inference steps (`infer`)", "link": "entity resolution (`link`)",
+             "curate": "link curation (`curate`)", "additional_instructions": "AI instructions (`additionalInstructions`)"}
+    for name, value in given.items():
+        if value not in (None, False, "", [], {}):
+            raise not_served(names[name])
+
+
+# -- datasets --------------------------------------------------------------------------------
+def _create_space(platform: Platform, principal: Principal, namespace: str, dataset: str,
+                  body: CreateDatasetBody) -> dict[str, Any]:
+    # A DataLinks space is a dataset; its namespace comes with it when new.
+    try:
+        platform.namespaces.create(principal, name=namespace, private=True)
+    except Conflict:
+        pass
+    return platform.datasets.create(principal, namespace, name=dataset, description=body.data_description or "",
+                                    field_definitions=definitions(body.schema_definition))
+
+
+@router.post("/ingest/new/{namespace}/{dataset}", status_code=201)
+async def create_dataset(namespace: str, dataset: str, body: CreateDatasetBody, platform: PlatformDep,
+                         principal: PrincipalDep) -> dict:
+    ds = await in_thread(_create_space, platform, principal, namespace, dataset, body)
+    return {"name": ds["name"], "namespace": ds["namespace"]}
+
+
+def _ingest(platform: Platform, principal: Principal, namespace: str, dataset: str, body: IngestBody,
+            body_bytes: int) -> dict[str, Any]:
+    # All or nothing: the client retries a batch that failed as a whole, so a batch that
+    # half landed would land twice.
+    result = platform.datasets.ingest_rows(principal, namespace, dataset, body.data, create=False,
+                                           on_error="abort", body_bytes=body_bytes)
+    if body.data_description is not None or body.schema_definition is not None:
+        platform.datasets.update(principal, namespace, dataset, description=body.data_description,
+                                 field_definitions=definitions(body.schema_definition))
+    return result
+
+
+@router.post("/ingest/{namespace}/{dataset}")
+async def ingest(namespace: str, dataset: str, body: IngestBody, request: Request, platform: PlatformDep,
+                 principal: PrincipalDep) -> dict:
+    refuse_ai(infer=body.infer, link=body.link, curate=body.curate,
+              additional_instructions=body.additional_instructions)
+    size = int(request.headers.get("content-length") or 0)
+    result = await in_thread(_ingest, platform, principal, namespace, dataset, body, size)
+    return {"indexed": result["ingested"], "ingestionId": wire_id(result["ingestion_id"]),
+            "snapshot": result.get("snapshot")}
+
+
+def _list_datasets(platform: Platform, principal: Principal, namespace: str | None,
+                   username: str = SELF) -> list[dict[str, Any]]:
+    if namespace is not None:
+        check_owner(platform, principal, username, namespace)
+    views = namespace_views(platform, principal)
+    found = all_pages(platform.datasets.list, principal, namespace)
+    out = [dataset_description(d, views.get(d["namespace"])) for d in found]
+    return sorted(out, key=lambda d: (d["namespace"], d["name"]))
+
+
+@router.get("/data")
+async def list_datasets(platform: PlatformDep, principal: PrincipalDep) -> list:
+    return await in_thread(_list_datasets, platform, principal, None)
+
+
+@router.get("/data/{namespace}")
+async def list_datasets_in_namespace(namespace: str, platform: PlatformDep, principal: PrincipalDep) -> list:
+    return await in_thread(_list_datasets, platform, principal, namespace)
+
+
+def _dataset_info(platform: Platform, principal: Principal, username: str, namespace: str,
+                  dataset: str) -> dict[str, Any]:
+    ns_view = namespace_of(platform, principal, username, namespace)
+    ds = platform.datasets.get(principal, namespace, dataset)
+    names = ds.get("sort_order") or [c["name"] for c in ds.get("columns", [])]
+    definition = {"dataDescription": ds.get("description") or None,
+                  "schemaDefinition": ds.get("field_definitions") or None}
+    return {"dataset": dataset_description(ds, ns_view),
+            "metadata": {"columnNames": names, "rowCount": ds.get("rows", 0), **definition,
+                         "columns": ds.get("columns", []), "bytes": ds.get("bytes", 0),
+                         "lastIngestion": ds.get("last_ingestion"), "createdAt": ds.get("created_at"),
+                         "updatedAt": ds.get("updated_at")},
+            "inferDefinition": definition}
+
+
+@router.get("/data/{username}/{namespace}/{dataset}")
+async def dataset_info(username: str, namespace: str, dataset: str, platform: PlatformDep,
+                       principal: PrincipalDep) -> dict:
+    return await in_thread(_dataset_info, platform, principal, username, namespace, dataset)
+
+
+def _on_dataset(platform: Platform, principal: Principal, owner: str, namespace: str, call: Callable[..., Any],
+                /, *args: Any, **kwargs: Any) -> Any:
+    check_owner(platform, principal, owner, namespace)
+    return call(principal, namespace, *args, **kwargs)
+
+
+@router.delete("/data/{username}/{namespace}/{dataset}/balefire", status_code=204)
+async def delete_dataset(username: str, namespace: str, dataset: str, platform: PlatformDep,
+                         principal: PrincipalDep) -> Response:
+    await in_thread(_on_dataset, platform, principal, username, namespace, platform.datasets.delete, dataset)
+    return Response(status_code=204)
+
+
+@router.delete("/data/{username}/{namespace}/balefire", status_code=204)
+async def delete_namespace(username: str, namespace: str, platform: PlatformDep,
+                           principal: PrincipalDep) -> Response:
+    # Balefire takes everything in it, as its name says.
+    await in_thread(_on_dataset, platform, principal, username, namespace,
+                    lambda p, ns: platform.namespaces.delete(p, ns, force=True))
+    return Response(status_code=204)
+
+
+@router.post("/data/{username}/{namespace}/{dataset}/clear", status_code=204)
+async def clear_dataset(username: str, namespace: str, dataset: str, platform: PlatformDep,
+                        principal: PrincipalDep) -> Response:
+    await in_thread(_on_dataset, platform, principal, username, namespace, platform.datasets.clear, dataset)
+    return Response(status_code=204)
+
+
+async def _text_body(request: Request, what: str) -> str:
+    try:
+        text = (await request.body()).decode("utf-8").strip()
+    except UnicodeDecodeError:
+        text = ""
+    if not text:
+        raise ValidationFailed(f"the body is the {what}'s new name, as text", details={"field": "body"})
+    return text
+
+
+@router.post("/data/{username}/{namespace}/{dataset}/rename", status_code=204)
+async def rename_dataset(username: str, namespace: str, dataset: str, request: Request, platform: PlatformDep,
+                         principal: PrincipalDep) -> Response:
+    new_name = await _text_body(request, "dataset")
+    await in_thread(_on_dataset, platform, principal, username, namespace, platform.datasets.update, dataset,
+                    new_name=new_name)
+    return Response(status_code=204)
+
+
+@router.post("/data/{username}/{namespace}/rename", status_code=204)
+async def rename_namespace(username: str, namespace: str, request: Request, platform: PlatformDep,
+                           principal: PrincipalDep) -> Response:
+    new_name = await _text_body(request, "namespace")
+    await in_thread(_on_dataset, platform, principal, username, namespace, platform.namespaces.update,
+                    new_name=new_name)
+    return Response(status_code=204)
+
+
+@router.put("/data/{username}/{namespace}/{dataset}/inferDefinition", status_code=204)
+async def update_infer_definition(username: str, namespace: str, dataset: str, body: InferDefinitionBody,
+                                  platform: PlatformDep, principal: PrincipalDep) -> Response:
+    fields = definitions(body.schema_definition if body.schema_definition is not None else body.field_definition)
+    await in_thread(_on_dataset, platform, principal, username, namespace, platform.datasets.update, dataset,
+                    description=body.data_description, field_definitions=fields)
+    return Response(status_code=204)
+
+
+@router.put("/schema/{username}/{namespace}/{dataset}/sort-order", status_code=204)
+async def update_sort_order(username: str, namespace: str, dataset: str, body: SortOrderBody,
+                            platform: PlatformDep, principal: PrincipalDep) -> Response:
+    await in_thread(_on_dataset, platform, principal, username, namespace, platform.datasets.update, dataset,
+                    sort_order=body.order)
+    return Response(status_code=204)
+
+
+# -- schema listings ---------------------------------------------------------------------------
+def _schema(platform: Platform, principal: Principal, namespace: str | None, username: str) -> list[dict[str, Any]]:
+    if namespace is not None:
+        check_owner(platform, principal, username, namespace)
+    views = namespace_views(platform, principal)
+    listed = platform.datasets.schema(principal, namespace)["datasets"]
+    return [{**dataset_description(d, views.get(d["namespace"])), "columns": d["columns"]} for d in listed]
+
+
+@router.get("/schema/datasets/all")
+async def list_all_datasets(platform: PlatformDep, principal: PrincipalDep) -> list:
+    return await in_thread(_schema, platform, principal, None, SELF)
+
+
+@router.get("/schema/{username}/namespaces")
+async def list_user_namespaces(username: str, platform: PlatformDep, principal: PrincipalDep) -> list:
+    listed = await in_thread(all_pages, platform.namespaces.list, principal, owner=username)
+    return [{"name": v["name"], "owner": v["owner"], "visibility": visibility(v), "description": v["description"],
+             "datasets": v["datasets"], "access": v["access"], "createdAt": v["created_at"]} for v in listed]
+
+
+@router.get("/schema/{username}/{namespace}/datasets")
+async def list_namespace_datasets(username: str, namespace: str, platform: PlatformDep,
+                                  principal: PrincipalDep) -> list:
+    return await in_thread(_schema, platform, principal, namespace, username)
+
+
+# -- ingestions --------------------------------------------------------------------------------
+def _ingestions(platform: Platform, principal: Principal, username: str, namespace: str, dataset: str,
+                limit: int) -> list[dict[str, Any]]:
+    check_owner(platform, principal, username, namespace)
+    return [ingestion_record(i) for i in items_of(platform.ingestions.list(principal, namespace, dataset,
+                                                                           limit=limit))]
+
+
+@router.get("/data/{username}/{namespace}/{dataset}/ingest/attempts")
+async def list_ingestions(username: str, namespace: str, dataset: str, platform: PlatformDep,
+                          principal: PrincipalDep, pageSize: int = 25) -> dict:  # noqa: N803 (the wire's name)
+    limit = min(max(pageSize, 1), 100)
+    records = await in_thread(_ingestions, platform, principal, username, namespace, dataset, limit)
+    return {"data": records, "metadata": {"pageSize": limit}}
+
+
+@router.post("/ingestionTracking/{ingestion_id}/retry", status_code=201)
+async def retry_ingestion(ingestion_id: str, platform: PlatformDep, principal: PrincipalDep) -> dict:
+    retried = await in_thread(platform.ingestions.retry, principal, runyard_id(ingestion_id))
+    return ingestion_record(retried)
+
+
+@router.post("/ingestionTracking/{ingestion_id}/seen", status_code=204)
+async def mark_ingestion_seen(ingestion_id: str, platform: PlatformDep, principal: PrincipalDep) -> Response:
+    await in_thread(platform.ingestions.seen, principal, runyard_id(ingestion_id))
+    return Response(status_code=204)
+
+
+# -- multipart uploads -------------------------------------------------------------------------
+def _prepare(platform: Platform, principal: Principal, username: str, namespace: str, body: PrepareBody,
+             base_url: str) -> dict[str, Any]:
+    namespace_of(platform, principal, username, namespace)  # fail before any byte is sent
+    return platform.uploads.create(principal, filename=body.filename, size=body.size, base_url=base_url)
+
+
+@router.post("/upload/multipart/{username}/{namespace}/{dataset}/prepare")
+async def prepare_multipart_upload(username: str, namespace: str, dataset: str, body: PrepareBody, request: Request,
+                                   platform: PlatformDep, principal: PrincipalDep) -> dict:
+    # The part URLs are runyard's own signed upload URLs (under /api/v1), so the server's root.
+    upload = await in_thread(_prepare, platform, principal, username, namespace, body, str(request.base_url))
+    return {"uploadId": upload["id"], "key": upload["key"], "partSize": upload["part_size"],
+            "presignedUrls": [{"url": p["url"], "size": p["size"], "partNumber": p["part_number"]}
+                              for p in sorted(upload["parts"], key=lambda p: p["part_number"])],
+            "expiresAt": upload.get("expires_at")}
+
+
+def _finish(platform: Platform, principal: Principal, username: str, namespace: str, dataset: str,
+            body: FinishBody) -> dict[str, Any]:
+    check_owner(platform, principal, username, namespace)
+    fields = definitions(body.schema_definition)
+    if body.data_description is not None or fields is not None:
+        try:  # the definitions travel with the dataset, which may not exist yet
+            platform.datasets.create(principal, namespace, name=dataset, description=body.data_description or "",
+                                     field_definitions=fields)
+        except Conflict:
+            platform.datasets.update(principal, namespace, dataset, description=body.data_description,
+                                     field_definitions=fields)
+    # S3 answers ETags quoted and clients pass them back as they came.
+    parts = [{"part_number": p.part_number, "etag": p.etag.strip('"')} for p in body.parts]
+    return platform.uploads.complete(principal, body.upload_id, key=body.key, parts=parts, namespace=namespace,
+                                     dataset=dataset, name=body.name, create=True)
+
+
+@router.post("/upload/multipart/{username}/{namespace}/{dataset}/finish")
+async def finish_multipart_upload(username: str, namespace: str, dataset: str, body: FinishBody,
+                                  platform: PlatformDep, principal: PrincipalDep) -> dict:
+    refuse_ai(infer=body.infer, link=body.link)
+    ingestion = await in_thread(_finish, platform, principal, username, namespace, dataset, body)
+    record = ingestion_record(ingestion)
+    return {**record, "ingestionId": record["id"]}
+
+
+@router.post("/upload/multipart/{username}/{namespace}/{dataset}/abort", status_code=204)
+async def abort_multipart_upload(username: str, namespace: str, dataset: str, body: AbortBody,
+                                 platform: PlatformDep, principal: PrincipalDep) -> Response:
+    await in_thread(_on_dataset, platform, principal, username, namespace,
+                    lambda p, ns: platform.uploads.abort(p, body.upload_id))
+    return Response(status_code=204)
+
+
+# -- query -------------------------------------------------------------------------------------
+def _query(platform: Platform, principal: Principal, body: QueryBody) -> dict[str, Any]:
+    namespace, dataset, text = body.namespace or None, body.dataset or None, body.query.strip()
+    ontology = _ONTOLOGY_QUERY.match(text)
+    if ontology:  # what the client sends for query_data() without a query: the whole dataset
+        namespace, dataset, text = ontology.group(1) or namespace, ontology.group(2), "*"
+    if not text:
+        raise ValidationFailed('query is "*" (every row of the dataset) or SQL', details={"field": "query"})
+    if namespace is not None:
+        check_owner(platform, principal, body.username or SELF, namespace)
+    rows: list[dict[str, Any]] = []
+    cursor = None
+    first: dict[str, Any] = {}
+    while True:
+        extra = {"explain": True} if body.explain_requested and cursor is None else {}
+        last = platform.queries.run_json(principal, query=text, namespace=namespace, dataset=dataset,
+                                         include_metadata=True, limit=QUERY_PAGE_ROWS, cursor=cursor, **extra)
+        first = first or last
+        rows += last.get("rows", [])
+        cursor = last.get("next_cursor")
+        if len(rows) > MAX_QUERY_ROWS:
+            raise ResultTooLarge(f"the result has more than {MAX_QUERY_ROWS} rows, more than this API answers at "
+                                 "once: narrow it (WHERE, LIMIT), or page it with runyard's POST /api/v1/query",
+                                 details={"max_rows": MAX_QUERY_ROWS})
+        if cursor is None:
+            break
+    starting = f"{namespace}.{dataset}" if dataset else None
+    out: dict[str, Any] = {
+        "data": rows, "resultType": "Rows",
+        "metadata": {"count": len(rows), "executedQuery": text, "originalQuery": body.query,
+                     "startingDataset": starting, "finalDataset": starting, "columns": first.get("columns")}}
+    if first.get("explain") is not None:
+        out["explain"] = first["explain"]
+    return out
+
+
+@router.post("/query")
+async def query_data(body: QueryBody, platform: PlatformDep, principal: PrincipalDep) -> dict:
+    if body.natural_language_query:
+        raise not_served("natural-language queries (`naturalLanguageQuery`)")
+    return await in_thread(_query, platform, principal, body)
+
+
+# -- the key's user, tokens, usage --------------------------------------------------------------
+@router.get("/user/me")
+async def current_user(platform: PlatformDep, principal: PrincipalDep) -> dict:
+    me = await in_thread(platform.users.me, principal)
+    return {"id": me.get("id") or principal.user_id, "username": me.get("username"),
+            "name": me.get("display_name"), "email": me.get("email"), "role": me.get("role"),
+            "tokenId": principal.token_id, "restricted": principal.restricted}
+
+
+def user_token(view: dict[str, Any]) -> dict[str, Any]:
+    return {"id": view["id"], "name": view["name"], "created_at": view["created_at"],
+            "expires_at": view.get("expires_at") or NEVER, "last_used_at": view.get("last_used_at"),
+            "token": view.get("key"), "role": view.get("role"), "prefix": view.get("prefix")}
+
+
+@router.get("/user/tokens")
+async def list_tokens(platform: PlatformDep, principal: PrincipalDep) -> list:
+    listed = await in_thread(all_pages, platform.tokens.list, principal)
+    return [user_token(v) for v in listed]
+
+
+def _grant_access(platform: Platform, principal: Principal, namespace: str, dataset: str | None) -> str:
+    """A DataLinks restriction lets the token read and write what it names: write, unless the
+    calling key is itself restricted to reading it (a key never mints more than it holds)."""
+    if not principal.grants:
+        return "write"
+    mine = platform.tokens.get(principal, principal.token_id)["restrictions"]["grants"]
+    reaching = [g for g in mine if g["namespace"] == namespace and g.get("dataset") in (None, dataset)]
+    return "write" if any(g["access"] == "write" for g in reaching) or not reaching else "read"
+
+
+def _add_token(platform: Platform, principal: Principal, body: TokenBody) -> dict[str, Any]:
+    grants = []
+    for entry in body.access_restricted_to or []:
+        if entry.username != SELF and entry.username != principal.username:
+            try:
+                namespace_of(platform, principal, entry.username, entry.namespace)
+            except NotFound:
+                raise ValidationFailed(f"no such namespace: {entry.username}/{entry.namespace}",
+                                       code="namespace_not_found",
+                                       details={"field": "accessRestrictedTo"}) from None
+        grant: dict[str, Any] = {"namespace": entry.namespace,
+                                 "access": _grant_access(platform, principal, entry.namespace, entry.dataset)}
+        if entry.dataset:
+            grant["dataset"] = entry.dataset
+        grants.append(grant)
+    expires_at = None
+    if body.expires_at:
+        try:
+            expires_at = parse_rfc3339(body.expires_at)
+        except ValueError:
+            raise ValidationFailed("expires_at is an ISO 8601 timestamp", details={"field": "expires_at"}) from None
+    restrictions = {"tools": [], "grants": grants} if grants else None
+    return platform.tokens.create(principal, name=body.name, role=principal.role, expires_at=expires_at,
+                                  restrictions=restrictions)
+
+
+@router.post("/user/token", status_code=201)
+async def add_token(body: TokenBody, platform: PlatformDep, principal: PrincipalDep) -> dict:
+    return user_token(await in_thread(_add_token, platform, principal, body))
+
+
+@router.delete("/user/token/{token_id}", status_code=204)
+async def delete_token(token_id: str, platform: PlatformDep, principal: PrincipalDep) -> Response:
+    await in_thread(platform.tokens.delete, principal, token_id)
+    return Response(status_code=204)
+
+
+def _token_permissions(platform: Platform, principal: Principal, token_id: str) -> dict[str, Any]:
+    view = platform.tokens.get(principal, token_id)
+    restrictions = view.get("restrictions") or {}
+    owners: dict[str, str] = {}
+    entries = []
+    for grant in restrictions.get("grants") or []:
+        ns = grant["namespace"]
+        if ns not in owners:
+            try:
+                owners[ns] = platform.namespaces.get(principal, ns).get("owner") or SELF
+            except NotFound:  # gone, or out of the caller's sight
+                owners[ns] = SELF
+        entries.append({"username": owners[ns], "namespace": ns, "dataset": grant.get("dataset"),
+                        "access": grant.get("access")})
+    return {"restricted": bool(entries or restrictions.get("tools")), "permissions": entries,
+            "tools": restrictions.get("tools") or []}
+
+
+@router.get("/user/tokens/{token_id}/permissions")
+async def list_token_permissions(token_id: str, platform: PlatformDep, principal: PrincipalDep) -> dict:
+    return await in_thread(_token_permissions, platform, principal, token_id)
+
+
+def _instant(value: str | None, field: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return parse_rfc3339(value)
+    except ValueError:
+        raise ValidationFailed(f"{field} is an ISO 8601 timestamp", details={"field": field}) from None
+
+
+@router.get("/user/usage/by-day")
+async def usage_by_day(platform: PlatformDep, principal: PrincipalDep, onOrAfter: str | None = None,  # noqa: N803
+                       before: str | None = None, timeZoneForAggregation: str = "UTC") -> dict:  # noqa: N803
+    days = await in_thread(platform.usage.daily, principal, start=_instant(onOrAfter, "onOrAfter"),
+                           end=_instant(before, "before"), timezone=timeZoneForAggregation)
+    by_day: dict[str, dict[str, float]] = {}
+    for entry in days:
+        by_day.setdefault(entry["day"], {})[entry["kind"]] = entry["quantity"]
+    # runyard meters its own work, not LLM tokens: those are 0, its measures ride along.
+    return {"data": [{"date": day, "tokensUsed": 0, "costUSD": 0.0, "usage": usage}
+                     for day, usage in sorted(by_day.items())],
+            "meta": {"timeZoneForAggregation": timeZoneForAggregation}}
+
+
+@router.get("/user/usage/history")
+async def usage_history(platform: PlatformDep, principal: PrincipalDep, onOrAfter: str | None = None,  # noqa: N803
+                        before: str | None = None, pageSize: int = 25,  # noqa: N803
+                        pageCursor: str | None = None) -> dict:  # noqa: N803
+    cursor = None
+    if pageCursor:
+        try:
+            cursor = json.loads(pageCursor).get("lastObservationId")
+        except (ValueError, AttributeError):
+            raise ValidationFailed("pageCursor is the meta.pageCursor of a previous page",
+                                   code="invalid_cursor") from None
+    page = await in_thread(platform.usage.events, principal, start=_instant(onOrAfter, "onOrAfter"),
+                           end=_instant(before, "before"), cursor=cursor, limit=min(max(pageSize, 1), 1000))
+    data = [{"timestamp": e["created_at"], "tokensUsed": 0, "costUSD": 0.0, "kind": e["kind"],
+             "quantity": e["quantity"], "refId": e.get("ref_id")} for e in page.items]
+    next_cursor = None
+    if page.next_cursor and data:
+        next_cursor = {"lastStartTime": data[-1]["timestamp"], "lastObservationId": page.next_cursor}
+    return {"data": data, "meta": {"pageSize": pageSize, "pageCursor": next_cursor}}
+
+
+# -- namespace shares (runyard's members) -------------------------------------------------------
+ROLE_ACCESS = {"viewer": "read", "editor": "write"}
+
+
+def _access_of(role: str) -> str:
+    if role not in ROLE_ACCESS:
+        raise ValidationFailed("role is viewer or editor", details={"field": "role"})
+    return ROLE_ACCESS[role]
+
+
+@router.get("/permissions/namespaces/{username}/{namespace}/shares")
+async def list_namespace_shares(username: str, namespace: str, platform: PlatformDep,
+                                principal: PrincipalDep) -> list:
+    members = await in_thread(_on_dataset, platform, principal, username, namespace, platform.namespaces.members)
+    return [{"username": m["username"], "role": "editor" if m["access"] == "write" else "viewer"} for m in members]
+
+
+@router.post("/permissions/namespaces/{username}/{namespace}/shares", status_code=204)
+async def share_namespace(username: str, namespace: str, body: ShareBody, platform: PlatformDep,
+                          principal: PrincipalDep) -> Response:
+    access = _access_of(body.role)
+    await in_thread(_on_dataset, platform, principal, username, namespace, platform.namespaces.set_member,
+                    username=body.username, access=access)
+    return Response(status_code=204)
+
+
+@router.delete("/permissions/namespaces/{username}/{namespace}/shares", status_code=204)
+async def revoke_namespace_share(username: str, namespace: str, body: ShareBody, platform: PlatformDep,
+                                 principal: PrincipalDep) -> Response:
+    _access_of(body.role)
+    await in_thread(_on_dataset, platform, principal, username, namespace, platform.namespaces.remove_member,
+                    body.username)
+    return Response(status_code=204)
+
+
+# -- not served --------------------------------------------------------------------------------
+def _refusal(message: str | None, feature: str) -> Callable[..., Coroutine[Any, Any, None]]:
+    async def refuse(principal: PrincipalDep) -> None:  # authenticated first: no key is 401, not 501
+        if message is not None:
+            raise NotServed(message, details={"feature": feature})
+        raise not_served(feature)
+
+    return refuse
+
+
+_DATASET_SHARES = ("runyard shares whole namespaces, not single datasets: share the namespace "
+                   "(share_namespace_access), or give a token restricted to the dataset (add_token)")
+_FILE_SESSIONS = ("multi-file upload sessions (/file-upload) are not served: upload each file with "
+                  "prepare_multipart_upload / finish_multipart_upload")
+NOT_SERVED: list[tuple[str, str, str, str | None]] = [
+    ("POST", "/links/add", "links (add_link)", None),
+    ("POST", "/links/preview/{username}/{namespace}/{dataset}", "links (preview_links)", None),
+    ("GET", "/links/{username}/{namespace}/{dataset}", "links (load_links)", None),
+    ("POST", "/links/{username}/{namespace}/{dataset}", "links (rebuild_links)", None),
+    ("POST", "/ontology/curate-links", "ontology curation (curate_links)", None),
+    ("GET", "/ontology/{username}/{namespace}/{dataset}", "the ontology (get_ontology)", None),
+    ("POST", "/ontology/{username}/{namespace}/{dataset}", "the ontology (save_ontology)", None),
+    ("POST", "/query/autorag", "natural-language answers (autorag)", None),
+    ("POST", "/query/ask", "natural-language answers (ask)", None),
+    ("GET", "/query/runs/{run_id}", "agent runs (get_agent_run_status)", None),
+    ("DELETE", "/query/runs/{run_id}", "agent runs (delete_agent_run)", None),
+    ("POST", "/query/runs/{run_id}/resume", "agent runs (resume_agent_run)", None),
+    ("POST", "/query/runs/{run_id}/feedback", "agent runs (submit_agent_run_feedback)", None),
+    ("GET", "/query/conversations", "conversations (list_conversations)", None),
+    ("GET", "/query/conversations/{conversation_id}", "conversations (get_conversation)", None),
+    ("POST", "/infer/description", "LLM description inference (infer_dataset_description)", None),
+    ("POST", "/infer/schema", "LLM schema inference (infer_schema)", None),
+    ("POST", "/infer/preview", "pipeline previews (preview_ingest)", None),
+    ("POST", "/agents/{username}/{namespace}/{dataset}/requestCleaning", "cleaning agents (request_cleaning)", None),
+    ("GET", "/agents/cleaning/{cleaning_task_id}/code", "cleaning agents (get_cleaning_code)", None),
+    ("GET", "/a2a", "A2A agents", None),
+    ("POST", "/a2a/{agent_name}", "A2A agents", None),
+    ("GET", "/a2a/{agent_name}/.well-known/agent-card.json", "A2A agents", None),
+    ("GET", "/permissions/datasets/{username}/{namespace}/{dataset}/shares", "dataset shares", _DATASET_SHARES),
+    ("POST", "/permissions/datasets/{username}/{namespace}/{dataset}/shares", "dataset shares", _DATASET_SHARES),
+    ("DELETE", "/permissions/datasets/{username}/{namespace}/{dataset}/shares", "dataset shares", _DATASET_SHARES),
+    ("POST", "/file-upload/prepare", "file-upload sessions", _FILE_SESSIONS),
+    ("GET", "/file-upload/{session_id}/files", "file-upload sessions", _FILE_SESSIONS),
+    ("POST", "/file-upload/{session_id}/files/{file_id}/finish", "file-upload sessions", _FILE_SESSIONS),
+    ("POST", "/file-upload/{session_id}/abort", "file-upload sessions", _FILE_SESSIONS),
+]
+for _method, _path, _feature, _message in NOT_SERVED:
+    router.add_api_route(_path, _refusal(_message, _feature), methods=[_method], status_code=501,
+                         name=f"not_served {_method} {_path}")
