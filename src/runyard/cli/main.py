@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from . import auth, generate, runs, secrets, sets, templates, tokens, tools
+from . import auth, data, generate, runs, secrets, sets, templates, tokens, tools
 from ._context import STATE
 from ._output import Exit, fail
 
@@ -63,6 +63,8 @@ def _register_groups() -> None:
     app.add_typer(templates.app, name="templates")
     app.add_typer(sets.app, name="sets")
     app.command("generate")(generate.generate)
+    app.add_typer(data.app, name="data")
+    app.add_typer(data.users_app, name="users")
 
 
 def _missing_server(name: str, reason: str) -> Any:

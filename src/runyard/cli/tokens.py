@@ -7,11 +7,12 @@ from typing import Annotated
 import typer
 
 from runyard.sdk.models import Token
+from runyard.sdk.resources.tokens import parse_grant
 
 from ._context import client
 from ._output import JSON_HELP, handle_errors, note, outcome, print_json, stdout, table
 
-app = typer.Typer(help="Manage API tokens (admin only).", no_args_is_help=True)
+app = typer.Typer(help="Manage API tokens.", no_args_is_help=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 
@@ -25,16 +26,24 @@ def create(
         str | None, typer.Option("--expires-at", help="RFC 3339 time, e.g. 2030-01-01T00:00:00Z.")
     ] = None,
     tool: Annotated[list[str] | None, typer.Option("--tool", help="Restrict to this tool (repeatable).")] = None,
-    namespace: Annotated[
-        list[str] | None, typer.Option("--namespace", help="Restrict to this namespace (repeatable).")
+    grant: Annotated[
+        list[str] | None,
+        typer.Option("--grant", help="Restrict its data to NS[/DS][:read|write] (repeatable; read by default)."),
     ] = None,
+    user: Annotated[str | None, typer.Option("--user", help="Whose key it is (admins; default: yours).")] = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Create a token; its key is printed this once."""
     if role not in ("admin", "member", "viewer"):
         raise typer.BadParameter("must be admin, member or viewer", param_hint="--role")
+    grants = []
+    for text in grant or []:
+        try:
+            grants.append(parse_grant(text))
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--grant") from None
     t = client().tokens.create(
-        name, role=role, expires_at=expires_at, tools=tool or None, namespaces=namespace or None  # type: ignore[arg-type]
+        name, role=role, expires_at=expires_at, tools=tool or None, grants=grants or None, user=user  # type: ignore[arg-type]
     )
     if json_output:
         print_json(t)
@@ -56,9 +65,16 @@ def list_tokens(json_output: JsonOpt = False) -> None:
 
 
 def _restrictions(t: Token) -> str:
-    if t.restrictions is None:
+    """``tools: a, b; data: ns/ds (write), ns2 (read)``: what narrows the key, if anything."""
+    r = t.restrictions
+    if r is None:
         return ""
-    parts = [f"{k}: {', '.join(v)}" for k, v in t.restrictions.to_dict().items() if v]
+    parts = []
+    if r.tools:
+        parts.append("tools: " + ", ".join(r.tools))
+    if r.grants:
+        parts.append("data: " + ", ".join(
+            f"{g.namespace}{'/' + g.dataset if g.dataset else ''} ({g.access})" for g in r.grants))
     return "; ".join(parts)
 
 
@@ -70,8 +86,26 @@ def get(token_id: Annotated[str, typer.Argument()], json_output: JsonOpt = False
     if json_output:
         print_json(t)
         return
-    stdout().print(table(["ID", "NAME", "ROLE", "PREFIX", "EXPIRES", "LAST USED"],
-                         [[t.id, t.name, t.role, t.prefix, t.expires_at, t.last_used_at]]))
+    stdout().print(table(["ID", "NAME", "ROLE", "PREFIX", "USER", "RESTRICTIONS", "EXPIRES", "LAST USED"],
+                         [[t.id, t.name, t.role, t.prefix, t.user_id, _restrictions(t), t.expires_at,
+                           t.last_used_at]]))
+
+
+@app.command("permissions")
+@handle_errors
+def permissions(token_id: Annotated[str, typer.Argument()], json_output: JsonOpt = False) -> None:
+    """What a token may do: its role, tools and access to each namespace it reaches."""
+    p = client().tokens.permissions(token_id)
+    if json_output:
+        print_json(p)
+        return
+    note(f"Token {p.token_id} of user [bold]{p.user or '?'}[/bold], role {p.role}; "
+         f"tools: {', '.join(p.tools) if p.tools is not None else 'all'}")
+    rows = []
+    for ns in p.namespaces:
+        rows.append([ns.namespace, "", ns.access or ""])
+        rows.extend([ns.namespace, ds, access] for ds, access in sorted(ns.datasets.items()))
+    stdout().print(table(["NAMESPACE", "DATASET", "ACCESS"], rows))
 
 
 @app.command("delete")

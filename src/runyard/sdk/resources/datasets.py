@@ -701,6 +701,7 @@ class DatasetsAPI:
         namespace: str | None = None,
         dataset: str | None = None,
         include_metadata: bool = False,
+        limit: int | None = None,
         timeout_s: float | None = None,
         timeout: Timeout = None,
     ) -> Plan[pyarrow.Table]:
@@ -712,7 +713,7 @@ class DatasetsAPI:
         except ImportError as exc:
             raise ImportError("query_arrow needs pyarrow, which the runyard SDK does not install: "
                               "pip install pyarrow (or use query / query_to)", name="pyarrow") from exc
-        opts = _query_request(sql, namespace, dataset, include_metadata, False, "arrow", None, None, timeout_s,
+        opts = _query_request(sql, namespace, dataset, include_metadata, False, "arrow", limit, None, timeout_s,
                               timeout)
         stream = yield Open(opts)
         buffer = bytearray()
@@ -730,6 +731,7 @@ class DatasetsAPI:
         namespace: str | None = None,
         dataset: str | None = None,
         include_metadata: bool = False,
+        limit: int | None = None,
         timeout_s: float | None = None,
         timeout: Timeout = None,
     ) -> Plan[int]:
@@ -738,7 +740,7 @@ class DatasetsAPI:
         A path is written to a temporary sibling first, so a failure leaves no partial file."""
         if format not in ("csv", "ndjson", "parquet", "arrow"):
             raise ValueError(f"format must be csv, ndjson, parquet or arrow, not {format!r}")
-        opts = _query_request(sql, namespace, dataset, include_metadata, False, format, None, None, timeout_s,
+        opts = _query_request(sql, namespace, dataset, include_metadata, False, format, limit, None, timeout_s,
                               timeout)
         stream = yield Open(opts)
         written = 0
