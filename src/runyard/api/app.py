@@ -28,6 +28,7 @@ from runyard.api import (
     users,
 )
 from runyard.api.accesslog import access_log
+from runyard.api.compat import datalinks as compat_datalinks
 from runyard.api.fastlane import FastLane
 from runyard.api.guard import BodyGuard
 from runyard.api.responses import JSON
@@ -108,6 +109,7 @@ def create_fastapi(platform: Platform, *, lifespan_hooks: list[Any] | None = Non
                    usage):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(users.login_router, prefix=API_PREFIX)
+    app.include_router(compat_datalinks.router, prefix=compat_datalinks.PREFIX)  # DataLinks' client, unchanged
     openapi.install(app)  # bearer security in the schema; /docs from the package
     return app
 
