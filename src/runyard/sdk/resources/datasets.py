@@ -37,6 +37,7 @@ from ..errors import (
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
+    ConflictError,
     RateLimitError,
     ServerError,
     ValidationError,
@@ -156,6 +157,17 @@ def _backoff(attempt: int, exc: Exception | None = None) -> float:
 
 #: Failures worth sending the same batch again for (with the same Idempotency-Key).
 _TRANSIENT = (APIConnectionError, ServerError, RateLimitError)
+#: Conflicts that pass: the batch's first attempt still running or just failed, writers racing.
+_TRANSIENT_CONFLICTS = frozenset({"ingestion_in_progress", "idempotency_retry", "dataset_busy"})
+
+
+def _transient(exc: Exception) -> bool:
+    if isinstance(exc, _TRANSIENT):
+        return True
+    if isinstance(exc, ConflictError):
+        details = exc.details if isinstance(exc.details, dict) else {}
+        return exc.code in _TRANSIENT_CONFLICTS or details.get("retryable") is True
+    return False
 
 
 def _failures_from(exc: ValidationError, start: int, batch: list[Any]) -> list[RowFailure] | None:
@@ -413,7 +425,9 @@ class DatasetsAPI:
                 outcome.attempts += 1
                 try:
                     answer = RowsIngested.model_validate((yield Send(opts)).json())
-                except _TRANSIENT as exc:
+                except (*_TRANSIENT, ConflictError) as exc:
+                    if not _transient(exc):
+                        raise
                     if outcome.attempts < max_attempts:
                         yield Sleep(_backoff(outcome.attempts, exc))
                         continue
