@@ -25,15 +25,20 @@ class WorkerHook:
         self.platform = platform
         self.slots = slots
         self.worker: Any = None
+        self.data_worker: Any = None
 
     async def start(self, app: Any) -> None:
+        from runyard.worker.data import DataWorker
         from runyard.worker.supervisor import Worker
         self.worker = Worker(self.platform, self.slots)
         self.worker.start()
+        self.data_worker = DataWorker(self.platform, data_slots(self.slots))
+        self.data_worker.start()
 
     async def stop(self, app: Any) -> None:
         if self.worker is not None:
             self.worker.stop()
+            self.data_worker.stop()
 
 
 class ReaperHook:
@@ -71,6 +76,11 @@ class SettledHeapHook:
 
     async def stop(self, app: Any) -> None:
         pass
+
+
+def data_slots(run_slots: int) -> int:
+    """File ingestions a worker node parses at once: each may use a few cores itself."""
+    return max(1, min(2, run_slots // 4))
 
 
 def settle_heap() -> None:
@@ -122,11 +132,14 @@ def run_worker(settings: Settings, *, log_level: str = "info") -> None:
     from runyard.worker.supervisor import Worker
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     platform = Platform(settings)
+    from runyard.worker.data import DataWorker
     worker = Worker(platform, max(1, settings.worker_slots))
+    data_worker = DataWorker(platform, data_slots(worker.slots))
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     worker.start()
+    data_worker.start()
     settle_heap()
     print(f"runyard: worker {worker.id} with {worker.slots} slots "
           f"(database {'postgresql' if platform.db.is_postgres else 'sqlite'})", file=sys.stderr)
@@ -134,4 +147,5 @@ def run_worker(settings: Settings, *, log_level: str = "info") -> None:
         stop.wait()
     finally:
         worker.stop()
+        data_worker.stop()
         platform.close()

@@ -15,13 +15,17 @@ from runyard.events import EventHub
 from runyard.ids import new_id
 from runyard.services.datasets import DatasetService
 from runyard.services.errors import ValidationFailed
+from runyard.services.ingestions import IngestionService
 from runyard.services.namespaces import NamespaceService
+from runyard.services.queries import QueryService
 from runyard.services.runs import RunService
+from runyard.services.sandboxed import SandboxedJobs
 from runyard.services.secrets import SecretService, load_cipher
 from runyard.services.synth_sets import SetService
 from runyard.services.templates import TemplateService
 from runyard.services.tokens import TokenService, generate_key
 from runyard.services.tools import ToolService
+from runyard.services.uploads import UploadService
 from runyard.services.usage import UsageRecorder, UsageService
 from runyard.services.users import UserService
 from runyard.services.workers import WorkerRegistry
@@ -58,6 +62,16 @@ class Platform:
         retention = timedelta(seconds=settings.cursor_ttl_s + settings.query_timeout_s + 60)
         self.datasets = DatasetService(self.db, self.blobs, self.namespaces, self.usage_recorder,
                                        storage_quota_bytes=settings.storage_quota_bytes, retention=retention)
+        signing_key = load_signing_key(settings.data_dir)
+        self.jobs = SandboxedJobs(lambda: self.executor, settings.data_dir / "work")
+        self.ingestions = IngestionService(self.db, self.blobs, self.datasets, self.jobs, self.usage_recorder,
+                                           memory_mb=settings.ingest_memory_mb, timeout_s=settings.ingest_timeout_s,
+                                           lease_s=max(30.0, settings.lease_s))
+        self.uploads = UploadService(self.db, self.blobs, self.datasets, self.ingestions, signing_key,
+                                     ttl=timedelta(seconds=settings.upload_ttl_s))
+        self.queries = QueryService(self.db, self.datasets, self.jobs, self.usage_recorder, signing_key,
+                                    timeout_s=settings.query_timeout_s, memory_mb=settings.query_memory_mb,
+                                    temp_mb=settings.query_temp_mb, row_cap=settings.query_row_cap)
         self.secrets = SecretService(self.db, self.cipher)
         self.tools = ToolService(self.db, self.blobs, settings.data_dir / "cache" / "code", self._infer_schema)
         self.runs = RunService(self.db, self.blobs, self.tools, self.secrets, self.hub,
@@ -145,6 +159,26 @@ class Platform:
             self._executor.close()
         self.runs.commits.close()
         self.db.dispose()
+
+
+def load_signing_key(data_dir: Path) -> bytes:
+    """The key that signs upload part URLs and query cursors: ``<data-dir>/signing-key``
+    (32 random bytes, mode 0600), made on first start."""
+    path = data_dir / "signing-key"
+    if not path.exists():
+        # Written whole under a temp name, then linked: a node starting at the same time
+        # reads either no file or the whole key, never half of one.
+        tmp = data_dir / f".signing-key-{os.getpid()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(os.urandom(32))
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_bytes()
 
 
 def sandbox_config(settings: Settings) -> SandboxConfig:

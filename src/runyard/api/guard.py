@@ -33,6 +33,7 @@ from runyard.api.responses import render_json
 from runyard.services.errors import DomainError, PayloadTooLarge
 from runyard.services.runs import MAX_FILE_BYTES
 from runyard.services.tool_source import MAX_SOURCE_BYTES
+from runyard.services.uploads import MAX_PART
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -42,9 +43,25 @@ API_PREFIX = "/api/v1/"
 MAX_SOURCE_UPLOAD_BYTES = MAX_SOURCE_BYTES + 1024 * 1024
 # ... and a run's input files (each at most MAX_FILE_BYTES).
 MAX_UPLOAD_BYTES = 2 * MAX_FILE_BYTES
+PARTS_PREFIX = "/api/v1/uploads/"
+# A file ingested in one request (larger ones go through multipart uploads).
+MAX_DATA_FILE_BYTES = MAX_FILE_BYTES
 
 
-def body_limit(path: str, content_type: bytes) -> int:
+def is_signed_part(method: str, path: str) -> bool:
+    """A part of a multipart upload, PUT to its signed URL: authorized by the signature (the
+    route checks it before reading the body), not by a bearer key."""
+    if method != "PUT" or not path.startswith(PARTS_PREFIX):
+        return False
+    rest = path[len(PARTS_PREFIX):].split("/")
+    return len(rest) == 3 and rest[1] == "parts"
+
+
+def body_limit(path: str, content_type: bytes, method: str = "POST") -> int:
+    if is_signed_part(method, path):
+        return MAX_PART
+    if path.endswith("/files") and content_type.startswith(b"multipart/form-data"):
+        return MAX_DATA_FILE_BYTES
     if not content_type.startswith(b"multipart/form-data"):
         return MAX_JSON_BYTES
     return MAX_SOURCE_UPLOAD_BYTES if path.startswith("/api/v1/tools") else MAX_UPLOAD_BYTES
@@ -103,18 +120,19 @@ class BodyGuard:
             return
         state = scope.setdefault("state", {})
         path = scope["path"]
-        limit = body_limit(path, content_type)
+        method = scope.get("method", "")
+        limit = body_limit(path, content_type, method)
         try:
             if length > limit:
                 raise too_large(limit)
-            if path.startswith(API_PREFIX):
+            if path.startswith(API_PREFIX) and not is_signed_part(method, path):
                 fastapi_state = self.app.state
                 await authenticate(fastapi_state.platform, fastapi_state.rate_limiter,
                                    authorization.decode("latin-1"), state)
         except DomainError as exc:
             await send_error(send, state, exc, close=True)
             return
-        if _is_json(content_type):
+        if _is_json(content_type) and not is_signed_part(method, path):
             await self._json(scope, receive, send, state, limit)
         else:
             await self._streamed(scope, receive, send, state, limit)

@@ -53,6 +53,8 @@ _DESCRIPTIONS = {
     413: "The request body is too large (`payload_too_large`).",
     415: "Unsupported media type (`unsupported_media_type`).",
     429: "Rate limit reached (`rate_limited`); retry after `Retry-After` seconds.",
+    500: "The work failed on the server's side (`job_failed`, ...).",
+    507: "The server has no room to store this (`insufficient_storage`).",
 }
 _HEADERS: dict[int, dict[str, Any]] = {
     429: {"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}},

@@ -714,6 +714,9 @@ class Executor:
             policy["write_root"] = str(req.workdir.parent)  # checked by submit: one version's dir
         read = [str(Path(req.python).parent.parent)] if req.python else []  # the tool's virtualenv
         read += req.read_paths
+        if execution._group is not None:
+            # Its own groups' limits, which runtimes such as DuckDB read to size themselves.
+            read += [str(Path(procs).parent) for procs in execution._group.procs]
         if read:
             policy["read"] = read
         return policy

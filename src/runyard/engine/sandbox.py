@@ -133,7 +133,10 @@ ETC_FILES = (
 )
 SYSTEM_DIRS = ("/usr", "/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin", "/sys/devices/system/cpu")
 PROC_FILES = ("/proc/meminfo", "/proc/cpuinfo", "/proc/stat", "/proc/loadavg", "/proc/version",
-              "/proc/sys/kernel/random", "/proc/sys/vm/overcommit_memory")
+              "/proc/sys/kernel/random", "/proc/sys/vm/overcommit_memory",
+              # CPU quota files, which runtimes (DuckDB, the JVM, Go) read to size their thread pools.
+              "/sys/fs/cgroup/cpu.max", "/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/cpu.cfs_period_us",
+              "/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us")
 DEV_RW = ("/dev/null", "/dev/zero", "/dev/full")
 DEV_READ = ("/dev/random", "/dev/urandom")
 

@@ -1,0 +1,78 @@
+"""The data side of a worker: file ingestions, and the upkeep of stored datasets.
+
+One thread per slot claims pending ingestions and processes them (each parses in the
+sandbox); one upkeep thread requeues ingestions whose worker died, compacts datasets with
+many small parts, expires unfinished uploads and deletes retired parts once no query can
+still read them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+from runyard.ids import new_id
+
+if TYPE_CHECKING:
+    from runyard.wiring import Platform
+
+log = logging.getLogger(__name__)
+UPKEEP_S = 10.0
+
+
+class DataWorker:
+    def __init__(self, platform: Platform, slots: int = 1) -> None:
+        self.platform = platform
+        self.slots = max(1, slots)
+        self.id = new_id("wrk")
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for n in range(self.slots):
+            self._threads.append(threading.Thread(target=self._ingest_loop, name=f"runyard-ingest-{n}", daemon=True))
+        self._threads.append(threading.Thread(target=self._upkeep_loop, name="runyard-data-upkeep", daemon=True))
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self.platform.ingestions.wakeup.set()
+        for thread in self._threads:
+            thread.join(timeout)
+
+    def _ingest_loop(self) -> None:
+        ingestions = self.platform.ingestions
+        while not self._stop.is_set():
+            try:
+                row = ingestions.claim(self.id)
+            except Exception:
+                log.exception("claiming an ingestion failed")
+                row = None
+            if row is None:
+                ingestions.wakeup.wait(1.0)
+                ingestions.wakeup.clear()
+                continue
+            ingestions.process(row, self.id)
+
+    def _upkeep_loop(self) -> None:
+        while not self._stop.wait(UPKEEP_S):
+            self.upkeep()
+
+    def upkeep(self) -> None:
+        platform = self.platform
+        for name, task in (("reaping ingestions", platform.ingestions.reap),
+                           ("expiring uploads", platform.uploads.expire),
+                           ("sweeping retired parts", platform.datasets.sweep)):
+            try:
+                task()
+            except Exception:
+                log.exception("%s failed", name)
+        try:
+            for dataset_id in platform.datasets.compaction_candidates():
+                if self._stop.is_set():
+                    return
+                platform.datasets.compact(dataset_id)
+        except Exception:
+            log.exception("compaction failed")
