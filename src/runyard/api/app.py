@@ -14,6 +14,7 @@ from runyard.api import (
     datasets,
     errors,
     health,
+    ingest,
     landing,
     namespaces,
     openapi,
@@ -106,9 +107,10 @@ def create_fastapi(platform: Platform, *, lifespan_hooks: list[Any] | None = Non
     app.include_router(health.router)
     app.include_router(landing.router)  # `/`: where the docs and the CLI are
     for module in (runs, run_batches, tools, tokens, secrets, templates, sets, users, namespaces, datasets,
-                   usage):
+                   ingest, usage):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(users.login_router, prefix=API_PREFIX)
+    app.include_router(ingest.parts_router, prefix=API_PREFIX)
     app.include_router(compat_datalinks.router, prefix=compat_datalinks.PREFIX)  # DataLinks' client, unchanged
     openapi.install(app)  # bearer security in the schema; /docs from the package
     return app
