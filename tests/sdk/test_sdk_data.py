@@ -46,9 +46,9 @@ def ns(client: Client, unique: str) -> str:
 def _csv(path: Path, rows: int, *, start: int = 0) -> Path:
     with path.open("w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["id", "city", "amount"])
+        w.writerow(["id", "city", "amount", "note"])
         for i in range(start, start + rows):
-            w.writerow([i, f"city{i % 7}", f"{i * 1.5:.2f}"])
+            w.writerow([i, f"city{i % 7}", f"{i * 1.5:.2f}", f"a note of some length for row {i}"])
     return path
 
 
@@ -236,7 +236,8 @@ def test_file_ingestion_wait_rejects_and_records(client: Client, ns: str, tmp_pa
     assert done.processed_rows is not None and done.processed_rows >= 3
     assert client.datasets.get(ns, "sales").rows == done.processed_rows
     rejects = list(client.datasets.rejects(done))
-    assert all(r.line >= 2 and r.reason for r in rejects) and len(rejects) == done.failed_rows
+    assert [(r.line, r.text) for r in rejects] == [(3, "2,Porto"), (5, "4,Braga,2,extra,fields")]
+    assert all(r.reason for r in rejects)
 
     listed = client.datasets.ingestions(ns, "sales", limit=5)
     assert listed[0].id == ing.id
@@ -362,7 +363,9 @@ def test_query_to_files_and_arrow(client: Client, sales: str, tmp_path: Path) ->
     sql = f'SELECT id, city, amount FROM "{ns}"."sales" ORDER BY id'
     written = client.datasets.query_to(sql, tmp_path / "out.csv", format="csv")
     text = (tmp_path / "out.csv").read_text()
-    assert written == len(text.encode()) and text.splitlines()[0] == "id,city,amount" and len(text.splitlines()) == 251
+    lines = list(csv.reader(text.splitlines()))
+    assert written == len(text.encode()) and lines[0] == ["id", "city", "amount"] and len(lines) == 251
+    assert lines[1] == ["0", "c0", "0"] or lines[1] == ["0", "c0", "0.0"]
     buf = io.BytesIO()
     client.datasets.query_to(sql, buf, format="ndjson", limit=5)
     assert [json.loads(line)["id"] for line in buf.getvalue().splitlines()] == [0, 1, 2, 3, 4]
