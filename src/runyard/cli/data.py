@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -200,6 +201,30 @@ def _upload_with_bar(path: Path, namespace: str, dataset: str, show: bool, **kwa
         return datasets.upload(path, namespace, dataset, progress=progress, **kwargs)
 
 
+#: On a terminal the wait is cut into long-polls this long, to refresh the progress bar.
+PROGRESS_REFRESH_S = 1.0
+
+
+def _wait_with_bar(ing: Ingestion, ref: str, timeout: float | None) -> Ingestion:
+    """Wait (by server long-polls) while a bar on stderr shows the bytes the ingestion has read."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
+    datasets = client().datasets
+    with Progress(*columns, console=stderr(), transient=True) as bar:
+        task = bar.add_task(f"ingesting into {ref}", total=ing.expected_total_bytes)
+        while True:
+            left = None if deadline is None else deadline - time.monotonic()
+            chunk = PROGRESS_REFRESH_S if left is None else max(0.0, min(PROGRESS_REFRESH_S, left))
+            try:
+                return datasets.wait(ing.id, timeout=chunk)
+            except WaitTimeoutError:
+                if left is not None and left <= chunk:
+                    raise
+            ing = datasets.ingestion(ing.id)
+            bar.update(task, description=f"ingesting into {ref}: {ing.processed_rows or 0} rows",
+                       completed=ing.processed_bytes or 0, total=ing.expected_total_bytes)
+
+
 @app.command("ingest")
 @handle_errors
 def ingest(
@@ -222,6 +247,11 @@ def ingest(
     options = {k: v for k, v in {"format": format, "delimiter": delimiter}.items() if v is not None}
     show = not json_output and sys.stderr.isatty()
     if file.stat().st_size > UPLOAD_THRESHOLD:
+        # Fail before sending gigabytes, not at the upload's completion.
+        if create:
+            client().namespaces.get(namespace)
+        else:
+            client().datasets.get(namespace, dataset)
         ing = _upload_with_bar(file, namespace, dataset, show, options=options or None, create=create)
     else:
         with spinner(f"Sending {file.name}…", enabled=not json_output):
@@ -230,7 +260,9 @@ def ingest(
         if not json_output:
             note(f"[dim]{ing.id} {ing.status}; waiting…[/dim]")
         try:
-            with spinner(f"Ingesting into {ref}…", enabled=not json_output):
+            if show:
+                ing = _wait_with_bar(ing, ref, timeout)
+            else:
                 ing = client().datasets.wait(ing.id, timeout=timeout)
         except WaitTimeoutError:
             ing = client().datasets.ingestion(ing.id)
