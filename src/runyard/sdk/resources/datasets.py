@@ -578,6 +578,14 @@ class DatasetsAPI:
                      "part_size": upload.part_size, "etags": {}})
         return _UploadJob(file, stat.st_size, upload, upload.key, state, builtins.list(upload.parts))
 
+    def _refresh_urls(self, job: _UploadJob) -> Plan[_UploadJob]:
+        """Fresh signed URLs for the parts not received yet (the old ones expired)."""
+        opts = RequestOptions("POST", f"/uploads/{seg(job.upload.id)}/urls", json={"key": job.key})
+        upload = Upload.model_validate((yield Send(opts)).json())
+        job.upload, job.pending = upload, builtins.list(upload.parts)
+        job.etags.update({p.part_number: p.etag for p in upload.uploaded})
+        return job
+
     def _finish_upload(
         self, job: _UploadJob, namespace: str, dataset: str, name: str | None, create: bool,
         options: Mapping[str, Any] | None, wait: bool | float,
@@ -823,7 +831,8 @@ _UPLOAD_DOC = """Send a file of any size by multipart upload and ingest it into 
         total)`` follows them. A state file under ``~/.cache/runyard/uploads/`` (see
         :func:`upload_state_dir`) records the upload and each part that landed, so running
         the same call again after a crash or a failure sends only the missing parts
-        (``resume=False`` starts over). Once every part is in, the upload is completed and
+        (``resume=False`` starts over); parts whose signed URLs expired meanwhile get
+        fresh ones. Once every part is in, the upload is completed and
         its ingestion starts in the background: the returned :class:`Ingestion`, or, with
         ``wait`` (True, or seconds), the ingestion as it ended. ``options`` override what
         the server sniffs (``format``, ``delimiter``, ``header``, …)."""
@@ -849,7 +858,13 @@ class Datasets(DatasetsAPI, SyncResource):
     ) -> Ingestion:
         file = Path(path).expanduser()
         job = self._run(self._begin_upload(file, part_size, resume))
-        self._send_parts(job, max(1, parallel), progress)
+        try:
+            self._send_parts(job, max(1, parallel), progress)
+        except APIStatusError as exc:
+            if exc.code != "signature_expired":
+                raise
+            job = self._run(self._refresh_urls(job))  # a long upload outlived its URLs: once more
+            self._send_parts(job, max(1, parallel), progress)
         return self._run(self._finish_upload(job, namespace, dataset, name, create, options, wait))
 
     upload.__doc__ = _UPLOAD_DOC
@@ -933,7 +948,13 @@ class AsyncDatasets(DatasetsAPI, AsyncResource):
     ) -> Ingestion:
         file = Path(path).expanduser()
         job = await self._run(self._begin_upload(file, part_size, resume))
-        await self._send_parts(job, max(1, parallel), progress)
+        try:
+            await self._send_parts(job, max(1, parallel), progress)
+        except APIStatusError as exc:
+            if exc.code != "signature_expired":
+                raise
+            job = await self._run(self._refresh_urls(job))  # a long upload outlived its URLs: once more
+            await self._send_parts(job, max(1, parallel), progress)
         return await self._run(self._finish_upload(job, namespace, dataset, name, create, options, wait))
 
     upload.__doc__ = _UPLOAD_DOC
