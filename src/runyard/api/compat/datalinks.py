@@ -533,17 +533,19 @@ async def mark_ingestion_seen(ingestion_id: str, platform: PlatformDep, principa
 
 
 # -- multipart uploads -------------------------------------------------------------------------
-def _prepare(platform: Platform, principal: Principal, username: str, namespace: str, body: PrepareBody,
-             base_url: str) -> dict[str, Any]:
+def _prepare(platform: Platform, principal: Principal, username: str, namespace: str, dataset: str,
+             body: PrepareBody, base_url: str) -> dict[str, Any]:
     namespace_of(platform, principal, username, namespace)  # fail before any byte is sent
-    return platform.uploads.create(principal, filename=body.filename, size=body.size, base_url=base_url)
+    return platform.uploads.create(principal, filename=body.filename, size=body.size, base_url=base_url,
+                                   target={"namespace": namespace, "dataset": dataset})
 
 
 @router.post("/upload/multipart/{username}/{namespace}/{dataset}/prepare")
 async def prepare_multipart_upload(username: str, namespace: str, dataset: str, body: PrepareBody, request: Request,
                                    platform: PlatformDep, principal: PrincipalDep) -> dict:
     # The part URLs are runyard's own signed upload URLs (under /api/v1), so the server's root.
-    upload = await in_thread(_prepare, platform, principal, username, namespace, body, str(request.base_url))
+    upload = await in_thread(_prepare, platform, principal, username, namespace, dataset, body,
+                             str(request.base_url))
     return {"uploadId": upload["id"], "key": upload["key"], "partSize": upload["part_size"],
             "presignedUrls": [{"url": p["url"], "size": p["size"], "partNumber": p["part_number"]}
                               for p in sorted(upload["parts"], key=lambda p: p["part_number"])],
@@ -596,14 +598,13 @@ def _query(platform: Platform, principal: Principal, body: QueryBody) -> dict[st
         check_owner(platform, principal, body.username or SELF, namespace)
     rows: list[dict[str, Any]] = []
     cursor = None
-    first: dict[str, Any] = {}
+    columns: list[Any] = []
     while True:
-        extra = {"explain": True} if body.explain_requested and cursor is None else {}
-        last = platform.queries.run_json(principal, query=text, namespace=namespace, dataset=dataset,
-                                         include_metadata=True, limit=QUERY_PAGE_ROWS, cursor=cursor, **extra)
-        first = first or last
-        rows += last.get("rows", [])
-        cursor = last.get("next_cursor")
+        page = platform.queries.run(principal, query=text, namespace=namespace, dataset=dataset,
+                                    include_metadata=True, format="json", limit=QUERY_PAGE_ROWS, cursor=cursor)
+        columns = columns or page.get("columns") or []
+        rows += page.get("rows", [])
+        cursor = page.get("next_cursor")
         if len(rows) > MAX_QUERY_ROWS:
             raise ResultTooLarge(f"the result has more than {MAX_QUERY_ROWS} rows, more than this API answers at "
                                  "once: narrow it (WHERE, LIMIT), or page it with runyard's POST /api/v1/query",
@@ -614,9 +615,10 @@ def _query(platform: Platform, principal: Principal, body: QueryBody) -> dict[st
     out: dict[str, Any] = {
         "data": rows, "resultType": "Rows",
         "metadata": {"count": len(rows), "executedQuery": text, "originalQuery": body.query,
-                     "startingDataset": starting, "finalDataset": starting, "columns": first.get("columns")}}
-    if first.get("explain") is not None:
-        out["explain"] = first["explain"]
+                     "startingDataset": starting, "finalDataset": starting, "columns": columns}}
+    if body.explain_requested:  # runyard explains in a run of its own (DuckDB's plan, no rows)
+        out["explain"] = platform.queries.run(principal, query=text, namespace=namespace, dataset=dataset,
+                                              explain=True)["explain"]
     return out
 
 
