@@ -4,6 +4,7 @@ client's documentation shows, and the links/LLM methods answering ``not_implemen
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import re
@@ -13,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from datalinks.api import DataLinksAPI, DataLinksRequestError, DLConfig
+from datalinks.api import AsyncDataLinksAPI, DataLinksAPI, DataLinksRequestError, DLConfig
 
 from tests.support.servers import Server
 
@@ -216,6 +217,8 @@ def test_query_data_with_star_sql_and_the_default_query(space: DataLinksAPI) -> 
     bare = space.query_data(f"SELECT count(*) AS n FROM {ds}")  # bare names resolve within the namespace
     assert bare == [{"n": 3}]
     assert space.query_data("DROP TABLE anything") is None  # refused: the client answers None
+    explained = space.query_data("*", explain=True)  # runyard's plan travels beside the rows
+    assert explained is not None and len(explained) == 3
 
 
 # -- multipart uploads and ingestions -------------------------------------------------------------
@@ -376,6 +379,26 @@ def test_ingest_with_an_llm_pipeline_is_refused_not_ignored(space: DataLinksAPI)
     assert result.failed == PEOPLE
     info = space.get_dataset_info()
     assert info is not None and info.metadata.row_count == 0
+
+
+# -- the async client -----------------------------------------------------------------------------
+def test_the_async_client_speaks_the_same_wire(server: Server) -> None:
+    async def main() -> None:
+        config = DLConfig(host=f"{server.base_url}/compat/datalinks", apikey=server.admin_key,
+                          namespace=name("ns"), objectname="people")
+        async with AsyncDataLinksAPI(config) as api:
+            await api.create_space(data_description="async")
+            results = await asyncio.gather(api.ingest(PEOPLE[:2]), api.ingest(PEOPLE[2:]))
+            assert [r.failed for r in results] == [[], []]
+            rows = await api.query_data("*")
+            assert rows is not None and sorted(r["name"] for r in rows) == ["Ada", "Alan", "Grace"]
+            info = await api.get_dataset_info()
+            assert info is not None and info.metadata.row_count == 3
+            with pytest.raises(DataLinksRequestError) as caught:
+                await api.autorag("anything?")
+            assert caught.value.status_code == 501
+
+    asyncio.run(main())
 
 
 # -- every route ----------------------------------------------------------------------------------
