@@ -65,6 +65,20 @@ def test_grants_are_read_from_text_mappings_and_models() -> None:
         parse_grant("/orders")
 
 
+def test_rows_are_batched_lazily_with_json_safe_values() -> None:
+    from datetime import date, datetime, timezone
+    from decimal import Decimal
+
+    from runyard.sdk.resources.datasets import _batches
+
+    plain = {"a": 1, "b": [1, {"c": None}]}
+    batches = list(_batches(iter([plain, {"when": datetime(2024, 1, 2, 3, 4, tzinfo=timezone.utc),
+                                          "day": date(2024, 1, 2), "n": Decimal("1.5")}, {"x": 1}]), 2))
+    assert batches[0][0] is plain  # plain rows pass untouched
+    assert batches[0][1] == {"when": "2024-01-02T03:04:00+00:00", "day": "2024-01-02", "n": 1.5}
+    assert batches[1] == [{"x": 1}]
+
+
 def test_upload_state_lives_under_the_cache_dir(_upload_cache: Path) -> None:
     assert upload_state_dir() == _upload_cache / "runyard" / "uploads"
 

@@ -121,6 +121,9 @@ def _plain(value: Any) -> Any:
         return [_plain(v) for v in value]
     if isinstance(value, int | float | str):  # bool/int/str subclasses (enums…)
         return value.value if hasattr(value, "value") else value
+    if hasattr(value, "item") and callable(value.item):  # NumPy scalars
+        with contextlib.suppress(TypeError, ValueError):
+            return _plain(value.item())
     return str(value)
 
 
@@ -134,6 +137,8 @@ def _row(row: Any) -> Any:
 
 
 def _batches(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    if hasattr(rows, "to_dict") and hasattr(rows, "columns"):  # a pandas DataFrame: its records
+        rows = rows.to_dict("records")
     batch: list[Any] = []
     for row in rows:
         batch.append(_row(row))
@@ -399,7 +404,8 @@ class DatasetsAPI:
         idempotency_key: str | None = None,
         timeout: Timeout = None,
     ) -> Plan[IngestionResult]:
-        """Load rows (mappings; any iterable, read lazily) in batches of ``batch_size``.
+        """Load rows (mappings; any iterable, read lazily; or a pandas DataFrame) in
+        batches of ``batch_size``.
 
         Each batch carries its own ``Idempotency-Key``, so a batch sent again after a
         lost answer lands once. A batch that fails for a transient reason (connection,
