@@ -66,13 +66,13 @@ def test_grants_are_read_from_text_mappings_and_models() -> None:
 
 
 def test_rows_are_batched_lazily_with_json_safe_values() -> None:
-    from datetime import date, datetime, timezone
+    from datetime import UTC, date, datetime
     from decimal import Decimal
 
     from runyard.sdk.resources.datasets import _batches
 
     plain = {"a": 1, "b": [1, {"c": None}]}
-    batches = list(_batches(iter([plain, {"when": datetime(2024, 1, 2, 3, 4, tzinfo=timezone.utc),
+    batches = list(_batches(iter([plain, {"when": datetime(2024, 1, 2, 3, 4, tzinfo=UTC),
                                           "day": date(2024, 1, 2), "n": Decimal("1.5")}, {"x": 1}]), 2))
     assert batches[0][0] is plain  # plain rows pass untouched
     assert batches[0][1] == {"when": "2024-01-02T03:04:00+00:00", "day": "2024-01-02", "n": 1.5}
