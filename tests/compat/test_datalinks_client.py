@@ -244,18 +244,20 @@ def csv_bytes(rows: int) -> bytes:
 
 
 def test_multipart_upload_prepare_put_finish_then_wait(server: Server, space: DataLinksAPI) -> None:
-    data = csv_bytes(2000)
+    rows = 600_000  # about 11 MB
+    data = csv_bytes(rows)
     sent = upload(space, data)
+    assert len(sent["parts"]) == 2  # parts of 8 MiB, as DataLinks documents them
     finished = space.finish_multipart_upload(sent["upload_id"], sent["key"], sent["parts"], name="people.csv")
     ingestion_id = finished["id"]
     uuid.UUID(ingestion_id)  # the client's records carry UUIDs
     record = space.wait_for_ingestion(ingestion_id, poll_interval=1, timeout=60)
     assert record.status == "succeeded", record
-    assert record.processed_rows == 2000 and record.attributes is not None
+    assert record.processed_rows == rows and record.attributes is not None
     assert record.attributes.name == "people.csv"
-    rows = space.query_data(f'SELECT count(*) AS n, sum(amount) AS total FROM "{space.config.namespace}".'
-                            f'"{space.config.objectname}" WHERE id >= 0')
-    assert rows == [{"n": 2000, "total": sum(i * 1.5 for i in range(2000))}]
+    totals = space.query_data(f'SELECT count(*) AS n, sum(amount) AS total FROM "{space.config.namespace}".'
+                              f'"{space.config.objectname}" WHERE id >= 0')
+    assert totals == [{"n": rows, "total": sum(i * 1.5 for i in range(rows))}]
 
     listed = space.list_ingestions()
     assert listed is not None and str(listed[0].id) == ingestion_id  # newest first

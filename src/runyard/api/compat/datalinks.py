@@ -47,6 +47,8 @@ FEATURE_ISSUE = "links, ontology, pipelines and natural language (issue 17)"
 MAX_QUERY_ROWS = 100_000
 QUERY_PAGE_ROWS = 10_000
 PAGE = 1000  # rows per page when walking runyard's lists
+PART_SIZE = 8 * 1024 * 1024  # DataLinks' documented part size (runyard's own default is larger)
+MAX_PARTS = 10_000
 NEVER = "9999-12-31T23:59:59Z"  # the client requires a token's expires_at as a string
 TERMINAL_FOR_CLIENT = {"cancelled": "failed"}  # its wait loop knows no "cancelled"
 _ONTOLOGY_QUERY = re.compile(r"^\s*Ontology\(\s*(?:([^/()\s]+)\s*/\s*)?([^/()\s]+)\s*\)\s*$")
@@ -536,8 +538,9 @@ async def mark_ingestion_seen(ingestion_id: str, platform: PlatformDep, principa
 def _prepare(platform: Platform, principal: Principal, username: str, namespace: str, dataset: str,
              body: PrepareBody, base_url: str) -> dict[str, Any]:
     namespace_of(platform, principal, username, namespace)  # fail before any byte is sent
-    return platform.uploads.create(principal, filename=body.filename, size=body.size, base_url=base_url,
-                                   target={"namespace": namespace, "dataset": dataset})
+    part_size = max(PART_SIZE, -(-body.size // MAX_PARTS))
+    return platform.uploads.create(principal, filename=body.filename, size=body.size, part_size=part_size,
+                                   base_url=base_url, target={"namespace": namespace, "dataset": dataset})
 
 
 @router.post("/upload/multipart/{username}/{namespace}/{dataset}/prepare")
