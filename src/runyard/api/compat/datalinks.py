@@ -280,10 +280,6 @@ def ingestion_record(ing: dict[str, Any]) -> dict[str, Any]:
             "runyardStatus": status, "createdAt": ing.get("created_at"), "finishedAt": ing.get("finished_at")}
 
 
-def items_of(result: Any) -> list[dict[str, Any]]:
-    return list(result.items) if hasattr(result, "items") and not isinstance(result, dict) else list(result)
-
-
 def all_pages(call: Callable[..., Any], *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     cursor = None
@@ -510,8 +506,7 @@ async def list_namespace_datasets(username: str, namespace: str, platform: Platf
 def _ingestions(platform: Platform, principal: Principal, username: str, namespace: str, dataset: str,
                 limit: int) -> list[dict[str, Any]]:
     check_owner(platform, principal, username, namespace)
-    return [ingestion_record(i) for i in items_of(platform.ingestions.list(principal, namespace, dataset,
-                                                                           limit=limit))]
+    return [ingestion_record(i) for i in platform.ingestions.list(principal, namespace, dataset, limit=limit)]
 
 
 @router.get("/data/{username}/{namespace}/{dataset}/ingest/attempts")
