@@ -125,7 +125,7 @@ class BodyGuard:
         try:
             if length > limit:
                 raise too_large(limit)
-            if path.startswith(API_PREFIX) and not is_signed_part(method, path):
+            if path.startswith((API_PREFIX, "/compat/")) and not is_signed_part(method, path):
                 fastapi_state = self.app.state
                 await authenticate(fastapi_state.platform, fastapi_state.rate_limiter,
                                    authorization.decode("latin-1"), state)

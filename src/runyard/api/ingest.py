@@ -156,7 +156,7 @@ async def put_part(upload_id: str, part_number: int, request: Request, platform:
 @router.get("/namespaces/{ns}/datasets/{ds}/ingestions", response_model=Page[IngestionView],
             responses=error_responses(404))
 async def list_ingestions(ns: str, ds: str, platform: PlatformDep, principal: PrincipalDep,
-                          limit: int = Query(20, ge=1, le=100)) -> dict:
+                          limit: int = Query(20, json_schema_extra={"minimum": 1, "maximum": 100})) -> dict:
     items = await in_thread(platform.ingestions.list, principal, ns, ds, limit=limit)
     return {"object": "list", "items": items, "next_cursor": None, "total": None}
 
@@ -168,8 +168,10 @@ async def get_ingestion(ingestion_id: str, platform: PlatformDep, principal: Pri
 
 @router.get("/ingestions/{ingestion_id}/wait", response_model=IngestionView, responses=error_responses(404))
 async def wait_ingestion(ingestion_id: str, platform: PlatformDep, principal: PrincipalDep,
-                         timeout: float = Query(30.0, ge=0, le=300)) -> dict:
+                         timeout: float = Query(30.0, json_schema_extra={"minimum": 0, "maximum": 300})) -> dict:
     """The ingestion once it has finished, or as it is after ``timeout`` seconds."""
+    if not 0 <= timeout <= 300:
+        raise ValidationFailed("timeout must be between 0 and 300 seconds", details={"field": "timeout"})
     return await in_thread(platform.ingestions.wait, principal, ingestion_id, timeout)
 
 

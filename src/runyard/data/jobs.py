@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from runyard.data.coerce import RowsRejected, TooManyColumns, coerce_rows
-from runyard.data.formats import ParseError, ParseOptions, Reject, parse_file
+from runyard.data.formats import ParseError, ParseOptions, Reject, detect_format, parse_file
 from runyard.data.types import ARROW_TYPES, MAX_COLUMNS, Column, column_name_error
 
 PART_ROWS = 1_000_000
@@ -38,8 +38,13 @@ def _progress(fraction: float, message: str) -> None:
 
 
 def parse_options(options: dict[str, Any] | None, *, memory_limit_mb: int, temp_dir: str | None,
-                  max_decompressed_bytes: int) -> ParseOptions:
+                  max_decompressed_bytes: int, source: str | None = None, filename: str | None = None) -> ParseOptions:
     given = {k: v for k, v in (options or {}).items() if k in _OPTION_FIELDS and v is not None}
+    if "format" not in given and source is not None:
+        # The stored file has no name of its own: the format comes from its bytes, then the
+        # name it was uploaded under.
+        with open(source, "rb") as fh:
+            given["format"] = detect_format(filename, fh.read(64 * 1024))
     return ParseOptions(**given, memory_limit_mb=max(64, memory_limit_mb // 2), threads=2, temp_dir=temp_dir,
                         max_decompressed_bytes=max_decompressed_bytes)
 
@@ -206,8 +211,11 @@ def ingest_file(*, source: str, filename: str, options: dict[str, Any] | None, c
     out = _output_dir()
     total = max(1, os.path.getsize(source))
     cols = [Column.from_dict(c) for c in columns]
-    opts = parse_options(options, memory_limit_mb=memory_limit_mb, temp_dir=os.environ.get("TMPDIR"),
-                         max_decompressed_bytes=max_decompressed_bytes)
+    try:
+        opts = parse_options(options, memory_limit_mb=memory_limit_mb, temp_dir=os.environ.get("TMPDIR"),
+                             max_decompressed_bytes=max_decompressed_bytes, source=source, filename=filename)
+    except ParseError as exc:
+        return {"error": {"code": exc.code, "message": str(exc)}}
     writer = PartWriter(out / "parts", cols, ingestion_id, datetime.fromisoformat(ingested_at), first_id,
                         PART_ROWS)
     rejects = 0

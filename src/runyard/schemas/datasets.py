@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from runyard.schemas.common import Request
+from runyard.schemas.users import DATA_NAME_PATTERN
 
 ColumnType = Literal["int", "float", "bool", "date", "timestamp", "string", "json", "geo"]
 IngestionStatus = Literal["pending", "processing", "succeeded", "failed", "cancelled"]
@@ -20,14 +21,15 @@ class ColumnSpec(Request):
 
 
 class DatasetCreate(Request):
-    name: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=64, pattern=DATA_NAME_PATTERN)
     description: str = Field(default="", max_length=10_000)
     field_definitions: dict[str, str] | None = None
     columns: list[ColumnSpec] | None = None
 
 
 class DatasetUpdate(Request):
-    name: str | None = Field(default=None, min_length=1, max_length=64, description="a new name (renames)")
+    name: str | None = Field(default=None, min_length=1, max_length=64, pattern=DATA_NAME_PATTERN,
+                             description="a new name (renames)")
     description: str | None = Field(default=None, max_length=10_000)
     field_definitions: dict[str, str] | None = None
     sort_order: list[str] | None = Field(default=None, description="every column, in display order")
@@ -117,7 +119,7 @@ class FileOptions(Request):
     format: FileFormat | None = None
     delimiter: str | None = Field(default=None, max_length=4)
     quote: str | None = Field(default=None, max_length=1)
-    header: bool | None = None
+    header: StrictBool | None = None
     encoding: str | None = Field(default=None, max_length=40)
     sheet: str | None = Field(default=None, max_length=200)
     skip_rows: int = Field(default=0, ge=0)
@@ -173,7 +175,7 @@ class UploadComplete(Request):
     namespace: str = Field(min_length=1, max_length=64)
     dataset: str = Field(min_length=1, max_length=64)
     name: str | None = Field(default=None, max_length=255, description="a label for the ingestion")
-    create: bool = True
+    create: StrictBool = True
     options: FileOptions | None = None
 
 
@@ -204,8 +206,8 @@ class QueryRequest(Request):
     query: str = Field(min_length=1, max_length=1_000_000, description='"*" (all rows of `dataset`) or SQL')
     namespace: str | None = None
     dataset: str | None = None
-    include_metadata: bool = False
-    explain: bool = False
+    include_metadata: StrictBool = False
+    explain: StrictBool = False
     format: QueryFormat = "json"
     limit: int | None = Field(default=None, ge=1, le=1_000_000)
     cursor: str | None = None

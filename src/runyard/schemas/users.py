@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from runyard.schemas.common import Request
 from runyard.schemas.tokens import Role
 
+USERNAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+DATA_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+
 
 class UserCreate(Request):
-    username: str = Field(min_length=1, max_length=64)
+    username: str = Field(min_length=1, max_length=64, pattern=USERNAME_PATTERN)
     role: Role = "member"
     password: str | None = Field(default=None, min_length=8, max_length=1024)
     display_name: str | None = Field(default=None, max_length=200)
@@ -58,15 +61,16 @@ Level = Literal["read", "write", "owner"]
 
 
 class NamespaceCreate(Request):
-    name: str = Field(min_length=1, max_length=64)
-    private: bool = True
+    name: str = Field(min_length=1, max_length=64, pattern=DATA_NAME_PATTERN)
+    private: StrictBool = True
     description: str = Field(default="", max_length=10_000)
     field_definitions: dict[str, str] | None = None
 
 
 class NamespaceUpdate(Request):
-    name: str | None = Field(default=None, min_length=1, max_length=64, description="a new name (renames)")
-    private: bool | None = None
+    name: str | None = Field(default=None, min_length=1, max_length=64, pattern=DATA_NAME_PATTERN,
+                             description="a new name (renames)")
+    private: StrictBool | None = None
     description: str | None = Field(default=None, max_length=10_000)
     field_definitions: dict[str, str] | None = None
 

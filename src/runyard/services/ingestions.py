@@ -380,7 +380,7 @@ class IngestionService:
             self.usage.record(row.workspace_id, "ingested_rows", rows, ref_id=row.id, user_id=row.user_id)
             self.usage.record(row.workspace_id, "ingested_bytes", size, ref_id=row.id, user_id=row.user_id)
             return {"status": "succeeded", "status_message": None, "processed_rows": rows,
-                    "failed_rows": int(result.get("failed_rows") or 0), "processed_bytes": size,
+                    "failed_rows": int(result.get("rejects") or 0), "processed_bytes": size,
                     "snapshot": manifest.version,
                     "attributes": {**(row.attributes or {}), "rejects": int(result.get("rejects") or 0)}}
         finally:
