@@ -64,6 +64,11 @@ PRELOAD_IDLE_S = 600.0  # such a server unused this long stops
 _READ_SIZE = 1 << 16
 INLINE_REQUEST_MAX = 60 * 1024  # larger requests travel as a memfd, not in the socket packet
 BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
+# Libraries that start threads as they are imported cannot be preloaded (a fork server must
+# not hold threads when it forks): Arrow's jemalloc background thread and OpenBLAS's pool
+# (numpy). Without them, pyarrow, numpy and DuckDB preload; a run forked from a server that
+# preloaded numpy has single-threaded BLAS (a run that imports numpy itself is unaffected).
+NO_IMPORT_THREADS = {"JE_ARROW_MALLOC_CONF": "background_thread:false", "OPENBLAS_NUM_THREADS": "1"}
 
 
 @dataclass
@@ -480,10 +485,10 @@ class _ForkServer:
         self.python = python
         if python is None:
             src_root = str(Path(__file__).resolve().parents[2])  # the dir holding the runyard package
-            env = {"PATH": BASE_PATH, "LANG": "C.UTF-8", "PYTHONPATH": src_root}
+            env = {"PATH": BASE_PATH, "LANG": "C.UTF-8", "PYTHONPATH": src_root, **NO_IMPORT_THREADS}
             argv = [sys.executable, "-m", "runyard.engine.forkserver", str(child.fileno())]
         else:
-            env = {"PATH": f"{Path(python).parent}:{BASE_PATH}", "LANG": "C.UTF-8"}
+            env = {"PATH": f"{Path(python).parent}:{BASE_PATH}", "LANG": "C.UTF-8", **NO_IMPORT_THREADS}
             # -S under the sandbox: the server confines itself, then loads site-packages.
             flags = ["-I", "-S"] if sandbox is not None and sandbox.get("venv") is not None else ["-I"]
             argv = [python, *flags, str(Path(__file__).with_name("forkserver.py")), str(child.fileno())]
