@@ -18,6 +18,8 @@ FORBIDDEN = {
     "sdk": {"api", "schemas", "services", "store", "worker", "engine", "wiring", "node", "config", "synth", "events"},
     "events": {"api", "services", "store", "worker", "engine", "cli", "wiring"},
     "synth": {"api", "schemas", "services", "store", "worker", "engine", "sdk", "cli", "wiring", "node", "events"},
+    "data": {"api", "schemas", "services", "store", "worker", "engine", "sdk", "cli", "synth", "wiring", "node",
+             "config", "events", "ids", "timeutil"},
     "api": {"cli", "node"},
     "schemas": {"api", "worker", "engine", "store", "cli", "wiring", "node", "sdk"},
     "wiring": {"api", "cli", "node", "worker", "sdk"},
