@@ -66,7 +66,7 @@ class Platform:
         self.jobs = SandboxedJobs(lambda: self.executor, settings.data_dir / "work")
         self.ingestions = IngestionService(self.db, self.blobs, self.datasets, self.jobs, self.usage_recorder,
                                            memory_mb=settings.ingest_memory_mb, timeout_s=settings.ingest_timeout_s,
-                                           lease_s=max(30.0, settings.lease_s))
+                                           lease_s=settings.lease_s * 2)
         self.uploads = UploadService(self.db, self.blobs, self.datasets, self.ingestions, signing_key,
                                      ttl=timedelta(seconds=settings.upload_ttl_s))
         self.queries = QueryService(self.db, self.datasets, self.jobs, self.usage_recorder, signing_key,

@@ -77,8 +77,8 @@ def apply_limits(limits: Mapping[str, Any], *, reused: bool = False) -> None:
             soft, hard = min(soft, cur_hard), min(hard, cur_hard)
         resource.setrlimit(kind, (soft, hard))
 
-    if limits.get("memory_mb"):
-        clamp(resource.RLIMIT_AS, int(limits["memory_mb"]) * _MB)
+    if limits.get("address_space_mb") or limits.get("memory_mb"):
+        clamp(resource.RLIMIT_AS, int(limits.get("address_space_mb") or limits["memory_mb"]) * _MB)
     if limits.get("cpu_s") and reused:
         used = math.ceil(_cpu_seconds())
         _soft, hard = resource.getrlimit(resource.RLIMIT_CPU)

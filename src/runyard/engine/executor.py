@@ -75,6 +75,10 @@ NO_IMPORT_THREADS = {"JE_ARROW_MALLOC_CONF": "background_thread:false", "OPENBLA
 class Limits:
     timeout_s: float | None = None  # wall clock; exceeded -> status "timed_out"
     memory_mb: int | None = None  # RLIMIT_AS (address space); exceeded -> error.type "memory_limit_exceeded"
+    # RLIMIT_AS instead of memory_mb, when set: for runtimes that reserve far more address
+    # space than they use (DuckDB's and Arrow's allocators); the run's memory cgroup still
+    # caps what it really uses at memory_mb.
+    address_space_mb: int | None = None
     cpu_s: int | None = None  # RLIMIT_CPU; exceeded -> error.type "cpu_limit_exceeded"
     max_open_files: int = 1024  # RLIMIT_NOFILE
     max_file_size_mb: int | None = 1024  # RLIMIT_FSIZE
@@ -813,6 +817,7 @@ class Executor:
             "output_dir": str(req.output_dir),
             "limits": {
                 "memory_mb": req.limits.memory_mb,
+                "address_space_mb": req.limits.address_space_mb,
                 "cpu_s": req.limits.cpu_s,
                 "max_open_files": req.limits.max_open_files,
                 "max_file_size_mb": req.limits.max_file_size_mb,

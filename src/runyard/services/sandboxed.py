@@ -64,7 +64,7 @@ class SandboxedJobs:
         request = ExecRequest(
             run_id=job_id, source_dir=PACKAGE_ROOT, module=JOBS_MODULE, entrypoint=entrypoint, inputs=inputs,
             env={"TMPDIR": str(work)}, workdir=work, output_dir=out,
-            limits=Limits(timeout_s=timeout_s, memory_mb=memory_mb,
+            limits=Limits(timeout_s=timeout_s, memory_mb=memory_mb, address_space_mb=max(16384, memory_mb * 8),
                           cpu_s=math.ceil(timeout_s * (os.cpu_count() or 1)) + 1, max_file_size_mb=None),
             network=False, read_paths=[os.path.realpath(p) for p in read_paths])
         execution = self._executor().submit(request, on_event=on_event)

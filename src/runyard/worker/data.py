@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from runyard.wiring import Platform
 
 log = logging.getLogger(__name__)
-UPKEEP_S = 10.0
+UPKEEP_S = 10.0  # at most; a short lease makes it check more often
 
 
 class DataWorker:
@@ -57,7 +57,8 @@ class DataWorker:
             ingestions.process(row, self.id)
 
     def _upkeep_loop(self) -> None:
-        while not self._stop.wait(UPKEEP_S):
+        interval = min(UPKEEP_S, max(0.5, self.platform.ingestions.lease_s / 2))
+        while not self._stop.wait(interval):
             self.upkeep()
 
     def upkeep(self) -> None:
