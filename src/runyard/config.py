@@ -40,6 +40,9 @@ class Settings:
     query_row_cap: int = field(default_factory=lambda: _env_int("RUNYARD_QUERY_ROW_CAP", 10_000))
     # Parsing an uploaded file: memory of the parsing process, and its wall time.
     ingest_memory_mb: int = field(default_factory=lambda: _env_int("RUNYARD_INGEST_MEMORY_MB", 2048))
+    # What a compressed upload may expand to (decompression_limit past it: a gzip bomb stops there).
+    ingest_max_decompressed_mb: int = field(default_factory=lambda: _env_int("RUNYARD_INGEST_MAX_DECOMPRESSED_MB",
+                                                                             20 * 1024))
     ingest_timeout_s: float = field(default_factory=lambda: float(os.environ.get("RUNYARD_INGEST_TIMEOUT_S", "3600")))
     # Unfinished multipart uploads (and their signed part URLs) expire after this long.
     upload_ttl_s: float = field(default_factory=lambda: float(os.environ.get("RUNYARD_UPLOAD_TTL_S", "86400")))

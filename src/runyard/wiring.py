@@ -66,6 +66,7 @@ class Platform:
         self.jobs = SandboxedJobs(lambda: self.executor, settings.data_dir / "work")
         self.ingestions = IngestionService(self.db, self.blobs, self.datasets, self.jobs, self.usage_recorder,
                                            memory_mb=settings.ingest_memory_mb, timeout_s=settings.ingest_timeout_s,
+                                           max_decompressed_bytes=settings.ingest_max_decompressed_mb << 20,
                                            lease_s=settings.lease_s * 2)
         self.uploads = UploadService(self.db, self.blobs, self.datasets, self.ingestions, signing_key,
                                      ttl=timedelta(seconds=settings.upload_ttl_s))

@@ -74,7 +74,7 @@ async def ingest_file(ns: str, ds: str, request: Request, platform: PlatformDep,
         raise ValidationFailed("send the file in the multipart field 'file'", code="missing_file",
                                details={"field": "file"})
     filename, stream = files["file"]
-    options = _options(body.get("options", body or None) if "options" in body else None)
+    options = _options(body) if body else None  # the "options" field's JSON object
     spool = platform.settings.data_dir / "work"
 
     def save() -> Path:

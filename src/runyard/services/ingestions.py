@@ -55,7 +55,8 @@ def rejects_key(ingestion_id: str) -> str:
 class IngestionService:
     def __init__(self, db: Database, blobs: BlobStore, datasets_service: DatasetService, jobs: SandboxedJobs,
                  usage: UsageRecorder, *, memory_mb: int = 2048, timeout_s: float = 3600.0,
-                 lease_s: float = 30.0, clock: Callable[[], datetime] = utcnow) -> None:
+                 lease_s: float = 30.0, max_decompressed_bytes: int = 20 << 30,
+                 clock: Callable[[], datetime] = utcnow) -> None:
         self.db = db
         self.blobs = blobs
         self.datasets = datasets_service
@@ -64,6 +65,7 @@ class IngestionService:
         self.memory_mb = memory_mb
         self.timeout_s = timeout_s
         self.lease_s = lease_s
+        self.max_decompressed_bytes = max_decompressed_bytes
         self.clock = clock
         self.wakeup = threading.Event()  # set when there is new work for this node's workers
 
@@ -196,7 +198,8 @@ class IngestionService:
             found = preview(rows=rows or [], limit=limit, sample=sample)
         else:
             job = self.jobs.run("preview", {"source": str(source), "options": options or {}, "limit": limit,
-                                            "sample": sample, "memory_limit_mb": min(self.memory_mb, 1024)},
+                                            "sample": sample, "memory_limit_mb": min(self.memory_mb, 1024),
+                                            "max_decompressed_bytes": self.max_decompressed_bytes},
                                 read_paths=[str(source)], memory_mb=min(self.memory_mb, 1024) + 512, timeout_s=120)
             found = job.value
             job.cleanup()
@@ -347,7 +350,8 @@ class IngestionService:
             "source": str(source), "filename": (row.source or {}).get("filename") or "upload",
             "options": options, "columns": dataset.columns or [], "first_id": first_id,
             "ingestion_id": row.id, "ingested_at": self.clock().isoformat(), "on_error": on_error,
-            "memory_limit_mb": self.memory_mb}, read_paths=[str(source)], memory_mb=self.memory_mb,
+            "memory_limit_mb": self.memory_mb, "max_decompressed_bytes": self.max_decompressed_bytes},
+            read_paths=[str(source)], memory_mb=self.memory_mb,
             timeout_s=self.timeout_s, on_event=on_event, cancelled=cancelled)
         try:
             result = job.value
