@@ -22,17 +22,17 @@ JSON = sa.JSON().with_variant(JSONB(), "postgresql")
 TS = sa.DateTime(timezone=True)
 
 
-def _id() -> sa.Column:
+def id_column() -> sa.Column:
     return sa.Column("id", sa.String(40), primary_key=True)
 
 
-def _workspace() -> sa.Column:
+def workspace_column() -> sa.Column:
     return sa.Column("workspace_id", sa.String(40), nullable=False)
 
 
 workspaces = sa.Table(
     "workspaces", metadata,
-    _id(),
+    id_column(),
     sa.Column("name", sa.String(100), nullable=False, unique=True),
     sa.Column("settings", JSON, nullable=False, default=dict),
     sa.Column("created_at", TS, nullable=False),
@@ -40,7 +40,7 @@ workspaces = sa.Table(
 
 tokens = sa.Table(
     "tokens", metadata,
-    _id(), _workspace(),
+    id_column(), workspace_column(),
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("role", sa.String(20), nullable=False),
     sa.Column("user_id", sa.String(40)),  # whose key it is (the bootstrap key: user "admin")
@@ -55,7 +55,7 @@ tokens = sa.Table(
 
 tools = sa.Table(
     "tools", metadata,
-    _id(), _workspace(),
+    id_column(), workspace_column(),
     sa.Column("name", sa.String(64), nullable=False),
     sa.Column("description", sa.Text, nullable=False, default=""),
     sa.Column("visibility", sa.String(10), nullable=False, default="private"),
@@ -70,7 +70,7 @@ sa.Index("uq_tools_live_name", tools.c.workspace_id, tools.c.name, unique=True,
 
 tool_versions = sa.Table(
     "tool_versions", metadata,
-    _id(), _workspace(),
+    id_column(), workspace_column(),
     sa.Column("tool_id", sa.String(40), sa.ForeignKey("tools.id"), nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("description", sa.Text, nullable=False, default=""),
@@ -103,7 +103,7 @@ tool_versions = sa.Table(
 
 runs = sa.Table(
     "runs", metadata,
-    _id(), _workspace(),
+    id_column(), workspace_column(),
     sa.Column("tool_id", sa.String(40), nullable=False),
     sa.Column("tool_name", sa.String(64), nullable=False),
     sa.Column("tool_version", sa.Integer, nullable=False),
@@ -149,7 +149,7 @@ run_artifacts = sa.Table(
     "run_artifacts", metadata,
     sa.Column("run_id", sa.String(40), primary_key=True),
     sa.Column("path", sa.String(1000), primary_key=True),
-    _workspace(),
+    workspace_column(),
     sa.Column("blob_key", sa.String(1200), nullable=False),
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("sha256", sa.String(64), nullable=False),
@@ -159,7 +159,7 @@ run_artifacts = sa.Table(
 
 secrets = sa.Table(
     "secrets", metadata,
-    _id(), _workspace(),
+    id_column(), workspace_column(),
     sa.Column("name", sa.String(128), nullable=False),
     sa.Column("display_name", sa.String(200)),
     sa.Column("description", sa.Text),
@@ -173,7 +173,7 @@ secrets = sa.Table(
 
 workers = sa.Table(
     "workers", metadata,
-    _id(),
+    id_column(),
     sa.Column("hostname", sa.String(200), nullable=False),
     sa.Column("pid", sa.Integer, nullable=False),
     sa.Column("slots", sa.Integer, nullable=False),
@@ -185,7 +185,7 @@ workers = sa.Table(
 usage_events = sa.Table(
     "usage_events", metadata,
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
-    _workspace(),
+    workspace_column(),
     sa.Column("kind", sa.String(40), nullable=False),   # run_seconds, rows_generated, ...
     sa.Column("quantity", sa.Float, nullable=False),
     sa.Column("ref_id", sa.String(40)),

@@ -9,20 +9,11 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from runyard.store.tables import JSON, TS, metadata
-
-
-def _id() -> sa.Column:
-    return sa.Column("id", sa.String(40), primary_key=True)
-
-
-def _workspace() -> sa.Column:
-    return sa.Column("workspace_id", sa.String(40), nullable=False)
-
+from runyard.store.tables import JSON, TS, id_column, metadata, workspace_column
 
 users = sa.Table(
     "users", metadata,
-    _id(), _workspace(),
+    id_column(), workspace_column(),
     sa.Column("username", sa.String(64), nullable=False),
     sa.Column("role", sa.String(20), nullable=False),  # caps the roles of the user's tokens
     sa.Column("display_name", sa.String(200)),
@@ -39,7 +30,7 @@ sa.Index("uq_users_live_name", users.c.workspace_id, users.c.username, unique=Tr
 
 namespaces = sa.Table(
     "namespaces", metadata,
-    _id(), _workspace(),
+    id_column(), workspace_column(),
     sa.Column("name", sa.String(64), nullable=False),
     sa.Column("owner_id", sa.String(40), nullable=False),
     sa.Column("private", sa.Boolean, nullable=False, default=True),
@@ -60,7 +51,7 @@ namespace_members = sa.Table(
 
 datasets = sa.Table(
     "datasets", metadata,
-    _id(), _workspace(),
+    id_column(), workspace_column(),
     sa.Column("namespace_id", sa.String(40), sa.ForeignKey("namespaces.id"), nullable=False),
     sa.Column("name", sa.String(64), nullable=False),
     sa.Column("description", sa.Text, nullable=False, default=""),
@@ -86,7 +77,7 @@ datasets = sa.Table(
 
 ingestions = sa.Table(
     "ingestions", metadata,
-    _id(), _workspace(),
+    id_column(), workspace_column(),
     sa.Column("dataset_id", sa.String(40), nullable=False),
     sa.Column("namespace_id", sa.String(40), nullable=False),
     sa.Column("user_id", sa.String(40)),
@@ -120,7 +111,7 @@ sa.Index("ix_ingestions_dataset", ingestions.c.dataset_id, ingestions.c.id)
 
 uploads = sa.Table(
     "uploads", metadata,
-    _id(), _workspace(),
+    id_column(), workspace_column(),
     sa.Column("user_id", sa.String(40), nullable=False),
     sa.Column("token_id", sa.String(40)),
     sa.Column("filename", sa.String(255), nullable=False),
