@@ -9,6 +9,8 @@ trusted side checks that and commits. Nothing here touches the catalog.
 from __future__ import annotations
 
 import os
+import queue
+import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -164,8 +166,11 @@ def infer_text(array: pa.Array) -> tuple[str | None, pa.Array]:
     bool; else string), and the column in it. None when every value is null."""
     if array.null_count == len(array):
         return None, array
+    sample = array.drop_null().slice(0, 64)
     for kind in (*_TEXT_KINDS, "bool"):
         try:
+            # A failed cast is slow (tens of ms per 100k values): try a few values first.
+            _cast_text(sample, kind)
             return kind, _cast_text(array, kind)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
             continue
@@ -216,11 +221,12 @@ def ingest_file(*, source: str, filename: str, options: dict[str, Any] | None, c
                              max_decompressed_bytes=max_decompressed_bytes, source=source, filename=filename)
     except ParseError as exc:
         return {"error": {"code": exc.code, "message": str(exc)}}
-    writer = PartWriter(out / "parts", cols, ingestion_id, datetime.fromisoformat(ingested_at), first_id,
-                        PART_ROWS)
+    writer = _WriterThread(PartWriter(out / "parts", cols, ingestion_id, datetime.fromisoformat(ingested_at),
+                                      first_id, PART_ROWS))
     rejects = 0
     failed_rows = 0
     row_number = 0  # data rows seen so far (JSON rows, spreadsheet rows)
+    stored = 0
     bytes_read = 0
     try:
         with open(out / "rejects.ndjson", "wb") as rejected:
@@ -236,11 +242,11 @@ def ingest_file(*, source: str, filename: str, options: dict[str, Any] | None, c
                     reject(r)
                 failed: list[tuple[int, dict[str, str], Any]] = []
                 if batch.table is not None:
-                    table, cols, bad = conform(batch.table, writer.columns)
+                    table, cols, bad = conform(batch.table, cols)
                     failed = [(i, errs, None) for i, errs in bad.items()]
                 else:
                     try:
-                        coerced = coerce_rows(batch.rows or [], writer.columns, on_error=on_error)  # type: ignore[arg-type]
+                        coerced = coerce_rows(batch.rows or [], cols, on_error=on_error)  # type: ignore[arg-type]
                     except RowsRejected as exc:
                         raise ParseError("rows_rejected", str(exc)) from exc
                     table, cols = coerced.table, coerced.columns
@@ -256,12 +262,11 @@ def ingest_file(*, source: str, filename: str, options: dict[str, Any] | None, c
                             "text": text})
                 row_number += batch.num_rows
                 if table.num_rows:
-                    writer.write(table, cols)
-                elif cols != writer.columns:
-                    writer.columns = list(cols)
+                    writer.put(table, list(cols))
+                    stored += table.num_rows
                 bytes_read = batch.bytes_read
-                _progress(bytes_read / total, f"{writer.rows} rows")
-        parts = writer.close()
+                _progress(bytes_read / total, f"{stored} rows")
+        parts = writer.close(cols)
     except TooManyColumns as exc:
         writer.abort()
         return {"error": {"code": "too_many_columns", "message": str(exc)}}
@@ -273,12 +278,52 @@ def ingest_file(*, source: str, filename: str, options: dict[str, Any] | None, c
         raise
     return {
         "parts": [{"file": path.name, **part.to_dict()} for path, part in parts],
-        "columns": [c.to_dict() for c in writer.columns],
+        "columns": [c.to_dict() for c in cols],
         "rows": sum(p.rows for _, p in parts),
         "failed_rows": failed_rows,
         "rejects": rejects,
         "bytes_read": bytes_read or total,
     }
+
+
+class _WriterThread:
+    """Writes Parquet on a thread of its own while the next batch is parsed: encoding and
+    compressing a part takes as long as parsing it, and both release the GIL. At most two
+    batches wait, so memory stays bounded."""
+
+    def __init__(self, writer: Any) -> None:
+        self.writer = writer
+        self.queue: queue.Queue[tuple[pa.Table, list[Column]] | None] = queue.Queue(maxsize=2)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="part-writer", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (item := self.queue.get()) is not None:
+            if self.error is None:
+                try:
+                    self.writer.write(*item)
+                except BaseException as exc:  # raised in the parsing thread at its next put/close
+                    self.error = exc
+
+    def put(self, table: pa.Table, columns: list[Column]) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put((table, columns))
+
+    def close(self, columns: list[Column]) -> list[Any]:
+        self.queue.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        self.writer.columns = list(columns)
+        return self.writer.close()
+
+    def abort(self) -> None:
+        self.error = self.error or RuntimeError("aborted")
+        self.queue.put(None)
+        self.thread.join()
+        self.writer.abort()
 
 
 def preview(*, source: str | None = None, rows: list[Any] | None = None, options: dict[str, Any] | None = None,
