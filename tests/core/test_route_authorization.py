@@ -11,6 +11,7 @@ gets a fresh one of its own.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import textwrap
@@ -45,6 +46,10 @@ def main(x: int = 1):
 OTHER_CODE = "def main(x: int = 1):\n    return x\n"
 TEMPLATE_FIELDS = [{"name": "id", "generator": "sequence", "start": 1},
                    {"name": "tier", "generator": "choice", "values": ["free", "pro"]}]
+ROWS = [{"id": 1, "name": "ann"}, {"id": 2, "name": "bob"}, {"id": 3, "name": "cy"}]
+CSV = b"id,name\n1,ann\n2,bob\n"
+PART = b"id,name\n7,dee\n"  # a whole (one-part) upload
+PASSWORD = "authz-password-1"
 
 
 # -- expectations -------------------------------------------------------------------------
@@ -143,7 +148,15 @@ class World:
     template: str = ""
     set: str = ""
     viewer_token: str = ""
+    scoped_token: str = ""  # a viewer key restricted to ``tool``: one the restricted key may see
     tool_body: dict[str, Any] = field(default_factory=dict)
+    user: str = ""  # another user of the workspace, with a password
+    ns: str = ""  # a namespace of user admin (the owner of every key here)
+    ds: str = ""  # a dataset in it, with a few rows
+    ingestion: str = ""  # a finished file ingestion into ``ns``
+    upload: str = ""  # an open upload of user admin ...
+    upload_key: str = ""  # ... its key
+    part_url: str = ""  # ... and its one part's signed URL
 
     def name(self, prefix: str) -> str:
         return f"{prefix}_{self.u}_{next(self.counter)}"
@@ -182,9 +195,57 @@ class World:
         _ok(self.admin.post("/sets", json={"name": name, "rows": [{"a": 1}]}))
         return name
 
+    def token_for(self, target: str) -> str:
+        return self.scoped_token if target == "own" else self.viewer_token
+
+    def fresh_token_for(self, target: str) -> str:
+        restrictions = {"tools": [self.tool]} if target == "own" else {}
+        return _ok(self.admin.post("/tokens", json={"name": self.name("doomed"), "role": "viewer",
+                                                     "restrictions": restrictions}))["id"]
+
+    def fresh_user(self) -> str:
+        name = self.name("doomed")
+        _ok(self.admin.post("/users", json={"username": name, "role": "viewer"}))
+        return name
+
+    def fresh_namespace(self) -> str:
+        name = self.name("doomed")
+        _ok(self.admin.post("/namespaces", json={"name": name}))
+        return name
+
+    def fresh_member(self) -> str:
+        """``ns`` shared with ``user`` again (a cell removes the share)."""
+        _ok(self.admin.put(f"/namespaces/{self.ns}/members/{self.user}", params={"access": "read"}))
+        return self.user
+
+    def fresh_dataset(self) -> str:
+        name = self.name("doomed")
+        _ok(self.admin.post(f"/namespaces/{self.ns}/datasets/{name}/rows", params={"create": True}, json=ROWS))
+        return name
+
+    def fresh_upload(self, *, with_part: bool = False) -> dict[str, Any]:
+        """An open upload of user admin (every key's user); with its one part sent, ready to complete."""
+        upload = _ok(self.admin.post("/uploads", json={"filename": "part.csv", "size": len(PART)}))
+        if with_part:
+            upload["etag"] = _ok(httpx.put(upload["parts"][0]["url"], content=PART, timeout=60))["etag"]
+        return upload
+
+    def complete(self, client: httpx.Client) -> httpx.Response:
+        upload = self.fresh_upload(with_part=True)
+        return client.post(f"/uploads/{upload['id']}/complete", json={
+            "key": upload["key"], "parts": [{"part_number": 1, "etag": upload["etag"]}],
+            "namespace": self.ns, "dataset": "uploaded"})
+
+    def fresh_failed_ingestion(self) -> str:
+        """A file ingestion that failed (not Parquet, though said to be): one a retry runs again."""
+        started = _ok(self.admin.post(f"/namespaces/{self.ns}/datasets/{self.ds}/files",
+                                      files={"file": ("bad.parquet", b"this is not parquet")},
+                                      data={"options": json.dumps({"format": "parquet"})}))
+        return _finished(self.admin, started["id"], "failed")
+
 
 def _ok(response: httpx.Response) -> Any:
-    assert response.status_code in (200, 201), response.text
+    assert response.status_code in (200, 201, 202), response.text
     return response.json()
 
 
@@ -193,6 +254,12 @@ def _code(response: httpx.Response) -> str | None:
         return response.json()["error"]["code"]
     except (ValueError, KeyError, TypeError):
         return None
+
+
+def _finished(client: httpx.Client, ingestion_id: str, status: str) -> str:
+    done = _ok(client.get(f"/ingestions/{ingestion_id}/wait", params={"timeout": 120}))
+    assert done["status"] == status, done
+    return ingestion_id
 
 
 def _expire(server: Server, token_id: str) -> None:
@@ -228,6 +295,16 @@ def world(server: Server) -> Iterator[World]:
         w.template = _ok(admin.post("/templates", json={"name": w.name("tpl"), "fields": TEMPLATE_FIELDS}))["id"]
         w.set = w.name("set")
         _ok(admin.post("/sets", json={"name": w.set, "rows": [{"a": 1}, {"a": 2}]}))
+        # data: every key below is user admin's, so the namespace it makes is theirs (owner)
+        w.user = w.name("person")
+        _ok(admin.post("/users", json={"username": w.user, "role": "member", "password": PASSWORD}))
+        w.ns, w.ds = w.name("authz"), "people"
+        _ok(admin.post("/namespaces", json={"name": w.ns}))
+        _ok(admin.post(f"/namespaces/{w.ns}/datasets/{w.ds}/rows", params={"create": True}, json=ROWS))
+        started = _ok(admin.post(f"/namespaces/{w.ns}/datasets/files/files", files={"file": ("people.csv", CSV)}))
+        w.ingestion = _finished(admin, started["id"], "succeeded")
+        upload = w.fresh_upload()
+        w.upload, w.upload_key, w.part_url = upload["id"], upload["key"], upload["parts"][0]["url"]
         keys: dict[str, str | None] = {"none": None, "admin": server.admin_key}
         for who, body in (("viewer", {"role": "viewer"}), ("member", {"role": "member"}),
                           ("restricted", {"role": "member", "restrictions": {"tools": [w.tool]}}),
@@ -239,6 +316,8 @@ def world(server: Server) -> Iterator[World]:
                 w.viewer_token = token["id"]
             if who == "expired":
                 _expire(server, token["id"])
+        w.scoped_token = _ok(admin.post("/tokens", json={"name": f"authz-scoped-{u}", "role": "viewer",
+                                                          "restrictions": {"tools": [w.tool]}}))["id"]
         for who, key in keys.items():
             headers = {"Authorization": f"Bearer {key}"} if key else {}
             w.clients[who] = httpx.Client(base_url=server.api, headers=headers, timeout=60)
@@ -289,6 +368,56 @@ def _lists_only_its_own(field: str) -> Check:
 # -- the table ------------------------------------------------------------------------------
 RUN_HIDDEN = "run_not_found"
 TOOL_HIDDEN = "tool_not_found"
+TOKEN_HIDDEN = "token_not_found"
+USER_HIDDEN = "user_not_found"
+ESCALATION = Expect(frozenset({403}), "token_escalation")
+NS_DENIED = Expect(frozenset({403}), "namespace_access_denied")
+FINISHED = Expect(frozenset({409}), "ingestion_finished")
+BAD_PASSWORD = Expect(frozenset({401}), "invalid_credentials")
+FORGED = Expect(frozenset({403}), "invalid_signature")
+
+
+def data_writer(send: Send, status: int, *, check: Check | None = None) -> Row:
+    """A write to user admin's namespace: its member and admin keys may (the user owns it); a
+    viewer key sees it, so it is told 403 ``namespace_access_denied``, not 404."""
+    return api(send, viewer=NS_DENIED, member=ok(status), admin=ok(status), check=check)
+
+
+ROLE_OF = {"viewer": "viewer", "member": "member", "admin": "admin", "restricted": "member"}
+
+
+def _me(w: World, who: str, target: str, response: httpx.Response) -> None:
+    me = response.json()
+    assert (me["username"], me["token_role"], me["restricted"]) == ("admin", ROLE_OF[who], who == "restricted"), me
+
+
+def _namespace_access(w: World, who: str, target: str, response: httpx.Response) -> None:
+    # user admin owns it; a viewer key only reads it
+    assert response.json()["access"] == ("read" if who == "viewer" else "owner"), (who, response.json())
+
+
+def _lists_namespace(w: World, who: str, target: str, response: httpx.Response) -> None:
+    assert w.ns in {item["name"] for item in response.json()["items"]}, who
+
+
+def _lists_tokens(w: World, who: str, target: str, response: httpx.Response) -> None:
+    """A restricted key lists only keys within its restrictions."""
+    ids = {item["id"] for item in response.json()["items"]}
+    assert w.scoped_token in ids, (who, "its tool's key is not listed")
+    assert (w.viewer_token in ids) == (who != "restricted"), (who, "an unrestricted key listed or not")
+
+
+def _login(w: World, c: httpx.Client, t: str) -> httpx.Response:
+    return c.post("/auth/login", json={"username": w.user, "password": PASSWORD if t == "own" else "not-the-password"})
+
+
+def _put_part(w: World, c: httpx.Client, t: str) -> httpx.Response:
+    url = w.part_url if t == "own" else w.part_url.split("signature=")[0] + "signature=" + "0" * 64
+    return c.put(url, content=PART)
+
+
+def _part_etag(w: World, who: str, target: str, response: httpx.Response) -> None:
+    assert response.json()["etag"] == hashlib.md5(PART, usedforsecurity=False).hexdigest(), response.text
 
 
 def _batch_item_answer(w: World, who: str, target: str, response: httpx.Response) -> None:
@@ -367,12 +496,22 @@ TABLE: dict[str, Row] = {
         lambda w, c, t: c.delete(f"/tools/{w.fresh_tool() if t == 'own' else w.other}"), 204,
         restricted=(("hidden", hidden(TOOL_HIDDEN)),)),
 
-    # tokens: admin keys only
-    "POST /api/v1/tokens": admin_only(lambda w, c, t: c.post("/tokens", json={"name": w.name("t"), "role": "viewer"}),
-                                      201),
-    "GET /api/v1/tokens": admin_only(lambda w, c, t: c.get("/tokens"), 200),
-    "GET /api/v1/tokens/{token_id}": admin_only(lambda w, c, t: c.get(f"/tokens/{w.viewer_token}"), 200),
-    "DELETE /api/v1/tokens/{token_id}": admin_only(lambda w, c, t: c.delete(f"/tokens/{w.fresh_token()}"), 204),
+    # tokens: members manage their own user's keys, admins everyone's; a restricted key sees and
+    # mints only keys within its own restrictions ("own": a key restricted to its tool)
+    "POST /api/v1/tokens": writer(
+        lambda w, c, t: c.post("/tokens", json={"name": w.name("t"), "role": "viewer",
+                                                "restrictions": {"tools": [w.tool]} if t == "own" else {}}), 201,
+        restricted=(("own", ok(201)), ("hidden", ESCALATION))),
+    "GET /api/v1/tokens": api(lambda w, c, t: c.get("/tokens", params={"limit": 1000}), viewer=DENIED,
+                              member=ok(200), admin=ok(200), check=_lists_tokens),
+    "GET /api/v1/tokens/{token_id}": api(lambda w, c, t: c.get(f"/tokens/{w.token_for(t)}"), viewer=DENIED,
+                                         member=ok(200), admin=ok(200), hides=TOKEN_HIDDEN),
+    "GET /api/v1/tokens/{token_id}/permissions": api(
+        lambda w, c, t: c.get(f"/tokens/{w.token_for(t)}/permissions"), viewer=DENIED, member=ok(200),
+        admin=ok(200), hides=TOKEN_HIDDEN),
+    "DELETE /api/v1/tokens/{token_id}": api(
+        lambda w, c, t: c.delete(f"/tokens/{w.fresh_token_for(t) if t == 'own' else w.viewer_token}"),
+        viewer=DENIED, member=ok(204), admin=ok(204), hides=TOKEN_HIDDEN),
 
     # secrets: a restricted key reaches only the secrets its tool declares
     "PUT /api/v1/secrets/{name}": writer(
@@ -405,6 +544,93 @@ TABLE: dict[str, Row] = {
     "GET /api/v1/sets": reader(lambda w, c, t: c.get("/sets")),
     "GET /api/v1/sets/{name}": reader(lambda w, c, t: c.get(f"/sets/{w.set}")),
     "DELETE /api/v1/sets/{name}": writer(lambda w, c, t: c.delete(f"/sets/{w.fresh_set()}"), 204),
+
+    # users: admins manage them (with a key restricted to nothing); every key reads its own user
+    # (all the keys here are user admin's) and /me; signing in takes a password, not a key
+    "POST /api/v1/users": admin_only(
+        lambda w, c, t: c.post("/users", json={"username": w.name("person"), "role": "viewer"}), 201),
+    "GET /api/v1/users": admin_only(lambda w, c, t: c.get("/users", params={"limit": 1000}), 200),
+    "GET /api/v1/users/{username}": reader(lambda w, c, t: c.get(f"/users/{'admin' if t == 'own' else w.user}"),
+                                           hides=USER_HIDDEN),
+    "PATCH /api/v1/users/{username}": writer(
+        lambda w, c, t: c.patch(f"/users/{'admin' if t == 'own' else w.user}", json={"display_name": "Admin"}),
+        200, hides=USER_HIDDEN),
+    "DELETE /api/v1/users/{username}": admin_only(lambda w, c, t: c.delete(f"/users/{w.fresh_user()}"), 204),
+    "GET /api/v1/me": reader(lambda w, c, t: c.get("/me"), check=_me),
+    "POST /api/v1/auth/login": Row(_login, {who: (("own", ok(201)), ("wrong", BAD_PASSWORD)) for who in WHO}),
+
+    # namespaces: user admin's own (every key here is admin's): a viewer key reads them, and
+    # since it sees them, a write answers 403 namespace_access_denied; a key restricted to a
+    # tool has no data grants, so on data it acts as its user
+    "POST /api/v1/namespaces": writer(lambda w, c, t: c.post("/namespaces", json={"name": w.name("space")}), 201),
+    "GET /api/v1/namespaces": reader(lambda w, c, t: c.get("/namespaces", params={"limit": 1000}),
+                                     check=_lists_namespace),
+    "GET /api/v1/namespaces/{ns}": reader(lambda w, c, t: c.get(f"/namespaces/{w.ns}"), check=_namespace_access),
+    "PATCH /api/v1/namespaces/{ns}": data_writer(
+        lambda w, c, t: c.patch(f"/namespaces/{w.ns}", json={"description": "the authz namespace"}), 200),
+    "DELETE /api/v1/namespaces/{ns}": data_writer(lambda w, c, t: c.delete(f"/namespaces/{w.fresh_namespace()}"),
+                                                  204),
+    "GET /api/v1/namespaces/{ns}/members": reader(lambda w, c, t: c.get(f"/namespaces/{w.ns}/members")),
+    "PUT /api/v1/namespaces/{ns}/members/{username}": data_writer(
+        lambda w, c, t: c.put(f"/namespaces/{w.ns}/members/{w.user}", params={"access": "read"}), 200),
+    "POST /api/v1/namespaces/{ns}/members": data_writer(
+        lambda w, c, t: c.post(f"/namespaces/{w.ns}/members", json={"username": w.user, "access": "read"}), 201),
+    "DELETE /api/v1/namespaces/{ns}/members/{username}": data_writer(
+        lambda w, c, t: c.delete(f"/namespaces/{w.ns}/members/{w.fresh_member()}"), 204),
+
+    # datasets
+    "POST /api/v1/namespaces/{ns}/datasets": data_writer(
+        lambda w, c, t: c.post(f"/namespaces/{w.ns}/datasets", json={"name": w.name("table")}), 201),
+    "GET /api/v1/namespaces/{ns}/datasets": reader(lambda w, c, t: c.get(f"/namespaces/{w.ns}/datasets")),
+    "GET /api/v1/datasets": reader(lambda w, c, t: c.get("/datasets", params={"namespace": w.ns})),
+    "GET /api/v1/namespaces/{ns}/datasets/{ds}": reader(lambda w, c, t: c.get(f"/namespaces/{w.ns}/datasets/{w.ds}")),
+    "PATCH /api/v1/namespaces/{ns}/datasets/{ds}": data_writer(
+        lambda w, c, t: c.patch(f"/namespaces/{w.ns}/datasets/{w.ds}", json={"description": "people"}), 200),
+    "POST /api/v1/namespaces/{ns}/datasets/{ds}/clear": data_writer(
+        lambda w, c, t: c.post(f"/namespaces/{w.ns}/datasets/{w.fresh_dataset()}/clear"), 200),
+    "DELETE /api/v1/namespaces/{ns}/datasets/{ds}": data_writer(
+        lambda w, c, t: c.delete(f"/namespaces/{w.ns}/datasets/{w.fresh_dataset()}"), 204),
+    "GET /api/v1/schema": reader(lambda w, c, t: c.get("/schema")),
+    "GET /api/v1/schema/{ns}": reader(lambda w, c, t: c.get(f"/schema/{w.ns}")),
+    "POST /api/v1/namespaces/{ns}/datasets/{ds}/rows": data_writer(
+        lambda w, c, t: c.post(f"/namespaces/{w.ns}/datasets/{w.ds}/rows", json=ROWS[:1]), 201),
+
+    # files and multipart uploads: an upload is its user's (here every key's); creating one,
+    # getting its part URLs and aborting it take a member key; completing it writes to the dataset
+    "POST /api/v1/namespaces/{ns}/datasets/{ds}/files": data_writer(
+        lambda w, c, t: c.post(f"/namespaces/{w.ns}/datasets/files/files", files={"file": ("people.csv", CSV)}), 202),
+    "POST /api/v1/uploads": writer(lambda w, c, t: c.post("/uploads", json={"filename": "x.csv", "size": 10}), 201),
+    "GET /api/v1/uploads/{upload_id}": reader(lambda w, c, t: c.get(f"/uploads/{w.upload}")),
+    "POST /api/v1/uploads/{upload_id}/urls": writer(
+        lambda w, c, t: c.post(f"/uploads/{w.upload}/urls", json={"key": w.upload_key}), 200),
+    "POST /api/v1/uploads/{upload_id}/complete": data_writer(lambda w, c, t: w.complete(c), 202),
+    "DELETE /api/v1/uploads/{upload_id}": writer(lambda w, c, t: c.delete(f"/uploads/{w.fresh_upload()['id']}"), 204),
+    # the signed part URL needs no key: whoever sends a correct part gets its ETag (sent again,
+    # a part is overwritten), and a forged signature is refused whatever key comes with it
+    "PUT /api/v1/uploads/{upload_id}/parts/{part_number}": Row(
+        _put_part, {who: (("own", ok(200)), ("forged", FORGED)) for who in WHO}, check=_part_etag),
+
+    # ingestions: read with the dataset; retried and cancelled with write access to it
+    "GET /api/v1/namespaces/{ns}/datasets/{ds}/ingestions": reader(
+        lambda w, c, t: c.get(f"/namespaces/{w.ns}/datasets/files/ingestions")),
+    "GET /api/v1/ingestions/{ingestion_id}": reader(lambda w, c, t: c.get(f"/ingestions/{w.ingestion}")),
+    "GET /api/v1/ingestions/{ingestion_id}/wait": reader(
+        lambda w, c, t: c.get(f"/ingestions/{w.ingestion}/wait", params={"timeout": 0})),
+    "GET /api/v1/ingestions/{ingestion_id}/rejects": reader(lambda w, c, t: c.get(f"/ingestions/{w.ingestion}/rejects")),
+    "POST /api/v1/ingestions/{ingestion_id}/seen": reader(lambda w, c, t: c.post(f"/ingestions/{w.ingestion}/seen")),
+    "POST /api/v1/ingestions/{ingestion_id}/retry": data_writer(
+        lambda w, c, t: c.post(f"/ingestions/{w.fresh_failed_ingestion()}/retry"), 200),
+    "POST /api/v1/ingestions/{ingestion_id}/cancel": api(  # a finished one: authorized, then answered as it is
+        lambda w, c, t: c.post(f"/ingestions/{w.ingestion}/cancel"), viewer=NS_DENIED, member=FINISHED,
+        admin=FINISHED),
+
+    # previews, inference and queries read; usage is each user's own (an admin's: the workspace's)
+    "POST /api/v1/ingest/preview": reader(lambda w, c, t: c.post("/ingest/preview", json={"rows": ROWS})),
+    "POST /api/v1/infer-schema": reader(lambda w, c, t: c.post("/infer-schema", json={"rows": ROWS})),
+    "POST /api/v1/query": reader(
+        lambda w, c, t: c.post("/query", json={"query": f'SELECT count(*) AS n FROM "{w.ns}"."{w.ds}"'})),
+    "GET /api/v1/usage": reader(lambda w, c, t: c.get("/usage")),
+    "GET /api/v1/usage/daily": reader(lambda w, c, t: c.get("/usage/daily")),
 }
 
 
@@ -435,7 +661,8 @@ def test_every_route_answers_every_caller_as_the_table_says(world: World) -> Non
         for who in WHO:
             for target, expect in row.cells[who]:
                 response = row.send(world, world.clients[who], target)
-                label = f"{key} as {who}" + (f" ({target} resource)" if who == "restricted" else "")
+                label = f"{key} as {who}" + (f" ({target} resource)" if who == "restricted" or target != "own"
+                                             else "")
                 if not expect.matches(response):
                     failures.append(f"{label}: expected {expect}, got {response.status_code} "
                                     f"{_code(response) or response.text[:200]}")
@@ -445,3 +672,16 @@ def test_every_route_answers_every_caller_as_the_table_says(world: World) -> Non
                     except AssertionError as exc:
                         failures.append(f"{label}: {exc}")
     assert not failures, "\n".join(failures)
+
+
+def test_other_users_are_hidden_from_non_admin_keys(world: World) -> None:
+    """Every key here is user admin's: it reads its own user (the table); another user is an
+    admin key's to read and change, and does not exist for the others, whatever the verb."""
+    for who in ("viewer", "member", "restricted"):
+        client = world.clients[who]
+        for response in (client.get(f"/users/{world.user}"),
+                         client.patch(f"/users/{world.user}", json={"display_name": "not yours"})):
+            assert response.status_code == 404 and _code(response) == USER_HIDDEN, (who, response.text)
+    admin = world.clients["admin"]
+    assert admin.get(f"/users/{world.user}").status_code == 200
+    assert admin.patch(f"/users/{world.user}", json={"display_name": "Person"}).json()["display_name"] == "Person"

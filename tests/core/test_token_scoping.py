@@ -1,6 +1,7 @@
-"""Token scoping (issue 12, part 2): a key cannot mint a broader key, a restricted key
-reaches only the secrets its tools declare and cannot widen that by redeploying its tool,
-and everything hidden from a restricted key answers 404 to every verb."""
+"""Token scoping (issue 12, part 2; grants: issue 15): a key cannot mint a broader key, a
+restricted key reaches only the secrets its tools declare and cannot widen that by
+redeploying its tool, a key granted one namespace reaches that namespace only (held by id,
+through a rename), and everything hidden from a restricted key answers 404 to every verb."""
 
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ def test_a_key_cannot_mint_a_broader_key(server, api, unique):
                      {"name": "x", "role": "viewer", "restrictions": {"tools": [b]}}):
             denied = r.post("/tokens", json=body)
             assert denied.status_code == 403 and error_code(denied) == "token_escalation", (body, denied.text)
-            assert denied.json()["error"]["details"]["field"] in ("role", "restrictions.tools")
+            assert denied.json()["error"]["details"]["field"] in ("role", "restrictions")
         # At least as restricted: allowed, and the new key really is restricted.
         minted_admin = r.post("/tokens", json={"name": f"m1-{unique}", "role": "admin",
                                                "restrictions": {"tools": [a]}})
@@ -100,17 +101,106 @@ def test_an_expiring_key_cannot_mint_a_longer_lived_one(server, api, unique):
         assert ok.status_code == 201, ok.text
 
 
-def test_namespace_restrictions_are_refused_until_namespaces_exist(api, unique):
-    before = len(_all(api, "/tokens"))
-    r = api.post("/tokens", json={"name": f"ns-{unique}", "role": "viewer", "restrictions": {"namespaces": ["sales"]}})
-    assert r.status_code == 400 and error_code(r) == "unsupported_restriction"
-    assert r.json()["error"]["details"] == {"field": "restrictions.namespaces"}
-    r = api.post("/tokens", json={"name": f"ns-{unique}", "role": "viewer",
-                                  "restrictions": {"tools": ["x"], "namespaces": ["sales"]}})
-    assert error_code(r) == "unsupported_restriction"
-    assert len(_all(api, "/tokens")) == before  # nothing was created
-    ok = api.post("/tokens", json={"name": f"ns-{unique}", "role": "viewer", "restrictions": {"namespaces": []}})
-    assert ok.status_code == 201 and ok.json()["restrictions"]["namespaces"] == []
+def test_a_namespace_grant_reaches_that_namespace_only(server, api, unique):
+    mine, other, renamed = f"granted_{unique}", f"other_{unique}", f"renamed_{unique}"
+    for ns in (mine, other):
+        assert api.post("/namespaces", json={"name": ns}).status_code == 201
+        stored = api.post(f"/namespaces/{ns}/datasets/people/rows", params={"create": True}, json=[{"id": 1}])
+        assert stored.status_code == 201, stored.text
+    token = api.post("/tokens", json={"name": f"grant-{unique}", "role": "member",
+                                      "restrictions": {"grants": [{"namespace": mine, "access": "read"}]}})
+    assert token.status_code == 201, token.text
+    assert token.json()["restrictions"]["grants"] == [{"namespace": mine, "dataset": None, "access": "read"}]
+    with server.client(token.json()["key"]) as g:
+        # It sees its namespace, read only, and nothing else of the user's.
+        assert {n["name"] for n in _all(g, "/namespaces")} & {mine, other} == {mine}
+        assert g.get(f"/namespaces/{mine}").json()["access"] == "read"
+        assert {(d["namespace"], d["name"]) for d in _all(g, "/datasets")} == {(mine, "people")}
+        assert [d["namespace"] for d in g.get("/schema").json()["datasets"]] == [mine]
+        assert g.get(f"/namespaces/{mine}/datasets/people").json()["rows"] == 1
+        read = g.post("/query", json={"query": f'SELECT count(*) AS n FROM "{mine}"."people"'})
+        assert read.status_code == 200 and read.json()["rows"] == [{"n": 1}], read.text
+        # It cannot write it: it sees it, so 403.
+        for denied in (g.post(f"/namespaces/{mine}/datasets/people/rows", json=[{"id": 2}]),
+                       g.patch(f"/namespaces/{mine}/datasets/people", json={"description": "mine now"}),
+                       g.post(f"/namespaces/{mine}/datasets", json={"name": "more"}),
+                       g.post(f"/namespaces/{mine}/datasets/people/clear"),
+                       g.delete(f"/namespaces/{mine}/datasets/people"),
+                       g.patch(f"/namespaces/{mine}", json={"description": "mine now"}),
+                       g.delete(f"/namespaces/{mine}", params={"force": True})):
+            assert denied.status_code == 403 and error_code(denied) == "namespace_access_denied", denied.text
+        # The user's other namespace is not there for it, whatever the verb.
+        for hidden in (g.get(f"/namespaces/{other}"), g.get(f"/namespaces/{other}/datasets"),
+                       g.get(f"/namespaces/{other}/datasets/people"), g.get(f"/schema/{other}"),
+                       g.post(f"/namespaces/{other}/datasets/people/rows", json=[{"id": 2}]),
+                       g.patch(f"/namespaces/{other}", json={"description": "x"}),
+                       g.delete(f"/namespaces/{other}", params={"force": True})):
+            assert hidden.status_code == 404 and error_code(hidden) == "namespace_not_found", hidden.text
+        query = g.post("/query", json={"query": f'SELECT count(*) FROM "{other}"."people"'})
+        assert query.status_code == 403 and error_code(query) == "dataset_access_denied", query.text
+        # A new namespace would be outside its grants.
+        made = g.post("/namespaces", json={"name": f"new_{unique}"})
+        assert made.status_code == 403 and error_code(made) == "restricted", made.text
+        # It cannot mint a key reaching further: no grants (all the user's data), write, another namespace.
+        for restrictions in ({}, {"grants": [{"namespace": mine, "access": "write"}]},
+                             {"grants": [{"namespace": other, "access": "read"}]},
+                             {"grants": [{"namespace": mine}, {"namespace": other}]},
+                             {"tools": [], "grants": [{"namespace": mine, "dataset": "people", "access": "write"}]}):
+            denied = g.post("/tokens", json={"name": "x", "role": "viewer", "restrictions": restrictions})
+            assert denied.status_code == 403 and error_code(denied) == "token_escalation", (restrictions, denied.text)
+            assert denied.json()["error"]["details"]["field"] == "restrictions"
+        narrower = g.post("/tokens", json={"name": f"narrower-{unique}", "role": "viewer", "restrictions": {
+            "grants": [{"namespace": mine, "dataset": "people", "access": "read"}]}})
+        assert narrower.status_code == 201, narrower.text
+    # Renamed, the namespace keeps the key's access (held by id); a new namespace under the old
+    # name is not reachable.
+    assert api.patch(f"/namespaces/{mine}", json={"name": renamed}).status_code == 200
+    assert api.post("/namespaces", json={"name": mine}).status_code == 201
+    with server.client(token.json()["key"]) as g:
+        assert g.get(f"/namespaces/{renamed}").json()["access"] == "read"
+        assert g.get(f"/namespaces/{renamed}/datasets/people").status_code == 200
+        gone = g.get(f"/namespaces/{mine}")
+        assert gone.status_code == 404 and error_code(gone) == "namespace_not_found"
+    assert api.get(f"/tokens/{token.json()['id']}").json()["restrictions"]["grants"] == [
+        {"namespace": renamed, "dataset": None, "access": "read"}]
+    permissions = api.get(f"/tokens/{token.json()['id']}/permissions").json()
+    assert permissions["namespaces"] == [{"namespace": renamed, "access": "read", "datasets": {}}]
+
+
+def test_a_restricted_admin_key_cannot_manage_users(server, api, unique):
+    a = f"a-{unique}"
+    deploy(api, a, ECHO)
+    other = f"someone-{unique}"
+    assert api.post("/users", json={"username": other, "role": "viewer"}).status_code == 201
+    key = _token(api, f"radmin-{unique}", "admin", [a])["key"]
+    with server.client(key) as r:
+        for denied in (r.post("/users", json={"username": f"new-{unique}"}), r.get("/users"),
+                       r.patch(f"/users/{other}", json={"role": "admin"}), r.delete(f"/users/{other}")):
+            assert denied.status_code in (403, 404), denied.text
+            assert error_code(denied) in ("restricted", "user_not_found"), denied.text
+        assert error_code(r.post("/users", json={"username": f"new-{unique}"})) == "restricted"
+        assert error_code(r.get("/users")) == "restricted"
+        assert r.get("/users/admin").status_code == 200  # its own user
+        hidden = r.get(f"/users/{other}")
+        assert hidden.status_code == 404 and error_code(hidden) == "user_not_found"
+    assert api.get(f"/users/{other}").json()["role"] == "viewer"
+
+
+def test_a_key_narrower_than_its_user_cannot_set_the_users_password(server, api, unique):
+    """Signing in gives a key with the user's whole role and no restrictions: a key that is
+    narrower than its user (a lower role, restricted to a tool or to some data) setting the
+    user's password could take the user over."""
+    a = f"a-{unique}"
+    deploy(api, a, ECHO)
+    boss = f"boss-{unique}"
+    assert api.post("/users", json={"username": boss, "role": "admin"}).status_code == 201
+    answers = {}
+    for body in ({"role": "viewer"}, {"role": "member"}, {"role": "admin", "restrictions": {"tools": [a]}}):
+        key = api.post("/tokens", json={"name": f"k-{unique}", "user": boss, **body}).json()["key"]
+        with server.client(key) as k:
+            answers[repr(body)] = k.patch(f"/users/{boss}", json={"password": f"taken-over-{unique}"}).status_code
+    assert set(answers.values()) == {403}, answers
+    assert api.get(f"/users/{boss}").json()["has_password"] is False
 
 
 def _masked(api: httpx.Client, name: str) -> str | None:
