@@ -552,9 +552,11 @@ TABLE: dict[str, Row] = {
     "GET /api/v1/users": admin_only(lambda w, c, t: c.get("/users", params={"limit": 1000}), 200),
     "GET /api/v1/users/{username}": reader(lambda w, c, t: c.get(f"/users/{'admin' if t == 'own' else w.user}"),
                                            hides=USER_HIDDEN),
-    "PATCH /api/v1/users/{username}": writer(
+    # one's own account takes a key that is the whole user (here user admin: an unrestricted
+    # admin key); a narrower key setting the password could sign in as all of the user
+    "PATCH /api/v1/users/{username}": api(
         lambda w, c, t: c.patch(f"/users/{'admin' if t == 'own' else w.user}", json={"display_name": "Admin"}),
-        200, hides=USER_HIDDEN),
+        viewer=DENIED, member=DENIED, admin=ok(200), restricted=RESTRICTED, hides=USER_HIDDEN),
     "DELETE /api/v1/users/{username}": admin_only(lambda w, c, t: c.delete(f"/users/{w.fresh_user()}"), 204),
     "GET /api/v1/me": reader(lambda w, c, t: c.get("/me"), check=_me),
     "POST /api/v1/auth/login": Row(_login, {who: (("own", ok(201)), ("wrong", BAD_PASSWORD)) for who in WHO}),
@@ -603,7 +605,7 @@ TABLE: dict[str, Row] = {
     "GET /api/v1/uploads/{upload_id}": reader(lambda w, c, t: c.get(f"/uploads/{w.upload}")),
     "POST /api/v1/uploads/{upload_id}/urls": writer(
         lambda w, c, t: c.post(f"/uploads/{w.upload}/urls", json={"key": w.upload_key}), 200),
-    "POST /api/v1/uploads/{upload_id}/complete": data_writer(lambda w, c, t: w.complete(c), 202),
+    "POST /api/v1/uploads/{upload_id}/complete": writer(lambda w, c, t: w.complete(c), 202),
     "DELETE /api/v1/uploads/{upload_id}": writer(lambda w, c, t: c.delete(f"/uploads/{w.fresh_upload()['id']}"), 204),
     # the signed part URL needs no key: whoever sends a correct part gets its ETag (sent again,
     # a part is overwritten), and a forged signature is refused whatever key comes with it

@@ -44,6 +44,7 @@ MAX_SOURCE_UPLOAD_BYTES = MAX_SOURCE_BYTES + 1024 * 1024
 # ... and a run's input files (each at most MAX_FILE_BYTES).
 MAX_UPLOAD_BYTES = 2 * MAX_FILE_BYTES
 PARTS_PREFIX = "/api/v1/uploads/"
+LOGIN_PATH = "/api/v1/auth/login"  # signing in: the password is the credential
 # A file ingested in one request (larger ones go through multipart uploads).
 MAX_DATA_FILE_BYTES = MAX_FILE_BYTES
 
@@ -125,7 +126,8 @@ class BodyGuard:
         try:
             if length > limit:
                 raise too_large(limit)
-            if path.startswith((API_PREFIX, "/compat/")) and not is_signed_part(method, path):
+            if path.startswith((API_PREFIX, "/compat/")) and not is_signed_part(method, path) \
+                    and path != LOGIN_PATH:
                 fastapi_state = self.app.state
                 await authenticate(fastapi_state.platform, fastapi_state.rate_limiter,
                                    authorization.decode("latin-1"), state)

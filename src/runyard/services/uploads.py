@@ -153,6 +153,7 @@ class UploadService:
 
     def urls(self, principal: Principal, upload_id: str, *, key: str, base_url: str) -> dict[str, Any]:
         """Fresh URLs for the parts not received yet, and what was received (to resume)."""
+        UPLOAD_DATA.check(principal)
         with self.db.read() as conn:
             row = self._own(conn, principal, upload_id, key)
             self._check_open(row)
@@ -206,6 +207,7 @@ class UploadService:
                  options: dict[str, Any] | None = None) -> dict[str, Any]:
         """Check every part (all there, in order, each ETag the one received) and queue the
         ingestion of the whole file."""
+        UPLOAD_DATA.check(principal)
         with self.db.read() as conn:
             row = self._own(conn, principal, upload_id, key)
             self._check_open(row)
@@ -256,6 +258,7 @@ class UploadService:
         return self.ingestions.preview(source=source, rows=rows, options=options, limit=limit, sample=sample)
 
     def abort(self, principal: Principal, upload_id: str) -> None:
+        UPLOAD_DATA.check(principal)
         with self.db.write() as conn:
             row = self._own(conn, principal, upload_id)
             if row.status != "open":

@@ -54,7 +54,7 @@ class UsageService:
             where.append(usage_events.c.created_at >= as_utc(start))
         if end is not None:
             where.append(usage_events.c.created_at < as_utc(end))
-        if principal.role != "admin":  # members and viewers see their own usage
+        if principal.role != "admin" or principal.restricted:  # the workspace's: unrestricted admins only
             where.append(usage_events.c.user_id == principal.user_id)
         return sa.and_(*where)
 

@@ -17,7 +17,14 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from runyard.ids import looks_like_id, new_id
 from runyard.services.access import ROLES, Permission, Principal, rank
-from runyard.services.errors import Conflict, NotFound, RateLimited, Unauthenticated, ValidationFailed
+from runyard.services.errors import (
+    Conflict,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    Unauthenticated,
+    ValidationFailed,
+)
 from runyard.services.pagination import Page, paginate
 from runyard.store.db import Database
 from runyard.store.tables import tokens
@@ -147,6 +154,15 @@ class UserService:
             is_admin = MANAGE_USERS.allows(principal)
             if row.id != principal.user_id and not is_admin:
                 raise NotFound(f"user {username!r} not found", code="user_not_found", details={"user": username})
+            if not is_admin:
+                # One's own account: only with a key that is the whole user. A narrower key
+                # (a lower role, restrictions) setting the password could sign in as the
+                # whole user, and so outgrow itself.
+                if principal.restricted:
+                    raise PermissionDenied("a restricted key cannot change its user's account", code="restricted")
+                if principal.role != row.role:
+                    raise PermissionDenied(f"changing a {row.role} user's account takes a {row.role} key",
+                                           code="insufficient_role", details={"required_role": row.role})
             values: dict[str, Any] = {}
             if role is not None:
                 MANAGE_USERS.check(principal)
