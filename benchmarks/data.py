@@ -21,6 +21,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -114,8 +115,14 @@ def upload_ingest(server: BenchServer, csv: Path, rows: int) -> dict[str, Any]:
     assert ingestion.status == "succeeded", ingestion
     info = client.datasets.get("bench", "customers")
     assert info.rows == rows, (info.rows, rows)
+    record = httpx.get(f"{server.base_url}/api/v1/ingestions/{ingestion.id}", headers=server.headers()).json()
     client.close()
+    created, started, finished = (datetime.fromisoformat(record[k]) for k in ("created_at", "started_at",
+                                                                               "finished_at"))
+    upload_s = elapsed - (finished - created).total_seconds()
     return {"seconds": round(elapsed, 2), "rows_per_s": round(rows / elapsed),
+            "upload_s": round(upload_s, 2), "queued_s": round((started - created).total_seconds(), 2),
+            "parse_and_commit_s": round((finished - started).total_seconds(), 2),
             "peak_server_rss_mb": round(rss.peak_server_mb), "peak_parser_rss_mb": round(rss.peak_children_mb)}
 
 
