@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 
 import httpx
 import pyarrow as pa
 import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
 
 from tests.support.api import error_code
 
@@ -95,3 +97,46 @@ def test_sql_that_escapes_is_refused(api, unique):
     never = api.post("/query", json={"query": "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) "
                                               "SELECT count(*) FROM r", "namespace": ns, "timeout_s": 1})
     assert never.status_code == 400 and error_code(never) == "query_timeout", never.text
+
+
+def test_query_formats_explain_cursor_and_authorization(api, server, unique):
+    ns = f"qf-{unique}"
+    api.post("/namespaces", json={"name": ns})
+    rows = [{"k": i, "city": f"c{i % 3}"} for i in range(25)]
+    assert api.post(f"/namespaces/{ns}/datasets/t/rows", params={"create": "true"}, json=rows).status_code == 201
+    sql = "SELECT k, city FROM t ORDER BY k"
+    nd = api.post("/query", json={"query": sql, "namespace": ns, "format": "ndjson"})
+    assert nd.headers["content-type"].startswith("application/x-ndjson")
+    assert [json.loads(line)["k"] for line in nd.text.splitlines()] == list(range(25))
+    csv = api.post("/query", json={"query": sql, "namespace": ns, "format": "csv"})
+    assert csv.text.splitlines()[0].replace('"', "") == "k,city" and len(csv.text.splitlines()) == 26
+    parquet = api.post("/query", json={"query": sql, "namespace": ns, "format": "parquet"})
+    assert pq.read_table(io.BytesIO(parquet.content)).num_rows == 25
+
+    # SQL pages by cursor too, over the snapshot the first page read: rows added meanwhile stay out.
+    first = api.post("/query", json={"query": sql, "namespace": ns, "limit": 10}).json()
+    assert [r["k"] for r in first["rows"]] == list(range(10)) and first["next_cursor"]
+    api.post(f"/namespaces/{ns}/datasets/t/rows", json=[{"k": 100, "city": "new"}])
+    seen = [r["k"] for r in first["rows"]]
+    cursor = first["next_cursor"]
+    while cursor:
+        page = api.post("/query", json={"query": sql, "namespace": ns, "limit": 10, "cursor": cursor}).json()
+        seen += [r["k"] for r in page["rows"]]
+        cursor = page["next_cursor"]
+    assert seen == list(range(25))
+    forged = api.post("/query", json={"query": sql, "namespace": ns, "cursor": first["next_cursor"][:-4] + "AAAA"})
+    assert forged.status_code == 400 and error_code(forged) == "invalid_cursor"
+
+    explained = api.post("/query", json={"query": sql, "namespace": ns, "explain": True}).json()
+    assert explained["explain"]["snapshots"] and "plan" in explained["explain"] and explained["rows"] == []
+    meta = api.post("/query", json={"query": "*", "namespace": ns, "dataset": "t", "include_metadata": True,
+                                    "limit": 1}).json()
+    assert {"_id", "_ingestion_id", "_ingested_at"} <= set(meta["rows"][0])
+
+    # Another user's private dataset: refused before anything runs, whether or not it exists.
+    api.post("/users", json={"username": f"q{unique}", "role": "member"})
+    key = api.post("/tokens", json={"name": "q", "role": "member", "user": f"q{unique}"}).json()["key"]
+    with server.client(key) as other:
+        for target in (f'"{ns}"."t"', f'"{ns}"."nope"'):
+            r = other.post("/query", json={"query": f"SELECT * FROM {target}"})
+            assert r.status_code == 403 and error_code(r) == "dataset_access_denied", r.text
