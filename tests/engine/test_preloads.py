@@ -281,6 +281,7 @@ def test_a_tools_set_grows_a_bounded_number_of_times() -> None:
 
 def test_what_may_be_preloaded() -> None:
     assert preloadable("statistics") and preloadable("pydantic_core._pydantic_core")
+    assert preloadable("runyard.data.sql")  # the sandboxed data jobs' library: stateless
     for name in ("runyard", "runyard.cli", "pip.__main__", "__main__", "a b", "os;x", "", 3, None, "x" * 300):
         assert not preloadable(name), name
     rec = Recorder()

@@ -44,10 +44,14 @@ _MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 def preloadable(name: Any) -> bool:
     """Whether a reported name may be imported in a fork server: a dotted identifier, not
-    runyard's own modules, not a package's ``__main__`` (importing that runs a program)."""
+    runyard's own modules (but its data library, whose sandboxed jobs import tens of
+    milliseconds of it and which holds no state), not a package's ``__main__`` (importing
+    that runs a program)."""
     if not isinstance(name, str) or len(name) > 200 or not _MODULE_NAME.fullmatch(name):
         return False
-    return name.partition(".")[0] != "runyard" and "__main__" not in name.split(".")
+    if name.partition(".")[0] == "runyard" and not name.startswith("runyard.data."):
+        return False
+    return "__main__" not in name.split(".")
 
 
 @dataclass
