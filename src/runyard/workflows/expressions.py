@@ -610,7 +610,10 @@ class _Evaluator:
             if not isinstance(key, str):
                 raise self.fail(node, f"object keys are strings, not {_type_name(key)}")
             if key not in obj:
-                raise UndefinedReferenceError(f"{_render_path(node)} is not defined", node.pos + 1)
+                hint = ""
+                if "-" in key and key.split("-", 1)[0] in obj:
+                    hint = " (after a dot, '-' is part of the name: write a - b with spaces to subtract)"
+                raise UndefinedReferenceError(f"{_render_path(node)} is not defined{hint}", node.pos + 1)
             return obj[key]
         if isinstance(obj, list | tuple):
             if not isinstance(key, int) or isinstance(key, bool):
