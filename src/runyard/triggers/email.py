@@ -253,9 +253,10 @@ def _addresses(msg: Message, name: str) -> list[tuple[str, str]]:
 def _decode_text(part: Message, payload: bytes) -> str:
     charset = part.get_content_charset() or "utf-8"
     try:
-        return payload.decode(charset, errors="replace")
+        text = payload.decode(charset, errors="replace")
     except LookupError:  # an unknown charset name: show the text rather than drop it
-        return payload.decode("utf-8", errors="replace")
+        text = payload.decode("utf-8", errors="replace")
+    return text.replace("\r\n", "\n")  # SMTP's CRLF is transport, not content
 
 
 def _walk(msg: Message, limits: EmailLimits) -> list[Message]:
