@@ -24,6 +24,8 @@ FORBIDDEN = {
     "schemas": {"api", "worker", "engine", "store", "cli", "wiring", "node", "sdk"},
     "wiring": {"api", "cli", "node", "worker", "sdk"},
     "cli": {"api", "schemas", "services", "store", "worker", "events"},
+    "triggers": {"api", "schemas", "services", "store", "worker", "engine", "sdk", "cli", "wiring", "node",
+                 "events", "data", "synth"},
     "workflows": {"api", "schemas", "services", "store", "worker", "engine", "sdk", "cli", "wiring", "node", "events", "data", "synth"},
 }
 
