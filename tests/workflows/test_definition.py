@@ -530,3 +530,15 @@ def test_error_codes_are_documented() -> None:
     assert set(ERROR_CODES) >= {"invalid_yaml", "invalid_workflow", "unknown_key", "duplicate_key", "duplicate_step",
                                 "unknown_step", "cycle", "invalid_expression", "undefined_reference", "unknown_tool",
                                 "unknown_workflow", "schema_mismatch", "nesting_too_deep"}
+
+
+def test_the_documented_example_is_valid() -> None:
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "workflows.md").read_text()
+    example = re.search(r"```yaml\n(name: invoices.*?)```", doc, re.S)
+    assert example is not None
+    d = parse_definition(example.group(1))
+    assert d.graph.layers == [["extract"], ["enrich", "audit"], ["approve"], ["load"], ["alert"]]
+    assert d.graph.decides_own_fate == {"alert"}
