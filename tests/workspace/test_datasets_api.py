@@ -98,3 +98,15 @@ def test_bad_names_and_reserved_columns(api, unique):
     r = api.post(f"/namespaces/{ns}/datasets/d/rows", params={"on_error": "abort"}, json=[{"ok": 1}, {"ok": "x"}])
     assert r.status_code == 400 and error_code(r) == "rows_rejected"
     assert api.get(f"/namespaces/{ns}/datasets/d").json()["rows"] == 0
+
+
+def test_names_that_sql_could_not_tell_apart_are_refused(api, unique):
+    assert api.post("/namespaces", json={"name": "main"}).status_code == 400
+    assert api.post("/namespaces", json={"name": "System"}).status_code == 400
+    ns = f"Case-{unique}"
+    assert api.post("/namespaces", json={"name": ns}).status_code == 201
+    clash = api.post("/namespaces", json={"name": ns.lower()})
+    assert clash.status_code == 409 and error_code(clash) == "namespace_exists"
+    assert api.post(f"/namespaces/{ns}/datasets", json={"name": "Orders"}).status_code == 201
+    again = api.post(f"/namespaces/{ns}/datasets", json={"name": "orders"})
+    assert again.status_code == 409 and error_code(again) == "dataset_exists"

@@ -34,7 +34,13 @@ from runyard.data.types import COLUMN_TYPES, MAX_COLUMNS, Column, column_name_er
 from runyard.ids import new_id
 from runyard.services.access import Principal
 from runyard.services.errors import Conflict, DomainError, NotFound, ValidationFailed
-from runyard.services.namespaces import NamespaceAccess, NamespaceService, check_data_name, check_definitions
+from runyard.services.namespaces import (
+    NamespaceAccess,
+    NamespaceService,
+    check_data_name,
+    check_definitions,
+    same_name,
+)
 from runyard.services.pagination import Page, paginate
 from runyard.services.usage import UsageRecorder
 from runyard.store.blobs import BlobStore
@@ -250,7 +256,7 @@ class DatasetService:
         with self.db.write() as conn:
             ns = self.namespaces.require(conn, principal, namespace, "write")
             if conn.execute(sa.select(datasets.c.id).where(datasets.c.namespace_id == ns.row.id,
-                                                           datasets.c.name == name)).first():
+                                                           same_name(datasets.c.name, name))).first():
                 raise Conflict(f"dataset {namespace}/{name} already exists", code="dataset_exists",
                                details={"namespace": namespace, "dataset": name})
             dataset_id = new_id("ds")
@@ -309,7 +315,8 @@ class DatasetService:
             if new_name is not None and new_name != name:
                 check_data_name(new_name, "dataset")
                 if conn.execute(sa.select(datasets.c.id).where(datasets.c.namespace_id == ns.row.id,
-                                                               datasets.c.name == new_name)).first():
+                                                               same_name(datasets.c.name, new_name),
+                                                               datasets.c.id != row.id)).first():
                     raise Conflict(f"dataset {namespace}/{new_name} already exists", code="dataset_exists",
                                    details={"namespace": namespace, "dataset": new_name})
                 values["name"] = new_name

@@ -30,12 +30,24 @@ DATA_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 CREATE_NAMESPACES = Permission("member", "create namespaces")
 
 
+# Schema names DuckDB keeps for itself: a namespace so named could not be told apart in SQL.
+RESERVED_NAMESPACES = frozenset({"system", "temp", "memory", "information_schema", "pg_catalog", "main"})
+
+
 def check_data_name(name: Any, what: str) -> str:
     if not isinstance(name, str) or not DATA_NAME_RE.match(name):
         raise ValidationFailed(f"a {what} name is 1-64 letters, digits, '-' or '_', starting with a letter or "
                                f"digit (no quotes, dots or spaces)", code=f"invalid_{what}_name",
                                details={"field": "name"})
+    if what == "namespace" and name.casefold() in RESERVED_NAMESPACES:
+        raise ValidationFailed(f"{name!r} is reserved by the SQL engine", code="invalid_namespace_name",
+                               details={"field": "name"})
     return name
+
+
+def same_name(column: Any, name: str) -> Any:
+    """Names are matched without case: SQL identifiers are, so "Sales" and "sales" would collide."""
+    return sa.func.lower(column) == name.lower()
 
 
 def min_level(a: str | None, b: str | None) -> str | None:
@@ -158,7 +170,7 @@ class NamespaceService:
         now = self.clock()
         with self.db.write() as conn:
             exists = conn.execute(sa.select(namespaces.c.id).where(
-                namespaces.c.workspace_id == principal.workspace_id, namespaces.c.name == name)).first()
+                namespaces.c.workspace_id == principal.workspace_id, same_name(namespaces.c.name, name))).first()
             if exists:
                 raise Conflict(f"namespace {name!r} already exists", code="namespace_exists",
                                details={"namespace": name})
@@ -200,7 +212,8 @@ class NamespaceService:
             if new_name is not None and new_name != name:
                 check_data_name(new_name, "namespace")
                 taken = conn.execute(sa.select(namespaces.c.id).where(
-                    namespaces.c.workspace_id == principal.workspace_id, namespaces.c.name == new_name)).first()
+                    namespaces.c.workspace_id == principal.workspace_id, same_name(namespaces.c.name, new_name),
+                    namespaces.c.id != found.row.id)).first()
                 if taken:
                     raise Conflict(f"namespace {new_name!r} already exists", code="namespace_exists",
                                    details={"namespace": new_name})
