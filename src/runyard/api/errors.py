@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 from typing import Any
 
@@ -77,5 +78,26 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSON:
+        if out_of_space(exc):  # the disk (or the database's) is full: nothing was written
+            log.error("no space left on %s %s: %s", request.method, request.url.path, exc)
+            return error_response(request, 507, "insufficient_storage",
+                                  "the server has no space left to store this; nothing was changed")
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(request, 500, "internal_error", INTERNAL_MESSAGE)
+
+
+def out_of_space(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) says the disk is full: ENOSPC, or SQLite's and
+    PostgreSQL's own words for it."""
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 5:
+        if isinstance(current, OSError) and current.errno == errno.ENOSPC:
+            return True
+        text = str(current).lower()
+        if "database or disk is full" in text or "no space left on device" in text \
+                or "could not extend file" in text:
+            return True
+        current = current.__cause__ or current.__context__
+        seen += 1
+    return False

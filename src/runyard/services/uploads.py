@@ -259,14 +259,16 @@ class UploadService:
 
     def abort(self, principal: Principal, upload_id: str) -> None:
         UPLOAD_DATA.check(principal)
-        with self.db.write() as conn:
+        with self.db.read() as conn:
             row = self._own(conn, principal, upload_id)
-            if row.status != "open":
-                raise Conflict(f"the upload is {row.status}", code=f"upload_{row.status}")
-            conn.execute(uploads.update().where(uploads.c.id == row.id).values(status="aborted",
-                                                                               finished_at=self.clock()))
-            conn.execute(upload_parts.delete().where(upload_parts.c.upload_id == row.id))
+        if row.status != "open":
+            raise Conflict(f"the upload is {row.status}", code=f"upload_{row.status}")
+        # The bytes first: on a full disk, freeing them is what lets the record be written.
         shutil.rmtree(self.blobs.path(data_key(row.id)).parent, ignore_errors=True)
+        with self.db.write() as conn:
+            conn.execute(uploads.update().where(uploads.c.id == row.id, uploads.c.status == "open")
+                         .values(status="aborted", finished_at=self.clock()))
+            conn.execute(upload_parts.delete().where(upload_parts.c.upload_id == row.id))
 
     def expire(self) -> int:
         """Unfinished uploads past their expiry: marked expired, their bytes removed."""
