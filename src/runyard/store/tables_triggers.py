@@ -1,0 +1,51 @@
+"""Trigger tables: schedules and webhooks (issue 16). Each names its target by
+``target_kind`` (``tool`` now; ``workflow`` later) and ``target_name``, and runs as the
+user who made it (``user_id``), re-authorised each time it fires."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from runyard.store.tables import JSON, TS, id_column, metadata, workspace_column
+
+schedules = sa.Table(
+    "schedules", metadata,
+    id_column(), workspace_column(),
+    sa.Column("user_id", sa.String(40), nullable=False),  # runs as this user
+    sa.Column("target_kind", sa.String(20), nullable=False),  # tool (workflow later)
+    sa.Column("target_name", sa.String(200), nullable=False),
+    sa.Column("inputs", JSON, nullable=False, default=dict),
+    sa.Column("cron", sa.String(200)),
+    sa.Column("timezone", sa.String(64), nullable=False, default="UTC"),
+    sa.Column("interval_s", sa.Float),
+    sa.Column("enabled", sa.Boolean, nullable=False, default=True),
+    sa.Column("overlap", sa.String(20), nullable=False, default="skip"),  # skip | queue | cancel_previous
+    sa.Column("max_catch_up", sa.Integer, nullable=False, default=1),
+    sa.Column("next_fire_at", TS),  # the tick it waits for (compare-and-set by the scheduler)
+    sa.Column("last_fire_at", TS),  # the last tick fired (or when it was created / enabled)
+    sa.Column("last_run_id", sa.String(40)),
+    sa.Column("disabled_reason", sa.Text),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+)
+sa.Index("ix_schedules_due", schedules.c.enabled, schedules.c.next_fire_at)
+sa.Index("ix_schedules_ws_user", schedules.c.workspace_id, schedules.c.user_id, schedules.c.id)
+
+webhooks = sa.Table(
+    "webhooks", metadata,
+    id_column(), workspace_column(),
+    sa.Column("user_id", sa.String(40), nullable=False),
+    sa.Column("target_kind", sa.String(20), nullable=False),
+    sa.Column("target_name", sa.String(200), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),  # SHA-256 hex of the URL secret
+    # {header, algorithm, format, timestamp_header, tolerance_s, secret: <Fernet token>} or NULL
+    sa.Column("signature", JSON),
+    sa.Column("rate_per_s", sa.Float, nullable=False, default=10.0),
+    sa.Column("burst", sa.Integer, nullable=False, default=20),
+    sa.Column("enabled", sa.Boolean, nullable=False, default=True),
+    sa.Column("disabled_reason", sa.Text),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.Column("last_used_at", TS),
+)
+sa.Index("ix_webhooks_ws_user", webhooks.c.workspace_id, webhooks.c.user_id, webhooks.c.id)
