@@ -26,16 +26,22 @@ class WorkerHook:
         self.slots = slots
         self.worker: Any = None
         self.data_worker: Any = None
+        self.scheduler: Any = None
 
     async def start(self, app: Any) -> None:
         from runyard.worker.data import DataWorker
+        from runyard.worker.scheduler import Scheduler
         from runyard.worker.supervisor import Worker
         self.worker = Worker(self.platform, self.slots)
         self.worker.start()
         self.data_worker = DataWorker(self.platform, data_slots(self.slots))
         self.data_worker.start()
+        self.scheduler = Scheduler(self.platform)
+        self.scheduler.start()
 
     async def stop(self, app: Any) -> None:
+        if self.scheduler is not None:
+            self.scheduler.stop()
         if self.worker is not None:
             self.worker.stop()
             self.data_worker.stop()
@@ -133,19 +139,23 @@ def run_worker(settings: Settings, *, log_level: str = "info") -> None:
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     platform = Platform(settings)
     from runyard.worker.data import DataWorker
+    from runyard.worker.scheduler import Scheduler
     worker = Worker(platform, max(1, settings.worker_slots))
     data_worker = DataWorker(platform, data_slots(worker.slots))
+    scheduler = Scheduler(platform)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     worker.start()
     data_worker.start()
+    scheduler.start()
     settle_heap()
     print(f"runyard: worker {worker.id} with {worker.slots} slots "
           f"(database {'postgresql' if platform.db.is_postgres else 'sqlite'})", file=sys.stderr)
     try:
         stop.wait()
     finally:
+        scheduler.stop()
         worker.stop()
         data_worker.stop()
         platform.close()

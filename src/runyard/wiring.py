@@ -20,6 +20,7 @@ from runyard.services.namespaces import NamespaceService
 from runyard.services.queries import QueryService
 from runyard.services.runs import RunService
 from runyard.services.sandboxed import SandboxedJobs
+from runyard.services.schedules import ScheduleService
 from runyard.services.secrets import SecretService, load_cipher
 from runyard.services.synth_sets import SetService
 from runyard.services.templates import TemplateService
@@ -28,6 +29,7 @@ from runyard.services.tools import ToolService
 from runyard.services.uploads import UploadService
 from runyard.services.usage import UsageRecorder, UsageService
 from runyard.services.users import UserService
+from runyard.services.webhooks import WebhookService
 from runyard.services.workers import WorkerRegistry
 from runyard.store.blobs import BlobStore
 from runyard.store.db import Database
@@ -77,6 +79,8 @@ class Platform:
         self.tools = ToolService(self.db, self.blobs, settings.data_dir / "cache" / "code", self._infer_schema)
         self.runs = RunService(self.db, self.blobs, self.tools, self.secrets, self.hub,
                                work_root=settings.data_dir / "work")
+        self.schedules = ScheduleService(self.db, self.tools, self.runs, self.users)
+        self.webhooks = WebhookService(self.db, self.tools, self.runs, self.users, self.cipher)
         self.sets = SetService(self.db, self.blobs)
         self.templates = TemplateService(self.db, self.sets, settings.synth_rows_per_hour)
         self.workers = WorkerRegistry(self.db)

@@ -157,6 +157,9 @@ class World:
     upload: str = ""  # an open upload of user admin ...
     upload_key: str = ""  # ... its key
     part_url: str = ""  # ... and its one part's signed URL
+    schedule: str = ""  # a schedule of ``tool`` (user admin's; it fires once a day)
+    webhook: str = ""  # a webhook of ``tool`` (user admin's) ...
+    hook_url: str = ""  # ... and its secret URL
 
     def name(self, prefix: str) -> str:
         return f"{prefix}_{self.u}_{next(self.counter)}"
@@ -236,6 +239,12 @@ class World:
             "key": upload["key"], "parts": [{"part_number": 1, "etag": upload["etag"]}],
             "namespace": self.ns, "dataset": "uploaded"})
 
+    def fresh_schedule(self) -> str:
+        return _ok(self.admin.post("/schedules", json={"tool": self.tool, "cron": "0 3 * * *"}))["id"]
+
+    def fresh_webhook(self) -> str:
+        return _ok(self.admin.post("/webhooks", json={"tool": self.tool}))["id"]
+
     def fresh_failed_ingestion(self) -> str:
         """A file ingestion that failed (not Parquet, though said to be): one a retry runs again."""
         started = _ok(self.admin.post(f"/namespaces/{self.ns}/datasets/{self.ds}/files",
@@ -305,6 +314,9 @@ def world(server: Server) -> Iterator[World]:
         w.ingestion = _finished(admin, started["id"], "succeeded")
         upload = w.fresh_upload()
         w.upload, w.upload_key, w.part_url = upload["id"], upload["key"], upload["parts"][0]["url"]
+        w.schedule = w.fresh_schedule()
+        hook = _ok(admin.post("/webhooks", json={"tool": w.tool, "rate_per_s": 1000, "burst": 1000}))
+        w.webhook, w.hook_url = hook["id"], hook["url"]
         keys: dict[str, str | None] = {"none": None, "admin": server.admin_key}
         for who, body in (("viewer", {"role": "viewer"}), ("member", {"role": "member"}),
                           ("restricted", {"role": "member", "restrictions": {"tools": [w.tool]}}),
@@ -414,6 +426,12 @@ def _login(w: World, c: httpx.Client, t: str) -> httpx.Response:
 def _put_part(w: World, c: httpx.Client, t: str) -> httpx.Response:
     url = w.part_url if t == "own" else w.part_url.split("signature=")[0] + "signature=" + "0" * 64
     return c.put(url, content=PART)
+
+
+def _call_hook(w: World, c: httpx.Client, t: str) -> httpx.Response:
+    """The hook's URL, with whatever key the caller has (it counts for nothing)."""
+    url = w.hook_url if t == "own" else w.hook_url.rsplit("/", 1)[0] + "/rwh_" + "A" * 43
+    return httpx.post(url, json={"x": 2}, headers=dict(c.headers), timeout=60)
 
 
 def _part_etag(w: World, who: str, target: str, response: httpx.Response) -> None:
@@ -611,6 +629,35 @@ TABLE: dict[str, Row] = {
     # a part is overwritten), and a forged signature is refused whatever key comes with it
     "PUT /api/v1/uploads/{upload_id}/parts/{part_number}": Row(
         _put_part, {who: (("own", ok(200)), ("forged", FORGED)) for who in WHO}, check=_part_etag),
+
+    # schedules and webhooks: a member writes; every key here is user admin's, so each sees
+    # admin's own; a restricted key can do nothing with them (they run with the user's access)
+    "POST /api/v1/schedules": writer(
+        lambda w, c, t: c.post("/schedules", json={"tool": w.tool, "cron": "0 4 * * *"}), 201, restricted=RESTRICTED),
+    "GET /api/v1/schedules": api(lambda w, c, t: c.get("/schedules"), viewer=ok(200), member=ok(200),
+                                 admin=ok(200), restricted=RESTRICTED),
+    "GET /api/v1/schedules/{schedule_id}": api(lambda w, c, t: c.get(f"/schedules/{w.schedule}"), viewer=ok(200),
+                                               member=ok(200), admin=ok(200), restricted=RESTRICTED),
+    "GET /api/v1/schedules/{schedule_id}/next": api(
+        lambda w, c, t: c.get(f"/schedules/{w.schedule}/next", params={"count": 3}), viewer=ok(200),
+        member=ok(200), admin=ok(200), restricted=RESTRICTED),
+    "PATCH /api/v1/schedules/{schedule_id}": writer(
+        lambda w, c, t: c.patch(f"/schedules/{w.schedule}", json={"cron": "0 3 * * *"}), 200, restricted=RESTRICTED),
+    "DELETE /api/v1/schedules/{schedule_id}": writer(
+        lambda w, c, t: c.delete(f"/schedules/{w.fresh_schedule()}"), 204, restricted=RESTRICTED),
+    "POST /api/v1/webhooks": writer(lambda w, c, t: c.post("/webhooks", json={"tool": w.tool}), 201,
+                                    restricted=RESTRICTED),
+    "GET /api/v1/webhooks": api(lambda w, c, t: c.get("/webhooks"), viewer=ok(200), member=ok(200),
+                                admin=ok(200), restricted=RESTRICTED),
+    "GET /api/v1/webhooks/{webhook_id}": api(lambda w, c, t: c.get(f"/webhooks/{w.webhook}"), viewer=ok(200),
+                                             member=ok(200), admin=ok(200), restricted=RESTRICTED),
+    "PATCH /api/v1/webhooks/{webhook_id}": writer(
+        lambda w, c, t: c.patch(f"/webhooks/{w.webhook}", json={"rate_per_s": 1000}), 200, restricted=RESTRICTED),
+    "DELETE /api/v1/webhooks/{webhook_id}": writer(
+        lambda w, c, t: c.delete(f"/webhooks/{w.fresh_webhook()}"), 204, restricted=RESTRICTED),
+    # a hook's URL is its credential: whoever calls it starts a run (a key counts for nothing),
+    # and an unknown token is 404 whatever key comes with it
+    "POST /hooks/{token}": Row(_call_hook, {who: (("own", ok(202)), ("unknown", hidden("not_found"))) for who in WHO}),
 
     # ingestions: read with the dataset; retried and cancelled with write access to it
     "GET /api/v1/namespaces/{ns}/datasets/{ds}/ingestions": reader(

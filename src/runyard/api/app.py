@@ -25,6 +25,7 @@ from runyard.api import (
     templates,
     tokens,
     tools,
+    triggers,
     usage,
     users,
 )
@@ -107,10 +108,11 @@ def create_fastapi(platform: Platform, *, lifespan_hooks: list[Any] | None = Non
     app.include_router(health.router)
     app.include_router(landing.router)  # `/`: where the docs and the CLI are
     for module in (runs, run_batches, tools, tokens, secrets, templates, sets, users, namespaces, datasets,
-                   ingest, usage):
+                   ingest, usage, triggers):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(users.login_router, prefix=API_PREFIX)
     app.include_router(ingest.parts_router, prefix=API_PREFIX)
+    app.include_router(triggers.hooks_router)  # /hooks/{token}: authorised by the token in the path
     app.include_router(compat_datalinks.router, prefix=compat_datalinks.PREFIX)  # DataLinks' client, unchanged
     openapi.install(app)  # bearer security in the schema; /docs from the package
     return app

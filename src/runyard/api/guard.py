@@ -18,7 +18,8 @@ has a body:
 Every answer given before the body was read closes the connection, so the server never
 reads the rest of a body nobody will use. A route authenticated by something other than
 the ``Authorization`` header (a signed URL, a secret in the path) must check that
-credential here, before the body, too.
+credential here, before the body, too: ``POST /hooks/{token}`` (a webhook) is looked up by
+its token, and held to the hook's rate limit, before its body is read.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 from runyard.api.bodies import MAX_JSON_BYTES, load_json, too_large
 from runyard.api.deps import authenticate
 from runyard.api.errors import domain_error_headers, error_payload
+from runyard.api.offload import in_thread
 from runyard.api.responses import render_json
 from runyard.services.errors import DomainError, PayloadTooLarge
 from runyard.services.runs import MAX_FILE_BYTES
@@ -47,6 +49,13 @@ PARTS_PREFIX = "/api/v1/uploads/"
 LOGIN_PATH = "/api/v1/auth/login"  # signing in: the password is the credential
 # A file ingested in one request (larger ones go through multipart uploads).
 MAX_DATA_FILE_BYTES = MAX_FILE_BYTES
+HOOKS_PREFIX = "/hooks/"  # a webhook's URL: authorised by the token in its path
+MAX_HOOK_BYTES = MAX_JSON_BYTES  # whatever its content type
+
+
+def is_hook(method: str, path: str) -> bool:
+    """``POST /hooks/{token}``: the route checks the token (and the hook's rate) here, before the body."""
+    return method == "POST" and path.startswith(HOOKS_PREFIX) and "/" not in path[len(HOOKS_PREFIX):]
 
 
 def is_signed_part(method: str, path: str) -> bool:
@@ -61,6 +70,8 @@ def is_signed_part(method: str, path: str) -> bool:
 def body_limit(path: str, content_type: bytes, method: str = "POST") -> int:
     if is_signed_part(method, path):
         return MAX_PART
+    if path.startswith(HOOKS_PREFIX):
+        return MAX_HOOK_BYTES
     if path.endswith("/files") and content_type.startswith(b"multipart/form-data"):
         return MAX_DATA_FILE_BYTES
     if not content_type.startswith(b"multipart/form-data"):
@@ -131,6 +142,8 @@ class BodyGuard:
                 fastapi_state = self.app.state
                 await authenticate(fastapi_state.platform, fastapi_state.rate_limiter,
                                    authorization.decode("latin-1"), state)
+            elif is_hook(method, path):
+                state["hook"] = await in_thread(self.app.state.platform.webhooks.admit, path[len(HOOKS_PREFIX):])
         except DomainError as exc:
             await send_error(send, state, exc, close=True)
             return

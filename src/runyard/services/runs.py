@@ -46,7 +46,10 @@ ALL_STATUSES: tuple[str, ...] = (AWAITING, QUEUED, RUNNING, SUCCEEDED, FAILED, C
 # What started a run: the HTTP API (the default), the Python SDK or the CLI (each declared by
 # the X-Runyard-Trigger header or the SDK's User-Agent), or POST /runs/{id}/rerun.
 CALLER_TRIGGERS = ("api", "sdk", "cli")
-TRIGGERS = (*CALLER_TRIGGERS, "rerun")
+# Runs the platform starts on a user's behalf: a schedule's tick, a request to a webhook's URL
+# (``source``: the schedule's or hook's id). A client can claim none of these.
+SOURCE_TRIGGERS = ("schedule", "webhook")
+TRIGGERS = (*CALLER_TRIGGERS, "rerun", *SOURCE_TRIGGERS)
 TAG_KEYS = ("session", "batch_id", "example_id", "project")
 MAX_FILE_BYTES = 512 * 1024 * 1024
 # Error types of an attempt the platform lost rather than the tool failed: its worker
@@ -188,15 +191,18 @@ class RunService:
                version: int | None = None, tags: dict[str, Any] | None = None,
                requires_confirmation: bool = False, idempotency_key: str | None = None,
                trigger: str = "api", parent_run_id: str | None = None,
-               files: dict[str, tuple[str, BinaryIO]] | None = None) -> tuple[dict[str, Any], bool]:
-        """Validate and enqueue. Returns (run, created); created is False for an idempotent replay."""
+               files: dict[str, tuple[str, BinaryIO]] | None = None,
+               source: str | None = None) -> tuple[dict[str, Any], bool]:
+        """Validate and enqueue. Returns (run, created); created is False for an idempotent replay.
+        ``source``: the schedule or webhook starting it (required with those triggers)."""
         CREATE_RUNS.check(principal)
         ws = principal.workspace_id
         if not isinstance(tool, str) or not tool:
             raise ValidationFailed("tool is required", details={"field": "tool"})
         if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 1):
             raise ValidationFailed("version must be a positive integer", details={"field": "version"})
-        if trigger not in TRIGGERS or (trigger == "rerun" and parent_run_id is None):
+        if trigger not in TRIGGERS or (trigger == "rerun" and parent_run_id is None) \
+                or (trigger in SOURCE_TRIGGERS and source is None):
             raise ValidationFailed(f"trigger must be one of {', '.join(CALLER_TRIGGERS)} (a rerun is made by "
                                    "POST /runs/{id}/rerun)", details={"field": "trigger", "value": trigger,
                                                                     "allowed": list(CALLER_TRIGGERS)})

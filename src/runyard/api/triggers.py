@@ -1,0 +1,168 @@
+"""/schedules and /webhooks (see services.schedules and services.webhooks for who sees what),
+and the public ``POST /hooks/{token}`` a webhook's sender calls.
+
+``/hooks/{token}`` is authorised by the secret in its path, not by a bearer key: the body
+guard (api.guard) looks the token up, and applies the hook's rate limit, before a byte of
+the body is read; this route does it itself for a request without a body.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request, Response
+from starlette.datastructures import UploadFile
+
+from runyard.api.bodies import load_json
+from runyard.api.deps import PlatformDep, PrincipalDep, paged
+from runyard.api.offload import in_thread
+from runyard.api.openapi import AUTHENTICATED, error_responses
+from runyard.api.responses import JSON
+from runyard.api.waiting import wait_for_run
+from runyard.schemas.common import Page
+from runyard.schemas.triggers import (
+    HookDelivery,
+    ScheduleCreate,
+    SchedulePatch,
+    ScheduleTimes,
+    ScheduleView,
+    WebhookCreate,
+    WebhookCreated,
+    WebhookPatch,
+    WebhookView,
+)
+from runyard.services.errors import DomainError, ValidationFailed
+from runyard.services.runs import TERMINAL_STATUSES
+
+router = APIRouter(responses=error_responses(*AUTHENTICATED))
+hooks_router = APIRouter(tags=["webhooks"])
+HOOKS_PREFIX = "/hooks/"
+MAX_HOOK_WAIT_S = 30.0
+
+
+# -- schedules -----------------------------------------------------------------------------------
+@router.post("/schedules", status_code=201, response_model=ScheduleView, tags=["schedules"],
+             responses=error_responses(413))
+async def create_schedule(body: ScheduleCreate, platform: PlatformDep, principal: PrincipalDep) -> dict:
+    return await in_thread(platform.schedules.create, principal, **body.model_dump())
+
+
+@router.get("/schedules", response_model=Page[ScheduleView], tags=["schedules"])
+async def list_schedules(platform: PlatformDep, principal: PrincipalDep, cursor: str | None = None,
+                         limit: int = Query(100), include_total: bool = False) -> dict:
+    return await paged(platform.schedules.list, principal, cursor=cursor, limit=limit, include_total=include_total)
+
+
+@router.get("/schedules/{schedule_id}", response_model=ScheduleView, tags=["schedules"],
+            responses=error_responses(404))
+async def get_schedule(schedule_id: str, platform: PlatformDep, principal: PrincipalDep) -> dict:
+    return await in_thread(platform.schedules.get, principal, schedule_id)
+
+
+@router.patch("/schedules/{schedule_id}", response_model=ScheduleView, tags=["schedules"],
+              responses=error_responses(404, 413))
+async def update_schedule(schedule_id: str, body: SchedulePatch, platform: PlatformDep,
+                          principal: PrincipalDep) -> dict:
+    return await in_thread(platform.schedules.update, principal, schedule_id, body.model_dump(exclude_unset=True))
+
+
+@router.delete("/schedules/{schedule_id}", status_code=204, tags=["schedules"], responses=error_responses(404))
+async def delete_schedule(schedule_id: str, platform: PlatformDep, principal: PrincipalDep) -> Response:
+    await in_thread(platform.schedules.delete, principal, schedule_id)
+    return Response(status_code=204)
+
+
+@router.get("/schedules/{schedule_id}/next", response_model=ScheduleTimes, tags=["schedules"],
+            responses=error_responses(404))
+async def next_times(schedule_id: str, platform: PlatformDep, principal: PrincipalDep,
+                     count: int = Query(5, ge=1, le=100)) -> dict:
+    return await in_thread(platform.schedules.next, principal, schedule_id, count)
+
+
+# -- webhooks ------------------------------------------------------------------------------------
+@router.post("/webhooks", status_code=201, response_model=WebhookCreated, tags=["webhooks"],
+             responses=error_responses(413))
+async def create_webhook(body: WebhookCreate, request: Request, platform: PlatformDep,
+                         principal: PrincipalDep) -> dict:
+    fields = body.model_dump()
+    if body.signature is not None:
+        fields["signature"] = body.signature.model_dump(exclude_none=True)
+    hook, token = await in_thread(platform.webhooks.create, principal, **fields)
+    return {**hook, "url": f"{str(request.base_url).rstrip('/')}{HOOKS_PREFIX}{token}"}
+
+
+@router.get("/webhooks", response_model=Page[WebhookView], tags=["webhooks"])
+async def list_webhooks(platform: PlatformDep, principal: PrincipalDep, cursor: str | None = None,
+                        limit: int = Query(100), include_total: bool = False) -> dict:
+    return await paged(platform.webhooks.list, principal, cursor=cursor, limit=limit, include_total=include_total)
+
+
+@router.get("/webhooks/{webhook_id}", response_model=WebhookView, tags=["webhooks"], responses=error_responses(404))
+async def get_webhook(webhook_id: str, platform: PlatformDep, principal: PrincipalDep) -> dict:
+    return await in_thread(platform.webhooks.get, principal, webhook_id)
+
+
+@router.patch("/webhooks/{webhook_id}", response_model=WebhookView, tags=["webhooks"],
+              responses=error_responses(404, 413))
+async def update_webhook(webhook_id: str, body: WebhookPatch, platform: PlatformDep,
+                         principal: PrincipalDep) -> dict:
+    changes = body.model_dump(exclude_unset=True)
+    if body.signature is not None:
+        changes["signature"] = body.signature.model_dump(exclude_none=True)
+    return await in_thread(platform.webhooks.update, principal, webhook_id, changes)
+
+
+@router.delete("/webhooks/{webhook_id}", status_code=204, tags=["webhooks"], responses=error_responses(404))
+async def delete_webhook(webhook_id: str, platform: PlatformDep, principal: PrincipalDep) -> Response:
+    await in_thread(platform.webhooks.delete, principal, webhook_id)
+    return Response(status_code=204)
+
+
+# -- the public hook URL -------------------------------------------------------------------------
+async def _hook_inputs(request: Request, body: bytes) -> dict[str, Any]:
+    """A JSON object (or form fields) as the run's inputs; an empty body is no inputs."""
+    media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        form = await request.form()
+        inputs: dict[str, Any] = {}
+        for key, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                raise ValidationFailed("webhooks take form fields, not files", code="invalid_inputs",
+                                       details={"field": key})
+            inputs[key] = value
+        return inputs
+    if media and media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
+        raise DomainError("send JSON (or form fields)", code="unsupported_media_type", status=415)
+    if not body:
+        return {}
+    state = request.scope.get("state", {})
+    parsed = state["json_body"] if "json_body" in state else load_json(body)
+    if not isinstance(parsed, dict):
+        raise ValidationFailed("the body must be a JSON object: it becomes the run's inputs", code="invalid_inputs",
+                               details={"field": "inputs"})
+    return parsed
+
+
+@hooks_router.post(
+    "/hooks/{token}", status_code=202, response_model=HookDelivery,
+    responses={200: {"model": HookDelivery, "description": "with `wait`: the run ended in time"},
+               **error_responses(400, 401, 404, 413, 415, 429)})
+async def call_hook(token: str, request: Request, platform: PlatformDep,
+                    wait: float | None = Query(None, ge=0, le=MAX_HOOK_WAIT_S)) -> Response:
+    """Start the hook's run with the request's JSON object (or form fields) as its inputs.
+    Authorised by the token in the path (unknown or disabled: 404, nothing more) and, when the
+    hook requires one, an HMAC signature of the body (401). 202 with the run's id; with
+    ``wait`` (≤ 30 s), 200 and the run once it ended, or 202 and the run as it stands."""
+    admitted = request.scope.get("state", {}).get("hook")
+    if admitted is None:
+        admitted = await in_thread(platform.webhooks.admit, token)
+    row, principal = admitted
+    body = await request.body()
+    await in_thread(platform.webhooks.verify, row, request.headers, body)
+    inputs = await _hook_inputs(request, body)
+    run = await in_thread(platform.webhooks.deliver, row, principal, inputs)
+    if wait:
+        run = await wait_for_run(platform, principal, run["id"], wait)
+    finished = bool(wait) and run["status"] in TERMINAL_STATUSES
+    return JSON({"object": "hook_delivery", "run_id": run["id"], "status": run["status"],
+                 "run": run if wait else None}, status_code=200 if finished else 202)

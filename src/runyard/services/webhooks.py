@@ -1,0 +1,243 @@
+"""Webhooks: a secret URL, ``POST /hooks/{token}``, that starts a run of a tool.
+
+The token (``rwh_…``, 256 random bits) is shown once, when the hook is made; only its
+SHA-256 is stored, and a request is looked up by it before its body is read. A hook may
+require an HMAC signature (``runyard.triggers.webhook``; the shared secret is stored
+encrypted with the platform's cipher, like secrets) and has its own rate limit (a token
+bucket per hook, kept by each node). Who sees and manages hooks is as for schedules
+(``services.schedules``): admins all of the workspace's, others their own user's; a
+restricted key none. A hook runs as the user who made it, re-authorised at each request:
+a user deleted, or without the member role any more, disables the hook (``disabled_reason``)
+and its URL answers 404 like one that never existed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from cryptography.fernet import MultiFernet
+
+from runyard.ids import new_id
+from runyard.services.access import Permission, Principal, rank
+from runyard.services.errors import NotFound, RateLimited, Unauthenticated, ValidationFailed
+from runyard.services.pagination import Page, paginate
+from runyard.services.runs import RunService
+from runyard.services.schedules import check_target
+from runyard.services.tools import ToolService
+from runyard.services.users import UserService
+from runyard.store.db import Database
+from runyard.store.tables_triggers import webhooks
+from runyard.timeutil import rfc3339, utcnow
+from runyard.triggers.webhook import (
+    RateLimiter,
+    SignatureConfig,
+    SignatureError,
+    hash_hook_token,
+    looks_like_hook_token,
+    new_hook_token,
+    verify_signature,
+)
+
+READ_WEBHOOKS = Permission("viewer", "read webhooks", unrestricted=True)
+WRITE_WEBHOOKS = Permission("member", "manage webhooks", unrestricted=True)
+DEFAULT_RATE_PER_S = 10.0
+DEFAULT_BURST = 20
+MAX_RATE_PER_S = 10_000.0
+MAX_BURST = 100_000
+MAX_SECRET_CHARS = 1024
+_SIGNATURE_KEYS = {"header", "algorithm", "format", "timestamp_header", "tolerance_s", "secret"}
+
+
+def webhook_view(row: Any) -> dict[str, Any]:
+    m = row._mapping
+    signature = m["signature"]
+    return {
+        "id": m["id"], "object": "webhook", "target_kind": m["target_kind"], "target_name": m["target_name"],
+        "tool": m["target_name"] if m["target_kind"] == "tool" else None, "user_id": m["user_id"],
+        "signature": None if not signature else {k: v for k, v in signature.items() if k != "secret"},
+        "rate_per_s": m["rate_per_s"], "burst": m["burst"], "enabled": m["enabled"],
+        "disabled_reason": m["disabled_reason"], "created_at": rfc3339(m["created_at"]),
+        "updated_at": rfc3339(m["updated_at"]), "last_used_at": rfc3339(m["last_used_at"]),
+    }
+
+
+class WebhookService:
+    def __init__(self, db: Database, tools: ToolService, runs: RunService, users: UserService,
+                 cipher: MultiFernet) -> None:
+        self.db = db
+        self.tools = tools
+        self.runs = runs
+        self.users = users
+        self.cipher = cipher
+        self.limiter = RateLimiter(DEFAULT_RATE_PER_S, DEFAULT_BURST)
+
+    # -- validation ----------------------------------------------------------------------
+    def _signature(self, spec: Any) -> dict[str, Any] | None:
+        if spec is None:
+            return None
+        if not isinstance(spec, dict) or set(spec) - _SIGNATURE_KEYS:
+            raise ValidationFailed(f"signature takes {', '.join(sorted(_SIGNATURE_KEYS))}",
+                                   code="invalid_signature_config", details={"field": "signature"})
+        secret = spec.get("secret")
+        if not isinstance(secret, str) or not secret or len(secret) > MAX_SECRET_CHARS:
+            raise ValidationFailed(f"signature.secret must be 1-{MAX_SECRET_CHARS} characters",
+                                   code="invalid_signature_config", details={"field": "signature.secret"})
+        fields = {k: v for k, v in spec.items() if k != "secret" and v is not None}
+        try:
+            config = SignatureConfig(**fields)
+        except (TypeError, ValueError) as exc:
+            raise ValidationFailed(f"invalid signature settings: {exc}", code="invalid_signature_config",
+                                   details={"field": "signature"}) from exc
+        return {"header": config.header, "algorithm": config.algorithm, "format": config.format.value,
+                "timestamp_header": config.timestamp_header, "tolerance_s": config.tolerance_s,
+                "secret": self.cipher.encrypt(secret.encode()).decode("ascii")}
+
+    @staticmethod
+    def _rate(rate_per_s: Any, burst: Any) -> tuple[float, int]:
+        if isinstance(rate_per_s, bool) or not isinstance(rate_per_s, int | float) \
+                or not 0 < rate_per_s <= MAX_RATE_PER_S:
+            raise ValidationFailed(f"rate_per_s must be in (0, {MAX_RATE_PER_S:g}]", details={"field": "rate_per_s"})
+        if isinstance(burst, bool) or not isinstance(burst, int) or not 1 <= burst <= MAX_BURST:
+            raise ValidationFailed(f"burst must be an integer in 1..{MAX_BURST}", details={"field": "burst"})
+        return float(rate_per_s), burst
+
+    def _check_tool(self, principal: Principal, tool: str) -> None:
+        try:
+            self.tools.visible(principal, tool)
+        except NotFound as exc:
+            raise ValidationFailed(f"tool {tool!r} not found", code="invalid_target",
+                                   details={"field": "tool", "tool": tool}) from exc
+
+    # -- on behalf of a principal ----------------------------------------------------------
+    def _visible_row(self, conn: sa.Connection, principal: Principal, hook_id: str) -> Any:
+        query = sa.select(webhooks).where(webhooks.c.id == hook_id, webhooks.c.workspace_id == principal.workspace_id)
+        if principal.role != "admin":
+            query = query.where(webhooks.c.user_id == (principal.user_id or ""))
+        row = conn.execute(query).first()
+        if row is None:
+            raise NotFound(f"webhook {hook_id!r} not found", code="webhook_not_found", details={"webhook_id": hook_id})
+        return row
+
+    def create(self, principal: Principal, *, tool: Any = None, workflow: Any = None, signature: Any = None,
+               rate_per_s: Any = DEFAULT_RATE_PER_S, burst: Any = DEFAULT_BURST,
+               enabled: bool = True) -> tuple[dict[str, Any], str]:
+        """The hook and its token (the only time the token is seen)."""
+        WRITE_WEBHOOKS.check(principal)
+        if principal.user_id is None:
+            raise ValidationFailed("this key belongs to no user; a webhook runs as a user")
+        name = check_target(tool, workflow)
+        rate, cap = self._rate(rate_per_s, burst)
+        stored_signature = self._signature(signature)
+        self._check_tool(principal, name)
+        token = new_hook_token()
+        now = utcnow()
+        hook_id = new_id("whk")
+        with self.db.write() as conn:
+            conn.execute(webhooks.insert().values(
+                id=hook_id, workspace_id=principal.workspace_id, user_id=principal.user_id, target_kind="tool",
+                target_name=name, token_hash=hash_hook_token(token), signature=stored_signature, rate_per_s=rate,
+                burst=cap, enabled=bool(enabled), disabled_reason=None, created_at=now, updated_at=now,
+                last_used_at=None))
+            row = conn.execute(sa.select(webhooks).where(webhooks.c.id == hook_id)).one()
+        return webhook_view(row), token
+
+    def list(self, principal: Principal, *, cursor: str | None, limit: int, include_total: bool = False) -> Page:
+        READ_WEBHOOKS.check(principal)
+        query = sa.select(webhooks).where(webhooks.c.workspace_id == principal.workspace_id)
+        if principal.role != "admin":
+            query = query.where(webhooks.c.user_id == (principal.user_id or ""))
+        with self.db.read() as conn:
+            rows, nxt, total = paginate(conn, query, sort_col=webhooks.c.id, id_col=webhooks.c.id,
+                                        descending=True, cursor=cursor, limit=limit, include_total=include_total)
+        return Page([webhook_view(r) for r in rows], nxt, total)
+
+    def get(self, principal: Principal, hook_id: str) -> dict[str, Any]:
+        READ_WEBHOOKS.check(principal)
+        with self.db.read() as conn:
+            return webhook_view(self._visible_row(conn, principal, hook_id))
+
+    def update(self, principal: Principal, hook_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Change the fields given; ``signature: null`` removes the signature check."""
+        WRITE_WEBHOOKS.check(principal)
+        with self.db.read() as conn:
+            row = self._visible_row(conn, principal, hook_id)
+        values: dict[str, Any] = {}
+        if changes.get("workflow") is not None:
+            check_target(None, changes["workflow"])
+        if changes.get("tool") is not None:
+            values["target_name"] = check_target(changes["tool"], None)
+            self._check_tool(principal, values["target_name"])
+        if "signature" in changes:
+            values["signature"] = self._signature(changes["signature"])
+        rate = changes.get("rate_per_s") if changes.get("rate_per_s") is not None else row.rate_per_s
+        cap = changes.get("burst") if changes.get("burst") is not None else row.burst
+        values["rate_per_s"], values["burst"] = self._rate(rate, cap)
+        if changes.get("enabled") is not None:
+            values["enabled"] = bool(changes["enabled"])
+            values["disabled_reason"] = None
+        values["updated_at"] = utcnow()
+        with self.db.write() as conn:
+            conn.execute(webhooks.update().where(webhooks.c.id == row.id).values(**values))
+            row = conn.execute(sa.select(webhooks).where(webhooks.c.id == row.id)).one()
+        self.limiter.forget(row.id)  # a new limit starts with a full bucket
+        return webhook_view(row)
+
+    def delete(self, principal: Principal, hook_id: str) -> None:
+        WRITE_WEBHOOKS.check(principal)
+        with self.db.write() as conn:
+            row = self._visible_row(conn, principal, hook_id)
+            conn.execute(webhooks.delete().where(webhooks.c.id == row.id))
+        self.limiter.forget(row.id)
+
+    # -- a request to a hook's URL -----------------------------------------------------------
+    def admit(self, token: str) -> tuple[Any, Principal]:
+        """The hook ``token`` opens and who it runs as, before its request's body is read:
+        404 ``not_found`` (nothing more) for an unknown or disabled hook, 429 over its rate."""
+        unknown = NotFound("not found", code="not_found")
+        if not looks_like_hook_token(token):
+            raise unknown
+        with self.db.read() as conn:
+            row = conn.execute(sa.select(webhooks).where(webhooks.c.token_hash == hash_hook_token(token))).first()
+            if row is None or not row.enabled:
+                raise unknown
+            user = self.users.by_id(conn, row.workspace_id, row.user_id)
+        reason = None
+        if user is None:
+            reason = "the webhook's owner no longer exists"
+        elif rank(user.role) < rank("member"):
+            reason = f"the webhook's owner {user.username!r} no longer has the member role"
+        if reason is not None or user is None:
+            with self.db.write() as conn:
+                conn.execute(webhooks.update().where(webhooks.c.id == row.id)
+                             .values(enabled=False, disabled_reason=reason, updated_at=utcnow()))
+            raise unknown
+        decision = self.limiter.check(row.id, rate_per_s=row.rate_per_s, burst=row.burst)
+        if not decision.allowed:
+            raise RateLimited(f"this webhook takes at most {row.rate_per_s:g} requests per second "
+                              f"(bursts of {row.burst})", retry_after=decision.retry_after_s)
+        return row, Principal(token_id=row.id, workspace_id=row.workspace_id, role=user.role, user_id=user.id,
+                              username=user.username)
+
+    def verify(self, row: Any, headers: Mapping[str, str], body: bytes) -> None:
+        """401 ``missing_signature`` / ``invalid_signature`` / ``signature_expired`` unless the
+        body carries a valid signature (when the hook requires one)."""
+        signature = row.signature
+        if not signature:
+            return
+        config = SignatureConfig(header=signature["header"], algorithm=signature["algorithm"],
+                                 format=signature["format"], timestamp_header=signature.get("timestamp_header"),
+                                 tolerance_s=signature.get("tolerance_s", 300.0))
+        secret = self.cipher.decrypt(signature["secret"].encode("ascii"))
+        try:
+            verify_signature(config, secret, headers, body)
+        except SignatureError as exc:
+            raise Unauthenticated(exc.message, code=exc.code) from exc
+
+    def deliver(self, row: Any, principal: Principal, inputs: dict[str, Any]) -> dict[str, Any]:
+        """Start the hook's run with ``inputs``."""
+        run, _ = self.runs.create(principal, tool=row.target_name, inputs=inputs, trigger="webhook", source=row.id)
+        with self.db.write() as conn:
+            conn.execute(webhooks.update().where(webhooks.c.id == row.id).values(last_used_at=utcnow()))
+        return run
