@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from typing import Any
 
 import httpx
@@ -130,3 +131,23 @@ def test_invalid_webhooks_are_refused(api: httpx.Client, unique: str) -> None:
     response = api.post("/webhooks", json={"tool": tool, "signature": {"secret": "s", "header": "bad header"}})
     assert response.status_code == 400 and error_code(response) == "invalid_signature_config", response.text
     assert error_code(api.get("/webhooks/whk_missing")) == "webhook_not_found"
+
+
+def test_the_token_is_checked_before_the_body_is_read(server: Any) -> None:
+    """An unknown token is refused on the headers alone: the server answers 404 without
+    waiting for the (never sent) body, and closes the connection."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
+        conn.sendall(b"POST /hooks/rwh_" + b"B" * 43 + b" HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: 1000000\r\n\r\n")
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = conn.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    status_line = answer.split(b"\r\n", 1)[0]
+    assert b" 404 " in status_line, answer[:200]
+    # over the body limit, whatever the token: 413 before anything is read
+    too_big = httpx.post(f"{server.base_url}/hooks/rwh_" + "C" * 43, content=b"x" * (17 * 1024 * 1024),
+                         headers={"Content-Type": "application/json"}, timeout=60)
+    assert too_big.status_code == 413
