@@ -60,11 +60,18 @@ class Settings:
         int(p) for p in os.environ.get("RUNYARD_SANDBOX_LOCAL_PORTS", "53").split(",") if p.strip()])
     # "off" leaves runs' connections to this host's own addresses to the operator's firewall.
     sandbox_host_filter: bool = field(default_factory=lambda: os.environ.get("RUNYARD_SANDBOX_HOST_FILTER", "on") != "off")
+    # The SMTP listener for email triggers: off unless a port is given (RUNYARD_SMTP_PORT);
+    # bound to loopback unless told otherwise; messages over the size limit are refused.
+    smtp_port: int = field(default_factory=lambda: _env_int("RUNYARD_SMTP_PORT", 0))
+    smtp_host: str = field(default_factory=lambda: os.environ.get("RUNYARD_SMTP_HOST", "127.0.0.1"))
+    smtp_max_message_mb: int = field(default_factory=lambda: _env_int("RUNYARD_SMTP_MAX_MESSAGE_MB", 25))
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
         if self.sandbox not in ("on", "strict", "off"):
             raise ValueError(f"RUNYARD_SANDBOX must be on, strict or off, not {self.sandbox!r}")
+        if self.smtp_port < 0 or self.smtp_max_message_mb < 1:
+            raise ValueError("RUNYARD_SMTP_PORT must be 0 (off) or a port, RUNYARD_SMTP_MAX_MESSAGE_MB at least 1")
 
     @property
     def db_url(self) -> str:

@@ -71,6 +71,29 @@ class ReaperHook:
                 log.exception("reaper failed")
 
 
+class EmailHook:
+    """The SMTP listener for email triggers (``RUNYARD_SMTP_PORT``), on API nodes (``up``, ``server``)."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+        self.listener: Any = None
+
+    async def start(self, app: Any) -> None:
+        from runyard.triggers.smtp import EmailListener
+        settings, service = self.platform.settings, self.platform.email_triggers
+        self.listener = EmailListener(
+            settings.smtp_host, settings.smtp_port, resolve_recipient=service.resolve_recipient,
+            on_message=service.deliver, on_record=service.record,
+            max_message_bytes=settings.smtp_max_message_mb * 1024 * 1024)
+        self.listener.start()
+        print(f"runyard: SMTP for email triggers on {settings.smtp_host}:{self.listener.port}", file=sys.stderr)
+
+    async def stop(self, app: Any) -> None:
+        if self.listener is not None:
+            self.listener.stop()
+            self.listener = None
+
+
 class SettledHeapHook:
     """Once the node has started: what is alive then (modules, the app, pools, the
     worker) lives as long as the process, so it leaves the garbage collector's view and a
@@ -103,6 +126,8 @@ def build_app(settings: Settings, *, with_workers: bool) -> tuple[Any, Platform]
         hooks.append(WorkerHook(platform, settings.worker_slots))
     else:
         hooks.append(ReaperHook(platform))
+    if settings.smtp_port:
+        hooks.append(EmailHook(platform))
     hooks.append(SettledHeapHook())
     return create_app(platform, lifespan_hooks=hooks), platform
 

@@ -14,6 +14,7 @@ from runyard.config import Settings
 from runyard.events import EventHub
 from runyard.ids import new_id
 from runyard.services.datasets import DatasetService
+from runyard.services.email_triggers import EmailTriggerService
 from runyard.services.errors import ValidationFailed
 from runyard.services.ingestions import IngestionService
 from runyard.services.namespaces import NamespaceService
@@ -86,6 +87,9 @@ class Platform:
         self.workers = WorkerRegistry(self.db)
         self.workspace_id = self._ensure_workspace(DEFAULT_WORKSPACE)
         self.admin_user_id = self.users.ensure_admin(self.workspace_id)
+        self.email_triggers = EmailTriggerService(
+            self.db, self.tools, self.runs, self.users, default_workspace=self.workspace_id,
+            max_message_bytes=settings.smtp_max_message_mb * 1024 * 1024)
         self._executor: Executor | None = None
         self.notifier: PgNotifier | None = None
         if self.db.is_postgres:

@@ -160,6 +160,11 @@ class World:
     schedule: str = ""  # a schedule of ``tool`` (user admin's; it fires once a day)
     webhook: str = ""  # a webhook of ``tool`` (user admin's) ...
     hook_url: str = ""  # ... and its secret URL
+    email_trigger: str = ""  # an email trigger of ``tool`` (user admin's) ...
+    email_alias: str = ""  # ... and one of its aliases
+
+    def fresh_address(self) -> str:
+        return f"{self.name('authz').replace('_', '-')}@example.com"
 
     def name(self, prefix: str) -> str:
         return f"{prefix}_{self.u}_{next(self.counter)}"
@@ -245,6 +250,13 @@ class World:
     def fresh_webhook(self) -> str:
         return _ok(self.admin.post("/webhooks", json={"tool": self.tool}))["id"]
 
+    def fresh_email_trigger(self) -> str:
+        return _ok(self.admin.post("/email-triggers", json={"tool": self.tool, "aliases": [self.fresh_address()]}))["id"]
+
+    def fresh_email_alias(self) -> str:
+        return _ok(self.admin.post(f"/email-triggers/{self.email_trigger}/aliases",
+                                   json={"address": self.fresh_address()}))["id"]
+
     def fresh_failed_ingestion(self) -> str:
         """A file ingestion that failed (not Parquet, though said to be): one a retry runs again."""
         started = _ok(self.admin.post(f"/namespaces/{self.ns}/datasets/{self.ds}/files",
@@ -317,6 +329,8 @@ def world(server: Server) -> Iterator[World]:
         w.schedule = w.fresh_schedule()
         hook = _ok(admin.post("/webhooks", json={"tool": w.tool, "rate_per_s": 1000, "burst": 1000}))
         w.webhook, w.hook_url = hook["id"], hook["url"]
+        w.email_trigger = w.fresh_email_trigger()
+        w.email_alias = w.fresh_email_alias()
         keys: dict[str, str | None] = {"none": None, "admin": server.admin_key}
         for who, body in (("viewer", {"role": "viewer"}), ("member", {"role": "member"}),
                           ("restricted", {"role": "member", "restrictions": {"tools": [w.tool]}}),
@@ -655,6 +669,38 @@ TABLE: dict[str, Row] = {
         lambda w, c, t: c.patch(f"/webhooks/{w.webhook}", json={"rate_per_s": 1000}), 200, restricted=RESTRICTED),
     "DELETE /api/v1/webhooks/{webhook_id}": writer(
         lambda w, c, t: c.delete(f"/webhooks/{w.fresh_webhook()}"), 204, restricted=RESTRICTED),
+    # email triggers: as schedules and webhooks (a member writes; a restricted key nothing);
+    # the workspace's records, mail to no alias included, only an admin reads
+    "POST /api/v1/email-triggers": writer(
+        lambda w, c, t: c.post("/email-triggers", json={"tool": w.tool, "aliases": [w.fresh_address()]}), 201,
+        restricted=RESTRICTED),
+    "GET /api/v1/email-triggers": api(lambda w, c, t: c.get("/email-triggers"), viewer=ok(200), member=ok(200),
+                                      admin=ok(200), restricted=RESTRICTED),
+    "GET /api/v1/email-triggers/{trigger_id}": api(
+        lambda w, c, t: c.get(f"/email-triggers/{w.email_trigger}"), viewer=ok(200), member=ok(200),
+        admin=ok(200), restricted=RESTRICTED),
+    "PATCH /api/v1/email-triggers/{trigger_id}": writer(
+        lambda w, c, t: c.patch(f"/email-triggers/{w.email_trigger}", json={"allowed_senders": ["@example.com"]}),
+        200, restricted=RESTRICTED),
+    "DELETE /api/v1/email-triggers/{trigger_id}": writer(
+        lambda w, c, t: c.delete(f"/email-triggers/{w.fresh_email_trigger()}"), 204, restricted=RESTRICTED),
+    "POST /api/v1/email-triggers/{trigger_id}/aliases": writer(
+        lambda w, c, t: c.post(f"/email-triggers/{w.email_trigger}/aliases", json={"address": w.fresh_address()}),
+        201, restricted=RESTRICTED),
+    "GET /api/v1/email-triggers/{trigger_id}/aliases": api(
+        lambda w, c, t: c.get(f"/email-triggers/{w.email_trigger}/aliases"), viewer=ok(200), member=ok(200),
+        admin=ok(200), restricted=RESTRICTED),
+    "PATCH /api/v1/email-triggers/{trigger_id}/aliases/{alias_id}": writer(
+        lambda w, c, t: c.patch(f"/email-triggers/{w.email_trigger}/aliases/{w.fresh_email_alias()}",
+                                json={"address": w.fresh_address()}), 200, restricted=RESTRICTED),
+    "DELETE /api/v1/email-triggers/{trigger_id}/aliases/{alias_id}": writer(
+        lambda w, c, t: c.delete(f"/email-triggers/{w.email_trigger}/aliases/{w.fresh_email_alias()}"), 204,
+        restricted=RESTRICTED),
+    "GET /api/v1/email-triggers/{trigger_id}/records": api(
+        lambda w, c, t: c.get(f"/email-triggers/{w.email_trigger}/records"), viewer=ok(200), member=ok(200),
+        admin=ok(200), restricted=RESTRICTED),
+    "GET /api/v1/email-records": api(lambda w, c, t: c.get("/email-records"), viewer=DENIED, member=DENIED,
+                                     admin=ok(200), restricted=DENIED),
     # a hook's URL is its credential: whoever calls it starts a run (a key counts for nothing),
     # and an unknown token is 404 whatever key comes with it
     "POST /hooks/{token}": Row(_call_hook, {who: (("own", ok(202)), ("unknown", hidden("not_found"))) for who in WHO}),

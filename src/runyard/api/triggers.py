@@ -1,5 +1,6 @@
-"""/schedules and /webhooks (see services.schedules and services.webhooks for who sees what),
-and the public ``POST /hooks/{token}`` a webhook's sender calls.
+"""/schedules, /webhooks and /email-triggers (see services.schedules, services.webhooks and
+services.email_triggers for who sees what), and the public ``POST /hooks/{token}`` a
+webhook's sender calls.
 
 ``/hooks/{token}`` is authorised by the secret in its path, not by a bearer key: the body
 guard (api.guard) looks the token up, and applies the hook's rate limit, before a byte of
@@ -21,6 +22,12 @@ from runyard.api.responses import JSON
 from runyard.api.waiting import wait_for_run
 from runyard.schemas.common import Page
 from runyard.schemas.triggers import (
+    EmailAliasCreate,
+    EmailAliasView,
+    EmailRecordView,
+    EmailTriggerCreate,
+    EmailTriggerPatch,
+    EmailTriggerView,
     HookDelivery,
     ScheduleCreate,
     SchedulePatch,
@@ -116,6 +123,90 @@ async def update_webhook(webhook_id: str, body: WebhookPatch, platform: Platform
 async def delete_webhook(webhook_id: str, platform: PlatformDep, principal: PrincipalDep) -> Response:
     await in_thread(platform.webhooks.delete, principal, webhook_id)
     return Response(status_code=204)
+
+
+# -- email triggers ------------------------------------------------------------------------------
+@router.post("/email-triggers", status_code=201, response_model=EmailTriggerView, tags=["email triggers"],
+             responses=error_responses(409, 413))
+async def create_email_trigger(body: EmailTriggerCreate, platform: PlatformDep, principal: PrincipalDep) -> dict:
+    return await in_thread(platform.email_triggers.create, principal, **body.model_dump())
+
+
+@router.get("/email-triggers", response_model=Page[EmailTriggerView], tags=["email triggers"])
+async def list_email_triggers(platform: PlatformDep, principal: PrincipalDep, cursor: str | None = None,
+                              limit: int = Query(100), include_total: bool = False) -> dict:
+    return await paged(platform.email_triggers.list, principal, cursor=cursor, limit=limit,
+                       include_total=include_total)
+
+
+@router.get("/email-triggers/{trigger_id}", response_model=EmailTriggerView, tags=["email triggers"],
+            responses=error_responses(404))
+async def get_email_trigger(trigger_id: str, platform: PlatformDep, principal: PrincipalDep) -> dict:
+    return await in_thread(platform.email_triggers.get, principal, trigger_id)
+
+
+@router.patch("/email-triggers/{trigger_id}", response_model=EmailTriggerView, tags=["email triggers"],
+              responses=error_responses(404, 413))
+async def update_email_trigger(trigger_id: str, body: EmailTriggerPatch, platform: PlatformDep,
+                               principal: PrincipalDep) -> dict:
+    return await in_thread(platform.email_triggers.update, principal, trigger_id,
+                           body.model_dump(exclude_unset=True))
+
+
+@router.delete("/email-triggers/{trigger_id}", status_code=204, tags=["email triggers"],
+               responses=error_responses(404))
+async def delete_email_trigger(trigger_id: str, platform: PlatformDep, principal: PrincipalDep) -> Response:
+    await in_thread(platform.email_triggers.delete, principal, trigger_id)
+    return Response(status_code=204)
+
+
+@router.post("/email-triggers/{trigger_id}/aliases", status_code=201, response_model=EmailAliasView,
+             tags=["email triggers"], responses=error_responses(404, 409, 413))
+async def create_email_alias(trigger_id: str, body: EmailAliasCreate, platform: PlatformDep,
+                             principal: PrincipalDep) -> dict:
+    return await in_thread(platform.email_triggers.add_alias, principal, trigger_id, body.address)
+
+
+@router.get("/email-triggers/{trigger_id}/aliases", response_model=Page[EmailAliasView], tags=["email triggers"],
+            responses=error_responses(404))
+async def list_email_aliases(trigger_id: str, platform: PlatformDep, principal: PrincipalDep,
+                             cursor: str | None = None, limit: int = Query(100),
+                             include_total: bool = False) -> dict:
+    return await paged(platform.email_triggers.list_aliases, principal, trigger_id, cursor=cursor, limit=limit,
+                       include_total=include_total)
+
+
+@router.patch("/email-triggers/{trigger_id}/aliases/{alias_id}", response_model=EmailAliasView,
+              tags=["email triggers"], responses=error_responses(404, 409, 413))
+async def update_email_alias(trigger_id: str, alias_id: str, body: EmailAliasCreate, platform: PlatformDep,
+                             principal: PrincipalDep) -> dict:
+    return await in_thread(platform.email_triggers.update_alias, principal, trigger_id, alias_id, body.address)
+
+
+@router.delete("/email-triggers/{trigger_id}/aliases/{alias_id}", status_code=204, tags=["email triggers"],
+               responses=error_responses(404))
+async def delete_email_alias(trigger_id: str, alias_id: str, platform: PlatformDep,
+                             principal: PrincipalDep) -> Response:
+    await in_thread(platform.email_triggers.delete_alias, principal, trigger_id, alias_id)
+    return Response(status_code=204)
+
+
+@router.get("/email-triggers/{trigger_id}/records", response_model=Page[EmailRecordView],
+            tags=["email triggers"], responses=error_responses(404))
+async def list_email_records(trigger_id: str, platform: PlatformDep, principal: PrincipalDep,
+                             cursor: str | None = None, limit: int = Query(100),
+                             include_total: bool = False) -> dict:
+    """What became of the mail sent to the trigger's aliases, newest first."""
+    return await paged(platform.email_triggers.list_records, principal, trigger_id, cursor=cursor, limit=limit,
+                       include_total=include_total)
+
+
+@router.get("/email-records", response_model=Page[EmailRecordView], tags=["email triggers"])
+async def list_all_email_records(platform: PlatformDep, principal: PrincipalDep, cursor: str | None = None,
+                                 limit: int = Query(100), include_total: bool = False) -> dict:
+    """Every record of the workspace, newest first, mail to no alias included (admins only)."""
+    return await paged(platform.email_triggers.list_all_records, principal, cursor=cursor, limit=limit,
+                       include_total=include_total)
 
 
 # -- the public hook URL -------------------------------------------------------------------------

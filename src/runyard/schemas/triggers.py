@@ -1,4 +1,4 @@
-"""Schedules and webhooks (``tool`` targets; ``workflow`` is refused until workflows run)."""
+"""Schedules, webhooks and email triggers (``tool`` targets; ``workflow`` is refused until workflows run)."""
 
 from __future__ import annotations
 
@@ -125,3 +125,67 @@ class HookDelivery(BaseModel):
     run_id: str
     status: str
     run: dict[str, Any] | None = Field(default=None, description="the run, when `wait` was given")
+
+
+class EmailTriggerCreate(Request):
+    tool: str | None = Field(default=None, description="the tool to run (by name)")
+    workflow: str | None = Field(default=None, description="not supported yet (400 `unsupported_target`)")
+    aliases: list[str] | None = Field(default=None, description="full addresses, `local@domain`, that take its mail")
+    allowed_senders: list[str] | None = Field(
+        default=None, description="`user@example.com`, `@example.com`, `@*.example.com`; empty allows everyone "
+                                  "(filtering, not authentication)")
+    max_message_bytes: int | None = Field(default=None, ge=1024, le=1024 ** 3,
+                                          description="default: the node's limit (RUNYARD_SMTP_MAX_MESSAGE_MB)")
+    enabled: bool = True
+
+
+class EmailTriggerPatch(Request):
+    tool: str | None = None
+    workflow: str | None = None
+    allowed_senders: list[str] | None = None
+    max_message_bytes: int | None = Field(default=None, ge=1024, le=1024 ** 3)
+    enabled: bool | None = None
+
+
+class EmailTriggerView(BaseModel):
+    object: Literal["email_trigger"] = "email_trigger"
+    id: str
+    target_kind: str
+    target_name: str
+    tool: str | None = None
+    user_id: str
+    enabled: bool
+    allowed_senders: list[str] = Field(default_factory=list)
+    max_message_bytes: int
+    aliases: list[str] = Field(default_factory=list)
+    disabled_reason: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+
+
+class EmailAliasCreate(Request):
+    address: str = Field(min_length=3, max_length=320, description="a full address, `local@domain`")
+
+
+class EmailAliasView(BaseModel):
+    object: Literal["email_alias"] = "email_alias"
+    id: str
+    trigger_id: str
+    address: str
+    created_at: str | None = None
+
+
+class EmailRecordView(BaseModel):
+    object: Literal["email_record"] = "email_record"
+    id: str
+    trigger_id: str | None = None
+    sender: str | None = None
+    recipients: list[str] = Field(default_factory=list)
+    size: int
+    status: Literal["accepted", "rejected"]
+    reason: str | None = None
+    detail: str | None = None
+    subject: str | None = None
+    message_id: str | None = None
+    run_id: str | None = None
+    received_at: str | None = None

@@ -46,9 +46,10 @@ ALL_STATUSES: tuple[str, ...] = (AWAITING, QUEUED, RUNNING, SUCCEEDED, FAILED, C
 # What started a run: the HTTP API (the default), the Python SDK or the CLI (each declared by
 # the X-Runyard-Trigger header or the SDK's User-Agent), or POST /runs/{id}/rerun.
 CALLER_TRIGGERS = ("api", "sdk", "cli")
-# Runs the platform starts on a user's behalf: a schedule's tick, a request to a webhook's URL
-# (``source``: the schedule's or hook's id). A client can claim none of these.
-SOURCE_TRIGGERS = ("schedule", "webhook")
+# Runs the platform starts on a user's behalf: a schedule's tick, a request to a webhook's URL, mail
+# to an email trigger's alias (``source``: the schedule's, hook's or email trigger's id). A client can claim
+# none of these.
+SOURCE_TRIGGERS = ("schedule", "webhook", "email")
 TRIGGERS = (*CALLER_TRIGGERS, "rerun", *SOURCE_TRIGGERS)
 TAG_KEYS = ("session", "batch_id", "example_id", "project")
 MAX_FILE_BYTES = 512 * 1024 * 1024

@@ -49,3 +49,47 @@ webhooks = sa.Table(
     sa.Column("last_used_at", TS),
 )
 sa.Index("ix_webhooks_ws_user", webhooks.c.workspace_id, webhooks.c.user_id, webhooks.c.id)
+
+# Email triggers: mail to one of a trigger's aliases starts a run of its target, as its user.
+email_triggers = sa.Table(
+    "email_triggers", metadata,
+    id_column(), workspace_column(),
+    sa.Column("user_id", sa.String(40), nullable=False),  # runs as this user
+    sa.Column("target_kind", sa.String(20), nullable=False),
+    sa.Column("target_name", sa.String(200), nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False, default=True),
+    sa.Column("allowed_senders", JSON, nullable=False, default=list),  # [] allows everyone
+    sa.Column("max_message_bytes", sa.Integer, nullable=False),
+    sa.Column("disabled_reason", sa.Text),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+)
+sa.Index("ix_email_triggers_ws_user", email_triggers.c.workspace_id, email_triggers.c.user_id, email_triggers.c.id)
+
+email_aliases = sa.Table(
+    "email_aliases", metadata,
+    id_column(),
+    sa.Column("trigger_id", sa.String(40), nullable=False),
+    sa.Column("address", sa.String(320), nullable=False, unique=True),  # local@domain, lowercase
+    sa.Column("created_at", TS, nullable=False),
+)
+sa.Index("ix_email_aliases_trigger", email_aliases.c.trigger_id, email_aliases.c.id)
+
+# One row per decision about a received message: accepted (with its run) or rejected and why.
+email_records = sa.Table(
+    "email_records", metadata,
+    id_column(), workspace_column(),
+    sa.Column("trigger_id", sa.String(40)),  # NULL: no trigger has the recipient
+    sa.Column("sender", sa.String(320)),
+    sa.Column("recipients", JSON, nullable=False, default=list),
+    sa.Column("size", sa.BigInteger, nullable=False, default=0),
+    sa.Column("status", sa.String(20), nullable=False),  # accepted | rejected
+    sa.Column("reason", sa.String(100)),
+    sa.Column("detail", sa.Text),
+    sa.Column("subject", sa.Text),
+    sa.Column("message_id", sa.String(1000)),
+    sa.Column("run_id", sa.String(40)),
+    sa.Column("received_at", TS, nullable=False),
+)
+sa.Index("ix_email_records_trigger", email_records.c.trigger_id, email_records.c.id)
+sa.Index("ix_email_records_ws", email_records.c.workspace_id, email_records.c.id)
