@@ -192,3 +192,12 @@ def test_lists_page_through_latest_versions(api, unique):
     sets = {s["name"]: s for s in _walk(api, "/sets") if s["name"].startswith(f"pset_{unique}")}
     assert sorted(sets) == [f"pset_{unique}_{i}" for i in range(3)]
     assert sets[f"pset_{unique}_0"]["version"] == 2 and sets[f"pset_{unique}_0"]["row_count"] == 2
+
+
+def test_a_set_read_far_past_its_end_is_empty_not_an_error(api, unique):
+    name = f"far-{unique}"
+    assert api.post("/sets", json={"name": name, "rows": [{"a": 1}]}).status_code == 201
+    far = api.get(f"/sets/{name}", params={"offset": 2**53})
+    assert far.status_code == 200 and far.json()["rows"] == [] and far.json()["next_offset"] is None
+    assert api.get(f"/sets/{name}", params={"offset": 10**20}).status_code == 400
+    assert api.get(f"/sets/{name}", params={"version": -(10**30)}).status_code == 400

@@ -41,9 +41,14 @@ async def list_sets(platform: PlatformDep, principal: PrincipalDep, cursor: str 
                            include_total=include_total)
 
 
+MAX_VERSION = 2**31 - 1  # versions are 32-bit integer columns: a larger one is refused, not a 500
+MAX_OFFSET = 2**53  # answered back in JSON: beyond 64 bits it could not be
+
+
 @router.get("/sets/{name}", responses=error_responses(404))
-async def load_set(name: str, platform: PlatformDep, principal: PrincipalDep, version: int | None = None,
-                   offset: int = Query(0, json_schema_extra={"minimum": 0}),
+async def load_set(name: str, platform: PlatformDep, principal: PrincipalDep,
+                   version: int | None = Query(None, ge=1, le=MAX_VERSION),
+                   offset: int = Query(0, json_schema_extra={"minimum": 0, "maximum": MAX_OFFSET}),
                    limit: int = Query(10_000, json_schema_extra={"minimum": 1, "maximum": 1_000_000})) -> dict:
     _, sets = synth_services(platform)
     return await in_thread(sets.load, principal, name, version, offset=offset, limit=limit)

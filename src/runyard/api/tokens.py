@@ -13,7 +13,8 @@ from runyard.schemas.tokens import TokenCreate, TokenPermissions, TokenView
 router = APIRouter(tags=["tokens"], responses=error_responses(*AUTHENTICATED))
 
 
-@router.post("/tokens", status_code=201, response_model=TokenView, response_model_exclude_unset=True, responses=error_responses(413))
+@router.post("/tokens", status_code=201, response_model=TokenView, response_model_exclude_unset=True,
+             responses=error_responses(404, 413))
 async def create_token(body: TokenCreate, platform: PlatformDep, principal: PrincipalDep) -> dict:
     return await in_thread(
         platform.tokens.create, principal, name=body.name, role=body.role,

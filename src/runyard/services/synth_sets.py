@@ -150,11 +150,12 @@ class SetService:
     def load(self, principal: Principal, name: str, version: int | None = None, *, offset: int = 0,
              limit: int = DEFAULT_READ_LIMIT) -> dict[str, Any]:
         workspace_id = principal.workspace_id
-        if offset < 0 or not 1 <= limit <= MAX_JSON_ROWS:
-            raise ValidationFailed(f"offset must be >= 0 and limit between 1 and {MAX_JSON_ROWS}",
+        if not 0 <= offset <= 2**53 or not 1 <= limit <= MAX_JSON_ROWS:
+            raise ValidationFailed(f"offset must be 0-2**53 and limit between 1 and {MAX_JSON_ROWS}",
                                    code="invalid_limit")
         view = self.describe(workspace_id, name, version)
-        table = self.table(workspace_id, name, view["version"]).slice(offset, limit)
+        # An offset past the end reads nothing (and one past 64 bits must not reach Arrow).
+        table = self.table(workspace_id, name, view["version"]).slice(min(offset, view["row_count"]), limit)
         view["rows"] = [{k: json_ready(v) for k, v in r.items()} for r in table.to_pylist()]
         view["offset"] = offset
         view["next_offset"] = offset + len(view["rows"]) if offset + len(view["rows"]) < view["row_count"] else None
