@@ -169,6 +169,15 @@ def test_runs_commands(cli: Invoke, tmp_path: Path, unique: str) -> None:
     assert [x["id"] for x in listed] == [run["id"]]
     assert as_json(cli("runs", "list", "--session", unique, "--json"))[0]["id"] == run["id"]
     assert as_json(cli("runs", "list", "--tool", name, "--status", "failed", "--json")) == []
+    by_cli = as_json(cli("runs", "list", "--tool", name, "--trigger", "cli", "--type", "tool", "--sort", "duration",
+                         "--order", "asc", "--json"))
+    assert [x["id"] for x in by_cli] == [run["id"]] and by_cli[0]["triggered_by"]
+    assert as_json(cli("runs", "list", "--tool", name, "--triggered-by", by_cli[0]["triggered_by"],
+                       "--ids", run["id"], "--json"))[0]["id"] == run["id"]
+    assert as_json(cli("runs", "list", "--tool", name, "--trigger", "schedule", "--json")) == []
+    assert as_json(cli("runs", "list", "--tool", name, "--offset", "1", "--json")) == []
+    r = cli("runs", "list", "--tool", name, "--sort", "fastest")
+    assert r.exit_code != 0 and "sort" in r.stderr
     r = cli("runs", "get", run["id"])
     assert r.exit_code == 0 and "succeeded" in r.stdout and '"a": 1' in r.stdout
     got = as_json(cli("runs", "get", run["id"], "--json"))

@@ -65,6 +65,8 @@ def test_each_tick_starts_one_run_whichever_node_polls(nodes: tuple[Platform, Pl
         assert _both(a, b, now) == 0, i  # polled again: that tick is done
     made = _runs(a, "t")
     assert len(made) == 5 and {r.trigger for r in made} == {"schedule"} and made[-1].inputs == {"x": 3}
+    # started by the schedule, under no token of anyone's
+    assert {(r.triggered_by, r.token_id, r.type) for r in made} == {(schedule["id"], None, "tool")}
     assert [r.status for r in made] == ["cancelled"] * 4 + ["queued"]  # cancel_previous
     # after a long pause, one run (max_catch_up 1), not one per missed tick
     assert _both(a, b, first + timedelta(seconds=500)) == 1

@@ -26,11 +26,16 @@ from runyard.schemas.common import Page
 from runyard.schemas.runs import ArtifactView, RunCreate, RunView
 from runyard.services.access import Principal
 from runyard.services.errors import ValidationFailed
+from runyard.services.pagination import MAX_OFFSET
 from runyard.services.runs import (
     ALL_STATUSES,
     CANCEL_RUNS,
     CREATE_RUNS,
+    LIST_SORTS,
+    MAX_LIST_IDS,
+    RUN_TYPES,
     TERMINAL_STATUSES,
+    TRIGGERS,
     UPLOAD_RUN_FILES,
     parse_time,
 )
@@ -109,15 +114,36 @@ async def list_runs(platform: PlatformDep, principal: PrincipalDep, tool: str | 
                     session: str | None = None, batch_id: str | None = None, example_id: str | None = None,
                     created_after: str | None = Query(None, json_schema_extra={"format": "date-time"}),
                     created_before: str | None = Query(None, json_schema_extra={"format": "date-time"}),
-                    order: str = Query("desc", json_schema_extra={"enum": ["asc", "desc"]}), cursor: str | None = None, limit: int = Query(50),
-                    include_total: bool = False) -> dict:
+                    run_type: str | None = Query(None, alias="type", description="What the run runs",
+                                                 json_schema_extra={"enum": list(RUN_TYPES)}),
+                    trigger: list[str] | None = Query(
+                        None, description="What started the run: triggers, repeated or comma-separated",
+                        json_schema_extra={"items": {"type": "string", "enum": list(TRIGGERS)}}),
+                    triggered_by: str | None = Query(
+                        None, description="Who or what started it: a user id (api, cli, sdk, rerun), a schedule's "
+                                          "or webhook's id"),
+                    source: str | None = Query(None, description="The tool's (or workflow's) name"),
+                    parent_run_id: str | None = None,
+                    completed_after: str | None = Query(None, json_schema_extra={"format": "date-time"}),
+                    completed_before: str | None = Query(None, json_schema_extra={"format": "date-time"}),
+                    ids: str | None = Query(None, description=f"Run ids, comma-separated (at most {MAX_LIST_IDS})"),
+                    sort: str = Query("created_at", json_schema_extra={"enum": list(LIST_SORTS)}),
+                    order: str = Query("desc", json_schema_extra={"enum": ["asc", "desc"]}), cursor: str | None = None,
+                    offset: int | None = Query(None, description="Runs to skip; instead of a cursor, never with one",
+                                               json_schema_extra={"minimum": 0, "maximum": MAX_OFFSET}),
+                    limit: int = Query(50), include_total: bool = False) -> dict:
     statuses = [s for value in status or [] for s in value.split(",") if s]
+    triggers = [t for value in trigger or [] for t in value.split(",") if t]
+    id_list = None if ids is None else [i for i in (part.strip() for part in ids.split(",")) if i]
     return await paged(
         lambda: platform.runs.list(
             principal, tool=tool, statuses=statuses, session=session, batch_id=batch_id, example_id=example_id,
             created_after=parse_time(created_after, "created_after"),
             created_before=parse_time(created_before, "created_before"),
-            order=order, cursor=cursor, limit=limit, include_total=include_total))
+            run_type=run_type, triggers=triggers, triggered_by=triggered_by, source=source, parent_run_id=parent_run_id,
+            completed_after=parse_time(completed_after, "completed_after"),
+            completed_before=parse_time(completed_before, "completed_before"), ids=id_list,
+            sort=sort, order=order, cursor=cursor, offset=offset, limit=limit, include_total=include_total))
 
 
 @router.get(RUN_PATH, response_model=RunView, response_model_exclude_unset=True, responses=error_responses(404))

@@ -277,19 +277,36 @@ def list_runs(
     tool: Annotated[str | None, typer.Option("--tool", help="Filter by tool name or id.")] = None,
     session: Annotated[str | None, typer.Option("--session")] = None,
     batch_id: Annotated[str | None, typer.Option("--batch-id")] = None,
+    run_type: Annotated[str | None, typer.Option("--type", help="tool or workflow.")] = None,
+    trigger: Annotated[list[str] | None, typer.Option(
+        "--trigger", help="What started it: api, cli, sdk, rerun, schedule, webhook… (repeatable).")] = None,
+    triggered_by: Annotated[str | None, typer.Option(
+        "--triggered-by", help="A user, schedule or webhook id.")] = None,
+    parent: Annotated[str | None, typer.Option("--parent", help="Runs whose parent run is this one.")] = None,
+    completed_after: Annotated[str | None, typer.Option("--completed-after", help="RFC 3339 time.")] = None,
+    completed_before: Annotated[str | None, typer.Option("--completed-before", help="RFC 3339 time.")] = None,
+    ids: Annotated[str | None, typer.Option("--ids", help="Comma-separated run ids.")] = None,
+    sort: Annotated[str | None, typer.Option(
+        "--sort", help="created_at (default), started_at, finished_at or duration.")] = None,
+    order: Annotated[str | None, typer.Option("--order", help="asc or desc (default).")] = None,
+    offset: Annotated[int | None, typer.Option("--offset", help="Skip this many runs first.", min=0)] = None,
     limit: Annotated[int, typer.Option("--limit", "-l", help="At most this many runs.", min=1)] = 20,
     json_output: JsonOpt = False,
 ) -> None:
-    """List runs, newest first."""
+    """List runs, newest first (or as --sort/--order say)."""
     page = client().runs.list(
-        status=status or None, tool=tool, session=session, batch_id=batch_id, limit=min(limit, 1000)
+        status=status or None, tool=tool, session=session, batch_id=batch_id, type=run_type,  # type: ignore[arg-type]
+        trigger=trigger or None, triggered_by=triggered_by, parent_run_id=parent,
+        completed_after=completed_after, completed_before=completed_before, ids=ids,
+        sort=sort, order=order, offset=offset, limit=min(limit, 1000),  # type: ignore[arg-type]
     )
     runs = list(itertools.islice(page, limit))
     if json_output:
         print_json(runs)
         return
-    rows = [[r.id, r.tool_name, r.tool_version, status_text(r.status), r.created_at, _duration(r)] for r in runs]
-    stdout().print(table(["ID", "TOOL", "VERSION", "STATUS", "CREATED", "DURATION"], rows))
+    rows = [[r.id, r.tool_name, r.tool_version, status_text(r.status), r.trigger or "", r.created_at, _duration(r)]
+            for r in runs]
+    stdout().print(table(["ID", "TOOL", "VERSION", "STATUS", "TRIGGER", "CREATED", "DURATION"], rows))
 
 
 @app.command("get")

@@ -48,7 +48,10 @@ class RunView(BaseModel):
     output: Any = None
     error: RunError | None = None
     tags: dict[str, str] = Field(default_factory=dict)
+    type: str = Field(default="tool", description="what the run runs: tool (workflow, later kinds)")
     trigger: str | None = None
+    triggered_by: str | None = Field(default=None, description="who or what started it: the user (api, cli, sdk, "
+                                     "rerun), the schedule's, webhook's or email trigger's id")
     parent_run_id: str | None = None
     attempt: int
     max_attempts: int

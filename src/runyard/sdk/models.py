@@ -172,7 +172,12 @@ class Run(RunyardModel):
     output: Any = None
     error: RunError | None = None
     tags: dict[str, Any] | None = None
+    #: What the run runs: ``tool`` (``workflow`` and later kinds too).
+    type: str | None = None
     trigger: str | None = None
+    #: Who or what started it: the user's id (api, cli, sdk, rerun), the schedule's,
+    #: webhook's or email trigger's id.
+    triggered_by: str | None = None
     parent_run_id: str | None = None
     attempt: int | None = None
     max_attempts: int | None = None

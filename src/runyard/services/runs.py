@@ -51,6 +51,9 @@ CALLER_TRIGGERS = ("api", "sdk", "cli")
 # none of these.
 SOURCE_TRIGGERS = ("schedule", "webhook", "email")
 TRIGGERS = (*CALLER_TRIGGERS, "rerun", *SOURCE_TRIGGERS)
+RUN_TYPES = ("tool", "workflow")  # what a run runs (only tools so far)
+LIST_SORTS = ("created_at", "started_at", "finished_at", "duration")
+MAX_LIST_IDS = 1000
 TAG_KEYS = ("session", "batch_id", "example_id", "project")
 MAX_FILE_BYTES = 512 * 1024 * 1024
 # Error types of an attempt the platform lost rather than the tool failed: its worker
@@ -103,7 +106,8 @@ def run_view(row: Any, *, expand_inputs: bool = False) -> dict[str, Any]:
     view = {
         "id": m["id"], "object": "run", "tool_id": m["tool_id"], "tool_name": m["tool_name"],
         "tool_version": m["tool_version"], "status": m["status"], "output": m["output"], "error": m["error"],
-        "tags": m["tags"] or {}, "trigger": m["trigger"], "parent_run_id": m["parent_run_id"],
+        "type": m["type"], "tags": m["tags"] or {}, "trigger": m["trigger"], "triggered_by": m["triggered_by"],
+        "parent_run_id": m["parent_run_id"],
         "attempt": m["attempt"], "max_attempts": m["max_attempts"], "worker_id": m["worker_id"],
         "progress": m["progress"], "usage": m["usage"], "requires_confirmation": m["requires_confirmation"],
         "input_files": sorted((m["input_files"] or {}).keys()),
@@ -195,7 +199,8 @@ class RunService:
                files: dict[str, tuple[str, BinaryIO]] | None = None,
                source: str | None = None) -> tuple[dict[str, Any], bool]:
         """Validate and enqueue. Returns (run, created); created is False for an idempotent replay.
-        ``source``: the schedule or webhook starting it (required with those triggers)."""
+        ``source``: the schedule or webhook starting it (required with those triggers); it
+        becomes the run's ``triggered_by`` (else the principal's user)."""
         CREATE_RUNS.check(principal)
         ws = principal.workspace_id
         if not isinstance(tool, str) or not tool:
@@ -230,7 +235,8 @@ class RunService:
                 outcome = self._insert_run(principal, tool_row, version_row, inputs=inputs, tags=tags,
                                            requires_confirmation=requires_confirmation,
                                            idempotency_key=idempotency_key, request_hash=request_hash,
-                                           trigger=trigger, parent_run_id=parent_run_id, files=files)
+                                           trigger=trigger, parent_run_id=parent_run_id, files=files,
+                                           source=source)
             except DomainError:
                 if fresh:
                     raise
@@ -246,7 +252,8 @@ class RunService:
     def _insert_run(self, principal: Principal, tool_row: Any, version_row: Any, *, inputs: dict[str, Any],
                     tags: dict[str, str], requires_confirmation: bool, idempotency_key: str | None,
                     request_hash: str | None, trigger: str, parent_run_id: str | None,
-                    files: dict[str, tuple[str, BinaryIO]] | None) -> tuple[dict[str, Any], bool] | None:
+                    files: dict[str, tuple[str, BinaryIO]] | None,
+                    source: str | None = None) -> tuple[dict[str, Any], bool] | None:
         """Validate against ``version_row`` and insert; None (nothing written) when the tool
         is no longer as ``tool_row`` says (deleted, or a newer version deployed)."""
         ws = principal.workspace_id
@@ -278,7 +285,10 @@ class RunService:
             "input_files": input_files, "tags": tags, "session": tags.get("session"),
             "batch_id": tags.get("batch_id"), "example_id": tags.get("example_id"), "trigger": trigger,
             "parent_run_id": parent_run_id, "idempotency_key": idempotency_key, "request_hash": request_hash,
-            "token_id": principal.token_id, "attempt": 1, "max_attempts": version_row.retries + 1,
+            "type": "tool", "triggered_by": source if trigger in SOURCE_TRIGGERS else principal.user_id,
+            # A schedule's or hook's run has no creating token (its principal stands for the trigger).
+            "token_id": None if trigger in SOURCE_TRIGGERS else principal.token_id,
+            "attempt": 1, "max_attempts": version_row.retries + 1,
             "requires_confirmation": requires_confirmation, "created_at": now,
             "queued_at": None if requires_confirmation else now, "cancel_requested": False,
             "log_bytes": 0, "log_truncated": False, "output": None, "error": None, "worker_id": None,
@@ -376,8 +386,19 @@ class RunService:
     def list(self, principal: Principal, *, tool: str | None = None, statuses: list[str] | None = None,
              session: str | None = None, batch_id: str | None = None, example_id: str | None = None,
              created_after: datetime | None = None, created_before: datetime | None = None,
-             order: str = "desc", cursor: str | None = None, limit: int = 50,
+             run_type: str | None = None, triggers: list[str] | None = None, triggered_by: str | None = None,
+             source: str | None = None, parent_run_id: str | None = None,
+             completed_after: datetime | None = None, completed_before: datetime | None = None,
+             ids: list[str] | None = None, sort: str = "created_at", order: str = "desc",
+             cursor: str | None = None, offset: int | None = None, limit: int = 50,
              include_total: bool = False) -> Page:
+        """Runs matching every filter given, in ``sort`` order (``created_at``, ``started_at``,
+        ``finished_at`` or ``duration``; runs without that value come last in either order),
+        a page after ``cursor`` or ``offset`` runs."""
+        if sort not in LIST_SORTS:
+            raise ValidationFailed(f"sort must be one of {', '.join(LIST_SORTS)}", details={"field": "sort"})
+        if order not in ("asc", "desc"):
+            raise ValidationFailed("order must be asc or desc", details={"field": "order"})
         query = sa.select(runs).where(runs.c.workspace_id == principal.workspace_id)
         if tool:
             col = runs.c.tool_id if tool.startswith("tool_") else runs.c.tool_name
@@ -389,20 +410,53 @@ class RunService:
             if bad:
                 raise ValidationFailed(f"unknown status(es): {', '.join(bad)}", details={"field": "status"})
             query = query.where(runs.c.status.in_(statuses))
-        for col, value in ((runs.c.session, session), (runs.c.batch_id, batch_id), (runs.c.example_id, example_id)):
+        if run_type is not None:
+            if run_type not in RUN_TYPES:
+                raise ValidationFailed(f"type must be one of {', '.join(RUN_TYPES)}", details={"field": "type"})
+            query = query.where(runs.c.type == run_type)
+        if triggers:
+            bad = [t for t in triggers if t not in TRIGGERS]
+            if bad:
+                raise ValidationFailed(f"unknown trigger(s): {', '.join(bad)}; known: {', '.join(TRIGGERS)}",
+                                       details={"field": "trigger"})
+            query = query.where(runs.c.trigger.in_(triggers))
+        if ids is not None:
+            if len(ids) > MAX_LIST_IDS:
+                raise ValidationFailed(f"ids takes at most {MAX_LIST_IDS} run ids", details={"field": "ids"})
+            query = query.where(runs.c.id.in_(sorted(set(ids))))
+        for col, value in ((runs.c.session, session), (runs.c.batch_id, batch_id), (runs.c.example_id, example_id),
+                           (runs.c.triggered_by, triggered_by), (runs.c.tool_name, source),
+                           (runs.c.parent_run_id, parent_run_id)):
             if value is not None:
                 query = query.where(col == value)
-        if created_after is not None:
-            query = query.where(runs.c.created_at > created_after)
-        if created_before is not None:
-            query = query.where(runs.c.created_at < created_before)
-        if order not in ("asc", "desc"):
-            raise ValidationFailed("order must be asc or desc", details={"field": "order"})
+        for col, after, before in ((runs.c.created_at, created_after, created_before),
+                                   (runs.c.finished_at, completed_after, completed_before)):
+            if after is not None:
+                query = query.where(col > after)
+            if before is not None:
+                query = query.where(col < before)
+        # Ids sort by creation time: created_at pages on the id alone (the indexes' order).
+        sort_col: Any = runs.c.id
+        cursor_value: Callable[[Any], Any] | None = None
+        if sort in ("started_at", "finished_at"):
+            sort_col, cursor_value = runs.c[sort], parse_rfc3339
+        elif sort == "duration":
+            sort_col, cursor_value = self._duration_ms().label("duration_ms"), _cursor_float
+            query = query.add_columns(sort_col)
         with self.db.read() as conn:
-            rows, nxt, total = paginate(conn, query, sort_col=runs.c.id, id_col=runs.c.id,
+            rows, nxt, total = paginate(conn, query, sort_col=sort_col, id_col=runs.c.id,
                                         descending=order == "desc", cursor=cursor, limit=limit,
-                                        include_total=include_total)
+                                        include_total=include_total, cursor_value=cursor_value,
+                                        nulls_last=sort != "created_at", offset=offset)
         return Page([run_view(r) for r in rows], nxt, total)
+
+    def _duration_ms(self) -> Any:
+        """A run's duration in milliseconds (start to end; NULL until it ended, or when it
+        never started), as a float on either database."""
+        if self.db.is_postgres:
+            seconds = sa.extract("epoch", runs.c.finished_at - runs.c.started_at)
+            return sa.cast(seconds * 1000, sa.Float)
+        return (sa.func.julianday(runs.c.finished_at) - sa.func.julianday(runs.c.started_at)) * 86_400_000.0
 
     def artifacts(self, principal: Principal, run_id: str) -> list[dict[str, Any]]:
         self.get(principal, run_id)
@@ -724,6 +778,12 @@ def _finish_statement_pg(values: dict[str, Any], with_usage: bool) -> Any:
 def _safe_filename(name: str) -> str:
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
     return "".join(c for c in base if c.isalnum() or c in "._- ")[:200].strip(" .")
+
+
+def _cursor_float(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError("not a number")
+    return float(value)
 
 
 def parse_time(value: str | None, field: str) -> datetime | None:

@@ -117,7 +117,12 @@ runs = sa.Table(
     sa.Column("session", sa.String(200)),
     sa.Column("batch_id", sa.String(200)),
     sa.Column("example_id", sa.String(200)),
+    # What the run runs: a tool (a workflow, later kinds of run, once they exist).
+    sa.Column("type", sa.String(20), nullable=False, default="tool", server_default="tool"),
     sa.Column("trigger", sa.String(20), nullable=False, default="api"),
+    # Who or what started it: the user (api, cli, sdk, rerun), the schedule's or webhook's
+    # id, the parent run (a workflow's step); a list filter.
+    sa.Column("triggered_by", sa.String(320)),
     sa.Column("parent_run_id", sa.String(40)),
     sa.Column("idempotency_key", sa.String(200)),
     sa.Column("request_hash", sa.String(64)),
@@ -142,6 +147,8 @@ runs = sa.Table(
 sa.Index("ix_runs_claim", runs.c.status, runs.c.queued_at)
 sa.Index("ix_runs_ws_tool", runs.c.workspace_id, runs.c.tool_id, runs.c.id)
 sa.Index("ix_runs_ws_status", runs.c.workspace_id, runs.c.status, runs.c.id)
+sa.Index("ix_runs_ws_triggered_by", runs.c.workspace_id, runs.c.triggered_by, runs.c.id)
+sa.Index("ix_runs_parent", runs.c.parent_run_id)
 sa.Index("ix_runs_ws_session", runs.c.workspace_id, runs.c.session)
 sa.Index("ix_runs_worker", runs.c.worker_id, runs.c.status)
 

@@ -102,10 +102,13 @@ def _list_params(
     order: str | None,
     limit: int | None,
     include_total: bool | None,
+    **filters: Any,
 ) -> dict[str, Any]:
+    ids = filters.pop("ids", None)
+    trigger = filters.pop("trigger", None)
     return compact(
         tool=tool,
-        status=[status] if isinstance(status, str) else list(status) if status is not None else None,
+        status=_listed(status),
         session=session,
         batch_id=batch_id,
         example_id=example_id,
@@ -114,7 +117,22 @@ def _list_params(
         order=order,
         limit=limit,
         include_total=include_total,
+        trigger=_listed(trigger),
+        ids=None if ids is None else ",".join([ids] if isinstance(ids, str) else ids),
+        **filters,
     )
+
+
+def _listed(value: str | Sequence[str] | None) -> builtins.list[str] | None:
+    return [value] if isinstance(value, str) else builtins.list(value) if value is not None else None
+
+
+def _page_request(params: Mapping[str, Any], cursor: str | None, timeout: Timeout) -> RequestOptions:
+    """GET /runs for the page after ``cursor``: ``offset`` places the first page only
+    (the server takes one or the other; the cursor goes on from where the offset led)."""
+    if cursor is not None:
+        params = {k: v for k, v in params.items() if k != "offset"}
+    return RequestOptions("GET", "/runs", params={**params, "cursor": cursor}, timeout=timeout)
 
 
 def _wait_request(run_ids: Sequence[str], chunk: float) -> RequestOptions:
@@ -343,18 +361,32 @@ class RunsAPI:
         example_id: str | None = None,
         created_after: datetime | str | None = None,
         created_before: datetime | str | None = None,
+        type: Literal["tool", "workflow"] | None = None,
+        trigger: str | Sequence[str] | None = None,
+        triggered_by: str | None = None,
+        source: str | None = None,
+        parent_run_id: str | None = None,
+        completed_after: datetime | str | None = None,
+        completed_before: datetime | str | None = None,
+        ids: str | Sequence[str] | None = None,
+        sort: Literal["created_at", "started_at", "finished_at", "duration"] | None = None,
         order: Literal["asc", "desc"] | None = None,
+        offset: int | None = None,
         limit: int | None = None,
         include_total: bool | None = None,
         timeout: Timeout = None,
     ) -> Listing[Run]:
-        """Runs, newest first unless ``order="asc"``, filtered by tool, status(es), tags
-        and creation time; iterate the page for every run across pages."""
+        """Runs, newest first unless ``sort``/``order`` say otherwise, filtered by tool,
+        status(es), tags, creation and completion time, ``type``, ``trigger`` (one or
+        several), ``triggered_by`` (a user, schedule or webhook id), ``source`` (the tool's
+        name), ``parent_run_id`` and ``ids`` (at most 1000); ``offset`` skips that many
+        runs first. Iterate the page for every run across pages."""
         params = _list_params(
-            tool, status, session, batch_id, example_id, created_after, created_before, order, limit, include_total
+            tool, status, session, batch_id, example_id, created_after, created_before, order, limit, include_total,
+            type=type, trigger=trigger, triggered_by=triggered_by, source=source, parent_run_id=parent_run_id,
+            completed_after=completed_after, completed_before=completed_before, ids=ids, sort=sort, offset=offset,
         )
-        return Listing(Run, lambda cursor: RequestOptions(
-            "GET", "/runs", params={**params, "cursor": cursor}, timeout=timeout))
+        return Listing(Run, lambda cursor: _page_request(params, cursor, timeout))
 
     @endpoint
     def cancel(self, run: RunRef, *, timeout: Timeout = None) -> Plan[Run]:
