@@ -84,7 +84,7 @@ def test_an_interval_schedule_fires_one_run_per_tick(api: httpx.Client, unique: 
 def two_nodes(backend: str, tmp_path: Any) -> Iterator[tuple[Server, Server]]:
     """An API + worker node and a worker-only node on one PostgreSQL database: two schedulers."""
     if backend != "postgres":
-        pytest.skip("several nodes share a database only on PostgreSQL")
+        pytest.skip("two nodes can share one database only on PostgreSQL (an SQLite file belongs to one node); CI sets RUNYARD_TEST_DATABASE_URL so this runs there")
     pg = PgDatabase.create()
     first = Server(data_dir=tmp_path / "data", database_url=pg.url, slots=2)
     second = Server(data_dir=first.data_dir, database_url=pg.url, admin_key=first.admin_key, mode="worker", slots=2)

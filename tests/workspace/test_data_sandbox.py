@@ -48,7 +48,7 @@ def test_a_parse_job_reads_the_file_it_is_given(platform: Platform, tmp_path: Pa
 
 def test_a_parse_job_cannot_read_the_data_dir_or_other_files(platform: Platform, tmp_path: Path) -> None:
     if platform.sandbox_config().mode == "off":
-        pytest.skip("RUNYARD_SANDBOX=off")
+        pytest.skip("the sandbox is turned off (RUNYARD_SANDBOX=off): there is no confinement to test")
     other = tmp_path / "other.csv"
     other.write_text("a\nsecret\n")
     for target in (platform.settings.data_dir / "admin-key", platform.settings.data_dir / "signing-key", other):

@@ -22,7 +22,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     mount.mkdir()
     if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(mount)],
                                            capture_output=True).returncode != 0:
-        pytest.skip("making a small disk needs root (mount -t tmpfs)")
+        pytest.skip("a disk small enough to fill needs a tmpfs mount, which needs root (CI runs as root)")
     try:
         yield mount
     finally:

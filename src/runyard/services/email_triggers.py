@@ -36,8 +36,8 @@ from runyard.services.access import Permission, Principal, rank
 from runyard.services.errors import Conflict, DomainError, NotFound, ValidationFailed
 from runyard.services.pagination import Page, paginate
 from runyard.services.runs import RunService
-from runyard.services.schedules import check_target
 from runyard.services.tools import ToolService
+from runyard.services.trigger_targets import check_target, check_tool_target, owned_row
 from runyard.services.users import UserService
 from runyard.store.db import Database
 from runyard.store.tables_triggers import email_aliases, email_records, email_triggers
@@ -141,24 +141,9 @@ class EmailTriggerService:
                                    details={"field": "max_message_bytes"})
         return value
 
-    def _check_tool(self, principal: Principal, tool: str) -> None:
-        try:
-            self.tools.visible(principal, tool)
-        except NotFound as exc:
-            raise ValidationFailed(f"tool {tool!r} not found", code="invalid_target",
-                                   details={"field": "tool", "tool": tool}) from exc
-
     # -- on behalf of a principal ----------------------------------------------------------
     def _visible_row(self, conn: sa.Connection, principal: Principal, trigger_id: str) -> Any:
-        query = sa.select(email_triggers).where(email_triggers.c.id == trigger_id,
-                                                email_triggers.c.workspace_id == principal.workspace_id)
-        if principal.role != "admin":
-            query = query.where(email_triggers.c.user_id == (principal.user_id or ""))
-        row = conn.execute(query).first()
-        if row is None:
-            raise NotFound(f"email trigger {trigger_id!r} not found", code="email_trigger_not_found",
-                           details={"email_trigger_id": trigger_id})
-        return row
+        return owned_row(conn, email_triggers, principal, trigger_id, what="email trigger", code="email_trigger_not_found", detail="email_trigger_id")
 
     @staticmethod
     def _aliases(conn: sa.Connection, trigger_ids: list[str]) -> dict[str, list[str]]:
@@ -201,7 +186,7 @@ class EmailTriggerService:
         senders = self._senders(allowed_senders)
         size = self._size(max_message_bytes)
         addresses = [normalise_address(a) for a in (aliases or [])]
-        self._check_tool(principal, name)
+        check_tool_target(self.tools, principal, name)
         now = utcnow()
         trigger_id = new_id("emt")
         with self.db.write() as conn:
@@ -240,7 +225,7 @@ class EmailTriggerService:
             check_target(None, changes["workflow"])
         if changes.get("tool") is not None:
             values["target_name"] = check_target(changes["tool"], None)
-            self._check_tool(principal, values["target_name"])
+            check_tool_target(self.tools, principal, values["target_name"])
         if "allowed_senders" in changes:
             values["allowed_senders"] = self._senders(changes["allowed_senders"])
         if changes.get("max_message_bytes") is not None:

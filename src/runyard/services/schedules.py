@@ -30,6 +30,7 @@ from runyard.services.errors import DomainError, NotFound, ValidationFailed
 from runyard.services.pagination import Page, paginate
 from runyard.services.runs import TERMINAL_STATUSES, RunService
 from runyard.services.tools import ToolService
+from runyard.services.trigger_targets import check_target, check_tool_target, owned_row
 from runyard.services.users import UserService
 from runyard.store.db import Database
 from runyard.store.tables import runs
@@ -71,16 +72,6 @@ def schedule_view(row: Any) -> dict[str, Any]:
     }
 
 
-def check_target(tool: Any, workflow: Any) -> str:
-    """The target's name from a body's ``tool`` / ``workflow`` (exactly one)."""
-    if workflow is not None:
-        raise ValidationFailed("workflow targets are not supported yet; give a tool",
-                               code="unsupported_target", details={"field": "workflow"})
-    if not isinstance(tool, str) or not tool or len(tool) > 200:
-        raise ValidationFailed("tool is required", details={"field": "tool"})
-    return tool
-
-
 class ScheduleService:
     def __init__(self, db: Database, tools: ToolService, runs: RunService, users: UserService, *,
                  min_interval_s: float = DEFAULT_MIN_INTERVAL_S) -> None:
@@ -104,11 +95,7 @@ class ScheduleService:
             raise ValidationFailed(exc.message, code=exc.code, details={"field": field}) from exc
 
     def _check_target(self, principal: Principal, tool: str, inputs: Any) -> dict[str, Any]:
-        try:
-            _, version = self.tools.visible(principal, tool)
-        except NotFound as exc:
-            raise ValidationFailed(f"tool {tool!r} not found", code="invalid_target",
-                                   details={"field": "tool", "tool": tool}) from exc
+        _, version = check_tool_target(self.tools, principal, tool)
         inputs = {} if inputs is None else inputs
         self.runs.validate_inputs(version, inputs)
         return inputs
@@ -123,15 +110,8 @@ class ScheduleService:
 
     # -- on behalf of a principal ----------------------------------------------------------
     def _visible_row(self, conn: sa.Connection, principal: Principal, schedule_id: str) -> Any:
-        query = sa.select(schedules).where(schedules.c.id == schedule_id,
-                                           schedules.c.workspace_id == principal.workspace_id)
-        if principal.role != "admin":
-            query = query.where(schedules.c.user_id == (principal.user_id or ""))
-        row = conn.execute(query).first()
-        if row is None:
-            raise NotFound(f"schedule {schedule_id!r} not found", code="schedule_not_found",
-                           details={"schedule_id": schedule_id})
-        return row
+        return owned_row(conn, schedules, principal, schedule_id, what="schedule", code="schedule_not_found",
+                         detail="schedule_id")
 
     def create(self, principal: Principal, *, tool: Any = None, workflow: Any = None, inputs: Any = None,
                cron: Any = None, timezone: Any = None, interval_s: Any = None, enabled: bool = True,

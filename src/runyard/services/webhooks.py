@@ -24,8 +24,8 @@ from runyard.services.access import Permission, Principal, rank
 from runyard.services.errors import NotFound, RateLimited, Unauthenticated, ValidationFailed
 from runyard.services.pagination import Page, paginate
 from runyard.services.runs import RunService
-from runyard.services.schedules import check_target
 from runyard.services.tools import ToolService
+from runyard.services.trigger_targets import check_target, check_tool_target, owned_row
 from runyard.services.users import UserService
 from runyard.store.db import Database
 from runyard.store.tables_triggers import webhooks
@@ -103,22 +103,9 @@ class WebhookService:
             raise ValidationFailed(f"burst must be an integer in 1..{MAX_BURST}", details={"field": "burst"})
         return float(rate_per_s), burst
 
-    def _check_tool(self, principal: Principal, tool: str) -> None:
-        try:
-            self.tools.visible(principal, tool)
-        except NotFound as exc:
-            raise ValidationFailed(f"tool {tool!r} not found", code="invalid_target",
-                                   details={"field": "tool", "tool": tool}) from exc
-
     # -- on behalf of a principal ----------------------------------------------------------
     def _visible_row(self, conn: sa.Connection, principal: Principal, hook_id: str) -> Any:
-        query = sa.select(webhooks).where(webhooks.c.id == hook_id, webhooks.c.workspace_id == principal.workspace_id)
-        if principal.role != "admin":
-            query = query.where(webhooks.c.user_id == (principal.user_id or ""))
-        row = conn.execute(query).first()
-        if row is None:
-            raise NotFound(f"webhook {hook_id!r} not found", code="webhook_not_found", details={"webhook_id": hook_id})
-        return row
+        return owned_row(conn, webhooks, principal, hook_id, what="webhook", code="webhook_not_found", detail="webhook_id")
 
     def create(self, principal: Principal, *, tool: Any = None, workflow: Any = None, signature: Any = None,
                rate_per_s: Any = DEFAULT_RATE_PER_S, burst: Any = DEFAULT_BURST,
@@ -130,7 +117,7 @@ class WebhookService:
         name = check_target(tool, workflow)
         rate, cap = self._rate(rate_per_s, burst)
         stored_signature = self._signature(signature)
-        self._check_tool(principal, name)
+        check_tool_target(self.tools, principal, name)
         token = new_hook_token()
         now = utcnow()
         hook_id = new_id("whk")
@@ -168,7 +155,7 @@ class WebhookService:
             check_target(None, changes["workflow"])
         if changes.get("tool") is not None:
             values["target_name"] = check_target(changes["tool"], None)
-            self._check_tool(principal, values["target_name"])
+            check_tool_target(self.tools, principal, values["target_name"])
         if "signature" in changes:
             values["signature"] = self._signature(changes["signature"])
         rate = changes.get("rate_per_s") if changes.get("rate_per_s") is not None else row.rate_per_s
