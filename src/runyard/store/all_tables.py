@@ -4,6 +4,7 @@
 import runyard.store.tables_data  # noqa: F401
 import runyard.store.tables_synth  # noqa: F401
 import runyard.store.tables_triggers  # noqa: F401
+import runyard.store.tables_workflows  # noqa: F401
 from runyard.store.tables import metadata
 
 __all__ = ["metadata"]

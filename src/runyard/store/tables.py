@@ -124,6 +124,15 @@ runs = sa.Table(
     # id, the parent run (a workflow's step); a list filter.
     sa.Column("triggered_by", sa.String(320)),
     sa.Column("parent_run_id", sa.String(40)),
+    # A workflow step's run: its step id, and its key among the workflow run's children
+    # ("<step>" or "<step>[<item>]"; unique, so a step is never started twice).
+    sa.Column("step_id", sa.String(64)),
+    sa.Column("step_key", sa.String(100)),
+    sa.Column("item_index", sa.Integer),
+    # The user the run acts as (a workflow's steps run as the user who started it).
+    sa.Column("user_id", sa.String(40)),
+    # A workflow step's overrides of its tool's policy: {retry_on, retry_backoff_s, timeout_s}.
+    sa.Column("run_policy", JSON),
     sa.Column("idempotency_key", sa.String(200)),
     sa.Column("request_hash", sa.String(64)),
     sa.Column("token_id", sa.String(40)),
@@ -143,6 +152,7 @@ runs = sa.Table(
     sa.Column("started_at", TS),
     sa.Column("finished_at", TS),
     sa.UniqueConstraint("workspace_id", "idempotency_key"),
+    sa.UniqueConstraint("parent_run_id", "step_key"),
 )
 sa.Index("ix_runs_claim", runs.c.status, runs.c.queued_at)
 sa.Index("ix_runs_ws_tool", runs.c.workspace_id, runs.c.tool_id, runs.c.id)

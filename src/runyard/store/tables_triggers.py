@@ -40,6 +40,8 @@ webhooks = sa.Table(
     sa.Column("token_hash", sa.String(64), nullable=False, unique=True),  # SHA-256 hex of the URL secret
     # {header, algorithm, format, timestamp_header, tolerance_s, secret: <Fernet token>} or NULL
     sa.Column("signature", JSON),
+    # A JSON value whose ${{ }} expressions map the request onto the run's inputs (NULL: the body as is).
+    sa.Column("mapping", JSON),
     sa.Column("rate_per_s", sa.Float, nullable=False, default=10.0),
     sa.Column("burst", sa.Integer, nullable=False, default=20),
     sa.Column("enabled", sa.Boolean, nullable=False, default=True),
