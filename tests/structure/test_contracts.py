@@ -15,7 +15,7 @@ import pytest
 from pydantic import BaseModel
 
 from runyard.schemas import datasets as data
-from runyard.schemas import tokens, users
+from runyard.schemas import tokens, triggers, users
 from runyard.schemas.runs import ArtifactView, RunError, RunUsage, RunView
 from runyard.schemas.secrets import SecretView
 from runyard.schemas.tokens import TokenView
@@ -35,6 +35,11 @@ PAIRS = [
     (sdk.UploadPart, data.UploadPartURL), (sdk.UploadedPart, data.UploadedPart), (sdk.Upload, data.UploadView),
     (sdk.Preview, data.PreviewView), (sdk.QueryResult, data.QueryResult), (sdk.UsageEvent, data.UsageEvent),
     (sdk.UsageDay, data.UsageDay),
+    # Triggers (a webhook as created: with its URL, which the SDK's model leaves None afterwards).
+    (sdk.Schedule, triggers.ScheduleView), (sdk.ScheduleTimes, triggers.ScheduleTimes),
+    (sdk.WebhookSignature, triggers.SignatureView), (sdk.Webhook, triggers.WebhookCreated),
+    (sdk.EmailTrigger, triggers.EmailTriggerView), (sdk.EmailAlias, triggers.EmailAliasView),
+    (sdk.EmailRecord, triggers.EmailRecordView),
 ]
 # Fields every API object carries that the SDK's classes stand for themselves.
 IMPLIED = {"object"}

@@ -21,11 +21,14 @@ from ._base import (
 from ._endpoint import Plan, Send, run_async, run_sync
 from .resources import AsyncRuns, AsyncSecrets, AsyncTokens, AsyncTools, Runs, Secrets, Tokens, Tools
 from .resources.datasets import AsyncDatasets, Datasets
+from .resources.email_triggers import AsyncEmailTriggers, EmailTriggers
 from .resources.namespaces import AsyncNamespaces, Namespaces
+from .resources.schedules import AsyncSchedules, Schedules
 from .resources.sets import AsyncSets, Sets
 from .resources.templates import AsyncTemplates, Templates
 from .resources.usage import AsyncUsage, Usage
 from .resources.users import AsyncUsers, Users
+from .resources.webhooks import AsyncWebhooks, Webhooks
 
 if TYPE_CHECKING:
     from typing import Self
@@ -95,7 +98,8 @@ class Client(_Facade[httpx.Client], SyncAPIClient):
     """
 
     _resources = {"tools": Tools, "runs": Runs, "secrets": Secrets, "templates": Templates, "sets": Sets,
-                  "tokens": Tokens, "users": Users, "namespaces": Namespaces, "datasets": Datasets, "usage": Usage}
+                  "tokens": Tokens, "users": Users, "namespaces": Namespaces, "datasets": Datasets, "usage": Usage,
+                  "schedules": Schedules, "webhooks": Webhooks, "email_triggers": EmailTriggers}
     tools: Tools
     runs: Runs
     secrets: Secrets
@@ -106,6 +110,9 @@ class Client(_Facade[httpx.Client], SyncAPIClient):
     namespaces: Namespaces
     datasets: Datasets
     usage: Usage
+    schedules: Schedules
+    webhooks: Webhooks
+    email_triggers: EmailTriggers
 
     def health(self) -> dict[str, Any]:
         """``GET /healthz`` (liveness)."""
@@ -128,7 +135,8 @@ class AsyncClient(_Facade[httpx.AsyncClient], AsyncAPIClient):
 
     _resources = {"tools": AsyncTools, "runs": AsyncRuns, "secrets": AsyncSecrets, "templates": AsyncTemplates,
                   "sets": AsyncSets, "tokens": AsyncTokens, "users": AsyncUsers, "namespaces": AsyncNamespaces,
-                  "datasets": AsyncDatasets, "usage": AsyncUsage}
+                  "datasets": AsyncDatasets, "usage": AsyncUsage, "schedules": AsyncSchedules, "webhooks": AsyncWebhooks,
+                  "email_triggers": AsyncEmailTriggers}
     tools: AsyncTools
     runs: AsyncRuns
     secrets: AsyncSecrets
@@ -139,6 +147,9 @@ class AsyncClient(_Facade[httpx.AsyncClient], AsyncAPIClient):
     namespaces: AsyncNamespaces
     datasets: AsyncDatasets
     usage: AsyncUsage
+    schedules: AsyncSchedules
+    webhooks: AsyncWebhooks
+    email_triggers: AsyncEmailTriggers
 
     async def health(self) -> dict[str, Any]:
         """``GET /healthz`` (liveness)."""

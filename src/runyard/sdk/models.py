@@ -52,6 +52,13 @@ __all__ = [
     "QueryResult",
     "UsageEvent",
     "UsageDay",
+    "Schedule",
+    "ScheduleTimes",
+    "WebhookSignature",
+    "Webhook",
+    "EmailTrigger",
+    "EmailAlias",
+    "EmailRecord",
     "INGESTION_FINISHED",
     "RunStatus",
     "TERMINAL_STATUSES",
@@ -549,3 +556,116 @@ class UsageDay(RunyardModel):
     day: str
     kind: str
     quantity: float
+
+
+# ---- triggers: schedules, webhooks, email ----------------------------------------------------
+
+
+class Schedule(RunyardModel):
+    """A schedule: runs its target on a cron expression (in ``timezone``) or every ``interval_s``."""
+
+    id: str
+    #: ``tool`` (``workflow`` later); ``target_name`` is the tool's name.
+    target_kind: str | None = None
+    target_name: str | None = None
+    #: The tool's name when the target is a tool.
+    tool: str | None = None
+    #: The user it runs as.
+    user_id: str | None = None
+    inputs: dict[str, Any] | None = None
+    cron: str | None = None
+    timezone: str | None = None
+    interval_s: float | None = None
+    enabled: bool | None = None
+    #: What a tick does while the previous run goes on: ``skip``, ``queue`` or ``cancel_previous``.
+    overlap: str | None = None
+    max_catch_up: int | None = None
+    #: None while disabled.
+    next_fire_at: datetime | None = None
+    last_fire_at: datetime | None = None
+    last_run_id: str | None = None
+    #: Why the platform disabled it (its tool or owner gone); None when turned off by hand.
+    disabled_reason: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class ScheduleTimes(RunyardModel):
+    """The next times a schedule fires (``schedules.next_times``), UTC."""
+
+    schedule_id: str
+    enabled: bool | None = None
+    times: list[datetime] = []
+
+
+class WebhookSignature(RunyardModel):
+    """How a webhook checks the HMAC of a request's body (the secret is never returned)."""
+
+    header: str | None = None
+    algorithm: str | None = None
+    format: str | None = None
+    timestamp_header: str | None = None
+    tolerance_s: float | None = None
+
+
+class Webhook(RunyardModel):
+    id: str
+    target_kind: str | None = None
+    target_name: str | None = None
+    tool: str | None = None
+    user_id: str | None = None
+    #: None: requests are not signed.
+    signature: WebhookSignature | None = None
+    rate_per_s: float | None = None
+    burst: int | None = None
+    enabled: bool | None = None
+    disabled_reason: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    last_used_at: datetime | None = None
+    #: ``<base>/hooks/<token>``: present only in the response to ``webhooks.create`` — the one
+    #: time it is shown.
+    url: str | None = None
+
+
+class EmailTrigger(RunyardModel):
+    id: str
+    target_kind: str | None = None
+    target_name: str | None = None
+    tool: str | None = None
+    user_id: str | None = None
+    enabled: bool | None = None
+    #: ``user@example.com``, ``@example.com``, ``@*.example.com``; empty allows everyone.
+    allowed_senders: list[str] = []
+    max_message_bytes: int | None = None
+    #: The addresses that take its mail.
+    aliases: list[str] = []
+    disabled_reason: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class EmailAlias(RunyardModel):
+    id: str
+    trigger_id: str | None = None
+    address: str
+    created_at: datetime | None = None
+
+
+class EmailRecord(RunyardModel):
+    """What became of one message for one trigger (None: mail to no alias)."""
+
+    id: str
+    trigger_id: str | None = None
+    #: The envelope sender.
+    sender: str | None = None
+    recipients: list[str] = []
+    size: int | None = None
+    #: ``accepted`` (with ``run_id``) or ``rejected`` (with ``reason``).
+    status: str
+    reason: str | None = None
+    detail: str | None = None
+    subject: str | None = None
+    message_id: str | None = None
+    run_id: str | None = None
+    received_at: datetime | None = None
