@@ -15,7 +15,20 @@ from typing import Annotated, Any
 
 import typer
 
-from . import auth, data, generate, runs, secrets, sets, templates, tokens, tools
+from . import (
+    auth,
+    data,
+    email_triggers,
+    generate,
+    runs,
+    schedules,
+    secrets,
+    sets,
+    templates,
+    tokens,
+    tools,
+    webhooks,
+)
 from ._context import STATE
 from ._output import Exit, fail
 
@@ -62,6 +75,9 @@ def _register_groups() -> None:
     app.add_typer(tokens.app, name="tokens")
     app.add_typer(templates.app, name="templates")
     app.add_typer(sets.app, name="sets")
+    app.add_typer(schedules.app, name="schedules")
+    app.add_typer(webhooks.app, name="webhooks")
+    app.add_typer(email_triggers.app, name="email-triggers")
     app.command("generate")(generate.generate)
     app.add_typer(data.app, name="data")
     app.add_typer(data.users_app, name="users")
