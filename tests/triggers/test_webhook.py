@@ -138,3 +138,57 @@ def test_rate_limiter_bounded_memory() -> None:
         assert limiter.allow(key)
     assert len(limiter._buckets) == 3
     assert not limiter.allow("d")
+
+
+# -- replay keys and payload mappings ----------------------------------------------------------
+
+
+def test_a_timestamped_signature_has_a_replay_key_independent_of_its_spelling() -> None:
+    from runyard.triggers.webhook import VerifiedSignature
+
+    config = SignatureConfig(header="Stripe-Signature", format="stripe")
+    value = sign(config, SECRET, BODY, timestamp=NOW)["Stripe-Signature"]
+    digest = value.split("v1=", 1)[1]
+    keys = {verify_signature(config, SECRET, {"Stripe-Signature": v}, BODY, now=NOW).replay_key
+            for v in (value, f"t={NOW}, v1={digest.upper()}", f"{value},v1={'0' * 64}", f"v1={'1' * 64},{value}")}
+    assert len(keys) == 1 and None not in keys
+    verified = verify_signature(config, SECRET, {"Stripe-Signature": value}, BODY, now=NOW)
+    assert verified == VerifiedSignature(NOW, digest) and verified.expires_at(300) == NOW + 300
+    # another timestamp or another body: another key
+    later = sign(config, SECRET, BODY, timestamp=NOW + 1)
+    assert verify_signature(config, SECRET, later, BODY, now=NOW).replay_key not in keys
+    # with a timestamp header too; without a timestamp there is no key
+    ts_config = SignatureConfig(header="X-Sig", format="hex", timestamp_header="X-Ts")
+    assert verify_signature(ts_config, SECRET, sign(ts_config, SECRET, BODY, timestamp=NOW), BODY,
+                            now=NOW).replay_key is not None
+    plain = verify_signature(SignatureConfig(), SECRET, sign(SignatureConfig(), SECRET, BODY), BODY)
+    assert plain.replay_key is None and plain.expires_at(300) is None
+
+
+def test_mappings_are_checked_and_rendered() -> None:
+    from runyard.triggers.webhook import MappingError, check_mapping, render_mapping
+
+    mapping = {"who": "${{ inputs.body.user }}", "raw": "${{ inputs.body.items }}", "n": 3,
+               "nested": [{"event": "gh-${{ inputs.headers['x-event'] }}"}], "q": "${{ default(inputs.query.q, '') }}",
+               "all": "${{ len(inputs) }}"}
+    assert check_mapping(mapping) is mapping
+    request = {"body": {"user": "u", "items": [1, 2]}, "headers": {"x-event": "push"}, "query": {}}
+    assert render_mapping(mapping, request) == {"who": "u", "raw": [1, 2], "n": 3, "nested": [{"event": "gh-push"}],
+                                                "q": "", "all": 3}
+    for bad, field, column in (([], "mapping", None), ({"a": "${{ 1 + }}"}, "mapping.a", 9),
+                               ({"a": ["${{ steps.x.output }}"]}, "mapping.a[0]", 5),
+                               ({"a": "${{ inputs.files }}"}, "mapping.a", 5),
+                               ({"a": "${{ x }}"}, "mapping.a", 5), ({"a": "x" * 70_000}, "mapping", None)):
+        with pytest.raises(MappingError) as err:
+            check_mapping(bad)
+        assert (err.value.code, err.value.field, err.value.column) == ("invalid_mapping", field, column), bad
+    for body, field in (({}, "mapping.who"), ({"user": "u", "items": 1}, "mapping.raw")):
+        with pytest.raises(MappingError) as err:
+            render_mapping({"who": "${{ inputs.body.user }}", "raw": "${{ len(inputs.body.items) }}"},
+                           {"body": body, "headers": {}, "query": {}})
+        assert err.value.code == "mapping_failed" and err.value.field == field
+    # the evaluation is bounded
+    with pytest.raises(MappingError) as err:
+        render_mapping({"s": "${{ inputs.body.s + inputs.body.s }}"},
+                       {"body": {"s": "x" * 600_000}, "headers": {}, "query": {}})
+    assert err.value.code == "mapping_failed"

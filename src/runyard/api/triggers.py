@@ -17,7 +17,7 @@ from starlette.datastructures import UploadFile
 from runyard.api.bodies import load_json
 from runyard.api.deps import PlatformDep, PrincipalDep, paged
 from runyard.api.offload import in_thread
-from runyard.api.openapi import AUTHENTICATED, error_responses
+from runyard.api.openapi import AUTHENTICATED, ErrorEnvelope, error_responses
 from runyard.api.responses import JSON
 from runyard.api.waiting import wait_for_run
 from runyard.schemas.common import Page
@@ -38,13 +38,15 @@ from runyard.schemas.triggers import (
     WebhookPatch,
     WebhookView,
 )
-from runyard.services.errors import DomainError, ValidationFailed
+from runyard.services.errors import DomainError
 from runyard.services.runs import TERMINAL_STATUSES
 
 router = APIRouter(responses=error_responses(*AUTHENTICATED))
 hooks_router = APIRouter(tags=["webhooks"])
 HOOKS_PREFIX = "/hooks/"
 MAX_HOOK_WAIT_S = 30.0
+MAX_HOOK_FILES = 100
+MAX_HOOK_FIELDS = 200
 
 
 # -- schedules -----------------------------------------------------------------------------------
@@ -210,48 +212,58 @@ async def list_all_email_records(platform: PlatformDep, principal: PrincipalDep,
 
 
 # -- the public hook URL -------------------------------------------------------------------------
-async def _hook_inputs(request: Request, body: bytes) -> dict[str, Any]:
-    """A JSON object (or form fields) as the run's inputs; an empty body is no inputs."""
+async def _hook_body(request: Request, body: bytes) -> tuple[Any, dict[str, tuple[str, Any]]]:
+    """(the parsed JSON body, or the form fields; None for an empty body, {file field: (name, file)})."""
     media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if media in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        form = await request.form()
-        inputs: dict[str, Any] = {}
+        form = await request.form(max_files=MAX_HOOK_FILES, max_fields=MAX_HOOK_FIELDS)
+        fields: dict[str, Any] = {}
+        files: dict[str, tuple[str, Any]] = {}
         for key, value in form.multi_items():
             if isinstance(value, UploadFile):
-                raise ValidationFailed("webhooks take form fields, not files", code="invalid_inputs",
-                                       details={"field": key})
-            inputs[key] = value
-        return inputs
+                files[key] = (value.filename or key, value.file)
+            else:
+                fields[key] = value
+        return fields, files
     if media and media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
         raise DomainError("send JSON (or form fields)", code="unsupported_media_type", status=415)
     if not body:
-        return {}
+        return None, {}
     state = request.scope.get("state", {})
-    parsed = state["json_body"] if "json_body" in state else load_json(body)
-    if not isinstance(parsed, dict):
-        raise ValidationFailed("the body must be a JSON object: it becomes the run's inputs", code="invalid_inputs",
-                               details={"field": "inputs"})
-    return parsed
+    return (state["json_body"] if "json_body" in state else load_json(body)), {}
 
 
 @hooks_router.post(
     "/hooks/{token}", status_code=202, response_model=HookDelivery,
     responses={200: {"model": HookDelivery, "description": "with `wait`: the run ended in time"},
-               **error_responses(400, 401, 404, 413, 415, 429)})
+               **error_responses(400, 401, 404, 409, 413, 415, 429),
+               422: {"model": ErrorEnvelope, "description": "The hook's mapping failed on this request "
+                                                            "(`mapping_failed`); no run."}})
 async def call_hook(token: str, request: Request, platform: PlatformDep,
                     wait: float | None = Query(None, ge=0, le=MAX_HOOK_WAIT_S)) -> Response:
-    """Start the hook's run with the request's JSON object (or form fields) as its inputs.
-    Authorised by the token in the path (unknown or disabled: 404, nothing more) and, when the
-    hook requires one, an HMAC signature of the body (401). 202 with the run's id; with
-    ``wait`` (≤ 30 s), 200 and the run once it ended, or 202 and the run as it stands."""
+    """Start the hook's run with the request's JSON object (or form fields; files of a multipart
+    body become the run's input files) as its inputs — or, when the hook has a `mapping`, with
+    the mapping rendered over the request. Authorised by the token in the path (unknown or
+    disabled: 404, nothing more) and, when the hook requires one, an HMAC signature of the body
+    (401); a timestamped signature already accepted is refused (409 `webhook_replayed`). 202
+    with the run's id; with ``wait`` (≤ 30 s), 200 and the run once it ended, or 202 and the run
+    as it stands."""
     admitted = request.scope.get("state", {}).get("hook")
     if admitted is None:
         admitted = await in_thread(platform.webhooks.admit, token)
     row, principal = admitted
     body = await request.body()
-    await in_thread(platform.webhooks.verify, row, request.headers, body)
-    inputs = await _hook_inputs(request, body)
-    run = await in_thread(platform.webhooks.deliver, row, principal, inputs)
+    verified = await in_thread(platform.webhooks.verify, row, request.headers, body)
+    claimed = await in_thread(platform.webhooks.claim, row, verified)
+    try:
+        payload, files = await _hook_body(request, body)
+        inputs = await in_thread(platform.webhooks.inputs, row, payload, request.headers.items(),
+                                 request.query_params.multi_items())
+        run = await in_thread(platform.webhooks.deliver, row, principal, inputs, files)
+    except DomainError:
+        # refused before a run was made: forget the signature, so the sender may send it again
+        await in_thread(platform.webhooks.release, row, claimed)
+        raise
     if wait:
         run = await wait_for_run(platform, principal, run["id"], wait)
     finished = bool(wait) and run["status"] in TERMINAL_STATUSES

@@ -73,10 +73,17 @@ class SignatureSettings(Request):
     tolerance_s: float | None = Field(default=None, gt=0, le=86400)
 
 
+_MAPPING_DESCRIPTION = (
+    "a JSON object rendered into the run's inputs at each delivery: its strings may hold `${{ }}` expressions "
+    "reading `inputs.body` (the JSON body or form fields), `inputs.headers` (lower-case names) and "
+    "`inputs.query`; without one the body is the inputs")
+
+
 class WebhookCreate(Request):
     tool: str | None = None
     workflow: str | None = Field(default=None, description="not supported yet (400 `unsupported_target`)")
     signature: SignatureSettings | None = None
+    mapping: dict[str, Any] | None = Field(default=None, description=_MAPPING_DESCRIPTION)
     rate_per_s: float = Field(default=10.0, gt=0, le=10_000)
     burst: int = Field(default=20, ge=1, le=100_000)
     enabled: bool = True
@@ -86,6 +93,7 @@ class WebhookPatch(Request):
     tool: str | None = None
     workflow: str | None = None
     signature: SignatureSettings | None = None
+    mapping: dict[str, Any] | None = Field(default=None, description="`null` removes the mapping")
     rate_per_s: float | None = Field(default=None, gt=0, le=10_000)
     burst: int | None = Field(default=None, ge=1, le=100_000)
     enabled: bool | None = None
@@ -107,6 +115,7 @@ class WebhookView(BaseModel):
     tool: str | None = None
     user_id: str
     signature: SignatureView | None = None
+    mapping: dict[str, Any] | None = None
     rate_per_s: float
     burst: int
     enabled: bool

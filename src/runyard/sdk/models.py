@@ -616,6 +616,9 @@ class Webhook(RunyardModel):
     user_id: str | None = None
     #: None: requests are not signed.
     signature: WebhookSignature | None = None
+    #: None: the request's body is the run's inputs; else a JSON object with ``${{ }}``
+    #: expressions over ``inputs.body`` / ``inputs.headers`` / ``inputs.query``.
+    mapping: dict[str, Any] | None = None
     rate_per_s: float | None = None
     burst: int | None = None
     enabled: bool | None = None

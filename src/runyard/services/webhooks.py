@@ -9,19 +9,37 @@ bucket per hook, kept by each node). Who sees and manages hooks is as for schedu
 restricted key none. A hook runs as the user who made it, re-authorised at each request:
 a user deleted, or without the member role any more, disables the hook (``disabled_reason``)
 and its URL answers 404 like one that never existed.
+
+A signature with a timestamp (the ``stripe`` format, or ``timestamp_header``) is remembered
+(``webhook_deliveries``: the SHA-256 of its timestamp and HMAC) until its window closes, and
+the same signature again is refused: 409 ``webhook_replayed``, no run. A request refused after
+that (bad inputs, a failing mapping) forgets it again, so the sender may retry. Without a
+timestamp a replay cannot be told from a resend.
+
+A hook's optional ``mapping`` (a JSON object with ``${{ }}`` expressions reading
+``inputs.body``, ``inputs.headers``, ``inputs.query``: ``runyard.triggers.webhook``) renders the
+request into the run's inputs; without one the body is the inputs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any, BinaryIO
 
 import sqlalchemy as sa
 from cryptography.fernet import MultiFernet
 
 from runyard.ids import new_id
 from runyard.services.access import Permission, Principal, rank
-from runyard.services.errors import NotFound, RateLimited, Unauthenticated, ValidationFailed
+from runyard.services.errors import (
+    Conflict,
+    DomainError,
+    NotFound,
+    RateLimited,
+    Unauthenticated,
+    ValidationFailed,
+)
 from runyard.services.pagination import Page, paginate
 from runyard.services.runs import RunService
 from runyard.services.tools import ToolService
@@ -29,14 +47,19 @@ from runyard.services.trigger_targets import check_target, check_tool_target, ow
 from runyard.services.users import UserService
 from runyard.store.db import Database
 from runyard.store.tables_triggers import webhooks
+from runyard.store.tables_workflows import webhook_deliveries
 from runyard.timeutil import rfc3339, utcnow
 from runyard.triggers.webhook import (
+    MappingError,
     RateLimiter,
     SignatureConfig,
     SignatureError,
+    VerifiedSignature,
+    check_mapping,
     hash_hook_token,
     looks_like_hook_token,
     new_hook_token,
+    render_mapping,
     verify_signature,
 )
 
@@ -47,6 +70,11 @@ DEFAULT_BURST = 20
 MAX_RATE_PER_S = 10_000.0
 MAX_BURST = 100_000
 MAX_SECRET_CHARS = 1024
+# A signature is remembered this much past its window: nodes' clocks may disagree a little, and
+# a node whose clock runs ahead must not forget it while one running behind still accepts it.
+REPLAY_MARGIN_S = 60.0
+# Never shown to a mapping (the hook's signature header neither).
+_HIDDEN_HEADERS = ("authorization", "proxy-authorization", "cookie", "x-api-key")
 _SIGNATURE_KEYS = {"header", "algorithm", "format", "timestamp_header", "tolerance_s", "secret"}
 
 
@@ -57,7 +85,7 @@ def webhook_view(row: Any) -> dict[str, Any]:
         "id": m["id"], "object": "webhook", "target_kind": m["target_kind"], "target_name": m["target_name"],
         "tool": m["target_name"] if m["target_kind"] == "tool" else None, "user_id": m["user_id"],
         "signature": None if not signature else {k: v for k, v in signature.items() if k != "secret"},
-        "rate_per_s": m["rate_per_s"], "burst": m["burst"], "enabled": m["enabled"],
+        "mapping": m["mapping"], "rate_per_s": m["rate_per_s"], "burst": m["burst"], "enabled": m["enabled"],
         "disabled_reason": m["disabled_reason"], "created_at": rfc3339(m["created_at"]),
         "updated_at": rfc3339(m["updated_at"]), "last_used_at": rfc3339(m["last_used_at"]),
     }
@@ -95,6 +123,16 @@ class WebhookService:
                 "secret": self.cipher.encrypt(secret.encode()).decode("ascii")}
 
     @staticmethod
+    def _mapping(spec: Any) -> dict[str, Any] | None:
+        if spec is None:
+            return None
+        try:
+            return check_mapping(spec)
+        except MappingError as exc:
+            raise ValidationFailed(exc.message, code=exc.code,
+                                   details={"field": exc.field, "column": exc.column}) from exc
+
+    @staticmethod
     def _rate(rate_per_s: Any, burst: Any) -> tuple[float, int]:
         if isinstance(rate_per_s, bool) or not isinstance(rate_per_s, int | float) \
                 or not 0 < rate_per_s <= MAX_RATE_PER_S:
@@ -108,7 +146,7 @@ class WebhookService:
         return owned_row(conn, webhooks, principal, hook_id, what="webhook", code="webhook_not_found", detail="webhook_id")
 
     def create(self, principal: Principal, *, tool: Any = None, workflow: Any = None, signature: Any = None,
-               rate_per_s: Any = DEFAULT_RATE_PER_S, burst: Any = DEFAULT_BURST,
+               mapping: Any = None, rate_per_s: Any = DEFAULT_RATE_PER_S, burst: Any = DEFAULT_BURST,
                enabled: bool = True) -> tuple[dict[str, Any], str]:
         """The hook and its token (the only time the token is seen)."""
         WRITE_WEBHOOKS.check(principal)
@@ -117,6 +155,7 @@ class WebhookService:
         name = check_target(tool, workflow)
         rate, cap = self._rate(rate_per_s, burst)
         stored_signature = self._signature(signature)
+        stored_mapping = self._mapping(mapping)
         check_tool_target(self.tools, principal, name)
         token = new_hook_token()
         now = utcnow()
@@ -124,7 +163,7 @@ class WebhookService:
         with self.db.write() as conn:
             conn.execute(webhooks.insert().values(
                 id=hook_id, workspace_id=principal.workspace_id, user_id=principal.user_id, target_kind="tool",
-                target_name=name, token_hash=hash_hook_token(token), signature=stored_signature, rate_per_s=rate,
+                target_name=name, token_hash=hash_hook_token(token), signature=stored_signature, mapping=stored_mapping, rate_per_s=rate,
                 burst=cap, enabled=bool(enabled), disabled_reason=None, created_at=now, updated_at=now,
                 last_used_at=None))
             row = conn.execute(sa.select(webhooks).where(webhooks.c.id == hook_id)).one()
@@ -146,7 +185,8 @@ class WebhookService:
             return webhook_view(self._visible_row(conn, principal, hook_id))
 
     def update(self, principal: Principal, hook_id: str, changes: dict[str, Any]) -> dict[str, Any]:
-        """Change the fields given; ``signature: null`` removes the signature check."""
+        """Change the fields given; ``signature: null`` removes the signature check, ``mapping:
+        null`` the mapping (the body is the inputs again)."""
         WRITE_WEBHOOKS.check(principal)
         with self.db.read() as conn:
             row = self._visible_row(conn, principal, hook_id)
@@ -158,6 +198,8 @@ class WebhookService:
             check_tool_target(self.tools, principal, values["target_name"])
         if "signature" in changes:
             values["signature"] = self._signature(changes["signature"])
+        if "mapping" in changes:
+            values["mapping"] = self._mapping(changes["mapping"])
         rate = changes.get("rate_per_s") if changes.get("rate_per_s") is not None else row.rate_per_s
         cap = changes.get("burst") if changes.get("burst") is not None else row.burst
         values["rate_per_s"], values["burst"] = self._rate(rate, cap)
@@ -176,6 +218,7 @@ class WebhookService:
         with self.db.write() as conn:
             row = self._visible_row(conn, principal, hook_id)
             conn.execute(webhooks.delete().where(webhooks.c.id == row.id))
+            conn.execute(webhook_deliveries.delete().where(webhook_deliveries.c.webhook_id == row.id))
         self.limiter.forget(row.id)
 
     # -- a request to a hook's URL -----------------------------------------------------------
@@ -207,24 +250,92 @@ class WebhookService:
         return row, Principal(token_id=row.id, workspace_id=row.workspace_id, role=user.role, user_id=user.id,
                               username=user.username)
 
-    def verify(self, row: Any, headers: Mapping[str, str], body: bytes) -> None:
+    def verify(self, row: Any, headers: Mapping[str, str], body: bytes) -> VerifiedSignature | None:
         """401 ``missing_signature`` / ``invalid_signature`` / ``signature_expired`` unless the
-        body carries a valid signature (when the hook requires one)."""
+        body carries a valid signature (when the hook requires one: what it signed, else None)."""
         signature = row.signature
         if not signature:
-            return
+            return None
         config = SignatureConfig(header=signature["header"], algorithm=signature["algorithm"],
                                  format=signature["format"], timestamp_header=signature.get("timestamp_header"),
                                  tolerance_s=signature.get("tolerance_s", 300.0))
         secret = self.cipher.decrypt(signature["secret"].encode("ascii"))
         try:
-            verify_signature(config, secret, headers, body)
+            return verify_signature(config, secret, headers, body)
         except SignatureError as exc:
             raise Unauthenticated(exc.message, code=exc.code) from exc
 
-    def deliver(self, row: Any, principal: Principal, inputs: dict[str, Any]) -> dict[str, Any]:
-        """Start the hook's run with ``inputs``."""
-        run, _ = self.runs.create(principal, tool=row.target_name, inputs=inputs, trigger="webhook", source=row.id)
+    def claim(self, row: Any, verified: VerifiedSignature | None) -> str | None:
+        """Remember a timestamped signature until its window closes (the key remembered, or
+        None when there is nothing to remember); 409 ``webhook_replayed`` when it was already
+        accepted. Expired records of the hook are swept on the way."""
+        key = None if verified is None else verified.replay_key
+        if key is None or verified is None or verified.timestamp is None:
+            return None
+        tolerance = float((row.signature or {}).get("tolerance_s", 300.0))
+        expires = datetime.fromtimestamp(verified.timestamp + tolerance + REPLAY_MARGIN_S, tz=UTC)
+        now = utcnow()
+        try:
+            with self.db.write() as conn:
+                conn.execute(webhook_deliveries.delete().where(webhook_deliveries.c.webhook_id == row.id,
+                                                               webhook_deliveries.c.expires_at < now))
+                conn.execute(webhook_deliveries.insert().values(webhook_id=row.id, digest=key, expires_at=expires))
+        except sa.exc.IntegrityError as exc:
+            raise Conflict("this signature was already accepted: a replayed delivery starts no run (sign each "
+                           "delivery with a fresh timestamp)", code="webhook_replayed") from exc
+        return key
+
+    def release(self, row: Any, key: str | None) -> None:
+        """Forget a claimed signature whose request started no run (the sender may retry it)."""
+        if key is None:
+            return
+        with self.db.write() as conn:
+            conn.execute(webhook_deliveries.delete().where(webhook_deliveries.c.webhook_id == row.id,
+                                                           webhook_deliveries.c.digest == key))
+
+    @staticmethod
+    def request_headers(row: Any, headers: Iterable[tuple[str, str]]) -> dict[str, str]:
+        """A request's headers as a mapping reads them: lower-case names, repeated ones joined
+        with ``", "``; without credentials (``Authorization``, ``Cookie``…) or the hook's
+        signature header."""
+        hidden = set(_HIDDEN_HEADERS)
+        if row.signature:
+            hidden.add(str(row.signature["header"]).lower())
+        out: dict[str, str] = {}
+        for name, value in headers:
+            key = name.lower()
+            if key not in hidden:
+                out[key] = f"{out[key]}, {value}" if key in out else value
+        return out
+
+    def inputs(self, row: Any, body: Any, headers: Iterable[tuple[str, str]],
+               query: Iterable[tuple[str, str]]) -> dict[str, Any]:
+        """The run's inputs: the hook's mapping rendered over the request (422 ``mapping_failed``
+        when an expression fails), or without a mapping the body, which must be an object.
+        ``body`` is the parsed JSON or the form fields (None: no body); a repeated query
+        parameter reads as its last value."""
+        mapping = row.mapping
+        if mapping is None:
+            if body is None:
+                return {}
+            if not isinstance(body, dict):
+                raise ValidationFailed("the body must be a JSON object: it becomes the run's inputs",
+                                       code="invalid_inputs", details={"field": "inputs"})
+            return body
+        request = {"body": {} if body is None else body, "headers": self.request_headers(row, headers),
+                   "query": dict(query)}
+        try:
+            rendered = render_mapping(mapping, request)
+        except MappingError as exc:
+            raise DomainError(exc.message, code="mapping_failed", status=422,
+                              details={"field": exc.field, "column": exc.column}) from exc
+        return rendered
+
+    def deliver(self, row: Any, principal: Principal, inputs: dict[str, Any],
+                files: dict[str, tuple[str, BinaryIO]] | None = None) -> dict[str, Any]:
+        """Start the hook's run with ``inputs`` (and ``files`` as its input files)."""
+        run, _ = self.runs.create(principal, tool=row.target_name, inputs=inputs, trigger="webhook", source=row.id,
+                                  files=files or None)
         with self.db.write() as conn:
             conn.execute(webhooks.update().where(webhooks.c.id == row.id).values(last_used_at=utcnow()))
         return run

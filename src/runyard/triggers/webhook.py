@@ -15,7 +15,10 @@ Signatures (optional per hook) are HMACs over the raw body with a shared secret:
 With ``timestamp_header`` set (or the ``stripe`` format), the signed message is
 ``"<timestamp>." + body`` and a timestamp further than ``tolerance_s`` from now (either way) is
 ``signature_expired``: a captured request cannot be replayed after the window. Within the
-window, the server may additionally refuse a signature it has already seen.
+window, :func:`verify_signature` returns a :class:`VerifiedSignature` whose ``replay_key`` (the
+SHA-256 of the timestamp and the HMAC that matched, so independent of how the header was
+spelt) the server records until ``expires_at``, refusing the same key again. Without a
+timestamp there is no window, and a replay cannot be told from a resend.
 Comparisons are constant-time.
 """
 
@@ -24,6 +27,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import hmac
+import json
 import re
 import secrets
 import threading
@@ -31,16 +35,34 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+from runyard.workflows.expressions import (
+    Expr,
+    ExpressionError,
+    Limits,
+    Name,
+    Template,
+    compile_value,
+    find_templates,
+    parse,
+    parse_template,
+)
 
 __all__ = [
+    "MAPPING_SOURCES",
+    "MappingError",
     "RateDecision",
     "RateLimiter",
     "SignatureConfig",
     "SignatureError",
     "SignatureFormat",
+    "VerifiedSignature",
     "hash_hook_token",
     "looks_like_hook_token",
+    "check_mapping",
     "new_hook_token",
+    "render_mapping",
     "sign",
     "token_matches",
     "verify_signature",
@@ -114,6 +136,27 @@ class SignatureConfig:
     @property
     def timestamped(self) -> bool:
         return self.format is SignatureFormat.STRIPE or self.timestamp_header is not None
+
+
+@dataclass(frozen=True)
+class VerifiedSignature:
+    """What a valid signature signed: its ``timestamp`` (Unix seconds, or None without one)
+    and the hex HMAC that matched (lower case)."""
+
+    timestamp: int | None
+    digest: str
+
+    @property
+    def replay_key(self) -> str | None:
+        """SHA-256 hex identifying the signed message within its window; None without a timestamp
+        (nothing bounds how long it would have to be remembered)."""
+        if self.timestamp is None:
+            return None
+        return hashlib.sha256(f"{self.timestamp}.{self.digest}".encode("ascii")).hexdigest()
+
+    def expires_at(self, tolerance_s: float) -> float | None:
+        """Unix seconds after which the signature is refused as expired anyway."""
+        return None if self.timestamp is None else self.timestamp + tolerance_s
 
 
 Secret = str | bytes
@@ -196,9 +239,9 @@ def verify_signature(
     body: bytes,
     *,
     now: float | None = None,
-) -> None:
-    """Return quietly when ``body`` carries a valid, fresh signature; raise :class:`SignatureError`
-    otherwise. ``now`` is Unix seconds (injectable for tests)."""
+) -> VerifiedSignature:
+    """What ``body``'s valid, fresh signature signed; raise :class:`SignatureError` otherwise.
+    ``now`` is Unix seconds (injectable for tests)."""
     keys = _secrets(secret)
     value = _header(headers, config.header)
     if not value:
@@ -221,11 +264,14 @@ def verify_signature(
         raise SignatureError("invalid_signature", "the signature timestamp must be Unix seconds")
     checked = [_check_hex(c, config) for c in candidates]
     matched = False
+    signed = ""
     for key in keys:
         expected = _digest(config, key, timestamp, body)
         for candidate in checked:
             # no early exit: the time taken does not depend on which one matched
-            matched |= hmac.compare_digest(expected, candidate)
+            same = hmac.compare_digest(expected, candidate)
+            matched |= same
+            signed = expected if same else signed
     if not matched:
         raise SignatureError("invalid_signature", "signature does not match")
     if timestamp is not None:
@@ -233,6 +279,116 @@ def verify_signature(
         current = time.time() if now is None else now
         if abs(current - int(timestamp)) > config.tolerance_s:
             raise SignatureError("signature_expired", f"signature timestamp outside the {config.tolerance_s:g} s window")
+    return VerifiedSignature(None if timestamp is None else int(timestamp), signed)
+
+
+# -- payload mapping --------------------------------------------------------------------------
+#
+# A hook's ``mapping`` is a JSON object whose strings may hold ``${{ … }}`` expressions of the
+# workflow expression language (runyard.workflows.expressions). They read the request as
+# ``inputs``: ``inputs.body`` (the parsed JSON body or the form fields), ``inputs.headers``
+# (lower-case names) and ``inputs.query``. The rendered object is the run's inputs.
+
+MAPPING_SOURCES = ("body", "headers", "query")
+MAX_MAPPING_BYTES = 65_536
+# A hook renders one mapping per request: tighter than a workflow step's bounds.
+MAPPING_LIMITS = Limits(max_string=1_000_000, max_items=100_000, max_nodes=20_000)
+
+
+class MappingError(ValueError):
+    """``code`` is ``invalid_mapping`` (when saved) or ``mapping_failed`` (when rendered);
+    ``field`` is where in the mapping (``mapping.a.b``), ``column`` 1-based in that string."""
+
+    def __init__(self, code: str, message: str, field: str = "mapping", column: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+        self.column = column
+
+
+def _field(path: tuple[str | int, ...]) -> str:
+    return "mapping" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+
+
+def _templates(value: Any, path: tuple[str | int, ...] = ()) -> Any:
+    # (path, string) for every string holding an expression; iterative, depth-bounded by the JSON parser
+    stack: list[tuple[tuple[str | int, ...], Any]] = [(path, value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, str):
+            if "${{" in item:
+                yield where, item
+        elif isinstance(item, dict):
+            stack.extend(((*where, k), v) for k, v in item.items())
+        elif isinstance(item, list):
+            stack.extend(((*where, i), v) for i, v in enumerate(item))
+
+
+def _root_pos(expr: Expr, root: str) -> int:
+    """Where (0-based, in the expression) the first reference to ``root`` starts."""
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Name) and node.name == root:
+            return node.pos
+        stack.extend(reversed(node.children()))
+    return expr.pos
+
+
+def check_mapping(mapping: Any) -> dict[str, Any]:
+    """``mapping`` when it is a JSON object whose every expression parses and reads only
+    ``inputs.body``, ``inputs.headers`` or ``inputs.query`` (or ``inputs`` whole); else
+    :class:`MappingError` ``invalid_mapping``."""
+    if not isinstance(mapping, dict):
+        raise MappingError("invalid_mapping", "mapping must be a JSON object: it renders into the run's inputs")
+    try:
+        size = len(json.dumps(mapping, ensure_ascii=False).encode("utf-8"))
+    except (TypeError, ValueError) as exc:
+        raise MappingError("invalid_mapping", f"mapping is not JSON: {exc}") from exc
+    if size > MAX_MAPPING_BYTES:
+        raise MappingError("invalid_mapping", f"mapping is longer than {MAX_MAPPING_BYTES} bytes as JSON")
+    for path, text in _templates(mapping):
+        try:
+            parse_template(text)  # the whole string: an unclosed ``${{`` too
+            for start, _end, inner in find_templates(text):
+                expr = parse(inner)
+                for root, keys in sorted(expr.references(), key=repr):
+                    if root != "inputs" or (keys and keys[0] not in MAPPING_SOURCES):
+                        where = root + "".join(f".{k}" for k in keys[:1])
+                        raise MappingError(
+                            "invalid_mapping", f"{_field(path)}: {where} is not part of a webhook request (read "
+                            f"{', '.join('inputs.' + s for s in MAPPING_SOURCES)})", _field(path),
+                            start + len("${{") + _root_pos(expr, root) + 1)
+        except ExpressionError as exc:
+            raise MappingError("invalid_mapping", f"{_field(path)}: {exc.reason}", _field(path), exc.column) from exc
+    return mapping
+
+
+def render_mapping(mapping: dict[str, Any], request: dict[str, Any],
+                   limits: Limits = MAPPING_LIMITS) -> dict[str, Any]:
+    """The run's inputs: ``mapping`` rendered against ``{"inputs": request}`` (``request`` has
+    ``body``, ``headers`` and ``query``). :class:`MappingError` ``mapping_failed`` when an
+    expression fails (a missing field without ``default()``, a type error, a limit)."""
+    context = {"inputs": request}
+
+    def walk(value: Any, path: tuple[str | int, ...]) -> Any:
+        if isinstance(value, str):
+            if "${{" not in value:
+                return value
+            try:
+                template = compile_value(value)
+                return template.render(context, limits) if isinstance(template, Template) else template
+            except ExpressionError as exc:
+                raise MappingError("mapping_failed", f"{_field(path)}: {exc.reason}", _field(path),
+                                   exc.column) from exc
+        if isinstance(value, dict):
+            return {k: walk(v, (*path, k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v, (*path, i)) for i, v in enumerate(value)]
+        return value
+
+    return walk(mapping, ())
 
 
 # -- rate limit -------------------------------------------------------------------------------
