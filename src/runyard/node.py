@@ -27,21 +27,26 @@ class WorkerHook:
         self.worker: Any = None
         self.data_worker: Any = None
         self.scheduler: Any = None
+        self.workflow_driver: Any = None
 
     async def start(self, app: Any) -> None:
         from runyard.worker.data import DataWorker
         from runyard.worker.scheduler import Scheduler
         from runyard.worker.supervisor import Worker
+        from runyard.worker.workflows import WorkflowDriver
         self.worker = Worker(self.platform, self.slots)
         self.worker.start()
         self.data_worker = DataWorker(self.platform, data_slots(self.slots))
         self.data_worker.start()
         self.scheduler = Scheduler(self.platform)
         self.scheduler.start()
+        self.workflow_driver = WorkflowDriver(self.platform)
+        self.workflow_driver.start()
 
     async def stop(self, app: Any) -> None:
         if self.scheduler is not None:
             self.scheduler.stop()
+            self.workflow_driver.stop()
         if self.worker is not None:
             self.worker.stop()
             self.data_worker.stop()
@@ -165,15 +170,18 @@ def run_worker(settings: Settings, *, log_level: str = "info") -> None:
     platform = Platform(settings)
     from runyard.worker.data import DataWorker
     from runyard.worker.scheduler import Scheduler
+    from runyard.worker.workflows import WorkflowDriver
     worker = Worker(platform, max(1, settings.worker_slots))
     data_worker = DataWorker(platform, data_slots(worker.slots))
     scheduler = Scheduler(platform)
+    workflow_driver = WorkflowDriver(platform)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     worker.start()
     data_worker.start()
     scheduler.start()
+    workflow_driver.start()
     settle_heap()
     print(f"runyard: worker {worker.id} with {worker.slots} slots "
           f"(database {'postgresql' if platform.db.is_postgres else 'sqlite'})", file=sys.stderr)
@@ -181,6 +189,7 @@ def run_worker(settings: Settings, *, log_level: str = "info") -> None:
         stop.wait()
     finally:
         scheduler.stop()
+        workflow_driver.stop()
         worker.stop()
         data_worker.stop()
         platform.close()

@@ -32,6 +32,8 @@ from runyard.services.usage import UsageRecorder, UsageService
 from runyard.services.users import UserService
 from runyard.services.webhooks import WebhookService
 from runyard.services.workers import WorkerRegistry
+from runyard.services.workflow_runs import WorkflowRuns
+from runyard.services.workflows import WorkflowService
 from runyard.store.blobs import BlobStore
 from runyard.store.db import Database
 from runyard.store.migrate import upgrade
@@ -80,6 +82,8 @@ class Platform:
         self.tools = ToolService(self.db, self.blobs, settings.data_dir / "cache" / "code", self._infer_schema)
         self.runs = RunService(self.db, self.blobs, self.tools, self.secrets, self.hub,
                                work_root=settings.data_dir / "work")
+        self.workflows = WorkflowService(self.db, self.tools)
+        self.workflow_runs = WorkflowRuns(self.db, self.runs, self.workflows, self.users, self.hub)
         self.schedules = ScheduleService(self.db, self.tools, self.runs, self.users)
         self.webhooks = WebhookService(self.db, self.tools, self.runs, self.users, self.cipher)
         self.sets = SetService(self.db, self.blobs)

@@ -162,6 +162,18 @@ class World:
     hook_url: str = ""  # ... and its secret URL
     email_trigger: str = ""  # an email trigger of ``tool`` (user admin's) ...
     email_alias: str = ""  # ... and one of its aliases
+    workflow: str = ""  # a workflow calling ``tool`` ...
+    workflow_run: str = ""  # ... a finished run of it
+    folder: str = ""
+
+    def fresh_workflow(self) -> str:
+        name = self.name("flow").replace("_", "-")
+        _ok(self.admin.post("/workflows", json={"definition": {"name": name, "steps": [
+            {"id": "s", "uses": self.tool}]}}))
+        return name
+
+    def fresh_folder(self) -> str:
+        return _ok(self.admin.post("/folders", json={"name": self.name("folder")}))["id"]
 
     def fresh_address(self) -> str:
         return f"{self.name('authz').replace('_', '-')}@example.com"
@@ -331,6 +343,10 @@ def world(server: Server) -> Iterator[World]:
         w.webhook, w.hook_url = hook["id"], hook["url"]
         w.email_trigger = w.fresh_email_trigger()
         w.email_alias = w.fresh_email_alias()
+        w.workflow, w.folder = w.fresh_workflow(), w.fresh_folder()
+        finished = _ok(admin.post("/runs", params={"wait": 60}, json={"workflow": w.workflow}))
+        assert finished["status"] == "succeeded", finished
+        w.workflow_run = finished["id"]
         keys: dict[str, str | None] = {"none": None, "admin": server.admin_key}
         for who, body in (("viewer", {"role": "viewer"}), ("member", {"role": "member"}),
                           ("restricted", {"role": "member", "restrictions": {"tools": [w.tool]}}),
@@ -643,6 +659,46 @@ TABLE: dict[str, Row] = {
     # a part is overwritten), and a forged signature is refused whatever key comes with it
     "PUT /api/v1/uploads/{upload_id}/parts/{part_number}": Row(
         _put_part, {who: (("own", ok(200)), ("forged", FORGED)) for who in WHO}, check=_part_etag),
+
+    # workflows and folders: a viewer reads, a member writes; a key restricted to some tools
+    # or data can do nothing with them (their steps run with the user's access)
+    "POST /api/v1/workflows": writer(lambda w, c, t: c.post("/workflows", json={"definition": {
+        "name": w.name("flow").replace("_", "-"), "steps": [{"id": "s", "uses": w.tool}]}}), 201,
+        restricted=RESTRICTED),
+    "GET /api/v1/workflows": api(lambda w, c, t: c.get("/workflows"), viewer=ok(200), member=ok(200),
+                                 admin=ok(200), restricted=RESTRICTED),
+    "GET /api/v1/workflows/{workflow}": api(lambda w, c, t: c.get(f"/workflows/{w.workflow}"), viewer=ok(200),
+                                            member=ok(200), admin=ok(200), restricted=RESTRICTED),
+    "PATCH /api/v1/workflows/{workflow}": writer(lambda w, c, t: c.patch(f"/workflows/{w.workflow}", json={
+        "folder_id": w.folder}), 200, restricted=RESTRICTED),
+    "DELETE /api/v1/workflows/{workflow}": writer(lambda w, c, t: c.delete(f"/workflows/{w.fresh_workflow()}"),
+                                                  204, restricted=RESTRICTED),
+    "GET /api/v1/workflows/{workflow}/versions": api(
+        lambda w, c, t: c.get(f"/workflows/{w.workflow}/versions"), viewer=ok(200), member=ok(200),
+        admin=ok(200), restricted=RESTRICTED),
+    "GET /api/v1/workflows/{workflow}/versions/{version}": api(
+        lambda w, c, t: c.get(f"/workflows/{w.workflow}/versions/1"), viewer=ok(200), member=ok(200),
+        admin=ok(200), restricted=RESTRICTED),
+    "POST /api/v1/workflows/{workflow}/versions": writer(  # tag version 1
+        lambda w, c, t: c.post(f"/workflows/{w.workflow}/versions", json={"version": 1, "tag": "stable"}), 200,
+        restricted=RESTRICTED),
+    "POST /api/v1/folders": writer(lambda w, c, t: c.post("/folders", json={"name": w.name("folder")}), 201,
+                                   restricted=RESTRICTED),
+    "GET /api/v1/folders": api(lambda w, c, t: c.get("/folders"), viewer=ok(200), member=ok(200), admin=ok(200),
+                               restricted=RESTRICTED),
+    "GET /api/v1/folders/{folder_id}": api(lambda w, c, t: c.get(f"/folders/{w.folder}"), viewer=ok(200),
+                                           member=ok(200), admin=ok(200), restricted=RESTRICTED),
+    "PATCH /api/v1/folders/{folder_id}": writer(lambda w, c, t: c.patch(f"/folders/{w.folder}", json={
+        "description": "kept here"}), 200, restricted=RESTRICTED),
+    "DELETE /api/v1/folders/{folder_id}": writer(lambda w, c, t: c.delete(f"/folders/{w.fresh_folder()}"), 204,
+                                                 restricted=RESTRICTED),
+    # a workflow run's definition: any key that sees the run (a restricted key sees no workflow run)
+    "GET /api/v1/runs/{run_id}/definition": api(
+        lambda w, c, t: c.get(f"/runs/{w.workflow_run}/definition"), viewer=ok(200), member=ok(200),
+        admin=ok(200), restricted=hidden("run_not_found")),
+    # input to a run that waits for none (a finished tool run): refused as a state conflict
+    "POST /api/v1/runs/{run_id}/input": writer(
+        lambda w, c, t: c.post(f"/runs/{w.run_for(t)}/input", json={"payload": {}}), 409, hides=RUN_HIDDEN),
 
     # schedules and webhooks: a member writes; every key here is user admin's, so each sees
     # admin's own; a restricted key can do nothing with them (they run with the user's access)

@@ -23,12 +23,13 @@ from runyard.api.run_batches import RUN_PATH
 from runyard.api.waiting import wait_for_run
 from runyard.schemas import inline_schema, parse
 from runyard.schemas.common import Page
-from runyard.schemas.runs import ArtifactView, RunCreate, RunView
+from runyard.schemas.runs import ArtifactView, RunCreate, RunDefinition, RunInput, RunView
 from runyard.services.access import Principal
 from runyard.services.errors import ValidationFailed
 from runyard.services.pagination import MAX_OFFSET
 from runyard.services.runs import (
     ALL_STATUSES,
+    CALLER_TRIGGERS,
     CANCEL_RUNS,
     CREATE_RUNS,
     LIST_SORTS,
@@ -91,11 +92,28 @@ async def create_run_flow(platform: Platform, principal: Principal, body: dict[s
     request = parse(RunCreate, body)
     tags = request.tags.model_dump(exclude_none=True) if request.tags is not None else None
     trigger = trigger_header or ("sdk" if user_agent.startswith("runyard-python/") else "api")
-    run, created = await in_thread(
-        lambda: platform.runs.create(
-            principal, tool=request.tool, version=request.version, inputs=request.inputs, tags=tags,
-            requires_confirmation=request.requires_confirmation, idempotency_key=idempotency_key,
-            trigger=trigger, files=files))
+    if trigger not in CALLER_TRIGGERS:
+        raise ValidationFailed(f"trigger must be one of {', '.join(CALLER_TRIGGERS)}",
+                               details={"field": "trigger", "value": trigger, "allowed": list(CALLER_TRIGGERS)})
+    if (request.tool is None) == (request.workflow is None):
+        raise ValidationFailed("give either tool or workflow", details={"field": "tool"})
+    if request.workflow is not None:
+        if request.requires_confirmation:
+            raise ValidationFailed("requires_confirmation is for tool runs (a workflow can wait_for_input)",
+                                   details={"field": "requires_confirmation"})
+        workflow = request.workflow
+        run, created = await in_thread(
+            lambda: platform.workflow_runs.start(
+                principal, workflow=workflow, version=request.version, inputs=request.inputs, tags=tags,
+                idempotency_key=idempotency_key, trigger=trigger, files=files))
+    else:
+        if isinstance(request.version, str):
+            raise ValidationFailed("a tool's version is a number", details={"field": "version"})
+        run, created = await in_thread(
+            lambda: platform.runs.create(
+                principal, tool=request.tool or "", version=request.version, inputs=request.inputs, tags=tags,
+                requires_confirmation=request.requires_confirmation, idempotency_key=idempotency_key,
+                trigger=trigger, files=files))
     expand_inputs = expand == "inputs"
     if wait and run["status"] not in TERMINAL_STATUSES and run["status"] != "awaiting_confirmation":
         run = await wait_for_run(platform, principal, run["id"], wait, expand_inputs=expand_inputs,
@@ -322,11 +340,30 @@ async def _follow_events(platform: Any, principal: Any, run_id: str, path: Any, 
 
 @router.get("/runs/{run_id}/trace", responses=error_responses(404))
 async def run_trace(run_id: str, platform: PlatformDep, principal: PrincipalDep) -> dict:
-    """Trace events the tool recorded with ``runyard.context.trace(...)``, in order."""
-    await in_thread(platform.runs.get, principal, run_id)
+    """A tool run: the trace events the tool recorded with ``runyard.context.trace(...)``, in
+    order. A workflow run: its step timeline (``TraceStep`` items: each step run's start,
+    end, status, attempt, duration, input and output digests; skipped and pending steps)."""
+    run = await in_thread(platform.runs.get, principal, run_id)
+    if run["type"] == "workflow":
+        steps = await in_thread(platform.workflow_runs.trace, principal, run_id)
+        return {"object": "list", "items": steps, "next_cursor": None, "total": len(steps)}
     raw = await in_thread(_read_from, platform.runs.files.trace(run_id), 0, None)
     items = [json.loads(line) for line in raw.decode("utf-8", errors="replace").splitlines() if line.strip()]
     return {"object": "list", "items": items, "next_cursor": None, "total": len(items)}
+
+
+@router.post("/runs/{run_id}/input", response_model=RunView, response_model_exclude_unset=True,
+             responses=error_responses(404, 409))
+async def send_input(run_id: str, body: RunInput, platform: PlatformDep, principal: PrincipalDep) -> dict:
+    """End a ``wait_for_input`` step: ``payload`` becomes its output and the workflow goes
+    on. ``run_id`` is the waiting step's run or its workflow run."""
+    return await in_thread(platform.workflow_runs.send_input, principal, run_id, body.payload, body.step_id)
+
+
+@router.get("/runs/{run_id}/definition", response_model=RunDefinition, responses=error_responses(404))
+async def run_definition(run_id: str, platform: PlatformDep, principal: PrincipalDep) -> dict:
+    """The exact workflow definition a workflow run used."""
+    return await in_thread(platform.workflow_runs.definition_of, principal, run_id)
 
 
 # -- artifacts -------------------------------------------------------------------------------
@@ -342,13 +379,13 @@ async def list_artifacts(run_id: str, platform: PlatformDep, principal: Principa
           "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}},
     **error_responses(404)})
 async def artifacts_zip(run_id: str, platform: PlatformDep, principal: PrincipalDep) -> FileResponse:
-    items = await in_thread(platform.runs.artifacts, principal, run_id)
+    run = await in_thread(platform.runs.visible_row, principal, run_id)
 
     def build() -> str:
         tmp = tempfile.NamedTemporaryFile(prefix="runyard-artifacts-", suffix=".zip", delete=False)
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
-            for item in items:
-                zf.write(platform.runs.files.artifact(run_id, item["path"]), item["path"])
+            for path, row in platform.runs.artifact_rows(run):
+                zf.write(platform.runs.files.blob(row.blob_key), path)
         tmp.close()
         return tmp.name
 

@@ -8,7 +8,8 @@ from pydantic import BaseModel, Field
 
 from runyard.schemas.common import Request
 
-RunStatus = Literal["awaiting_confirmation", "queued", "running", "succeeded", "failed", "cancelled", "timed_out"]
+RunStatus = Literal["awaiting_confirmation", "queued", "running", "waiting_for_input", "succeeded", "failed",
+                    "cancelled", "timed_out"]
 
 
 class RunTags(Request):
@@ -19,8 +20,10 @@ class RunTags(Request):
 
 
 class RunCreate(Request):
-    tool: str = Field(description="the tool's name or id")
-    version: int | None = Field(default=None, description="a version of the tool; default: its latest")
+    tool: str | None = Field(default=None, description="the tool's name or id (or give workflow)")
+    workflow: str | None = Field(default=None, description="the workflow's name or id (or give tool)")
+    version: int | str | None = Field(default=None, description="a version of the tool (a number) or of the "
+                                     "workflow (a number or a tag); default: the latest published")
     inputs: dict[str, Any] | None = Field(default=None, description="validated against the version's input schema")
     tags: RunTags | None = None
     requires_confirmation: bool = Field(default=False, description="wait in awaiting_confirmation until confirmed")
@@ -30,6 +33,8 @@ class RunError(BaseModel):
     type: str | None = None
     message: str | None = None
     traceback: str | None = None
+    step_id: str | None = Field(default=None, description="a workflow run's: the step that failed it")
+    step_error: dict[str, Any] | None = Field(default=None, description="a workflow run's: that step's error")
 
 
 class RunUsage(BaseModel):
@@ -48,11 +53,15 @@ class RunView(BaseModel):
     output: Any = None
     error: RunError | None = None
     tags: dict[str, str] = Field(default_factory=dict)
-    type: str = Field(default="tool", description="what the run runs: tool (workflow, later kinds)")
+    type: str = Field(default="tool", description="what the run runs: tool, workflow, or input (a workflow step "
+                      "waiting for a person). A workflow run's tool_id, tool_name and tool_version are its "
+                      "workflow's")
     trigger: str | None = None
     triggered_by: str | None = Field(default=None, description="who or what started it: the user (api, cli, sdk, "
                                      "rerun), the schedule's, webhook's or email trigger's id")
     parent_run_id: str | None = None
+    step_id: str | None = Field(default=None, description="a workflow step's id (its workflow run: parent_run_id)")
+    item_index: int | None = Field(default=None, description="the for_each item this step run is for")
     attempt: int
     max_attempts: int
     worker_id: str | None = None
@@ -75,3 +84,33 @@ class ArtifactView(BaseModel):
     sha256: str
     content_type: str
     created_at: str | None = None
+
+
+class RunInput(Request):
+    payload: Any = Field(description="what the waiting step outputs (JSON, at most 1 MB)")
+    step_id: str | None = Field(default=None, description="which waiting step, when several wait")
+
+
+class TraceStep(BaseModel):
+    step_id: str
+    item_index: int | None = None
+    run_id: str | None = None
+    type: str | None = None
+    status: str
+    attempt: int | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    duration_ms: float | None = None
+    input_digest: str | None = None
+    output_digest: str | None = None
+    error: dict[str, Any] | None = None
+
+
+class RunDefinition(BaseModel):
+    object: Literal["workflow_definition"] = "workflow_definition"
+    run_id: str
+    workflow_id: str
+    workflow_name: str
+    version: int
+    source: str = Field(description="the definition's text as saved")
+    definition: dict[str, Any]

@@ -66,11 +66,12 @@ __all__ = [
 ]
 
 RunStatus = Literal[
-    "awaiting_confirmation", "queued", "running", "succeeded", "failed", "cancelled", "timed_out"
+    "awaiting_confirmation", "queued", "running", "waiting_for_input", "succeeded", "failed", "cancelled",
+    "timed_out"
 ]
 #: Statuses a run never leaves.
 TERMINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled", "timed_out"})
-ACTIVE_STATUSES: frozenset[str] = frozenset({"awaiting_confirmation", "queued", "running"})
+ACTIVE_STATUSES: frozenset[str] = frozenset({"awaiting_confirmation", "queued", "running", "waiting_for_input"})
 
 
 class RunyardModel(BaseModel):
@@ -161,6 +162,9 @@ class RunError(RunyardModel):
     type: str | None = None
     message: str | None = None
     traceback: str | None = None
+    #: A workflow run's: the step that failed it, and that step's own error.
+    step_id: str | None = None
+    step_error: dict[str, Any] | None = None
 
 
 class RunUsage(RunyardModel):
@@ -186,6 +190,9 @@ class Run(RunyardModel):
     #: webhook's or email trigger's id.
     triggered_by: str | None = None
     parent_run_id: str | None = None
+    #: A workflow step's run: its step id and for_each item.
+    step_id: str | None = None
+    item_index: int | None = None
     attempt: int | None = None
     max_attempts: int | None = None
     worker_id: str | None = None

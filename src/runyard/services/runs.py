@@ -12,6 +12,7 @@ import json
 import shutil
 import threading
 from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
@@ -41,17 +42,24 @@ SUCCEEDED = "succeeded"
 FAILED = "failed"
 CANCELLED = "cancelled"
 TIMED_OUT = "timed_out"
+# A workflow step waiting for a person (and its workflow run): it holds no worker slot;
+# POST /runs/{id}/input ends the wait.
+WAITING = "waiting_for_input"
 TERMINAL_STATUSES: frozenset[str] = frozenset({SUCCEEDED, FAILED, CANCELLED, TIMED_OUT})
-ALL_STATUSES: tuple[str, ...] = (AWAITING, QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, TIMED_OUT)
+ALL_STATUSES: tuple[str, ...] = (AWAITING, QUEUED, RUNNING, WAITING, SUCCEEDED, FAILED, CANCELLED, TIMED_OUT)
 # What started a run: the HTTP API (the default), the Python SDK or the CLI (each declared by
 # the X-Runyard-Trigger header or the SDK's User-Agent), or POST /runs/{id}/rerun.
 CALLER_TRIGGERS = ("api", "sdk", "cli")
 # Runs the platform starts on a user's behalf: a schedule's tick, a request to a webhook's URL, mail
 # to an email trigger's alias (``source``: the schedule's, hook's or email trigger's id). A client can claim
 # none of these.
-SOURCE_TRIGGERS = ("schedule", "webhook", "email")
-TRIGGERS = (*CALLER_TRIGGERS, "rerun", *SOURCE_TRIGGERS)
-RUN_TYPES = ("tool", "workflow")  # what a run runs (only tools so far)
+SOURCE_TRIGGERS = ("schedule", "webhook", "email", "workflow")
+# Every trigger a run may record (one list): ``workflow`` is a workflow's step (``source``:
+# the workflow run); ``ui`` and ``mcp`` are the web UI's and the MCP endpoint's runs.
+TRIGGERS = (*CALLER_TRIGGERS, "rerun", *SOURCE_TRIGGERS, "ui", "mcp")
+# What a run runs: a tool, a workflow (its steps are child runs), or a workflow step that
+# waits for a person's input.
+RUN_TYPES = ("tool", "workflow", "input")
 LIST_SORTS = ("created_at", "started_at", "finished_at", "duration")
 MAX_LIST_IDS = 1000
 TAG_KEYS = ("session", "batch_id", "example_id", "project")
@@ -85,6 +93,15 @@ def will_retry(run: Any, status: str, error: dict[str, Any] | None, retry_on: Co
     return cause is not None and cause in retry_on and run.attempt < run.max_attempts
 
 
+def step_policy(run: Any, policy: dict[str, Any]) -> dict[str, Any]:
+    """A run's retry policy: its tool version's (``policy``), unless it is a workflow step
+    with ``retries`` of its own."""
+    override = run.run_policy or {}
+    if "retry_on" in override:
+        return {"retry_on": list(override["retry_on"]), "retry_backoff_s": float(override.get("retry_backoff_s", 0))}
+    return policy
+
+
 def retry_delay_s(backoff_s: float, attempt: int) -> float:
     """The wait before the attempt after ``attempt``: ``backoff_s * 2**(attempt - 1)``, capped."""
     if backoff_s <= 0:
@@ -107,7 +124,7 @@ def run_view(row: Any, *, expand_inputs: bool = False) -> dict[str, Any]:
         "id": m["id"], "object": "run", "tool_id": m["tool_id"], "tool_name": m["tool_name"],
         "tool_version": m["tool_version"], "status": m["status"], "output": m["output"], "error": m["error"],
         "type": m["type"], "tags": m["tags"] or {}, "trigger": m["trigger"], "triggered_by": m["triggered_by"],
-        "parent_run_id": m["parent_run_id"],
+        "parent_run_id": m["parent_run_id"], "step_id": m["step_id"], "item_index": m["item_index"],
         "attempt": m["attempt"], "max_attempts": m["max_attempts"], "worker_id": m["worker_id"],
         "progress": m["progress"], "usage": m["usage"], "requires_confirmation": m["requires_confirmation"],
         "input_files": sorted((m["input_files"] or {}).keys()),
@@ -118,6 +135,45 @@ def run_view(row: Any, *, expand_inputs: bool = False) -> dict[str, Any]:
     if expand_inputs:
         view["inputs"] = m["inputs"]
     return view
+
+
+@dataclass(frozen=True)
+class StepPlacement:
+    """Where a run sits in its workflow run: the step, its key among the workflow run's
+    children (unique: a step is started once), the for_each item, the step's policy
+    overrides ({max_attempts, retry_on, retry_backoff_s, timeout_s}) and the workflow's
+    input files it receives (stored once, under the workflow run)."""
+
+    step_id: str
+    step_key: str
+    item_index: int | None = None
+    policy: dict[str, Any] | None = None
+    files: dict[str, Any] = field(default_factory=dict)
+
+
+_ROW_DEFAULTS: dict[str, Any] = {
+    "input_files": {}, "output": None, "error": None, "tags": {}, "session": None, "batch_id": None,
+    "example_id": None, "type": "tool", "trigger": "api", "triggered_by": None, "parent_run_id": None,
+    "step_id": None, "step_key": None, "item_index": None, "user_id": None, "run_policy": None,
+    "idempotency_key": None, "request_hash": None, "token_id": None, "attempt": 1, "max_attempts": 1,
+    "worker_id": None, "lease_expires_at": None, "cancel_requested": False, "progress": None, "usage": None,
+    "requires_confirmation": False, "log_bytes": 0, "log_truncated": False, "queued_at": None,
+    "not_before": None, "started_at": None, "finished_at": None,
+}
+
+
+def new_run_row(**values: Any) -> dict[str, Any]:
+    """Every column of a new run: ``values`` over the defaults (the tags' own columns from ``tags``)."""
+    row = {**_ROW_DEFAULTS, **values}
+    tags = row["tags"] or {}
+    for key in ("session", "batch_id", "example_id"):
+        row[key] = row[key] or tags.get(key)
+    return row
+
+
+def artifact_view(path: str, row: Any) -> dict[str, Any]:
+    return {"path": path, "size": row.size, "sha256": row.sha256, "content_type": row.content_type,
+            "created_at": rfc3339(row.created_at)}
 
 
 def _field_errors(validator: Draft202012Validator, instance: dict[str, Any],
@@ -168,6 +224,7 @@ class RunService:
         self._validators: dict[str, Draft202012Validator] = {}
         self._validators_lock = threading.Lock()
         self.local_worker: LocalWorker | None = None  # set when this process runs a worker
+        self.workflow_runs: Any = None  # the WorkflowRuns service (it registers itself)
         self.commits = GroupCommitter(db)
 
     # -- creation --------------------------------------------------------------------------
@@ -197,10 +254,12 @@ class RunService:
                requires_confirmation: bool = False, idempotency_key: str | None = None,
                trigger: str = "api", parent_run_id: str | None = None,
                files: dict[str, tuple[str, BinaryIO]] | None = None,
-               source: str | None = None) -> tuple[dict[str, Any], bool]:
+               source: str | None = None, step: StepPlacement | None = None) -> tuple[dict[str, Any], bool]:
         """Validate and enqueue. Returns (run, created); created is False for an idempotent replay.
-        ``source``: the schedule or webhook starting it (required with those triggers); it
-        becomes the run's ``triggered_by`` (else the principal's user)."""
+        ``source``: the schedule, webhook, email trigger or workflow run starting it (required
+        with those triggers); it becomes the run's ``triggered_by`` (else the principal's user).
+        ``step``: where the run sits in its workflow run (``parent_run_id``); a step created
+        twice is created once (the second call returns the first run, created False)."""
         CREATE_RUNS.check(principal)
         ws = principal.workspace_id
         if not isinstance(tool, str) or not tool:
@@ -212,7 +271,7 @@ class RunService:
             raise ValidationFailed(f"trigger must be one of {', '.join(CALLER_TRIGGERS)} (a rerun is made by "
                                    "POST /runs/{id}/rerun)", details={"field": "trigger", "value": trigger,
                                                                     "allowed": list(CALLER_TRIGGERS)})
-        tags = self._check_tags(tags)
+        tags = self.check_tags(tags)
         inputs = {} if inputs is None else inputs
         request_hash = None
         if idempotency_key is not None:
@@ -221,7 +280,7 @@ class RunService:
                 sort_keys=True, default=str).encode()).hexdigest()
             if not 1 <= len(idempotency_key) <= 200:
                 raise ValidationFailed("Idempotency-Key must be 1-200 characters", code="invalid_idempotency_key")
-            replay = self._replay(ws, idempotency_key, request_hash)
+            replay = self.replay(ws, idempotency_key, request_hash)
             if replay is not None:
                 return replay, False
         # The tool as this process read it lately (no round trip): the INSERT below writes
@@ -236,7 +295,7 @@ class RunService:
                                            requires_confirmation=requires_confirmation,
                                            idempotency_key=idempotency_key, request_hash=request_hash,
                                            trigger=trigger, parent_run_id=parent_run_id, files=files,
-                                           source=source)
+                                           source=source, step=step)
             except DomainError:
                 if fresh:
                     raise
@@ -253,14 +312,15 @@ class RunService:
                     tags: dict[str, str], requires_confirmation: bool, idempotency_key: str | None,
                     request_hash: str | None, trigger: str, parent_run_id: str | None,
                     files: dict[str, tuple[str, BinaryIO]] | None,
-                    source: str | None = None) -> tuple[dict[str, Any], bool] | None:
+                    source: str | None = None, step: StepPlacement | None = None
+                    ) -> tuple[dict[str, Any], bool] | None:
         """Validate against ``version_row`` and insert; None (nothing written) when the tool
         is no longer as ``tool_row`` says (deleted, or a newer version deployed)."""
         ws = principal.workspace_id
         if not principal.can_use_tool(tool_row.id):  # hidden from this token: as if absent
             raise NotFound(f"tool {tool_row.name!r} not found", code="tool_not_found",
                            details={"tool": tool_row.name})
-        file_keys = set(files or {})
+        file_keys = set(files or {}) | set(step.files if step else {})
         # File inputs arrive as local paths in the child; validate them as strings.
         probe = {**inputs, **{k: f"/inputs/{k}" for k in file_keys}}
         merged = self.validate_inputs(version_row, probe, partial=requires_confirmation)
@@ -272,28 +332,26 @@ class RunService:
             raise ValidationFailed(f"tool {tool_row.name!r} needs secret(s) that are not set: {', '.join(missing)}",
                                    code="missing_secret", details={"secrets": missing})
         run_id = new_id("run")
-        input_files = self._store_files(run_id, files or {})
+        input_files = {**(step.files if step else {}), **self.store_files(run_id, files or {})}
         now = utcnow()
         # Fast path: a worker in this process with a free slot takes the run as it is
         # created — one INSERT instead of INSERT + claim, and no wake-up hop.
         local = self.local_worker
         reserved = bool(local is not None and not requires_confirmation and local.try_reserve())
-        row = {
-            "id": run_id, "workspace_id": ws, "tool_id": tool_row.id, "tool_name": tool_row.name,
-            "tool_version": version_row.version, "tool_version_id": version_row.id,
-            "status": AWAITING if requires_confirmation else QUEUED, "inputs": merged,
-            "input_files": input_files, "tags": tags, "session": tags.get("session"),
-            "batch_id": tags.get("batch_id"), "example_id": tags.get("example_id"), "trigger": trigger,
-            "parent_run_id": parent_run_id, "idempotency_key": idempotency_key, "request_hash": request_hash,
-            "type": "tool", "triggered_by": source if trigger in SOURCE_TRIGGERS else principal.user_id,
-            # A schedule's or hook's run has no creating token (its principal stands for the trigger).
-            "token_id": None if trigger in SOURCE_TRIGGERS else principal.token_id,
-            "attempt": 1, "max_attempts": version_row.retries + 1,
-            "requires_confirmation": requires_confirmation, "created_at": now,
-            "queued_at": None if requires_confirmation else now, "cancel_requested": False,
-            "log_bytes": 0, "log_truncated": False, "output": None, "error": None, "worker_id": None,
-            "progress": None, "usage": None, "started_at": None, "finished_at": None, "lease_expires_at": None,
-        }
+        row = new_run_row(
+            id=run_id, workspace_id=ws, tool_id=tool_row.id, tool_name=tool_row.name,
+            tool_version=version_row.version, tool_version_id=version_row.id,
+            status=AWAITING if requires_confirmation else QUEUED, inputs=merged, input_files=input_files,
+            tags=tags, trigger=trigger, parent_run_id=parent_run_id, idempotency_key=idempotency_key,
+            request_hash=request_hash, triggered_by=source if trigger in SOURCE_TRIGGERS else principal.user_id,
+            # A triggered run has no creating token (its principal stands for the trigger).
+            token_id=None if trigger in SOURCE_TRIGGERS else principal.token_id,
+            max_attempts=version_row.retries + 1, requires_confirmation=requires_confirmation, created_at=now,
+            queued_at=None if requires_confirmation else now, user_id=principal.user_id,
+            step_id=step.step_id if step else None, step_key=step.step_key if step else None,
+            item_index=step.item_index if step else None, run_policy=step.policy if step else None)
+        if step is not None and step.policy and step.policy.get("max_attempts"):
+            row["max_attempts"] = step.policy["max_attempts"]
         if reserved:
             row.update(status=RUNNING, worker_id=local.id, started_at=now,
                        lease_expires_at=now + timedelta(seconds=local.settings.lease_s))
@@ -304,10 +362,15 @@ class RunService:
         except BaseException as exc:
             if reserved:
                 local.release_reservation()
+            if step is not None and isinstance(exc, sa.exc.IntegrityError):
+                existing = self.step_run(parent_run_id or "", step.step_key)
+                if existing is None:
+                    raise
+                return run_view(existing), False
             if idempotency_key is None or not isinstance(exc, sa.exc.IntegrityError):
                 raise
             self.files.delete(run_id)
-            replay = self._replay(ws, idempotency_key, request_hash)
+            replay = self.replay(ws, idempotency_key, request_hash)
             if replay is None:
                 raise
             return replay, False
@@ -323,7 +386,7 @@ class RunService:
             self.hub.publish("run.queued", run_id)
         return run_view(RowView(row)), True
 
-    def _check_tags(self, tags: dict[str, Any] | None) -> dict[str, str]:
+    def check_tags(self, tags: dict[str, Any] | None) -> dict[str, str]:
         tags = tags or {}
         if not isinstance(tags, dict):
             raise ValidationFailed("tags must be an object", details={"field": "tags"})
@@ -337,7 +400,7 @@ class RunService:
                                        details={"field": f"tags.{key}"})
         return {k: v for k, v in tags.items() if v is not None}
 
-    def _replay(self, ws: str, key: str, request_hash: str) -> dict[str, Any] | None:
+    def replay(self, ws: str, key: str, request_hash: str) -> dict[str, Any] | None:
         with self.db.read() as conn:
             row = conn.execute(sa.select(runs).where(runs.c.workspace_id == ws, runs.c.idempotency_key == key)).first()
         if row is None:
@@ -347,7 +410,7 @@ class RunService:
                            code="idempotency_key_reused", details={"run_id": row.id})
         return run_view(row)
 
-    def _store_files(self, run_id: str, files: dict[str, tuple[str, BinaryIO]]) -> dict[str, Any]:
+    def store_files(self, run_id: str, files: dict[str, tuple[str, BinaryIO]]) -> dict[str, Any]:
         stored: dict[str, Any] = {}
         for key, (filename, stream) in files.items():
             if not key.isidentifier():
@@ -363,6 +426,12 @@ class RunService:
         return stored
 
     # -- reading ---------------------------------------------------------------------------
+    def step_run(self, parent_run_id: str, step_key: str) -> Any:
+        """A workflow run's child for ``step_key``, or None."""
+        with self.db.read() as conn:
+            return conn.execute(sa.select(runs).where(runs.c.parent_run_id == parent_run_id,
+                                                      runs.c.step_key == step_key)).first()
+
     def row(self, ws: str, run_id: str) -> Any:
         by_id = self.db.prepared.get("run_by_id", lambda: (sa.select(runs).where(
             runs.c.id == sa.bindparam("id"), runs.c.workspace_id == sa.bindparam("ws")), list(runs.c)))
@@ -459,21 +528,35 @@ class RunService:
         return (sa.func.julianday(runs.c.finished_at) - sa.func.julianday(runs.c.started_at)) * 86_400_000.0
 
     def artifacts(self, principal: Principal, run_id: str) -> list[dict[str, Any]]:
-        self.get(principal, run_id)
+        """A run's artifacts; a workflow run's are its steps', under ``output/<step_id>/``
+        (``output/<step_id>/<item>/`` for a for_each item)."""
+        return [artifact_view(path, r) for path, r in self.artifact_rows(self.visible_row(principal, run_id))]
+
+    def artifact_rows(self, run: Any, depth: int = 0) -> list[tuple[str, Any]]:
+        """(path, artifact row) of a run, its workflow steps' included, by path."""
         with self.db.read() as conn:
-            rows = conn.execute(sa.select(run_artifacts).where(run_artifacts.c.run_id == run_id)
-                                .order_by(run_artifacts.c.path)).all()
-        return [{"path": r.path, "size": r.size, "sha256": r.sha256, "content_type": r.content_type,
-                 "created_at": rfc3339(r.created_at)} for r in rows]
+            rows = conn.execute(sa.select(run_artifacts).where(run_artifacts.c.run_id == run.id)).all()
+            children = [] if run.type != "workflow" or depth > 8 else conn.execute(
+                sa.select(runs).where(runs.c.parent_run_id == run.id, runs.c.step_id.is_not(None))).all()
+        found = [(r.path, r) for r in rows]
+        for child in children:
+            prefix = f"output/{child.step_id}/" + ("" if child.item_index is None else f"{child.item_index}/")
+            found.extend((prefix + path, r) for path, r in self.artifact_rows(child, depth + 1))
+        return sorted(found, key=lambda pair: pair[0])
 
     def artifact(self, principal: Principal, run_id: str, path: str) -> Any:
-        self.get(principal, run_id)
-        with self.db.read() as conn:
-            row = conn.execute(sa.select(run_artifacts).where(
-                run_artifacts.c.run_id == run_id, run_artifacts.c.path == path)).first()
-        if row is None:
-            raise NotFound(f"artifact {path!r} not found", code="artifact_not_found")
-        return row
+        row = self.visible_row(principal, run_id)
+        if row.type == "workflow":
+            for found, artifact in self.artifact_rows(row):
+                if found == path:
+                    return artifact
+        else:
+            with self.db.read() as conn:
+                artifact = conn.execute(sa.select(run_artifacts).where(
+                    run_artifacts.c.run_id == run_id, run_artifacts.c.path == path)).first()
+            if artifact is not None:
+                return artifact
+        raise NotFound(f"artifact {path!r} not found", code="artifact_not_found")
 
     # -- user transitions ------------------------------------------------------------------
     def confirm(self, principal: Principal, run_id: str) -> dict[str, Any]:
@@ -501,31 +584,48 @@ class RunService:
                            details={"status": row.status})
         if not files:
             raise ValidationFailed("no files in the upload", details={"field": "files"})
-        stored = self._store_files(run_id, files)
+        stored = self.store_files(run_id, files)
         with self.db.write() as conn:
             current = conn.execute(sa.select(runs.c.input_files).where(runs.c.id == run_id)).scalar_one() or {}
             conn.execute(runs.update().where(runs.c.id == run_id).values(input_files={**current, **stored}))
         return self.get(principal, run_id)
 
     def cancel(self, principal: Principal, run_id: str) -> dict[str, Any]:
+        """Cancel a run; a workflow run's cancel reaches every step still going."""
         CANCEL_RUNS.check(principal)
         row = self.visible_row(principal, run_id)
         if row.status in TERMINAL_STATUSES:
             return run_view(row)
+        if row.type == "workflow" and self.workflow_runs is not None:
+            self.workflow_runs.cancel(row)
+        else:
+            self.cancel_row(row)
+        return run_view(self.row(principal.workspace_id, run_id))
+
+    def cancel_row(self, row: Any) -> None:
+        """Cancel one run (not a workflow run): outright if it has not started, else ask its worker."""
+        run_id = row.id
         now = utcnow()
         error = {"type": "cancelled", "message": "cancelled by request", "traceback": None}
         with self.db.write() as conn:
             # Not started yet: cancel outright. Running: ask the worker holding it.
-            done = conn.execute(runs.update().where(runs.c.id == run_id, runs.c.status.in_([AWAITING, QUEUED]))
-                                .values(status=CANCELLED, finished_at=now, error=error)).rowcount
+            done = conn.execute(runs.update().where(runs.c.id == run_id,
+                                                    runs.c.status.in_([AWAITING, QUEUED, WAITING]))
+                                .values(status=CANCELLED, finished_at=now, error=error,
+                                        lease_expires_at=None)).rowcount
             if not done:
                 conn.execute(runs.update().where(runs.c.id == run_id, runs.c.status == RUNNING)
                              .values(cancel_requested=True))
         if done:
             self.hub.publish(f"run.done:{run_id}", CANCELLED)
+            self._step_ended(row)
         else:
             self.hub.publish(f"run.cancel:{run_id}", row.worker_id)
-        return run_view(self.row(principal.workspace_id, run_id))
+
+    def _step_ended(self, run: Any) -> None:
+        """A workflow step's run ended: its workflow run may move on."""
+        if run.step_id is not None and run.parent_run_id is not None:
+            self.hub.publish("workflow.advance", run.parent_run_id)
 
     def rerun(self, principal: Principal, run_id: str, *, version: str = "original",
               idempotency_key: str | None = None) -> dict[str, Any]:
@@ -635,6 +735,7 @@ class RunService:
         self.hub.publish(f"run.done:{run.id}",
                          Deferred(lambda: {"status": status, "run": run_view(final, expand_inputs=True)}),
                          remote_payload={"status": status})
+        self._step_ended(run)
         return status
 
     def _record_end(self, values: dict[str, Any], params: dict[str, Any], *, with_usage: bool,
@@ -708,7 +809,7 @@ class RunService:
                                           "error": {"type": "cancelled", "message": "cancelled by request",
                                                     "traceback": None}}
             else:
-                policy = retry_policy(run._mapping)
+                policy = step_policy(run, retry_policy(run._mapping))
                 if will_retry(run, FAILED, error, policy["retry_on"]):
                     delay = retry_delay_s(policy["retry_backoff_s"], run.attempt)
                     values = {"status": QUEUED, "attempt": run.attempt + 1, "queued_at": now, "worker_id": None,
@@ -731,6 +832,7 @@ class RunService:
                     self.hub.publish("run.queued", run.id)
                 else:
                     self.hub.publish(f"run.done:{run.id}", values["status"])
+                    self._step_ended(run)
                 if on_lost:
                     on_lost(run.id, values["status"])
         return count

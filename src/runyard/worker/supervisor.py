@@ -23,7 +23,7 @@ from typing import Any
 
 from runyard.engine.executor import REUSE_DIR_PREFIX, ExecRequest, Limits
 from runyard.ids import new_id
-from runyard.services.runs import CANCELLED, FAILED, will_retry
+from runyard.services.runs import CANCELLED, FAILED, step_policy, will_retry
 from runyard.services.tools import DEFAULT_RETRY_ON, retry_policy
 from runyard.timeutil import rfc3339, utcnow
 from runyard.worker.logs import RunLog, ValueTooDeep, redact_file, scrub_value
@@ -167,7 +167,7 @@ class Worker:
     def _retry_policy(self, row: Any) -> dict[str, Any]:
         """The run's tool version's ``retry_on`` and ``retry_backoff_s``."""
         try:
-            return retry_policy(self._version(row.tool_version_id)._mapping)
+            return step_policy(row, retry_policy(self._version(row.tool_version_id)._mapping))
         except Exception:  # e.g. the version could not be read: the default policy
             log.exception("could not read the retry policy of run %s", row.id)
             return {"retry_on": list(DEFAULT_RETRY_ON), "retry_backoff_s": 0.0}
@@ -260,6 +260,8 @@ class Worker:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(self.platform.runs.files.blob(meta["blob"]), target)
                 inputs[key] = str(target)
+            # A workflow step's own timeout replaces its tool's.
+            timeout_s = float((row.run_policy or {}).get("timeout_s") or version.timeout_s)
             env = {
                 "RUNYARD_TOOL": row.tool_name, "RUNYARD_TOOL_VERSION": str(row.tool_version),
                 "RUNYARD_ATTEMPT": str(row.attempt), **secret_values,
@@ -267,10 +269,10 @@ class Worker:
             request = ExecRequest(
                 run_id=row.id, source_dir=self.platform.tools.source_dir(version), module=version.module,
                 entrypoint=version.entrypoint, inputs=inputs, env=env, workdir=cwd, output_dir=out,
-                limits=Limits(timeout_s=version.timeout_s, memory_mb=version.memory_mb,
+                limits=Limits(timeout_s=timeout_s, memory_mb=version.memory_mb,
                               # A backstop to the wall-clock timeout: more CPU than every core
                               # for the whole timeout can only mean the timeout failed.
-                              cpu_s=math.ceil(version.timeout_s * CPUS) + 1),
+                              cpu_s=math.ceil(timeout_s * CPUS) + 1),
                 python=python, reuse_process=bool(version.reuse_process), network=bool(version.network))
             execution = self.platform.executor.submit(
                 request, on_output=active.runlog.write, on_event=lambda event: self._on_event(active, event))

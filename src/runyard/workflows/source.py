@@ -201,7 +201,10 @@ def load_text(text: str) -> tuple[Any, SourceMap | None, list[Issue]]:
     """Parse YAML (JSON is YAML) into JSON values, a source map and any problems found."""
     if len(text) > MAX_SOURCE_CHARS:
         return None, None, [Issue("invalid_workflow", f"definition longer than {MAX_SOURCE_CHARS} characters")]
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except yaml.YAMLError as exc:  # the reader refuses non-printable characters at once
+        return None, None, [Issue("invalid_yaml", str(exc).splitlines()[0] if str(exc) else "invalid YAML")]
     try:
         try:
             root = loader.get_single_node()
