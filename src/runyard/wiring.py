@@ -27,6 +27,7 @@ from runyard.services.synth_sets import SetService
 from runyard.services.templates import TemplateService
 from runyard.services.tokens import TokenService, generate_key
 from runyard.services.tools import ToolService
+from runyard.services.trigger_targets import Targets
 from runyard.services.uploads import UploadService
 from runyard.services.usage import UsageRecorder, UsageService
 from runyard.services.users import UserService
@@ -84,15 +85,16 @@ class Platform:
                                work_root=settings.data_dir / "work")
         self.workflows = WorkflowService(self.db, self.tools)
         self.workflow_runs = WorkflowRuns(self.db, self.runs, self.workflows, self.users, self.hub)
-        self.schedules = ScheduleService(self.db, self.tools, self.runs, self.users)
-        self.webhooks = WebhookService(self.db, self.tools, self.runs, self.users, self.cipher)
+        self.targets = Targets(self.tools, self.runs, self.workflows, self.workflow_runs)
+        self.schedules = ScheduleService(self.db, self.targets, self.users)
+        self.webhooks = WebhookService(self.db, self.targets, self.users, self.cipher)
         self.sets = SetService(self.db, self.blobs)
         self.templates = TemplateService(self.db, self.sets, settings.synth_rows_per_hour)
         self.workers = WorkerRegistry(self.db)
         self.workspace_id = self._ensure_workspace(DEFAULT_WORKSPACE)
         self.admin_user_id = self.users.ensure_admin(self.workspace_id)
         self.email_triggers = EmailTriggerService(
-            self.db, self.tools, self.runs, self.users, default_workspace=self.workspace_id,
+            self.db, self.targets, self.users, default_workspace=self.workspace_id,
             max_message_bytes=settings.smtp_max_message_mb * 1024 * 1024)
         self._executor: Executor | None = None
         self.notifier: PgNotifier | None = None

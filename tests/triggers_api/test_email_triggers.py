@@ -104,6 +104,7 @@ def test_mail_to_an_alias_runs_the_tool(mail_server: Server, admin: httpx.Client
     done = admin.get(f"/runs/{run_id}/wait", params={"timeout": 30}).json()
     assert done["status"] == "succeeded", done
     assert done["trigger"] == "email", done
+    assert done["triggered_by"] == "boss@example.com", done  # the sender (a filter on GET /runs)
     assert done["output"] == {"subject": f"invoice {unique}", "sender": "boss@example.com", "size": len(payload),
                               "name": "report.bin"}, done
     record = _records(admin, trigger["id"])[0]
@@ -216,3 +217,31 @@ def test_a_trigger_whose_owner_is_gone_refuses_mail(mail_server: Server, admin: 
     assert _runs(admin, tool) == []
     with pytest.raises(smtplib.SMTPRecipientsRefused):  # disabled now: refused at RCPT
         send(mail_server, message(address))
+
+
+def test_mail_can_start_a_workflow_with_its_attachment(mail_server: Server, admin: httpx.Client,
+                                                       unique: str) -> None:
+    """A workflow target: the subject and sender become inputs, the attachment a file input
+    passed on to a step."""
+    tool = f"mailstep-{unique}"
+    deploy(admin, tool, TOOL)
+    flow = f"mailflow-{unique}"
+    saved = admin.post("/workflows", json={"definition": {
+        "name": flow,
+        "inputs": {"type": "object", "properties": {
+            "subject": {"type": "string"}, "sender": {"type": "string"},
+            "attachment_1": {"type": "string", "format": "file"}}},
+        "steps": [{"id": "read", "uses": tool, "with": {
+            "subject": "${{ inputs.subject }}", "sender": "${{ inputs.sender }}",
+            "attachment_1": "${{ inputs.attachment_1 }}"}}],
+        "outputs": {"size": "${{ steps.read.output.size }}", "subject": "${{ steps.read.output.subject }}"}}})
+    assert saved.status_code == 201, saved.text
+    address = f"flow-{unique}@example.com"
+    trigger = _trigger(admin, workflow=flow, aliases=[address])
+    assert trigger["workflow"] == flow and trigger["tool"] is None and trigger["target_kind"] == "workflow"
+    send(mail_server, message(address, subject="to a workflow", attachment=b"x" * 1000))
+    run_id = _eventually(lambda: (r := _records(admin, trigger["id"])) and r[0]["run_id"], what="the record")
+    done = admin.get(f"/runs/{run_id}/wait", params={"timeout": 30}).json()
+    assert done["type"] == "workflow" and done["status"] == "succeeded", done
+    assert done["output"] == {"size": 1000, "subject": "to a workflow"}
+    assert done["trigger"] == "email" and done["triggered_by"] == "boss@example.com"

@@ -137,8 +137,10 @@ def test_invalid_schedules_are_refused(api: httpx.Client, unique: str) -> None:
         assert response.status_code == 400 and error_code(response) == code, (body, response.text)
     response = api.post("/schedules", json={"tool": f"missing-{unique}", "cron": "@daily"})
     assert response.status_code == 400 and error_code(response) == "invalid_target", response.text
-    response = api.post("/schedules", json={"workflow": "flow", "cron": "@daily"})
-    assert response.status_code == 400 and error_code(response) == "unsupported_target", response.text
+    response = api.post("/schedules", json={"workflow": f"missing-{unique}", "cron": "@daily"})
+    assert response.status_code == 400 and error_code(response) == "invalid_target", response.text
+    response = api.post("/schedules", json={"tool": tool, "workflow": tool, "cron": "@daily"})
+    assert response.status_code == 400 and error_code(response) == "validation_error", response.text
     schedule = _schedule(api, tool=tool, cron="@daily")
     response = api.patch(f"/schedules/{schedule['id']}", json={"cron": "not a cron"})
     assert response.status_code == 400 and error_code(response) == "invalid_cron"

@@ -124,8 +124,8 @@ def test_a_hook_over_its_rate_gets_429(api: httpx.Client, unique: str) -> None:
 def test_invalid_webhooks_are_refused(api: httpx.Client, unique: str) -> None:
     response = api.post("/webhooks", json={"tool": f"missing-{unique}"})
     assert response.status_code == 400 and error_code(response) == "invalid_target"
-    response = api.post("/webhooks", json={"workflow": "flow"})
-    assert response.status_code == 400 and error_code(response) == "unsupported_target"
+    response = api.post("/webhooks", json={"workflow": f"missing-{unique}"})
+    assert response.status_code == 400 and error_code(response) == "invalid_target"
     tool = f"hookbad-{unique}"
     deploy(api, tool, TOOL)
     response = api.post("/webhooks", json={"tool": tool, "signature": {"secret": "s", "header": "bad header"}})

@@ -1,4 +1,4 @@
-"""Schedules, webhooks and email triggers (``tool`` targets; ``workflow`` is refused until workflows run)."""
+"""Schedules, webhooks and email triggers: each starts a tool or a workflow."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ Overlap = Literal["skip", "queue", "cancel_previous"]
 
 class ScheduleCreate(Request):
     tool: str | None = Field(default=None, description="the tool to run (by name)")
-    workflow: str | None = Field(default=None, description="not supported yet (400 `unsupported_target`)")
+    workflow: str | None = Field(default=None, description="the workflow to run (by name), instead of a tool")
     inputs: dict[str, Any] | None = None
     cron: str | None = Field(default=None, description="5 fields, or @hourly/@daily/…; or give interval_s")
     timezone: str | None = Field(default=None, description="IANA name the cron reads the wall clock in (UTC)")
@@ -41,6 +41,7 @@ class ScheduleView(BaseModel):
     target_kind: str
     target_name: str
     tool: str | None = None
+    workflow: str | None = None
     user_id: str
     inputs: dict[str, Any] = Field(default_factory=dict)
     cron: str | None = None
@@ -81,7 +82,7 @@ _MAPPING_DESCRIPTION = (
 
 class WebhookCreate(Request):
     tool: str | None = None
-    workflow: str | None = Field(default=None, description="not supported yet (400 `unsupported_target`)")
+    workflow: str | None = Field(default=None, description="the workflow to run (by name), instead of a tool")
     signature: SignatureSettings | None = None
     mapping: dict[str, Any] | None = Field(default=None, description=_MAPPING_DESCRIPTION)
     rate_per_s: float = Field(default=10.0, gt=0, le=10_000)
@@ -113,6 +114,7 @@ class WebhookView(BaseModel):
     target_kind: str
     target_name: str
     tool: str | None = None
+    workflow: str | None = None
     user_id: str
     signature: SignatureView | None = None
     mapping: dict[str, Any] | None = None
@@ -138,7 +140,7 @@ class HookDelivery(BaseModel):
 
 class EmailTriggerCreate(Request):
     tool: str | None = Field(default=None, description="the tool to run (by name)")
-    workflow: str | None = Field(default=None, description="not supported yet (400 `unsupported_target`)")
+    workflow: str | None = Field(default=None, description="the workflow to run (by name), instead of a tool")
     aliases: list[str] | None = Field(default=None, description="full addresses, `local@domain`, that take its mail")
     allowed_senders: list[str] | None = Field(
         default=None, description="`user@example.com`, `@example.com`, `@*.example.com`; empty allows everyone "
@@ -162,6 +164,7 @@ class EmailTriggerView(BaseModel):
     target_kind: str
     target_name: str
     tool: str | None = None
+    workflow: str | None = None
     user_id: str
     enabled: bool
     allowed_senders: list[str] = Field(default_factory=list)

@@ -35,9 +35,7 @@ from runyard.ids import new_id
 from runyard.services.access import Permission, Principal, rank
 from runyard.services.errors import Conflict, DomainError, NotFound, ValidationFailed
 from runyard.services.pagination import Page, paginate
-from runyard.services.runs import RunService
-from runyard.services.tools import ToolService
-from runyard.services.trigger_targets import check_target, check_tool_target, owned_row
+from runyard.services.trigger_targets import Targets, owned_row, parse_target, target_of
 from runyard.services.users import UserService
 from runyard.store.db import Database
 from runyard.store.tables_triggers import email_aliases, email_records, email_triggers
@@ -66,8 +64,7 @@ _ADDRESS = re.compile(r"^[a-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[a-z0-9](?:[a-z0-9.-
 def email_trigger_view(row: Any, aliases: list[str]) -> dict[str, Any]:
     m = row._mapping
     return {
-        "id": m["id"], "object": "email_trigger", "target_kind": m["target_kind"], "target_name": m["target_name"],
-        "tool": m["target_name"] if m["target_kind"] == "tool" else None, "user_id": m["user_id"],
+        "id": m["id"], "object": "email_trigger", **target_of(row).view(), "user_id": m["user_id"],
         "enabled": m["enabled"], "allowed_senders": list(m["allowed_senders"] or []),
         "max_message_bytes": m["max_message_bytes"], "aliases": aliases, "disabled_reason": m["disabled_reason"],
         "created_at": rfc3339(m["created_at"]), "updated_at": rfc3339(m["updated_at"]),
@@ -103,11 +100,10 @@ def _bare(address: str) -> str:
 
 
 class EmailTriggerService:
-    def __init__(self, db: Database, tools: ToolService, runs: RunService, users: UserService, *,
+    def __init__(self, db: Database, targets: Targets, users: UserService, *,
                  default_workspace: str, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
         self.db = db
-        self.tools = tools
-        self.runs = runs
+        self.targets = targets
         self.users = users
         self.default_workspace = default_workspace  # where records of mail to no alias go
         self.max_message_bytes = max_message_bytes  # the node's limit: a trigger's default and ceiling
@@ -182,17 +178,17 @@ class EmailTriggerService:
         WRITE_EMAIL_TRIGGERS.check(principal)
         if principal.user_id is None:
             raise ValidationFailed("this key belongs to no user; an email trigger runs as a user")
-        name = check_target(tool, workflow)
+        target = parse_target(tool, workflow)
         senders = self._senders(allowed_senders)
         size = self._size(max_message_bytes)
         addresses = [normalise_address(a) for a in (aliases or [])]
-        check_tool_target(self.tools, principal, name)
+        self.targets.check(principal, target)
         now = utcnow()
         trigger_id = new_id("emt")
         with self.db.write() as conn:
             conn.execute(email_triggers.insert().values(
-                id=trigger_id, workspace_id=principal.workspace_id, user_id=principal.user_id, target_kind="tool",
-                target_name=name, enabled=bool(enabled), allowed_senders=senders, max_message_bytes=size,
+                id=trigger_id, workspace_id=principal.workspace_id, user_id=principal.user_id, target_kind=target.kind,
+                target_name=target.name, enabled=bool(enabled), allowed_senders=senders, max_message_bytes=size,
                 disabled_reason=None, created_at=now, updated_at=now))
             for address in dict.fromkeys(addresses):
                 self._insert_alias(conn, trigger_id, address)
@@ -221,11 +217,10 @@ class EmailTriggerService:
         with self.db.read() as conn:
             row = self._visible_row(conn, principal, trigger_id)
         values: dict[str, Any] = {}
-        if changes.get("workflow") is not None:
-            check_target(None, changes["workflow"])
-        if changes.get("tool") is not None:
-            values["target_name"] = check_target(changes["tool"], None)
-            check_tool_target(self.tools, principal, values["target_name"])
+        if changes.get("tool") is not None or changes.get("workflow") is not None:
+            target = parse_target(changes.get("tool"), changes.get("workflow"))
+            self.targets.check(principal, target)
+            values.update(target_kind=target.kind, target_name=target.name)
         if "allowed_senders" in changes:
             values["allowed_senders"] = self._senders(changes["allowed_senders"])
         if changes.get("max_message_bytes") is not None:
@@ -376,15 +371,15 @@ class EmailTriggerService:
         return Principal(token_id=row.id, workspace_id=row.workspace_id, role=user.role, user_id=user.id,
                          username=user.username)
 
-    def _inputs(self, row: Any, received: ReceivedEmail) -> tuple[dict[str, Any], dict[str, tuple[str, BinaryIO]]]:
-        """The run's inputs and input files; a tool with closed inputs gets only those it declares."""
+    def _inputs(self, row: Any, owner: Principal, received: ReceivedEmail
+                ) -> tuple[dict[str, Any], dict[str, tuple[str, BinaryIO]]]:
+        """The run's inputs and input files; a target with closed inputs gets only those it declares."""
         inputs = received.as_inputs()
         names = [f"attachment_{i}" for i in range(1, len(received.attachments) + 1)]
         for entry, name in zip(inputs["attachments"], names, strict=True):
             entry["input"] = name
         files = {name: (a.filename, io.BytesIO(a.data)) for name, a in zip(names, received.attachments, strict=True)}
-        _, version = self.tools.resolve(row.workspace_id, row.target_name)
-        schema = version.input_schema or {}
+        schema = self.targets.input_schema(owner, target_of(row))
         if schema.get("additionalProperties") is False:
             declared = set(schema.get("properties") or {})
             inputs = {k: v for k, v in inputs.items() if k in declared}
@@ -407,9 +402,10 @@ class EmailTriggerService:
             log.info("email trigger %s disabled: %s", row.id, owner)
             return None, "owner_revoked", owner
         try:
-            inputs, files = self._inputs(row, received)
-            run, _ = self.runs.create(owner, tool=row.target_name, inputs=inputs, trigger="email", source=row.id,
-                                      files=files or None)
+            inputs, files = self._inputs(row, owner, received)
+            sender = (received.sender or received.envelope_sender or "").strip().lower()[:320] or None
+            run = self.targets.start(owner, target_of(row), inputs=inputs, trigger="email", source=row.id,
+                                     files=files, by=sender)
         except DomainError as exc:
             return None, "run_refused", f"{exc.code}: {exc.message}"
         return run["id"], "", ""

@@ -254,12 +254,14 @@ class RunService:
                requires_confirmation: bool = False, idempotency_key: str | None = None,
                trigger: str = "api", parent_run_id: str | None = None,
                files: dict[str, tuple[str, BinaryIO]] | None = None,
-               source: str | None = None, step: StepPlacement | None = None) -> tuple[dict[str, Any], bool]:
+               source: str | None = None, step: StepPlacement | None = None,
+               by: str | None = None) -> tuple[dict[str, Any], bool]:
         """Validate and enqueue. Returns (run, created); created is False for an idempotent replay.
         ``source``: the schedule, webhook, email trigger or workflow run starting it (required
         with those triggers); it becomes the run's ``triggered_by`` (else the principal's user).
         ``step``: where the run sits in its workflow run (``parent_run_id``); a step created
-        twice is created once (the second call returns the first run, created False)."""
+        twice is created once (the second call returns the first run, created False). ``by``:
+        the run's ``triggered_by`` instead of ``source`` (an email's sender)."""
         CREATE_RUNS.check(principal)
         ws = principal.workspace_id
         if not isinstance(tool, str) or not tool:
@@ -295,7 +297,7 @@ class RunService:
                                            requires_confirmation=requires_confirmation,
                                            idempotency_key=idempotency_key, request_hash=request_hash,
                                            trigger=trigger, parent_run_id=parent_run_id, files=files,
-                                           source=source, step=step)
+                                           source=source, step=step, by=by)
             except DomainError:
                 if fresh:
                     raise
@@ -312,7 +314,7 @@ class RunService:
                     tags: dict[str, str], requires_confirmation: bool, idempotency_key: str | None,
                     request_hash: str | None, trigger: str, parent_run_id: str | None,
                     files: dict[str, tuple[str, BinaryIO]] | None,
-                    source: str | None = None, step: StepPlacement | None = None
+                    source: str | None = None, step: StepPlacement | None = None, by: str | None = None
                     ) -> tuple[dict[str, Any], bool] | None:
         """Validate against ``version_row`` and insert; None (nothing written) when the tool
         is no longer as ``tool_row`` says (deleted, or a newer version deployed)."""
@@ -343,7 +345,8 @@ class RunService:
             tool_version=version_row.version, tool_version_id=version_row.id,
             status=AWAITING if requires_confirmation else QUEUED, inputs=merged, input_files=input_files,
             tags=tags, trigger=trigger, parent_run_id=parent_run_id, idempotency_key=idempotency_key,
-            request_hash=request_hash, triggered_by=source if trigger in SOURCE_TRIGGERS else principal.user_id,
+            request_hash=request_hash,
+            triggered_by=(by or source) if trigger in SOURCE_TRIGGERS else principal.user_id,
             # A triggered run has no creating token (its principal stands for the trigger).
             token_id=None if trigger in SOURCE_TRIGGERS else principal.token_id,
             max_attempts=version_row.retries + 1, requires_confirmation=requires_confirmation, created_at=now,

@@ -26,11 +26,10 @@ import sqlalchemy as sa
 
 from runyard.ids import new_id
 from runyard.services.access import Permission, Principal, rank
-from runyard.services.errors import DomainError, NotFound, ValidationFailed
+from runyard.services.errors import DomainError, ValidationFailed
 from runyard.services.pagination import Page, paginate
-from runyard.services.runs import TERMINAL_STATUSES, RunService
-from runyard.services.tools import ToolService
-from runyard.services.trigger_targets import check_target, check_tool_target, owned_row
+from runyard.services.runs import TERMINAL_STATUSES
+from runyard.services.trigger_targets import Targets, owned_row, parse_target, target_of
 from runyard.services.users import UserService
 from runyard.store.db import Database
 from runyard.store.tables import runs
@@ -61,8 +60,7 @@ FIRE_BATCH = 100  # due schedules handled per poll
 def schedule_view(row: Any) -> dict[str, Any]:
     m = row._mapping
     return {
-        "id": m["id"], "object": "schedule", "target_kind": m["target_kind"], "target_name": m["target_name"],
-        "tool": m["target_name"] if m["target_kind"] == "tool" else None, "user_id": m["user_id"],
+        "id": m["id"], "object": "schedule", **target_of(row).view(), "user_id": m["user_id"],
         "inputs": m["inputs"] or {}, "cron": m["cron"], "timezone": m["timezone"], "interval_s": m["interval_s"],
         "enabled": m["enabled"], "overlap": m["overlap"], "max_catch_up": m["max_catch_up"],
         "next_fire_at": rfc3339(m["next_fire_at"]) if m["enabled"] else None,
@@ -73,11 +71,11 @@ def schedule_view(row: Any) -> dict[str, Any]:
 
 
 class ScheduleService:
-    def __init__(self, db: Database, tools: ToolService, runs: RunService, users: UserService, *,
+    def __init__(self, db: Database, targets: Targets, users: UserService, *,
                  min_interval_s: float = DEFAULT_MIN_INTERVAL_S) -> None:
         self.db = db
-        self.tools = tools
-        self.runs = runs
+        self.targets = targets
+        self.runs = targets.runs
         self.users = users
         self.min_interval_s = min_interval_s
 
@@ -93,12 +91,6 @@ class ScheduleService:
             field = {"invalid_cron": "cron", "invalid_timezone": "timezone",
                      "interval_too_short": "interval_s"}.get(exc.code, "cron")
             raise ValidationFailed(exc.message, code=exc.code, details={"field": field}) from exc
-
-    def _check_target(self, principal: Principal, tool: str, inputs: Any) -> dict[str, Any]:
-        _, version = check_tool_target(self.tools, principal, tool)
-        inputs = {} if inputs is None else inputs
-        self.runs.validate_inputs(version, inputs)
-        return inputs
 
     @staticmethod
     def _check_policy(overlap: Any, max_catch_up: Any) -> None:
@@ -119,13 +111,13 @@ class ScheduleService:
         WRITE_SCHEDULES.check(principal)
         if principal.user_id is None:
             raise ValidationFailed("this key belongs to no user; a schedule runs as a user")
-        name = check_target(tool, workflow)
+        target = parse_target(tool, workflow)
         spec = self.spec(cron, timezone, interval_s)
         self._check_policy(overlap, max_catch_up)
-        inputs = self._check_target(principal, name, inputs)
+        inputs = self.targets.check(principal, target, inputs, validate=True)
         now = utcnow()
         row = {"id": new_id("sch"), "workspace_id": principal.workspace_id, "user_id": principal.user_id,
-               "target_kind": "tool", "target_name": name, "inputs": inputs, "cron": spec.cron,
+               "target_kind": target.kind, "target_name": target.name, "inputs": inputs, "cron": spec.cron,
                "timezone": spec.timezone, "interval_s": spec.interval_s, "enabled": bool(enabled),
                "overlap": overlap, "max_catch_up": max_catch_up, "last_fire_at": now,
                "next_fire_at": advance(spec, now), "last_run_id": None, "disabled_reason": None,
@@ -156,15 +148,13 @@ class ScheduleService:
         with self.db.read() as conn:
             row = self._visible_row(conn, principal, schedule_id)
         values: dict[str, Any] = {}
-        if "workflow" in changes and changes["workflow"] is not None:
-            check_target(None, changes["workflow"])
-        name = row.target_name
-        if changes.get("tool") is not None:
-            name = check_target(changes["tool"], None)
-            values["target_name"] = name
-        if "tool" in changes or "inputs" in changes:
+        target = target_of(row)
+        if changes.get("tool") is not None or changes.get("workflow") is not None:
+            target = parse_target(changes.get("tool"), changes.get("workflow"))
+            values.update(target_kind=target.kind, target_name=target.name)
+        if values or "inputs" in changes:
             inputs = changes["inputs"] if changes.get("inputs") is not None else row.inputs
-            values["inputs"] = self._check_target(principal, name, inputs)
+            values["inputs"] = self.targets.check(principal, target, inputs, validate=True)
         timing = {"cron", "interval_s", "timezone"} & set(changes)
         if {"cron", "interval_s"} & timing:
             cron, interval_s = changes.get("cron"), changes.get("interval_s")
@@ -249,10 +239,9 @@ class ScheduleService:
         owner = self._owner(row)
         if isinstance(owner, str):
             return self._disable(row, owner)
-        try:
-            self.tools.resolve(row.workspace_id, row.target_name)
-        except NotFound:
-            return self._disable(row, f"tool {row.target_name!r} no longer exists")
+        gone = self.targets.gone(owner, target_of(row))
+        if gone is not None:
+            return self._disable(row, gone)
         previous = None
         if row.last_run_id:
             with self.db.read() as conn:
@@ -278,8 +267,8 @@ class ScheduleService:
         last_run_id = None
         for _ in ticks:
             try:
-                run, _created = self.runs.create(owner, tool=row.target_name, inputs=row.inputs or {},
-                                                 trigger="schedule", source=row.id)
+                run = self.targets.start(owner, target_of(row), inputs=row.inputs or {}, trigger="schedule",
+                                         source=row.id)
             except DomainError as exc:
                 if exc.status in (400, 403, 404):  # the target no longer takes this schedule
                     self._disable(row, f"{exc.code}: {exc.message}")

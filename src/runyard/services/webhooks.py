@@ -41,9 +41,7 @@ from runyard.services.errors import (
     ValidationFailed,
 )
 from runyard.services.pagination import Page, paginate
-from runyard.services.runs import RunService
-from runyard.services.tools import ToolService
-from runyard.services.trigger_targets import check_target, check_tool_target, owned_row
+from runyard.services.trigger_targets import Targets, owned_row, parse_target, target_of
 from runyard.services.users import UserService
 from runyard.store.db import Database
 from runyard.store.tables_triggers import webhooks
@@ -82,8 +80,7 @@ def webhook_view(row: Any) -> dict[str, Any]:
     m = row._mapping
     signature = m["signature"]
     return {
-        "id": m["id"], "object": "webhook", "target_kind": m["target_kind"], "target_name": m["target_name"],
-        "tool": m["target_name"] if m["target_kind"] == "tool" else None, "user_id": m["user_id"],
+        "id": m["id"], "object": "webhook", **target_of(row).view(), "user_id": m["user_id"],
         "signature": None if not signature else {k: v for k, v in signature.items() if k != "secret"},
         "mapping": m["mapping"], "rate_per_s": m["rate_per_s"], "burst": m["burst"], "enabled": m["enabled"],
         "disabled_reason": m["disabled_reason"], "created_at": rfc3339(m["created_at"]),
@@ -92,11 +89,9 @@ def webhook_view(row: Any) -> dict[str, Any]:
 
 
 class WebhookService:
-    def __init__(self, db: Database, tools: ToolService, runs: RunService, users: UserService,
-                 cipher: MultiFernet) -> None:
+    def __init__(self, db: Database, targets: Targets, users: UserService, cipher: MultiFernet) -> None:
         self.db = db
-        self.tools = tools
-        self.runs = runs
+        self.targets = targets
         self.users = users
         self.cipher = cipher
         self.limiter = RateLimiter(DEFAULT_RATE_PER_S, DEFAULT_BURST)
@@ -152,18 +147,18 @@ class WebhookService:
         WRITE_WEBHOOKS.check(principal)
         if principal.user_id is None:
             raise ValidationFailed("this key belongs to no user; a webhook runs as a user")
-        name = check_target(tool, workflow)
+        target = parse_target(tool, workflow)
         rate, cap = self._rate(rate_per_s, burst)
         stored_signature = self._signature(signature)
         stored_mapping = self._mapping(mapping)
-        check_tool_target(self.tools, principal, name)
+        self.targets.check(principal, target)
         token = new_hook_token()
         now = utcnow()
         hook_id = new_id("whk")
         with self.db.write() as conn:
             conn.execute(webhooks.insert().values(
-                id=hook_id, workspace_id=principal.workspace_id, user_id=principal.user_id, target_kind="tool",
-                target_name=name, token_hash=hash_hook_token(token), signature=stored_signature, mapping=stored_mapping, rate_per_s=rate,
+                id=hook_id, workspace_id=principal.workspace_id, user_id=principal.user_id, target_kind=target.kind,
+                target_name=target.name, token_hash=hash_hook_token(token), signature=stored_signature, mapping=stored_mapping, rate_per_s=rate,
                 burst=cap, enabled=bool(enabled), disabled_reason=None, created_at=now, updated_at=now,
                 last_used_at=None))
             row = conn.execute(sa.select(webhooks).where(webhooks.c.id == hook_id)).one()
@@ -191,11 +186,10 @@ class WebhookService:
         with self.db.read() as conn:
             row = self._visible_row(conn, principal, hook_id)
         values: dict[str, Any] = {}
-        if changes.get("workflow") is not None:
-            check_target(None, changes["workflow"])
-        if changes.get("tool") is not None:
-            values["target_name"] = check_target(changes["tool"], None)
-            check_tool_target(self.tools, principal, values["target_name"])
+        if changes.get("tool") is not None or changes.get("workflow") is not None:
+            target = parse_target(changes.get("tool"), changes.get("workflow"))
+            self.targets.check(principal, target)
+            values.update(target_kind=target.kind, target_name=target.name)
         if "signature" in changes:
             values["signature"] = self._signature(changes["signature"])
         if "mapping" in changes:
@@ -334,8 +328,8 @@ class WebhookService:
     def deliver(self, row: Any, principal: Principal, inputs: dict[str, Any],
                 files: dict[str, tuple[str, BinaryIO]] | None = None) -> dict[str, Any]:
         """Start the hook's run with ``inputs`` (and ``files`` as its input files)."""
-        run, _ = self.runs.create(principal, tool=row.target_name, inputs=inputs, trigger="webhook", source=row.id,
-                                  files=files or None)
+        run = self.targets.start(principal, target_of(row), inputs=inputs, trigger="webhook", source=row.id,
+                                 files=files)
         with self.db.write() as conn:
             conn.execute(webhooks.update().where(webhooks.c.id == row.id).values(last_used_at=utcnow()))
         return run

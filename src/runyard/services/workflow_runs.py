@@ -104,7 +104,7 @@ class WorkflowRuns:
               source: str | None = None, idempotency_key: str | None = None,
               files: dict[str, tuple[str, BinaryIO]] | None = None,
               step: StepPlacement | None = None, parent_run_id: str | None = None,
-              kinds: tuple[str, ...] = ("workflow",)) -> tuple[dict[str, Any], bool]:
+              kinds: tuple[str, ...] = ("workflow",), by: str | None = None) -> tuple[dict[str, Any], bool]:
         """Start a run of a workflow's published version (the latest unless ``version``, a
         number or a tag). Returns (run, created)."""
         RUN_WORKFLOWS.check(principal)
@@ -143,7 +143,7 @@ class WorkflowRuns:
             id=run_id, workspace_id=principal.workspace_id, tool_id=wf.id, tool_name=wf.name,
             tool_version=ver.version, tool_version_id=ver.id, type="workflow", status=RUNNING, inputs=values,
             input_files=input_files, tags=tags, trigger=trigger,
-            triggered_by=source if trigger in SOURCE_TRIGGERS else principal.user_id,
+            triggered_by=(by or source) if trigger in SOURCE_TRIGGERS else principal.user_id,
             token_id=None if trigger in SOURCE_TRIGGERS else principal.token_id, user_id=principal.user_id,
             parent_run_id=parent_run_id, idempotency_key=idempotency_key, request_hash=request_hash,
             created_at=now, queued_at=now, started_at=now,
