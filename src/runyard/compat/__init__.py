@@ -1,0 +1,6 @@
+"""Client surfaces of products that publish no Python SDK of their own, rebuilt as thin
+layers over :mod:`runyard.sdk` (and nothing else of runyard's): code written against
+such a product's documented API keeps its shape while it talks to runyard.
+
+- :mod:`runyard.compat.datamaker`: DataMaker (scenarios).
+"""
