@@ -309,3 +309,41 @@ outputs:
     assert run["status"] == "succeeded" and run["output"] == {"v": 8}, run
     refused = api.post("/runs", json={"workflow": block})
     assert refused.status_code == 400 and error_code(refused) == "not_runnable"
+
+
+def test_a_for_each_over_100000_items_honours_max_parallel(api: httpx.Client, unique: str) -> None:
+    """100,000 items: never more than max_parallel step runs at once, items start in order,
+    and cancelling the workflow stops it (the rest never start)."""
+    tool = f"noop-{unique}"
+    deploy(api, tool, "def main(n: int = 0):\n    return n\n")
+    name = f"huge-{unique}"
+    save(api, f"""
+name: {name}
+inputs: {{type: object, properties: {{items: {{type: array}}}}}}
+steps:
+  - id: each
+    uses: {tool}
+    for_each: inputs.items
+    max_parallel: 4
+    with: {{n: "${{{{ item }}}}"}}
+""")
+    run = start(api, name, {"items": list(range(100_000))}, wait=0)
+    deadline = time.monotonic() + 60
+    seen_active = []
+    while time.monotonic() < deadline:
+        active = api.get("/runs", params={"parent_run_id": run["id"], "status": "queued,running", "limit": 100})
+        seen_active.append(len(active.json()["items"]))
+        done = api.get("/runs", params={"parent_run_id": run["id"], "status": "succeeded", "limit": 1,
+                                        "include_total": True}).json()["total"]
+        if done >= 40:
+            break
+        time.sleep(0.05)
+    assert done >= 40, done
+    assert max(seen_active) <= 4, seen_active
+    cancelled = api.post(f"/runs/{run['id']}/cancel").json()
+    assert cancelled["status"] == "cancelled"
+    time.sleep(1.0)
+    kids = children(api, run["id"])
+    assert len(kids) < 1000
+    assert sorted(k["item_index"] for k in kids) == list(range(len(kids)))
+    assert all(k["status"] in TERMINAL for k in kids)
