@@ -16,7 +16,8 @@ from pydantic import BaseModel
 
 from runyard.schemas import datasets as data
 from runyard.schemas import tokens, triggers, users
-from runyard.schemas.runs import ArtifactView, RunError, RunUsage, RunView
+from runyard.schemas import workflows as wf
+from runyard.schemas.runs import ArtifactView, RunDefinition, RunError, RunUsage, RunView, TraceStep
 from runyard.schemas.secrets import SecretView
 from runyard.schemas.tokens import TokenView
 from runyard.schemas.tools import ToolVersionView, ToolView
@@ -40,6 +41,9 @@ PAIRS = [
     (sdk.WebhookSignature, triggers.SignatureView), (sdk.Webhook, triggers.WebhookCreated),
     (sdk.EmailTrigger, triggers.EmailTriggerView), (sdk.EmailAlias, triggers.EmailAliasView),
     (sdk.EmailRecord, triggers.EmailRecordView),
+    # Workflows.
+    (sdk.Workflow, wf.WorkflowView), (sdk.WorkflowVersion, wf.WorkflowVersionView), (sdk.Folder, wf.FolderView),
+    (sdk.RunDefinition, RunDefinition), (sdk.TraceStep, TraceStep),
 ]
 # Fields every API object carries that the SDK's classes stand for themselves.
 IMPLIED = {"object"}

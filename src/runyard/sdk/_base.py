@@ -76,6 +76,8 @@ class RequestOptions:
     json: Any = None
     data: Mapping[str, Any] | None = None
     files: list[FilePart] = field(default_factory=list)
+    #: A raw body (e.g. YAML text), sent as it is; give its ``Content-Type`` in ``headers``.
+    content: bytes | None = None
     headers: Mapping[str, str] | None = None
     timeout: Timeout = None
     #: Send an ``Idempotency-Key`` (reused across retries). Defaults to True for POST.
@@ -231,7 +233,8 @@ class BaseClient:
             opts.method,
             self._url(opts),
             params=_clean_params(opts.params),
-            json=opts.json if not files and opts.data is None else None,
+            content=opts.content,
+            json=opts.json if not files and opts.data is None and opts.content is None else None,
             data=dict(opts.data) if opts.data is not None else None,
             files=files,
             headers=self._headers(opts, idem_key),

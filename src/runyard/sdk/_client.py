@@ -22,6 +22,7 @@ from ._endpoint import Plan, Send, run_async, run_sync
 from .resources import AsyncRuns, AsyncSecrets, AsyncTokens, AsyncTools, Runs, Secrets, Tokens, Tools
 from .resources.datasets import AsyncDatasets, Datasets
 from .resources.email_triggers import AsyncEmailTriggers, EmailTriggers
+from .resources.folders import AsyncFolders, Folders
 from .resources.namespaces import AsyncNamespaces, Namespaces
 from .resources.schedules import AsyncSchedules, Schedules
 from .resources.sets import AsyncSets, Sets
@@ -29,6 +30,7 @@ from .resources.templates import AsyncTemplates, Templates
 from .resources.usage import AsyncUsage, Usage
 from .resources.users import AsyncUsers, Users
 from .resources.webhooks import AsyncWebhooks, Webhooks
+from .resources.workflows import AsyncWorkflows, Workflows
 
 if TYPE_CHECKING:
     from typing import Self
@@ -99,7 +101,8 @@ class Client(_Facade[httpx.Client], SyncAPIClient):
 
     _resources = {"tools": Tools, "runs": Runs, "secrets": Secrets, "templates": Templates, "sets": Sets,
                   "tokens": Tokens, "users": Users, "namespaces": Namespaces, "datasets": Datasets, "usage": Usage,
-                  "schedules": Schedules, "webhooks": Webhooks, "email_triggers": EmailTriggers}
+                  "schedules": Schedules, "webhooks": Webhooks, "email_triggers": EmailTriggers,
+                  "workflows": Workflows, "folders": Folders}
     tools: Tools
     runs: Runs
     secrets: Secrets
@@ -113,6 +116,8 @@ class Client(_Facade[httpx.Client], SyncAPIClient):
     schedules: Schedules
     webhooks: Webhooks
     email_triggers: EmailTriggers
+    workflows: Workflows
+    folders: Folders
 
     def health(self) -> dict[str, Any]:
         """``GET /healthz`` (liveness)."""
@@ -136,7 +141,7 @@ class AsyncClient(_Facade[httpx.AsyncClient], AsyncAPIClient):
     _resources = {"tools": AsyncTools, "runs": AsyncRuns, "secrets": AsyncSecrets, "templates": AsyncTemplates,
                   "sets": AsyncSets, "tokens": AsyncTokens, "users": AsyncUsers, "namespaces": AsyncNamespaces,
                   "datasets": AsyncDatasets, "usage": AsyncUsage, "schedules": AsyncSchedules, "webhooks": AsyncWebhooks,
-                  "email_triggers": AsyncEmailTriggers}
+                  "email_triggers": AsyncEmailTriggers, "workflows": AsyncWorkflows, "folders": AsyncFolders}
     tools: AsyncTools
     runs: AsyncRuns
     secrets: AsyncSecrets
@@ -150,6 +155,8 @@ class AsyncClient(_Facade[httpx.AsyncClient], AsyncAPIClient):
     schedules: AsyncSchedules
     webhooks: AsyncWebhooks
     email_triggers: AsyncEmailTriggers
+    workflows: AsyncWorkflows
+    folders: AsyncFolders
 
     async def health(self) -> dict[str, Any]:
         """``GET /healthz`` (liveness)."""

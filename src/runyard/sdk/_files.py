@@ -88,9 +88,16 @@ def resolve_code(source: str | os.PathLike[str] | Callable[..., Any]) -> CodeSou
     raise TypeError(f"cannot deploy a {type(source).__name__}")
 
 
+def _is_file(value: Any) -> bool:
+    """An open file or file-like object: ``open(p, "rb")``, ``io.BytesIO``…"""
+    return isinstance(value, io.IOBase) or (callable(getattr(value, "read", None))
+                                           and not isinstance(value, str | bytes | Mapping))
+
+
 def split_file_inputs(inputs: Mapping[str, Any] | None) -> tuple[dict[str, Any], list[FilePart]]:
-    """Separate top-level ``pathlib.Path`` inputs (uploaded as files, field name = input
-    name) from the JSON inputs."""
+    """Separate top-level ``pathlib.Path`` inputs and open binary files (uploaded as files,
+    field name = input name) from the JSON inputs. An open file is read whole once (so a
+    retry re-sends the same bytes); its name is its base name, else the input's name."""
     plain: dict[str, Any] = {}
     files: list[FilePart] = []
     for key, value in (inputs or {}).items():
@@ -100,6 +107,14 @@ def split_file_inputs(inputs: Mapping[str, Any] | None) -> tuple[dict[str, Any],
                 raise FileNotFoundError(f"input {key!r}: no such file: {path}")
             ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
             files.append(FilePart(key, path.name, path, ctype))
+        elif _is_file(value):
+            data = value.read()
+            if not isinstance(data, bytes | bytearray):
+                raise TypeError(f"input {key!r}: open the file in binary mode ('rb')")
+            raw_name = getattr(value, "name", None)
+            filename = os.path.basename(raw_name) if isinstance(raw_name, str) and raw_name else key
+            ctype = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+            files.append(FilePart(key, filename, bytes(data), ctype))
         else:
             plain[key] = value
     return plain, files

@@ -109,6 +109,14 @@ class ValidationError(APIStatusError):
             return [e if isinstance(e, dict) else {"message": str(e)} for e in details]
         return []
 
+    @property
+    def issues(self) -> list[dict[str, Any]]:
+        """An invalid workflow definition's problems, each ``{code, message, path, line,
+        column}`` (line and column 1-based in the YAML text; None for a dict); else empty."""
+        details = self.details
+        found = details.get("issues") if isinstance(details, dict) else None
+        return [i for i in found if isinstance(i, dict)] if isinstance(found, list) else []
+
 
 class AuthenticationError(APIStatusError):
     """401: missing, unknown or expired API key."""

@@ -59,6 +59,11 @@ __all__ = [
     "EmailTrigger",
     "EmailAlias",
     "EmailRecord",
+    "Folder",
+    "WorkflowVersion",
+    "Workflow",
+    "RunDefinition",
+    "TraceStep",
     "INGESTION_FINISHED",
     "RunStatus",
     "TERMINAL_STATUSES",
@@ -572,11 +577,13 @@ class Schedule(RunyardModel):
     """A schedule: runs its target on a cron expression (in ``timezone``) or every ``interval_s``."""
 
     id: str
-    #: ``tool`` (``workflow`` later); ``target_name`` is the tool's name.
+    #: ``tool`` or ``workflow``; ``target_name`` is its name.
     target_kind: str | None = None
     target_name: str | None = None
     #: The tool's name when the target is a tool.
     tool: str | None = None
+    #: The workflow's name when the target is a workflow.
+    workflow: str | None = None
     #: The user it runs as.
     user_id: str | None = None
     inputs: dict[str, Any] | None = None
@@ -620,6 +627,7 @@ class Webhook(RunyardModel):
     target_kind: str | None = None
     target_name: str | None = None
     tool: str | None = None
+    workflow: str | None = None
     user_id: str | None = None
     #: None: requests are not signed.
     signature: WebhookSignature | None = None
@@ -643,6 +651,7 @@ class EmailTrigger(RunyardModel):
     target_kind: str | None = None
     target_name: str | None = None
     tool: str | None = None
+    workflow: str | None = None
     user_id: str | None = None
     enabled: bool | None = None
     #: ``user@example.com``, ``@example.com``, ``@*.example.com``; empty allows everyone.
@@ -679,3 +688,86 @@ class EmailRecord(RunyardModel):
     message_id: str | None = None
     run_id: str | None = None
     received_at: datetime | None = None
+
+
+# ---- workflows -------------------------------------------------------------------------------
+
+
+class Folder(RunyardModel):
+    """A folder to file workflows in."""
+
+    id: str
+    name: str
+    description: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class WorkflowVersion(RunyardModel):
+    """One version of a workflow: published (``version`` a number) or the draft (``version`` None)."""
+
+    id: str
+    workflow_id: str | None = None
+    #: None while a draft.
+    version: int | None = None
+    #: ``draft`` or ``published``.
+    status: str | None = None
+    tag: str | None = None
+    created_at: datetime | None = None
+    published_at: datetime | None = None
+    #: The definition's text as saved, and as parsed (only when one version is fetched).
+    source: str | None = None
+    definition: dict[str, Any] | None = None
+
+
+class Workflow(RunyardModel):
+    """A workflow (or block): a name with published versions, a tag per version and at most one draft."""
+
+    id: str
+    name: str
+    #: ``workflow`` or ``block``.
+    kind: str | None = None
+    description: str | None = None
+    folder_id: str | None = None
+    #: The newest published version (None: only a draft).
+    latest_version: int | None = None
+    #: The latest version's tag.
+    tag: str | None = None
+    has_draft: bool | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    #: The latest version's text (the draft's if none is published) and its parsed form.
+    source: str | None = None
+    definition: dict[str, Any] | None = None
+    draft: WorkflowVersion | None = None
+
+
+class RunDefinition(RunyardModel):
+    """The exact workflow definition a workflow run used (``runs.definition``)."""
+
+    run_id: str
+    workflow_id: str | None = None
+    workflow_name: str | None = None
+    version: int | None = None
+    source: str | None = None
+    definition: dict[str, Any] | None = None
+
+
+class TraceStep(RunyardModel):
+    """One line of a workflow run's step timeline (``runs.trace``): a step run (one per
+    ``for_each`` item), or a step with no run yet (``pending``) or ever (``skipped``)."""
+
+    step_id: str
+    item_index: int | None = None
+    #: The step's run (None: skipped or pending).
+    run_id: str | None = None
+    #: The step run's type: ``tool``, ``workflow`` or ``input``.
+    type: str | None = None
+    status: str
+    attempt: int | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_ms: float | None = None
+    input_digest: str | None = None
+    output_digest: str | None = None
+    error: dict[str, Any] | None = None

@@ -14,7 +14,7 @@ from .._base import LONG_POLL_MARGIN, FilePart, RequestOptions, Timeout
 from .._endpoint import Listing, Open, Plan, Read, Send, Sleep, endpoint, listing
 from .._files import dumps, split_file_inputs
 from ..errors import RunFailedError, WaitTimeoutError
-from ..models import Artifact, Run, RunBatchItem
+from ..models import Artifact, Run, RunBatchItem, RunDefinition, TraceStep
 from ..streaming import AsyncLogStream, LogStream
 from ._resource import AsyncResource, SyncResource, compact, seg
 
@@ -39,19 +39,23 @@ def _run_id(ref: RunRef) -> str:
 
 
 def _create_request(
-    tool: str,
+    tool: str | None,
     inputs: Mapping[str, Any] | None,
     *,
-    version: int | None,
+    version: int | str | None,
     tags: Mapping[str, Any] | None,
     requires_confirmation: bool | None,
     wait: float | None,
     idempotency_key: str | None,
     timeout: Timeout,
+    workflow: str | None = None,
 ) -> RequestOptions:
+    """``POST /runs`` of a tool, or with ``workflow`` of a workflow (``version`` then a
+    number or a tag); ``pathlib.Path`` values and open binary files in ``inputs`` go as
+    multipart file parts."""
     plain, files = split_file_inputs(inputs)
     payload = compact(
-        tool=tool, version=version, inputs=plain, tags=dict(tags) if tags else None,
+        tool=tool, workflow=workflow, version=version, inputs=plain, tags=dict(tags) if tags else None,
         requires_confirmation=requires_confirmation,
     )
     params: dict[str, Any] = {}
@@ -431,6 +435,43 @@ class RunsAPI:
         done = yield from _wait_many(ids, timeout, poll_interval)
         _check_failures(done, raise_on_failure)
         return done[0] if single else done
+
+    @endpoint
+    def send_input(
+        self, run: RunRef, payload: Any, *, step_id: str | None = None, timeout: Timeout = None
+    ) -> Plan[Run]:
+        """End a workflow's ``wait_for_input`` step: ``payload`` (JSON, at most 1 MB) becomes
+        that step's output and the workflow goes on. ``run`` is the workflow run (or the
+        waiting step's run); ``step_id`` says which step when several wait. A run that is not
+        waiting is a :class:`~runyard.ConflictError` (``invalid_state``)."""
+        body: dict[str, Any] = {"payload": payload}
+        if step_id is not None:
+            body["step_id"] = step_id
+        return Run.model_validate((yield Send(RequestOptions(
+            "POST", f"/runs/{seg(_run_id(run))}/input", json=body, timeout=timeout))).json())
+
+    @endpoint
+    def definition(self, run: RunRef, *, timeout: Timeout = None) -> Plan[RunDefinition]:
+        """The exact workflow definition (text and parsed) a workflow run used."""
+        return RunDefinition.model_validate((yield Send(RequestOptions(
+            "GET", f"/runs/{seg(_run_id(run))}/definition", timeout=timeout))).json())
+
+    @endpoint
+    def trace(self, run: RunRef, *, timeout: Timeout = None) -> Plan[builtins.list[Any]]:
+        """A workflow run's step timeline: :class:`~runyard.sdk.models.TraceStep` items
+        (each step run, one per ``for_each`` item, then the steps skipped or not started).
+        A tool run: the trace events its code recorded with ``runyard.context.trace``, as dicts."""
+        body = (yield Send(RequestOptions("GET", f"/runs/{seg(_run_id(run))}/trace", timeout=timeout))).json()
+        items = body.get("items", []) if isinstance(body, dict) else body
+        return [TraceStep.model_validate(i) if isinstance(i, dict) and "step_id" in i and "status" in i else i
+                for i in items]
+
+    @listing
+    def steps(self, run: RunRef, *, limit: int | None = None, timeout: Timeout = None) -> Listing[Run]:
+        """A workflow run's step runs (its child runs: ``step_id``, ``item_index``), oldest
+        first — ``list(parent_run_id=run, order="asc")``."""
+        params = compact(parent_run_id=_run_id(run), order="asc", limit=limit)
+        return Listing(Run, lambda cursor: _page_request(params, cursor, timeout))
 
     def logs(self, run: RunRef, *, follow: bool = False, offset: int = 0, timeout: Timeout = None) -> Any:
         """The log text from ``offset``; with ``follow=True`` an iterator of lines that
