@@ -1,4 +1,5 @@
-"""Shared benchmark plumbing: machine description, percentiles, a server subprocess."""
+"""Shared benchmark plumbing: machine description, percentiles, a server subprocess, and the
+run measurements (sync latency, async throughput, sequential fib) the benchmarks share."""
 
 from __future__ import annotations
 
@@ -291,3 +292,83 @@ class BenchServer:
     def close(self) -> None:
         stop_group(self.proc)
         self.tmp.cleanup()
+
+
+# The tools the run benchmarks deploy.
+NOOP = "def main():\n    return None\n"
+FIB = "def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\n\ndef main(n: int = 10):\n    return fib(n)\n"
+
+
+def deploy(client: LeanClient, name: str, code: str, **config: Any) -> None:
+    status, body = client.request("POST", "/api/v1/tools", {"name": name, "code": code, **config})
+    assert status == 201, body
+
+
+def cpu_per_run(before: dict[str, float], after: dict[str, float], client_s: float, n: int) -> dict[str, Any]:
+    """CPU ms per run by process, and the ceilings they imply on this machine's cores."""
+    per = {k: (after[k] - before[k]) * 1000 / n for k in before}
+    per["load_generator"] = client_s * 1000 / n
+    cores = os.cpu_count() or 1
+    total = sum(per.values())
+    out: dict[str, Any] = {f"{k}_ms": round(v, 3) for k, v in per.items()}
+    out["total_ms"] = round(total, 3)
+    # What the cores could sustain if only the engine (fork + child per run) used them,
+    # and with everything measured here; 1,000 runs/s needs total_ms <= cores.
+    out["ceiling_engine_only_runs_per_s"] = round(cores * 1000 / per["engine"], 1) if per["engine"] else None
+    out["ceiling_all_runs_per_s"] = round(cores * 1000 / total, 1) if total else None
+    return out
+
+
+def sync_latency(server: BenchServer, client: LeanClient, n: int, tool: str = "noop",
+                 inputs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``n`` sync runs one after the other (``POST /runs?wait=30``): latency percentiles and CPU per run."""
+    body = {"tool": tool} if inputs is None else {"tool": tool, "inputs": inputs}
+    latencies = []
+    cpu0, client0 = server.cpu_seconds(), time.process_time()
+    for _ in range(n):
+        t = time.perf_counter()
+        status, run = client.request("POST", "/api/v1/runs?wait=30", body)
+        latencies.append((time.perf_counter() - t) * 1000)
+        assert status == 201 and run["status"] == "succeeded", run
+    cpu = cpu_per_run(cpu0, server.cpu_seconds(), time.process_time() - client0, n)
+    return {"runs": n, "p50_ms": round(percentile(latencies, 50), 3), "p90_ms": round(percentile(latencies, 90), 3),
+            "p99_ms": round(percentile(latencies, 99), 3),
+            "mean_ms": round(sum(latencies) / n, 3), "cpu_per_run": cpu}
+
+
+def async_throughput(server: BenchServer, client: LeanClient, n: int, connections: int = 32,
+                     tool: str = "noop-async", poll_s: float = 0.05) -> dict[str, Any]:
+    """``n`` runs submitted at once over ``connections`` connections; runs/s until all are
+    terminal (polled every ``poll_s``)."""
+    bodies = [{"tool": tool, "tags": {"batch_id": "bench"}}] * n
+    cpu0, client0 = server.cpu_seconds(), time.process_time()
+    started = time.perf_counter()
+    replies = asyncio.run(lean_post_many("127.0.0.1", server.port, server.headers(), "/api/v1/runs", bodies,
+                                         connections))
+    submitted = time.perf_counter() - started
+    assert len({r["id"] for r in replies}) == n
+    pending = f"/api/v1/runs?tool={tool}&status=queued&status=running&limit=1"  # any left? (no count)
+    # Polled every 50 ms by default: often enough for the figure (2,000 runs take seconds),
+    # rarely enough not to take the server's CPU while it drains the queue.
+    while client.request("GET", pending)[1]["items"]:
+        time.sleep(poll_s)
+    elapsed = time.perf_counter() - started
+    cpu = cpu_per_run(cpu0, server.cpu_seconds(), time.process_time() - client0, n)
+    failed_page = client.request(
+        "GET", f"/api/v1/runs?tool={tool}&status=failed&limit=100&include_total=true")[1]
+    failure_types: dict[str, int] = {}
+    for run in failed_page["items"]:
+        kind = f"{run['error']['type']}: {run['error']['message']}"[:200]
+        failure_types[kind] = failure_types.get(kind, 0) + 1
+    return {"runs": n, "connections": connections, "submit_s": round(submitted, 3),
+            "all_terminal_s": round(elapsed, 3), "runs_per_s": round(n / elapsed, 1),
+            "failed": failed_page["total"], "failure_types": failure_types, "cpu_per_run": cpu}
+
+
+def fib_sequential(client: LeanClient, n: int, tool: str = "fib") -> dict[str, float]:
+    """``n`` sync ``fib(10)`` runs one after the other: total seconds."""
+    started = time.perf_counter()
+    for _ in range(n):
+        status, run = client.request("POST", "/api/v1/runs?wait=30", {"tool": tool, "inputs": {"n": 10}})
+        assert status == 201 and run["output"] == 55, run
+    return {"runs": n, "total_s": round(time.perf_counter() - started, 4)}

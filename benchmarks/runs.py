@@ -27,18 +27,22 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
+    FIB,
+    NOOP,
     BenchServer,
     LeanClient,
+    async_throughput,
     bare_fork_per_run,
     cow_fault_us,
-    lean_post_many,
+    cpu_per_run,
+    deploy,
+    fib_sequential,
     machine,
     percentile,
+    sync_latency,
 )
 
-NOOP = "def main():\n    return None\n"
 SLOTS = 8  # the server's worker slots, and the Celery worker's processes
-FIB = "def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\n\ndef main(n: int = 10):\n    return fib(n)\n"
 
 
 def floors(client: LeanClient) -> dict[str, float]:
@@ -68,67 +72,6 @@ def floors(client: LeanClient) -> dict[str, float]:
             "fork_exit_cpu_ms": round(fork_cpu_ms, 3), "python_c_pass_p50_ms": round(percentile(starts, 50), 2),
             "cow_page_fault_us": sorted(cow_fault_us() for _ in range(3))[1],
             "bare_fork_per_run": bare_fork_per_run()}
-
-
-def deploy(client: LeanClient, name: str, code: str, **config: Any) -> None:
-    status, body = client.request("POST", "/api/v1/tools", {"name": name, "code": code, **config})
-    assert status == 201, body
-
-
-def cpu_per_run(before: dict[str, float], after: dict[str, float], client_s: float, n: int) -> dict[str, Any]:
-    """CPU ms per run by process, and the ceilings they imply on this machine's cores."""
-    per = {k: (after[k] - before[k]) * 1000 / n for k in before}
-    per["load_generator"] = client_s * 1000 / n
-    cores = os.cpu_count() or 1
-    total = sum(per.values())
-    out: dict[str, Any] = {f"{k}_ms": round(v, 3) for k, v in per.items()}
-    out["total_ms"] = round(total, 3)
-    # What the cores could sustain if only the engine (fork + child per run) used them,
-    # and with everything measured here; 1,000 runs/s needs total_ms <= cores.
-    out["ceiling_engine_only_runs_per_s"] = round(cores * 1000 / per["engine"], 1) if per["engine"] else None
-    out["ceiling_all_runs_per_s"] = round(cores * 1000 / total, 1) if total else None
-    return out
-
-
-def sync_latency(server: BenchServer, client: LeanClient, n: int, tool: str = "noop") -> dict[str, Any]:
-    latencies = []
-    cpu0, client0 = server.cpu_seconds(), time.process_time()
-    for _ in range(n):
-        t = time.perf_counter()
-        status, run = client.request("POST", "/api/v1/runs?wait=30", {"tool": tool})
-        latencies.append((time.perf_counter() - t) * 1000)
-        assert status == 201 and run["status"] == "succeeded", run
-    cpu = cpu_per_run(cpu0, server.cpu_seconds(), time.process_time() - client0, n)
-    return {"runs": n, "p50_ms": round(percentile(latencies, 50), 3), "p99_ms": round(percentile(latencies, 99), 3),
-            "mean_ms": round(sum(latencies) / n, 3), "cpu_per_run": cpu}
-
-
-def async_throughput(server: BenchServer, client: LeanClient, n: int, connections: int = 32,
-                     tool: str = "noop-async") -> dict[str, Any]:
-    """``n`` runs submitted at once over ``connections`` connections; runs/s until all are terminal."""
-    bodies = [{"tool": tool, "tags": {"batch_id": "bench"}}] * n
-    cpu0, client0 = server.cpu_seconds(), time.process_time()
-    started = time.perf_counter()
-    replies = asyncio.run(lean_post_many("127.0.0.1", server.port, server.headers(), "/api/v1/runs", bodies,
-                                         connections))
-    submitted = time.perf_counter() - started
-    assert len({r["id"] for r in replies}) == n
-    pending = f"/api/v1/runs?tool={tool}&status=queued&status=running&limit=1"  # any left? (no count)
-    # Polled every 50 ms: often enough for the figure (runs take seconds), rarely enough not
-    # to take the server's CPU while it drains the queue.
-    while client.request("GET", pending)[1]["items"]:
-        time.sleep(0.05)
-    elapsed = time.perf_counter() - started
-    cpu = cpu_per_run(cpu0, server.cpu_seconds(), time.process_time() - client0, n)
-    failed_page = client.request(
-        "GET", f"/api/v1/runs?tool={tool}&status=failed&limit=100&include_total=true")[1]
-    failure_types: dict[str, int] = {}
-    for run in failed_page["items"]:
-        kind = f"{run['error']['type']}: {run['error']['message']}"[:200]
-        failure_types[kind] = failure_types.get(kind, 0) + 1
-    return {"runs": n, "connections": connections, "submit_s": round(submitted, 3),
-            "all_terminal_s": round(elapsed, 3), "runs_per_s": round(n / elapsed, 1),
-            "failed": failed_page["total"], "failure_types": failure_types, "cpu_per_run": cpu}
 
 
 def sdk_throughput(server: BenchServer, n: int, *, batch: bool, tool: str = "noop-sdk") -> dict[str, Any]:
@@ -181,14 +124,6 @@ def celery_throughput(n: int, concurrency: int) -> dict[str, Any]:
         return bench_.throughput(n)
     finally:
         bench_.close()
-
-
-def fib_sequential(client: LeanClient, n: int, tool: str = "fib") -> dict[str, float]:
-    started = time.perf_counter()
-    for _ in range(n):
-        status, run = client.request("POST", "/api/v1/runs?wait=30", {"tool": tool, "inputs": {"n": 10}})
-        assert status == 201 and run["output"] == 55, run
-    return {"runs": n, "total_s": round(time.perf_counter() - started, 4)}
 
 
 def bench(database_url: str | None, quick: bool, sandbox: str = "on") -> dict[str, Any]:
