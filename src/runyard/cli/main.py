@@ -28,6 +28,7 @@ from . import (
     tokens,
     tools,
     webhooks,
+    workflows,
 )
 from ._context import STATE
 from ._output import Exit, fail
@@ -78,6 +79,8 @@ def _register_groups() -> None:
     app.add_typer(schedules.app, name="schedules")
     app.add_typer(webhooks.app, name="webhooks")
     app.add_typer(email_triggers.app, name="email-triggers")
+    app.add_typer(workflows.app, name="workflows")
+    app.add_typer(workflows.folders_app, name="folders")
     app.command("generate")(generate.generate)
     app.add_typer(data.app, name="data")
     app.add_typer(data.users_app, name="users")

@@ -20,13 +20,15 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.text import Text
+from rich.tree import Tree
 
 from runyard.sdk.errors import WaitTimeoutError
-from runyard.sdk.models import Run
+from runyard.sdk.models import Run, TraceStep
 
 from ._context import client
 from ._output import (
     JSON_HELP,
+    STATUS_STYLE,
     Exit,
     handle_errors,
     kv_table,
@@ -49,7 +51,7 @@ RunId = Annotated[str, typer.Argument(help="Run id (run_…).")]
 # ---------------------------------------------------------------------------- inputs
 
 
-def _read_json_arg(value: str) -> Any:
+def _read_json_arg(value: str, param_hint: str = "--inputs") -> Any:
     """``JSON``, ``@file`` or ``@-`` (stdin)."""
     if value == "@-":
         text = sys.stdin.read()
@@ -60,7 +62,7 @@ def _read_json_arg(value: str) -> Any:
     try:
         return json.loads(text)
     except ValueError as exc:
-        raise typer.BadParameter(f"not valid JSON: {exc}", param_hint="--inputs") from exc
+        raise typer.BadParameter(f"not valid JSON: {exc}", param_hint=param_hint) from exc
 
 
 def parse_inputs(inputs_json: str | None, pairs: list[str]) -> dict[str, Any]:
@@ -415,3 +417,138 @@ def artifacts(
     stdout().print(table(["PATH", "SIZE", "TYPE", "SHA256", "CREATED"], rows))
     if download is not None:
         note(f"Downloaded {len(written)} file(s) to {download}.")
+
+
+# ---------------------------------------------------------------------------- workflow runs
+
+#: Colours of the statuses a step may have beyond a run's own.
+TREE_STYLE = {**STATUS_STYLE, "waiting_for_input": "magenta", "skipped": "dim", "pending": "dim"}
+#: Nested workflow runs are expanded this deep at most.
+TREE_MAX_DEPTH = 8
+
+
+def _status(status: str | None) -> Text:
+    return Text(str(status), style=TREE_STYLE.get(status or "", ""))
+
+
+def _ms(value: float | None) -> str:
+    return "" if value is None else f"{value:.0f} ms"
+
+
+def _step_json(c: Any, step: TraceStep, depth: int) -> dict[str, Any]:
+    node: dict[str, Any] = {"step_id": step.step_id, "item_index": step.item_index, "run_id": step.run_id,
+                            "type": step.type, "status": step.status, "attempt": step.attempt,
+                            "duration_ms": step.duration_ms}
+    if step.error:
+        node["error"] = step.error
+    if step.type == "workflow" and step.run_id and depth < TREE_MAX_DEPTH:
+        node["steps"] = _steps_json(c, step.run_id, depth + 1)
+    return node
+
+
+def _steps_json(c: Any, run_id: str, depth: int) -> list[dict[str, Any]]:
+    return [_step_json(c, t, depth) for t in c.runs.trace(run_id) if isinstance(t, TraceStep)]
+
+
+def _step_label(step: TraceStep, name: str) -> Text:
+    label = Text()
+    label.append(name, style="bold")
+    label.append("  ")
+    label.append_text(_status(step.status))
+    if step.type and step.type != "tool":
+        label.append(f"  {step.type}", style="cyan")
+    if step.attempt and step.attempt > 1:
+        label.append(f"  attempt {step.attempt}", style="yellow")
+    if step.duration_ms is not None:
+        label.append(f"  {_ms(step.duration_ms)}", style="dim")
+    if step.run_id:
+        label.append(f"  {step.run_id}", style="dim")
+    if step.error:
+        label.append(f"  {step.error.get('type', 'error')}: {step.error.get('message', '')}", style="red")
+    return label
+
+
+def _summary(items: list[TraceStep]) -> Text:
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[item.status] = counts.get(item.status, 0) + 1
+    out = Text()
+    for i, (status, n) in enumerate(sorted(counts.items())):
+        out.append(", " if i else "")
+        out.append(f"{n} ", style="")
+        out.append_text(_status(status))
+    return out
+
+
+def _add_steps(c: Any, node: Tree, run_id: str, depth: int) -> None:
+    """The run's steps under ``node``: a step's for_each items grouped under it, nested
+    workflow runs expanded (up to :data:`TREE_MAX_DEPTH`)."""
+    groups: dict[str, list[TraceStep]] = {}
+    for t in c.runs.trace(run_id):
+        if isinstance(t, TraceStep):
+            groups.setdefault(t.step_id, []).append(t)
+    for step_id, entries in groups.items():
+        items = sorted((e for e in entries if e.item_index is not None), key=lambda e: e.item_index or 0)
+        for entry in (e for e in entries if e.item_index is None):
+            _add_step(c, node, entry, step_id, depth)
+        if items:
+            label = Text()
+            label.append(step_id, style="bold")
+            label.append(f"  for_each: {len(items)} item{'s' if len(items) != 1 else ''}  ", style="cyan")
+            label.append_text(_summary(items))
+            group = node.add(label)
+            for item in items:
+                _add_step(c, group, item, f"[{item.item_index}]", depth)
+
+
+def _add_step(c: Any, node: Tree, step: TraceStep, name: str, depth: int) -> None:
+    child = node.add(_step_label(step, name))
+    if step.type == "workflow" and step.run_id:
+        if depth < TREE_MAX_DEPTH:
+            _add_steps(c, child, step.run_id, depth + 1)
+        else:
+            child.add(Text("… (deeper runs not shown)", style="dim"))
+
+
+@app.command("tree")
+@handle_errors
+def tree(run_id: RunId, json_output: JsonOpt = False) -> None:
+    """Draw a workflow run's steps: each step's run and status, for_each items grouped
+    under their step, nested workflow runs expanded."""
+    c = client()
+    r = c.runs.get(run_id)
+    if json_output:
+        body = r.to_dict()
+        body["steps"] = _steps_json(c, r.id, 1) if r.type == "workflow" else []
+        print_json(body)
+        return
+    label = Text()
+    label.append(f"{r.tool_name}", style="bold")
+    if r.tool_version is not None:
+        label.append(f" v{r.tool_version}")
+    label.append("  ")
+    label.append_text(_status(r.status))
+    label.append(f"  {r.id}", style="dim")
+    duration = _duration(r)
+    if duration:
+        label.append(f"  {duration}", style="dim")
+    if r.error is not None:
+        label.append(f"  {r.error.type}: {r.error.message}", style="red")
+    root = Tree(label)
+    if r.type == "workflow":
+        _add_steps(c, root, r.id, 1)
+    stdout().print(root)
+
+
+@app.command("input")
+@handle_errors
+def send_input(
+    run_id: RunId,
+    payload: Annotated[str, typer.Option("--payload", "-p", help="The step's output: JSON, @file or @- (stdin).")],
+    step: Annotated[str | None, typer.Option("--step", help="Which waiting step, when several wait.")] = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Answer a workflow's wait_for_input step: the payload becomes its output and the run goes on."""
+    value = _read_json_arg(payload, param_hint="--payload")
+    r = client().runs.send_input(run_id, value, step_id=step)
+    outcome(json_output, r, f"Sent input to {r.id} ({r.status}).")
