@@ -176,7 +176,7 @@ class WorkflowRuns:
         if row.status in TERMINAL_STATUSES:
             return row.status
         try:
-            definition = self.workflows.definition(self.workflows.version_by_id(row.tool_version_id))
+            definition = self.workflows.definition_by_version_id(row.tool_version_id)
         except Exception as exc:  # a stored definition that no longer parses: the run cannot go on
             log.exception("workflow run %s: its definition could not be read", run_id)
             return self._end(row, FAILED, None, {"type": "invalid_workflow", "message": str(exc), "traceback": None})
@@ -584,7 +584,7 @@ class WorkflowRuns:
         row = self.runs.visible_row(principal, run_id)
         if row.type != "workflow":
             raise ValidationFailed("a trace of steps is kept for workflow runs", code="not_a_workflow_run")
-        definition = self.workflows.definition(self.workflows.version_by_id(row.tool_version_id))
+        definition = self.workflows.definition_by_version_id(row.tool_version_id)
         with self.db.read() as conn:
             children = conn.execute(sa.select(runs).where(runs.c.parent_run_id == row.id,
                                                           runs.c.step_id.is_not(None))

@@ -176,6 +176,12 @@ class WorkflowService:
                     self._definitions.popitem(last=False)
         return parsed
 
+    def definition_by_version_id(self, version_id: str) -> Definition:
+        """A run's definition by its version's id (no read when cached: versions a run can use never change)."""
+        with self._lock:
+            found = self._definitions.get(version_id)
+        return found if found is not None else self.definition(self.version_by_id(version_id))
+
     def version_by_id(self, version_id: str) -> Any:
         with self.db.read() as conn:
             return conn.execute(sa.select(workflow_versions).where(workflow_versions.c.id == version_id)).one()
