@@ -220,3 +220,17 @@ def test_async_client(server: Any, double: str, unique: str) -> None:
             assert started.output == {"result": 10}
 
     asyncio.run(go())
+
+
+def test_read_definition_tells_paths_from_text(tmp_path: Path) -> None:
+    from runyard.sdk.resources.workflows import read_definition
+
+    path = tmp_path / "f.yml"
+    path.write_text("name: f\n")
+    assert read_definition(path) == "name: f\n" and read_definition(str(path)) == "name: f\n"
+    assert read_definition("name: x.yaml") == "name: x.yaml"
+    assert read_definition({"name": "x"}) == {"name": "x"}
+    with pytest.raises(FileNotFoundError):
+        read_definition(tmp_path / "nope.json")
+    with pytest.raises(TypeError):
+        read_definition(42)  # type: ignore[arg-type]

@@ -41,7 +41,9 @@ def read_definition(definition: DefinitionLike) -> str | dict[str, Any]:
     if isinstance(definition, Mapping):
         return dict(definition)
     if isinstance(definition, os.PathLike) or (
-        isinstance(definition, str) and "\n" not in definition and definition.strip().endswith(DEFINITION_SUFFIXES)
+        # One line ending in .yaml/.yml/.json, and not a ``key: value`` line: a file name.
+        isinstance(definition, str) and "\n" not in definition and ": " not in definition
+        and definition.strip().endswith(DEFINITION_SUFFIXES)
     ):
         path = Path(definition).expanduser()
         if not path.is_file():
