@@ -32,7 +32,7 @@ from typing import Any, BinaryIO
 import sqlalchemy as sa
 
 from runyard.ids import new_id
-from runyard.services.access import Permission, Principal, rank
+from runyard.services.access import Permission, Principal
 from runyard.services.errors import Conflict, DomainError, NotFound, ValidationFailed
 from runyard.services.pagination import Page, paginate
 from runyard.services.trigger_targets import Targets, owned_row, parse_target, target_of
@@ -362,14 +362,8 @@ class EmailTriggerService:
             self._store_record(workspace_id=row.workspace_id, trigger_id=row.id, **common)
 
     def _owner(self, row: Any) -> Principal | str:
-        with self.db.read() as conn:
-            user = self.users.by_id(conn, row.workspace_id, row.user_id)
-        if user is None:
-            return "the email trigger's owner no longer exists"
-        if rank(user.role) < rank("member"):
-            return f"the email trigger's owner {user.username!r} no longer has the member role"
-        return Principal(token_id=row.id, workspace_id=row.workspace_id, role=user.role, user_id=user.id,
-                         username=user.username)
+        return self.users.acting_as(row.workspace_id, row.user_id, on_behalf_of=row.id,
+                                    whose="the email trigger's owner")
 
     def _inputs(self, row: Any, owner: Principal, received: ReceivedEmail
                 ) -> tuple[dict[str, Any], dict[str, tuple[str, BinaryIO]]]:

@@ -25,7 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from runyard.ids import new_id
-from runyard.services.access import Permission, Principal, rank
+from runyard.services.access import Permission, Principal
 from runyard.services.errors import DomainError, ValidationFailed
 from runyard.services.pagination import Page, paginate
 from runyard.services.runs import TERMINAL_STATUSES
@@ -219,14 +219,7 @@ class ScheduleService:
 
     def _owner(self, row: Any) -> Principal | str:
         """The principal the schedule runs as, or why it cannot run."""
-        with self.db.read() as conn:
-            user = self.users.by_id(conn, row.workspace_id, row.user_id)
-        if user is None:
-            return "the schedule's owner no longer exists"
-        if rank(user.role) < rank("member"):
-            return f"the schedule's owner {user.username!r} no longer has the member role"
-        return Principal(token_id=row.id, workspace_id=row.workspace_id, role=user.role, user_id=user.id,
-                         username=user.username)
+        return self.users.acting_as(row.workspace_id, row.user_id, on_behalf_of=row.id, whose="the schedule's owner")
 
     def _fire(self, row: Any, now: datetime) -> int:
         old_next = as_utc(row.next_fire_at)

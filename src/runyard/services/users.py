@@ -94,6 +94,22 @@ class UserService:
         return conn.execute(sa.select(users).where(users.c.workspace_id == workspace_id, users.c.id == user_id,
                                                    users.c.deleted_at.is_(None))).first()
 
+    def acting_as(self, workspace_id: str, user_id: str | None, *, on_behalf_of: str, whose: str
+                  ) -> Principal | str:
+        """The principal a trigger or a workflow run acts as: its user with their role now
+        (``on_behalf_of``, the trigger's or run's id, stands for the key), or why it cannot act
+        (``whose``: "the schedule's owner", …)."""
+        user = None
+        if user_id:
+            with self.db.read() as conn:
+                user = self.by_id(conn, workspace_id, user_id)
+        if user is None:
+            return f"{whose} no longer exists"
+        if rank(user.role) < rank("member"):
+            return f"{whose} {user.username!r} no longer has the member role"
+        return Principal(token_id=on_behalf_of, workspace_id=workspace_id, role=user.role, user_id=user.id,
+                         username=user.username)
+
     def lookup(self, workspace_id: str, username: str) -> Any:
         with self.db.read() as conn:
             return self._row(conn, workspace_id, username)

@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from cryptography.fernet import MultiFernet
 
 from runyard.ids import new_id
-from runyard.services.access import Permission, Principal, rank
+from runyard.services.access import Permission, Principal
 from runyard.services.errors import (
     Conflict,
     DomainError,
@@ -226,23 +226,18 @@ class WebhookService:
             row = conn.execute(sa.select(webhooks).where(webhooks.c.token_hash == hash_hook_token(token))).first()
             if row is None or not row.enabled:
                 raise unknown
-            user = self.users.by_id(conn, row.workspace_id, row.user_id)
-        reason = None
-        if user is None:
-            reason = "the webhook's owner no longer exists"
-        elif rank(user.role) < rank("member"):
-            reason = f"the webhook's owner {user.username!r} no longer has the member role"
-        if reason is not None or user is None:
+        owner = self.users.acting_as(row.workspace_id, row.user_id, on_behalf_of=row.id,
+                                     whose="the webhook's owner")
+        if isinstance(owner, str):
             with self.db.write() as conn:
                 conn.execute(webhooks.update().where(webhooks.c.id == row.id)
-                             .values(enabled=False, disabled_reason=reason, updated_at=utcnow()))
+                             .values(enabled=False, disabled_reason=owner, updated_at=utcnow()))
             raise unknown
         decision = self.limiter.check(row.id, rate_per_s=row.rate_per_s, burst=row.burst)
         if not decision.allowed:
             raise RateLimited(f"this webhook takes at most {row.rate_per_s:g} requests per second "
                               f"(bursts of {row.burst})", retry_after=decision.retry_after_s)
-        return row, Principal(token_id=row.id, workspace_id=row.workspace_id, role=user.role, user_id=user.id,
-                              username=user.username)
+        return row, owner
 
     def verify(self, row: Any, headers: Mapping[str, str], body: bytes) -> VerifiedSignature | None:
         """401 ``missing_signature`` / ``invalid_signature`` / ``signature_expired`` unless the

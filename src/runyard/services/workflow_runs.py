@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 from runyard.events import EventHub
 from runyard.ids import new_id
-from runyard.services.access import Permission, Principal, rank
+from runyard.services.access import Permission, Principal
 from runyard.services.errors import Conflict, DomainError, NotFound, ValidationFailed
 from runyard.services.runs import (
     CANCELLED,
@@ -488,16 +488,8 @@ class WorkflowRuns:
     # -- acting as the workflow's user -----------------------------------------------------
     def _owner(self, row: Any) -> Principal | str:
         """The principal the steps run as (the user who started the run), or why none."""
-        if not row.user_id:
-            return "the workflow run has no user to act as"
-        with self.db.read() as conn:
-            user = self.users.by_id(conn, row.workspace_id, row.user_id)
-        if user is None:
-            return "the user who started the workflow no longer exists"
-        if rank(user.role) < rank("member"):
-            return f"the user {user.username!r} who started the workflow no longer has the member role"
-        return Principal(token_id=row.id, workspace_id=row.workspace_id, role=user.role, user_id=user.id,
-                         username=user.username)
+        return self.users.acting_as(row.workspace_id, row.user_id, on_behalf_of=row.id,
+                                    whose="the user who started the workflow")
 
     # -- people and cancellation -----------------------------------------------------------
     def send_input(self, principal: Principal, run_id: str, payload: Any, step_id: str | None = None
