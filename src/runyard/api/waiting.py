@@ -1,4 +1,4 @@
-"""Awaiting a run's end without polling the database in a tight loop.
+"""Awaiting a run's end (or its wait for input) without polling the database in a tight loop.
 
 A waiter subscribes to ``run.done:<id>`` on the event hub (bridged across nodes on
 PostgreSQL) and falls back to a slow re-read, so a lost notification only delays.
@@ -11,7 +11,7 @@ import time
 
 from runyard.api.offload import in_thread
 from runyard.services.access import Principal
-from runyard.services.runs import TERMINAL_STATUSES
+from runyard.services.runs import TERMINAL_STATUSES, WAITING
 from runyard.wiring import Platform
 
 FALLBACK_POLL_S = 0.5
@@ -40,7 +40,9 @@ async def wait_for_run(platform: Platform, principal: Principal, run_id: str, ti
         if ended is not None:
             on_done(topic, ended)
         run = first or await in_thread(platform.runs.get, principal, run_id, expand_inputs=expand_inputs)
-        while run["status"] not in TERMINAL_STATUSES:
+        # A run waiting for a person's input cannot go on without one: the wait ends there too
+        # (noticed by the re-read, within FALLBACK_POLL_S).
+        while run["status"] not in TERMINAL_STATUSES and run["status"] != WAITING:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
