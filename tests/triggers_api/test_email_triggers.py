@@ -245,3 +245,29 @@ def test_mail_can_start_a_workflow_with_its_attachment(mail_server: Server, admi
     assert done["type"] == "workflow" and done["status"] == "succeeded", done
     assert done["output"] == {"size": 1000, "subject": "to a workflow"}
     assert done["trigger"] == "email" and done["triggered_by"] == "boss@example.com"
+
+
+def test_a_50_mb_attachment_is_refused_while_it_streams(mail_server: Server, admin: httpx.Client,
+                                                        unique: str) -> None:
+    """Over the node's limit (25 MB by default): refused at MAIL FROM when the size is
+    declared, and cut off while DATA streams when it is not; recorded either way, no run."""
+    tool = f"mail50-{unique}"
+    deploy(admin, tool, TOOL)
+    address = f"fifty-{unique}@example.com"
+    trigger = _trigger(admin, tool=tool, aliases=[address])
+    big = message(address, attachment=b"\0" * (50 * 1024 * 1024))
+    with pytest.raises(smtplib.SMTPSenderRefused) as declared:
+        send(mail_server, big)  # smtplib declares SIZE= since the server offers it
+    assert declared.value.smtp_code == 552
+    raw = big.as_bytes()
+    with smtplib.SMTP("127.0.0.1", smtp_port(mail_server), timeout=60) as smtp:
+        smtp.ehlo()
+        assert smtp.mail("boss@example.com")[0] == 250  # no SIZE: the server counts as DATA streams
+        assert smtp.rcpt(address)[0] == 250
+        code, _ = smtp.data(raw)
+    assert code == 552
+    records = _eventually(lambda: [r for r in admin.get("/email-records", params={"limit": 1000}).json()["items"]
+                                   if r["status"] == "rejected" and r["size"] and r["size"] > 25 * 1024 * 1024
+                                   and address in (r.get("recipients") or [])], what="the record")
+    assert records[0]["reason"] == "too_large", records
+    assert _runs(admin, tool) == []
