@@ -254,7 +254,7 @@ def test_a_50_mb_attachment_is_refused_while_it_streams(mail_server: Server, adm
     tool = f"mail50-{unique}"
     deploy(admin, tool, TOOL)
     address = f"fifty-{unique}@example.com"
-    trigger = _trigger(admin, tool=tool, aliases=[address])
+    _trigger(admin, tool=tool, aliases=[address])
     big = message(address, attachment=b"\0" * (50 * 1024 * 1024))
     with pytest.raises(smtplib.SMTPSenderRefused) as declared:
         send(mail_server, big)  # smtplib declares SIZE= since the server offers it
