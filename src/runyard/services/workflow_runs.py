@@ -114,6 +114,8 @@ class WorkflowRuns:
         inputs = {} if inputs is None else inputs
         if not isinstance(inputs, dict):
             raise ValidationFailed("inputs must be an object", code="invalid_inputs", details={"field": "inputs"})
+        if step is not None and parent_run_id is not None:
+            self._check_depth(parent_run_id)
         wf, ver = self.workflows.resolve(principal, workflow, version)
         if wf.kind not in kinds:
             raise ValidationFailed(f"{wf.name!r} is a {wf.kind}; a {wf.kind} runs only as a step of a workflow",
@@ -165,6 +167,19 @@ class WorkflowRuns:
             raise
         self.advance(run_id)
         return run_view(self.runs.row(principal.workspace_id, run_id)), True
+
+    def _check_depth(self, parent_run_id: str) -> None:
+        """Refuse a nested run deeper than the limit. Checked at save too; this holds whatever
+        the versions and tags the nested workflows resolve to by the time they run."""
+        depth, current = 0, parent_run_id
+        with self.db.read() as conn:
+            while current is not None:
+                depth += 1
+                if depth > self.workflows.max_depth:
+                    raise ValidationFailed(f"more than {self.workflows.max_depth} levels of nested workflows",
+                                           code="nesting_too_deep")
+                current = conn.execute(sa.select(runs.c.parent_run_id).where(
+                    runs.c.id == current, runs.c.step_id.is_not(None))).scalar()
 
     # -- the state machine -----------------------------------------------------------------
     def advance(self, run_id: str) -> str | None:
