@@ -65,6 +65,15 @@ class Settings:
     smtp_port: int = field(default_factory=lambda: _env_int("RUNYARD_SMTP_PORT", 0))
     smtp_host: str = field(default_factory=lambda: os.environ.get("RUNYARD_SMTP_HOST", "127.0.0.1"))
     smtp_max_message_mb: int = field(default_factory=lambda: _env_int("RUNYARD_SMTP_MAX_MESSAGE_MB", 25))
+    # Hosts the server itself may call although they resolve to loopback, private, link-local
+    # or metadata addresses (services/outbound.py): host names, addresses or CIDRs, comma-separated.
+    outbound_allow: str = field(default_factory=lambda: os.environ.get("RUNYARD_OUTBOUND_ALLOW", ""))
+    # A default language-model provider from the environment (an OpenAI-compatible endpoint),
+    # used when the workspace has no default provider of its own (docs/llm.md).
+    llm_base_url: str | None = field(default_factory=lambda: os.environ.get("RUNYARD_LLM_BASE_URL") or None)
+    llm_api_key: str | None = field(default_factory=lambda: os.environ.get("RUNYARD_LLM_API_KEY") or None)
+    llm_model: str | None = field(default_factory=lambda: os.environ.get("RUNYARD_LLM_MODEL") or None)
+    llm_timeout_s: float = field(default_factory=lambda: float(os.environ.get("RUNYARD_LLM_TIMEOUT_S", "60")))
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
