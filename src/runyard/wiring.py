@@ -17,6 +17,7 @@ from runyard.services.datasets import DatasetService
 from runyard.services.email_triggers import EmailTriggerService
 from runyard.services.errors import ValidationFailed
 from runyard.services.ingestions import IngestionService
+from runyard.services.links import LinkService
 from runyard.services.namespaces import NamespaceService
 from runyard.services.queries import QueryService
 from runyard.services.runs import RunService
@@ -79,6 +80,9 @@ class Platform:
         self.queries = QueryService(self.db, self.datasets, self.jobs, self.usage_recorder, signing_key,
                                     timeout_s=settings.query_timeout_s, memory_mb=settings.query_memory_mb,
                                     temp_mb=settings.query_temp_mb, row_cap=settings.query_row_cap)
+        self.links = LinkService(self.db, self.blobs, self.datasets, memory_mb=settings.query_memory_mb,
+                                 threads=2)
+        self.datasets.on_ingested = self.links.after_ingestion
         self.secrets = SecretService(self.db, self.cipher)
         self.tools = ToolService(self.db, self.blobs, settings.data_dir / "cache" / "code", self._infer_schema)
         self.runs = RunService(self.db, self.blobs, self.tools, self.secrets, self.hub,

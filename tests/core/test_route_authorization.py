@@ -482,6 +482,22 @@ def _multipart_run(w: World, c: httpx.Client, t: str) -> httpx.Response:
     return c.post("/runs", files={"payload": (None, json.dumps({"tool": w.tool_for(t)}))})
 
 
+def _link_body(w: World, column: str = "name") -> dict[str, Any]:
+    """A link between ``ds`` (people) and the ``files`` dataset of ``ns`` (both user admin's)."""
+    return {"from": {"namespace": w.ns, "dataset": w.ds, "column": column},
+            "to": {"namespace": w.ns, "dataset": "files", "column": column}, "options": {"min_distinct": 1}}
+
+
+def _link_id(w: World) -> str:
+    """The link every reading cell reads (made once; POST /links answers an existing one)."""
+    return str(_ok(w.admin.post("/links", json=_link_body(w)))["id"])
+
+
+def _fresh_link(w: World) -> str:
+    """A link a cell deletes (on another pair of columns than the shared one)."""
+    return str(_ok(w.admin.post("/links", json=_link_body(w, "id")))["id"])
+
+
 TABLE: dict[str, Row] = {
     # probes, the landing page, the API description and /docs: public, whatever key is sent
     "GET /healthz": public(_get_root("/healthz")),
@@ -644,6 +660,20 @@ TABLE: dict[str, Row] = {
     "GET /api/v1/schema/{ns}": reader(lambda w, c, t: c.get(f"/schema/{w.ns}")),
     "POST /api/v1/namespaces/{ns}/datasets/{ds}/rows": data_writer(
         lambda w, c, t: c.post(f"/namespaces/{w.ns}/datasets/{w.ds}/rows", json=ROWS[:1]), 201),
+
+    # links: read by any key that reads both ends; made, recalculated and deleted by a member
+    # key that reads both ends (a restricted key without data grants acts as its user)
+    "GET /api/v1/links": reader(lambda w, c, t: c.get("/links", params={"namespace": w.ns})),
+    "POST /api/v1/links": api(lambda w, c, t: c.post("/links", json=_link_body(w)), viewer=DENIED,
+                              member=ok(200, 201), admin=ok(200, 201)),
+    "POST /api/v1/links/preview": reader(lambda w, c, t: c.post("/links/preview", json=_link_body(w))),
+    "POST /api/v1/links/recalculate": writer(
+        lambda w, c, t: c.post("/links/recalculate", json={"namespace": w.ns, "link_id": _link_id(w)}), 200),
+    "GET /api/v1/links/{link_id}": reader(lambda w, c, t: c.get(f"/links/{_link_id(w)}")),
+    "GET /api/v1/links/{link_id}/pairs": reader(lambda w, c, t: c.get(f"/links/{_link_id(w)}/pairs")),
+    "DELETE /api/v1/links/{link_id}": writer(lambda w, c, t: c.delete(f"/links/{_fresh_link(w)}"), 204),
+    "GET /api/v1/namespaces/{ns}/datasets/{ds}/rows/{row_id}/linked": reader(
+        lambda w, c, t: c.get(f"/namespaces/{w.ns}/datasets/{w.ds}/rows/1/linked")),
 
     # files and multipart uploads: an upload is its user's (here every key's); creating one,
     # getting its part URLs and aborting it take a member key; completing it writes to the dataset

@@ -148,6 +148,8 @@ class DatasetService:
         self._manifests: OrderedDict[str, Manifest] = OrderedDict()
         self._manifests_lock = threading.Lock()
         namespaces_service.on_delete = self._delete_namespace_data
+        # Called after each committed ingestion (workspace, dataset, user): the links' work.
+        self.on_ingested: Callable[[str, str, str | None], None] = lambda ws_id, ds_id, user_id: None
 
     # -- lookups ---------------------------------------------------------------------------
     def _row(self, conn: sa.Connection, ns: NamespaceAccess, name: str) -> Any:
@@ -484,6 +486,8 @@ class DatasetService:
                 status="succeeded", processed_rows=result["ingested"], failed_rows=len(result["failed"]),
                 processed_bytes=body_bytes, result=result, snapshot=result["snapshot"], finished_at=self.clock()))
             conn.execute(datasets.update().where(datasets.c.id == row.id).values(last_ingestion_id=ingestion_id))
+        if result["ingested"]:
+            self.on_ingested(principal.workspace_id, row.id, principal.user_id)
         return result
 
     def _claim_idempotency(self, workspace_id: str, key: str, request_hash: str,

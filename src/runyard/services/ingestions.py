@@ -327,6 +327,7 @@ class IngestionService:
         self._finish(row.id, worker_id, **outcome)
         if outcome["status"] == "succeeded":
             self.blobs.path(source_key(row.id)).unlink(missing_ok=True)  # kept for retries until then
+            self.datasets.on_ingested(row.workspace_id, row.dataset_id, row.user_id)  # links: services.links
 
     def _ingest(self, row: Any, worker_id: str, cancelled: threading.Event,
                 progress: dict[str, int]) -> dict[str, Any]:
