@@ -217,18 +217,29 @@ async def infer_schema(body: InferSchema, platform: PlatformDep, principal: Prin
 
 
 # -- query -----------------------------------------------------------------------------------
-@router.post("/query", response_model=QueryResult, responses=error_responses(404),
+@router.post("/query", response_model=QueryResult, responses=error_responses(404, 409, 502, 504),
              openapi_extra={"responses": {"200": {"content": {
                  "application/x-ndjson": {}, "text/csv": {}, "application/vnd.apache.parquet": {},
                  "application/vnd.apache.arrow.stream": {}}}}})
 async def query(body: QueryRequest, platform: PlatformDep, principal: PrincipalDep) -> Any:
     """``"*"`` (all rows of ``dataset``) or read-only SQL over ``"namespace"."dataset"``;
-    JSON capped and paged by cursor, other formats streamed whole."""
-    result = await in_thread(platform.queries.run, principal, query=body.query, namespace=body.namespace,
+    JSON capped and paged by cursor, other formats streamed whole. With ``is_natural_language``
+    the query is a question a language model turns into SQL first (docs/llm.md)."""
+    sql, trace = body.query, None
+    if body.is_natural_language:
+        if body.cursor:
+            raise ValidationFailed("a cursor pages the SQL a question became: send that SQL (the answer's `sql`) "
+                                   "as the query, without is_natural_language", details={"field": "cursor"})
+        sql, trace = await in_thread(platform.llm_features.question_to_sql, principal, body.query,
+                                     namespace=body.namespace, dataset=body.dataset, provider=body.provider,
+                                     model=body.model)
+    elif body.provider or body.model:
+        raise ValidationFailed("provider and model go with is_natural_language", details={"field": "provider"})
+    result = await in_thread(platform.queries.run, principal, query=sql, namespace=body.namespace,
                              dataset=body.dataset, include_metadata=body.include_metadata, explain=body.explain,
                              format=body.format, limit=body.limit, cursor=body.cursor, timeout_s=body.timeout_s)
     if not isinstance(result, QueryStream):
-        return result
+        return {**result, "sql": sql, "trace": [trace]} if trace is not None else result
     stream = result
 
     async def chunks() -> AsyncIterator[bytes]:

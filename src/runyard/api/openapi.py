@@ -54,6 +54,8 @@ _DESCRIPTIONS = {
     415: "Unsupported media type (`unsupported_media_type`).",
     429: "Rate limit reached (`rate_limited`); retry after `Retry-After` seconds.",
     500: "The work failed on the server's side (`job_failed`, ...).",
+    502: "A service the server called failed: the language-model provider (`llm_error`, `llm_invalid_response`).",
+    504: "A service the server called did not answer in time: the language-model provider (`llm_timeout`).",
     507: "The server has no room to store this (`insufficient_storage`).",
 }
 _HEADERS: dict[int, dict[str, Any]] = {

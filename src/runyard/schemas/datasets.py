@@ -212,6 +212,13 @@ class QueryRequest(Request):
     limit: int | None = Field(default=None, ge=1, le=1_000_000)
     cursor: str | None = None
     timeout_s: float | None = Field(default=None, gt=0, le=3600)
+    is_natural_language: StrictBool = Field(default=False, description="`query` is a question: a language model "
+                                            "writes the SQL (from the schemas of the datasets this key can read), "
+                                            "which the read-only guard checks; the answer carries it in `sql`")
+    provider: str | None = Field(default=None, min_length=1, max_length=64, description="with is_natural_language: the provider "
+                                 "(name or id; default: the workspace's)")
+    model: str | None = Field(default=None, min_length=1, max_length=200,
+                              description="with is_natural_language: the model")
 
 
 class QueryResult(BaseModel):
@@ -223,6 +230,9 @@ class QueryResult(BaseModel):
     next_cursor: str | None = None
     elapsed_ms: float | None = None
     explain: dict[str, Any] | None = None
+    sql: str | None = Field(default=None, description="is_natural_language: the SQL the model wrote (and that ran); "
+                            "page on with it as `query`")
+    trace: list[dict[str, Any]] | None = Field(default=None, description="is_natural_language: the model calls")
 
 
 class UsageEvent(BaseModel):

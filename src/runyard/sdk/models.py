@@ -549,6 +549,10 @@ class QueryResult(RunyardModel):
     elapsed_ms: float | None = None
     #: With ``explain=True``: the resolved SQL, the snapshots read and DuckDB's plan.
     explain: dict[str, Any] | None = None
+    #: With ``is_natural_language=True``: the SQL the model wrote (page on with it as the query).
+    sql: str | None = None
+    #: With ``is_natural_language=True``: the model calls (messages, answer, tokens, ms).
+    trace: list[dict[str, Any]] | None = None
 
     @property
     def column_names(self) -> list[str]:

@@ -1,0 +1,155 @@
+"""Model features over the data workspace, each under the caller's grants: a model only
+ever sees the schemas and samples of datasets the caller's key can read.
+
+- ``question_to_sql``: a natural-language question becomes one SQL query, checked by the
+  same read-only guard as any query before anything runs (``POST /query`` with
+  ``is_natural_language``).
+- ``infer_description``: a dataset's description and field definitions, from the model
+  when a provider is configured, else built deterministically from the column
+  statistics (``source: "statistics"``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from runyard.data.sql import QueryRejected, check_sql
+from runyard.llm.prompts import render_prompt
+from runyard.services.access import Principal
+from runyard.services.datasets import DatasetService
+from runyard.services.errors import ValidationFailed
+from runyard.services.llm import LLMService, ModelCallFailed
+
+MAX_SAMPLE_ROWS = 20
+MAX_CELL_CHARS = 200
+MAX_SCHEMA_CHARS = 200_000
+
+
+def _short(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > MAX_CELL_CHARS:
+        return value[:MAX_CELL_CHARS] + "…"
+    return value
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def schema_text(datasets: list[dict[str, Any]]) -> str:
+    """One line per dataset: ``"ns"."ds": col (type), …``."""
+    lines = []
+    for d in datasets:
+        cols = ", ".join(f"{_quote(c['name'])} ({c['type']})" for c in d["columns"]) or "(no columns yet)"
+        lines.append(f"- {_quote(d['namespace'])}.{_quote(d['name'])}: {cols}")
+    return "\n".join(lines) or "(none)"
+
+
+class ModelFeatures:
+    def __init__(self, llm: LLMService, datasets: DatasetService) -> None:
+        self.llm = llm
+        self.datasets = datasets
+
+    # -- natural-language query --------------------------------------------------------------------
+    def question_to_sql(self, principal: Principal, question: str, *, namespace: str | None = None,
+                        dataset: str | None = None, provider: str | None = None,
+                        model: str | None = None) -> tuple[str, dict[str, Any]]:
+        """The SQL for ``question`` and the model call's trace. The prompt holds the schemas of
+        the datasets this key can read (those of ``namespace`` when given, only ``dataset`` when
+        that is given too) and no others; the answer must pass ``check_sql``."""
+        chosen = self.llm.resolve(principal, provider)
+        readable = self.datasets.schema(principal, namespace)["datasets"]
+        if dataset is not None:
+            readable = [d for d in readable if d["name"] == dataset]
+            if not readable:
+                raise ValidationFailed(f"dataset {namespace}/{dataset} not found among the datasets this key can read",
+                                       code="dataset_not_found", details={"namespace": namespace, "dataset": dataset})
+        schemas = schema_text(readable)
+        if len(schemas) > MAX_SCHEMA_CHARS:
+            raise ValidationFailed("this key can read too many datasets to describe them all to the model: "
+                                   "name a namespace (and a dataset)", code="too_many_datasets",
+                                   details={"datasets": len(readable)})
+        messages = [{"role": "system", "content": render_prompt("nl_to_sql.system")},
+                    {"role": "user", "content": render_prompt("nl_to_sql.user", schemas=schemas,
+                                                              namespace=namespace or "(none)", question=question)}]
+        answer = self.llm.complete_json(principal, "nl_to_sql", messages, provider=chosen, model=model)
+        sql = answer.parsed.get("sql", "")
+        if sql is None:
+            raise ValidationFailed("the model found no query answering this question: "
+                                   + str(answer.parsed.get("explanation") or "no reason given"),
+                                   code="question_unanswerable",
+                                   details={"explanation": answer.parsed.get("explanation")})
+        if not isinstance(sql, str) or not sql.strip():
+            raise ModelCallFailed('the model\'s answer has no "sql" string', code="llm_invalid_response",
+                                  details={"provider": chosen.name if chosen else None, "response": str(sql)[:500]})
+        try:
+            checked = check_sql(sql)
+        except QueryRejected as exc:
+            raise ValidationFailed(f"the model's SQL was refused, nothing ran: {exc.message}", code=exc.code,
+                                   details={"sql": sql}) from None
+        return checked, answer.trace
+
+    # -- descriptions ------------------------------------------------------------------------------
+    def infer_description(self, principal: Principal, namespace: str, dataset: str, *,
+                          sample: list[dict[str, Any]] | None = None, current_description: str | None = None,
+                          current_schema: list[dict[str, Any]] | None = None, provider: str | None = None,
+                          model: str | None = None) -> dict[str, Any]:
+        view = self.datasets.get(principal, namespace, dataset)  # read access, fresh statistics
+        columns: list[dict[str, Any]] = list(view["columns"])
+        if current_schema:
+            known = {c["name"] for c in columns}
+            columns += [{"name": c["name"], "type": c.get("type", "unknown")} for c in current_schema
+                        if c.get("name") not in known]
+        description = current_description if current_description is not None else view.get("description") or ""
+        chosen = self.llm.resolve(principal, provider, required=provider is not None)
+        if chosen is None:
+            return {"object": "inferred_description", "source": "statistics", "provider": None, "model": None,
+                    **statistics_description(namespace, dataset, view["rows"], columns, description), "trace": []}
+        rows = [{k: _short(v) for k, v in r.items()} for r in (sample or [])[:MAX_SAMPLE_ROWS]]
+        messages = [{"role": "system", "content": render_prompt("infer_description.system")},
+                    {"role": "user", "content": render_prompt(
+                        "infer_description.user", namespace=namespace, dataset=dataset, rows=view["rows"],
+                        current_description=description or "(none)", columns=_column_lines(columns),
+                        sample=json.dumps(rows, default=str, ensure_ascii=False) if rows else "(none given)")}]
+        answer = self.llm.complete_json(principal, "infer_description", messages, provider=chosen, model=model)
+        text = answer.parsed.get("data_description")
+        definitions = answer.parsed.get("field_definitions")
+        if not isinstance(text, str) or not text.strip() or not isinstance(definitions, dict):
+            raise ModelCallFailed('the model\'s answer lacks "data_description" (text) or "field_definitions" '
+                                  "(an object)", code="llm_invalid_response",
+                                  details={"provider": chosen.name, "response": json.dumps(answer.parsed)[:500]})
+        names = {c["name"] for c in columns}
+        fields = {str(k): str(v).strip() for k, v in definitions.items() if k in names and v is not None}
+        return {"object": "inferred_description", "source": "model", "provider": chosen.name,
+                "model": answer.trace["model"], "data_description": text.strip(), "field_definitions": fields,
+                "trace": [answer.trace]}
+
+
+def _column_lines(columns: list[dict[str, Any]]) -> str:
+    return "\n".join(f"- {c['name']}: {c.get('type')}; {_stats_phrase(c)}" for c in columns) or "(no columns)"
+
+
+def _stats_phrase(column: dict[str, Any]) -> str:
+    parts = []
+    if column.get("distinct_approx") is not None:
+        parts.append(f"about {column['distinct_approx']} distinct values")
+    if column.get("null_count"):
+        parts.append(f"{column['null_count']} empty")
+    if column.get("min") is not None and column.get("max") is not None:
+        parts.append(f"from {_short(column['min'])} to {_short(column['max'])}")
+    samples = [s for s in column.get("samples") or [] if s is not None][:3]
+    if samples:
+        parts.append("e.g. " + ", ".join(json.dumps(_short(s), default=str, ensure_ascii=False) for s in samples))
+    return "; ".join(parts) or "no statistics"
+
+
+def statistics_description(namespace: str, dataset: str, rows: int, columns: list[dict[str, Any]],
+                           current: str = "") -> dict[str, Any]:
+    """A description and field definitions built only from the column statistics: the
+    same input gives the same text."""
+    names = ", ".join(f"{c['name']} ({c.get('type')})" for c in columns) or "no columns yet"
+    text = f'"{namespace}"."{dataset}" holds {rows} rows with {len(columns)} columns: {names}.'
+    if current:
+        text = f"{current.strip()} ({text})"
+    fields = {c["name"]: f"Type {c.get('type')}; {_stats_phrase(c)}." for c in columns}
+    return {"data_description": text, "field_definitions": fields}
