@@ -71,6 +71,8 @@ class Platform:
                                        storage_quota_bytes=settings.storage_quota_bytes, retention=retention)
         signing_key = load_signing_key(settings.data_dir)
         self.jobs = SandboxedJobs(lambda: self.executor, settings.data_dir / "work")
+        self.datasets.jobs = self.jobs  # a row ingestion's pipeline runs in the ingest sandbox
+        self.datasets.pipeline_memory_mb = settings.ingest_memory_mb
         self.ingestions = IngestionService(self.db, self.blobs, self.datasets, self.jobs, self.usage_recorder,
                                            memory_mb=settings.ingest_memory_mb, timeout_s=settings.ingest_timeout_s,
                                            max_decompressed_bytes=settings.ingest_max_decompressed_mb << 20,

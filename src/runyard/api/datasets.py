@@ -105,6 +105,13 @@ async def ingest_rows(ns: str, ds: str, request: Request, platform: PlatformDep,
                       idempotency_key: str | None = Header(None, max_length=200)) -> dict:
     """Rows as a JSON array or NDJSON; ``failed`` lists the rows that could not be stored."""
     raw = await request.body()
-    rows = parse_rows(raw, request.headers.get("content-type", ""), request.scope.get("state", {}).get("json_body"))
+    parsed = request.scope.get("state", {}).get("json_body")
+    content_type = request.headers.get("content-type", "")
+    rows = parse_rows(raw, content_type, parsed)
+    pipeline = None
+    ndjson = content_type.partition(";")[0].strip().lower() in NDJSON
+    if rows and not ndjson and raw.lstrip()[:1] == b"{":  # {"rows": [...], "pipeline": [...]}
+        body = parsed if parsed is not None else load_json(raw)
+        pipeline = body.get("pipeline") if isinstance(body, dict) else None
     return await in_thread(platform.datasets.ingest_rows, principal, ns, ds, rows, create=create, on_error=on_error,
-                           idempotency_key=idempotency_key, body_bytes=len(raw))
+                           idempotency_key=idempotency_key, body_bytes=len(raw), pipeline=pipeline)

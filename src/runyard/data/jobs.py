@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 
 from runyard.data.coerce import RowsRejected, TooManyColumns, coerce_rows
 from runyard.data.formats import ParseError, ParseOptions, Reject, detect_format, parse_file
+from runyard.data.pipeline import Pipeline, PipelineError, StepError
 from runyard.data.types import ARROW_TYPES, MAX_COLUMNS, Column, column_name_error
 
 PART_ROWS = 1_000_000
@@ -37,6 +38,31 @@ def _progress(fraction: float, message: str) -> None:
     except ImportError:  # run outside the platform (tests of this module)
         return
     context.progress(max(0.0, min(1.0, fraction)), message)
+
+
+def run_pipeline(pipeline: Pipeline, *, table: pa.Table | None = None, rows: list[Any] | None = None
+                 ) -> tuple[pa.Table, list[tuple[int, dict[str, str], Any]], list[int]]:
+    """A batch (an Arrow table, or JSON rows first typed as new columns would be) through the
+    pipeline: the table that came out, the rows that failed (index in the batch, errors, the row
+    when it was JSON) and, for each row of the table, its index in the batch."""
+    failed: list[tuple[int, dict[str, str], Any]] = []
+    if table is None:
+        source = rows or []
+        coerced = coerce_rows(source, [], on_error="skip")
+        failed = [(f["index"], f["errors"], f["row"]) for f in coerced.failed]
+        dropped = {f["index"] for f in coerced.failed}
+        kept = [i for i in range(len(source)) if i not in dropped]
+        table = coerced.table
+        if table.num_rows != len(kept):  # no columns at all: nothing to carry on
+            kept, table = [], pa.table({})
+    else:
+        kept = list(range(table.num_rows))
+    outcome = pipeline.run(table)
+    for pos, errors in outcome.failed.items():
+        index = kept[pos]
+        failed.append((index, errors, rows[index] if rows is not None else None))
+    failed.sort(key=lambda f: f[0])
+    return outcome.table, failed, [kept[p] for p in outcome.rows]
 
 
 def parse_options(options: dict[str, Any] | None, *, memory_limit_mb: int, temp_dir: str | None,
@@ -219,8 +245,11 @@ def ingest_file(*, source: str, filename: str, options: dict[str, Any] | None, c
     try:
         opts = parse_options(options, memory_limit_mb=memory_limit_mb, temp_dir=os.environ.get("TMPDIR"),
                              max_decompressed_bytes=max_decompressed_bytes, source=source, filename=filename)
+        pipeline = Pipeline((options or {}).get("pipeline"))
     except ParseError as exc:
         return {"error": {"code": exc.code, "message": str(exc)}}
+    except PipelineError as exc:
+        return {"error": exc.to_dict()}
     writer = _WriterThread(PartWriter(out / "parts", cols, ingestion_id, datetime.fromisoformat(ingested_at),
                                       first_id, PART_ROWS))
     rejects = 0
@@ -241,7 +270,14 @@ def ingest_file(*, source: str, filename: str, options: dict[str, Any] | None, c
                 for r in batch.rejects:
                     reject(r)
                 failed: list[tuple[int, dict[str, str], Any]] = []
-                if batch.table is not None:
+                if pipeline:
+                    table, failed, origin = run_pipeline(pipeline, table=batch.table, rows=None if batch.table
+                                                         is not None else list(batch.rows or []))
+                    table, cols, bad = conform(table, cols)
+                    failed += [(origin[i], errs, batch.rows[origin[i]] if batch.table is None and batch.rows
+                                else None) for i, errs in bad.items()]
+                    failed.sort(key=lambda f: f[0])
+                elif batch.table is not None:
                     table, cols, bad = conform(batch.table, cols)
                     failed = [(i, errs, None) for i, errs in bad.items()]
                 else:
@@ -273,9 +309,14 @@ def ingest_file(*, source: str, filename: str, options: dict[str, Any] | None, c
     except ParseError as exc:
         writer.abort()
         return {"error": {"code": exc.code, "message": str(exc)}}
+    except StepError as exc:
+        writer.abort()
+        return {"error": {"code": "pipeline_failed", "message": str(exc), "step": exc.step}}
     except BaseException:
         writer.abort()
         raise
+    finally:
+        pipeline.close()
     return {
         "parts": [{"file": path.name, **part.to_dict()} for path, part in parts],
         "columns": [c.to_dict() for c in cols],
@@ -341,11 +382,44 @@ def preview(*, source: str | None = None, rows: list[Any] | None = None, options
         else:
             parsed = [r for r in rows or [] if isinstance(r, dict)]
             inferred, reject_list = infer_schema(parsed, sample=sample), []
+        pipeline = Pipeline((options or {}).get("pipeline"))
     except ParseError as exc:
         return {"error": {"code": exc.code, "message": str(exc)}}
+    except PipelineError as exc:
+        return {"error": exc.to_dict()}
+    if pipeline:
+        try:
+            table, failed, _ = run_pipeline(pipeline, rows=parsed)
+        except StepError as exc:
+            return {"error": {"code": "pipeline_failed", "message": str(exc), "step": exc.step}}
+        finally:
+            pipeline.close()
+        reject_list += [{"line": i + 1, "reason": "; ".join(f"{k}: {v}" for k, v in errs.items()),
+                         "text": orjson.dumps(row, default=str).decode()[:1024]} for i, errs, row in failed][:100]
+        parsed = table.to_pylist()
+        inferred = infer_schema(parsed, sample=sample)
     columns = [_inferred(c) for c in inferred]
     shown = [{k: _jsonable(v) for k, v in r.items()} for r in parsed[:limit]]
     return {"columns": columns, "rows": shown, "rejects": reject_list}
+
+
+def pipeline_rows(*, rows: list[Any], pipeline: list[Any]) -> dict[str, Any]:
+    """JSON rows through a pipeline, as ``<output>/batch.arrow`` (an Arrow IPC file) with the
+    row's index in ``rows`` in the column ``_row``; the rows that failed are listed."""
+    try:
+        steps = Pipeline(pipeline)
+    except PipelineError as exc:
+        return {"error": exc.to_dict()}
+    try:
+        table, failed, origin = run_pipeline(steps, rows=rows)
+    except StepError as exc:
+        return {"error": {"code": "pipeline_failed", "message": str(exc), "step": exc.step}}
+    finally:
+        steps.close()
+    table = table.append_column("_row", pa.array(origin, pa.int64()))
+    with pa.OSFile(str(_output_dir() / "batch.arrow"), "wb") as sink, pa.ipc.new_file(sink, table.schema) as out:
+        out.write_table(table)
+    return {"rows": table.num_rows, "failed": [{"index": i, "errors": errs} for i, errs, _ in failed]}
 
 
 def _inferred(c: Any) -> dict[str, Any]:

@@ -124,6 +124,8 @@ class FileOptions(Request):
     sheet: str | None = Field(default=None, max_length=200)
     skip_rows: int = Field(default=0, ge=0)
     on_error: Literal["skip", "abort"] = "skip"
+    pipeline: list[Any] | None = Field(
+        default=None, description="steps applied to every batch before it is stored (docs/data.md, Pipelines)")
 
 
 class UploadCreate(Request):

@@ -25,6 +25,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
+import pyarrow as pa
 import sqlalchemy as sa
 
 from runyard.data.coerce import RowsRejected, TooManyColumns, coerce_rows
@@ -138,6 +140,9 @@ class DatasetService:
     def __init__(self, db: Database, blobs: BlobStore, namespaces_service: NamespaceService, usage: UsageRecorder,
                  *, storage_quota_bytes: int = 0, retention: timedelta = timedelta(hours=1),
                  clock: Callable[[], datetime] = utcnow) -> None:
+        self.jobs: Any = None  # SandboxedJobs, set by the wiring: row pipelines run there
+        self.pipeline_memory_mb = 1024
+        self.pipeline_timeout_s = 300.0
         self.db = db
         self.blobs = blobs
         self.namespaces = namespaces_service
@@ -448,20 +453,26 @@ class DatasetService:
 
     def ingest_rows(self, principal: Principal, namespace: str, name: str, rows: list[Any], *,
                     create: bool = False, on_error: str = "skip", idempotency_key: str | None = None,
-                    body_bytes: int = 0) -> dict[str, Any]:
+                    body_bytes: int = 0, pipeline: list[Any] | None = None) -> dict[str, Any]:
         """Store JSON rows as one new part (one snapshot). ``Idempotency-Key``: a retried batch
-        lands once, answered with the first attempt's result."""
+        lands once, answered with the first attempt's result. ``pipeline``: steps applied to the
+        rows first, in the ingest sandbox (docs/data.md, Pipelines)."""
+        from runyard.services.ingestions import check_pipeline
+
         if on_error not in ("skip", "abort"):
             raise ValidationFailed("on_error must be skip or abort", details={"field": "on_error"})
         if not isinstance(rows, list):
             raise ValidationFailed("the body must be a JSON array of row objects (or NDJSON)", code="invalid_rows")
+        check_pipeline({"pipeline": pipeline})
         row, _ = self.ensure(principal, namespace, name, create=create)
-        request_hash = hashlib.sha256(repr((namespace, name, on_error, body_bytes, len(rows))).encode()).hexdigest()
+        request_hash = hashlib.sha256(repr((namespace, name, on_error, body_bytes, len(rows),
+                                            orjson.dumps(pipeline) if pipeline else None)).encode()).hexdigest()
         ingestion_id = new_id("ing")
         now = self.clock()
         record = {"id": ingestion_id, "workspace_id": principal.workspace_id, "dataset_id": row.id,
                   "namespace_id": row.namespace_id, "user_id": principal.user_id, "token_id": principal.token_id,
-                  "kind": "rows", "status": "processing", "source": {"rows": len(rows)},
+                  "kind": "rows", "status": "processing",
+                  "source": {"rows": len(rows), **({"options": {"pipeline": pipeline}} if pipeline else {})},
                   "processed_bytes": 0, "expected_total_bytes": body_bytes, "processed_rows": 0, "failed_rows": 0,
                   "attributes": {}, "seen": False, "idempotency_key": idempotency_key,
                   "request_hash": request_hash, "attempt": 1, "max_attempts": 1, "cancel_requested": False,
@@ -474,7 +485,7 @@ class DatasetService:
             with self.db.write() as conn:
                 conn.execute(ingestions.insert().values(**record))
         try:
-            result = self._store_rows(row.id, ingestion_id, rows, on_error, body_bytes, principal)
+            result = self._store_rows(row.id, ingestion_id, rows, on_error, body_bytes, principal, pipeline)
         except BaseException as exc:
             message = exc.message if isinstance(exc, DomainError) else f"{type(exc).__name__}: {exc}"
             with self.db.write() as conn:  # a failed attempt frees its key: a retry runs again
@@ -510,8 +521,39 @@ class DatasetService:
                            code="ingestion_in_progress", details={"ingestion_id": prior.id})
         return dict(prior.result or {})
 
+    def _piped_rows(self, rows: list[Any], pipeline: list[Any]) -> tuple[pa.Table, list[int], list[dict[str, Any]]]:
+        """``rows`` through the pipeline in the ingest sandbox: the table that came out, each of
+        its rows' index in ``rows``, and the rows a step rejected."""
+        if self.jobs is None:
+            raise RuntimeError("row pipelines need the ingest sandbox (DatasetService.jobs)")
+        job = self.jobs.run("pipeline_rows", {"rows": rows, "pipeline": pipeline}, read_paths=[],
+                            memory_mb=self.pipeline_memory_mb, timeout_s=self.pipeline_timeout_s)
+        try:
+            result = job.value
+            if "error" in result:
+                error = result["error"]
+                raise ValidationFailed(str(error.get("message")), code=str(error.get("code") or "pipeline_failed"),
+                                       details={"step": error.get("step")})
+            path = job.output_dir / "batch.arrow"
+            if not path.is_file() or path.is_symlink():
+                raise DomainError("the pipeline did not write its batch", code="invalid_job_output")
+            with pa.memory_map(str(path)) as source:
+                table = pa.ipc.open_file(source).read_all()
+            if "_row" not in table.column_names or table.num_rows != int(result.get("rows", -1)):
+                raise DomainError("the pipeline's batch does not match its report", code="invalid_job_output")
+            origin = table.column("_row").to_pylist()
+            if any(not isinstance(i, int) or not 0 <= i < len(rows) for i in origin):
+                raise DomainError("the pipeline's batch names rows that were not sent", code="invalid_job_output")
+            table = table.drop_columns(["_row"])
+            failed = [{"index": int(f["index"]), "row": rows[int(f["index"])], "errors": dict(f["errors"])}
+                      for f in result.get("failed") or [] if 0 <= int(f["index"]) < len(rows)]
+            return table, origin, failed
+        finally:
+            job.cleanup()
+
     def _store_rows(self, dataset_id: str, ingestion_id: str, rows: list[Any], on_error: str, body_bytes: int,
-                    principal: Principal) -> dict[str, Any]:
+                    principal: Principal, pipeline: list[Any] | None = None) -> dict[str, Any]:
+        piped = self._piped_rows(rows, pipeline) if pipeline else None
         for _ in range(5):
             with self.db.read() as conn:
                 row = conn.execute(sa.select(datasets).where(datasets.c.id == dataset_id)).first()
@@ -519,7 +561,10 @@ class DatasetService:
                 raise NotFound("the dataset was deleted", code="dataset_not_found")
             columns = _columns_of(row.columns)
             try:
-                coerced = coerce_rows(rows, columns, on_error=on_error)  # type: ignore[arg-type]
+                if piped is not None:
+                    coerced = _conformed(piped, rows, columns, on_error)
+                else:
+                    coerced = coerce_rows(rows, columns, on_error=on_error)  # type: ignore[arg-type]
             except RowsRejected as exc:
                 raise ValidationFailed(str(exc), code="rows_rejected", details={"failed": exc.failed[:100]}) from exc
             except TooManyColumns as exc:
@@ -616,3 +661,18 @@ class DatasetService:
         return dict(conn.execute(sa.select(namespaces.c.id, namespaces.c.name).where(
             namespaces.c.id.in_(namespace_ids))).all())
 
+
+def _conformed(piped: tuple[Any, list[int], list[dict[str, Any]]], rows: list[Any], columns: list[Column],
+               on_error: str) -> Any:
+    """A pipeline's output table fitted to the dataset's columns (as a file's batches are), the
+    rows the pipeline or the fitting rejected listed by their index in ``rows``."""
+    from runyard.data.coerce import Coerced
+    from runyard.data.jobs import conform
+
+    table, origin, failed = piped
+    fitted, cols, bad = conform(table, list(columns))
+    failed = sorted(failed + [{"index": origin[i], "row": rows[origin[i]], "errors": errs}
+                              for i, errs in bad.items()], key=lambda f: f["index"])
+    if failed and on_error == "abort":
+        raise RowsRejected(failed[:1])
+    return Coerced(table=fitted, columns=cols, failed=failed)

@@ -44,6 +44,21 @@ MAX_ATTEMPTS = 3
 FILE_FORMATS = ("csv", "tsv", "json", "ndjson", "parquet", "xlsx")
 
 
+def check_pipeline(options: dict[str, Any] | None) -> None:
+    """Refuse an invalid ``options.pipeline`` before anything is stored (400 ``invalid_pipeline``
+    with the step's index). Only checked here; the steps run in the sandbox."""
+    from runyard.data.pipeline import PipelineError, validate
+
+    raw = (options or {}).get("pipeline")
+    if raw is None:
+        return
+    try:
+        validate(raw)
+    except PipelineError as exc:
+        raise ValidationFailed(str(exc), code="invalid_pipeline",
+                               details={"field": "options.pipeline", "step": exc.step}) from None
+
+
 def source_key(ingestion_id: str) -> str:
     return f"ingestions/{ingestion_id}/source"
 
@@ -192,20 +207,28 @@ class IngestionService:
     # -- preview ---------------------------------------------------------------------------
     def preview(self, *, source: Path | None, rows: list[Any] | None, options: dict[str, Any] | None,
                 limit: int, sample: int) -> dict[str, Any]:
-        """Rows and inferred columns of a file (parsed in the sandbox) or of JSON rows."""
-        if source is None:
+        """Rows and inferred columns of a file (parsed in the sandbox) or of JSON rows (through
+        the sandbox too when a pipeline is given: its steps are the user's code)."""
+        check_pipeline(options)
+        if source is None and not (options or {}).get("pipeline"):
             from runyard.data.jobs import preview
             found = preview(rows=rows or [], limit=limit, sample=sample)
         else:
-            job = self.jobs.run("preview", {"source": str(source), "options": options or {}, "limit": limit,
-                                            "sample": sample, "memory_limit_mb": min(self.memory_mb, 1024),
-                                            "max_decompressed_bytes": self.max_decompressed_bytes},
-                                read_paths=[str(source)], memory_mb=min(self.memory_mb, 1024) + 512, timeout_s=120)
+            inputs: dict[str, Any] = {"options": options or {}, "limit": limit, "sample": sample,
+                                      "memory_limit_mb": min(self.memory_mb, 1024),
+                                      "max_decompressed_bytes": self.max_decompressed_bytes}
+            if source is None:
+                inputs["rows"] = rows or []
+            else:
+                inputs["source"] = str(source)
+            job = self.jobs.run("preview", inputs, read_paths=[str(source)] if source is not None else [],
+                                memory_mb=min(self.memory_mb, 1024) + 512, timeout_s=120)
             found = job.value
             job.cleanup()
         if "error" in found:
             raise ValidationFailed(found["error"].get("message") or "the file cannot be parsed",
-                                   code=found["error"].get("code") or "invalid_file")
+                                   code=found["error"].get("code") or "invalid_file",
+                                   details={"step": found["error"]["step"]} if "step" in found["error"] else None)
         return found
 
     # -- submitting ------------------------------------------------------------------------
@@ -217,6 +240,7 @@ class IngestionService:
         if fmt is not None and fmt not in FILE_FORMATS:
             raise ValidationFailed(f"format must be one of {', '.join(FILE_FORMATS)}", code="unsupported_format",
                                    details={"field": "options.format"})
+        check_pipeline(options)
         size = source.stat().st_size
         if size == 0:
             raise ValidationFailed("the file is empty (0 bytes): nothing to ingest", code="empty_file")

@@ -127,6 +127,15 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+def _with_pipeline(options: Mapping[str, Any] | None, pipeline: Sequence[Mapping[str, Any]] | None
+                   ) -> dict[str, Any] | None:
+    """``options`` with ``pipeline`` (steps applied to every batch before it is stored) added."""
+    merged = dict(options or {})
+    if pipeline is not None:
+        merged["pipeline"] = [dict(step) for step in pipeline]
+    return merged or None
+
+
 def _row(row: Any) -> Any:
     """A row ready for ``json=``: most rows are already plain dicts and pass untouched."""
     if isinstance(row, Mapping):
@@ -402,6 +411,7 @@ class DatasetsAPI:
         create: bool = False,
         on_error: Literal["skip", "abort"] = "skip",
         idempotency_key: str | None = None,
+        pipeline: Sequence[Mapping[str, Any]] | None = None,
         timeout: Timeout = None,
     ) -> Plan[IngestionResult]:
         """Load rows (mappings; any iterable, read lazily; or a pandas DataFrame) in
@@ -414,7 +424,9 @@ class DatasetsAPI:
         and a bad row), adds its rows to ``failed``. Rows the server rejects one by one
         (``on_error="skip"``) are in ``failed`` too, with the reason per field. Every
         ``RowFailure.index`` counts from the start of ``rows``. Anything else (an unknown
-        dataset without ``create=True``, no access) raises at once.
+        dataset without ``create=True``, no access) raises at once. ``pipeline``: steps the
+        server applies to every batch before storing it (docs/data.md, Pipelines); a row a
+        step fails on is in ``failed`` with the step's error.
         """
         if batch_size < 1 or max_attempts < 1:
             raise ValueError("batch_size and max_attempts must be at least 1")
@@ -424,7 +436,9 @@ class DatasetsAPI:
         result = IngestionResult()
         start = 0
         for number, batch in enumerate(_batches(rows, batch_size)):
-            opts = RequestOptions("POST", path, params=params, json=batch, idempotency_key=f"{base}-{number}",
+            payload: Any = batch if pipeline is None else {"rows": batch,
+                                                           "pipeline": [dict(step) for step in pipeline]}
+            opts = RequestOptions("POST", path, params=params, json=payload, idempotency_key=f"{base}-{number}",
                                   max_retries=0, timeout=timeout)
             outcome = IngestedBatch(start=start, size=len(batch), attempts=0)
             while True:
@@ -469,13 +483,15 @@ class DatasetsAPI:
         options: Mapping[str, Any] | None = None,
         create: bool = True,
         wait: bool | float = False,
+        pipeline: Sequence[Mapping[str, Any]] | None = None,
         timeout: Timeout = None,
     ) -> Plan[Ingestion]:
         """Send a small file (CSV/TSV, JSON, NDJSON, Parquet, XLSX; gzip or zstd) in one
         request; it is ingested in the background. ``options`` override what is sniffed
         (``format``, ``delimiter``, ``quote``, ``header``, ``encoding``, ``sheet``,
-        ``skip_rows``, ``on_error``). ``wait`` (True, or seconds) waits for the end.
-        Large files: :meth:`upload`."""
+        ``skip_rows``, ``on_error``); ``pipeline``: steps applied to every batch before it is
+        stored. ``wait`` (True, or seconds) waits for the end. Large files: :meth:`upload`."""
+        options = _with_pipeline(options, pipeline)
         file = Path(path).expanduser()
         if not file.is_file():
             raise FileNotFoundError(f"no such file: {file}")
@@ -622,12 +638,14 @@ class DatasetsAPI:
         key: str | None = None,
         options: Mapping[str, Any] | None = None,
         limit: int | None = None,
+        pipeline: Sequence[Mapping[str, Any]] | None = None,
         timeout: Timeout = None,
     ) -> Plan[Preview]:
         """How ``rows`` (or an upload's file: ``upload_id`` and its ``key``) would be
-        read — columns, the first ``limit`` rows, rejected lines — without saving anything."""
+        read — columns, the first ``limit`` rows, rejected lines — without saving anything;
+        with ``pipeline``, as its steps leave them (rows a step fails on are rejects)."""
         body = compact(rows=[_row(r) for r in rows] if rows is not None else None, upload_id=upload_id, key=key,
-                       options=dict(options) if options else None, limit=limit)
+                       options=_with_pipeline(options, pipeline), limit=limit)
         opts = RequestOptions("POST", "/ingest/preview", json=body, idempotency_key="", timeout=timeout)
         return Preview.model_validate((yield Send(opts)).json())
 
@@ -841,7 +859,8 @@ _UPLOAD_DOC = """Send a file of any size by multipart upload and ingest it into 
         fresh ones. Once every part is in, the upload is completed and
         its ingestion starts in the background: the returned :class:`Ingestion`, or, with
         ``wait`` (True, or seconds), the ingestion as it ended. ``options`` override what
-        the server sniffs (``format``, ``delimiter``, ``header``, …)."""
+        the server sniffs (``format``, ``delimiter``, ``header``, …); ``pipeline``: steps
+        applied to every batch before it is stored."""
 
 
 class Datasets(DatasetsAPI, SyncResource):
@@ -861,6 +880,7 @@ class Datasets(DatasetsAPI, SyncResource):
         create: bool = True,
         name: str | None = None,
         wait: bool | float = False,
+        pipeline: Sequence[Mapping[str, Any]] | None = None,
     ) -> Ingestion:
         file = Path(path).expanduser()
         job = self._run(self._begin_upload(file, part_size, resume))
@@ -871,7 +891,8 @@ class Datasets(DatasetsAPI, SyncResource):
                 raise
             job = self._run(self._refresh_urls(job))  # a long upload outlived its URLs: once more
             self._send_parts(job, max(1, parallel), progress)
-        return self._run(self._finish_upload(job, namespace, dataset, name, create, options, wait))
+        return self._run(self._finish_upload(job, namespace, dataset, name, create,
+                                                     _with_pipeline(options, pipeline), wait))
 
     upload.__doc__ = _UPLOAD_DOC
 
@@ -951,6 +972,7 @@ class AsyncDatasets(DatasetsAPI, AsyncResource):
         create: bool = True,
         name: str | None = None,
         wait: bool | float = False,
+        pipeline: Sequence[Mapping[str, Any]] | None = None,
     ) -> Ingestion:
         file = Path(path).expanduser()
         job = await self._run(self._begin_upload(file, part_size, resume))
@@ -961,7 +983,8 @@ class AsyncDatasets(DatasetsAPI, AsyncResource):
                 raise
             job = await self._run(self._refresh_urls(job))  # a long upload outlived its URLs: once more
             await self._send_parts(job, max(1, parallel), progress)
-        return await self._run(self._finish_upload(job, namespace, dataset, name, create, options, wait))
+        return await self._run(self._finish_upload(job, namespace, dataset, name, create,
+                                                     _with_pipeline(options, pipeline), wait))
 
     upload.__doc__ = _UPLOAD_DOC
 
