@@ -390,6 +390,8 @@ class Pipeline:
         try:
             values = evaluate(table)
         except duckdb.Error as first:
+            if not table.num_rows:
+                raise StepError(step, _duck_message(first)) from None
             # Find the rows it fails on, one by one; the rest get their values.
             pieces: list[pa.Array] = []
             kind: pa.DataType | None = None
@@ -401,10 +403,6 @@ class Pipeline:
                 except duckdb.Error as exc:
                     bad[pos] = _duck_message(exc)
                     pieces.append(None)  # type: ignore[arg-type]
-            if len(bad) == table.num_rows and table.num_rows:
-                pass
-            elif not table.num_rows:
-                raise StepError(step, _duck_message(first)) from None
             kind = kind or pa.null()
             values = pa.chunked_array([pa.nulls(1, kind) if p is None else p.cast(kind) for p in pieces], type=kind)
         return _set(table, step.args["name"], values), bad, None
