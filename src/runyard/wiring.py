@@ -18,7 +18,10 @@ from runyard.services.email_triggers import EmailTriggerService
 from runyard.services.errors import ValidationFailed
 from runyard.services.ingestions import IngestionService
 from runyard.services.links import LinkService
+from runyard.services.llm import LLMService, env_provider
+from runyard.services.llm_features import ModelFeatures
 from runyard.services.namespaces import NamespaceService
+from runyard.services.outbound import OutboundPolicy
 from runyard.services.queries import QueryService
 from runyard.services.runs import RunService
 from runyard.services.sandboxed import SandboxedJobs
@@ -86,6 +89,10 @@ class Platform:
                                  threads=2)
         self.datasets.on_ingested = self.links.after_ingestion
         self.secrets = SecretService(self.db, self.cipher)
+        self.outbound = OutboundPolicy.from_setting(settings.outbound_allow)
+        self.llm = LLMService(self.db, self.cipher, self.usage_recorder, self.outbound, env_provider=env_provider(
+            settings.llm_base_url, settings.llm_api_key, settings.llm_model, settings.llm_timeout_s))
+        self.llm_features = ModelFeatures(self.llm, self.datasets)
         self.tools = ToolService(self.db, self.blobs, settings.data_dir / "cache" / "code", self._infer_schema)
         self.runs = RunService(self.db, self.blobs, self.tools, self.secrets, self.hub,
                                work_root=settings.data_dir / "work")

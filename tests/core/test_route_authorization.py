@@ -175,6 +175,12 @@ class World:
     def fresh_folder(self) -> str:
         return _ok(self.admin.post("/folders", json={"name": self.name("folder")}))["id"]
 
+    def fresh_provider(self) -> str:
+        """A language-model provider (not the default: the shared server keeps none)."""
+        return _ok(self.admin.post("/llm/providers", json={
+            "name": self.name("prov"), "base_url": "https://93.184.216.34/v1", "default_model": "m",
+            "default": False}))["id"]
+
     def fresh_address(self) -> str:
         return f"{self.name('authz').replace('_', '-')}@example.com"
 
@@ -811,6 +817,20 @@ TABLE: dict[str, Row] = {
     "POST /api/v1/query": reader(
         lambda w, c, t: c.post("/query", json={"query": f'SELECT count(*) AS n FROM "{w.ns}"."{w.ds}"'})),
     "GET /api/v1/usage": reader(lambda w, c, t: c.get("/usage")),
+
+    # language-model providers: admins only (a key restricted to nothing); the model features
+    # read with the data (with no provider, infer-description answers from the statistics)
+    "POST /api/v1/llm/providers": admin_only(lambda w, c, t: c.post("/llm/providers", json={
+        "name": w.name("prov"), "base_url": "https://93.184.216.34/v1", "default_model": "m", "default": False}), 201),
+    "GET /api/v1/llm/providers": admin_only(lambda w, c, t: c.get("/llm/providers"), 200),
+    "GET /api/v1/llm/providers/{provider}": admin_only(
+        lambda w, c, t: c.get(f"/llm/providers/{w.fresh_provider()}"), 200),
+    "PATCH /api/v1/llm/providers/{provider}": admin_only(
+        lambda w, c, t: c.patch(f"/llm/providers/{w.fresh_provider()}", json={"default_model": "m2"}), 200),
+    "DELETE /api/v1/llm/providers/{provider}": admin_only(
+        lambda w, c, t: c.delete(f"/llm/providers/{w.fresh_provider()}"), 204),
+    "POST /api/v1/namespaces/{ns}/datasets/{ds}/infer-description": reader(
+        lambda w, c, t: c.post(f"/namespaces/{w.ns}/datasets/{w.ds}/infer-description", json={})),
     "GET /api/v1/usage/daily": reader(lambda w, c, t: c.get("/usage/daily")),
 }
 

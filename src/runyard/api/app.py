@@ -16,6 +16,7 @@ from runyard.api import (
     health,
     ingest,
     landing,
+    llm,
     links,
     namespaces,
     openapi,
@@ -110,7 +111,7 @@ def create_fastapi(platform: Platform, *, lifespan_hooks: list[Any] | None = Non
     app.include_router(health.router)
     app.include_router(landing.router)  # `/`: where the docs and the CLI are
     for module in (runs, run_batches, tools, tokens, secrets, templates, sets, users, namespaces, datasets,
-                   ingest, usage, triggers, workflows, links):
+                   ingest, usage, triggers, workflows, llm, links):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(users.login_router, prefix=API_PREFIX)
     app.include_router(ingest.parts_router, prefix=API_PREFIX)
