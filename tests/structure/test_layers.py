@@ -27,6 +27,9 @@ FORBIDDEN = {
     "triggers": {"api", "schemas", "services", "store", "worker", "engine", "sdk", "cli", "wiring", "node",
                  "events", "data", "synth"},
     "workflows": {"api", "schemas", "services", "store", "worker", "engine", "sdk", "cli", "wiring", "node", "events", "data", "synth"},
+    # the language-model client and prompts: pure (services/llm.py holds providers, metering, traces)
+    "llm": {"api", "schemas", "services", "store", "worker", "engine", "sdk", "cli", "wiring", "node", "config",
+            "events", "data", "synth", "triggers", "workflows"},
 }
 
 
