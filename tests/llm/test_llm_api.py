@@ -6,7 +6,6 @@ infer-description, and every failure a provider can cause (nothing saved)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -14,48 +13,12 @@ import pytest
 import sqlalchemy as sa
 
 from runyard.config import normalise_database_url
+from tests.llm.conftest import SECRET_KEY
 from tests.support.api import error_code
-from tests.support.fake_llm import FakeLLM, answer, json_answer, malformed, slow, status
-from tests.support.servers import PgDatabase, Server
+from tests.support.fake_llm import answer, json_answer, malformed, slow, status
 
-SECRET_KEY = "sk-live-very-secret-1234567890"
 ROWS = [{"city": "Oslo", "amount": 3, "day": "2024-01-02"}, {"city": "Rome", "amount": 4, "day": "2024-01-03"},
         {"city": "Lima", "amount": 5, "day": "2024-01-04"}]
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeLLM]:
-    with FakeLLM() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def llm_server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    pg = PgDatabase.create() if backend == "postgres" else None
-    srv = Server(data_dir=tmp_path_factory.mktemp(f"llm-{backend}"), database_url=pg.url if pg else None,
-                 extra_env={"RUNYARD_OUTBOUND_ALLOW": "127.0.0.1"})
-    srv.start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
-        if pg:
-            pg.drop()
-
-
-@pytest.fixture(scope="module")
-def admin(llm_server: Server) -> Iterator[httpx.Client]:
-    with llm_server.client(timeout=60) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def provider(admin: httpx.Client, fake: FakeLLM) -> dict:
-    """The workspace default: the scripted server (one retry, a short timeout)."""
-    made = admin.post("/llm/providers", json={"name": "scripted", "base_url": fake.base_url, "api_key": SECRET_KEY,
-                                              "default_model": "fake-model", "timeout_s": 1.5, "max_retries": 1})
-    assert made.status_code == 201, made.text
-    return made.json()
 
 
 def _dataset(api: httpx.Client, ns: str, ds: str, rows: list[dict] = ROWS) -> None:

@@ -15,7 +15,7 @@ import pytest
 from pydantic import BaseModel
 
 from runyard.schemas import datasets as data
-from runyard.schemas import tokens, triggers, users
+from runyard.schemas import llm, tokens, triggers, users
 from runyard.schemas import workflows as wf
 from runyard.schemas.runs import ArtifactView, RunDefinition, RunError, RunUsage, RunView, TraceStep
 from runyard.schemas.secrets import SecretView
@@ -44,6 +44,8 @@ PAIRS = [
     # Workflows.
     (sdk.Workflow, wf.WorkflowView), (sdk.WorkflowVersion, wf.WorkflowVersionView), (sdk.Folder, wf.FolderView),
     (sdk.RunDefinition, RunDefinition), (sdk.TraceStep, TraceStep),
+    # Language models.
+    (sdk.LLMProvider, llm.ProviderView), (sdk.InferredDescription, llm.InferredDescription),
 ]
 # Fields every API object carries that the SDK's classes stand for themselves.
 IMPLIED = {"object"}

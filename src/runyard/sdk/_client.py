@@ -23,6 +23,7 @@ from .resources import AsyncRuns, AsyncSecrets, AsyncTokens, AsyncTools, Runs, S
 from .resources.datasets import AsyncDatasets, Datasets
 from .resources.email_triggers import AsyncEmailTriggers, EmailTriggers
 from .resources.folders import AsyncFolders, Folders
+from .resources.llm import LLM, AsyncLLM
 from .resources.namespaces import AsyncNamespaces, Namespaces
 from .resources.schedules import AsyncSchedules, Schedules
 from .resources.sets import AsyncSets, Sets
@@ -102,7 +103,7 @@ class Client(_Facade[httpx.Client], SyncAPIClient):
     _resources = {"tools": Tools, "runs": Runs, "secrets": Secrets, "templates": Templates, "sets": Sets,
                   "tokens": Tokens, "users": Users, "namespaces": Namespaces, "datasets": Datasets, "usage": Usage,
                   "schedules": Schedules, "webhooks": Webhooks, "email_triggers": EmailTriggers,
-                  "workflows": Workflows, "folders": Folders}
+                  "workflows": Workflows, "folders": Folders, "llm": LLM}
     tools: Tools
     runs: Runs
     secrets: Secrets
@@ -118,6 +119,7 @@ class Client(_Facade[httpx.Client], SyncAPIClient):
     email_triggers: EmailTriggers
     workflows: Workflows
     folders: Folders
+    llm: LLM
 
     def health(self) -> dict[str, Any]:
         """``GET /healthz`` (liveness)."""
@@ -141,7 +143,8 @@ class AsyncClient(_Facade[httpx.AsyncClient], AsyncAPIClient):
     _resources = {"tools": AsyncTools, "runs": AsyncRuns, "secrets": AsyncSecrets, "templates": AsyncTemplates,
                   "sets": AsyncSets, "tokens": AsyncTokens, "users": AsyncUsers, "namespaces": AsyncNamespaces,
                   "datasets": AsyncDatasets, "usage": AsyncUsage, "schedules": AsyncSchedules, "webhooks": AsyncWebhooks,
-                  "email_triggers": AsyncEmailTriggers, "workflows": AsyncWorkflows, "folders": AsyncFolders}
+                  "email_triggers": AsyncEmailTriggers, "workflows": AsyncWorkflows, "folders": AsyncFolders,
+                  "llm": AsyncLLM}
     tools: AsyncTools
     runs: AsyncRuns
     secrets: AsyncSecrets
@@ -157,6 +160,7 @@ class AsyncClient(_Facade[httpx.AsyncClient], AsyncAPIClient):
     email_triggers: AsyncEmailTriggers
     workflows: AsyncWorkflows
     folders: AsyncFolders
+    llm: AsyncLLM
 
     async def health(self) -> dict[str, Any]:
         """``GET /healthz`` (liveness)."""

@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict
 
 __all__ = [
     "RunyardModel",
+    "LLMProvider",
+    "InferredDescription",
     "Token",
     "Tool",
     "ToolVersion",
@@ -775,3 +777,39 @@ class TraceStep(RunyardModel):
     input_digest: str | None = None
     output_digest: str | None = None
     error: dict[str, Any] | None = None
+
+
+# ---- language models ------------------------------------------------------------------------
+
+
+class LLMProvider(RunyardModel):
+    """An OpenAI-compatible model provider; the API key is never returned, only a hint."""
+
+    id: str
+    name: str
+    kind: str = "openai-compatible"
+    base_url: str = ""
+    has_api_key: bool = False
+    masked_api_key: str | None = None
+    default_model: str = ""
+    timeout_s: float | None = None
+    max_retries: int | None = None
+    #: The workspace default (used when a call names no provider).
+    default: bool = False
+    #: ``api`` (made with the API) or ``environment`` (``RUNYARD_LLM_BASE_URL``).
+    source: str = "api"
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class InferredDescription(RunyardModel):
+    """A dataset description and field definitions (nothing saved)."""
+
+    data_description: str = ""
+    field_definitions: dict[str, str] = {}
+    #: ``model``, or ``statistics`` when no provider is configured (deterministic fallback).
+    source: str = "model"
+    provider: str | None = None
+    model: str | None = None
+    #: The model calls: messages, answer, tokens, ms.
+    trace: list[dict[str, Any]] = []

@@ -681,6 +681,9 @@ class DatasetsAPI:
         limit: int | None = None,
         cursor: str | None = None,
         timeout_s: float | None = None,
+        natural_language: bool = False,
+        provider: str | None = None,
+        model: str | None = None,
         timeout: Timeout = None,
     ) -> Plan[QueryResult]:
         """Run read-only SQL (DuckDB dialect; datasets as ``"namespace"."dataset"``, or
@@ -688,9 +691,14 @@ class DatasetsAPI:
         rows (JSON results are capped): ``next_cursor`` (pass it back as ``cursor``) gets
         the next; :meth:`iter_rows` and :meth:`query_all` follow it for you. A query over
         its time limit (``timeout_s``) raises ``ValidationError`` with code
-        ``query_timeout``, never retried."""
+        ``query_timeout``, never retried.
+
+        With ``natural_language=True``, ``sql`` is a question: a language model (``provider``,
+        ``model``: default the workspace's) writes the SQL from the schemas this key can read;
+        the result's ``sql`` holds it (query it with the ``cursor`` to page on). No provider:
+        ``ConflictError`` with code ``llm_not_configured``."""
         opts = _query_request(sql, namespace, dataset, include_metadata, explain, "json", limit, cursor, timeout_s,
-                              timeout)
+                              timeout, natural_language=natural_language, provider=provider, model=model)
         return QueryResult.model_validate((yield Send(opts)).json())
 
     @endpoint
@@ -810,10 +818,12 @@ class DatasetsAPI:
 
 def _query_request(
     sql: str, namespace: str | None, dataset: str | None, include_metadata: bool, explain: bool, fmt: str,
-    limit: int | None, cursor: str | None, timeout_s: float | None, timeout: Timeout,
+    limit: int | None, cursor: str | None, timeout_s: float | None, timeout: Timeout, *,
+    natural_language: bool = False, provider: str | None = None, model: str | None = None,
 ) -> RequestOptions:
     body = compact(query=sql, namespace=namespace, dataset=dataset, include_metadata=include_metadata or None,
-                   explain=explain or None, format=fmt, limit=limit, cursor=cursor, timeout_s=timeout_s)
+                   explain=explain or None, format=fmt, limit=limit, cursor=cursor, timeout_s=timeout_s,
+                   is_natural_language=natural_language or None, provider=provider, model=model)
     if timeout_s is not None and (timeout is None or (isinstance(timeout, int | float) and timeout < timeout_s)):
         timeout = timeout_s + LONG_POLL_MARGIN  # our socket outlasts the server's own limit
     # A query changes nothing: no Idempotency-Key.

@@ -1,0 +1,112 @@
+"""``client.llm``: language-model providers (admins) and the model features that are not a
+flag on another call (``infer_description``). Natural-language queries are
+``client.datasets.query(question, natural_language=True)``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .._base import RequestOptions, Timeout
+from .._endpoint import Listing, Plan, Send, endpoint, listing
+from ..models import InferredDescription, LLMProvider
+from ._resource import AsyncResource, SyncResource, compact, seg
+
+__all__ = ["LLM", "AsyncLLM"]
+_UNSET: Any = object()
+
+
+class LLMAPI:
+    """``client.llm``, written once for :class:`LLM` and :class:`AsyncLLM`."""
+
+    @endpoint
+    def create_provider(
+        self,
+        name: str,
+        *,
+        base_url: str,
+        default_model: str,
+        api_key: str | None = None,
+        timeout_s: float | None = None,
+        max_retries: int | None = None,
+        default: bool | None = None,
+        timeout: Timeout = None,
+    ) -> Plan[LLMProvider]:
+        """Add an OpenAI-compatible provider (admins). ``base_url`` is the endpoint before
+        ``/chat/completions``; the key is stored encrypted and never returned. The first
+        provider becomes the workspace default unless ``default=False``."""
+        body = compact(name=name, kind="openai-compatible", base_url=base_url, default_model=default_model,
+                       api_key=api_key, timeout_s=timeout_s, max_retries=max_retries, default=default)
+        opts = RequestOptions("POST", "/llm/providers", json=body, timeout=timeout)
+        return LLMProvider.model_validate((yield Send(opts)).json())
+
+    @listing
+    def list_providers(self, *, timeout: Timeout = None) -> Listing[LLMProvider]:
+        """The workspace's providers (and ``env``, from ``RUNYARD_LLM_BASE_URL``, when set)."""
+        return Listing(LLMProvider, lambda cursor: RequestOptions(
+            "GET", "/llm/providers", params={"cursor": cursor}, timeout=timeout))
+
+    @endpoint
+    def get_provider(self, provider: str, *, timeout: Timeout = None) -> Plan[LLMProvider]:
+        """One provider, by name or id."""
+        opts = RequestOptions("GET", f"/llm/providers/{seg(provider)}", timeout=timeout)
+        return LLMProvider.model_validate((yield Send(opts)).json())
+
+    @endpoint
+    def update_provider(
+        self,
+        provider: str,
+        *,
+        name: str | None = None,
+        base_url: str | None = None,
+        default_model: str | None = None,
+        api_key: str | None = _UNSET,
+        timeout_s: float | None = None,
+        max_retries: int | None = None,
+        default: bool | None = None,
+        timeout: Timeout = None,
+    ) -> Plan[LLMProvider]:
+        """Change the fields given; ``api_key=None`` removes the key (leave it out to keep it)."""
+        body = compact(name=name, base_url=base_url, default_model=default_model, timeout_s=timeout_s,
+                       max_retries=max_retries, default=default)
+        if api_key is not _UNSET:
+            body["api_key"] = api_key
+        opts = RequestOptions("PATCH", f"/llm/providers/{seg(provider)}", json=body, timeout=timeout)
+        return LLMProvider.model_validate((yield Send(opts)).json())
+
+    @endpoint
+    def delete_provider(self, provider: str, *, timeout: Timeout = None) -> Plan[None]:
+        """Remove a provider."""
+        yield Send(RequestOptions("DELETE", f"/llm/providers/{seg(provider)}", timeout=timeout))
+
+    @endpoint
+    def infer_description(
+        self,
+        namespace: str,
+        dataset: str,
+        *,
+        sample: Sequence[Mapping[str, Any]] | None = None,
+        current_description: str | None = None,
+        current_schema: Sequence[Mapping[str, Any]] | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+        timeout: Timeout = None,
+    ) -> Plan[InferredDescription]:
+        """A description and field definitions for a dataset, written by the model; with no
+        provider configured, built from the column statistics (``source == "statistics"``).
+        Nothing is saved: apply it with ``client.datasets.update``."""
+        body = compact(sample=[dict(r) for r in sample] if sample is not None else None,
+                       current_description=current_description,
+                       current_schema=[dict(c) for c in current_schema] if current_schema is not None else None,
+                       provider=provider, model=model)
+        opts = RequestOptions("POST", f"/namespaces/{seg(namespace)}/datasets/{seg(dataset)}/infer-description",
+                              json=body, idempotency_key="", timeout=timeout)
+        return InferredDescription.model_validate((yield Send(opts)).json())
+
+
+class LLM(LLMAPI, SyncResource):
+    """``client.llm``: providers and model features."""
+
+
+class AsyncLLM(LLMAPI, AsyncResource):
+    """``client.llm`` of :class:`~runyard.AsyncClient` (coroutines)."""
