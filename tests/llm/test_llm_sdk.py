@@ -85,3 +85,23 @@ def test_provider_from_the_environment(env_server, fake, unique):
         assert fake.requests[0].body["model"] == "api-model"
         with pytest.raises(ConflictError):
             c.llm.create_provider("mine", base_url=fake.base_url, default_model="x")
+
+
+def test_cli_query_natural_language(llm_server, client, fake, tmp_path, unique):
+    from typer.testing import CliRunner
+
+    from runyard.cli.main import app
+
+    ns = f"cli-{unique}"
+    client.namespaces.create(ns)
+    client.datasets.ingest(ns, "sales", ROWS, create=True)
+    sql = f'SELECT city FROM "{ns}"."sales" ORDER BY city'
+    fake.script(json_answer({"sql": sql}))
+    env = {"RUNYARD_CONFIG": str(tmp_path / "config.json"), "COLUMNS": "250", "RUNYARD_PROFILE": None,
+           "RUNYARD_BASE_URL": llm_server.base_url, "RUNYARD_API_KEY": llm_server.admin_key}
+    result = CliRunner().invoke(app, ["data", "query", "which cities?", "--nl", "-n", ns, "--format", "csv"],
+                                env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert [line.strip('"') for line in result.stdout.splitlines()] == ["city", "Oslo", "Rome"]
+    assert "SQL: " + sql in result.stderr.replace("\n", "")
+    assert len(fake.requests) == 1  # one model call: the SQL is planned once, then run

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -306,14 +307,27 @@ def query(
     dataset: Annotated[str | None, typer.Option("--dataset", help='The dataset of query "*".')] = None,
     format: Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")] = "table",
     limit: Annotated[int | None, typer.Option("--limit", "-l", min=1, help="At most this many rows.")] = None,
+    natural_language: Annotated[bool, typer.Option(
+        "--natural-language", "--nl", help="The argument is a question: a language model writes the SQL.")] = False,
+    provider: Annotated[str | None, typer.Option("--provider", help="With --nl: the model provider.")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="With --nl: the model.")] = None,
     json_output: JsonOpt = False,
 ) -> None:
-    """Run a read-only SQL query.
+    """Run a read-only SQL query, or a question with --nl.
 
-    table shows one page (up to the server's cap); csv and json give every row (csv streamed)."""
+    table shows one page (up to the server's cap); csv and json give every row (csv streamed).
+    With --nl the model's SQL is shown (on stderr) and then run like any query."""
     if format not in ("table", "csv", "json"):
         raise typer.BadParameter("must be table, csv or json", param_hint="--format")
     datasets = client().datasets
+    if natural_language:
+        with spinner("Asking the model…"):
+            planned = datasets.query(sql, namespace=namespace, dataset=dataset, explain=True, natural_language=True,
+                                     provider=provider, model=model)
+        sql = planned.sql or sql
+        note(f"[dim]SQL: {escape(sql)}[/dim]")
+    elif provider or model:
+        raise typer.BadParameter("--provider and --model go with --nl", param_hint="--provider")
     if format == "csv" and not json_output:
         sys.stdout.flush()
         datasets.query_to(sql, sys.stdout.buffer, format="csv", namespace=namespace, dataset=dataset, limit=limit)
