@@ -178,11 +178,15 @@ def normalize(values: pa.Array | pa.ChunkedArray) -> pa.Array:
             values = pc.if_else(whole, pc.cast(as_int, pa.string()), pc.cast(values, pa.string()))
         else:
             values = pc.cast(values, pa.string())
-    text = pc.utf8_normalize(values, "NFKC")
-    text = pc.utf8_lower(text)
-    # casefold beyond lower case for the common cases (ß, final sigma); NFKC again after it
-    text = pc.replace_substring(pc.replace_substring(text, "ß", "ss"), "ς", "σ")
-    text = pc.utf8_trim_whitespace(text)
+    if pc.all(pc.string_is_ascii(values)).as_py() is not False:  # NFKC leaves ASCII as it is
+        text = pc.ascii_trim_whitespace(pc.ascii_lower(values))
+    else:
+        text = pc.utf8_lower(pc.utf8_normalize(values, "NFKC"))
+        # casefold beyond lower case for the common cases (ß, final sigma)
+        for before, after in (("ß", "ss"), ("ς", "σ")):
+            if pc.any(pc.match_substring(text, before)).as_py():
+                text = pc.replace_substring(text, before, after)
+        text = pc.utf8_trim_whitespace(text)
     return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
 
 
@@ -253,7 +257,7 @@ def exact_match(left: Side, right: Side, options: ExactMatch, *, max_pairs: int 
     try:
         lk, rk = _keys(left), _keys(right)  # noqa: F841 (read by DuckDB by name)
         stats = con.execute("SELECT (SELECT count(*) FROM lk), (SELECT count(DISTINCT k) FROM lk), "
-                        "(SELECT count(*) FROM rk), (SELECT count(DISTINCT k) FROM rk)").fetchone()
+                        "(SELECT count(*) FROM rk), (SELECT count(DISTINCT k) FROM rk)").fetchall()[0]
         ln, ld, rn, rd = (int(x) for x in stats)  # type: ignore[union-attr]
         evidence: dict[str, Any] = {"left_values": ln, "left_distinct": ld, "right_values": rn, "right_distinct": rd}
         excluded = {side: why for side, why in (("left", options.eligible(ld, ln)), ("right", options.eligible(rd, rn)))
@@ -262,7 +266,7 @@ def exact_match(left: Side, right: Side, options: ExactMatch, *, max_pairs: int 
             evidence.update(excluded={k: v for k, v in excluded.items()}, overlap_distinct=0, samples=[])
             return MatchResult(_pairs_table([], []), {**evidence, "pairs": 0})
         overlap = con.execute("SELECT count(*) FROM (SELECT DISTINCT k FROM lk) JOIN (SELECT DISTINCT k FROM rk) "
-                          "USING (k)").fetchone()[0]  # type: ignore[index]
+                          "USING (k)").fetchall()[0][0]  # type: ignore[index]
         samples = [r[0] for r in con.execute(
             f"SELECT k FROM (SELECT DISTINCT k FROM lk) JOIN (SELECT DISTINCT k FROM rk) USING (k) "
             f"ORDER BY hash(k) LIMIT {SAMPLE_VALUES}").fetchall()]
@@ -369,8 +373,10 @@ def match(match_type: str, left: Side, right: Side, options: ExactMatch | GeoMat
 
 # -- sketches and candidates -------------------------------------------------------------
 def family(column_type: str) -> str | None:
-    """Columns of one family may be suggested as links of each other."""
-    return _FAMILY.get(column_type) if column_type in ("string", "int", "date", "timestamp") else None
+    """Columns of one family may be suggested as links of each other: text and integers
+    (identifiers). Dates, timestamps and floats overlap by range, not by naming the same
+    things, so they are only linked by hand."""
+    return _FAMILY.get(column_type) if column_type in ("string", "int") else None
 
 
 def column_sketch(values: pa.Array | pa.ChunkedArray, *, k: int = SKETCH_K,
@@ -381,15 +387,25 @@ def column_sketch(values: pa.Array | pa.ChunkedArray, *, k: int = SKETCH_K,
     try:
         keys = normalize(values)
         tbl = pa.table({"k": keys})  # noqa: F841
-        rows = len(keys)
-        non_null, distinct = con.execute("SELECT count(k), count(DISTINCT k) FROM tbl").fetchone()  # type: ignore[misc]
-        mins = con.execute(f"SELECT h, any_value(k) FROM (SELECT hash(k) AS h, k FROM tbl WHERE k IS NOT NULL) "
-                       f"GROUP BY h ORDER BY h LIMIT {int(k)}").fetchall()
-        return {"version": SKETCH_VERSION, "rows": rows, "non_null": int(non_null), "distinct": int(distinct),
-                "k": int(k), "hashes": [int(h) for h, _ in mins], "values": [v[:VALUE_CHARS] for _, v in mins]}
+        # one pass: the distinct values grouped by hash (64-bit: no collision to matter), their
+        # count, and the k smallest hashes with their values
+        distinct, hashes, kept = con.execute(
+            f"SELECT count(*), min(h, {int(k)}), min_by(v, h, {int(k)}) FROM "
+            f"(SELECT hash(k) AS h, any_value(k) AS v FROM tbl WHERE k IS NOT NULL GROUP BY h)").fetchall()[0]  # type: ignore[misc]
+        return {"version": SKETCH_VERSION, "rows": len(keys), "non_null": len(keys) - keys.null_count,
+                "distinct": int(distinct), "k": int(k), "hashes": [int(h) for h in hashes or []],
+                "values": [v[:VALUE_CHARS] for v in kept or []]}
     finally:
         if own:
             con.close()
+
+
+def _hash_set(sketch: dict[str, Any]) -> frozenset[int]:
+    """The sketch's hashes as a set, made once per sketch object (not stored)."""
+    cached = sketch.get("_set")
+    if cached is None:
+        cached = sketch["_set"] = frozenset(sketch["hashes"])
+    return cached  # type: ignore[no-any-return]
 
 
 def compare_sketches(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
@@ -397,11 +413,11 @@ def compare_sketches(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     and sample matching values. Exact while both have at most ``k`` distinct values."""
     ha, hb = a["hashes"], b["hashes"]
     da, db = a["distinct"], b["distinct"]
+    sa, sb = _hash_set(a), _hash_set(b)
     if not ha or not hb:
         return {"jaccard": 0.0, "containment_a": 0.0, "containment_b": 0.0, "overlap": 0, "samples": [],
                 "exact": True}
     k = min(a.get("k", SKETCH_K), b.get("k", SKETCH_K))
-    sa, sb = set(ha), set(hb)
     exact = da <= k and db <= k and len(ha) == da and len(hb) == db
     if exact:
         overlap = len(sa & sb)

@@ -327,7 +327,7 @@ class LinkService:
         try:
             src = read_parts_sql(snap.paths, snap.manifest.columns, True)
             if not con.execute(f"SELECT count(*) FROM ({src}) WHERE {quote_ident(ROW_ID)} = {int(row_id)}"
-                               ).fetchone()[0]:  # type: ignore[index]
+                               ).fetchall()[0][0]:  # type: ignore[index]
                 raise NotFound(f"row {row_id} of {namespace}/{dataset} not found", code="row_not_found",
                                details={"row_id": row_id})
             out: list[dict[str, Any]] = []
@@ -460,10 +460,9 @@ class LinkService:
             snap = self.datasets.snapshot_of(ds_row, "")
             con = self._connect()
             try:
-                fresh = {}
-                for c in missing:
-                    table = L.read_columns(con, snap.paths, manifest.columns, [c.name])
-                    fresh[c.name] = (c.type, L.column_sketch(table.column(c.name), con=con))
+                table = L.read_columns(con, snap.paths, manifest.columns, [c.name for c in missing])  # one scan
+                fresh = {c.name: (c.type, L.column_sketch(table.column(c.name), con=con)) for c in missing}
+                del table
             finally:
                 con.close()
             out.update(fresh)
@@ -474,7 +473,8 @@ class LinkService:
                                                                 column_sketches.c.column_name.in_(list(fresh))))
                     conn.execute(column_sketches.insert(), [
                         {"dataset_id": ds_row.id, "column_name": n, "workspace_id": ds_row.workspace_id,
-                         "column_type": t, "manifest_version": ds_row.manifest_version, "sketch": s,
+                         "column_type": t, "manifest_version": ds_row.manifest_version,
+                         "sketch": {k: v for k, v in s.items() if k != "_set"},
                          "computed_at": now} for n, (t, s) in fresh.items()])
         return out
 
