@@ -37,11 +37,13 @@ from ._output import (
     stdout,
     table,
 )
+from .links import app as links_app
 
 app = typer.Typer(help="Namespaces, datasets, ingestion and SQL queries.", no_args_is_help=True)
 ns_app = typer.Typer(help="Namespaces: owned groups of datasets.", no_args_is_help=True)
 users_app = typer.Typer(help="The workspace's users (admin).", no_args_is_help=True)
 app.add_typer(ns_app, name="ns")
+app.add_typer(links_app, name="links")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 DatasetRef = Annotated[str, typer.Argument(help="NAMESPACE/DATASET.")]

@@ -23,6 +23,7 @@ from .resources import AsyncRuns, AsyncSecrets, AsyncTokens, AsyncTools, Runs, S
 from .resources.datasets import AsyncDatasets, Datasets
 from .resources.email_triggers import AsyncEmailTriggers, EmailTriggers
 from .resources.folders import AsyncFolders, Folders
+from .resources.links import AsyncLinks, Links
 from .resources.llm import LLM, AsyncLLM
 from .resources.namespaces import AsyncNamespaces, Namespaces
 from .resources.schedules import AsyncSchedules, Schedules
@@ -103,7 +104,7 @@ class Client(_Facade[httpx.Client], SyncAPIClient):
     _resources = {"tools": Tools, "runs": Runs, "secrets": Secrets, "templates": Templates, "sets": Sets,
                   "tokens": Tokens, "users": Users, "namespaces": Namespaces, "datasets": Datasets, "usage": Usage,
                   "schedules": Schedules, "webhooks": Webhooks, "email_triggers": EmailTriggers,
-                  "workflows": Workflows, "folders": Folders, "llm": LLM}
+                  "workflows": Workflows, "folders": Folders, "llm": LLM, "links": Links}
     tools: Tools
     runs: Runs
     secrets: Secrets
@@ -120,6 +121,7 @@ class Client(_Facade[httpx.Client], SyncAPIClient):
     workflows: Workflows
     folders: Folders
     llm: LLM
+    links: Links
 
     def health(self) -> dict[str, Any]:
         """``GET /healthz`` (liveness)."""
@@ -144,7 +146,7 @@ class AsyncClient(_Facade[httpx.AsyncClient], AsyncAPIClient):
                   "sets": AsyncSets, "tokens": AsyncTokens, "users": AsyncUsers, "namespaces": AsyncNamespaces,
                   "datasets": AsyncDatasets, "usage": AsyncUsage, "schedules": AsyncSchedules, "webhooks": AsyncWebhooks,
                   "email_triggers": AsyncEmailTriggers, "workflows": AsyncWorkflows, "folders": AsyncFolders,
-                  "llm": AsyncLLM}
+                  "llm": AsyncLLM, "links": AsyncLinks}
     tools: AsyncTools
     runs: AsyncRuns
     secrets: AsyncSecrets
@@ -161,6 +163,7 @@ class AsyncClient(_Facade[httpx.AsyncClient], AsyncAPIClient):
     workflows: AsyncWorkflows
     folders: AsyncFolders
     llm: AsyncLLM
+    links: AsyncLinks
 
     async def health(self) -> dict[str, Any]:
         """``GET /healthz`` (liveness)."""
