@@ -92,7 +92,7 @@ class Platform:
         self.outbound = OutboundPolicy.from_setting(settings.outbound_allow)
         self.llm = LLMService(self.db, self.cipher, self.usage_recorder, self.outbound, env_provider=env_provider(
             settings.llm_base_url, settings.llm_api_key, settings.llm_model, settings.llm_timeout_s))
-        self.llm_features = ModelFeatures(self.llm, self.datasets)
+        self.llm_features = ModelFeatures(self.llm, self.datasets, self.queries)
         self.tools = ToolService(self.db, self.blobs, settings.data_dir / "cache" / "code", self._infer_schema)
         self.runs = RunService(self.db, self.blobs, self.tools, self.secrets, self.hub,
                                work_root=settings.data_dir / "work")

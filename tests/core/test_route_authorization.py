@@ -79,6 +79,7 @@ DENIED = Expect(frozenset({403}), "insufficient_role")
 RESTRICTED = Expect(frozenset({403}), "restricted")
 NO_KEY = Expect(frozenset({401}), "missing_api_key")
 EXPIRED = Expect(frozenset({401}), "expired_api_key")
+NO_MODEL = Expect(frozenset({409}), "llm_not_configured")  # the shared server has no model provider
 
 # ``target``: "own" names the resources every key here may reach (the restricted key's
 # tool, its runs, its secret); "hidden" names another tool's, which the restricted key
@@ -831,6 +832,12 @@ TABLE: dict[str, Row] = {
         lambda w, c, t: c.delete(f"/llm/providers/{w.fresh_provider()}"), 204),
     "POST /api/v1/namespaces/{ns}/datasets/{ds}/infer-description": reader(
         lambda w, c, t: c.post(f"/namespaces/{w.ns}/datasets/{w.ds}/infer-description", json={})),
+    # ask / autorag: any key that reads data; the shared server has no provider, so every
+    # caller with a key hears how to configure one
+    "POST /api/v1/ask": api(lambda w, c, t: c.post("/ask", json={"query": "how many?", "namespace": w.ns}),
+                            viewer=NO_MODEL, member=NO_MODEL, admin=NO_MODEL),
+    "POST /api/v1/autorag": api(lambda w, c, t: c.post("/autorag", json={"query": "how many?", "namespace": w.ns}),
+                                viewer=NO_MODEL, member=NO_MODEL, admin=NO_MODEL),
     "GET /api/v1/usage/daily": reader(lambda w, c, t: c.get("/usage/daily")),
 }
 

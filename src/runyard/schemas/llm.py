@@ -82,3 +82,28 @@ class InferredDescription(BaseModel):
     model: str | None = None
     trace: list[dict[str, Any]] = Field(default_factory=list, description="the model calls: messages, answer, "
                                                                           "tokens, ms")
+
+
+class AskRequest(ModelChoice):
+    query: str = Field(min_length=1, max_length=10_000, description="the question")
+    namespace: str | None = Field(default=None, description="the datasets the model may query (default: every "
+                                                             "dataset this key can read)")
+    helper_prompt: str | None = Field(default=None, max_length=10_000, description="extra instructions for the model")
+    max_steps: int = Field(default=6, ge=1, le=20, description="at most this many queries")
+
+
+class AskStep(BaseModel):
+    index: int
+    sql: str | None = None
+    columns: list[str] | None = None
+    rows: list[dict[str, Any]] | None = None
+    row_count: int | None = None
+    truncated: bool | None = None
+    error: dict[str, Any] | None = Field(default=None, description="{code, message}: given back to the model")
+
+
+class AnswerView(BaseModel):
+    object: Literal["answer"] = "answer"
+    answer: str
+    steps: list[AskStep]
+    trace: list[dict[str, Any]] = Field(default_factory=list)

@@ -7,23 +7,35 @@ ever sees the schemas and samples of datasets the caller's key can read.
 - ``infer_description``: a dataset's description and field definitions, from the model
   when a provider is configured, else built deterministically from the column
   statistics (``source: "statistics"``).
+- ``ask``: a question answered by the model running read-only queries (a ``run_sql``
+  tool) under the caller's grants; events ``plan``, ``step`` (each query and what it
+  saw), then ``answer`` or ``error`` (``POST /ask`` streams them, ``POST /autorag``
+  answers the outcome at once).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from runyard.data.sql import QueryRejected, check_sql
 from runyard.llm.prompts import render_prompt
 from runyard.services.access import Principal
 from runyard.services.datasets import DatasetService
-from runyard.services.errors import ValidationFailed
-from runyard.services.llm import LLMService, ModelCallFailed
+from runyard.services.errors import DomainError, ValidationFailed
+from runyard.services.llm import LLMService, ModelCallFailed, Provider
 
 MAX_SAMPLE_ROWS = 20
 MAX_CELL_CHARS = 200
 MAX_SCHEMA_CHARS = 200_000
+ASK_ROW_LIMIT = 50
+ASK_MAX_STEPS = 6
+RUN_SQL_TOOL = {"type": "function", "function": {
+    "name": "run_sql", "description": "Run one read-only DuckDB SELECT over the listed datasets; returns columns "
+                                      "and at most the first rows, or the error.",
+    "parameters": {"type": "object", "properties": {"sql": {"type": "string", "description": "one SELECT"}},
+                   "required": ["sql"]}}}
 
 
 def _short(value: Any) -> Any:
@@ -46,18 +58,14 @@ def schema_text(datasets: list[dict[str, Any]]) -> str:
 
 
 class ModelFeatures:
-    def __init__(self, llm: LLMService, datasets: DatasetService) -> None:
+    def __init__(self, llm: LLMService, datasets: DatasetService, queries: Any = None) -> None:
         self.llm = llm
         self.datasets = datasets
+        self.queries = queries  # services.queries.QueryService: runs ask's queries
 
     # -- natural-language query --------------------------------------------------------------------
-    def question_to_sql(self, principal: Principal, question: str, *, namespace: str | None = None,
-                        dataset: str | None = None, provider: str | None = None,
-                        model: str | None = None) -> tuple[str, dict[str, Any]]:
-        """The SQL for ``question`` and the model call's trace. The prompt holds the schemas of
-        the datasets this key can read (those of ``namespace`` when given, only ``dataset`` when
-        that is given too) and no others; the answer must pass ``check_sql``."""
-        chosen = self.llm.resolve(principal, provider)
+    def _readable_schemas(self, principal: Principal, namespace: str | None,
+                          dataset: str | None = None) -> tuple[list[dict[str, Any]], str]:
         readable = self.datasets.schema(principal, namespace)["datasets"]
         if dataset is not None:
             readable = [d for d in readable if d["name"] == dataset]
@@ -69,6 +77,16 @@ class ModelFeatures:
             raise ValidationFailed("this key can read too many datasets to describe them all to the model: "
                                    "name a namespace (and a dataset)", code="too_many_datasets",
                                    details={"datasets": len(readable)})
+        return readable, schemas
+
+    def question_to_sql(self, principal: Principal, question: str, *, namespace: str | None = None,
+                        dataset: str | None = None, provider: str | None = None,
+                        model: str | None = None) -> tuple[str, dict[str, Any]]:
+        """The SQL for ``question`` and the model call's trace. The prompt holds the schemas of
+        the datasets this key can read (those of ``namespace`` when given, only ``dataset`` when
+        that is given too) and no others; the answer must pass ``check_sql``."""
+        chosen = self.llm.resolve(principal, provider)
+        _, schemas = self._readable_schemas(principal, namespace, dataset)
         messages = [{"role": "system", "content": render_prompt("nl_to_sql.system")},
                     {"role": "user", "content": render_prompt("nl_to_sql.user", schemas=schemas,
                                                               namespace=namespace or "(none)", question=question)}]
@@ -88,6 +106,94 @@ class ModelFeatures:
             raise ValidationFailed(f"the model's SQL was refused, nothing ran: {exc.message}", code=exc.code,
                                    details={"sql": sql}) from None
         return checked, answer.trace
+
+    # -- ask / autorag ------------------------------------------------------------------------------
+    def prepare_ask(self, principal: Principal, provider: str | None = None) -> Provider:
+        """The provider ``ask`` will use (409 ``llm_not_configured`` before anything streams)."""
+        chosen = self.llm.resolve(principal, provider)
+        assert chosen is not None
+        return chosen
+
+    def ask(self, principal: Principal, question: str, *, namespace: str | None = None,
+            helper_prompt: str | None = None, provider: str | Provider | None = None, model: str | None = None,
+            max_steps: int = ASK_MAX_STEPS) -> Iterator[dict[str, Any]]:
+        """Events, in order: one ``plan``, a ``step`` per query the model ran (its SQL, the
+        columns, the first rows, or the error it was given back), then ``answer`` (the text,
+        every model call's trace) or ``error`` (``code``, ``message``). Queries run as the
+        caller, through the read-only guard; nothing is saved."""
+        # Refusals before any model call (no provider, a namespace this key cannot see) raise
+        # from the first ``next``: an HTTP front end answers them as errors, not events.
+        chosen = provider if isinstance(provider, Provider) else self.prepare_ask(principal, provider)
+        readable, schemas = self._readable_schemas(principal, namespace)
+        yield {"event": "plan", "question": question, "provider": chosen.name, "max_steps": max_steps,
+               "datasets": [f'{d["namespace"]}.{d["name"]}' for d in readable]}
+        helper = f"\nInstructions from the user: {helper_prompt}\n" if helper_prompt else ""
+        messages: list[dict[str, Any]] = [
+            {"role": "system", "content": render_prompt("ask.system", row_limit=ASK_ROW_LIMIT, max_steps=max_steps)},
+            {"role": "user", "content": render_prompt("ask.user", schemas=schemas, namespace=namespace or "(none)",
+                                                      helper=helper, question=question)}]
+        traces: list[dict[str, Any]] = []
+        steps = 0
+        for _ in range(max_steps + 1):
+            try:
+                answer = self.llm.chat(principal, "ask", [dict(m) for m in messages], provider=chosen, model=model,
+                                       tools=[RUN_SQL_TOOL] if steps < max_steps else None)
+            except DomainError as exc:
+                yield {"event": "error", "code": exc.code, "message": exc.message, "status": exc.status}
+                return
+            traces.append(answer.trace)
+            result = answer.result
+            if not result.tool_calls:
+                text = (result.content or "").strip()
+                if not text:
+                    yield {"event": "error", "code": "llm_invalid_response", "status": 502,
+                           "message": "the model gave neither an answer nor a query"}
+                    return
+                yield {"event": "answer", "answer": text, "steps": steps, "trace": traces}
+                return
+            messages.append({"role": "assistant", "content": result.content, "tool_calls": [
+                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": json.dumps(c.arguments)}}
+                for c in result.tool_calls]})
+            for call in result.tool_calls:
+                steps += 1
+                step = self._run_step(principal, call.name, call.arguments, namespace)
+                yield {"event": "step", "index": steps, **step}
+                messages.append({"role": "tool", "tool_call_id": call.id,
+                                 "content": json.dumps({k: step[k] for k in ("columns", "rows", "truncated", "error")
+                                                        if k in step}, default=str)})
+        yield {"event": "error", "code": "llm_too_many_steps", "status": 502,
+               "message": f"the model did not answer within {max_steps} queries"}
+
+    def _run_step(self, principal: Principal, name: str, arguments: dict[str, Any],
+                  namespace: str | None) -> dict[str, Any]:
+        sql = arguments.get("sql")
+        if name != "run_sql" or not isinstance(sql, str) or not sql.strip():
+            return {"sql": sql if isinstance(sql, str) else None,
+                    "error": {"code": "invalid_tool_call", "message": f"unknown tool {name!r} or no sql given"}}
+        try:
+            checked = check_sql(sql)
+            out = self.queries.run(principal, query=checked, namespace=namespace, limit=ASK_ROW_LIMIT)
+        except QueryRejected as exc:
+            return {"sql": sql, "error": {"code": exc.code, "message": exc.message}}
+        except DomainError as exc:
+            return {"sql": sql, "error": {"code": exc.code, "message": exc.message}}
+        return {"sql": checked, "columns": [c.get("name") for c in out.get("columns") or []],
+                "rows": out.get("rows") or [], "row_count": out.get("row_count", 0),
+                "truncated": bool(out.get("truncated"))}
+
+    def autorag(self, principal: Principal, question: str, **kwargs: Any) -> dict[str, Any]:
+        """``ask`` answered at once: the answer, the steps and the trace; a failure raises."""
+        steps: list[dict[str, Any]] = []
+        for event in self.ask(principal, question, **kwargs):
+            kind = event.pop("event")
+            if kind == "step":
+                steps.append(event)
+            elif kind == "answer":
+                return {"object": "answer", "answer": event["answer"], "steps": steps, "trace": event["trace"]}
+            elif kind == "error":
+                raise DomainError(event["message"], code=event["code"], status=event["status"],
+                                  details={"steps": steps} if steps else None)
+        raise ModelCallFailed("the model gave no answer", code="llm_invalid_response")
 
     # -- descriptions ------------------------------------------------------------------------------
     def infer_description(self, principal: Principal, namespace: str, dataset: str, *,
