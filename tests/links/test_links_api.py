@@ -82,6 +82,13 @@ def test_manual_link_pairs_linked_rows_and_delete(api, unique):
     assert error_code(api.get(f"/links/{link['id']}/pairs")) == "link_not_found"
     assert api.delete(f"/links/{link['id']}").status_code == 404
 
+    # a link whose dataset goes is gone too (pruned at the next recalculation)
+    other = api.post("/links", json=body).json()
+    assert api.delete(f"/namespaces/{ns}/datasets/orders").status_code == 204
+    assert api.get(f"/links/{other['id']}").status_code == 404
+    assert api.post("/links/recalculate", json={"namespace": ns}).json()["recalculated"] == []
+    assert api.get("/links", params={"namespace": ns}).json()["items"] == []
+
 
 def test_suggestions_after_ingestion_skip_low_cardinality(api, unique):
     ns = _setup(api, unique)

@@ -419,6 +419,7 @@ class LinkService:
         """Recompute the pairs of the active links of a namespace (or dataset, or one link)
         and the suggestions of its datasets."""
         CHANGE_LINKS.check(principal)
+        self.prune(principal.workspace_id)
         with self.db.read() as conn:
             if link_id:
                 row, a, b = self._link(conn, principal, link_id)
@@ -546,6 +547,23 @@ class LinkService:
             if gone:
                 conn.execute(links.delete().where(links.c.id.in_(gone)))
 
+    def prune(self, workspace_id: str) -> int:
+        """Remove the links and sketches of datasets that no longer exist (their pairs blobs
+        retired). Returns the links removed."""
+        live = sa.select(datasets.c.id)
+        with self.db.write() as conn:
+            gone = conn.execute(sa.select(links.c.id, links.c.pairs_key).where(
+                links.c.workspace_id == workspace_id,
+                sa.or_(links.c.from_dataset_id.not_in(live), links.c.to_dataset_id.not_in(live)))).all()
+            if gone:
+                conn.execute(links.delete().where(links.c.id.in_([g.id for g in gone])))
+            conn.execute(column_sketches.delete().where(column_sketches.c.workspace_id == workspace_id,
+                                                        column_sketches.c.dataset_id.not_in(live)))
+        keys = [g.pairs_key for g in gone if g.pairs_key]
+        if keys:
+            self.datasets._retire(keys)
+        return len(gone)
+
     # -- after an ingestion ------------------------------------------------------------------
     def after_ingestion(self, workspace_id: str, dataset_id: str, user_id: str | None) -> None:
         """Queue the link work after a committed ingestion (one background thread; a dataset
@@ -582,6 +600,7 @@ class LinkService:
                 if a is not None and b is not None:
                     ends[row.id] = (row, a, b)
         principal = Principal(token_id="", workspace_id=workspace_id, role=user.role, user_id=user_id)
+        self.prune(workspace_id)
         made = len(self._candidates(principal, ds_row, save=True))
         for row, a, b in ends.values():
             try:
