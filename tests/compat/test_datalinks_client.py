@@ -1,6 +1,7 @@
 """The official ``datalinks`` client (2.2.0, pinned in the test extra), unchanged, against a
 real runyard server at ``/compat/datalinks``: every method issue 15 lists, driven as the
-client's documentation shows, and the links/LLM methods answering ``not_implemented``."""
+client's documentation shows, and the ontology/LLM methods answering ``not_implemented`` (the
+link methods: test_datalinks_links.py)."""
 
 from __future__ import annotations
 
@@ -370,7 +371,7 @@ def test_links_and_llm_methods_answer_not_implemented(space: DataLinksAPI) -> No
         space.infer_dataset_description(PEOPLE)
     assert caught.value.status_code == 501
 
-    assert space.load_links() is None and space.get_ontology() is None  # reads answer None
+    assert space.get_ontology() is None  # reads answer None
     assert space.query_data("who is the oldest?", is_natural_language=True) is None
 
 

@@ -11,8 +11,13 @@ contract is DataLinks'). Translation rules, documented in docs/compat.md:
 - Ingestion ids travel as UUIDs (the client validates them as such): a runyard id
   ``ing_<ULID>`` and its UUID are the same 128 bits, so either form is accepted back.
 - Errors answer DataLinks' error shape (``error_code``, ``message``), which the client
-  prints in full, with runyard's envelope beside it under ``error``. Features of the links,
-  ontology, pipelines and natural-language issue (17) answer 501 ``not_implemented``.
+  prints in full, with runyard's envelope beside it under ``error``. Features of the ontology,
+  pipelines and natural-language issue (17) answer 501 ``not_implemented``.
+- Links are runyard's (services.links) as ``ApiLink`` (``origin``/``destination``
+  ``ri.<owner>.<namespace>.<dataset>.<column>``, ``matchType``, ``hits`` = matched row pairs),
+  the options' wire names mapped onto runyard's (``minDistinct`` → ``min_distinct``,
+  ``minVariation`` → ``min_variation``, ``distanceUnit`` → ``unit``); a key sees a link only
+  when it can read both ends, as on runyard's own API.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ from runyard.wiring import Platform
 
 PREFIX = "/compat/datalinks"
 SELF = "self"
-FEATURE_ISSUE = "links, ontology, pipelines and natural language (issue 17)"
+FEATURE_ISSUE = "the ontology, pipelines and natural language (issue 17)"
 # The client reads a query's rows in one answer (no cursor): runyard's pages are gathered
 # up to this many rows, beyond which the query is refused rather than cut short unseen.
 MAX_QUERY_ROWS = 100_000
@@ -197,6 +202,25 @@ class TokenBody(Body):
     name: str
     expires_at: str | None = None
     access_restricted_to: list[PermissionEntry] | None = Field(default=None, alias="accessRestrictedTo")
+
+
+class ColumnRef(Body):
+    username: str = SELF
+    namespace: str = Field(min_length=1, max_length=64)
+    dataset: str = Field(min_length=1, max_length=64)
+    column_name: str = Field(alias="columnName", min_length=1, max_length=511)
+
+
+class AddLinkBody(Body):
+    from_: ColumnRef = Field(alias="from")
+    to: ColumnRef
+    match_type: str = Field(default="ExactMatch", alias="matchType")
+    options: dict[str, Any] | None = None
+
+
+class LinksBody(Body):
+    data: Any = None  # the client sends the dataset's rows; runyard links the stored snapshot
+    link: dict[str, Any] | None = None
 
 
 class ShareBody(Body):
@@ -627,6 +651,190 @@ async def query_data(body: QueryBody, platform: PlatformDep, principal: Principa
     return await in_thread(_query, platform, principal, body)
 
 
+# -- links (services.links) ---------------------------------------------------------------------
+MATCH_TYPES = ("ExactMatch", "GeoMatch")
+OPTION_NAMES = {"ExactMatch": {"minDistinct": "min_distinct", "minVariation": "min_variation"},
+                "GeoMatch": {"distance": "distance", "distanceUnit": "unit"}}
+WIRE_OPTION_NAMES = {t: {v: k for k, v in names.items()} for t, names in OPTION_NAMES.items()}
+UNITS = {"km": "km", "kilometer": "km", "kilometers": "km", "kilometre": "km", "kilometres": "km",
+         "m": "m", "meter": "m", "meters": "m", "metre": "m", "metres": "m",
+         "mi": "mi", "mile": "mi", "miles": "mi"}
+
+
+def match_type_of(given: str, field: str = "matchType") -> str:
+    if given not in MATCH_TYPES:
+        raise ValidationFailed(f"{field} is ExactMatch or GeoMatch, not {given!r}", code="invalid_link_options",
+                               details={"field": field})
+    return given
+
+
+def link_options(match_type: str, options: dict[str, Any] | None) -> dict[str, Any]:
+    """The wire's options in runyard's names (runyard's own names are taken as they are; what
+    neither knows is passed on, for runyard to refuse by name)."""
+    out: dict[str, Any] = {}
+    for key, value in (options or {}).items():
+        if value is None:  # the client omits an unset field; 1.x sent null
+            continue
+        name = OPTION_NAMES[match_type].get(key, key)
+        if name == "unit" and isinstance(value, str):
+            value = UNITS.get(value.strip().lower(), value)
+        out[name] = value
+    return out
+
+
+def wire_options(match_type: str, options: dict[str, Any] | None) -> dict[str, Any]:
+    names = WIRE_OPTION_NAMES.get(match_type, {})
+    return {names.get(k, k): v for k, v in (options or {}).items()}
+
+
+def link_end(platform: Platform, principal: Principal, ref: ColumnRef, match_type: str) -> dict[str, Any]:
+    """A column of the wire as runyard's link end; a GeoMatch end may name ``lat,lon``."""
+    check_owner(platform, principal, ref.username, ref.namespace)
+    column, lon = ref.column_name, None
+    if match_type == "GeoMatch" and "," in column:
+        column, _, lon = (part.strip() for part in column.partition(","))
+    end: dict[str, Any] = {"namespace": ref.namespace, "dataset": ref.dataset, "column": column}
+    if lon:
+        end["lon_column"] = lon
+    return end
+
+
+class Owners:
+    """The owners' usernames of namespaces, looked up once each (``self`` when out of sight)."""
+
+    def __init__(self, platform: Platform, principal: Principal) -> None:
+        self.platform, self.principal = platform, principal
+        self.known: dict[str, str] = {}
+
+    def __call__(self, namespace: str) -> str:
+        if namespace not in self.known:
+            try:
+                self.known[namespace] = self.platform.namespaces.get(self.principal, namespace).get("owner") or SELF
+            except NotFound:
+                self.known[namespace] = SELF
+        return self.known[namespace]
+
+
+def column_ref(end: dict[str, Any], owner: Callable[[str], str]) -> str:
+    column = end["column"] + (f",{end['lon_column']}" if end.get("lon_column") else "")
+    return f"ri.{owner(end['namespace'])}.{end['namespace']}.{end['dataset']}.{column}"
+
+
+def api_link(view: dict[str, Any], owner: Callable[[str], str], status: str | None = None) -> dict[str, Any]:
+    """A runyard link (or preview entry) as an ``ApiLink``, runyard's fields beside it. ``hits``
+    is the matched row pairs; a suggestion, whose pairs are not computed, counts its shared values."""
+    evidence = view.get("evidence") or {}
+    hits = view.get("pair_count")
+    if hits is None:
+        hits = evidence.get("overlap") or 0
+    return {"origin": column_ref(view["from"], owner), "destination": column_ref(view["to"], owner),
+            "matchType": view["match_type"], "hits": int(hits), "id": view.get("id"),
+            "status": status or view.get("status"), "score": view.get("score"),
+            "options": wire_options(view["match_type"], view.get("options")), "evidence": evidence,
+            "stale": bool(view.get("stale", False))}
+
+
+def link_selection(config: dict[str, Any] | None) -> dict[str, set[str] | None] | None:
+    """The client's ``link`` config on preview/rebuild as a selection: the match types it names,
+    and each one's ``targetColumns``. runyard scores suggestions with its own thresholds, so
+    thresholds here are refused rather than silently dropped."""
+    if not config:
+        return None
+    selection: dict[str, set[str] | None] = {}
+    for match_type, settings in config.items():
+        match_type_of(match_type, "link")
+        settings = settings or {}
+        if not isinstance(settings, dict):
+            raise ValidationFailed(f"link.{match_type} is an object", details={"field": f"link.{match_type}"})
+        thresholds = sorted(k for k, v in settings.items() if k != "targetColumns" and v is not None)
+        if thresholds:
+            raise NotServed(f"thresholds on preview_links/rebuild_links ({', '.join(thresholds)}) are not served: "
+                            "runyard scores suggestions with its own; give them to one link with add_link",
+                            details={"feature": "link thresholds", "options": thresholds})
+        columns = settings.get("targetColumns")
+        selection[match_type] = {str(c) for c in columns} if columns else None
+    return selection
+
+
+def selected(view: dict[str, Any], namespace: str, dataset: str,
+             selection: dict[str, set[str] | None] | None) -> bool:
+    if selection is None:
+        return True
+    if view["match_type"] not in selection:
+        return False
+    columns = selection[view["match_type"]]
+    if columns is None:
+        return True
+    return any(end["namespace"] == namespace and end["dataset"] == dataset
+               and ({end["column"], end.get("lon_column")} & columns) for end in (view["from"], view["to"]))
+
+
+def _load_links(platform: Platform, principal: Principal, username: str, namespace: str, dataset: str,
+                selection: dict[str, set[str] | None] | None = None) -> list[dict[str, Any]]:
+    check_owner(platform, principal, username, namespace)
+    owner = Owners(platform, principal)
+    return [api_link(v, owner) for v in platform.links.list(principal, namespace, dataset)["items"]
+            if selected(v, namespace, dataset, selection)]
+
+
+@router.get("/links/{username}/{namespace}/{dataset}")
+async def load_links(username: str, namespace: str, dataset: str, platform: PlatformDep,
+                     principal: PrincipalDep) -> list:
+    return await in_thread(_load_links, platform, principal, username, namespace, dataset)
+
+
+def _rebuild_links(platform: Platform, principal: Principal, username: str, namespace: str, dataset: str,
+                   body: LinksBody) -> list[dict[str, Any]]:
+    selection = link_selection(body.link)
+    check_owner(platform, principal, username, namespace)
+    platform.links.recalculate(principal, namespace, dataset)
+    return _load_links(platform, principal, SELF, namespace, dataset, selection)
+
+
+@router.post("/links/{username}/{namespace}/{dataset}")
+async def rebuild_links(username: str, namespace: str, dataset: str, body: LinksBody, platform: PlatformDep,
+                        principal: PrincipalDep) -> list:
+    """Recalculates the dataset's active links and suggestions over its stored snapshot (the
+    rows the client sends are not what runyard links), then answers its links."""
+    return await in_thread(_rebuild_links, platform, principal, username, namespace, dataset, body)
+
+
+def _preview_links(platform: Platform, principal: Principal, username: str, namespace: str, dataset: str,
+                   body: LinksBody) -> list[dict[str, Any]]:
+    selection = link_selection(body.link)
+    check_owner(platform, principal, username, namespace)
+    preview = platform.links.preview(principal, {"namespace": namespace, "dataset": dataset})
+    owner = Owners(platform, principal)
+    out = [api_link(v, owner, "active") for v in preview["links"] if selected(v, namespace, dataset, selection)]
+    out += [api_link(v, owner, "suggested") for v in preview["suggestions"]
+            if selected(v, namespace, dataset, selection)]
+    return out
+
+
+@router.post("/links/preview/{username}/{namespace}/{dataset}")
+async def preview_links(username: str, namespace: str, dataset: str, body: LinksBody, platform: PlatformDep,
+                        principal: PrincipalDep) -> list:
+    """What a rebuild would produce, nothing saved: the active links' pairs counted afresh and
+    the suggestions scored afresh."""
+    return await in_thread(_preview_links, platform, principal, username, namespace, dataset, body)
+
+
+def _add_link(platform: Platform, principal: Principal, body: AddLinkBody) -> tuple[dict[str, Any], bool]:
+    match_type = match_type_of(body.match_type)
+    spec = {"from": link_end(platform, principal, body.from_, match_type),
+            "to": link_end(platform, principal, body.to, match_type),
+            "match_type": match_type, "options": link_options(match_type, body.options)}
+    view, created = platform.links.create(principal, spec)
+    return api_link(view, Owners(platform, principal)), created
+
+
+@router.post("/links/add", status_code=201)
+async def add_link(body: AddLinkBody, platform: PlatformDep, principal: PrincipalDep) -> Any:
+    """201 with the new link; 200 with the existing one when the same link (either way round) exists."""
+    link, created = await in_thread(_add_link, platform, principal, body)
+    return link if created else JSON(link, status_code=200)
+
+
 # -- the key's user, tokens, usage --------------------------------------------------------------
 @router.get("/user/me")
 async def current_user(platform: PlatformDep, principal: PrincipalDep) -> dict:
@@ -812,10 +1020,6 @@ _DATASET_SHARES = ("runyard shares whole namespaces, not single datasets: share 
 _FILE_SESSIONS = ("multi-file upload sessions (/file-upload) are not served: upload each file with "
                   "prepare_multipart_upload / finish_multipart_upload")
 NOT_SERVED: list[tuple[str, str, str, str | None]] = [
-    ("POST", "/links/add", "links (add_link)", None),
-    ("POST", "/links/preview/{username}/{namespace}/{dataset}", "links (preview_links)", None),
-    ("GET", "/links/{username}/{namespace}/{dataset}", "links (load_links)", None),
-    ("POST", "/links/{username}/{namespace}/{dataset}", "links (rebuild_links)", None),
     ("POST", "/ontology/curate-links", "ontology curation (curate_links)", None),
     ("GET", "/ontology/{username}/{namespace}/{dataset}", "the ontology (get_ontology)", None),
     ("POST", "/ontology/{username}/{namespace}/{dataset}", "the ontology (save_ontology)", None),
