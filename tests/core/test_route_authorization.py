@@ -681,6 +681,12 @@ TABLE: dict[str, Row] = {
     "DELETE /api/v1/links/{link_id}": writer(lambda w, c, t: c.delete(f"/links/{_fresh_link(w)}"), 204),
     "GET /api/v1/namespaces/{ns}/datasets/{ds}/rows/{row_id}/linked": reader(
         lambda w, c, t: c.get(f"/namespaces/{w.ns}/datasets/{w.ds}/rows/1/linked")),
+    # the namespace ontology: read (and curated without activating) by any key; changed by a member
+    "GET /api/v1/namespaces/{ns}/ontology": reader(lambda w, c, t: c.get(f"/namespaces/{w.ns}/ontology")),
+    "PATCH /api/v1/namespaces/{ns}/ontology": writer(
+        lambda w, c, t: c.patch(f"/namespaces/{w.ns}/ontology", json={"add": [_link_id(w)]}), 200),
+    "POST /api/v1/namespaces/{ns}/ontology/curate": reader(
+        lambda w, c, t: c.post(f"/namespaces/{w.ns}/ontology/curate", json={})),
 
     # files and multipart uploads: an upload is its user's (here every key's); creating one,
     # getting its part URLs and aborting it take a member key; completing it writes to the dataset

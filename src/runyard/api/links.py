@@ -1,4 +1,5 @@
-"""/links and /namespaces/{ns}/datasets/{ds}/rows/{row_id}/linked (services.links)."""
+"""/links, /namespaces/{ns}/datasets/{ds}/rows/{row_id}/linked (services.links) and
+/namespaces/{ns}/ontology (services.ontology)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,14 @@ from runyard.schemas.links import (
     LinkRecalculation,
     LinkView,
 )
+from runyard.schemas.ontology import (
+    Ontology,
+    OntologyCurate,
+    OntologyCuration,
+    OntologyUpdate,
+    OntologyUpdated,
+)
+from runyard.services.ontology import OntologyService
 
 router = APIRouter(tags=["links"], responses=error_responses(*AUTHENTICATED))
 RESERVED = ("preview", "recalculate")  # segments after /links/ that name routes, never a link
@@ -99,3 +108,26 @@ async def linked_rows(ns: str, ds: str, row_id: int, platform: PlatformDep, prin
                       limit: int = Query(100, ge=1, le=100)) -> dict:
     """The rows of other datasets that active links match with this row (by ``_id``)."""
     return await in_thread(platform.links.linked, principal, ns, ds, row_id, limit)
+
+
+@router.get("/namespaces/{ns}/ontology", response_model=Ontology, responses=error_responses(404))
+async def get_ontology(ns: str, platform: PlatformDep, principal: PrincipalDep) -> dict:
+    """The namespace's ontology: the active links touching it that this key can read both
+    ends of, as datasets (nodes) and links (edges) with match types and scores."""
+    return await in_thread(OntologyService(platform.links).get, principal, ns)
+
+
+@router.patch("/namespaces/{ns}/ontology", response_model=OntologyUpdated, responses=error_responses(400, 404))
+async def update_ontology(ns: str, body: OntologyUpdate, platform: PlatformDep, principal: PrincipalDep) -> dict:
+    """Add links (ids of suggestions to activate, or specs to create active) and remove them
+    (a link with a score goes back to a suggestion; a manual one without is deleted)."""
+    add = [a if isinstance(a, str) else a.model_dump(by_alias=True) for a in body.add]
+    return await in_thread(OntologyService(platform.links).update, principal, ns, add, body.remove)
+
+
+@router.post("/namespaces/{ns}/ontology/curate", response_model=OntologyCuration, responses=error_responses(404))
+async def curate_ontology(ns: str, body: OntologyCurate, platform: PlatformDep, principal: PrincipalDep) -> dict:
+    """A deterministic curator over the links touching the namespace (or one dataset): each
+    decision with its reason; ``activate`` activates the selected ones."""
+    return await in_thread(OntologyService(platform.links).curate, principal, ns, body.dataset,
+                           activate=body.activate, provider=body.provider, model=body.model)

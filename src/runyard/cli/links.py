@@ -125,3 +125,43 @@ def delete(link_id: Annotated[str, typer.Argument()], json_output: JsonOpt = Fal
     """Delete a link."""
     client().links.delete(link_id)
     outcome(json_output, {"deleted": link_id}, f"Deleted link [bold]{link_id}[/bold].")
+
+
+def _end_d(e: dict[str, Any]) -> str:
+    cols = e["column"] + (f",{e['lon_column']}" if e.get("lon_column") else "")
+    return f"{e['namespace']}/{e['dataset']}.{cols}"
+
+
+@app.command("ontology")
+@handle_errors
+def ontology(namespace: Annotated[str, typer.Argument()], json_output: JsonOpt = False) -> None:
+    """The namespace's ontology: its active links (edges) between datasets (nodes)."""
+    onto = client().links.ontology(namespace)
+    if json_output:
+        print_json(onto)
+        return
+    stdout().print(table(["ID", "MATCH", "FROM", "TO", "SCORE", "PAIRS"], [
+        [e["id"], e["match_type"], _end_d(e["from"]), _end_d(e["to"]),
+         "" if e["score"] is None else f"{e['score']:.3f}", "" if e["pair_count"] is None else e["pair_count"]]
+        for e in onto["edges"]]))
+
+
+@app.command("curate")
+@handle_errors
+def curate(
+    namespace: Annotated[str, typer.Argument()],
+    dataset: Annotated[str | None, typer.Option("--dataset", "-d", help="Only this dataset's links.")] = None,
+    activate: Annotated[bool, typer.Option("--activate", help="Activate the selected links.")] = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Curate the namespace's ontology: a decision, with its reason, for each link."""
+    out = client().links.curate(namespace, dataset=dataset, activate=activate)
+    if json_output:
+        print_json(out)
+        return
+    stdout().print(table(["ID", "DECISION", "FROM", "TO", "SCORE", "REASON"], [
+        [c["link"]["id"], c["decision"], _end_d(c["link"]["from"]), _end_d(c["link"]["to"]),
+         "" if c["link"]["score"] is None else f"{c['link']['score']:.3f}", c["reason"]]
+        for c in out["curated_links"]]))
+    verb = "activated" if activate else "selected"
+    stdout().print(f"{out['total_selected']} links {verb} over {out['datasets_processed']} datasets.")

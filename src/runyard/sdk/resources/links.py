@@ -134,6 +134,39 @@ class LinksAPI:
             timeout=timeout))
 
 
+    @endpoint
+    def ontology(self, namespace: str, *, timeout: Timeout = None) -> Plan[dict[str, Any]]:
+        """The namespace's ontology: ``nodes`` (datasets) and ``edges`` (its active links)."""
+        return dict((yield Send(RequestOptions("GET", f"/namespaces/{seg(namespace)}/ontology",
+                                               timeout=timeout))).json())
+
+    @endpoint
+    def update_ontology(self, namespace: str, *, add: list[str | Mapping[str, Any]] | None = None,
+                        remove: list[str] | None = None, timeout: Timeout = None) -> Plan[dict[str, Any]]:
+        """Add links (ids of suggestions, or specs as for ``create``: ``{"from": "ns/ds.col",
+        "to": …}``) to the ontology and remove links (a scored one goes back to a suggestion,
+        a manual one is deleted)."""
+        items: list[Any] = []
+        for a in add or []:
+            if isinstance(a, Mapping):
+                a = {**a, "from": _end(a["from"]), "to": _end(a["to"])}
+            items.append(a)
+        opts = RequestOptions("PATCH", f"/namespaces/{seg(namespace)}/ontology",
+                              json={"add": items, "remove": list(remove or [])}, idempotency_key="", timeout=timeout)
+        return dict((yield Send(opts)).json())
+
+    @endpoint
+    def curate(self, namespace: str, *, dataset: str | None = None, activate: bool = False,
+               provider: str | None = None, model: str | None = None,
+               timeout: Timeout = None) -> Plan[dict[str, Any]]:
+        """The deterministic curator's decisions over the namespace's links (``activate``:
+        the selected ones become active)."""
+        body = {**compact(dataset=dataset, provider=provider, model=model), "activate": activate}
+        opts = RequestOptions("POST", f"/namespaces/{seg(namespace)}/ontology/curate", json=body,
+                              idempotency_key="", timeout=timeout)
+        return dict((yield Send(opts)).json())
+
+
 class Links(LinksAPI, SyncResource):
     """``client.links``: links between datasets."""
 
