@@ -56,7 +56,7 @@ def test_curate_then_activate_and_read_the_ontology(api, unique):
     ns, found = _setup(api, unique)
     assert api.get(f"/namespaces/{ns}/ontology").json()["edges"] == []
 
-    r = api.post(f"/namespaces/{ns}/ontology/curate", json={"provider": "none", "model": "any"})
+    r = api.post(f"/namespaces/{ns}/ontology/curate", json={"model": "any"})
     assert r.status_code == 200, r.text
     out = r.json()
     assert out["datasets_processed"] == 3 and out["activated"] is False

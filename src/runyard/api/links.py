@@ -129,5 +129,5 @@ async def update_ontology(ns: str, body: OntologyUpdate, platform: PlatformDep, 
 async def curate_ontology(ns: str, body: OntologyCurate, platform: PlatformDep, principal: PrincipalDep) -> dict:
     """A deterministic curator over the links touching the namespace (or one dataset): each
     decision with its reason; ``activate`` activates the selected ones."""
-    return await in_thread(OntologyService(platform.links).curate, principal, ns, body.dataset,
+    return await in_thread(OntologyService(platform.links, platform.llm).curate, principal, ns, body.dataset,
                            activate=body.activate, provider=body.provider, model=body.model)

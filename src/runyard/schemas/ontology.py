@@ -65,7 +65,7 @@ class OntologyCurate(Request):
     dataset: str | None = Field(default=None, max_length=64, description="only the links touching this dataset")
     activate: bool = Field(False, description="activate the selected links")
     provider: str | None = Field(default=None, max_length=100,
-                                 description="accepted; the model review of borderline links is not built yet")
+                                 description="the provider reviewing the borderline links (default: the workspace's)")
     model: str | None = Field(default=None, max_length=200)
 
 
@@ -77,6 +77,13 @@ class CuratedLink(BaseModel):
     activated: bool = False
 
 
+class ModelReview(BaseModel):
+    provider: str
+    model: str | None = None
+    reviewed: int = Field(description="borderline links the model decided")
+    error: str | None = Field(None, description="the model call failed: the rules' decisions stand")
+
+
 class OntologyCuration(BaseModel):
     object: Literal["ontology_curation"] = "ontology_curation"
     namespace: str
@@ -86,4 +93,5 @@ class OntologyCuration(BaseModel):
     activated: bool
     provider: str | None = None
     model: str | None = None
+    model_review: ModelReview | None = Field(None, description="null: no provider configured (rules only)")
     curated_links: list[CuratedLink]

@@ -21,12 +21,17 @@ highest score first:
 4. a score at least ``SELECT_SCORE`` is selected (``select``); below it (the borderline
    ones, ``MIN_SCORE``..``SELECT_SCORE``) the decision is ``review``: left as suggestions.
 
-Every decision says ``reviewed_by: "rules"``; the model review of the borderline ones comes
-with the language-model layer (``provider``/``model`` are accepted and recorded meanwhile).
+When a language-model provider is configured (the one named by ``provider``, else the
+workspace default, else the environment's), the borderline ``review`` decisions of step 4 go
+to the model in one JSON-mode call (prompt ``curate_links``): each comes back ``select`` or
+``reject`` with the model's reason and ``reviewed_by: "model"`` (a select still yields to a
+claimed direction). Without a provider, or when the call fails (``model_review.error``), the
+decisions stay the rules' (``reviewed_by: "rules"``).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -35,6 +40,7 @@ import sqlalchemy as sa
 from runyard.services.access import Principal
 from runyard.services.errors import ValidationFailed
 from runyard.services.links import CHANGE_LINKS, LinkService
+from runyard.services.llm import LLMService, ModelCallFailed
 from runyard.store.tables_links import column_sketches, links
 
 SELECT_SCORE = 0.8  # a suggestion at least this is selected by the curator
@@ -77,8 +83,9 @@ def _own_id(column: str, dataset: str, distinct: int | None, rows: int | None) -
 
 
 class OntologyService:
-    def __init__(self, links_service: LinkService) -> None:
+    def __init__(self, links_service: LinkService, llm: LLMService | None = None) -> None:
         self.links = links_service
+        self.llm = llm
 
     # -- reading -----------------------------------------------------------------------------
     def _touching(self, principal: Principal, namespace: str, dataset: str | None = None,
@@ -206,6 +213,7 @@ class OntologyService:
                 for d in directions(v):
                     claimed.setdefault(d, v["id"])
             decisions.append({"link": v, "decision": decision, "reason": reason, "reviewed_by": "rules"})
+        review = self._model_review(principal, decisions, claimed, directions, provider, model)
         selected = [d for d in decisions if d["decision"] == "select"]
         if activate:
             for d in selected:
@@ -213,7 +221,61 @@ class OntologyService:
                 d["activated"] = True
         return {"object": "ontology_curation", "namespace": namespace, "dataset": dataset,
                 "datasets_processed": len(scope), "total_selected": len(selected), "activated": activate,
-                "provider": provider, "model": model, "curated_links": decisions}
+                "provider": provider, "model": model, "model_review": review, "curated_links": decisions}
+
+    def _model_review(self, principal: Principal, decisions: list[dict[str, Any]], claimed: dict[Any, str],
+                      directions: Any, provider: str | None, model: str | None) -> dict[str, Any] | None:
+        """The model's decision on the borderline suggestions (None: no provider, or none)."""
+        borderline = [d for d in decisions if d["decision"] == "review" and d["link"]["status"] == "suggested"
+                      and d["link"]["match_type"] == "ExactMatch" and d["link"]["score"] is not None]
+        if self.llm is None or not borderline:
+            return None
+        chosen = self.llm.resolve(principal, provider, required=provider is not None)
+        if chosen is None:
+            return None
+        from runyard.llm.prompts import render_prompt
+
+        def end(e: dict[str, Any]) -> str:
+            return f"{e['namespace']}/{e['dataset']}.{e['column']}"
+
+        items = []
+        for d in borderline:
+            v, ev = d["link"], d["link"]["evidence"] or {}
+            items.append({"id": v["id"], "from": end(v["from"]), "to": end(v["to"]), "score": v["score"],
+                          **{k: ev.get(k) for k in ("jaccard", "containment_a", "containment_b", "overlap",
+                                                    "from_distinct", "to_distinct")},
+                          "samples": [str(x)[:80] for x in (ev.get("samples") or [])[:5]]})
+        messages = [{"role": "system", "content": render_prompt("curate_links.system")},
+                    {"role": "user", "content": render_prompt("curate_links.user", links=json.dumps(items))}]
+        out: dict[str, Any] = {"provider": chosen.name, "model": model or chosen.default_model, "reviewed": 0,
+                               "error": None}
+        try:
+            answer = self.llm.complete_json(principal, "curate_links", messages, provider=chosen, model=model)
+        except ModelCallFailed as exc:
+            out["error"] = str(exc)
+            return out
+        got = {}
+        for x in (answer.parsed or {}).get("decisions") or []:
+            if isinstance(x, dict) and x.get("decision") in ("select", "reject") and isinstance(x.get("id"), str):
+                got[x["id"]] = x
+        for d in borderline:
+            x = got.get(d["link"]["id"])
+            if x is None:
+                continue
+            reason = str(x.get("reason") or "")[:500] or "(no reason given)"
+            d["reviewed_by"] = "model"
+            out["reviewed"] += 1
+            taken = [claimed[k] for k in directions(d["link"]) if k in claimed]
+            if x["decision"] == "select" and taken:
+                d["decision"], d["reason"] = "reject", (f"the model would select it ({reason}), but a kept or "
+                                                        f"selected link ({taken[0]}) has its direction")
+            elif x["decision"] == "select":
+                d["decision"], d["reason"] = "select", f"model: {reason}"
+                for k in directions(d["link"]):
+                    claimed.setdefault(k, d["link"]["id"])
+            else:
+                d["decision"], d["reason"] = "reject", f"model: {reason}"
+        return out
 
     @staticmethod
     def _decide(v: dict[str, Any], counts: dict[tuple[str, str, str], tuple[int, int]], claimed: dict[Any, str],
