@@ -181,3 +181,34 @@ def test_visible_only_with_both_ends(server, api, unique):
         assert r.status_code == 404
     # the admin sees it from either end
     assert [i["id"] for i in api.get("/links", params={"namespace": a, "status": "active"}).json()["items"]] == [link_id]
+
+
+def test_evidence_reads_as_the_link_does_after_its_other_end_is_ingested_again(api, unique):
+    """A suggestion re-scored after an ingestion into its `to` end keeps its direction, and
+    its evidence says each end's counts on the right side."""
+    ns = _setup(api, unique)
+
+    def link() -> dict:
+        items = _wait_for_suggestion(api, ns, {"orders.customer", "customers.customer"})
+        return next(i for i in items if {i["from"]["dataset"], i["to"]["dataset"]} == {"orders", "customers"}
+                    and i["from"]["column"] == i["to"]["column"] == "customer")
+
+    first = link()
+    target = first["to"]["dataset"]
+    if target == "customers":  # ten more distinct customers: 50
+        more = [{"customer": f"C-{i:04d}", "name": f"Name {i}", "vip": False} for i in range(40, 50)]
+        want = {"customers": 50, "orders": 30}
+    else:  # orders of ten more customers: 40
+        more = [{"order": 1000 + i, "customer": f"C-{i:04d}", "amount": 1.0, "vip": False} for i in range(30, 40)]
+        want = {"customers": 40, "orders": 40}
+    assert api.post(f"/namespaces/{ns}/datasets/{target}/rows", json=more).status_code in (200, 201)
+    deadline = time.monotonic() + 60
+    while True:
+        now = link()
+        distinct = {now["from"]["dataset"]: now["evidence"]["from_distinct"],
+                    now["to"]["dataset"]: now["evidence"]["to_distinct"]}
+        if distinct[target] == want[target] or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert now["id"] == first["id"] and now["from"] == first["from"]
+    assert distinct == want, now

@@ -52,6 +52,20 @@ MAX_PAGE = 1000
 MAX_LINKED = 100
 
 
+# Evidence fields that name one end of a link, and their counterpart at the other end.
+_EVIDENCE_ENDS = (("from_distinct", "to_distinct"), ("containment_a", "containment_b"),
+                  ("containment_left", "containment_right"))
+
+
+def reversed_evidence(evidence: dict[str, Any]) -> dict[str, Any]:
+    """``evidence`` as seen from the other end of the link."""
+    out = dict(evidence)
+    for one, other in _EVIDENCE_ENDS:
+        if one in evidence or other in evidence:
+            out[one], out[other] = evidence.get(other), evidence.get(one)
+    return out
+
+
 class LinkService:
     def __init__(self, db: Database, blobs: BlobStore, datasets_service: DatasetService, *, memory_mb: int = 2048,
                  threads: int = 2, max_pairs: int = 5_000_000, max_datasets: int = 200,
@@ -526,8 +540,12 @@ class LinkService:
                 signature = self.signature("ExactMatch", a_id, [a_col], b_id, [b_col])
                 keep.add(signature)
                 evidence = {k: v for k, v in f["evidence"].items() if k != "score"}
-                existing = conn.execute(sa.select(links.c.id, links.c.status).where(
+                existing = conn.execute(sa.select(links.c.id, links.c.status, links.c.from_dataset_id,
+                                                  links.c.from_columns).where(
                     links.c.workspace_id == ds_row.workspace_id, links.c.signature == signature)).first()
+                if existing is not None and (existing.from_dataset_id, list(existing.from_columns or [])) \
+                        != (a_id, [a_col]):
+                    evidence = reversed_evidence(evidence)  # scored from the other end: said as the link reads
                 if existing is None:
                     conn.execute(links.insert().values(
                         id=new_id("lnk"), workspace_id=ds_row.workspace_id, signature=signature, status="suggested",
