@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import sys
 import time
 from pathlib import Path
@@ -349,6 +350,63 @@ def query(
     more = " (more rows: --format csv gives them all)" if result.next_cursor or result.truncated else ""
     elapsed = f" in {result.elapsed_ms:.0f} ms" if result.elapsed_ms is not None else ""
     note(f"[dim]{result.row_count} row(s){elapsed}{more}[/dim]")
+
+
+# ---------------------------------------------------------------------------- ask
+
+
+def _ask_summary(step: Any) -> str:
+    """One line for a step: its rows (or its error), short."""
+    if step.error:
+        return f"[red]{escape(str(step.error.get('code', 'error')))}:[/red] {escape(str(step.error.get('message', '')))}"
+    count = step.row_count if step.row_count is not None else len(step.rows or [])
+    first = (step.rows or [None])[0]
+    shown = ", ".join(f"{k}={v}" for k, v in first.items()) if isinstance(first, dict) else ""
+    if len(shown) > 120:
+        shown = shown[:117] + "…"
+    more = "+" if step.truncated else ""
+    return f"{count}{more} row(s)" + (f": {escape(shown)}" + (" …" if count > 1 else "") if shown else "")
+
+
+@app.command("ask")
+@handle_errors
+def ask(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    namespace: Annotated[str | None, typer.Option(
+        "--namespace", "-n", help="The datasets the model may query (default: all this key can read).")] = None,
+    helper_prompt: Annotated[str | None, typer.Option("--helper-prompt", help="Extra instructions.")] = None,
+    provider: Annotated[str | None, typer.Option("--provider", help="The model provider.")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="The model.")] = None,
+    max_steps: Annotated[int | None, typer.Option("--max-steps", min=1, max=20,
+                                                  help="At most this many queries (6).")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="One JSON event per line, as they come.")] = False,
+) -> None:
+    """Answer a question by letting a language model run read-only queries.
+
+    The plan and each query (its SQL and a summary of its rows) are shown on stderr as they
+    happen, the answer on stdout. Exit 1 when the model call fails (an error event)."""
+    events = client().llm.ask(question, namespace=namespace, helper_prompt=helper_prompt, provider=provider,
+                              model=model, max_steps=max_steps)
+    failed = False
+    for event in events:
+        failed = failed or event.event == "error"
+        if json_output:
+            sys.stdout.write(json.dumps(event.to_dict(), default=str) + "\n")
+            sys.stdout.flush()
+        elif event.event == "plan":
+            names = ", ".join(event.datasets) or "none"
+            note(f"[dim]Plan: up to {event.max_steps} queries over {escape(names)}"
+                 f"{f' with {escape(event.provider)}' if event.provider else ''}[/dim]")
+        elif event.event == "step":
+            note(f"[bold]Step {event.index}[/bold] [dim]SQL: {escape(event.sql or '')}[/dim]")
+            note(f"  {_ask_summary(event)}")
+        elif event.event == "answer":
+            sys.stdout.write(event.answer + "\n")
+            sys.stdout.flush()
+        elif event.event == "error":
+            stderr().print(f"[red]error:[/red] {escape(event.code)}: {escape(event.message)}", highlight=False)
+    if failed:
+        raise typer.Exit(int(Exit.ERROR))
 
 
 # ---------------------------------------------------------------------------- users

@@ -16,6 +16,11 @@ __all__ = [
     "RunyardModel",
     "LLMProvider",
     "InferredDescription",
+    "AskPlan",
+    "AskStep",
+    "AskAnswer",
+    "AskError",
+    "AskEvent",
     "Token",
     "Tool",
     "ToolVersion",
@@ -813,3 +818,52 @@ class InferredDescription(RunyardModel):
     model: str | None = None
     #: The model calls: messages, answer, tokens, ms.
     trace: list[dict[str, Any]] = []
+
+
+class AskPlan(RunyardModel):
+    """The first event of ``client.llm.ask``: what the model may query."""
+
+    event: Literal["plan"] = "plan"
+    question: str = ""
+    provider: str | None = None
+    max_steps: int | None = None
+    #: ``ns.ds`` of every dataset the model is shown.
+    datasets: list[str] = []
+
+
+class AskStep(RunyardModel):
+    """One query the model ran: its rows (at most 50), or the ``error`` given back to it."""
+
+    event: Literal["step"] = "step"
+    index: int = 0
+    sql: str | None = None
+    columns: list[str] | None = None
+    rows: list[dict[str, Any]] | None = None
+    row_count: int | None = None
+    truncated: bool | None = None
+    #: ``{code, message}`` when the query was refused or failed (nothing ran).
+    error: dict[str, Any] | None = None
+
+
+class AskAnswer(RunyardModel):
+    """The model's answer (the last event of ``ask``; what ``autorag`` returns)."""
+
+    event: Literal["answer"] = "answer"
+    answer: str = ""
+    steps: list[AskStep] = []
+    #: The model calls: messages, answer, tokens, ms.
+    trace: list[dict[str, Any]] = []
+
+
+class AskError(RunyardModel):
+    """The last event of ``ask`` when it failed after the stream started
+    (``llm_error``, ``llm_timeout``, ``llm_invalid_response``, ``llm_too_many_steps``)."""
+
+    event: Literal["error"] = "error"
+    code: str = ""
+    message: str = ""
+    status: int | None = None
+
+
+#: An event of ``client.llm.ask``.
+AskEvent = AskPlan | AskStep | AskAnswer | AskError

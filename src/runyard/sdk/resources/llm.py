@@ -1,19 +1,33 @@
 """``client.llm``: language-model providers (admins) and the model features that are not a
-flag on another call (``infer_description``). Natural-language queries are
-``client.datasets.query(question, natural_language=True)``."""
+flag on another call (``infer_description``, ``ask``, ``autorag``). Natural-language queries
+are ``client.datasets.query(question, natural_language=True)``."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import httpx
+
 from .._base import RequestOptions, Timeout
-from .._endpoint import Listing, Plan, Send, endpoint, listing
-from ..models import InferredDescription, LLMProvider
+from .._endpoint import Close, Emit, Listing, Open, Plan, Read, Send, endpoint, listing, streamed
+from ..errors import APIConnectionError
+from ..models import AskAnswer, AskError, AskEvent, AskPlan, AskStep, InferredDescription, LLMProvider
+from ..streaming import SSEDecoder
 from ._resource import AsyncResource, SyncResource, compact, seg
 
 __all__ = ["LLM", "AsyncLLM"]
 _UNSET: Any = object()
+#: How long ``ask`` waits for its next event (a model call, retries included, or a query).
+ASK_READ_TIMEOUT = 600.0
+_ASK_EVENTS: dict[str, type[AskEvent]] = {"plan": AskPlan, "step": AskStep, "answer": AskAnswer,
+                                          "error": AskError}
+
+
+def _ask_body(query: str, namespace: str | None, helper_prompt: str | None, provider: str | None,
+              model: str | None, max_steps: int | None) -> dict[str, Any]:
+    return compact(query=query, namespace=namespace, helper_prompt=helper_prompt, provider=provider, model=model,
+                   max_steps=max_steps)
 
 
 class LLMAPI:
@@ -102,6 +116,70 @@ class LLMAPI:
         opts = RequestOptions("POST", f"/namespaces/{seg(namespace)}/datasets/{seg(dataset)}/infer-description",
                               json=body, idempotency_key="", timeout=timeout)
         return InferredDescription.model_validate((yield Send(opts)).json())
+
+    @streamed
+    def ask(
+        self,
+        query: str,
+        *,
+        namespace: str | None = None,
+        helper_prompt: str | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+        max_steps: int | None = None,
+        timeout: Timeout = None,
+    ) -> Plan[None]:
+        """A question answered by the model running read-only queries under this key's
+        grants: an iterator (``async for`` on :class:`AsyncLLM`) of the events as the server
+        streams them — one :class:`AskPlan`, an :class:`AskStep` per query, then an
+        :class:`AskAnswer` (its ``steps``: the steps streamed before it) or an :class:`AskError` (a failure after the stream started is an
+        event, not an exception; a refusal before it — no provider, an unknown namespace —
+        raises as any call). Nothing is saved."""
+        opts = RequestOptions(
+            "POST", "/ask", json=_ask_body(query, namespace, helper_prompt, provider, model, max_steps),
+            headers={"Accept": "text/event-stream"}, idempotency_key="", max_retries=0,
+            timeout=timeout if timeout is not None else httpx.Timeout(ASK_READ_TIMEOUT, connect=10.0),
+        )
+        stream = yield Open(opts, lines=True)
+        decoder = SSEDecoder()
+        steps: list[AskStep] = []
+        while (line := (yield Read(stream))) is not None:
+            sse = decoder.decode(line)
+            model_type = _ASK_EVENTS.get(sse.event) if sse is not None else None
+            if sse is None or model_type is None:  # a keep-alive, or an event this SDK does not know
+                continue
+            data = {**(sse.json() if sse.data else {}), "event": sse.event}
+            if sse.event == "answer" and not isinstance(data.get("steps"), list):
+                data["steps"] = steps  # the stream's answer counts the steps; give them, as autorag does
+            event = model_type.model_validate(data)
+            if isinstance(event, AskStep):
+                steps.append(event)
+            yield Emit(event)
+            if isinstance(event, (AskAnswer, AskError)):
+                yield Close(stream)
+                return
+        raise APIConnectionError("the ask stream ended without an answer or error event")
+
+    @endpoint
+    def autorag(
+        self,
+        query: str,
+        *,
+        namespace: str | None = None,
+        helper_prompt: str | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+        max_steps: int | None = None,
+        timeout: Timeout = None,
+    ) -> Plan[AskAnswer]:
+        """``ask`` answered at once: the answer, the queries the model ran (``steps``) and
+        the trace. A failure raises (502 ``llm_error``/``llm_too_many_steps``…, 504
+        ``llm_timeout``, 409 ``llm_not_configured``)."""
+        opts = RequestOptions("POST", "/autorag",
+                              json=_ask_body(query, namespace, helper_prompt, provider, model, max_steps),
+                              idempotency_key="", max_retries=0,
+                              timeout=timeout if timeout is not None else ASK_READ_TIMEOUT)
+        return AskAnswer.model_validate((yield Send(opts)).json())
 
 
 class LLM(LLMAPI, SyncResource):
