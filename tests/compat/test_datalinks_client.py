@@ -352,27 +352,24 @@ def test_usage_by_day_and_history(space: DataLinksAPI) -> None:
 
 # -- links, ontology and LLM methods: not_implemented -----------------------------------------------
 def test_links_and_llm_methods_answer_not_implemented(space: DataLinksAPI) -> None:
+    # ask, autorag and natural-language queries are served (test_datalinks_nl.py): without a
+    # provider they answer 409 llm_not_configured.
     with pytest.raises(DataLinksRequestError) as caught:
         space.autorag("which city is the oldest person from?")
+    assert caught.value.status_code == 409 and error_body(caught.value)["error_code"] == "llm_not_configured"
+
+    with pytest.raises(DataLinksRequestError) as caught:
+        space.save_ontology(add=[{"origin": "a.b.c", "destination": "d.e.f"}])
     assert caught.value.status_code == 501
     body = error_body(caught.value)
     assert body["error_code"] == "not_implemented" and "issue 17" in body["message"]
     assert "issue 17" in str(caught.value)  # the client's own message carries it
 
     with pytest.raises(DataLinksRequestError) as caught:
-        list(space.ask("who is oldest?"))
-    assert caught.value.status_code == 501
-
-    with pytest.raises(DataLinksRequestError) as caught:
-        space.save_ontology(add=[{"origin": "a.b.c", "destination": "d.e.f"}])
-    assert caught.value.status_code == 501 and error_body(caught.value)["error_code"] == "not_implemented"
-
-    with pytest.raises(DataLinksRequestError) as caught:
         space.infer_dataset_description(PEOPLE)
     assert caught.value.status_code == 501
 
-    assert space.get_ontology() is None  # reads answer None
-    assert space.query_data("who is the oldest?", is_natural_language=True) is None
+    assert space.get_conversation("c-1") is None  # reads answer None
 
 
 def test_ingest_with_an_llm_pipeline_is_refused_not_ignored(space: DataLinksAPI) -> None:
@@ -398,7 +395,7 @@ def test_the_async_client_speaks_the_same_wire(server: Server) -> None:
             info = await api.get_dataset_info()
             assert info is not None and info.metadata.row_count == 3
             with pytest.raises(DataLinksRequestError) as caught:
-                await api.autorag("anything?")
+                await api.infer_dataset_description(PEOPLE)
             assert caught.value.status_code == 501
 
     asyncio.run(main())

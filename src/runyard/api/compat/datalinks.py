@@ -12,7 +12,12 @@ contract is DataLinks'). Translation rules, documented in docs/compat.md:
   ``ing_<ULID>`` and its UUID are the same 128 bits, so either form is accepted back.
 - Errors answer DataLinks' error shape (``error_code``, ``message``), which the client
   prints in full, with runyard's envelope beside it under ``error``. Features of the ontology,
-  pipelines and natural-language issue (17) answer 501 ``not_implemented``.
+  pipelines and natural-language issue (17) not served yet (save_ontology, agent runs,
+  conversations, LLM inference) answer 501 ``not_implemented``.
+- Natural language (``naturalLanguageQuery``, ``/query/ask``, ``/query/autorag``) is runyard's
+  model features (services.llm_features) under the caller's key; ask's events are translated
+  into the client's (``plan`` ``steps``/``reasoning``, zero-based ``step`` ``index``/``query``/
+  ``data``, ``answer`` ``response``). The ontology reads and curation are services.ontology's.
 - Links are runyard's (services.links) as ``ApiLink`` (``origin``/``destination``
   ``ri.<owner>.<namespace>.<dataset>.<column>``, ``matchType``, ``hits`` = matched row pairs),
   the options' wire names mapped onto runyard's (``minDistinct`` → ``min_distinct``,
@@ -25,12 +30,13 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -41,6 +47,7 @@ from runyard.api.offload import in_thread
 from runyard.api.responses import JSON
 from runyard.services.access import Principal
 from runyard.services.errors import Conflict, DomainError, NotFound, ValidationFailed
+from runyard.services.ontology import OntologyService
 from runyard.timeutil import parse_rfc3339
 from runyard.wiring import Platform
 
@@ -611,13 +618,20 @@ async def abort_multipart_upload(username: str, namespace: str, dataset: str, bo
 # -- query -------------------------------------------------------------------------------------
 def _query(platform: Platform, principal: Principal, body: QueryBody) -> dict[str, Any]:
     namespace, dataset, text = body.namespace or None, body.dataset or None, body.query.strip()
+    question = (body.natural_language_query or "").strip()
     ontology = _ONTOLOGY_QUERY.match(text)
-    if ontology:  # what the client sends for query_data() without a query: the whole dataset
+    if ontology and not question:  # what the client sends for query_data() without a query: the whole dataset
         namespace, dataset, text = ontology.group(1) or namespace, ontology.group(2), "*"
-    if not text:
+    if not text and not question:
         raise ValidationFailed('query is "*" (every row of the dataset) or SQL', details={"field": "query"})
     if namespace is not None:
         check_owner(platform, principal, body.username or SELF, namespace)
+    original, trace = body.query, None
+    if question:  # the model writes one SQL query over the datasets this key can read (read-only guard)
+        text, trace = platform.llm_features.question_to_sql(principal, question, namespace=namespace,
+                                                            dataset=dataset, provider=body.provider,
+                                                            model=body.model)
+        original, dataset = question, None  # the model names its tables: the SQL is not scoped to one
     rows: list[dict[str, Any]] = []
     cursor = None
     columns: list[Any] = []
@@ -636,8 +650,11 @@ def _query(platform: Platform, principal: Principal, body: QueryBody) -> dict[st
     starting = f"{namespace}.{dataset}" if dataset else None
     out: dict[str, Any] = {
         "data": rows, "resultType": "Rows",
-        "metadata": {"count": len(rows), "executedQuery": text, "originalQuery": body.query,
+        "metadata": {"count": len(rows), "executedQuery": text, "originalQuery": original,
                      "startingDataset": starting, "finalDataset": starting, "columns": columns}}
+    if trace is not None:
+        out["metadata"]["naturalLanguage"] = True
+        out["trace"] = [trace]
     if body.explain_requested:  # runyard explains in a run of its own (DuckDB's plan, no rows)
         out["explain"] = platform.queries.run(principal, query=text, namespace=namespace, dataset=dataset,
                                               explain=True)["explain"]
@@ -646,8 +663,6 @@ def _query(platform: Platform, principal: Principal, body: QueryBody) -> dict[st
 
 @router.post("/query")
 async def query_data(body: QueryBody, platform: PlatformDep, principal: PrincipalDep) -> dict:
-    if body.natural_language_query:
-        raise not_served("natural-language queries (`naturalLanguageQuery`)")
     return await in_thread(_query, platform, principal, body)
 
 
@@ -1005,6 +1020,143 @@ async def revoke_namespace_share(username: str, namespace: str, body: ShareBody,
     return Response(status_code=204)
 
 
+# -- natural-language answers (services.llm_features.ask) --------------------------------------
+class StageModel(Body):
+    model: str | None = None
+    provider: str | None = None
+
+
+class AutoRagBody(Body):
+    username: str = SELF
+    namespace: str | None = None
+    query: str = Field(min_length=1, max_length=10_000)
+    helper_prompt: str | None = Field(default=None, alias="helperPrompt", max_length=10_000)
+    model: str | None = None
+    provider: str | None = None
+    models: dict[str, StageModel | None] | None = None
+    conversation_id: str | None = Field(default=None, alias="conversationId")
+    web_search: bool | None = Field(default=None, alias="webSearch")
+    caller_context: Any = Field(default=None, alias="callerContext")
+
+
+def _ask_events(platform: Platform, principal: Principal, body: AutoRagBody) -> Any:
+    """runyard's ask events for the client's request; what runyard cannot honour is refused."""
+    if body.conversation_id is not None:
+        raise not_served("conversations (`conversationId`)")
+    if body.caller_context is not None:
+        raise not_served("caller context (`callerContext`)")
+    stages = {k: v for k, v in (body.models or {}).items() if v is not None and (v.model or v.provider)}
+    if stages:  # one model answers every stage in runyard
+        raise NotServed("per-stage models (`models`) are not served: runyard's ask uses one provider and "
+                        "model for every stage; pass `model`/`provider`", details={"feature": "models"})
+    namespace = body.namespace or None
+    if namespace is not None:
+        check_owner(platform, principal, body.username or SELF, namespace)
+    return platform.llm_features.ask(principal, body.query, namespace=namespace, helper_prompt=body.helper_prompt,
+                                     provider=body.provider, model=body.model)
+
+
+def wire_step(step: dict[str, Any]) -> dict[str, Any]:
+    """A runyard ``step`` (1-based ``index``, ``sql``, ``rows`` or ``error``) as the client's step:
+    zero-based ``index``, ``instruction``, ``query``, ``reasoning``, ``data``; runyard's fields beside."""
+    error = step.get("error")
+    reasoning = f"refused: {error.get('message')}" if isinstance(error, dict) else ""
+    return {**step, "index": int(step.get("index", 1)) - 1, "instruction": "run_sql",
+            "query": step.get("sql") or "", "reasoning": reasoning, "data": step.get("rows") or []}
+
+
+def wire_event(event: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    kind = event.pop("event")
+    if kind == "plan":  # runyard's model plans as it goes: no steps known up front
+        datasets = ", ".join(event.get("datasets") or []) or "none"
+        return kind, {**event, "steps": [], "reasoning": f"answering with read-only SQL over: {datasets}"}
+    if kind == "step":
+        return kind, wire_step(event)
+    if kind == "answer":
+        return kind, {**event, "response": event.get("answer", "")}
+    return kind, event  # error: code, message, status
+
+
+def _sse(kind: str, data: dict[str, Any]) -> bytes:
+    return f"event: {kind}\ndata: {json.dumps(data, default=str)}\n\n".encode()
+
+
+@router.post("/query/ask")
+async def ask(body: AutoRagBody, platform: PlatformDep, principal: PrincipalDep) -> Response:
+    events = await in_thread(_ask_events, platform, principal, body)
+    first = await in_thread(next, events)  # refusals (no provider, an unseen namespace) answer as errors
+
+    async def stream() -> AsyncIterator[bytes]:
+        yield _sse(*wire_event(first))
+        while (event := await in_thread(next, events, None)) is not None:
+            yield _sse(*wire_event(event))
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def _autorag(platform: Platform, principal: Principal, body: AutoRagBody) -> dict[str, Any]:
+    steps: list[dict[str, Any]] = []
+    for event in _ask_events(platform, principal, body):
+        kind = event.pop("event")
+        if kind == "step":
+            steps.append(wire_step(event))
+        elif kind == "answer":
+            return {"response": event["answer"], "steps": steps, "trace": event["trace"]}
+        elif kind == "error":
+            raise DomainError(event["message"], code=event["code"], status=event["status"],
+                              details={"steps": steps} if steps else None)
+    raise DomainError("the model gave no answer", code="llm_invalid_response", status=502)
+
+
+@router.post("/query/autorag")
+async def autorag(body: AutoRagBody, platform: PlatformDep, principal: PrincipalDep) -> dict:
+    return await in_thread(_autorag, platform, principal, body)
+
+
+# -- the ontology (services.ontology) ------------------------------------------------------------
+class CurateBody(Body):
+    namespace: str = Field(min_length=1, max_length=64)
+    dataset: str | None = Field(default=None, max_length=64)
+    model: str | None = None
+    provider: str | None = None
+    activate: bool = False
+
+
+def _get_ontology(platform: Platform, principal: Principal, username: str, namespace: str,
+                  dataset: str) -> list[dict[str, Any]]:
+    check_owner(platform, principal, username, namespace)
+    owner = Owners(platform, principal)  # a dataset out of sight is 404, as on runyard's API
+    return [api_link(v, owner) for v in platform.links.list(principal, namespace, dataset, "active")["items"]]
+
+
+@router.get("/ontology/{username}/{namespace}/{dataset}")
+async def get_ontology(username: str, namespace: str, dataset: str, platform: PlatformDep,
+                       principal: PrincipalDep) -> list:
+    return await in_thread(_get_ontology, platform, principal, username, namespace, dataset)
+
+
+def _curate(platform: Platform, principal: Principal, body: CurateBody) -> dict[str, Any]:
+    out = OntologyService(platform.links, platform.llm).curate(principal, body.namespace, body.dataset,
+                                                               activate=body.activate, provider=body.provider,
+                                                               model=body.model)
+    owner = Owners(platform, principal)
+    result: dict[str, Any] = {"datasetsProcessed": out["datasets_processed"], "totalSelected": out["total_selected"],
+                              "decisions": [{"link": api_link(d["link"], owner), "decision": d["decision"],
+                                             "reason": d["reason"], "reviewedBy": d.get("reviewed_by")}
+                                            for d in out["curated_links"]],
+                              "modelReview": out.get("model_review")}
+    if not body.activate:  # as the reference: the selected links, only when not activated
+        result["curatedLinks"] = [api_link(d["link"], owner) for d in out["curated_links"]
+                                  if d["decision"] == "select"]
+    return result
+
+
+@router.post("/ontology/curate-links")
+async def curate_links(body: CurateBody, platform: PlatformDep, principal: PrincipalDep) -> dict:
+    return await in_thread(_curate, platform, principal, body)
+
+
 # -- not served --------------------------------------------------------------------------------
 def _refusal(message: str | None, feature: str) -> Callable[..., Coroutine[Any, Any, None]]:
     async def refuse(principal: PrincipalDep) -> None:  # authenticated first: no key is 401, not 501
@@ -1020,11 +1172,7 @@ _DATASET_SHARES = ("runyard shares whole namespaces, not single datasets: share 
 _FILE_SESSIONS = ("multi-file upload sessions (/file-upload) are not served: upload each file with "
                   "prepare_multipart_upload / finish_multipart_upload")
 NOT_SERVED: list[tuple[str, str, str, str | None]] = [
-    ("POST", "/ontology/curate-links", "ontology curation (curate_links)", None),
-    ("GET", "/ontology/{username}/{namespace}/{dataset}", "the ontology (get_ontology)", None),
     ("POST", "/ontology/{username}/{namespace}/{dataset}", "the ontology (save_ontology)", None),
-    ("POST", "/query/autorag", "natural-language answers (autorag)", None),
-    ("POST", "/query/ask", "natural-language answers (ask)", None),
     ("GET", "/query/runs/{run_id}", "agent runs (get_agent_run_status)", None),
     ("DELETE", "/query/runs/{run_id}", "agent runs (delete_agent_run)", None),
     ("POST", "/query/runs/{run_id}/resume", "agent runs (resume_agent_run)", None),
