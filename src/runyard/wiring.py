@@ -88,6 +88,7 @@ class Platform:
         self.links = LinkService(self.db, self.blobs, self.datasets, memory_mb=settings.query_memory_mb,
                                  threads=2)
         self.datasets.on_ingested = self.links.after_ingestion
+        self.links.curator = self._curate_after_ingestion  # an ingestion's ``curate: true``
         self.secrets = SecretService(self.db, self.cipher)
         self.outbound = OutboundPolicy.from_setting(settings.outbound_allow)
         self.llm = LLMService(self.db, self.cipher, self.usage_recorder, self.outbound, env_provider=env_provider(
@@ -162,6 +163,12 @@ class Platform:
     def running_executor(self) -> Executor | None:
         """The executor if this node has started one (it has workers), else None."""
         return self._executor
+
+    def _curate_after_ingestion(self, workspace_id: str, dataset_id: str, user_id: str | None,
+                                ingestion_ids: list[str]) -> None:
+        from runyard.services.ontology import OntologyService
+        OntologyService(self.links, self.llm).curate_after_ingestion(workspace_id, dataset_id, user_id,
+                                                                     ingestion_ids)
 
     def _infer_schema(self, source_dir: Path, module: str, entrypoint: str, requirements: list[str]) -> dict[str, Any]:
         from runyard.engine.introspect import inspect_entrypoint

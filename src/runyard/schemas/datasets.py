@@ -86,6 +86,9 @@ class RowsIngested(BaseModel):
     ingested: int
     failed: list[RowFailure] = Field(default_factory=list)
     snapshot: int
+    curation: dict[str, Any] | None = Field(default=None, description=(
+        "with curate: `{status: pending}` (the curation runs once the link suggestions are computed; "
+        "its outcome is the ingestion's `attributes.curation`), or `skipped` when no rows were stored"))
 
 
 class IngestionView(BaseModel):
@@ -126,6 +129,9 @@ class FileOptions(Request):
     on_error: Literal["skip", "abort"] = "skip"
     pipeline: list[Any] | None = Field(
         default=None, description="steps applied to every batch before it is stored (docs/data.md, Pipelines)")
+    curate: StrictBool | None = Field(default=None, description=(
+        "after the ingestion commits and its link suggestions are computed, curate the namespace's ontology "
+        "with activate, as the ingesting user; the outcome in the ingestion's `attributes.curation`"))
 
 
 class UploadCreate(Request):
@@ -232,6 +238,10 @@ class QueryResult(BaseModel):
     next_cursor: str | None = None
     elapsed_ms: float | None = None
     explain: dict[str, Any] | None = None
+    links: list[dict[str, Any]] | None = Field(default=None, description=(
+        "explain: the active links between the datasets the query reads (this key reads both ends): "
+        "`{id, match_type, options, from: {namespace, dataset, columns, table}, to: {…}, score, pair_count, "
+        "join_condition, note}`; `join_condition` is DuckDB SQL naming the tables as the query does"))
     sql: str | None = Field(default=None, description="is_natural_language: the SQL the model wrote (and that ran); "
                             "page on with it as `query`")
     trace: list[dict[str, Any]] | None = Field(default=None, description="is_natural_language: the model calls")

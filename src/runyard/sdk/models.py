@@ -414,6 +414,9 @@ class RowsIngested(RunyardModel):
     ingested: int = 0
     failed: list[RowFailure] = []
     snapshot: int | None = None
+    #: With ``curate=True``: ``{"status": "pending"}`` (the outcome: the ingestion's
+    #: ``attributes["curation"]``), or ``skipped`` when no rows were stored.
+    curation: dict[str, Any] | None = None
 
 
 class IngestedBatch(RunyardModel):
@@ -556,6 +559,9 @@ class QueryResult(RunyardModel):
     elapsed_ms: float | None = None
     #: With ``explain=True``: the resolved SQL, the snapshots read and DuckDB's plan.
     explain: dict[str, Any] | None = None
+    #: With ``explain=True``: the active links between the datasets read, each with a
+    #: ``join_condition`` (DuckDB SQL) and a ``note``.
+    links: list[dict[str, Any]] | None = None
     #: With ``is_natural_language=True``: the SQL the model wrote (page on with it as the query).
     sql: str | None = None
     #: With ``is_natural_language=True``: the model calls (messages, answer, tokens, ms).

@@ -154,7 +154,8 @@ class DatasetService:
         self._manifests_lock = threading.Lock()
         namespaces_service.on_delete = self._delete_namespace_data
         # Called after each committed ingestion (workspace, dataset, user): the links' work.
-        self.on_ingested: Callable[[str, str, str | None], None] = lambda ws_id, ds_id, user_id: None
+        # (workspace id, dataset id, user id, curate_ingestion=ingestion id or None): services.links
+        self.on_ingested: Callable[..., None] = lambda ws_id, ds_id, user_id, curate_ingestion=None: None
 
     # -- lookups ---------------------------------------------------------------------------
     def _row(self, conn: sa.Connection, ns: NamespaceAccess, name: str) -> Any:
@@ -453,10 +454,13 @@ class DatasetService:
 
     def ingest_rows(self, principal: Principal, namespace: str, name: str, rows: list[Any], *,
                     create: bool = False, on_error: str = "skip", idempotency_key: str | None = None,
-                    body_bytes: int = 0, pipeline: list[Any] | None = None) -> dict[str, Any]:
+                    body_bytes: int = 0, pipeline: list[Any] | None = None,
+                    curate: bool = False) -> dict[str, Any]:
         """Store JSON rows as one new part (one snapshot). ``Idempotency-Key``: a retried batch
         lands once, answered with the first attempt's result. ``pipeline``: steps applied to the
-        rows first, in the ingest sandbox (docs/data.md, Pipelines)."""
+        rows first, in the ingest sandbox (docs/data.md, Pipelines). ``curate``: once the link
+        suggestions are computed, the namespace's ontology is curated with ``activate`` (in the
+        background; the outcome in the ingestion's ``attributes.curation``)."""
         from runyard.services.ingestions import check_pipeline
 
         if on_error not in ("skip", "abort"):
@@ -466,7 +470,8 @@ class DatasetService:
         check_pipeline({"pipeline": pipeline})
         row, _ = self.ensure(principal, namespace, name, create=create)
         request_hash = hashlib.sha256(repr((namespace, name, on_error, body_bytes, len(rows),
-                                            orjson.dumps(pipeline) if pipeline else None)).encode()).hexdigest()
+                                            orjson.dumps(pipeline) if pipeline else None)
+                                           + ((True,) if curate else ())).encode()).hexdigest()
         ingestion_id = new_id("ing")
         now = self.clock()
         record = {"id": ingestion_id, "workspace_id": principal.workspace_id, "dataset_id": row.id,
@@ -474,7 +479,8 @@ class DatasetService:
                   "kind": "rows", "status": "processing",
                   "source": {"rows": len(rows), **({"options": {"pipeline": pipeline}} if pipeline else {})},
                   "processed_bytes": 0, "expected_total_bytes": body_bytes, "processed_rows": 0, "failed_rows": 0,
-                  "attributes": {}, "seen": False, "idempotency_key": idempotency_key,
+                  "attributes": {"curation": {"status": "pending"}} if curate else {}, "seen": False,
+                  "idempotency_key": idempotency_key,
                   "request_hash": request_hash, "attempt": 1, "max_attempts": 1, "cancel_requested": False,
                   "created_at": now, "started_at": now}
         if idempotency_key is not None:
@@ -492,13 +498,20 @@ class DatasetService:
                 conn.execute(ingestions.update().where(ingestions.c.id == ingestion_id).values(
                     status="failed", status_message=message, idempotency_key=None, finished_at=self.clock()))
             raise
+        extra: dict[str, Any] = {}
+        if curate:
+            result = {**result, "curation": {"status": "pending"} if result["ingested"] else
+                      {"status": "skipped", "reason": "no rows were ingested"}}
+            extra["attributes"] = {"curation": result["curation"]}
         with self.db.write() as conn:
             conn.execute(ingestions.update().where(ingestions.c.id == ingestion_id).values(
                 status="succeeded", processed_rows=result["ingested"], failed_rows=len(result["failed"]),
-                processed_bytes=body_bytes, result=result, snapshot=result["snapshot"], finished_at=self.clock()))
+                processed_bytes=body_bytes, result=result, snapshot=result["snapshot"], finished_at=self.clock(),
+                **extra))
             conn.execute(datasets.update().where(datasets.c.id == row.id).values(last_ingestion_id=ingestion_id))
         if result["ingested"]:
-            self.on_ingested(principal.workspace_id, row.id, principal.user_id)
+            self.on_ingested(principal.workspace_id, row.id, principal.user_id,
+                             curate_ingestion=ingestion_id if curate else None)
         return result
 
     def _claim_idempotency(self, workspace_id: str, key: str, request_hash: str,

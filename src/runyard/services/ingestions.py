@@ -173,7 +173,8 @@ class IngestionService:
                 status="pending", status_message=None, attempt=row.attempt + 1,
                 max_attempts=row.attempt + MAX_ATTEMPTS, cancel_requested=False, worker_id=None,
                 lease_expires_at=None, started_at=None, finished_at=None, processed_rows=0, failed_rows=0,
-                processed_bytes=0))
+                processed_bytes=0, **({"attributes": {**(row.attributes or {}), "curation": {"status": "pending"}}}
+                                      if ((row.source or {}).get("options") or {}).get("curate") else {})))
         self.wakeup.set()
         return self.get(principal, ingestion_id)
 
@@ -255,7 +256,9 @@ class IngestionService:
                 namespace_id=row.namespace_id, user_id=principal.user_id, token_id=principal.token_id, kind=kind,
                 status="pending", source={"filename": filename, "options": options or {}, "size": size},
                 processed_bytes=0, expected_total_bytes=size, processed_rows=0, failed_rows=0,
-                attributes={"filename": filename, **({"name": label} if label else {})}, seen=False,
+                attributes={"filename": filename, **({"name": label} if label else {}),
+                            **({"curation": {"status": "pending"}} if (options or {}).get("curate") else {})},
+                seen=False,
                 attempt=1, max_attempts=MAX_ATTEMPTS, cancel_requested=False, created_at=now))
             conn.execute(datasets.update().where(datasets.c.id == row.id).values(last_ingestion_id=ingestion_id))
             view = self._view(conn, conn.execute(sa.select(ingestions).where(ingestions.c.id == ingestion_id)).one())
@@ -348,10 +351,15 @@ class IngestionService:
             outcome = {"status": "failed", "status_message": f"internal error: {type(exc).__name__}: {exc}"}
         finally:
             stop.set()
+        curate = bool(((row.source or {}).get("options") or {}).get("curate"))
+        if curate and outcome["status"] != "succeeded":
+            outcome["attributes"] = {**(outcome.get("attributes") or row.attributes or {}),
+                                     "curation": {"status": "skipped", "reason": f"the ingestion {outcome['status']}"}}
         self._finish(row.id, worker_id, **outcome)
         if outcome["status"] == "succeeded":
             self.blobs.path(source_key(row.id)).unlink(missing_ok=True)  # kept for retries until then
-            self.datasets.on_ingested(row.workspace_id, row.dataset_id, row.user_id)  # links: services.links
+            self.datasets.on_ingested(row.workspace_id, row.dataset_id, row.user_id,  # links: services.links
+                                      curate_ingestion=row.id if curate else None)
 
     def _ingest(self, row: Any, worker_id: str, cancelled: threading.Event,
                 progress: dict[str, int]) -> dict[str, Any]:

@@ -82,7 +82,10 @@ class LinkService:
         self.clock = clock
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="runyard-links")
         self._queued: set[str] = set()
+        self._curations: dict[str, list[tuple[str, str | None]]] = {}  # dataset id -> (ingestion, user)
         self._lock = threading.Lock()
+        # (workspace id, dataset id, user id, ingestion ids): curate after ingestions' link work
+        self.curator: Callable[[str, str, str | None, list[str]], None] | None = None
 
     def _connect(self) -> Any:
         return L.connect(self.memory_mb, self.threads)
@@ -583,10 +586,14 @@ class LinkService:
         return len(gone)
 
     # -- after an ingestion ------------------------------------------------------------------
-    def after_ingestion(self, workspace_id: str, dataset_id: str, user_id: str | None) -> None:
+    def after_ingestion(self, workspace_id: str, dataset_id: str, user_id: str | None,
+                        curate_ingestion: str | None = None) -> None:
         """Queue the link work after a committed ingestion (one background thread; a dataset
-        queued twice is done once)."""
+        queued twice is done once). ``curate_ingestion``: the ingestion asked for ``curate``:
+        once the suggestions are computed, ``curator`` runs for it (services.ontology)."""
         with self._lock:
+            if curate_ingestion is not None:
+                self._curations.setdefault(dataset_id, []).append((curate_ingestion, user_id))
             if dataset_id in self._queued:
                 return
             self._queued.add(dataset_id)
@@ -595,10 +602,20 @@ class LinkService:
     def _after_ingestion(self, workspace_id: str, dataset_id: str, user_id: str | None) -> None:
         with self._lock:
             self._queued.discard(dataset_id)
+            curations = self._curations.pop(dataset_id, [])
         try:
             self.refresh_dataset(workspace_id, dataset_id, user_id)
         except Exception:
             log.exception("links after the ingestion into %s failed", dataset_id)
+        by_user: dict[str | None, list[str]] = {}  # ingestions queued together: one curation per user
+        for ingestion_id, curating_user in curations:
+            by_user.setdefault(curating_user, []).append(ingestion_id)
+        for curating_user, ingestion_ids in by_user.items():
+            try:
+                if self.curator is not None:
+                    self.curator(workspace_id, dataset_id, curating_user, ingestion_ids)
+            except Exception:
+                log.exception("curating after the ingestions %s failed", ingestion_ids)
 
     def refresh_dataset(self, workspace_id: str, dataset_id: str, user_id: str | None) -> int:
         """Sketch the dataset's new snapshot, score suggestions against what the ingesting user

@@ -223,6 +223,48 @@ class OntologyService:
                 "datasets_processed": len(scope), "total_selected": len(selected), "activated": activate,
                 "provider": provider, "model": model, "model_review": review, "curated_links": decisions}
 
+    def curate_after_ingestion(self, workspace_id: str, dataset_id: str, user_id: str | None,
+                               ingestion_ids: list[str]) -> dict[str, Any]:
+        """``curate: true`` on an ingestion: once its link suggestions are computed, curate the
+        dataset's namespace with ``activate`` as the ingesting user, and record the outcome on
+        the ingestion (``attributes.curation``: ``status`` succeeded | failed, the figures,
+        the ids of the links activated, the decisions counted; or the ``error``). Ingestions
+        into one dataset whose link work ran as one pass share one curation."""
+        from runyard.store.tables_data import datasets, ingestions, namespaces, users
+        from runyard.timeutil import rfc3339
+
+        with self.links.db.read() as conn:
+            names = conn.execute(sa.select(namespaces.c.name).select_from(
+                datasets.join(namespaces, namespaces.c.id == datasets.c.namespace_id)).where(
+                datasets.c.id == dataset_id)).first()
+            user = conn.execute(sa.select(users.c.role).where(users.c.id == user_id)).first() if user_id else None
+        try:
+            if names is None:
+                raise ValidationFailed("the dataset was deleted", code="dataset_not_found")
+            if user is None:
+                raise ValidationFailed("the ingesting user no longer exists", code="user_not_found")
+            principal = Principal(token_id="", workspace_id=workspace_id, role=user.role, user_id=user_id)
+            out = self.curate(principal, names.name, activate=True)
+            decisions: dict[str, int] = {}
+            for d in out["curated_links"]:
+                decisions[d["decision"]] = decisions.get(d["decision"], 0) + 1
+            record: dict[str, Any] = {
+                "status": "succeeded", "namespace": names.name, "datasets_processed": out["datasets_processed"],
+                "total_selected": out["total_selected"],
+                "activated": [d["link"]["id"] for d in out["curated_links"] if d.get("activated")],
+                "decisions": decisions, "model_review": out["model_review"]}
+        except Exception as exc:  # recorded, never raised: the ingestion itself succeeded
+            message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+            record = {"status": "failed", "error": message}
+        record["curated_at"] = rfc3339(self.links.clock())
+        with self.links.db.write() as conn:
+            for ingestion_id in ingestion_ids:
+                row = conn.execute(sa.select(ingestions.c.attributes).where(ingestions.c.id == ingestion_id)).first()
+                if row is not None:
+                    conn.execute(ingestions.update().where(ingestions.c.id == ingestion_id).values(
+                        attributes={**(row.attributes or {}), "curation": record}))
+        return record
+
     def _model_review(self, principal: Principal, decisions: list[dict[str, Any]], claimed: dict[Any, str],
                       directions: Any, provider: str | None, model: str | None) -> dict[str, Any] | None:
         """The model's decision on the borderline suggestions (None: no provider, or none)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import sqlalchemy as sa
 
 from runyard.data.sql import QueryRejected, referenced_datasets
 from runyard.services.access import Principal
@@ -106,6 +108,24 @@ class QueryService:
                     snaps.append(self.datasets.snapshot_of(row, namespace))
         return snaps
 
+    def join_links(self, snaps: list[Snapshot], default_namespace: str | None) -> list[dict[str, Any]]:
+        """The active links between the datasets a query reads (``explain``), each with a join
+        condition to use. Every snapshot here was authorized for read, so the key reads both
+        ends of each link."""
+        from runyard.store.tables_links import links
+
+        by_id = {s.dataset_id: s for s in snaps}
+        if len(by_id) < 2:
+            return []
+        with self.db.read() as conn:
+            rows = conn.execute(sa.select(links).where(
+                links.c.status == "active", links.c.from_dataset_id.in_(list(by_id)),
+                links.c.to_dataset_id.in_(list(by_id))).order_by(links.c.created_at, links.c.id)).all()
+        out = []
+        for row in rows:
+            out.append(join_hint(row, by_id[row.from_dataset_id], by_id[row.to_dataset_id], default_namespace))
+        return out
+
     def run(self, principal: Principal, *, query: str, namespace: str | None = None, dataset: str | None = None,
             include_metadata: bool = False, explain: bool = False, format: str = "json", limit: int | None = None,
             cursor: str | None = None, timeout_s: float | None = None) -> dict[str, Any] | QueryStream:
@@ -154,7 +174,8 @@ class QueryService:
         if explain:
             job.cleanup()
             return {"object": "query_result", "columns": [], "rows": [], "row_count": 0, "truncated": False,
-                    "next_cursor": None, "elapsed_ms": round(elapsed * 1000, 1), "explain": outcome.get("explain")}
+                    "next_cursor": None, "elapsed_ms": round(elapsed * 1000, 1), "explain": outcome.get("explain"),
+                    "links": self.join_links(snaps, namespace)}
         path = job.output_dir / str(outcome.get("file") or "result")
         if format != "json":
             return QueryStream(path, CONTENT_TYPES[format], job)
@@ -177,3 +198,60 @@ class QueryService:
                 "rows": rows, "row_count": len(rows), "truncated": truncated, "next_cursor": next_cursor,
                 "elapsed_ms": round(elapsed * 1000, 1), "explain": None}
 
+
+_PLAIN = re.compile(r"[a-z_][a-z0-9_]*")
+
+
+def _ident(name: str) -> str:
+    return name if _PLAIN.fullmatch(name) else '"' + name.replace('"', '""') + '"'
+
+
+def join_hint(row: Any, a: Snapshot, b: Snapshot, default_namespace: str | None) -> dict[str, Any]:
+    """One link as ``explain`` shows it: the ends (as the query names the datasets), the
+    match type and options, and a ``join_condition`` in DuckDB SQL with a ``note``."""
+
+    def table(s: Snapshot) -> str:
+        return _ident(s.name) if s.namespace == default_namespace else f"{_ident(s.namespace)}.{_ident(s.name)}"
+
+    def col(s: Snapshot, name: str) -> str:
+        return f"{table(s)}.{_ident(name)}"
+
+    def typ(s: Snapshot, name: str) -> str | None:
+        return next((c.type for c in s.manifest.columns if c.name == name), None)
+
+    fc, tc = list(row.from_columns), list(row.to_columns)
+    view = {"id": row.id, "match_type": row.match_type, "options": row.options or {},
+            "from": {"namespace": a.namespace, "dataset": a.name, "columns": fc, "table": table(a)},
+            "to": {"namespace": b.namespace, "dataset": b.name, "columns": tc, "table": table(b)},
+            "score": row.score, "pair_count": row.pair_count}
+    if row.match_type == "ExactMatch":
+        x, y = col(a, fc[0]), col(b, tc[0])
+        types = {typ(a, fc[0]), typ(b, tc[0])}
+        if len(types) == 1 and types <= {"int", "date", "bool"}:
+            view["join_condition"] = f"{x} = {y}"
+            view["note"] = "values equal as they are stored"
+        else:
+            view["join_condition"] = (f"lower(trim(CAST({x} AS VARCHAR))) = lower(trim(CAST({y} AS VARCHAR)))")
+            view["note"] = ("the link matches values after normalisation (Unicode NFKC, case-folded, trimmed): "
+                            "the condition approximates it with lower(trim(...)); "
+                            f"{x} = {y} misses the pairs that differ only in case or spaces")
+    elif row.match_type == "GeoMatch":
+        options = row.options or {}
+        unit = options.get("unit", "km")
+        radius = {"km": 6371.0088, "m": 6371008.8, "mi": 3958.7613}.get(unit, 6371.0088)
+        distance = options.get("distance", 1)
+        if len(fc) == 2 and len(tc) == 2:
+            lat1, lon1, lat2, lon2 = col(a, fc[0]), col(a, fc[1]), col(b, tc[0]), col(b, tc[1])
+            view["join_condition"] = (
+                f"2 * {radius} * asin(sqrt(pow(sin(radians({lat2} - {lat1}) / 2), 2) + cos(radians({lat1})) "
+                f"* cos(radians({lat2})) * pow(sin(radians({lon2} - {lon1}) / 2), 2))) <= {distance}")
+            view["note"] = (f"points within {distance} {unit} (great-circle distance); the link's pairs "
+                            f"(GET /links/{row.id}/pairs) are computed without comparing all pairs")
+        else:
+            view["join_condition"] = None
+            view["note"] = (f"points within {distance} {unit} of each other: join on the link's pairs "
+                            f"(GET /links/{row.id}/pairs)")
+    else:
+        view["join_condition"] = None
+        view["note"] = f"join on the link's pairs (GET /links/{row.id}/pairs)"
+    return view

@@ -158,6 +158,17 @@ def _batches(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield batch
 
 
+def _with_last(items: Iterator[list[Any]]) -> Iterator[tuple[list[Any], bool]]:
+    """Each item with whether it is the last (one item read ahead)."""
+    previous: list[Any] | None = None
+    for item in items:
+        if previous is not None:
+            yield previous, False
+        previous = item
+    if previous is not None:
+        yield previous, True
+
+
 def _backoff(attempt: int, exc: Exception | None = None) -> float:
     """Seconds before attempt ``attempt + 1`` (``attempt`` ≥ 1): the server's Retry-After
     on a 429, else exponential with jitter."""
@@ -412,6 +423,7 @@ class DatasetsAPI:
         on_error: Literal["skip", "abort"] = "skip",
         idempotency_key: str | None = None,
         pipeline: Sequence[Mapping[str, Any]] | None = None,
+        curate: bool = False,
         timeout: Timeout = None,
     ) -> Plan[IngestionResult]:
         """Load rows (mappings; any iterable, read lazily; or a pandas DataFrame) in
@@ -426,7 +438,10 @@ class DatasetsAPI:
         ``RowFailure.index`` counts from the start of ``rows``. Anything else (an unknown
         dataset without ``create=True``, no access) raises at once. ``pipeline``: steps the
         server applies to every batch before storing it (docs/data.md, Pipelines); a row a
-        step fails on is in ``failed`` with the step's error.
+        step fails on is in ``failed`` with the step's error. ``curate``: the last batch asks
+        the server to curate the namespace's ontology once its link suggestions are computed
+        (activating the selected links; the outcome in that ingestion's ``attributes.curation``,
+        see :meth:`ingestion`).
         """
         if batch_size < 1 or max_attempts < 1:
             raise ValueError("batch_size and max_attempts must be at least 1")
@@ -435,11 +450,11 @@ class DatasetsAPI:
         params = {"create": create, "on_error": on_error}
         result = IngestionResult()
         start = 0
-        for number, batch in enumerate(_batches(rows, batch_size)):
+        for number, (batch, last) in enumerate(_with_last(_batches(rows, batch_size))):
             payload: Any = batch if pipeline is None else {"rows": batch,
                                                            "pipeline": [dict(step) for step in pipeline]}
-            opts = RequestOptions("POST", path, params=params, json=payload, idempotency_key=f"{base}-{number}",
-                                  max_retries=0, timeout=timeout)
+            opts = RequestOptions("POST", path, params={**params, "curate": True} if curate and last else params,
+                                  json=payload, idempotency_key=f"{base}-{number}", max_retries=0, timeout=timeout)
             outcome = IngestedBatch(start=start, size=len(batch), attempts=0)
             while True:
                 outcome.attempts += 1
