@@ -55,7 +55,7 @@ def test_sdk_providers_and_features(client, llm_server, fake, unique):
 @pytest.fixture
 def env_server(backend: str, tmp_path, fake: FakeLLM) -> Iterator[Server]:
     if backend != "sqlite":
-        pytest.skip("the environment's provider does not depend on the database")
+        pytest.skip("the provider set by RUNYARD_LLM_* environment variables involves no database: it is tested once, on SQLite")
     srv = Server(data_dir=tmp_path / "data", extra_env={
         "RUNYARD_OUTBOUND_ALLOW": "127.0.0.1", "RUNYARD_LLM_BASE_URL": fake.base_url,
         "RUNYARD_LLM_API_KEY": SECRET_KEY, "RUNYARD_LLM_MODEL": "env-model"})
