@@ -1,6 +1,7 @@
 """All tables on one ``metadata``: the core ones plus each feature area's module."""
 
 # Feature areas register their tables on the same metadata by being imported here.
+import runyard.store.tables_cleaning  # noqa: F401
 import runyard.store.tables_data  # noqa: F401
 import runyard.store.tables_links  # noqa: F401
 import runyard.store.tables_llm  # noqa: F401
