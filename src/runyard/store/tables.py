@@ -97,6 +97,8 @@ tool_versions = sa.Table(
     sa.Column("retry_backoff_s", sa.Float, nullable=False, default=0.0, server_default=sa.text("0")),
     # False: the tool's runs cannot open any socket (the sandbox's seccomp filter).
     sa.Column("network", sa.Boolean, nullable=False, default=True, server_default=sa.true()),
+    # The workspace files (names) the tool's runs may read; NULL: none (store.tables_files).
+    sa.Column("files", JSON),
     sa.Column("created_at", TS, nullable=False),
     sa.UniqueConstraint("tool_id", "version"),
 )
@@ -173,6 +175,8 @@ run_artifacts = sa.Table(
     sa.Column("content_type", sa.String(200), nullable=False),
     sa.Column("created_at", TS, nullable=False),
 )
+# The storage quota sums a workspace's artifact sizes (services.storage): read from the index alone.
+sa.Index("ix_run_artifacts_ws_size", run_artifacts.c.workspace_id, run_artifacts.c.size)
 
 secrets = sa.Table(
     "secrets", metadata,
