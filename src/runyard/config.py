@@ -66,8 +66,10 @@ class Settings:
     smtp_host: str = field(default_factory=lambda: os.environ.get("RUNYARD_SMTP_HOST", "127.0.0.1"))
     smtp_max_message_mb: int = field(default_factory=lambda: _env_int("RUNYARD_SMTP_MAX_MESSAGE_MB", 25))
     # Hosts the server itself may call although they resolve to loopback, private, link-local
-    # or metadata addresses (services/outbound.py): host names, addresses or CIDRs, comma-separated.
-    outbound_allow: str = field(default_factory=lambda: os.environ.get("RUNYARD_OUTBOUND_ALLOW", ""))
+    # or metadata addresses (services/outbound.py): host names, addresses or CIDRs, comma-separated,
+    # from RUNYARD_ALLOWED_HOSTS and RUNYARD_OUTBOUND_ALLOW (its older name; both count).
+    outbound_allow: str = field(default_factory=lambda: ",".join(
+        os.environ.get(name, "") for name in ("RUNYARD_ALLOWED_HOSTS", "RUNYARD_OUTBOUND_ALLOW")))
     # A default language-model provider from the environment (an OpenAI-compatible endpoint),
     # used when the workspace has no default provider of its own (docs/llm.md).
     llm_base_url: str | None = field(default_factory=lambda: os.environ.get("RUNYARD_LLM_BASE_URL") or None)

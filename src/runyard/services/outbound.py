@@ -4,13 +4,16 @@ connections later).
 A URL must be ``http`` or ``https`` with a host; the host is resolved and *every* address
 it resolves to must be globally routable: loopback, private (RFC 1918, ULA), link-local,
 shared (100.64/10), reserved, multicast and unspecified addresses are refused, and so are
-the cloud metadata endpoints by name. ``RUNYARD_OUTBOUND_ALLOW`` (comma-separated host
-names, addresses or CIDRs) lets some through: a host name matches the URL's host as
+the cloud metadata endpoints by name. ``RUNYARD_ALLOWED_HOSTS`` (comma-separated host
+names, addresses or CIDRs; ``RUNYARD_OUTBOUND_ALLOW`` is its older name) lets some through: a host name matches the URL's host as
 written, an address or network matches what it resolves to. A metadata address is let
 through only when listed exactly (a network around it does not count).
 
 The check runs when a URL is saved and again before each call (an address can change
-between the two).
+between the two). A caller that must not be fooled by a name that resolves differently the
+second time (DNS rebinding) resolves once with ``pin`` and connects to the address it got:
+``PinnedTransport`` does so for httpx (the URL's host stays the Host header and the TLS
+server name), database drivers take the address beside the host name.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import socket
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
+
+import httpx
 
 from runyard.services.errors import ValidationFailed
 
@@ -31,6 +36,10 @@ METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in (
     "169.254.169.254", "fd00:ec2::254", "169.254.170.2", "100.100.100.200", "192.0.0.192", "169.254.169.123"))
 METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata", "instance-data", "instance-data.ec2.internal"})
 Resolver = Callable[[str, int], list[str]]
+
+
+ALLOW_HINT = ("; allow it with RUNYARD_ALLOWED_HOSTS (host names, addresses or CIDRs, comma-separated; "
+              "RUNYARD_OUTBOUND_ALLOW is its older name)")
 
 
 class OutboundRefused(ValidationFailed):
@@ -117,11 +126,19 @@ class OutboundPolicy:
             raise ValidationFailed(f"{field}: credentials in the URL are not allowed (give the API key instead)",
                                    code="invalid_url", details={"field": field})
         port = port or (443 if parts.scheme == "https" else 80)
-        hint = "; allow it with RUNYARD_OUTBOUND_ALLOW (host names, addresses or CIDRs, comma-separated)"
-        if host in self.hosts:
-            return url.strip().rstrip("/")
-        if host in METADATA_HOSTS:
-            raise OutboundRefused(f"{field}: {host} is a cloud metadata host{hint}",
+        if host not in self.hosts:
+            self.addresses_for(host, port, field=field)
+        return url.strip().rstrip("/")
+
+    def addresses_for(self, host: str, port: int, *, field: str = "host") -> list[IPAddress]:
+        """What ``host`` resolves to (once), each address one the server may call; else 400
+        ``outbound_host_refused`` or ``outbound_host_unresolvable``. A host allow-listed by
+        name passes whatever it resolves to."""
+        host = host.strip().strip("[]").rstrip(".").lower()
+        if not host:
+            raise ValidationFailed(f"{field}: no host", code="invalid_url", details={"field": field})
+        if host in METADATA_HOSTS and host not in self.hosts:
+            raise OutboundRefused(f"{field}: {host} is a cloud metadata host{ALLOW_HINT}",
                                   details={"field": field, "host": host})
         try:
             literal: IPAddress | None = ipaddress.ip_address(host)
@@ -138,9 +155,38 @@ class OutboundPolicy:
             if not addresses:
                 raise ValidationFailed(f"{field}: the host {host} does not resolve", code="outbound_host_unresolvable",
                                        details={"field": field, "host": host})
+        if host in self.hosts:
+            return addresses
         for address in addresses:
             reason = why_refused(address)
             if reason is not None and not self._allowed(address):
-                raise OutboundRefused(f"{field}: {host} resolves to {address}, {reason}{hint}",
+                raise OutboundRefused(f"{field}: {host} resolves to {address}, {reason}{ALLOW_HINT}",
                                       details={"field": field, "host": host, "address": str(address)})
-        return url.strip().rstrip("/")
+        return addresses
+
+    def pin(self, host: str, port: int, *, field: str = "host") -> str:
+        """The one address to connect to for ``host``: resolved once and checked, so the
+        connection goes where the check looked (a second lookup could answer otherwise)."""
+        return str(self.addresses_for(host, port, field=field)[0])
+
+
+class PinnedTransport(httpx.HTTPTransport):
+    """An httpx transport that connects only to addresses the policy lets through: each
+    request's host is resolved once, checked, and the connection made to that address,
+    with the original host name kept as the Host header and the TLS server name (so
+    certificates are checked against the name). Use it with ``follow_redirects=False``."""
+
+    def __init__(self, policy: OutboundPolicy, *, field: str = "url", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.policy = policy
+        self.field = field
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        host = request.url.host
+        port = request.url.port or (443 if request.url.scheme == "https" else 80)
+        address = self.policy.pin(host, port, field=self.field)
+        if address != host:
+            request.url = request.url.copy_with(host=address)
+            if request.url.scheme == "https":
+                request.extensions = {**request.extensions, "sni_hostname": host}
+        return super().handle_request(request)
