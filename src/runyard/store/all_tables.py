@@ -2,6 +2,7 @@
 
 # Feature areas register their tables on the same metadata by being imported here.
 import runyard.store.tables_cleaning  # noqa: F401
+import runyard.store.tables_connections  # noqa: F401
 import runyard.store.tables_data  # noqa: F401
 import runyard.store.tables_files  # noqa: F401
 import runyard.store.tables_links  # noqa: F401

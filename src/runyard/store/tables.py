@@ -99,6 +99,8 @@ tool_versions = sa.Table(
     sa.Column("network", sa.Boolean, nullable=False, default=True, server_default=sa.true()),
     # The workspace files (names) the tool's runs may read; NULL: none (store.tables_files).
     sa.Column("files", JSON),
+    # The connections its runs may read (context.connection); NULL: none (store.tables_connections).
+    sa.Column("connections", JSON),
     sa.Column("created_at", TS, nullable=False),
     sa.UniqueConstraint("tool_id", "version"),
 )
