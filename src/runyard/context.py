@@ -24,9 +24,9 @@ import time
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
-    from typing import Any
+    from typing import Any, BinaryIO
 
-__all__ = ["artifact", "output_dir", "progress", "run_id", "trace"]
+__all__ = ["artifact", "files", "output_dir", "progress", "run_id", "trace"]
 
 _fd: int | None = None
 # One os.write per event keeps lines whole; the lock covers tool threads that write
@@ -130,3 +130,54 @@ def _inside(root: Path, name: Path) -> Path:
     if not dest.is_relative_to(root.resolve()) or dest == root.resolve():
         raise ValueError(f"artifact name escapes the output directory: {str(name)!r}")
     return dest
+
+
+class FileNotDeclared(LookupError):
+    """A workspace file the tool does not declare in its ``files``: a run reads only those."""
+
+
+class _Files:
+    """The workspace files the tool declares (``files: [name, ...]``), read-only.
+
+    In a run, the worker passes where each declared file's bytes are (``RUNYARD_FILES``)
+    and the sandbox lets the run read those and nothing else of the store. Outside a run
+    (a tool tested locally), a name is a file in ``RUNYARD_FILES_DIR`` or the current
+    directory, so tool code runs unchanged.
+    """
+
+    def _declared(self) -> dict[str, str | None] | None:
+        raw = os.environ.get("RUNYARD_FILES")
+        if raw is None:
+            return None
+        return json.loads(raw)
+
+    def names(self) -> list[str]:
+        """The names the tool declares (outside a run: none)."""
+        return list(self._declared() or {})
+
+    def path(self, name: str) -> str:
+        """Where the file's bytes can be read (do not write there: it is read-only)."""
+        declared = self._declared()
+        if declared is None:
+            return os.path.join(os.environ.get("RUNYARD_FILES_DIR") or ".", name)
+        if name not in declared:
+            listed = ", ".join(repr(n) for n in declared) or "none"
+            raise FileNotDeclared(f"workspace file {name!r} is not declared by this tool (it declares: {listed}); "
+                                  "add it to the tool's files to read it in runs")
+        path = declared[name]
+        if path is None:
+            raise FileNotFoundError(f"workspace file {name!r} does not exist (the tool declares it, "
+                                    "but no file of that name is uploaded)")
+        return path
+
+    def open(self, name: str) -> BinaryIO:
+        """The workspace file ``name``, opened for binary reading."""
+        return open(self.path(name), "rb")  # noqa: SIM115 (the caller closes it)
+
+    def read_bytes(self, name: str) -> bytes:
+        with self.open(name) as fh:
+            return fh.read()
+
+
+#: ``context.files.open(name)``: the workspace files the tool declares.
+files = _Files()

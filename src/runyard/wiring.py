@@ -27,6 +27,7 @@ from runyard.services.runs import RunService
 from runyard.services.sandboxed import SandboxedJobs
 from runyard.services.schedules import ScheduleService
 from runyard.services.secrets import SecretService, load_cipher
+from runyard.services.storage import StorageQuota
 from runyard.services.synth_sets import SetService
 from runyard.services.templates import TemplateService
 from runyard.services.tokens import TokenService, generate_key
@@ -39,6 +40,7 @@ from runyard.services.webhooks import WebhookService
 from runyard.services.workers import WorkerRegistry
 from runyard.services.workflow_runs import WorkflowRuns
 from runyard.services.workflows import WorkflowService
+from runyard.services.workspace_files import WorkspaceFileService
 from runyard.store.blobs import BlobStore
 from runyard.store.db import Database
 from runyard.store.migrate import upgrade
@@ -80,6 +82,8 @@ class Platform:
                                            memory_mb=settings.ingest_memory_mb, timeout_s=settings.ingest_timeout_s,
                                            max_decompressed_bytes=settings.ingest_max_decompressed_mb << 20,
                                            lease_s=settings.lease_s * 2)
+        self.storage_quota = StorageQuota(self.db, settings.storage_quota_bytes)
+        self.workspace_files = WorkspaceFileService(self.db, self.blobs, self.storage_quota)
         self.uploads = UploadService(self.db, self.blobs, self.datasets, self.ingestions, signing_key,
                                      ttl=timedelta(seconds=settings.upload_ttl_s))
         self.queries = QueryService(self.db, self.datasets, self.jobs, self.usage_recorder, signing_key,

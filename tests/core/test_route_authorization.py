@@ -505,6 +505,13 @@ def _fresh_link(w: World) -> str:
     return str(_ok(w.admin.post("/links", json=_link_body(w, "id")))["id"])
 
 
+def _workspace_file(w: World) -> str:
+    """A workspace file of its own, for a cell that reads or deletes one."""
+    name = f"{w.name('file')}.txt"
+    _ok(w.admin.post("/workspace/files", data={"name": name}, files={"file": ("f.txt", b"hello", "text/plain")}))
+    return name
+
+
 TABLE: dict[str, Row] = {
     # probes, the landing page, the API description and /docs: public, whatever key is sent
     "GET /healthz": public(_get_root("/healthz")),
@@ -845,6 +852,18 @@ TABLE: dict[str, Row] = {
     "POST /api/v1/autorag": api(lambda w, c, t: c.post("/autorag", json={"query": "how many?", "namespace": w.ns}),
                                 viewer=NO_MODEL, member=NO_MODEL, admin=NO_MODEL),
     "GET /api/v1/usage/daily": reader(lambda w, c, t: c.get("/usage/daily")),
+    # workspace files: viewers read, members write; a restricted key reaches none
+    "GET /api/v1/workspace/files": api(lambda w, c, t: c.get("/workspace/files"), viewer=ok(200), member=ok(200),
+                                       admin=ok(200), restricted=RESTRICTED),
+    "POST /api/v1/workspace/files": writer(
+        lambda w, c, t: c.post("/workspace/files", data={"name": f"{w.name('file')}.txt"},
+                               files={"file": ("f.txt", b"hello", "text/plain")}), 201, restricted=RESTRICTED),
+    "GET /api/v1/workspace/files/{name}": api(lambda w, c, t: c.get(f"/workspace/files/{_workspace_file(w)}"),
+                                              viewer=ok(200), member=ok(200), admin=ok(200), restricted=RESTRICTED),
+    "DELETE /api/v1/workspace/files/{name}": writer(
+        lambda w, c, t: c.delete(f"/workspace/files/{_workspace_file(w)}"), 204, restricted=RESTRICTED),
+    "GET /api/v1/workspace/storage": api(lambda w, c, t: c.get("/workspace/storage"), viewer=ok(200),
+                                         member=ok(200), admin=ok(200), restricted=RESTRICTED),
 }
 
 

@@ -21,6 +21,7 @@ from runyard.schemas.runs import ArtifactView, RunDefinition, RunError, RunUsage
 from runyard.schemas.secrets import SecretView
 from runyard.schemas.tokens import TokenView
 from runyard.schemas.tools import ToolVersionView, ToolView
+from runyard.schemas.workspace_files import StorageUsageView, WorkspaceFileView
 from runyard.sdk import models as sdk
 
 PAIRS = [
@@ -46,6 +47,8 @@ PAIRS = [
     (sdk.RunDefinition, RunDefinition), (sdk.TraceStep, TraceStep),
     # Language models.
     (sdk.LLMProvider, llm.ProviderView), (sdk.InferredDescription, llm.InferredDescription),
+    # Workspace files.
+    (sdk.WorkspaceFile, WorkspaceFileView), (sdk.StorageUsage, StorageUsageView),
 ]
 # Fields every API object carries that the SDK's classes stand for themselves.
 IMPLIED = {"object"}

@@ -31,6 +31,7 @@ from runyard.api import (
     usage,
     users,
     workflows,
+    workspace_files,
 )
 from runyard.api.accesslog import access_log
 from runyard.api.compat import datalinks as compat_datalinks
@@ -111,7 +112,7 @@ def create_fastapi(platform: Platform, *, lifespan_hooks: list[Any] | None = Non
     app.include_router(health.router)
     app.include_router(landing.router)  # `/`: where the docs and the CLI are
     for module in (runs, run_batches, tools, tokens, secrets, templates, sets, users, namespaces, datasets,
-                   ingest, usage, triggers, workflows, llm, links):
+                   ingest, usage, triggers, workflows, llm, links, workspace_files):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(users.login_router, prefix=API_PREFIX)
     app.include_router(ingest.parts_router, prefix=API_PREFIX)

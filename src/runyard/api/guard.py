@@ -36,6 +36,7 @@ from runyard.services.errors import DomainError, PayloadTooLarge
 from runyard.services.runs import MAX_FILE_BYTES
 from runyard.services.tool_source import MAX_SOURCE_BYTES
 from runyard.services.uploads import MAX_PART
+from runyard.services.workspace_files import MAX_WORKSPACE_FILE_BYTES
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -51,6 +52,8 @@ LOGIN_PATH = "/api/v1/auth/login"  # signing in: the password is the credential
 MAX_DATA_FILE_BYTES = MAX_FILE_BYTES
 HOOKS_PREFIX = "/hooks/"  # a webhook's URL: authorised by the token in its path
 MAX_HOOK_BYTES = MAX_JSON_BYTES  # whatever its content type
+WORKSPACE_FILES_PATH = "/api/v1/workspace/files"  # an upload of a workspace file
+MAX_FORM_OVERHEAD_BYTES = 1024 * 1024  # a form's own bytes around its file: boundaries, headers, name
 
 
 def is_hook(method: str, path: str) -> bool:
@@ -72,6 +75,8 @@ def body_limit(path: str, content_type: bytes, method: str = "POST") -> int:
         return MAX_PART
     if path.startswith(HOOKS_PREFIX):
         return MAX_HOOK_BYTES
+    if path == WORKSPACE_FILES_PATH:  # streamed to the blob store, never held (api.workspace_files)
+        return MAX_WORKSPACE_FILE_BYTES + MAX_FORM_OVERHEAD_BYTES
     if path.endswith("/files") and content_type.startswith(b"multipart/form-data"):
         return MAX_DATA_FILE_BYTES
     if not content_type.startswith(b"multipart/form-data"):

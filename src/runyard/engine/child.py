@@ -569,7 +569,9 @@ def reuse_key(spec: Mapping[str, Any]) -> tuple[Any, ...]:
     """What a process keeps from its first run: only runs that agree on it may share it."""
     limits = spec.get("limits") or {}
     return (spec.get("source_dir"), spec.get("module"), spec.get("python"),
-            *(limits.get(k) for k in ("memory_mb", "cpu_s", "max_open_files", "max_file_size_mb")))
+            *(limits.get(k) for k in ("memory_mb", "cpu_s", "max_open_files", "max_file_size_mb")),
+            # the sandbox's read rules are set once per process: the extra files it may read too
+            tuple(spec.get("read_paths") or ()))
 
 
 def take_request(message: bytes, fds: list[int]) -> tuple[dict[str, Any], int, bytes]:

@@ -30,6 +30,8 @@ class ToolConfig(Request):
     retry_on: list[RetryCause] | None = Field(default=None, description="what retries covers; default [worker_lost]")
     retry_backoff_s: float | None = Field(default=None, ge=0, le=3600)
     network: bool | None = Field(default=None, description="false: the runs cannot open any socket")
+    files: list[str] | None = Field(default=None, description="workspace files the runs may read "
+                                                              "(context.files.open(name))")
 
 
 class ToolDeploy(ToolConfig):
@@ -59,6 +61,7 @@ class _ToolConfigView(BaseModel):
     retry_on: list[RetryCause]
     retry_backoff_s: float
     network: bool
+    files: list[str] = Field(default_factory=list, description="workspace files the runs may read")
 
 
 class ToolView(_ToolConfigView):

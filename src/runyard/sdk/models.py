@@ -57,6 +57,8 @@ __all__ = [
     "InferredColumn",
     "InferredSchema",
     "QueryResult",
+    "WorkspaceFile",
+    "StorageUsage",
     "UsageEvent",
     "UsageDay",
     "Schedule",
@@ -147,6 +149,8 @@ class _ToolConfig(RunyardModel):
     retry_backoff_s: float | None = None
     #: False: the tool's runs cannot open any socket.
     network: bool | None = None
+    #: Workspace files the tool's runs may read (``context.files.open(name)``).
+    files: list[str] | None = None
     created_at: datetime | None = None
 
 
@@ -873,3 +877,28 @@ class AskError(RunyardModel):
 
 #: An event of ``client.llm.ask``.
 AskEvent = AskPlan | AskStep | AskAnswer | AskError
+
+
+class WorkspaceFile(RunyardModel):
+    """A file the workspace keeps (``client.files``)."""
+
+    id: str
+    name: str
+    #: Bytes.
+    size: int
+    content_type: str | None = None
+    #: Hex SHA-256 of the bytes (the download's ETag).
+    sha256: str
+    created_by: str | None = None
+    updated_by: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class StorageUsage(RunyardModel):
+    """What the workspace keeps, in bytes, and its storage quota (None: unlimited)."""
+
+    used_bytes: int
+    quota_bytes: int | None = None
+    #: ``files``, ``datasets``, ``artifacts``, ``uploads`` (bytes of multipart uploads still open).
+    by_kind: dict[str, int] = {}

@@ -44,6 +44,7 @@ from runyard.services.namespaces import (
     same_name,
 )
 from runyard.services.pagination import Page, paginate
+from runyard.services.storage import StorageQuota, StorageQuotaExceeded  # noqa: F401  (importers keep the old name)
 from runyard.services.usage import UsageRecorder
 from runyard.store.blobs import BlobStore
 from runyard.store.db import Database
@@ -57,11 +58,6 @@ _MANIFEST_CACHE = 256
 
 class SchemaConflict(Exception):
     """Two writers gave one new column different types; the later one coerces again."""
-
-
-class StorageQuotaExceeded(DomainError):
-    status = 413
-    code = "storage_quota_exceeded"
 
 
 @dataclass(frozen=True)
@@ -423,16 +419,9 @@ class DatasetService:
                        code="dataset_busy")
 
     def check_quota(self, workspace_id: str, adding: int) -> None:
-        if self.storage_quota_bytes <= 0:
-            return
-        with self.db.read() as conn:
-            used = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(datasets.c.byte_count), 0)).where(
-                datasets.c.workspace_id == workspace_id)).scalar_one()
-        if used + adding > self.storage_quota_bytes:
-            raise StorageQuotaExceeded(
-                f"the workspace's storage quota ({self.storage_quota_bytes} bytes) would be exceeded "
-                f"({used} used, {adding} more)", details={"quota_bytes": self.storage_quota_bytes,
-                                                          "used_bytes": int(used)})
+        """413 ``storage_quota_exceeded`` when ``adding`` bytes would pass the workspace's
+        storage quota, which counts everything it keeps (services.storage)."""
+        StorageQuota(self.db, self.storage_quota_bytes).check(workspace_id, adding)
 
     def parts_dir(self, dataset_id: str) -> Path:
         return self.blobs.path(prefix(dataset_id) + "parts")

@@ -30,7 +30,7 @@ from runyard.timeutil import rfc3339, utcnow
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 VERSIONED_FIELDS = ("entrypoint", "input_schema", "output_schema", "requirements", "required_secrets",
                     "default_inputs", "timeout_s", "memory_mb", "retries", "reuse_process", "retry_on",
-                    "retry_backoff_s", "network")
+                    "retry_backoff_s", "network", "files")
 # What a tool's ``retries`` may cover: its own failure (an exception, a crash, a limit),
 # the loss of the worker or engine running it, and its timeout.
 RETRY_ON_CHOICES = ("error", "worker_lost", "timeout")
@@ -73,7 +73,7 @@ def _config(v: Any) -> dict[str, Any]:
         "requirements": v["requirements"], "required_secrets": v["required_secrets"],
         "default_inputs": v["default_inputs"], "timeout_s": v["timeout_s"], "memory_mb": v["memory_mb"],
         "retries": v["retries"], "reuse_process": v["reuse_process"], **retry_policy(v),
-        "network": bool(v["network"]),
+        "network": bool(v["network"]), "files": list(v["files"] or []),
     }
 
 
@@ -123,6 +123,11 @@ def _check_config(cfg: dict[str, Any]) -> dict[str, Any]:
         if not SECRET_NAME_RE.match(name):
             raise ValidationFailed(f"required secret {name!r} is not a valid secret name",
                                    details={"field": "required_secrets"})
+    if out.get("files") is not None:
+        from runyard.services.workspace_files import MAX_FILES_PER_RUN, check_file_name
+        out["files"] = list(dict.fromkeys(check_file_name(n, "files") for n in out["files"]))
+        if len(out["files"]) > MAX_FILES_PER_RUN:
+            raise ValidationFailed(f"a tool declares at most {MAX_FILES_PER_RUN} files", details={"field": "files"})
     if out.get("retry_on") is not None:
         out["retry_on"] = [c for c in RETRY_ON_CHOICES if c in out["retry_on"]]  # one order, no repeats
     for key in ("timeout_s", "retry_backoff_s"):
@@ -378,12 +383,14 @@ class ToolService:
                     tools.c.deleted_at.is_(None))).scalar()
             principal.require_tool(existing or "", name)
         self._check_declarable(principal, fields.get("required_secrets"))
+        self._check_files_declarable(principal, fields.get("files"))
         return self.deploy(principal.workspace_id, name=name, **fields)
 
     def update_for(self, principal: Principal, ref: str, **fields: Any) -> dict[str, Any]:
         UPDATE_TOOLS.check(principal)
         tool, _ = self.visible(principal, ref)
         self._check_declarable(principal, fields.get("required_secrets"))
+        self._check_files_declarable(principal, fields.get("files"))
         return self.update(principal.workspace_id, tool.id, **fields)
 
     def delete_for(self, principal: Principal, ref: str) -> None:
@@ -406,6 +413,20 @@ class ToolService:
                 f"this token is restricted and can declare only secrets its tools already declare; "
                 f"not: {', '.join(extra)} (an unrestricted token can add them)",
                 code="restricted", details={"field": "required_secrets", "secrets": extra})
+
+    def _check_files_declarable(self, principal: Principal, names: Any) -> None:
+        """A restricted token reaches no workspace files (services.workspace_files), so it may
+        declare only files its tools declare already: a run of its tool reads what it declares."""
+        if not principal.restricted or not isinstance(names, list):
+            return
+        with self.db.read() as conn:
+            reach = declared_files(conn, principal.workspace_id, principal.tools)
+        extra = sorted({n for n in names if isinstance(n, str)} - reach)
+        if extra:
+            raise PermissionDenied(
+                f"this token is restricted and can declare only workspace files its tools already declare; "
+                f"not: {', '.join(extra)} (an unrestricted token can add them)",
+                code="restricted", details={"field": "files", "files": extra})
 
     # -- helpers ---------------------------------------------------------------------------
     def _source(self, code: str | None, upload: tuple[str, bytes] | None, entrypoint: str) -> ToolSource:
@@ -439,7 +460,7 @@ class ToolService:
             "default_inputs": cfg.get("default_inputs") or {}, "timeout_s": cfg["timeout_s"],
             "memory_mb": cfg["memory_mb"], "retries": cfg["retries"], "reuse_process": cfg["reuse_process"],
             "retry_on": cfg["retry_on"], "retry_backoff_s": cfg["retry_backoff_s"], "network": cfg["network"],
-            "created_at": utcnow(),
+            "files": cfg.get("files") or None, "created_at": utcnow(),
         }
 
     def _infer(self, version_id: str, source: ToolSource, requirements: list[str]) -> dict[str, Any]:
@@ -476,6 +497,18 @@ def declared_secrets(conn: sa.Connection, workspace_id: str, tool_ids: Collectio
         tools.c.workspace_id == workspace_id, tools.c.id.in_(sorted(tool_ids)),
         tools.c.deleted_at.is_(None))).all()
     return {name for row in rows for name in row.required_secrets or ()}
+
+
+def declared_files(conn: sa.Connection, workspace_id: str, tool_ids: Collection[str]) -> set[str]:
+    """The workspace files the latest versions of the live tools ``tool_ids`` declare."""
+    if not tool_ids:
+        return set()
+    rows = conn.execute(sa.select(tool_versions.c.files).select_from(tools.join(
+        tool_versions, sa.and_(tool_versions.c.tool_id == tools.c.id,
+                               tool_versions.c.version == tools.c.latest_version))).where(
+        tools.c.workspace_id == workspace_id, tools.c.id.in_(sorted(tool_ids)),
+        tools.c.deleted_at.is_(None))).all()
+    return {name for row in rows for name in row.files or ()}
 
 
 def _check_visibility(visibility: str) -> None:

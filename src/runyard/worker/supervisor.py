@@ -266,6 +266,10 @@ class Worker:
                 "RUNYARD_TOOL": row.tool_name, "RUNYARD_TOOL_VERSION": str(row.tool_version),
                 "RUNYARD_ATTEMPT": str(row.attempt), **secret_values,
             }
+            # The workspace files the tool declares: where each one's blob is (None: not
+            # uploaded), readable by this run and no other file of the blob store.
+            files = self.platform.workspace_files.paths_for_run(row.workspace_id, version.files or [])
+            env["RUNYARD_FILES"] = json.dumps(files)
             request = ExecRequest(
                 run_id=row.id, source_dir=self.platform.tools.source_dir(version), module=version.module,
                 entrypoint=version.entrypoint, inputs=inputs, env=env, workdir=cwd, output_dir=out,
@@ -273,7 +277,8 @@ class Worker:
                               # A backstop to the wall-clock timeout: more CPU than every core
                               # for the whole timeout can only mean the timeout failed.
                               cpu_s=math.ceil(timeout_s * CPUS) + 1),
-                python=python, reuse_process=bool(version.reuse_process), network=bool(version.network))
+                python=python, reuse_process=bool(version.reuse_process), network=bool(version.network),
+                read_paths=[path for path in files.values() if path])
             execution = self.platform.executor.submit(
                 request, on_output=active.runlog.write, on_event=lambda event: self._on_event(active, event))
             active.execution = execution

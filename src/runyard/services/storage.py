@@ -1,0 +1,75 @@
+"""Storage accounting: what a workspace keeps, and the quota on it (``RUNYARD_STORAGE_QUOTA_BYTES``).
+
+What counts: workspace files, dataset bytes (their Parquet parts), run artifacts and the
+bytes of multipart uploads still open (reserved at ``POST /uploads``). Each is a sum over
+a size column kept with its rows (``ix_run_artifacts_ws_size`` lets the largest one be
+read from its index alone), so usage is exact without a counter that could drift.
+
+``check`` runs before a write commits. A write that must not race another one past the
+quota (a workspace file) checks inside its own write transaction, which ``lock`` orders
+per workspace on PostgreSQL (SQLite's writes are serialised already).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from runyard.services.errors import DomainError
+from runyard.store.db import Database
+from runyard.store.tables import run_artifacts, workspaces
+from runyard.store.tables_data import datasets, uploads
+from runyard.store.tables_files import workspace_files
+
+
+class StorageQuotaExceeded(DomainError):
+    status = 413
+    code = "storage_quota_exceeded"
+
+
+def storage_used(conn: sa.Connection, workspace_id: str) -> dict[str, int]:
+    """Bytes the workspace keeps, by kind (``files``, ``datasets``, ``artifacts``, ``uploads``)."""
+    def total(column: Any, *where: Any) -> int:
+        return int(conn.execute(sa.select(sa.func.coalesce(sa.func.sum(column), 0)).where(*where)).scalar_one())
+
+    return {
+        "files": total(workspace_files.c.size, workspace_files.c.workspace_id == workspace_id),
+        "datasets": total(datasets.c.byte_count, datasets.c.workspace_id == workspace_id),
+        "artifacts": total(run_artifacts.c.size, run_artifacts.c.workspace_id == workspace_id),
+        "uploads": total(uploads.c.size, uploads.c.workspace_id == workspace_id, uploads.c.status == "open"),
+    }
+
+
+class StorageQuota:
+    def __init__(self, db: Database, quota_bytes: int = 0) -> None:
+        self.db = db
+        self.quota_bytes = quota_bytes  # per workspace; 0: unlimited
+
+    def usage(self, workspace_id: str) -> dict[str, Any]:
+        with self.db.read() as conn:
+            by_kind = storage_used(conn, workspace_id)
+        return {"object": "storage_usage", "used_bytes": sum(by_kind.values()),
+                "quota_bytes": self.quota_bytes or None, "by_kind": by_kind}
+
+    def check(self, workspace_id: str, adding: int, conn: sa.Connection | None = None,
+              *, replacing: int = 0) -> None:
+        """Raise 413 ``storage_quota_exceeded`` if ``adding`` more bytes (less ``replacing``,
+        the bytes the write frees) would pass the quota. ``conn``: count inside that transaction."""
+        if self.quota_bytes <= 0:
+            return
+        if conn is None:
+            with self.db.read() as own:
+                used = sum(storage_used(own, workspace_id).values())
+        else:
+            used = sum(storage_used(conn, workspace_id).values())
+        if used - replacing + adding > self.quota_bytes:
+            raise StorageQuotaExceeded(
+                f"the workspace's storage quota ({self.quota_bytes} bytes) would be exceeded "
+                f"({used} used, {adding} more)",
+                details={"quota_bytes": self.quota_bytes, "used_bytes": used, "adding_bytes": adding})
+
+    def lock(self, conn: sa.Connection, workspace_id: str) -> None:
+        """Order quota-checked writes of one workspace (PostgreSQL; a no-op where writes are serial)."""
+        if self.quota_bytes > 0 and conn.dialect.name == "postgresql":
+            conn.execute(sa.select(workspaces.c.id).where(workspaces.c.id == workspace_id).with_for_update())
