@@ -24,6 +24,7 @@ from typing import Any
 from runyard.engine.executor import REUSE_DIR_PREFIX, ExecRequest, Limits
 from runyard.ids import new_id
 from runyard.services.runs import CANCELLED, FAILED, step_policy, will_retry
+from runyard.services.storage import StorageQuotaExceeded
 from runyard.services.tools import DEFAULT_RETRY_ON, retry_policy
 from runyard.timeutil import rfc3339, utcnow
 from runyard.worker.logs import RunLog, ValueTooDeep, redact_file, scrub_value
@@ -365,7 +366,12 @@ class Worker:
                 status, output, error = FAILED, None, {"type": "output_not_serializable",
                                                        "message": f"the output {exc}", "traceback": None}
             error = scrub_value(error, active.secrets)  # type: ignore[assignment]
-            artifacts = [] if dirs_removed else self._collect_artifacts(run_id, active.output_dir, active.secrets)
+            artifacts: list[dict[str, Any]] = []
+            refusal = None if dirs_removed else self._storage_refusal(active)
+            if refusal is not None:  # over the workspace's storage quota: the run fails, no artifact is kept
+                status, output, error = FAILED, None, refusal
+            elif not dirs_removed:
+                artifacts = self._collect_artifacts(run_id, active.output_dir, active.secrets)
             policy = self._retry_policy(active.row)
             if not dirs_removed and will_retry(active.row, status, error, policy["retry_on"]):
                 # Back to the queue: this attempt's dirs go first, or the next attempt
@@ -389,6 +395,21 @@ class Worker:
                     del self.active[run_id]
             if self._backlog:  # a slot opened and runs may be waiting for one
                 self._wake.set()
+
+    def _storage_refusal(self, active: ActiveRun) -> dict[str, Any] | None:
+        """The run's error when keeping its artifacts would pass the workspace's storage quota."""
+        quota = self.platform.storage_quota
+        if quota.quota_bytes <= 0 or not active.output_dir.exists():
+            return None
+        size = sum(p.stat().st_size for p in active.output_dir.rglob("*") if p.is_file() and not p.is_symlink())
+        if size == 0:
+            return None
+        try:
+            quota.check(active.row.workspace_id, size)
+        except StorageQuotaExceeded as exc:
+            return {"type": "storage_quota_exceeded", "traceback": None,
+                    "message": f"the run's artifacts ({size} bytes) were not kept: {exc.message}"}
+        return None
 
     def _collect_artifacts(self, run_id: str, out: Path, secrets: list[str]) -> list[dict[str, Any]]:
         """Move the files under the output dir to blobs, secrets redacted from their names and
