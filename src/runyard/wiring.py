@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from runyard.config import Settings
 from runyard.events import EventHub
 from runyard.ids import new_id
+from runyard.services.connections import ConnectionService
 from runyard.services.datasets import DatasetService
 from runyard.services.email_triggers import EmailTriggerService
 from runyard.services.errors import ValidationFailed
@@ -95,6 +96,7 @@ class Platform:
         self.links.curator = self._curate_after_ingestion  # an ingestion's ``curate: true``
         self.secrets = SecretService(self.db, self.cipher)
         self.outbound = OutboundPolicy.from_setting(settings.outbound_allow)
+        self.connections = ConnectionService(self.db, self.secrets, self.outbound)
         self.llm = LLMService(self.db, self.cipher, self.usage_recorder, self.outbound, env_provider=env_provider(
             settings.llm_base_url, settings.llm_api_key, settings.llm_model, settings.llm_timeout_s))
         self.llm_features = ModelFeatures(self.llm, self.datasets, self.queries)

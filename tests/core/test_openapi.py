@@ -153,7 +153,9 @@ _SEMANTIC_400 = [("POST", "/api/v1/tools"), ("PATCH", "/api/v1/tools/{ref}"), ("
                  ("POST", "/api/v1/schedules"), ("PATCH", "/api/v1/schedules/{schedule_id}"),
                  ("POST", "/api/v1/webhooks"), ("PATCH", "/api/v1/webhooks/{webhook_id}"),
                  # the body becomes a tool's inputs (a JSON object it must take)
-                 ("POST", "/hooks/{token}")]
+                 ("POST", "/hooks/{token}"),
+                 # a connection's config: the fields its type takes, hosts the outbound policy allows
+                 ("POST", "/api/v1/connections"), ("PATCH", "/api/v1/connections/{connection}")]
 
 
 def _bounded(spec: dict[str, Any]) -> dict[str, Any]:

@@ -176,6 +176,12 @@ class World:
     def fresh_folder(self) -> str:
         return _ok(self.admin.post("/folders", json={"name": self.name("folder")}))["id"]
 
+    def fresh_connection(self) -> str:
+        """An http connection to a public address (a check of it fails within its second)."""
+        return _ok(self.admin.post("/connections", json={"name": self.name("conn").replace("_", "-"), "type": "http",
+                                                         "config": {"base_url": "https://93.184.216.34/",
+                                                                    "timeout_s": 1}}))["id"]
+
     def fresh_provider(self) -> str:
         """A language-model provider (not the default: the shared server keeps none)."""
         return _ok(self.admin.post("/llm/providers", json={
@@ -852,6 +858,25 @@ TABLE: dict[str, Row] = {
     "POST /api/v1/autorag": api(lambda w, c, t: c.post("/autorag", json={"query": "how many?", "namespace": w.ns}),
                                 viewer=NO_MODEL, member=NO_MODEL, admin=NO_MODEL),
     "GET /api/v1/usage/daily": reader(lambda w, c, t: c.get("/usage/daily")),
+
+    # connections: admins (a key restricted to nothing) manage, check and read metadata; any
+    # unrestricted key lists and reads them (secret parts as references only)
+    "POST /api/v1/connections": admin_only(lambda w, c, t: c.post("/connections", json={
+        "name": w.name("conn").replace("_", "-"), "type": "http", "config": {"base_url": "https://93.184.216.34/"}}),
+        201),
+    "GET /api/v1/connections": api(lambda w, c, t: c.get("/connections"), viewer=ok(200), member=ok(200),
+                                   admin=ok(200), restricted=RESTRICTED),
+    "GET /api/v1/connections/{connection}": api(lambda w, c, t: c.get(f"/connections/{w.fresh_connection()}"),
+                                                viewer=ok(200), member=ok(200), admin=ok(200), restricted=RESTRICTED),
+    "PATCH /api/v1/connections/{connection}": admin_only(
+        lambda w, c, t: c.patch(f"/connections/{w.fresh_connection()}", json={"config": {"timeout_s": 2}}), 200),
+    "DELETE /api/v1/connections/{connection}": admin_only(
+        lambda w, c, t: c.delete(f"/connections/{w.fresh_connection()}"), 204),
+    "POST /api/v1/connections/{connection}/verify": admin_only(
+        lambda w, c, t: c.post(f"/connections/{w.fresh_connection()}/verify"), 200),
+    "GET /api/v1/connections/{connection}/metadata": api(
+        lambda w, c, t: c.get(f"/connections/{w.fresh_connection()}/metadata"), viewer=DENIED, member=DENIED,
+        admin=Expect(frozenset({502}), "connection_unreachable"), restricted=DENIED),
     # workspace files: viewers read, members write; a restricted key reaches none
     "GET /api/v1/workspace/files": api(lambda w, c, t: c.get("/workspace/files"), viewer=ok(200), member=ok(200),
                                        admin=ok(200), restricted=RESTRICTED),

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from runyard.api import (
+    connections,
     datasets,
     errors,
     health,
@@ -114,6 +115,7 @@ def create_fastapi(platform: Platform, *, lifespan_hooks: list[Any] | None = Non
     for module in (runs, run_batches, tools, tokens, secrets, templates, sets, users, namespaces, datasets,
                    ingest, usage, triggers, workflows, llm, links, workspace_files):
         app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(connections.router, prefix=API_PREFIX)
     app.include_router(users.login_router, prefix=API_PREFIX)
     app.include_router(ingest.parts_router, prefix=API_PREFIX)
     app.include_router(triggers.hooks_router)  # /hooks/{token}: authorised by the token in the path
