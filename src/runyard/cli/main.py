@@ -19,6 +19,7 @@ from . import (
     auth,
     data,
     email_triggers,
+    files,
     generate,
     runs,
     schedules,
@@ -79,6 +80,7 @@ def _register_groups() -> None:
     app.add_typer(schedules.app, name="schedules")
     app.add_typer(webhooks.app, name="webhooks")
     app.add_typer(email_triggers.app, name="email-triggers")
+    app.add_typer(files.app, name="files")
     app.add_typer(workflows.app, name="workflows")
     app.add_typer(workflows.folders_app, name="folders")
     app.command("generate")(generate.generate)

@@ -60,11 +60,12 @@ def _sdk_version() -> str:  # cached: else a package-metadata lookup on every re
 @dataclass
 class FilePart:
     """One multipart file. ``source`` is a path (opened fresh for every attempt, so a
-    retry re-sends the whole file) or in-memory bytes."""
+    retry re-sends the whole file), in-memory bytes, or a binary file object (sent from
+    its start: httpx rewinds it for each attempt)."""
 
     field: str
     filename: str
-    source: Path | bytes
+    source: Path | bytes | IO[bytes]
     content_type: str = "application/octet-stream"
 
 

@@ -22,6 +22,7 @@ from ._endpoint import Plan, Send, run_async, run_sync
 from .resources import AsyncRuns, AsyncSecrets, AsyncTokens, AsyncTools, Runs, Secrets, Tokens, Tools
 from .resources.datasets import AsyncDatasets, Datasets
 from .resources.email_triggers import AsyncEmailTriggers, EmailTriggers
+from .resources.files import AsyncFiles, Files
 from .resources.folders import AsyncFolders, Folders
 from .resources.links import AsyncLinks, Links
 from .resources.llm import LLM, AsyncLLM
@@ -104,7 +105,7 @@ class Client(_Facade[httpx.Client], SyncAPIClient):
     _resources = {"tools": Tools, "runs": Runs, "secrets": Secrets, "templates": Templates, "sets": Sets,
                   "tokens": Tokens, "users": Users, "namespaces": Namespaces, "datasets": Datasets, "usage": Usage,
                   "schedules": Schedules, "webhooks": Webhooks, "email_triggers": EmailTriggers,
-                  "workflows": Workflows, "folders": Folders, "llm": LLM, "links": Links}
+                  "workflows": Workflows, "folders": Folders, "llm": LLM, "links": Links, "files": Files}
     tools: Tools
     runs: Runs
     secrets: Secrets
@@ -122,6 +123,7 @@ class Client(_Facade[httpx.Client], SyncAPIClient):
     folders: Folders
     llm: LLM
     links: Links
+    files: Files
 
     def health(self) -> dict[str, Any]:
         """``GET /healthz`` (liveness)."""
@@ -146,7 +148,7 @@ class AsyncClient(_Facade[httpx.AsyncClient], AsyncAPIClient):
                   "sets": AsyncSets, "tokens": AsyncTokens, "users": AsyncUsers, "namespaces": AsyncNamespaces,
                   "datasets": AsyncDatasets, "usage": AsyncUsage, "schedules": AsyncSchedules, "webhooks": AsyncWebhooks,
                   "email_triggers": AsyncEmailTriggers, "workflows": AsyncWorkflows, "folders": AsyncFolders,
-                  "llm": AsyncLLM, "links": AsyncLinks}
+                  "llm": AsyncLLM, "links": AsyncLinks, "files": AsyncFiles}
     tools: AsyncTools
     runs: AsyncRuns
     secrets: AsyncSecrets
@@ -164,6 +166,7 @@ class AsyncClient(_Facade[httpx.AsyncClient], AsyncAPIClient):
     folders: AsyncFolders
     llm: AsyncLLM
     links: AsyncLinks
+    files: AsyncFiles
 
     async def health(self) -> dict[str, Any]:
         """``GET /healthz`` (liveness)."""
