@@ -14,6 +14,7 @@ from runyard.config import Settings
 from runyard.events import EventHub
 from runyard.ids import new_id
 from runyard.services.connections import ConnectionService
+from runyard.services.cleaning import CleaningService
 from runyard.services.datasets import DatasetService
 from runyard.services.email_triggers import EmailTriggerService
 from runyard.services.errors import ValidationFailed
@@ -100,6 +101,9 @@ class Platform:
         self.llm = LLMService(self.db, self.cipher, self.usage_recorder, self.outbound, env_provider=env_provider(
             settings.llm_base_url, settings.llm_api_key, settings.llm_model, settings.llm_timeout_s))
         self.llm_features = ModelFeatures(self.llm, self.datasets, self.queries)
+        self.cleaning = CleaningService(self.db, self.datasets, self.llm, self.jobs, self.tokens, self.usage_recorder,
+                                        self.queries, memory_mb=settings.ingest_memory_mb,
+                                        timeout_s=min(settings.ingest_timeout_s, 3600.0), lease_s=settings.lease_s * 2)
         self.tools = ToolService(self.db, self.blobs, settings.data_dir / "cache" / "code", self._infer_schema)
         self.runs = RunService(self.db, self.blobs, self.tools, self.secrets, self.hub,
                                work_root=settings.data_dir / "work")

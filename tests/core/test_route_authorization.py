@@ -80,6 +80,7 @@ RESTRICTED = Expect(frozenset({403}), "restricted")
 NO_KEY = Expect(frozenset({401}), "missing_api_key")
 EXPIRED = Expect(frozenset({401}), "expired_api_key")
 NO_MODEL = Expect(frozenset({409}), "llm_not_configured")  # the shared server has no model provider
+NO_TASK = Expect(frozenset({404}), "cleaning_task_not_found")
 
 # ``target``: "own" names the resources every key here may reach (the restricted key's
 # tool, its runs, its secret); "hidden" names another tool's, which the restricted key
@@ -851,6 +852,15 @@ TABLE: dict[str, Row] = {
         lambda w, c, t: c.delete(f"/llm/providers/{w.fresh_provider()}"), 204),
     "POST /api/v1/namespaces/{ns}/datasets/{ds}/infer-description": reader(
         lambda w, c, t: c.post(f"/namespaces/{w.ns}/datasets/{w.ds}/infer-description", json={})),
+    # cleaning: read the source, write in the output namespace (a viewer key is told so before
+    # the missing provider); a task is read with its source (none exists here: no provider)
+    "POST /api/v1/namespaces/{ns}/datasets/{ds}/cleaning": api(
+        lambda w, c, t: c.post(f"/namespaces/{w.ns}/datasets/{w.ds}/cleaning", json={
+            "prompts": ["trim"], "output_namespace": w.ns, "output_dataset": w.name("cleaned")}),
+        viewer=NS_DENIED, member=NO_MODEL, admin=NO_MODEL),
+    "GET /api/v1/namespaces/{ns}/datasets/{ds}/cleaning/{task_id}": api(
+        lambda w, c, t: c.get(f"/namespaces/{w.ns}/datasets/{w.ds}/cleaning/cln_00000000000000000000000000"),
+        viewer=NO_TASK, member=NO_TASK, admin=NO_TASK),
     # ask / autorag: any key that reads data; the shared server has no provider, so every
     # caller with a key hears how to configure one
     "POST /api/v1/ask": api(lambda w, c, t: c.post("/ask", json={"query": "how many?", "namespace": w.ns}),

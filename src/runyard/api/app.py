@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from runyard.api import (
+    cleaning,
     connections,
     datasets,
     errors,
@@ -113,7 +114,7 @@ def create_fastapi(platform: Platform, *, lifespan_hooks: list[Any] | None = Non
     app.include_router(health.router)
     app.include_router(landing.router)  # `/`: where the docs and the CLI are
     for module in (runs, run_batches, tools, tokens, secrets, templates, sets, users, namespaces, datasets,
-                   ingest, usage, triggers, workflows, llm, links, workspace_files):
+                   ingest, usage, triggers, workflows, llm, links, cleaning, workspace_files):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(connections.router, prefix=API_PREFIX)
     app.include_router(users.login_router, prefix=API_PREFIX)

@@ -455,3 +455,14 @@ def query(*, query: str | None, sources: list[dict[str, Any]], select_all: str |
     except QueryError as exc:
         return {"error": exc.to_dict()}
     return {**outcome.to_dict(), "file": None if explain else "result"}
+
+
+def clean(*, sql: str, source_paths: list[str], columns: list[dict[str, Any]], first_id: int, task_id: str,
+          cleaned_at: str, memory_limit_mb: int = 1024, max_temp_mb: int = 1024,
+          timeout_s: float = 300.0) -> dict[str, Any]:
+    """A cleaning task's transform (data.cleaning): its result as parts under ``<output>/parts``."""
+    from runyard.data.cleaning import run_cleaning
+
+    return run_cleaning(sql=sql, source_paths=source_paths, columns=columns, first_id=first_id, task_id=task_id,
+                        cleaned_at=cleaned_at, output_dir=_output_dir(), work_dir=Path(os.environ.get("TMPDIR") or "."),
+                        memory_limit_mb=memory_limit_mb, max_temp_mb=max_temp_mb, timeout_s=timeout_s)

@@ -1,4 +1,4 @@
-"""The data side of a worker: file ingestions, and the upkeep of stored datasets.
+"""The data side of a worker: file ingestions, cleaning tasks, and the upkeep of stored datasets.
 
 One thread per slot claims pending ingestions and processes them (each parses in the
 sandbox); one upkeep thread requeues ingestions whose worker died, compacts datasets with
@@ -32,6 +32,7 @@ class DataWorker:
     def start(self) -> None:
         for n in range(self.slots):
             self._threads.append(threading.Thread(target=self._ingest_loop, name=f"runyard-ingest-{n}", daemon=True))
+        self._threads.append(threading.Thread(target=self._cleaning_loop, name="runyard-cleaning", daemon=True))
         self._threads.append(threading.Thread(target=self._upkeep_loop, name="runyard-data-upkeep", daemon=True))
         for thread in self._threads:
             thread.start()
@@ -39,6 +40,7 @@ class DataWorker:
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         self.platform.ingestions.wakeup.set()
+        self.platform.cleaning.wakeup.set()
         for thread in self._threads:
             thread.join(timeout)
 
@@ -56,6 +58,22 @@ class DataWorker:
                 continue
             ingestions.process(row, self.id)
 
+    def _cleaning_loop(self) -> None:
+        """Cleaning tasks (services.cleaning), one at a time per node: each is a model call
+        and a sandboxed transform, so they do not take the ingestion slots."""
+        cleaning = self.platform.cleaning
+        while not self._stop.is_set():
+            try:
+                row = cleaning.claim(self.id)
+            except Exception:
+                log.exception("claiming a cleaning task failed")
+                row = None
+            if row is None:
+                cleaning.wakeup.wait(1.0)
+                cleaning.wakeup.clear()
+                continue
+            cleaning.process(row, self.id)
+
     def _upkeep_loop(self) -> None:
         interval = min(UPKEEP_S, max(0.5, self.platform.ingestions.lease_s / 2))
         while not self._stop.wait(interval):
@@ -64,6 +82,7 @@ class DataWorker:
     def upkeep(self) -> None:
         platform = self.platform
         for name, task in (("reaping ingestions", platform.ingestions.reap),
+                           ("reaping cleaning tasks", platform.cleaning.reap),
                            ("expiring uploads", platform.uploads.expire),
                            ("sweeping retired parts", platform.datasets.sweep)):
             try:
