@@ -76,6 +76,10 @@ class Settings:
     llm_api_key: str | None = field(default_factory=lambda: os.environ.get("RUNYARD_LLM_API_KEY") or None)
     llm_model: str | None = field(default_factory=lambda: os.environ.get("RUNYARD_LLM_MODEL") or None)
     llm_timeout_s: float = field(default_factory=lambda: float(os.environ.get("RUNYARD_LLM_TIMEOUT_S", "60")))
+    # Browser origins (scheme://host[:port], comma-separated) allowed to call /mcp besides the
+    # server's own: any other Origin is refused, so a web page cannot reach it by DNS rebinding.
+    mcp_allowed_origins: list[str] = field(default_factory=lambda: [
+        o.strip().rstrip("/") for o in os.environ.get("RUNYARD_MCP_ALLOWED_ORIGINS", "").split(",") if o.strip()])
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()

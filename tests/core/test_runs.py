@@ -307,12 +307,14 @@ def test_trigger_recorded(api, unique):
     assert sdk["trigger"] == "sdk"
     cli = api.post("/runs", json={"tool": f"trig-{unique}"}, headers={"X-Runyard-Trigger": "cli"}).json()
     assert cli["trigger"] == "cli"
-    # Only what exists: schedules, workflows, MCP and email do not start runs (yet), and
-    # "rerun" is what POST /runs/{id}/rerun records, with the parent run.
-    for value in ("telepathy", "schedule", "workflow", "mcp", "email", "ui", "rerun"):
+    # An MCP client (`runyard mcp`) says so; runs a source starts (schedules, workflows,
+    # email) cannot be claimed, and "rerun" is what POST /runs/{id}/rerun records.
+    mcp = api.post("/runs", json={"tool": f"trig-{unique}"}, headers={"X-Runyard-Trigger": "mcp"}).json()
+    assert mcp["trigger"] == "mcp"
+    for value in ("telepathy", "schedule", "workflow", "email", "ui", "rerun"):
         bad = api.post("/runs", json={"tool": f"trig-{unique}"}, headers={"X-Runyard-Trigger": value})
         assert bad.status_code == 400 and error_code(bad) == "validation_error", value
-        assert bad.json()["error"]["details"]["allowed"] == ["api", "sdk", "cli"], value
+        assert bad.json()["error"]["details"]["allowed"] == ["api", "sdk", "cli", "mcp"], value
 
 
 def test_a_waited_run_is_the_run_as_stored(api, unique):

@@ -30,6 +30,9 @@ FORBIDDEN = {
     # the language-model client and prompts: pure (services/llm.py holds providers, metering, traces)
     "llm": {"api", "schemas", "services", "store", "worker", "engine", "sdk", "cli", "wiring", "node", "config",
             "events", "data", "synth", "triggers", "workflows"},
+    # the MCP protocol side: served in process by api/mcp.py and, through the SDK, by `runyard mcp`
+    "mcp_server": {"api", "schemas", "services", "store", "worker", "engine", "cli", "wiring", "node", "config",
+                   "events", "data", "synth"},
 }
 
 

@@ -39,6 +39,7 @@ from runyard.api.accesslog import access_log
 from runyard.api.compat import datalinks as compat_datalinks
 from runyard.api.fastlane import FastLane
 from runyard.api.guard import BodyGuard
+from runyard.api.mcp import McpEndpoint, McpMount
 from runyard.api.responses import JSON
 from runyard.services.ratelimit import RateLimiter
 from runyard.wiring import Platform
@@ -85,8 +86,11 @@ class RequestIdMiddleware:
 
 
 def create_app(platform: Platform, *, lifespan_hooks: list[Any] | None = None) -> Any:
-    """The ASGI application: request ids around the fast lane for run creation around FastAPI."""
-    return RequestIdMiddleware(access_log(FastLane(BodyGuard(create_fastapi(platform, lifespan_hooks=lifespan_hooks)))))
+    """The ASGI application: request ids around /mcp and the fast lane for run creation around FastAPI."""
+    mcp_endpoint = McpEndpoint(platform, rate_limiter=lambda: api.state.rate_limiter)
+    # The app's lifespan also runs the MCP session manager (last in, first out).
+    api = create_fastapi(platform, lifespan_hooks=[*(lifespan_hooks or []), mcp_endpoint])
+    return RequestIdMiddleware(access_log(McpMount(FastLane(BodyGuard(api)), mcp_endpoint)))
 
 
 def create_fastapi(platform: Platform, *, lifespan_hooks: list[Any] | None = None) -> FastAPI:

@@ -21,6 +21,7 @@ from . import (
     email_triggers,
     files,
     generate,
+    mcp,
     runs,
     schedules,
     secrets,
@@ -84,6 +85,7 @@ def _register_groups() -> None:
     app.add_typer(workflows.app, name="workflows")
     app.add_typer(workflows.folders_app, name="folders")
     app.command("generate")(generate.generate)
+    app.command("mcp")(mcp.mcp)
     app.add_typer(data.app, name="data")
     app.add_typer(data.users_app, name="users")
 

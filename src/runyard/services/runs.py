@@ -47,16 +47,17 @@ TIMED_OUT = "timed_out"
 WAITING = "waiting_for_input"
 TERMINAL_STATUSES: frozenset[str] = frozenset({SUCCEEDED, FAILED, CANCELLED, TIMED_OUT})
 ALL_STATUSES: tuple[str, ...] = (AWAITING, QUEUED, RUNNING, WAITING, SUCCEEDED, FAILED, CANCELLED, TIMED_OUT)
-# What started a run: the HTTP API (the default), the Python SDK or the CLI (each declared by
-# the X-Runyard-Trigger header or the SDK's User-Agent), or POST /runs/{id}/rerun.
-CALLER_TRIGGERS = ("api", "sdk", "cli")
+# What started a run: the HTTP API (the default), the Python SDK, the CLI or an MCP client
+# (each declared by the X-Runyard-Trigger header or the SDK's User-Agent; `runyard mcp`
+# declares mcp), or POST /runs/{id}/rerun.
+CALLER_TRIGGERS = ("api", "sdk", "cli", "mcp")
 # Runs the platform starts on a user's behalf: a schedule's tick, a request to a webhook's URL, mail
 # to an email trigger's alias (``source``: the schedule's, hook's or email trigger's id). A client can claim
 # none of these.
 SOURCE_TRIGGERS = ("schedule", "webhook", "email", "workflow")
 # Every trigger a run may record (one list): ``workflow`` is a workflow's step (``source``:
-# the workflow run); ``ui`` and ``mcp`` are the web UI's and the MCP endpoint's runs.
-TRIGGERS = (*CALLER_TRIGGERS, "rerun", *SOURCE_TRIGGERS, "ui", "mcp")
+# the workflow run); ``ui`` is the web UI's runs, ``mcp`` also the /mcp endpoint's.
+TRIGGERS = (*CALLER_TRIGGERS, "rerun", *SOURCE_TRIGGERS, "ui")
 # What a run runs: a tool, a workflow (its steps are child runs), or a workflow step that
 # waits for a person's input.
 RUN_TYPES = ("tool", "workflow", "input")

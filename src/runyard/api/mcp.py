@@ -1,0 +1,169 @@
+"""``/mcp``: runyard's tools over MCP's streamable HTTP transport.
+
+Before the MCP SDK's session manager sees a request, this layer refuses a browser
+``Origin`` other than the server's own or an allowed one (403 ``origin_not_allowed``: a
+page on another site, or reached by DNS rebinding, cannot drive it) and authenticates the
+runyard key (401 without one, counted against the rate limit like any API request). The
+key becomes the session's owner: the session manager answers 404 to a request for a
+session that another key opened. Each MCP request then acts as the principal of the key
+it came with, through ``services.mcp_tools``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
+from mcp.server.context import ServerRequestContext
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+
+import runyard
+from runyard.api.deps import authenticate
+from runyard.api.guard import Receive, Send, send_error
+from runyard.api.offload import in_thread
+from runyard.mcp_server.core import BackendError, build_server
+from runyard.services.access import Principal
+from runyard.services.errors import DomainError, PermissionDenied
+from runyard.services.mcp_tools import McpTools
+from runyard.wiring import Platform
+
+MCP_PATHS = ("/mcp", "/mcp/")
+
+
+def _refusal(exc: DomainError) -> BackendError:
+    return BackendError(exc.code, exc.message, exc.status)
+
+
+class LocalBackend:
+    """The MCP server's view of runyard inside the server: the services, as ``principal``."""
+
+    def __init__(self, platform: Platform, mcp_tools: McpTools, principal: Principal) -> None:
+        self.platform = platform
+        self.mcp_tools = mcp_tools
+        self.principal = principal
+
+    async def _call(self, fn: Any, *args: Any) -> Any:
+        try:
+            return await in_thread(fn, self.principal, *args)
+        except DomainError as exc:
+            raise _refusal(exc) from exc
+
+    async def list_tools(self, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+        page = await self._call(self.mcp_tools.catalog, cursor)
+        return page.items, page.next_cursor
+
+    async def start_run(self, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        return await self._call(self.mcp_tools.start, tool, arguments)
+
+    async def get_run(self, run_id: str) -> dict[str, Any]:
+        return await self._call(self.mcp_tools.run, run_id)
+
+    async def wait_change(self, run_id: str, timeout: float) -> None:
+        """Woken by the run's log growing or its end on the event hub; a lost event only
+        delays until ``timeout`` (progress reports publish nothing: they are seen then)."""
+        loop = asyncio.get_running_loop()
+        woken = asyncio.Event()
+
+        def wake(_topic: str, _payload: Any) -> None:
+            loop.call_soon_threadsafe(woken.set)
+
+        hub = self.platform.hub
+        stops = [hub.subscribe(f"run.log:{run_id}", wake), hub.subscribe(f"run.done:{run_id}", wake)]
+        try:
+            await asyncio.wait_for(woken.wait(), timeout)
+        except TimeoutError:
+            pass
+        finally:
+            for stop in stops:
+                stop()
+
+    async def read_log(self, run_id: str, offset: int) -> bytes:
+        return await self._call(self.mcp_tools.log, run_id, offset)
+
+    async def cancel_run(self, run_id: str) -> None:
+        await self._call(self.mcp_tools.cancel, run_id)
+
+    async def list_artifacts(self, run_id: str) -> list[dict[str, Any]]:
+        return await self._call(self.mcp_tools.artifacts, run_id)
+
+    async def read_artifact(self, run_id: str, path: str) -> tuple[bytes, str | None]:
+        return await self._call(self.mcp_tools.artifact, run_id, path)
+
+
+def _origin_of(headers: dict[bytes, bytes], scope: dict[str, Any]) -> str:
+    host = headers.get(b"host", b"").decode("latin-1")
+    return f"{scope.get('scheme', 'http')}://{host}".lower()
+
+
+class McpEndpoint:
+    """The ASGI application of ``/mcp`` (and its session manager, run by the app's lifespan)."""
+
+    def __init__(self, platform: Platform, *, rate_limiter: Callable[[], Any]) -> None:
+        self.platform = platform
+        self.rate_limiter = rate_limiter  # what the API counts requests with (read when one comes)
+        self.mcp_tools = McpTools(platform.tools, platform.runs)
+        self.server = build_server(self._backend_of, version=getattr(runyard, "__version__", ""))
+        self.manager = StreamableHTTPSessionManager(self.server)
+        self._running: Any = None
+
+    def _backend_of(self, ctx: ServerRequestContext[Any, Any]) -> LocalBackend:
+        # Each message is served as the key of the HTTP request that carried it (the
+        # session's owner, which the session manager has checked).
+        request = ctx.request
+        principal = request.scope["state"]["principal"] if request is not None else None
+        if principal is None:  # not reachable through __call__, which authenticates first
+            raise BackendError("unauthenticated", "no runyard key", 401)
+        return LocalBackend(self.platform, self.mcp_tools, principal)
+
+    def allowed_origin(self, origin: str, own: str) -> bool:
+        origin = origin.rstrip("/").lower()
+        return origin == own or origin in (o.lower() for o in self.platform.settings.mcp_allowed_origins)
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        state = scope.setdefault("state", {})
+        headers = dict(scope["headers"])
+        origin = headers.get(b"origin")
+        try:
+            if origin is not None and not self.allowed_origin(origin.decode("latin-1"), _origin_of(headers, scope)):
+                raise PermissionDenied("this Origin may not call /mcp (set RUNYARD_MCP_ALLOWED_ORIGINS to allow it)",
+                                       code="origin_not_allowed", details={"origin": origin.decode("latin-1")})
+            principal = await authenticate(self.platform, self.rate_limiter(),
+                                           headers.get(b"authorization", b"").decode("latin-1"), state)
+        except DomainError as exc:
+            await send_error(send, state, exc, close=False)
+            return
+        # The session manager binds a session to the user that opened it: the key's id.
+        scope["user"] = AuthenticatedUser(AccessToken(token=principal.token_id, client_id=principal.token_id,
+                                                      scopes=[]))
+        await self.manager.handle_request(scope, receive, send)
+
+    # The app's lifespan runs the session manager (its task group holds the sessions).
+    async def start(self, app: Any) -> None:
+        self._running = self.manager.run()
+        await self._running.__aenter__()
+
+    async def stop(self, app: Any) -> None:
+        if self._running is not None:
+            await self._running.__aexit__(None, None, None)
+            self._running = None
+
+
+class McpMount:
+    """Sends ``/mcp`` to the MCP endpoint and everything else on to the API."""
+
+    def __init__(self, app: Any, endpoint: McpEndpoint) -> None:
+        self.app = app
+        self.endpoint = endpoint
+
+    @property
+    def state(self) -> Any:
+        return self.app.state
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] in MCP_PATHS:
+            await self.endpoint(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
