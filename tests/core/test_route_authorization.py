@@ -838,6 +838,8 @@ TABLE: dict[str, Row] = {
     "POST /api/v1/query": reader(
         lambda w, c, t: c.post("/query", json={"query": f'SELECT count(*) AS n FROM "{w.ns}"."{w.ds}"'})),
     "GET /api/v1/usage": reader(lambda w, c, t: c.get("/usage")),
+    "GET /api/v1/ingestions/{ingestion_id}/entities": reader(
+        lambda w, c, t: c.get(f"/ingestions/{w.ingestion}/entities")),
 
     # language-model providers: admins only (a key restricted to nothing); the model features
     # read with the data (with no provider, infer-description answers from the statistics)

@@ -77,6 +77,7 @@ def test_widened_and_added_columns_read_back_through_the_view(tmp_path: Path) ->
         "_id": "BIGINT",
         "_ingestion_id": "VARCHAR",
         "_ingested_at": "TIMESTAMP WITH TIME ZONE",
+        "_entity_id": "BIGINT",
         "v": "DOUBLE",
         "label": "VARCHAR",
         "never_written": "VARCHAR",
@@ -219,8 +220,9 @@ def test_compact_keeps_ids_metadata_and_rows(tmp_path: Path) -> None:
     path, merged = compact(list(reversed(paths)), current, tmp_path / "out")
     assert (merged.rows, merged.min_id, merged.max_id, merged.ingestion_id) == (40, 1, 40, None)
     stored = pq.read_table(path)
-    assert stored.schema.equals(arrow_schema(current, metadata=True))
+    assert stored.schema.equals(arrow_schema(current, metadata=True, entity=True))
     assert stored.column("_id").to_pylist() == list(range(1, 41))
+    assert stored.column("_entity_id").to_pylist() == list(range(1, 41))  # each row its own entity
     assert stored.column("_ingestion_id").to_pylist() == [f"ing{k // 10}" for k in range(40)]
     assert (
         stored.column("n").to_pylist()[:3] == [0.0, 1.0, 2.0]

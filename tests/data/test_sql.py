@@ -285,7 +285,7 @@ def test_a_dataset_without_parts_is_an_empty_view() -> None:
     doc, outcome = run_json("SELECT * FROM ns.empty", [source])
     assert doc["rows"] == [] and outcome.columns == [{"name": "a", "type": "int"}, {"name": "t", "type": "timestamp"}]
     doc, outcome = run_json(None, [], select_all=source, include_metadata=True)
-    assert [c["name"] for c in outcome.columns] == ["_id", "_ingestion_id", "_ingested_at", "a", "t"]
+    assert [c["name"] for c in outcome.columns] == ["_id", "_ingestion_id", "_ingested_at", "_entity_id", "a", "t"]
 
 
 def test_names_with_quotes_and_dots(tmp_path: Path) -> None:

@@ -103,22 +103,27 @@ def parse_rows(raw: bytes, content_type: str, parsed: Any = None) -> list[Any]:
 async def ingest_rows(ns: str, ds: str, request: Request, platform: PlatformDep, principal: PrincipalDep,
                       create: bool = False, on_error: Literal["skip", "abort"] = "skip", curate: bool = False,
                       idempotency_key: str | None = Header(None, max_length=200)) -> dict:
-    """Rows as a JSON array or NDJSON (or ``{rows, pipeline?, curate?}``); ``failed`` lists the
-    rows that could not be stored. ``curate``: curate the namespace's ontology (activating the
-    selected links) once the link suggestions are computed; see ``attributes.curation`` of
-    ``GET /ingestions/{ingestion_id}``."""
+    """Rows as a JSON array or NDJSON (or ``{rows, pipeline?, curate?, entity_resolution?}``);
+    ``failed`` lists the rows that could not be stored. ``curate``: curate the namespace's ontology
+    (activating the selected links) once the link suggestions are computed; see
+    ``attributes.curation`` of ``GET /ingestions/{ingestion_id}``. ``entity_resolution``
+    (``{match_type, columns, options?, policy?}``, docs/links.md): rows matching a stored entity
+    get its ``_entity_id``; the result's ``entity_resolution`` reports each row's action."""
     raw = await request.body()
     parsed = request.scope.get("state", {}).get("json_body")
     content_type = request.headers.get("content-type", "")
     rows = parse_rows(raw, content_type, parsed)
     pipeline = None
+    entity_resolution = None
     ndjson = content_type.partition(";")[0].strip().lower() in NDJSON
     if rows and not ndjson and raw.lstrip()[:1] == b"{":  # {"rows": [...], "pipeline": [...]}
         body = parsed if parsed is not None else load_json(raw)
         pipeline = body.get("pipeline") if isinstance(body, dict) else None
+        entity_resolution = body.get("entity_resolution") if isinstance(body, dict) else None
         if isinstance(body, dict) and "curate" in body:
             if not isinstance(body["curate"], bool):
                 raise ValidationFailed("curate must be true or false", details={"field": "curate"})
             curate = curate or body["curate"]
     return await in_thread(platform.datasets.ingest_rows, principal, ns, ds, rows, create=create, on_error=on_error,
-                           idempotency_key=idempotency_key, body_bytes=len(raw), pipeline=pipeline, curate=curate)
+                           idempotency_key=idempotency_key, body_bytes=len(raw), pipeline=pipeline, curate=curate,
+                           entity_resolution=entity_resolution)

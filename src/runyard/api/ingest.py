@@ -23,6 +23,7 @@ from runyard.api.offload import in_thread
 from runyard.api.openapi import AUTHENTICATED, error_responses
 from runyard.schemas.common import Page
 from runyard.schemas.datasets import (
+    EntityEntry,
     FileOptions,
     InferSchema,
     IngestionView,
@@ -194,6 +195,14 @@ async def cancel_ingestion(ingestion_id: str, platform: PlatformDep, principal: 
 async def ingestion_rejects(ingestion_id: str, platform: PlatformDep, principal: PrincipalDep,
                             cursor: str | None = None, limit: int = Query(100)) -> dict:
     return page_body(await in_thread(platform.ingestions.rejects, principal, ingestion_id, cursor=cursor, limit=limit))
+
+
+@router.get("/ingestions/{ingestion_id}/entities", response_model=Page[EntityEntry], responses=error_responses(404))
+async def ingestion_entities(ingestion_id: str, platform: PlatformDep, principal: PrincipalDep,
+                             cursor: str | None = None, limit: int = Query(100)) -> dict:
+    """Entity resolution: each ingested row's entity and what happened to it, in row order."""
+    return page_body(await in_thread(platform.ingestions.entities, principal, ingestion_id, cursor=cursor,
+                                     limit=limit))
 
 
 # -- preview and inference -------------------------------------------------------------------

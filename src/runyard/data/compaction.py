@@ -1,6 +1,6 @@
 """Merging runs of small parts into one, so many small appends do not make every query open
-hundreds of files. A merged part keeps every row's ``_id``, ``_ingestion_id`` and
-``_ingested_at``; the services swap it in with ``Manifest.replaced`` under compare-and-set.
+hundreds of files. A merged part keeps every row's ``_id``, ``_ingestion_id``,
+``_ingested_at`` and ``_entity_id``; the services swap it in with ``Manifest.replaced`` under compare-and-set.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def compact(paths: list[str], columns: list[Column], directory: Path) -> tuple[P
     if not paths:
         raise ValueError("nothing to compact")
     sql = read_parts_sql(paths, columns, True) + f" ORDER BY {quote_ident(ROW_ID)}"
-    schema = arrow_schema(columns, metadata=True)
+    schema = arrow_schema(columns, metadata=True, entity=True)  # keeps every row's _entity_id
     directory.mkdir(parents=True, exist_ok=True)
     tmp, final = new_part_paths(directory)
     con = connect()

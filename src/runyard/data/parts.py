@@ -23,10 +23,11 @@ import pyarrow.parquet as pq
 
 from runyard.data.manifest import Part
 from runyard.data.types import (
+    ENTITY_ID,
     GEO_TYPE,
+    HIDDEN_COLUMNS,
     INGESTED_AT,
     INGESTION_ID,
-    METADATA_COLUMNS,
     METADATA_FIELDS,
     ROW_ID,
     Column,
@@ -69,7 +70,7 @@ DUCKDB_TYPES: dict[str, str] = {
     "json": "VARCHAR",
     "geo": "STRUCT(lat DOUBLE, lon DOUBLE)",
 }
-_METADATA_DUCKDB = {ROW_ID: "BIGINT", INGESTION_ID: "VARCHAR", INGESTED_AT: "TIMESTAMPTZ"}
+_METADATA_DUCKDB = {ROW_ID: "BIGINT", INGESTION_ID: "VARCHAR", INGESTED_AT: "TIMESTAMPTZ", ENTITY_ID: "BIGINT"}
 
 
 def quote_ident(name: str) -> str:
@@ -92,7 +93,7 @@ def _utc(ts: datetime) -> datetime:
 def _user_table(table: pa.Table, columns: list[Column]) -> pa.Table:
     """``table`` as exactly ``columns``, in order and of their types (absent columns as nulls)."""
     names = {c.name for c in columns}
-    extra = [n for n in table.column_names if n not in names and n not in METADATA_COLUMNS]
+    extra = [n for n in table.column_names if n not in names and n not in HIDDEN_COLUMNS]
     if extra:
         raise ValueError(f"the table has columns the schema does not: {', '.join(extra)}")
     schema = arrow_schema(columns)
@@ -200,7 +201,7 @@ def evolve_columns(columns: list[Column], schema: pa.Schema) -> list[Column]:
     out = list(columns)
     index = {c.name: i for i, c in enumerate(out)}
     for f in schema:
-        if f.name in METADATA_COLUMNS:
+        if f.name in HIDDEN_COLUMNS:
             continue
         kind = _column_type_of(f.type)
         if f.name not in index:
@@ -364,6 +365,12 @@ def _select_list(columns: list[Column], include_metadata: bool) -> list[tuple[st
     return out + [(c.name, DUCKDB_TYPES[c.type]) for c in columns]
 
 
+def _read_expr(name: str, sql_type: str) -> str:
+    if name == ENTITY_ID:  # a row no entity resolution wrote is its own entity
+        return f"COALESCE(CAST({quote_ident(ENTITY_ID)} AS BIGINT), CAST({quote_ident(ROW_ID)} AS BIGINT))"
+    return f"CAST({quote_ident(name)} AS {sql_type})"
+
+
 def read_parts_sql(paths: list[str], columns: list[Column], include_metadata: bool) -> str:
     """A DuckDB SELECT over the parts with the dataset's current column types.
 
@@ -373,7 +380,7 @@ def read_parts_sql(paths: list[str], columns: list[Column], include_metadata: bo
     wanted = _select_list(columns, include_metadata)
     if not wanted:
         raise ValueError("nothing to select: no columns and no metadata")
-    casts = ", ".join(f"CAST({quote_ident(n)} AS {t}) AS {quote_ident(n)}" for n, t in wanted)
+    casts = ", ".join(f"{_read_expr(n, t)} AS {quote_ident(n)}" for n, t in wanted)
     every = _select_list(columns, True)
     typed_empty = "SELECT " + ", ".join(f"CAST(NULL AS {t}) AS {quote_ident(n)}" for n, t in every)
     if not paths:
@@ -401,5 +408,5 @@ def read_table(paths: list[str], columns: list[Column], include_metadata: bool) 
     finally:
         con.close()
     if not include_metadata:
-        table = table.drop_columns(list(METADATA_COLUMNS))
-    return table.cast(arrow_schema(columns, metadata=include_metadata))
+        table = table.drop_columns(list(HIDDEN_COLUMNS))
+    return table.cast(arrow_schema(columns, metadata=include_metadata, entity=include_metadata))

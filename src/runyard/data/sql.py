@@ -34,7 +34,7 @@ import orjson
 import pyarrow as pa
 
 from runyard.data.results import ResultFormat, ResultWriter, Sink, column_type
-from runyard.data.types import INGESTED_AT, INGESTION_ID, METADATA_COLUMNS, ROW_ID, Column
+from runyard.data.types import ENTITY_ID, HIDDEN_COLUMNS, INGESTED_AT, INGESTION_ID, ROW_ID, Column
 
 MAX_QUERY_CHARS = 100_000
 DEFAULT_JSON_LIMIT = 10_000  # rows in a JSON result when the caller gives no limit
@@ -80,7 +80,8 @@ _DUCKDB_TYPES: dict[str, str] = {
     "json": "JSON",
     "geo": "STRUCT(lat DOUBLE, lon DOUBLE)",
 }
-_METADATA_TYPES: dict[str, str] = {ROW_ID: "BIGINT", INGESTION_ID: "VARCHAR", INGESTED_AT: "TIMESTAMPTZ"}
+_METADATA_TYPES: dict[str, str] = {ROW_ID: "BIGINT", INGESTION_ID: "VARCHAR", INGESTED_AT: "TIMESTAMPTZ",
+                                   ENTITY_ID: "BIGINT"}
 
 # Settings no query needs changed. Extensions: none loaded or installed behind the query's back;
 # Python replacement scans off, so no name in a query reads a Python object of this process.
@@ -481,7 +482,7 @@ def _create_views(conn: duckdb.DuckDBPyConnection, sources: list[DatasetSource],
 
 
 def _view_sql(conn: duckdb.DuckDBPyConnection, source: DatasetSource, *, metadata: bool) -> str:
-    wanted: list[tuple[str, str]] = [(c, _METADATA_TYPES[c]) for c in METADATA_COLUMNS] if metadata else []
+    wanted: list[tuple[str, str]] = [(c, _METADATA_TYPES[c]) for c in HIDDEN_COLUMNS] if metadata else []
     wanted += [(c.name, _DUCKDB_TYPES[c.type]) for c in source.columns]
     target = f"{quote_ident(source.namespace)}.{quote_ident(source.name)}"
     if not source.paths:
@@ -498,6 +499,8 @@ def _view_sql(conn: duckdb.DuckDBPyConnection, source: DatasetSource, *, metadat
     for name, sql_type in wanted:
         found = name if name in exact else folded.get(name.casefold())
         expr = quote_ident(found) if found is not None else "NULL"
+        if name == ENTITY_ID:  # a row no entity resolution wrote is its own entity
+            expr = f"COALESCE({expr}, {quote_ident(ROW_ID)})"
         select.append(f"CAST({expr} AS {sql_type}) AS {quote_ident(name)}")
     if not select:
         select = ["NULL AS _empty"]
@@ -625,7 +628,7 @@ def _select_all_sql(source: DatasetSource, *, include_metadata: bool, offset_id:
                     limit: int | None) -> tuple[str, frozenset[str]]:
     names = [c.name for c in source.columns]
     if include_metadata:
-        names = [*METADATA_COLUMNS, *names]
+        names = [*HIDDEN_COLUMNS, *names]
         hidden: frozenset[str] = frozenset()
     else:
         names = [ROW_ID, *names]

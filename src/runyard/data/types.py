@@ -21,6 +21,11 @@ ROW_ID = "_id"
 INGESTION_ID = "_ingestion_id"
 INGESTED_AT = "_ingested_at"
 METADATA_COLUMNS: tuple[str, ...] = (ROW_ID, INGESTION_ID, INGESTED_AT)
+# The entity a row stands for (entity resolution on ingest, data/entities.py). Only parts written
+# by entity resolution store it; readers give every other row its own ``_id``: a row is its own
+# entity until a resolution says otherwise.
+ENTITY_ID = "_entity_id"
+HIDDEN_COLUMNS: tuple[str, ...] = (*METADATA_COLUMNS, ENTITY_ID)
 
 MAX_COLUMNS = 1000  # per dataset; a wider row is refused (too_many_columns)
 MAX_COLUMN_NAME = 255
@@ -43,6 +48,7 @@ METADATA_FIELDS: tuple[pa.Field, ...] = (
     pa.field(INGESTION_ID, pa.string(), nullable=False),
     pa.field(INGESTED_AT, pa.timestamp("us", tz="UTC"), nullable=False),
 )
+ENTITY_FIELD = pa.field(ENTITY_ID, pa.int64(), nullable=True)
 
 
 @dataclass(frozen=True)
@@ -59,11 +65,13 @@ class Column:
         return cls(name=str(raw["name"]), type=raw["type"], nullable=bool(raw.get("nullable", True)))  # type: ignore[arg-type]
 
 
-def arrow_schema(columns: list[Column], *, metadata: bool = False) -> pa.Schema:
+def arrow_schema(columns: list[Column], *, metadata: bool = False, entity: bool = False) -> pa.Schema:
     """The Arrow schema of ``columns`` (user columns are always nullable in storage: a later
-    ingestion may leave them out), with the hidden metadata fields first when asked."""
+    ingestion may leave them out), with the hidden metadata fields first when asked (and then
+    ``_entity_id`` with ``entity``)."""
     fields = [pa.field(c.name, ARROW_TYPES[c.type], nullable=True) for c in columns]
-    return pa.schema([*METADATA_FIELDS, *fields] if metadata else fields)
+    hidden = [*METADATA_FIELDS, *([ENTITY_FIELD] if entity else [])] if metadata else []
+    return pa.schema([*hidden, *fields])
 
 
 def column_name_error(name: object) -> str | None:

@@ -80,6 +80,24 @@ class RowFailure(BaseModel):
     errors: dict[str, str]
 
 
+class EntityEntry(BaseModel):
+    index: int = Field(description="the row's position among the rows the ingestion accepted")
+    entity_id: int
+    action: Literal["created", "matched", "kept_existing", "overwritten", "merged"]
+
+
+class EntityReport(BaseModel):
+    match_type: str
+    columns: list[str]
+    policy: str
+    counts: dict[str, int]
+    stored_rows: int = Field(description="rows this ingestion stored (new or replacing an entity's row)")
+    excluded: str | None = Field(default=None, description="why no row was matched (a key column varies too little)")
+    entities: list[EntityEntry] = Field(description="the first 1000 rows' entries")
+    entities_total: int
+    entities_truncated: bool = Field(description="true when GET /ingestions/{id}/entities holds more entries")
+
+
 class RowsIngested(BaseModel):
     object: Literal["ingestion_result"] = "ingestion_result"
     ingestion_id: str
@@ -89,6 +107,8 @@ class RowsIngested(BaseModel):
     curation: dict[str, Any] | None = Field(default=None, description=(
         "with curate: `{status: pending}` (the curation runs once the link suggestions are computed; "
         "its outcome is the ingestion's `attributes.curation`), or `skipped` when no rows were stored"))
+    entity_resolution: EntityReport | None = Field(default=None, description=(
+        "with entity_resolution: each row's entity and action (also the ingestion's `attributes.entity_resolution`)"))
 
 
 class IngestionView(BaseModel):
@@ -132,6 +152,9 @@ class FileOptions(Request):
     curate: StrictBool | None = Field(default=None, description=(
         "after the ingestion commits and its link suggestions are computed, curate the namespace's ontology "
         "with activate, as the ingesting user; the outcome in the ingestion's `attributes.curation`"))
+    entity_resolution: dict[str, Any] | None = Field(default=None, description=(
+        "`{match_type: ExactMatch|GeoMatch, columns, options?, policy?: keep_first|overwrite|merge}`: match each "
+        "row against the dataset's entities (docs/links.md); the report in `attributes.entity_resolution`"))
 
 
 class UploadCreate(Request):

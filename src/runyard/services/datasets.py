@@ -444,12 +444,14 @@ class DatasetService:
     def ingest_rows(self, principal: Principal, namespace: str, name: str, rows: list[Any], *,
                     create: bool = False, on_error: str = "skip", idempotency_key: str | None = None,
                     body_bytes: int = 0, pipeline: list[Any] | None = None,
+                    entity_resolution: dict[str, Any] | None = None,
                     curate: bool = False) -> dict[str, Any]:
         """Store JSON rows as one new part (one snapshot). ``Idempotency-Key``: a retried batch
         lands once, answered with the first attempt's result. ``pipeline``: steps applied to the
         rows first, in the ingest sandbox (docs/data.md, Pipelines). ``curate``: once the link
         suggestions are computed, the namespace's ontology is curated with ``activate`` (in the
         background; the outcome in the ingestion's ``attributes.curation``)."""
+        from runyard.services.entities import check_config
         from runyard.services.ingestions import check_pipeline
 
         if on_error not in ("skip", "abort"):
@@ -457,16 +459,21 @@ class DatasetService:
         if not isinstance(rows, list):
             raise ValidationFailed("the body must be a JSON array of row objects (or NDJSON)", code="invalid_rows")
         check_pipeline({"pipeline": pipeline})
+        resolution = check_config(entity_resolution)  # 400 before anything is made
         row, _ = self.ensure(principal, namespace, name, create=create)
         request_hash = hashlib.sha256(repr((namespace, name, on_error, body_bytes, len(rows),
                                             orjson.dumps(pipeline) if pipeline else None)
-                                           + ((True,) if curate else ())).encode()).hexdigest()
+                                           + ((True,) if curate else ())
+                                           + ((resolution.to_dict(),) if resolution else ())).encode()).hexdigest()
         ingestion_id = new_id("ing")
         now = self.clock()
         record = {"id": ingestion_id, "workspace_id": principal.workspace_id, "dataset_id": row.id,
                   "namespace_id": row.namespace_id, "user_id": principal.user_id, "token_id": principal.token_id,
                   "kind": "rows", "status": "processing",
-                  "source": {"rows": len(rows), **({"options": {"pipeline": pipeline}} if pipeline else {})},
+                  "source": {"rows": len(rows), **({"options": {
+                      **({"pipeline": pipeline} if pipeline else {}),
+                      **({"entity_resolution": resolution.to_dict()} if resolution else {})}}
+                      if pipeline or resolution else {})},
                   "processed_bytes": 0, "expected_total_bytes": body_bytes, "processed_rows": 0, "failed_rows": 0,
                   "attributes": {"curation": {"status": "pending"}} if curate else {}, "seen": False,
                   "idempotency_key": idempotency_key,
@@ -480,7 +487,8 @@ class DatasetService:
             with self.db.write() as conn:
                 conn.execute(ingestions.insert().values(**record))
         try:
-            result = self._store_rows(row.id, ingestion_id, rows, on_error, body_bytes, principal, pipeline)
+            result = self._store_rows(row.id, ingestion_id, rows, on_error, body_bytes, principal, pipeline,
+                                      entity_resolution=resolution)
         except BaseException as exc:
             message = exc.message if isinstance(exc, DomainError) else f"{type(exc).__name__}: {exc}"
             with self.db.write() as conn:  # a failed attempt frees its key: a retry runs again
@@ -492,6 +500,8 @@ class DatasetService:
             result = {**result, "curation": {"status": "pending"} if result["ingested"] else
                       {"status": "skipped", "reason": "no rows were ingested"}}
             extra["attributes"] = {"curation": result["curation"]}
+        if result.get("entity_resolution"):
+            extra["attributes"] = {**extra.get("attributes", {}), "entity_resolution": result["entity_resolution"]}
         with self.db.write() as conn:
             conn.execute(ingestions.update().where(ingestions.c.id == ingestion_id).values(
                 status="succeeded", processed_rows=result["ingested"], failed_rows=len(result["failed"]),
@@ -554,7 +564,8 @@ class DatasetService:
             job.cleanup()
 
     def _store_rows(self, dataset_id: str, ingestion_id: str, rows: list[Any], on_error: str, body_bytes: int,
-                    principal: Principal, pipeline: list[Any] | None = None) -> dict[str, Any]:
+                    principal: Principal, pipeline: list[Any] | None = None, *,
+                    entity_resolution: Any = None) -> dict[str, Any]:
         piped = self._piped_rows(rows, pipeline) if pipeline else None
         for _ in range(5):
             with self.db.read() as conn:
@@ -582,9 +593,19 @@ class DatasetService:
                 _, part = write_part(table, self.parts_dir(dataset_id), first_id=first, ingestion_id=ingestion_id,
                                      ingested_at=self.clock(), columns=coerced.columns)
                 parts.append(part)
+            report: dict[str, Any] | None = None
             try:
-                manifest = self.commit(dataset_id, lambda current, parts=parts, cols=coerced.columns:
-                                       appended(current, parts, cols))
+                if entity_resolution is not None:
+                    from runyard.services.entities import report as entity_report
+                    from runyard.services.entities import resolve_and_commit
+                    raw = [(self.blobs.path(prefix(dataset_id) + p.key), p) for p in parts]
+                    parts = []  # resolve_and_commit removes the raw parts whatever happens
+                    manifest, resolved = resolve_and_commit(self, dataset_id, ingestion_id, raw, coerced.columns,
+                                                            entity_resolution)
+                    report = entity_report(entity_resolution, resolved)
+                else:
+                    manifest = self.commit(dataset_id, lambda current, parts=parts, cols=coerced.columns:
+                                           appended(current, parts, cols))
             except SchemaConflict:
                 for part in parts:  # a concurrent writer typed a new column otherwise: coerce again
                     self.blobs.path(prefix(dataset_id) + part.key).unlink(missing_ok=True)
@@ -598,7 +619,8 @@ class DatasetService:
             self.usage.record(principal.workspace_id, "ingested_bytes", body_bytes, ref_id=ingestion_id,
                               user_id=principal.user_id)
             return {"object": "ingestion_result", "ingestion_id": ingestion_id, "ingested": table.num_rows,
-                    "failed": coerced.failed, "snapshot": manifest.version}
+                    "failed": coerced.failed, "snapshot": manifest.version,
+                    **({"entity_resolution": report} if report is not None else {})}
         raise Conflict("concurrent writers keep giving new columns different types", code="schema_conflict")
 
     # -- retirement and compaction ---------------------------------------------------------

@@ -28,6 +28,7 @@ from runyard.data.types import METADATA_COLUMNS, Column
 from runyard.ids import new_id
 from runyard.services.access import Principal
 from runyard.services.datasets import DatasetService, SchemaConflict, appended
+from runyard.services.entities import check_config, entities_key, report, resolve_and_commit
 from runyard.services.errors import Conflict, DomainError, NotFound, ValidationFailed
 from runyard.services.pagination import Page, check_limit, decode_cursor, encode_cursor
 from runyard.services.sandboxed import JobFailed, SandboxedJobs
@@ -184,13 +185,25 @@ class IngestionService:
         check_limit(limit)
         with self.db.read() as conn:
             row = self._visible(conn, principal, ingestion_id)
+        return self._lines(rejects_key(row.id), cursor, limit)
+
+    def entities(self, principal: Principal, ingestion_id: str, *, cursor: str | None = None,
+                 limit: int = 100) -> Page:
+        """The entity resolution report, one entry per ingested row ({index, entity_id, action}),
+        in row order; empty for an ingestion without entity resolution."""
+        check_limit(limit)
+        with self.db.read() as conn:
+            row = self._visible(conn, principal, ingestion_id)
+        return self._lines(entities_key(row.id), cursor, limit)
+
+    def _lines(self, key: str, cursor: str | None, limit: int) -> Page:
+        """A page of an NDJSON blob's entries, the cursor being the next line's number."""
         start = 0
         if cursor:
             values = decode_cursor(cursor)
             if len(values) != 1 or not isinstance(values[0], int) or values[0] < 0:
                 raise ValidationFailed("cursor is malformed", code="invalid_cursor")
             start = values[0]
-        key = rejects_key(row.id)
         if not self.blobs.exists(key):
             return Page([], None, 0)
         items: list[dict[str, Any]] = []
@@ -242,6 +255,7 @@ class IngestionService:
             raise ValidationFailed(f"format must be one of {', '.join(FILE_FORMATS)}", code="unsupported_format",
                                    details={"field": "options.format"})
         check_pipeline(options)
+        check_config((options or {}).get("entity_resolution"), "options.entity_resolution")
         size = source.stat().st_size
         if size == 0:
             raise ValidationFailed("the file is empty (0 bytes): nothing to ingest", code="empty_file")
@@ -379,6 +393,7 @@ class IngestionService:
 
         options = dict((row.source or {}).get("options") or {})
         on_error = options.pop("on_error", "skip")
+        resolution = check_config(options.pop("entity_resolution", None))  # resolved here, not in the sandbox
         job = self.jobs.run("ingest_file", {
             "source": str(source), "filename": (row.source or {}).get("filename") or "upload",
             "options": options, "columns": dataset.columns or [], "first_id": first_id,
@@ -403,9 +418,22 @@ class IngestionService:
             for path, _ in parts:
                 os.replace(path, target / path.name)
             published = [p for _, p in parts]
+            resolved: dict[str, Any] = {}
             try:
-                manifest = self.datasets.commit(dataset.id, lambda current: appended(current, published, columns),
-                                                values=lambda m: {"last_ingestion_id": row.id})
+                if resolution is not None:
+                    raw = [(target / Path(p.key).name, p) for p in published]
+                    published = []  # resolve_and_commit removes the raw parts whatever happens
+                    manifest, outcome = resolve_and_commit(self.datasets, dataset.id, row.id, raw, columns, resolution,
+                                                           memory_mb=min(self.memory_mb, 2048),
+                                                           values=lambda m: {"last_ingestion_id": row.id})
+                    resolved = {"entity_resolution": report(resolution, outcome)}
+                else:
+                    manifest = self.datasets.commit(dataset.id,
+                                                    lambda current: appended(current, published, columns),
+                                                    values=lambda m: {"last_ingestion_id": row.id})
+            except ValidationFailed as exc:  # a key column the file does not have
+                return {"status": "failed", "status_message": f"{exc.code}: {exc.message}",
+                        "attributes": {**(row.attributes or {}), "error_code": exc.code}}
             except (SchemaConflict, NotFound) as exc:
                 for p in published:
                     (target / Path(p.key).name).unlink(missing_ok=True)
@@ -413,13 +441,13 @@ class IngestionService:
                     return {"status": "failed", "status_message": f"column {exc} was given another type by a "
                             "concurrent ingestion; retry this one"}
                 return {"status": "cancelled", "status_message": "the dataset was deleted"}
-            rows = sum(p.rows for p in published)
+            rows = sum(p.rows for _, p in parts)
             self.usage.record(row.workspace_id, "ingested_rows", rows, ref_id=row.id, user_id=row.user_id)
             self.usage.record(row.workspace_id, "ingested_bytes", size, ref_id=row.id, user_id=row.user_id)
             return {"status": "succeeded", "status_message": None, "processed_rows": rows,
                     "failed_rows": int(result.get("rejects") or 0), "processed_bytes": size,
                     "snapshot": manifest.version,
-                    "attributes": {**(row.attributes or {}), "rejects": int(result.get("rejects") or 0)}}
+                    "attributes": {**(row.attributes or {}), "rejects": int(result.get("rejects") or 0), **resolved}}
         finally:
             job.cleanup()
 

@@ -23,6 +23,9 @@ contract is DataLinks'). Translation rules, documented in docs/compat.md:
   the options' wire names mapped onto runyard's (``minDistinct`` → ``min_distinct``,
   ``minVariation`` → ``min_variation``, ``distanceUnit`` → ``unit``); a key sees a link only
   when it can read both ends, as on runyard's own API.
+- ``link`` on ``ingest`` and on an upload's ``finish`` is runyard's entity resolution on ingest
+  (``entity_resolution_of``: the match type's ``targetColumns`` and options as for links,
+  policy ``keep_first``); the ingest answer carries runyard's report as ``entityResolution``.
 """
 
 from __future__ import annotations
@@ -368,12 +371,47 @@ async def create_dataset(namespace: str, dataset: str, body: CreateDatasetBody, 
     return {"name": ds["name"], "namespace": ds["namespace"]}
 
 
+def entity_resolution_of(link: Any, rows: list[dict[str, Any]] | None) -> dict[str, Any] | None:
+    """The client's ``link`` (``MatchTypeConfig.config``: ``{"ExactMatch": {"targetColumns",
+    "minVariation", "minDistinct"}}`` or ``{"GeoMatch": {"targetColumns", "distance",
+    "distanceUnit"}}``) as runyard's ``entity_resolution``: options named as for links, no
+    ``targetColumns`` meaning every column of the rows (ExactMatch), policy ``keep_first``
+    unless runyard's own ``policy`` key is given beside the match type."""
+    if link in (None, {}):
+        return None
+
+    def refused(message: str, field: str = "link") -> ValidationFailed:
+        return ValidationFailed(f"link: {message}", code="invalid_entity_resolution", details={"field": field})
+
+    if not isinstance(link, dict):
+        raise refused("an object naming ExactMatch or GeoMatch")
+    given = {k: v for k, v in link.items() if k != "policy"}
+    if len(given) != 1 or next(iter(given)) not in MATCH_TYPES:
+        raise refused(f"one match type, ExactMatch or GeoMatch (got {', '.join(map(str, given)) or 'none'})")
+    match_type, config = next(iter(given.items()))
+    if config is None:
+        config = {}
+    if not isinstance(config, dict):
+        raise refused(f"{match_type} is an object", f"link.{match_type}")
+    columns = config.get("targetColumns")
+    if columns is None:
+        if match_type == "GeoMatch" or rows is None:
+            raise refused(f"{match_type} needs targetColumns here", f"link.{match_type}.targetColumns")
+        columns = list(dict.fromkeys(k for r in rows if isinstance(r, dict) for k in r))
+    out: dict[str, Any] = {"match_type": match_type, "columns": columns, "options": link_options(
+        match_type, {k: v for k, v in config.items() if k != "targetColumns"})}
+    if "policy" in link:
+        out["policy"] = link["policy"]
+    return out
+
+
 def _ingest(platform: Platform, principal: Principal, namespace: str, dataset: str, body: IngestBody,
             body_bytes: int) -> dict[str, Any]:
     # All or nothing: the client retries a batch that failed as a whole, so a batch that
     # half landed would land twice.
     result = platform.datasets.ingest_rows(principal, namespace, dataset, body.data, create=False,
-                                           on_error="abort", body_bytes=body_bytes)
+                                           on_error="abort", body_bytes=body_bytes,
+                                           entity_resolution=entity_resolution_of(body.link, body.data))
     if body.data_description is not None or body.schema_definition is not None:
         platform.datasets.update(principal, namespace, dataset, description=body.data_description,
                                  field_definitions=definitions(body.schema_definition))
@@ -383,12 +421,12 @@ def _ingest(platform: Platform, principal: Principal, namespace: str, dataset: s
 @router.post("/ingest/{namespace}/{dataset}")
 async def ingest(namespace: str, dataset: str, body: IngestBody, request: Request, platform: PlatformDep,
                  principal: PrincipalDep) -> dict:
-    refuse_ai(infer=body.infer, link=body.link, curate=body.curate,
-              additional_instructions=body.additional_instructions)
+    refuse_ai(infer=body.infer, curate=body.curate, additional_instructions=body.additional_instructions)
     size = int(request.headers.get("content-length") or 0)
     result = await in_thread(_ingest, platform, principal, namespace, dataset, body, size)
     return {"indexed": result["ingested"], "ingestionId": wire_id(result["ingestion_id"]),
-            "snapshot": result.get("snapshot")}
+            "snapshot": result.get("snapshot"),
+            **({"entityResolution": result["entity_resolution"]} if result.get("entity_resolution") else {})}
 
 
 def _list_datasets(platform: Platform, principal: Principal, namespace: str | None,
@@ -594,14 +632,16 @@ def _finish(platform: Platform, principal: Principal, username: str, namespace: 
                                      field_definitions=fields)
     # S3 answers ETags quoted and clients pass them back as they came.
     parts = [{"part_number": p.part_number, "etag": p.etag.strip('"')} for p in body.parts]
+    resolution = entity_resolution_of(body.link, None)
     return platform.uploads.complete(principal, body.upload_id, key=body.key, parts=parts, namespace=namespace,
-                                     dataset=dataset, name=body.name, create=True)
+                                     dataset=dataset, name=body.name, create=True,
+                                     options={"entity_resolution": resolution} if resolution else None)
 
 
 @router.post("/upload/multipart/{username}/{namespace}/{dataset}/finish")
 async def finish_multipart_upload(username: str, namespace: str, dataset: str, body: FinishBody,
                                   platform: PlatformDep, principal: PrincipalDep) -> dict:
-    refuse_ai(infer=body.infer, link=body.link)
+    refuse_ai(infer=body.infer)
     ingestion = await in_thread(_finish, platform, principal, username, namespace, dataset, body)
     record = ingestion_record(ingestion)
     return {**record, "ingestionId": record["id"]}
