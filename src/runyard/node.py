@@ -28,9 +28,11 @@ class WorkerHook:
         self.data_worker: Any = None
         self.scheduler: Any = None
         self.workflow_driver: Any = None
+        self.ingest_proxy_driver: Any = None
 
     async def start(self, app: Any) -> None:
         from runyard.worker.data import DataWorker
+        from runyard.worker.ingest_proxy import IngestProxyDriver
         from runyard.worker.scheduler import Scheduler
         from runyard.worker.supervisor import Worker
         from runyard.worker.workflows import WorkflowDriver
@@ -42,11 +44,14 @@ class WorkerHook:
         self.scheduler.start()
         self.workflow_driver = WorkflowDriver(self.platform)
         self.workflow_driver.start()
+        self.ingest_proxy_driver = IngestProxyDriver(self.platform)
+        self.ingest_proxy_driver.start()
 
     async def stop(self, app: Any) -> None:
         if self.scheduler is not None:
             self.scheduler.stop()
             self.workflow_driver.stop()
+            self.ingest_proxy_driver.stop()
         if self.worker is not None:
             self.worker.stop()
             self.data_worker.stop()
@@ -169,12 +174,14 @@ def run_worker(settings: Settings, *, log_level: str = "info") -> None:
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     platform = Platform(settings)
     from runyard.worker.data import DataWorker
+    from runyard.worker.ingest_proxy import IngestProxyDriver
     from runyard.worker.scheduler import Scheduler
     from runyard.worker.workflows import WorkflowDriver
     worker = Worker(platform, max(1, settings.worker_slots))
     data_worker = DataWorker(platform, data_slots(worker.slots))
     scheduler = Scheduler(platform)
     workflow_driver = WorkflowDriver(platform)
+    ingest_proxy_driver = IngestProxyDriver(platform)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -182,6 +189,7 @@ def run_worker(settings: Settings, *, log_level: str = "info") -> None:
     data_worker.start()
     scheduler.start()
     workflow_driver.start()
+    ingest_proxy_driver.start()
     settle_heap()
     print(f"runyard: worker {worker.id} with {worker.slots} slots "
           f"(database {'postgresql' if platform.db.is_postgres else 'sqlite'})", file=sys.stderr)
@@ -190,6 +198,7 @@ def run_worker(settings: Settings, *, log_level: str = "info") -> None:
     finally:
         scheduler.stop()
         workflow_driver.stop()
+        ingest_proxy_driver.stop()
         worker.stop()
         data_worker.stop()
         platform.close()

@@ -18,6 +18,7 @@ from runyard.services.cleaning import CleaningService
 from runyard.services.datasets import DatasetService
 from runyard.services.email_triggers import EmailTriggerService
 from runyard.services.errors import ValidationFailed
+from runyard.services.ingest_proxy import IngestProxyService
 from runyard.services.ingestions import IngestionService
 from runyard.services.links import LinkService
 from runyard.services.llm import LLMService, env_provider
@@ -109,6 +110,8 @@ class Platform:
                                work_root=settings.data_dir / "work")
         self.workflows = WorkflowService(self.db, self.tools)
         self.workflow_runs = WorkflowRuns(self.db, self.runs, self.workflows, self.users, self.hub)
+        self.ingest_proxy = IngestProxyService(self.db, self.blobs, self.hub, self.runs, self.datasets, self.ingestions,
+                                               self.namespaces, self.llm, self.tokens, self.outbound)
         self.targets = Targets(self.tools, self.runs, self.workflows, self.workflow_runs)
         self.schedules = ScheduleService(self.db, self.targets, self.users)
         self.webhooks = WebhookService(self.db, self.targets, self.users, self.cipher)

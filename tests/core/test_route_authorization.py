@@ -901,7 +901,34 @@ TABLE: dict[str, Row] = {
         lambda w, c, t: c.delete(f"/workspace/files/{_workspace_file(w)}"), 204, restricted=RESTRICTED),
     "GET /api/v1/workspace/storage": api(lambda w, c, t: c.get("/workspace/storage"), viewer=ok(200),
                                          member=ok(200), admin=ok(200), restricted=RESTRICTED),
+    # ingest proxy runs: a member starts one (a key restricted to tools cannot); every key of the
+    # user who started it reads it, a restricted key finds none; a finished run waits on no hook
+    "POST /api/v1/ingest-proxy/runs": writer(lambda w, c, t: c.post("/ingest-proxy/runs", json={
+        "namespace": w.ns, "data": [{"a": 1}], "model": False, "ingest": False}), 201, restricted=RESTRICTED),
+    "GET /api/v1/ingest-proxy/runs/{run_id}": api(lambda w, c, t: c.get(f"/ingest-proxy/runs/{_proxy_run(w)}"),
+                                                  viewer=ok(200), member=ok(200), admin=ok(200),
+                                                  restricted=hidden(RUN_HIDDEN)),
+    "GET /api/v1/ingest-proxy/runs/{run_id}/stream": api(
+        lambda w, c, t: c.get(f"/ingest-proxy/runs/{_proxy_run(w)}/stream"), viewer=ok(200), member=ok(200),
+        admin=ok(200), restricted=hidden(RUN_HIDDEN)),
+    "GET /api/v1/ingest-proxy/runs/{run_id}/trace": api(
+        lambda w, c, t: c.get(f"/ingest-proxy/runs/{_proxy_run(w)}/trace"), viewer=ok(200), member=ok(200),
+        admin=ok(200), restricted=hidden(RUN_HIDDEN)),
+    "POST /api/v1/ingest-proxy/runs/{run_id}/hook": writer(
+        lambda w, c, t: c.post(f"/ingest-proxy/runs/{_proxy_run(w)}/hook", json={"kind": "schema_review",
+                                                                                 "approved": True}),
+        409, restricted=hidden(RUN_HIDDEN)),
 }
+
+
+def _proxy_run(w: World) -> str:
+    """A finished ingest proxy run of user admin's (made once; its stream read to the end)."""
+    if not getattr(w, "_proxy_run_id", None):
+        run = _ok(w.admin.post("/ingest-proxy/runs", json={"namespace": w.ns, "data": [{"a": 1}], "model": False,
+                                                            "ingest": False}))
+        w.admin.get(f"/ingest-proxy/runs/{run['id']}/stream", timeout=60)
+        w._proxy_run_id = run["id"]  # type: ignore[attr-defined]
+    return str(w._proxy_run_id)  # type: ignore[attr-defined]
 
 
 def app_routes() -> set[str]:

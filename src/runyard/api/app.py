@@ -17,6 +17,7 @@ from runyard.api import (
     errors,
     health,
     ingest,
+    ingest_proxy,
     landing,
     links,
     llm,
@@ -37,6 +38,7 @@ from runyard.api import (
 )
 from runyard.api.accesslog import access_log
 from runyard.api.compat import datalinks as compat_datalinks
+from runyard.api.compat import datalinks_proxy as compat_datalinks_proxy
 from runyard.api.fastlane import FastLane
 from runyard.api.guard import BodyGuard
 from runyard.api.mcp import McpEndpoint, McpMount
@@ -118,13 +120,14 @@ def create_fastapi(platform: Platform, *, lifespan_hooks: list[Any] | None = Non
     app.include_router(health.router)
     app.include_router(landing.router)  # `/`: where the docs and the CLI are
     for module in (runs, run_batches, tools, tokens, secrets, templates, sets, users, namespaces, datasets,
-                   ingest, usage, triggers, workflows, llm, links, cleaning, workspace_files):
+                   ingest, usage, triggers, workflows, llm, links, cleaning, workspace_files, ingest_proxy):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(connections.router, prefix=API_PREFIX)
     app.include_router(users.login_router, prefix=API_PREFIX)
     app.include_router(ingest.parts_router, prefix=API_PREFIX)
     app.include_router(triggers.hooks_router)  # /hooks/{token}: authorised by the token in the path
     app.include_router(compat_datalinks.router, prefix=compat_datalinks.PREFIX)  # DataLinks' client, unchanged
+    app.include_router(compat_datalinks_proxy.router, prefix=compat_datalinks_proxy.PREFIX)  # its IngestProxyAPI
     openapi.install(app)  # bearer security in the schema; /docs from the package
     return app
 
