@@ -31,7 +31,8 @@ class Settings:
     preload_servers: int = field(default_factory=lambda: _env_int("RUNYARD_PRELOAD_SERVERS", 4))
     # Generated synthetic rows per hour per workspace; 0 = unlimited (embedded default).
     synth_rows_per_hour: int = field(default_factory=lambda: _env_int("RUNYARD_SYNTH_ROWS_PER_HOUR", 0))
-    # Dataset bytes per workspace; 0 = unlimited (storage_quota_exceeded past it).
+    # Bytes a workspace stores (workspace files, datasets, run artifacts, open uploads);
+    # 0 = unlimited (storage_quota_exceeded past it; services.storage).
     storage_quota_bytes: int = field(default_factory=lambda: _env_int("RUNYARD_STORAGE_QUOTA_BYTES", 0))
     # Query limits: wall time (query_timeout), memory and temp space of the query process.
     query_timeout_s: float = field(default_factory=lambda: float(os.environ.get("RUNYARD_QUERY_TIMEOUT_S", "30")))

@@ -2,9 +2,11 @@
 
 An upload streams into a temporary blob (``FileSink``: counted and hashed as it is
 written, never held in memory), then ``commit`` validates the name, checks the storage
-quota and moves the row to the new blob in one transaction. Replacing a file gives it a
-new blob; the old one is deleted after the row moved, so a download or run that opened
-it keeps reading whole bytes. Anything refused removes the bytes it had written.
+quota and moves the row to the new blob in one transaction. Replacing or deleting a file
+retires its old blob in that same transaction (``retired_blobs``; the data upkeep deletes
+it once no query could still read it, as it does a dataset's replaced parts), so a
+download or run that looked the file up just before still finds whole bytes, and a crash
+leaves no blob without a record. Anything refused removes the bytes it had written.
 
 Who may: any key with at least the viewer role lists and downloads, members upload and
 delete. A restricted key (to some tools or data) reaches no workspace files: they belong
@@ -33,6 +35,7 @@ from runyard.services.pagination import Page, paginate
 from runyard.services.storage import StorageQuota
 from runyard.store.blobs import BlobStore
 from runyard.store.db import Database
+from runyard.store.tables_data import retired_blobs
 from runyard.store.tables_files import workspace_files
 from runyard.timeutil import rfc3339, utcnow
 
@@ -200,18 +203,16 @@ class WorkspaceFileService:
             sink.abort()
             raise
         try:
-            replaced = self._record(principal, name, key, sink.size, sink.sha256, stored_type, overwrite)
+            self._record(principal, name, key, sink.size, sink.sha256, stored_type, overwrite)
         except BaseException:
             self.blobs.path(key).unlink(missing_ok=True)
             raise
-        if replaced is not None:
-            self.blobs.path(replaced).unlink(missing_ok=True)
         with self.db.read() as conn:
             return file_view(self._row(conn, principal.workspace_id, name))
 
     def _record(self, principal: Principal, name: str, key: str, size: int, sha256: str, content_type: str,
-                overwrite: bool) -> str | None:
-        """Insert or move the row; returns the blob key it replaced, if any."""
+                overwrite: bool) -> None:
+        """Insert the row, or move it to the new blob and retire the old one."""
         now = self.clock()
         with self.db.write() as conn:
             self.quota.lock(conn, principal.workspace_id)
@@ -231,9 +232,9 @@ class WorkspaceFileService:
                 except sa.exc.IntegrityError:
                     raise Conflict(f"workspace file {name!r} was just created by another upload",
                                    code="file_exists", details={"name": name}) from None
-                return None
+                return
             conn.execute(workspace_files.update().where(workspace_files.c.id == existing.id).values(**values))
-            return str(existing.blob_key)
+            conn.execute(retired_blobs.insert().values(key=existing.blob_key, retired_at=now))
 
     def delete(self, principal: Principal, name: str) -> None:
         WRITE_FILES.check(principal)
@@ -243,7 +244,7 @@ class WorkspaceFileService:
             if row is None:
                 raise NotFound(f"workspace file {name!r} not found", code="file_not_found", details={"name": name})
             conn.execute(workspace_files.delete().where(workspace_files.c.id == row.id))
-        self.blobs.path(row.blob_key).unlink(missing_ok=True)
+            conn.execute(retired_blobs.insert().values(key=row.blob_key, retired_at=self.clock()))
 
     # -- runs ------------------------------------------------------------------------------
     def paths_for_run(self, workspace_id: str, names: Iterable[str]) -> dict[str, str | None]:
