@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any, BinaryIO
 
-__all__ = ["artifact", "files", "output_dir", "progress", "run_id", "trace"]
+__all__ = ["artifact", "connection", "files", "output_dir", "progress", "run_id", "trace"]
 
 _fd: int | None = None
 # One os.write per event keeps lines whole; the lock covers tool threads that write
@@ -181,3 +181,29 @@ class _Files:
 
 #: ``context.files.open(name)``: the workspace files the tool declares.
 files = _Files()
+
+
+class ConnectionNotDeclared(LookupError):
+    """A connection the tool does not declare in its ``connections``: a run gets only those."""
+
+
+def connection(name: str) -> dict[str, Any]:
+    """The settings of connection ``name`` with its secret values (``password``,
+    ``auth.token``, ``secret_access_key``, …) as the workspace's admin configured it:
+    ``{"name", "type", "host", "port", …}``. Only connections the tool declares
+    (``connections: [name, ...]``) are there; the tool imports its own driver.
+
+    Outside a run, ``RUNYARD_CONNECTIONS`` (a JSON object of name → settings) stands in,
+    so tool code runs unchanged in a local test.
+    """
+    raw = os.environ.get("RUNYARD_CONNECTIONS")
+    declared: dict[str, Any] = json.loads(raw) if raw else {}
+    if name not in declared:
+        listed = ", ".join(repr(n) for n in declared) or "none"
+        raise ConnectionNotDeclared(f"connection {name!r} is not declared by this tool (it declares: {listed}); "
+                                    "add it to the tool's connections to use it in runs")
+    settings = declared[name]
+    if settings is None:
+        raise LookupError(f"connection {name!r} does not exist (the tool declares it, but no connection of that "
+                          "name is configured)")
+    return dict(settings)

@@ -32,6 +32,8 @@ class ToolConfig(Request):
     network: bool | None = Field(default=None, description="false: the runs cannot open any socket")
     files: list[str] | None = Field(default=None, description="workspace files the runs may read "
                                                               "(context.files.open(name))")
+    connections: list[str] | None = Field(default=None, description="connections the runs may read, with their "
+                                                                    "secret values (context.connection(name))")
 
 
 class ToolDeploy(ToolConfig):
@@ -62,6 +64,7 @@ class _ToolConfigView(BaseModel):
     retry_backoff_s: float
     network: bool
     files: list[str] = Field(default_factory=list, description="workspace files the runs may read")
+    connections: list[str] = Field(default_factory=list, description="connections the runs may read")
 
 
 class ToolView(_ToolConfigView):

@@ -151,6 +151,8 @@ class _ToolConfig(RunyardModel):
     network: bool | None = None
     #: Workspace files the tool's runs may read (``context.files.open(name)``).
     files: list[str] | None = None
+    #: Connections the tool's runs may read, with their secret values (``context.connection(name)``).
+    connections: list[str] | None = None
     created_at: datetime | None = None
 
 

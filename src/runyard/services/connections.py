@@ -36,6 +36,7 @@ READ_CONNECTIONS = Permission("viewer", "read connections", unrestricted=True)
 TYPES = ("postgres", "mysql", "http", "openapi", "odata", "s3", "mcp")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 MAX_CONNECTIONS = 500
+MAX_DECLARED = 50  # connections one tool may declare
 STR_MAX = 2000
 AUTH_TYPES = ("none", "bearer", "basic", "header")
 PG_SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
@@ -419,15 +420,26 @@ class ConnectionService:
                 connections.c.workspace_id == workspace_id, connections.c.name.in_(names))).all()
         return {r.name for r in rows}
 
-    def settings_for_run(self, workspace_id: str, names: list[str]) -> dict[str, dict[str, Any]]:
+    def settings_for_run(self, workspace_id: str, names: list[str]) -> tuple[dict[str, Any], list[str]]:
         """Each declared connection's type and settings with secret values, for the worker
-        to hand to a run (``context.connection``); connections that no longer exist are left out."""
+        to hand to a run (``context.connection``; a connection that no longer exists is None),
+        and those secret values (for the run's log and output redaction)."""
         if not names:
-            return {}
+            return {}, []
         with self.db.read() as conn:
             rows = conn.execute(sa.select(connections).where(
                 connections.c.workspace_id == workspace_id, connections.c.name.in_(names))).all()
-        return {r.name: {"name": r.name, "type": r.type, **self._settings(r)} for r in rows}
+        found: dict[str, Any] = dict.fromkeys(names)
+        values: list[str] = []
+        for r in rows:
+            refs = self._secret_paths(r.config)
+            revealed = self.secrets.reveal(r.workspace_id, sorted(set(refs.values())))
+            values.extend(revealed.values())
+            config = _copy(r.config)
+            for path, ref in refs.items():
+                self._place(config, path, revealed.get(ref))
+            found[r.name] = {"name": r.name, "type": r.type, **config}
+        return found, values
 
 
 def _copy(value: Any) -> Any:

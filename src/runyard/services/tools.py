@@ -30,7 +30,7 @@ from runyard.timeutil import rfc3339, utcnow
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 VERSIONED_FIELDS = ("entrypoint", "input_schema", "output_schema", "requirements", "required_secrets",
                     "default_inputs", "timeout_s", "memory_mb", "retries", "reuse_process", "retry_on",
-                    "retry_backoff_s", "network", "files")
+                    "retry_backoff_s", "network", "files", "connections")
 # What a tool's ``retries`` may cover: its own failure (an exception, a crash, a limit),
 # the loss of the worker or engine running it, and its timeout.
 RETRY_ON_CHOICES = ("error", "worker_lost", "timeout")
@@ -74,6 +74,7 @@ def _config(v: Any) -> dict[str, Any]:
         "default_inputs": v["default_inputs"], "timeout_s": v["timeout_s"], "memory_mb": v["memory_mb"],
         "retries": v["retries"], "reuse_process": v["reuse_process"], **retry_policy(v),
         "network": bool(v["network"]), "files": list(v["files"] or []),
+        "connections": list(v["connections"] or []),
     }
 
 
@@ -128,6 +129,15 @@ def _check_config(cfg: dict[str, Any]) -> dict[str, Any]:
         out["files"] = list(dict.fromkeys(check_file_name(n, "files") for n in out["files"]))
         if len(out["files"]) > MAX_FILES_PER_RUN:
             raise ValidationFailed(f"a tool declares at most {MAX_FILES_PER_RUN} files", details={"field": "files"})
+    if out.get("connections") is not None:
+        from runyard.services.connections import MAX_DECLARED
+        from runyard.services.connections import NAME_RE as CONNECTION_NAME_RE
+        out["connections"] = list(dict.fromkeys(out["connections"]))
+        bad = [n for n in out["connections"] if not CONNECTION_NAME_RE.match(n)]
+        if bad or len(out["connections"]) > MAX_DECLARED:
+            raise ValidationFailed(f"connections: at most {MAX_DECLARED} connection names "
+                                   f"(lower-case slugs){'; not ' + ', '.join(map(repr, bad)) if bad else ''}",
+                                   details={"field": "connections"})
     if out.get("retry_on") is not None:
         out["retry_on"] = [c for c in RETRY_ON_CHOICES if c in out["retry_on"]]  # one order, no repeats
     for key in ("timeout_s", "retry_backoff_s"):
@@ -384,6 +394,7 @@ class ToolService:
             principal.require_tool(existing or "", name)
         self._check_declarable(principal, fields.get("required_secrets"))
         self._check_files_declarable(principal, fields.get("files"))
+        self._check_connections_declarable(principal, fields.get("connections"))
         return self.deploy(principal.workspace_id, name=name, **fields)
 
     def update_for(self, principal: Principal, ref: str, **fields: Any) -> dict[str, Any]:
@@ -391,6 +402,7 @@ class ToolService:
         tool, _ = self.visible(principal, ref)
         self._check_declarable(principal, fields.get("required_secrets"))
         self._check_files_declarable(principal, fields.get("files"))
+        self._check_connections_declarable(principal, fields.get("connections"))
         return self.update(principal.workspace_id, tool.id, **fields)
 
     def delete_for(self, principal: Principal, ref: str) -> None:
@@ -428,6 +440,25 @@ class ToolService:
                 f"not: {', '.join(extra)} (an unrestricted token can add them)",
                 code="restricted", details={"field": "files", "files": extra})
 
+    def _check_connections_declarable(self, principal: Principal, names: Any) -> None:
+        """A restricted token reaches no connections, so it may declare only connections its
+        tools declare already (a run of its tool is handed what it declares, secrets too)."""
+        if not principal.restricted or not isinstance(names, list):
+            return
+        with self.db.read() as conn:
+            rows = conn.execute(sa.select(tool_versions.c.connections).select_from(tools.join(
+                tool_versions, sa.and_(tool_versions.c.tool_id == tools.c.id,
+                                       tool_versions.c.version == tools.c.latest_version))).where(
+                tools.c.workspace_id == principal.workspace_id, tools.c.id.in_(sorted(principal.tools)),
+                tools.c.deleted_at.is_(None))).all()
+        reach = {name for row in rows for name in row.connections or ()}
+        extra = sorted({n for n in names if isinstance(n, str)} - reach)
+        if extra:
+            raise PermissionDenied(
+                f"this token is restricted and can declare only connections its tools already declare; "
+                f"not: {', '.join(extra)} (an unrestricted token can add them)",
+                code="restricted", details={"field": "connections", "connections": extra})
+
     # -- helpers ---------------------------------------------------------------------------
     def _source(self, code: str | None, upload: tuple[str, bytes] | None, entrypoint: str) -> ToolSource:
         if (code is None) == (upload is None):
@@ -460,7 +491,8 @@ class ToolService:
             "default_inputs": cfg.get("default_inputs") or {}, "timeout_s": cfg["timeout_s"],
             "memory_mb": cfg["memory_mb"], "retries": cfg["retries"], "reuse_process": cfg["reuse_process"],
             "retry_on": cfg["retry_on"], "retry_backoff_s": cfg["retry_backoff_s"], "network": cfg["network"],
-            "files": cfg.get("files") or None, "created_at": utcnow(),
+            "files": cfg.get("files") or None, "connections": cfg.get("connections") or None,
+            "created_at": utcnow(),
         }
 
     def _infer(self, version_id: str, source: ToolSource, requirements: list[str]) -> dict[str, Any]:

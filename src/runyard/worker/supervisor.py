@@ -192,6 +192,13 @@ class Worker:
                 workdir = self.work_root / f"{REUSE_DIR_PREFIX}{version.id}" / row.id
             secret_values = self.platform.secrets.reveal(row.workspace_id, list(version.required_secrets))
             secrets = list(secret_values.values())
+            # The connections the tool declares, secret values included (context.connection);
+            # those values are redacted from the run's log and output like its secrets.
+            connection_settings, connection_secrets = self.platform.connections.settings_for_run(
+                row.workspace_id, list(getattr(version, "connections", None) or []))
+            if connection_settings:
+                secrets += connection_secrets
+                secret_values = {**secret_values, "RUNYARD_CONNECTIONS": json.dumps(connection_settings)}
             runlog = self._runlog(row.id, secrets)
             if row.attempt > 1:
                 runlog.note(f"attempt {row.attempt} of {row.max_attempts}")
