@@ -36,10 +36,21 @@ def _names(tools: list[types.Tool]) -> set[str]:
     return {tool.name for tool in tools}
 
 
+async def _all_tools(session: ClientSession) -> list[types.Tool]:
+    """Every page of tools/list (the shared server holds other tests' tools too)."""
+    tools, cursor = [], None
+    while True:
+        page = await session.list_tools(params=types.PaginatedRequestParams(cursor=cursor) if cursor else None)
+        tools += page.tools
+        if not page.next_cursor:
+            return tools
+        cursor = page.next_cursor
+
+
 def test_tools_list_gives_each_tool_its_stored_input_schema(world: World, connect: Opener) -> None:
     async def scenario() -> list[types.Tool]:
         async with connect(world.server.admin_key) as session:
-            return (await session.list_tools()).tools
+            return await _all_tools(session)
 
     tools = {tool.name: tool for tool in anyio.run(scenario)}
     assert {world.echo, world.fail, world.slow} <= set(tools)
@@ -105,7 +116,7 @@ def test_a_restricted_key_sees_and_calls_only_its_tools(world: World, connect: O
 
     async def scenario() -> tuple[list[types.Tool], types.CallToolResult, types.CallToolResult, MCPError]:
         async with connect(world.restricted_key) as session:
-            tools = (await session.list_tools()).tools
+            tools = await _all_tools(session)
             allowed = await session.call_tool(world.echo, {"x": 2})
             refused = await session.call_tool(world.fail, {})
             with pytest.raises(MCPError) as caught:
@@ -124,7 +135,7 @@ def test_a_restricted_key_sees_and_calls_only_its_tools(world: World, connect: O
 def test_a_viewer_key_is_offered_no_tools(world: World, connect: Opener) -> None:
     async def scenario() -> tuple[list[types.Tool], types.CallToolResult]:
         async with connect(world.viewer_key) as session:
-            return (await session.list_tools()).tools, await session.call_tool(world.echo, {})
+            return await _all_tools(session), await session.call_tool(world.echo, {})
 
     tools, call = anyio.run(scenario)
     assert tools == []  # it may not start runs: there is nothing it could call
