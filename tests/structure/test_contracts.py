@@ -34,6 +34,7 @@ PAIRS = [
     (sdk.NamespaceMember, users.MemberView), (sdk.Column, data.ColumnView), (sdk.Dataset, data.DatasetView),
     (sdk.SchemaDataset, data.SchemaDataset), (sdk.Schema, data.SchemaView), (sdk.RowFailure, data.RowFailure),
     (sdk.RowsIngested, data.RowsIngested), (sdk.Ingestion, data.IngestionView), (sdk.Reject, data.RejectView),
+    (sdk.EntityEntry, data.EntityEntry), (sdk.EntityReport, data.EntityReport),
     (sdk.UploadPart, data.UploadPartURL), (sdk.UploadedPart, data.UploadedPart), (sdk.Upload, data.UploadView),
     (sdk.Preview, data.PreviewView), (sdk.QueryResult, data.QueryResult), (sdk.UsageEvent, data.UsageEvent),
     (sdk.UsageDay, data.UsageDay),

@@ -187,6 +187,10 @@ def render_ingestion(ing: Ingestion) -> None:
         ("failed rows", ing.failed_rows), ("bytes", human_bytes(ing.processed_bytes)),
         ("created", ing.created_at), ("finished", ing.finished_at),
     ]
+    resolved = (ing.attributes or {}).get("entity_resolution")
+    if resolved:
+        counts = ", ".join(f"{n} {action}" for action, n in (resolved.get("counts") or {}).items() if n)
+        pairs.append(("entities", f"{counts or 'none'} ({resolved.get('policy')})"))
     stdout().print(kv_table([(k, v) for k, v in pairs if v is not None and v != ""]))
 
 
@@ -241,6 +245,9 @@ def ingest(
     create: Annotated[bool, typer.Option("--create/--no-create", help="Make the dataset if it is missing.")] = True,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for the ingestion to end.")] = True,
     timeout: Annotated[float | None, typer.Option("--timeout", help="Give up waiting after this many seconds.")] = None,
+    entity_resolution: Annotated[str | None, typer.Option(
+        "--entity-resolution", help='JSON, e.g. \'{"match_type": "ExactMatch", "columns": ["email"], '
+        '"policy": "merge"}\': rows matching a stored entity get its _entity_id (docs/links.md).')] = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Load a file into NS/DS; exit code 3 when the ingestion fails.
@@ -248,7 +255,12 @@ def ingest(
     Files over 8 MB go by multipart upload (parallel, resumable: run the same command
     again after an interruption and only the missing parts are sent)."""
     namespace, dataset = split_ref(ref)
-    options = {k: v for k, v in {"format": format, "delimiter": delimiter}.items() if v is not None}
+    options: dict[str, Any] = {k: v for k, v in {"format": format, "delimiter": delimiter}.items() if v is not None}
+    if entity_resolution is not None:
+        try:
+            options["entity_resolution"] = json.loads(entity_resolution)
+        except ValueError as exc:
+            raise typer.BadParameter(f"not JSON: {exc}", param_hint="--entity-resolution") from None
     show = not json_output and sys.stderr.isatty()
     if file.stat().st_size > UPLOAD_THRESHOLD:
         # Fail before sending gigabytes, not at the upload's completion.

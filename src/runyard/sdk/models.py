@@ -45,6 +45,8 @@ __all__ = [
     "Schema",
     "RowFailure",
     "RowsIngested",
+    "EntityEntry",
+    "EntityReport",
     "IngestedBatch",
     "IngestionResult",
     "Ingestion",
@@ -413,6 +415,31 @@ class RowFailure(RunyardModel):
     errors: dict[str, str] = {}
 
 
+class EntityEntry(RunyardModel):
+    """Entity resolution on ingest: one row's entity and what happened to it (``created``,
+    ``kept_existing``, ``overwritten``, ``merged``; ``matched`` in a preview). ``index``: the
+    row's position among the rows its ingestion (one batch) accepted."""
+
+    index: int
+    entity_id: int
+    action: str
+
+
+class EntityReport(RunyardModel):
+    """An ingestion's entity resolution: counts per action, the first 1000 rows' entries
+    (``entities_truncated``: :meth:`~runyard.sdk.resources.datasets.DatasetsAPI.entities` has them all)."""
+
+    match_type: str
+    columns: list[str] = []
+    policy: str
+    counts: dict[str, int] = {}
+    stored_rows: int = 0
+    excluded: str | None = None
+    entities: list[EntityEntry] = []
+    entities_total: int = 0
+    entities_truncated: bool = False
+
+
 class RowsIngested(RunyardModel):
     """The answer to one ``POST …/rows`` (one batch)."""
 
@@ -423,6 +450,8 @@ class RowsIngested(RunyardModel):
     #: With ``curate=True``: ``{"status": "pending"}`` (the outcome: the ingestion's
     #: ``attributes["curation"]``), or ``skipped`` when no rows were stored.
     curation: dict[str, Any] | None = None
+    #: With ``entity_resolution``: each row's entity and action.
+    entity_resolution: EntityReport | None = None
 
 
 class IngestedBatch(RunyardModel):
@@ -436,6 +465,8 @@ class IngestedBatch(RunyardModel):
     attempts: int = 1
     #: Why the whole batch failed (after its last attempt), else None.
     error: str | None = None
+    #: With ``entity_resolution``: the batch's report (entry indexes count from ``start``).
+    entity_resolution: EntityReport | None = None
 
 
 class IngestionResult(RunyardModel):

@@ -46,6 +46,7 @@ from ..errors import (
 )
 from ..models import (
     Dataset,
+    EntityEntry,
     InferredSchema,
     IngestedBatch,
     Ingestion,
@@ -424,6 +425,7 @@ class DatasetsAPI:
         idempotency_key: str | None = None,
         pipeline: Sequence[Mapping[str, Any]] | None = None,
         curate: bool = False,
+        entity_resolution: Mapping[str, Any] | None = None,
         timeout: Timeout = None,
     ) -> Plan[IngestionResult]:
         """Load rows (mappings; any iterable, read lazily; or a pandas DataFrame) in
@@ -441,7 +443,10 @@ class DatasetsAPI:
         step fails on is in ``failed`` with the step's error. ``curate``: the last batch asks
         the server to curate the namespace's ontology once its link suggestions are computed
         (activating the selected links; the outcome in that ingestion's ``attributes.curation``,
-        see :meth:`ingestion`).
+        see :meth:`ingestion`). ``entity_resolution`` (``{"match_type": "ExactMatch"|"GeoMatch",
+        "columns": [...], "options": {...}, "policy": "keep_first"|"overwrite"|"merge"}``,
+        docs/links.md): rows matching a stored entity (or an earlier row) get its ``_entity_id``;
+        each batch's report is its ``entity_resolution``, with indexes counted from ``rows``' start.
         """
         if batch_size < 1 or max_attempts < 1:
             raise ValueError("batch_size and max_attempts must be at least 1")
@@ -451,8 +456,9 @@ class DatasetsAPI:
         result = IngestionResult()
         start = 0
         for number, (batch, last) in enumerate(_with_last(_batches(rows, batch_size))):
-            payload: Any = batch if pipeline is None else {"rows": batch,
-                                                           "pipeline": [dict(step) for step in pipeline]}
+            payload: Any = batch if pipeline is None and entity_resolution is None else {
+                "rows": batch, **({"pipeline": [dict(step) for step in pipeline]} if pipeline is not None else {}),
+                **({"entity_resolution": dict(entity_resolution)} if entity_resolution is not None else {})}
             opts = RequestOptions("POST", path, params={**params, "curate": True} if curate and last else params,
                                   json=payload, idempotency_key=f"{base}-{number}", max_retries=0, timeout=timeout)
             outcome = IngestedBatch(start=start, size=len(batch), attempts=0)
@@ -478,6 +484,11 @@ class DatasetsAPI:
                 else:
                     outcome.ingested, outcome.ingestion_id, outcome.snapshot = (
                         answer.ingested, answer.ingestion_id, answer.snapshot)
+                    if answer.entity_resolution is not None:
+                        report = answer.entity_resolution
+                        for entry in report.entities:
+                            entry.index += start
+                        outcome.entity_resolution = report
                     result.successful += answer.ingested
                     for failure in answer.failed:
                         row = failure.row if failure.row is not None or not 0 <= failure.index < len(batch) \
@@ -499,14 +510,19 @@ class DatasetsAPI:
         create: bool = True,
         wait: bool | float = False,
         pipeline: Sequence[Mapping[str, Any]] | None = None,
+        entity_resolution: Mapping[str, Any] | None = None,
         timeout: Timeout = None,
     ) -> Plan[Ingestion]:
         """Send a small file (CSV/TSV, JSON, NDJSON, Parquet, XLSX; gzip or zstd) in one
         request; it is ingested in the background. ``options`` override what is sniffed
         (``format``, ``delimiter``, ``quote``, ``header``, ``encoding``, ``sheet``,
         ``skip_rows``, ``on_error``); ``pipeline``: steps applied to every batch before it is
-        stored. ``wait`` (True, or seconds) waits for the end. Large files: :meth:`upload`."""
+        stored; ``entity_resolution``: as for :meth:`ingest` (the report in the ingestion's
+        ``attributes["entity_resolution"]``). ``wait`` (True, or seconds) waits for the end.
+        Large files: :meth:`upload` (``options={"entity_resolution": ...}``)."""
         options = _with_pipeline(options, pipeline)
+        if entity_resolution is not None:
+            options = {**(options or {}), "entity_resolution": dict(entity_resolution)}
         file = Path(path).expanduser()
         if not file.is_file():
             raise FileNotFoundError(f"no such file: {file}")
@@ -563,6 +579,15 @@ class DatasetsAPI:
         iterate the page for all of them."""
         path = f"/ingestions/{seg(_ingestion_id(ingestion))}/rejects"
         return Listing(Reject, lambda cursor: RequestOptions(
+            "GET", path, params={"limit": limit, "cursor": cursor}, timeout=timeout))
+
+    @listing
+    def entities(self, ingestion: str | Ingestion, *, limit: int | None = None,
+                 timeout: Timeout = None) -> Listing[EntityEntry]:
+        """An ingestion's entity resolution report, one entry per row it accepted (index,
+        entity_id, action), in row order; iterate the page for all of them."""
+        path = f"/ingestions/{seg(_ingestion_id(ingestion))}/entities"
+        return Listing(EntityEntry, lambda cursor: RequestOptions(
             "GET", path, params={"limit": limit, "cursor": cursor}, timeout=timeout))
 
     # -- uploads (the API calls; the parts are sent by Datasets/AsyncDatasets.upload) ------
