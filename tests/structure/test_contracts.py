@@ -15,6 +15,7 @@ import pytest
 from pydantic import BaseModel
 
 from runyard.schemas import datasets as data
+from runyard.schemas import connections as conn
 from runyard.schemas import llm, tokens, triggers, users
 from runyard.schemas import workflows as wf
 from runyard.schemas.runs import ArtifactView, RunDefinition, RunError, RunUsage, RunView, TraceStep
@@ -48,6 +49,9 @@ PAIRS = [
     (sdk.RunDefinition, RunDefinition), (sdk.TraceStep, TraceStep),
     # Language models.
     (sdk.LLMProvider, llm.ProviderView), (sdk.InferredDescription, llm.InferredDescription),
+    # Connections.
+    (sdk.Connection, conn.ConnectionView), (sdk.ConnectionStatus, conn.ConnectionStatus),
+    (sdk.ConnectionMetadata, conn.ConnectionMetadata),
     # Workspace files.
     (sdk.WorkspaceFile, WorkspaceFileView), (sdk.StorageUsage, StorageUsageView),
 ]

@@ -17,6 +17,7 @@ import typer
 
 from . import (
     auth,
+    connections,
     data,
     email_triggers,
     files,
@@ -75,6 +76,7 @@ def _register_groups() -> None:
     app.add_typer(tools.app, name="tools")
     app.add_typer(runs.app, name="runs")
     app.add_typer(secrets.app, name="secrets")
+    app.add_typer(connections.app, name="connections")
     app.add_typer(tokens.app, name="tokens")
     app.add_typer(templates.app, name="templates")
     app.add_typer(sets.app, name="sets")

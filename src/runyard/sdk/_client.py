@@ -20,6 +20,7 @@ from ._base import (
 )
 from ._endpoint import Plan, Send, run_async, run_sync
 from .resources import AsyncRuns, AsyncSecrets, AsyncTokens, AsyncTools, Runs, Secrets, Tokens, Tools
+from .resources.connections import AsyncConnections, Connections
 from .resources.datasets import AsyncDatasets, Datasets
 from .resources.email_triggers import AsyncEmailTriggers, EmailTriggers
 from .resources.files import AsyncFiles, Files
@@ -102,12 +103,13 @@ class Client(_Facade[httpx.Client], SyncAPIClient):
     >>> run = client.tools.run("add", {"a": 1, "b": 2})
     """
 
-    _resources = {"tools": Tools, "runs": Runs, "secrets": Secrets, "templates": Templates, "sets": Sets,
+    _resources = {"tools": Tools, "runs": Runs, "connections": Connections, "secrets": Secrets, "templates": Templates, "sets": Sets,
                   "tokens": Tokens, "users": Users, "namespaces": Namespaces, "datasets": Datasets, "usage": Usage,
                   "schedules": Schedules, "webhooks": Webhooks, "email_triggers": EmailTriggers,
                   "workflows": Workflows, "folders": Folders, "llm": LLM, "links": Links, "files": Files}
     tools: Tools
     runs: Runs
+    connections: Connections
     secrets: Secrets
     templates: Templates
     sets: Sets
@@ -144,13 +146,14 @@ class AsyncClient(_Facade[httpx.AsyncClient], AsyncAPIClient):
     """Asynchronous runyard client; same resource tree, methods are coroutines (lists
     are awaitable or ``async for``-iterable)."""
 
-    _resources = {"tools": AsyncTools, "runs": AsyncRuns, "secrets": AsyncSecrets, "templates": AsyncTemplates,
+    _resources = {"tools": AsyncTools, "runs": AsyncRuns, "connections": AsyncConnections, "secrets": AsyncSecrets, "templates": AsyncTemplates,
                   "sets": AsyncSets, "tokens": AsyncTokens, "users": AsyncUsers, "namespaces": AsyncNamespaces,
                   "datasets": AsyncDatasets, "usage": AsyncUsage, "schedules": AsyncSchedules, "webhooks": AsyncWebhooks,
                   "email_triggers": AsyncEmailTriggers, "workflows": AsyncWorkflows, "folders": AsyncFolders,
                   "llm": AsyncLLM, "links": AsyncLinks, "files": AsyncFiles}
     tools: AsyncTools
     runs: AsyncRuns
+    connections: AsyncConnections
     secrets: AsyncSecrets
     templates: AsyncTemplates
     sets: AsyncSets

@@ -61,6 +61,9 @@ __all__ = [
     "QueryResult",
     "WorkspaceFile",
     "StorageUsage",
+    "Connection",
+    "ConnectionStatus",
+    "ConnectionMetadata",
     "UsageEvent",
     "UsageDay",
     "Schedule",
@@ -935,3 +938,40 @@ class StorageUsage(RunyardModel):
     quota_bytes: int | None = None
     #: ``files``, ``datasets``, ``artifacts``, ``uploads`` (bytes of multipart uploads still open).
     by_kind: dict[str, int] = {}
+
+class ConnectionStatus(RunyardModel):
+    """The last check of a connection: ``ok``, ``failed`` or ``unknown`` (never checked)."""
+
+    state: str
+    checked_at: datetime | None = None
+    #: The last successful check's duration (None after a failure).
+    latency_ms: float | None = None
+    error: str | None = None
+
+
+class Connection(RunyardModel):
+    """An external system's settings (``client.connections``); secret parts appear as
+    ``{"secret": "NAME", "set": True}``, never as values."""
+
+    id: str
+    name: str
+    #: postgres, mysql, http, openapi, odata, s3 or mcp.
+    type: str
+    config: dict[str, Any] = {}
+    status: ConnectionStatus
+    created_by: str | None = None
+    updated_by: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class ConnectionMetadata(RunyardModel):
+    """What a connected system holds (capped; ``metadata["truncated"]`` when cut)."""
+
+    #: The connection's id.
+    connection: str
+    name: str
+    type: str
+    #: By type: ``schemas`` (databases), ``operations``/``schemas`` (openapi),
+    #: ``entity_sets``/``entity_types`` (odata), ``objects``/``prefixes`` (s3).
+    metadata: dict[str, Any] = {}
