@@ -4,7 +4,12 @@ as a child process, reaching the server through the SDK). The same scenarios run
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+import subprocess
+import textwrap
+import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -17,8 +22,8 @@ import pytest
 from mcp.client.session import ClientSession
 from mcp.shared.exceptions import MCPError
 
-from tests.mcp_server.conftest import World, http_session, stdio_session
-from tests.support.api import wait_status
+from tests.mcp_server.conftest import World, http_session, runyard_command, stdio_session
+from tests.support.api import deploy, wait_status
 
 RUN_ID = "runyard/run_id"
 Opener = Callable[[str], AbstractAsyncContextManager[ClientSession]]
@@ -251,3 +256,71 @@ def test_a_session_belongs_to_the_key_that_opened_it(world: World) -> None:
         assert world.echo not in stolen.text
     own = _post(world, listing, world.server.admin_key, **headers)
     assert own.status_code == 200 and world.echo in own.text
+
+
+def test_a_session_cannot_be_ended_or_followed_with_another_key(world: World) -> None:
+    session = _post(world, INITIALIZE, world.server.admin_key).headers["mcp-session-id"]
+    headers = {**MCP_HEADERS, "mcp-session-id": session, "mcp-protocol-version": "2025-06-18"}
+    other = {"Authorization": f"Bearer {world.other_member_key}"}
+    ended = httpx.delete(f"{world.server.base_url}/mcp", headers={**headers, **other}, timeout=30)
+    assert ended.status_code == 404
+    # Still the owner's: its DELETE works (and the session is gone after it).
+    own = {"Authorization": f"Bearer {world.server.admin_key}"}
+    assert httpx.delete(f"{world.server.base_url}/mcp", headers={**headers, **own}, timeout=30).status_code == 200
+    listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}
+    assert _post(world, listing, world.server.admin_key, **{"mcp-session-id": session}).status_code == 404
+
+
+def test_a_key_deleted_mid_session_stops_working(world: World) -> None:
+    with world.api() as api:
+        token = api.post("/tokens", json={"name": "mcp-short-lived", "role": "member"}).json()
+    session = _post(world, INITIALIZE, token["key"]).headers["mcp-session-id"]
+    headers = {"mcp-session-id": session, "mcp-protocol-version": "2025-06-18"}
+    _post(world, {"jsonrpc": "2.0", "method": "notifications/initialized"}, token["key"], **headers)
+    listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}
+    assert _post(world, listing, token["key"], **headers).status_code == 200
+    with world.api() as api:
+        assert api.delete(f"/tokens/{token['id']}").status_code == 204
+    deadline = time.monotonic() + 15  # a key's authentication is cached for a few seconds at most
+    while (refused := _post(world, listing, token["key"], **headers)).status_code != 401:
+        assert time.monotonic() < deadline, refused.text
+        time.sleep(0.5)
+    assert refused.json()["error"]["code"] == "invalid_api_key"
+
+
+BLOBS = '''
+from runyard import context
+
+def main(big_mb: int = 0) -> dict:
+    """Leaves a binary artifact, and a big one when asked."""
+    context.artifact("bytes.bin", bytes(range(256)))
+    if big_mb:
+        context.artifact("big.txt", "x" * (big_mb * 1024 * 1024))
+    return {"ok": True}
+'''
+
+
+def test_binary_and_oversized_artifacts(world: World) -> None:
+    with world.api() as api:
+        deploy(api, f"{world.echo}-blobs", textwrap.dedent(BLOBS))
+
+    async def scenario() -> tuple[types.ReadResourceResult, MCPError]:
+        async with http_session(world.server, world.server.admin_key) as session:
+            result = await session.call_tool(f"{world.echo}-blobs", {"big_mb": 9})
+            uri = f"runyard://runs/{result.meta[RUN_ID]}/artifacts"
+            small = await session.read_resource(f"{uri}/bytes.bin")
+            with pytest.raises(MCPError) as too_big:
+                await session.read_resource(f"{uri}/big.txt")
+            return small, too_big.value
+
+    small, too_big = anyio.run(scenario)
+    assert base64.b64decode(small.contents[0].blob) == bytes(range(256))
+    assert too_big.error.data["code"] == "resource_too_large"
+
+
+def test_runyard_mcp_without_a_key_says_how_to_configure_one(tmp_path: Path) -> None:
+    env = {"PATH": os.environ.get("PATH", ""), "RUNYARD_CONFIG": str(tmp_path / "none.json"),
+           "HOME": str(tmp_path)}
+    done = subprocess.run([runyard_command(), "mcp"], env=env, capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 1 and "no API key" in done.stderr and not done.stdout
