@@ -21,6 +21,7 @@ from runyard.services.errors import ValidationFailed
 
 MAX_FIELD_BYTES = 64 * 1024
 MAX_FIELDS = 20
+MAX_HEADER_BYTES = 16 * 1024  # a part's header line (Content-Disposition and the like)
 FLUSH_BYTES = 1 << 20
 
 
@@ -61,9 +62,13 @@ async def stream_form(request: Request, sink: Sink, *, file_field: str = "file")
 
     def on_header_field(data: bytes, start: int, end: int) -> None:
         header_name.extend(data[start:end])
+        if len(header_name) > MAX_HEADER_BYTES:
+            raise _invalid(f"a part's header is longer than {MAX_HEADER_BYTES} bytes")
 
     def on_header_value(data: bytes, start: int, end: int) -> None:
         header_value.extend(data[start:end])
+        if len(header_value) > MAX_HEADER_BYTES:
+            raise _invalid(f"a part's header is longer than {MAX_HEADER_BYTES} bytes")
 
     def on_header_end() -> None:
         state["headers"][bytes(header_name).lower()] = bytes(header_value)  # type: ignore[index]

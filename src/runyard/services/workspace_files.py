@@ -20,6 +20,7 @@ import mimetypes
 import os
 import re
 import tempfile
+import time
 import unicodedata
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -46,6 +47,9 @@ MAX_NAME_CHARS = 255
 # much body (plus the form's own bytes) on POST /workspace/files.
 MAX_WORKSPACE_FILE_BYTES = 64 * 1024 ** 3
 MAX_FILES_PER_RUN = 100
+# An upload's temporary file untouched this long belongs to no request any more.
+ABANDONED_AFTER_S = 24 * 3600.0
+SWEEP_EVERY_S = 3600.0
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 _CONTENT_TYPE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,63}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$")
 
@@ -97,9 +101,11 @@ class FileSink:
     """Receives an upload's bytes in chunks into a temporary file in the blob store, counting
     and hashing them; ``close`` then ``WorkspaceFileService.commit`` or ``abort``."""
 
+    PREFIX = ".tmp-upload-"
+
     def __init__(self, directory: Path, max_bytes: int) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=directory, prefix=".tmp-upload-")
+        fd, name = tempfile.mkstemp(dir=directory, prefix=self.PREFIX)
         self.path = Path(name)
         self._file = os.fdopen(fd, "wb")
         self._sha = hashlib.sha256()
@@ -145,6 +151,7 @@ class WorkspaceFileService:
         self.quota = quota
         self.max_bytes = max_bytes
         self.clock = clock
+        self._last_sweep = 0.0
 
     @staticmethod
     def _prefix(workspace_id: str) -> str:
@@ -245,6 +252,24 @@ class WorkspaceFileService:
                 raise NotFound(f"workspace file {name!r} not found", code="file_not_found", details={"name": name})
             conn.execute(workspace_files.delete().where(workspace_files.c.id == row.id))
             conn.execute(retired_blobs.insert().values(key=row.blob_key, retired_at=self.clock()))
+
+    def sweep_abandoned(self, *, older_than_s: float = ABANDONED_AFTER_S) -> int:
+        """Delete upload temporaries no request is writing any more (a server that died
+        mid-upload leaves them); at most once an hour. Returns how many went."""
+        now = time.time()
+        if now - self._last_sweep < SWEEP_EVERY_S:
+            return 0
+        self._last_sweep = now
+        root = self.blobs.path("workspace-files")
+        removed = 0
+        for tmp in root.glob(f"*/{FileSink.PREFIX}*") if root.exists() else ():
+            try:
+                if now - tmp.stat().st_mtime > older_than_s:
+                    tmp.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                pass
+        return removed
 
     # -- runs ------------------------------------------------------------------------------
     def paths_for_run(self, workspace_id: str, names: Iterable[str]) -> dict[str, str | None]:

@@ -84,7 +84,8 @@ class DataWorker:
         for name, task in (("reaping ingestions", platform.ingestions.reap),
                            ("reaping cleaning tasks", platform.cleaning.reap),
                            ("expiring uploads", platform.uploads.expire),
-                           ("sweeping retired parts", platform.datasets.sweep)):
+                           ("sweeping retired parts", platform.datasets.sweep),
+                           ("removing abandoned file uploads", platform.workspace_files.sweep_abandoned)):
             try:
                 task()
             except Exception:
