@@ -213,3 +213,28 @@ def test_large_reports_are_capped_inline_and_complete_when_paged(api, unique):
     assert [e["index"] for e in seen] == list(range(2500))
     assert seen[1600]["entity_id"] == seen[100]["entity_id"] and seen[1600]["action"] == "kept_existing"
     assert api.get(f"/namespaces/{ns}/datasets/big").json()["rows"] == 1500
+
+
+def test_concurrent_ingestions_never_make_an_entity_twice(server, unique):
+    """Writers that race resolve again when the snapshot moved under them: one key sent by
+    eight clients at once is one entity, created once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with server.client() as api:
+        ns = _setup(api, unique, "race")
+        _ingest(api, ns, "people", [{"name": "seed"}], EXACT)
+
+    def send(i: int) -> dict:
+        with server.client() as c:
+            r = c.post(f"/namespaces/{ns}/datasets/people/rows",
+                       json={"rows": [{"name": "Same", "n": i}, {"name": f"own-{i}"}], "entity_resolution": EXACT})
+            assert r.status_code == 201, r.text
+            return r.json()["entity_resolution"]
+
+    with ThreadPoolExecutor(8) as pool:
+        reports = list(pool.map(send, range(8)))
+    firsts = [r["entities"][0] for r in reports]
+    assert sum(e["action"] == "created" for e in firsts) == 1 and len({e["entity_id"] for e in firsts}) == 1
+    with server.client() as api:
+        rows = _rows(api, ns, "people")
+        assert sorted(r["name"] for r in rows) == sorted(["seed", "Same", *(f"own-{i}" for i in range(8))])
