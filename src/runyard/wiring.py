@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from runyard.config import Settings
 from runyard.events import EventHub
 from runyard.ids import new_id
-from runyard.services.connections import ConnectionService
 from runyard.services.cleaning import CleaningService
+from runyard.services.connections import ConnectionService
 from runyard.services.datasets import DatasetService
 from runyard.services.email_triggers import EmailTriggerService
 from runyard.services.errors import ValidationFailed

@@ -14,9 +14,9 @@ from typing import Any, Literal, Union
 import pytest
 from pydantic import BaseModel
 
-from runyard.schemas import datasets as data
+from runyard.schemas import cleaning, llm, tokens, triggers, users
 from runyard.schemas import connections as conn
-from runyard.schemas import llm, tokens, triggers, users
+from runyard.schemas import datasets as data
 from runyard.schemas import workflows as wf
 from runyard.schemas.runs import ArtifactView, RunDefinition, RunError, RunUsage, RunView, TraceStep
 from runyard.schemas.secrets import SecretView
@@ -49,6 +49,7 @@ PAIRS = [
     (sdk.RunDefinition, RunDefinition), (sdk.TraceStep, TraceStep),
     # Language models.
     (sdk.LLMProvider, llm.ProviderView), (sdk.InferredDescription, llm.InferredDescription),
+    (sdk.CleaningTask, cleaning.CleaningTaskView),
     # Connections.
     (sdk.Connection, conn.ConnectionView), (sdk.ConnectionStatus, conn.ConnectionStatus),
     (sdk.ConnectionMetadata, conn.ConnectionMetadata),

@@ -22,7 +22,7 @@ from rich.progress import (
 from rich.text import Text
 
 from runyard.sdk.errors import WaitTimeoutError
-from runyard.sdk.models import Dataset, Ingestion
+from runyard.sdk.models import CleaningTask, Dataset, Ingestion
 
 from ._context import client
 from ._output import (
@@ -418,6 +418,79 @@ def ask(
         elif event.event == "error":
             stderr().print(f"[red]error:[/red] {escape(event.code)}: {escape(event.message)}", highlight=False)
     if failed:
+        raise typer.Exit(int(Exit.ERROR))
+
+
+# ---------------------------------------------------------------------------- cleaning
+
+
+def render_cleaning(task: CleaningTask) -> None:
+    error = f"{task.error.get('code')}: {task.error.get('message')}" if task.error else None
+    pairs: list[tuple[str, Any]] = [
+        ("task", task.id), ("status", _status(task.status)),
+        ("source", f"{task.source.get('namespace')}/{task.source.get('dataset')}"),
+        ("output", f"{task.output.get('namespace')}/{task.output.get('dataset')}"),
+        ("rows", f"{task.input_rows} -> {task.output_rows}" if task.output_rows is not None else None),
+        ("model", f"{task.provider}/{task.model}" if task.model else None), ("error", error),
+        ("created", task.created_at), ("finished", task.finished_at),
+    ]
+    stdout().print(kv_table([(k, v) for k, v in pairs if v is not None and v != ""]))
+    if task.sql:
+        stdout().print(Text(task.sql))
+
+
+@app.command("clean")
+@handle_errors
+def clean(
+    ref: DatasetRef,
+    prompts: Annotated[list[str], typer.Option("--prompt", "-p", help="A cleaning step (repeat, in order; 1-10).")],
+    output: Annotated[str, typer.Option("--output", "-o", help="The new dataset, NAMESPACE/DATASET (must not exist).")],
+    provider: Annotated[str | None, typer.Option("--provider", help="The model provider.")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="The model.")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for the task to finish (exit 1 if it failed).")] = False,
+    timeout: Annotated[float | None, typer.Option("--timeout", help="With --wait: give up after this many "
+                                                                     "seconds.")] = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Clean a dataset into a new one: a language model turns the prompts into one SQL
+    transform, run in the sandbox; its rows become the output dataset."""
+    namespace, dataset = split_ref(ref)
+    out_ns, out_ds = split_ref(output)
+    datasets = client().datasets
+    task = datasets.cleaning(namespace, dataset, prompts, output_namespace=out_ns, output_dataset=out_ds,
+                             provider=provider, model=model)
+    if wait:
+        try:
+            with spinner(f"Cleaning {ref} into {output}", enabled=not json_output):
+                task = datasets.get_cleaning(namespace, dataset, task.id, wait=True if timeout is None else timeout)
+        except WaitTimeoutError:
+            task = datasets.get_cleaning(namespace, dataset, task.id)
+    if json_output:
+        print_json(task)
+    else:
+        render_cleaning(task)
+        if not wait:
+            note(f"[dim]Follow it with: runyard data cleaning {escape(ref)} {task.id} --wait[/dim]")
+    if task.status == "failed":
+        raise typer.Exit(int(Exit.ERROR))
+
+
+@app.command("cleaning")
+@handle_errors
+def cleaning(
+    ref: DatasetRef,
+    task_id: Annotated[str, typer.Argument(help="The cleaning task's id (cln_…).")],
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for the task to finish.")] = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """A cleaning task of a dataset: its status, the model's SQL, the error."""
+    namespace, dataset = split_ref(ref)
+    task = client().datasets.get_cleaning(namespace, dataset, task_id, wait=wait)
+    if json_output:
+        print_json(task)
+    else:
+        render_cleaning(task)
+    if task.status == "failed":
         raise typer.Exit(int(Exit.ERROR))
 
 

@@ -50,6 +50,7 @@ __all__ = [
     "IngestedBatch",
     "IngestionResult",
     "Ingestion",
+    "CleaningTask",
     "Reject",
     "UploadPart",
     "UploadedPart",
@@ -851,6 +852,42 @@ class LLMProvider(RunyardModel):
     source: str = "api"
     created_at: datetime | None = None
     updated_at: datetime | None = None
+
+
+#: Cleaning task statuses that never change again.
+CLEANING_FINISHED: frozenset[str] = frozenset({"succeeded", "failed"})
+
+
+class CleaningTask(RunyardModel):
+    """A cleaning task: the model's SQL transform of ``source`` committed as the ``output``
+    dataset (``client.datasets.cleaning``)."""
+
+    id: str
+    #: pending, proposing, running, succeeded or failed.
+    status: str
+    #: ``namespace``, ``dataset`` and the ``snapshot`` the transform read.
+    source: dict[str, Any] = {}
+    #: ``namespace``, ``dataset`` and, once committed, ``dataset_id``.
+    output: dict[str, Any] = {}
+    prompts: list[str] = []
+    #: The model's transform: one SELECT over the table ``source``.
+    sql: str | None = None
+    explanation: str | None = None
+    #: ``code`` and ``message`` when failed.
+    error: dict[str, Any] | None = None
+    provider: str | None = None
+    model: str | None = None
+    usage: dict[str, Any] = {}
+    input_rows: int | None = None
+    output_rows: int | None = None
+    user_id: str | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in CLEANING_FINISHED
 
 
 class InferredDescription(RunyardModel):

@@ -1197,6 +1197,117 @@ async def curate_links(body: CurateBody, platform: PlatformDep, principal: Princ
     return await in_thread(_curate, platform, principal, body)
 
 
+# -- cleaning (services.cleaning) and saving the ontology (services.ontology) ------------------------
+class RequestCleaningBody(Body):
+    prompts: list[str]
+    output_namespace: str = Field(alias="outputNamespace", min_length=1, max_length=64)
+    output_dataset_name: str = Field(alias="outputDatasetName", min_length=1, max_length=64)
+    model: str | None = None
+    provider: str | None = None
+
+
+def _request_cleaning(platform: Platform, principal: Principal, username: str, namespace: str, dataset: str,
+                      body: RequestCleaningBody) -> dict[str, Any]:
+    check_owner(platform, principal, username, namespace)
+    task = platform.cleaning.submit(principal, namespace, dataset, prompts=body.prompts,
+                                    output_namespace=body.output_namespace, output_dataset=body.output_dataset_name,
+                                    provider=body.provider, model=body.model)
+    return {"cleaningTaskId": wire_id(task["id"]), "runyardId": task["id"], "status": task["status"]}
+
+
+@router.post("/agents/{username}/{namespace}/{dataset}/requestCleaning", status_code=202)
+async def request_cleaning(username: str, namespace: str, dataset: str, body: RequestCleaningBody,
+                           platform: PlatformDep, principal: PrincipalDep) -> dict:
+    """A runyard cleaning task: its id travels as the UUID of the same 128 bits."""
+    return await in_thread(_request_cleaning, platform, principal, username, namespace, dataset, body)
+
+
+def cleaning_code(task: dict[str, Any]) -> list[dict[str, Any]]:
+    """A task's code as the client's code files: the one SQL transform (none until the model
+    has proposed it), runyard's task status beside it."""
+    if not task.get("sql"):
+        return []
+    header = (f"-- runyard cleaning task {task['id']} ({task['status']}): "
+              f"{task['source']['namespace']}.{task['source']['dataset']} -> "
+              f"{task['output']['namespace']}.{task['output']['dataset']}\n")
+    return [{"name": "clean.sql", "content": header + task["sql"] + "\n", "status": task["status"],
+             "error": task.get("error")}]
+
+
+@router.get("/agents/cleaning/{cleaning_task_id}/code")
+async def get_cleaning_code(cleaning_task_id: str, platform: PlatformDep, principal: PrincipalDep) -> list:
+    task = await in_thread(platform.cleaning.get, principal, runyard_id(cleaning_task_id, "cln"))
+    return cleaning_code(task)
+
+
+class OntologyBody(Body):
+    add: list[dict[str, Any]] | None = None
+    remove: list[dict[str, Any]] | None = None
+
+
+def wire_column(ref: Any, field: str) -> ColumnRef:
+    """``ri.<owner>.<namespace>.<dataset>.<column>`` as a column reference (names hold no dots;
+    the column, the last part, may)."""
+    parts = str(ref or "").split(".", 4)
+    if len(parts) != 5 or parts[0] != "ri" or not all(parts[1:]):
+        raise ValidationFailed(f"{field} reads ri.<owner>.<namespace>.<dataset>.<column>, not {ref!r}",
+                               code="validation_error", details={"field": field})
+    return ColumnRef(username=parts[1], namespace=parts[2], dataset=parts[3], columnName=parts[4])
+
+
+def _ends_of(platform: Platform, principal: Principal, link: dict[str, Any], field: str
+             ) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    match_type = match_type_of(str(link.get("matchType") or link.get("match_type") or "ExactMatch"),
+                               f"{field}.matchType")
+    return (match_type, link_end(platform, principal, wire_column(link.get("origin"), f"{field}.origin"), match_type),
+            link_end(platform, principal, wire_column(link.get("destination"), f"{field}.destination"), match_type))
+
+
+def _same_end(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return all(a.get(k) == b.get(k) for k in ("namespace", "dataset", "column", "lon_column"))
+
+
+def _save_ontology(platform: Platform, principal: Principal, username: str, namespace: str, dataset: str,
+                   body: OntologyBody) -> dict[str, Any]:
+    """The client's ``save_ontology``: ``add`` links (an ``ApiLink`` from get_ontology or
+    load_links, whose runyard ``id`` rides beside it, or one built from its ends) become active,
+    ``remove`` ones leave the ontology (runyard's PATCH /namespaces/{ns}/ontology)."""
+    check_owner(platform, principal, username, namespace)
+    platform.datasets.get(principal, namespace, dataset)  # the dataset the client is configured on: 404 if unseen
+    add: list[Any] = []
+    for i, link in enumerate(body.add or []):
+        if link.get("id"):
+            add.append(str(link["id"]))
+            continue
+        match_type, origin, destination = _ends_of(platform, principal, link, f"add.{i}")
+        add.append({"from": origin, "to": destination, "match_type": match_type,
+                    "options": link_options(match_type, link.get("options"))})
+    remove: list[str] = []
+    current = platform.links.list(principal, namespace, dataset)["items"] if body.remove else []
+    for i, link in enumerate(body.remove or []):
+        if link.get("id"):
+            remove.append(str(link["id"]))
+            continue
+        match_type, origin, destination = _ends_of(platform, principal, link, f"remove.{i}")
+        found = next((v["id"] for v in current if v["match_type"] == match_type and (
+            (_same_end(v["from"], origin) and _same_end(v["to"], destination))
+            or (_same_end(v["from"], destination) and _same_end(v["to"], origin)))), None)
+        if found is None:
+            raise NotFound(f"remove.{i}: no link {link.get('origin')} -> {link.get('destination')} "
+                           f"({match_type})", code="link_not_found", details={"field": f"remove.{i}"})
+        remove.append(found)
+    out = OntologyService(platform.links, platform.llm).update(principal, namespace, add, remove)
+    owner = Owners(platform, principal)
+    return {"added": [{"link": api_link(a["link"], owner), "result": a["result"]} for a in out["added"]],
+            "removed": out["removed"]}
+
+
+@router.post("/ontology/{username}/{namespace}/{dataset}")
+async def save_ontology(username: str, namespace: str, dataset: str, body: OntologyBody, platform: PlatformDep,
+                        principal: PrincipalDep) -> dict:
+    return await in_thread(_save_ontology, platform, principal, username, namespace, dataset, body)
+
+
 # -- not served --------------------------------------------------------------------------------
 def _refusal(message: str | None, feature: str) -> Callable[..., Coroutine[Any, Any, None]]:
     async def refuse(principal: PrincipalDep) -> None:  # authenticated first: no key is 401, not 501
@@ -1212,7 +1323,6 @@ _DATASET_SHARES = ("runyard shares whole namespaces, not single datasets: share 
 _FILE_SESSIONS = ("multi-file upload sessions (/file-upload) are not served: upload each file with "
                   "prepare_multipart_upload / finish_multipart_upload")
 NOT_SERVED: list[tuple[str, str, str, str | None]] = [
-    ("POST", "/ontology/{username}/{namespace}/{dataset}", "the ontology (save_ontology)", None),
     ("GET", "/query/runs/{run_id}", "agent runs (get_agent_run_status)", None),
     ("DELETE", "/query/runs/{run_id}", "agent runs (delete_agent_run)", None),
     ("POST", "/query/runs/{run_id}/resume", "agent runs (resume_agent_run)", None),
@@ -1222,8 +1332,6 @@ NOT_SERVED: list[tuple[str, str, str, str | None]] = [
     ("POST", "/infer/description", "LLM description inference (infer_dataset_description)", None),
     ("POST", "/infer/schema", "LLM schema inference (infer_schema)", None),
     ("POST", "/infer/preview", "pipeline previews (preview_ingest)", None),
-    ("POST", "/agents/{username}/{namespace}/{dataset}/requestCleaning", "cleaning agents (request_cleaning)", None),
-    ("GET", "/agents/cleaning/{cleaning_task_id}/code", "cleaning agents (get_cleaning_code)", None),
     ("GET", "/a2a", "A2A agents", None),
     ("POST", "/a2a/{agent_name}", "A2A agents", None),
     ("GET", "/a2a/{agent_name}/.well-known/agent-card.json", "A2A agents", None),

@@ -45,6 +45,7 @@ from ..errors import (
     make_status_error,
 )
 from ..models import (
+    CleaningTask,
     Dataset,
     EntityEntry,
     InferredSchema,
@@ -537,6 +538,33 @@ class DatasetsAPI:
         return ingestion
 
     @endpoint
+    def cleaning(self, namespace: str, dataset: str, prompts: Sequence[str], *, output_namespace: str,
+                 output_dataset: str, provider: str | None = None, model: str | None = None,
+                 wait: bool | float = False, timeout: Timeout = None) -> Plan[CleaningTask]:
+        """Ask the model to clean ``namespace/dataset``: ``prompts`` (1-10 steps, in order) become
+        one SQL transform, run in the sandbox, whose rows become the new dataset
+        ``output_namespace/output_dataset`` (which must not exist). Returns the task as queued,
+        or with ``wait`` (True, or seconds) once it has finished; it may have ``failed``."""
+        body = compact(prompts=list(prompts), output_namespace=output_namespace, output_dataset=output_dataset,
+                       provider=provider, model=model)
+        opts = RequestOptions("POST", f"{_dataset_path(namespace, dataset)}/cleaning", json=body, timeout=timeout)
+        task = CleaningTask.model_validate((yield Send(opts)).json())
+        if wait is not False:
+            task = yield from _wait_cleaning(namespace, dataset, task.id, None if wait is True else float(wait))
+        return task
+
+    @endpoint
+    def get_cleaning(self, namespace: str, dataset: str, task: str | CleaningTask, *,
+                     wait: bool | float = False, timeout: Timeout = None) -> Plan[CleaningTask]:
+        """A cleaning task of ``namespace/dataset``: its status, SQL and error; with ``wait``
+        (True, or seconds), once it has finished (:class:`~runyard.WaitTimeoutError` after that)."""
+        task_id = task.id if isinstance(task, CleaningTask) else task
+        if wait is not False:
+            return (yield from _wait_cleaning(namespace, dataset, task_id, None if wait is True else float(wait)))
+        opts = RequestOptions("GET", f"{_dataset_path(namespace, dataset)}/cleaning/{seg(task_id)}", timeout=timeout)
+        return CleaningTask.model_validate((yield Send(opts)).json())
+
+    @endpoint
     def ingestions(self, namespace: str, dataset: str, *, limit: int | None = None,
                    timeout: Timeout = None) -> Plan[builtins.list[Ingestion]]:
         """The dataset's latest ingestions, newest first (``limit`` 1–100)."""
@@ -893,6 +921,23 @@ def _wait_ingestion(ingestion_id: str, timeout: float | None, poll_interval: flo
         pause = poll_interval - (time.monotonic() - started)
         if pause > 0:  # the server answered early: never spin
             yield Sleep(pause if left is None else min(pause, left))
+
+
+def _wait_cleaning(namespace: str, dataset: str, task_id: str, timeout: float | None) -> Plan[CleaningTask]:
+    """Long-poll ``GET …/cleaning/{id}?wait=`` until the task ends or ``timeout`` passes."""
+    deadline = _Deadline(timeout)
+    while True:
+        chunk = deadline.chunk()
+        opts = RequestOptions("GET", f"{_dataset_path(namespace, dataset)}/cleaning/{seg(task_id)}",
+                              params={"wait": int(chunk) if chunk.is_integer() else round(chunk, 3)},
+                              timeout=chunk + LONG_POLL_MARGIN)
+        task = CleaningTask.model_validate((yield Send(opts)).json())
+        if task.is_finished:
+            return task
+        left = deadline.remaining()
+        if left is not None and left <= 0:
+            raise WaitTimeoutError(f"cleaning task {task_id} still {task.status} after {timeout}s")
+        yield Sleep(0.2 if left is None else min(0.2, left))
 
 
 # ---- the two resources: the parallel part of ``upload`` -------------------------------------------
