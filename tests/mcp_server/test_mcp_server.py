@@ -235,12 +235,20 @@ def test_no_key_or_a_bad_key_is_401(world: World) -> None:
 
 
 def test_a_foreign_origin_is_refused(world: World) -> None:
-    for origin in ("http://evil.example", "http://localhost:1", "null"):
+    port = world.server.port
+    for origin in ("http://evil.example", "http://localhost:1", "null", f"http://evil.example:{port}"):
         response = _post(world, INITIALIZE, world.server.admin_key, Origin=origin)
         assert response.status_code == 403 and response.json()["error"]["code"] == "origin_not_allowed", origin
-    # The server's own origin (a page it served) and no Origin at all (not a browser) are fine.
-    same = _post(world, INITIALIZE, world.server.admin_key, Origin=world.server.base_url)
-    assert same.status_code == 200 and same.headers["mcp-session-id"]
+        assert "mcp-session-id" not in response.headers
+    # DNS rebinding: a page whose name now resolves to the server sends its own name as
+    # both Origin and Host; that is not the server's origin.
+    rebound = _post(world, INITIALIZE, world.server.admin_key, Origin=f"http://evil.example:{port}",
+                    Host=f"evil.example:{port}")
+    assert rebound.status_code == 403 and rebound.json()["error"]["code"] == "origin_not_allowed"
+    # The server's own origins and no Origin at all (not a browser) are fine.
+    for origin in (world.server.base_url, f"http://localhost:{port}"):
+        same = _post(world, INITIALIZE, world.server.admin_key, Origin=origin)
+        assert same.status_code == 200 and same.headers["mcp-session-id"], origin
     assert _post(world, INITIALIZE, world.server.admin_key).status_code == 200
 
 

@@ -86,16 +86,21 @@ class LocalBackend:
     async def cancel_run(self, run_id: str) -> None:
         await self._call(self.mcp_tools.cancel, run_id)
 
-    async def list_artifacts(self, run_id: str) -> list[dict[str, Any]]:
-        return await self._call(self.mcp_tools.artifacts, run_id)
-
     async def read_artifact(self, run_id: str, path: str) -> tuple[bytes, str | None]:
         return await self._call(self.mcp_tools.artifact, run_id, path)
 
 
-def _origin_of(headers: dict[bytes, bytes], scope: dict[str, Any]) -> str:
-    host = headers.get(b"host", b"").decode("latin-1")
-    return f"{scope.get('scheme', 'http')}://{host}".lower()
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+
+
+def own_origins(host: str, port: int) -> frozenset[str]:
+    """The server's own origins: its loopback names and the address it is bound to, on its
+    port. Not the request's ``Host``: a page whose name was rebound to this server's
+    address sends its own name there, and must not count as same-origin."""
+    names = {*LOOPBACK_NAMES}
+    if host not in ("0.0.0.0", "::", ""):
+        names.add(f"[{host}]" if ":" in host else host)
+    return frozenset(f"{scheme}://{name}:{port}" for scheme in ("http", "https") for name in names)
 
 
 class McpEndpoint:
@@ -105,6 +110,9 @@ class McpEndpoint:
         self.platform = platform
         self.rate_limiter = rate_limiter  # what the API counts requests with (read when one comes)
         self.mcp_tools = McpTools(platform.tools, platform.runs)
+        settings = platform.settings
+        self.allowed_origins = own_origins(settings.host, settings.port) | {
+            origin.lower() for origin in settings.mcp_allowed_origins}
         self.server = build_server(self._backend_of, version=getattr(runyard, "__version__", ""))
         self.manager = StreamableHTTPSessionManager(self.server)
         self._running: Any = None
@@ -118,16 +126,13 @@ class McpEndpoint:
             raise BackendError("unauthenticated", "no runyard key", 401)
         return LocalBackend(self.platform, self.mcp_tools, principal)
 
-    def allowed_origin(self, origin: str, own: str) -> bool:
-        origin = origin.rstrip("/").lower()
-        return origin == own or origin in (o.lower() for o in self.platform.settings.mcp_allowed_origins)
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         state = scope.setdefault("state", {})
         headers = dict(scope["headers"])
         origin = headers.get(b"origin")
         try:
-            if origin is not None and not self.allowed_origin(origin.decode("latin-1"), _origin_of(headers, scope)):
+            if origin is not None and origin.decode("latin-1").rstrip("/").lower() not in self.allowed_origins:
                 raise PermissionDenied("this Origin may not call /mcp (set RUNYARD_MCP_ALLOWED_ORIGINS to allow it)",
                                        code="origin_not_allowed", details={"origin": origin.decode("latin-1")})
             principal = await authenticate(self.platform, self.rate_limiter(),

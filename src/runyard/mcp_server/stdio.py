@@ -21,6 +21,8 @@ from runyard.sdk.errors import APIConnectionError, APIStatusError
 # A client-side follow re-reads the run this often (the HTTP endpoint is woken by events).
 POLL_S = 0.5
 TRIGGER = "mcp"
+# As services.mcp_tools: larger artifacts are downloaded, not read as a resource.
+MAX_RESOURCE_BYTES = 8 * 1024 * 1024
 # The roles that may start runs, hence call tools.
 CALLING_ROLES = ("member", "admin")
 
@@ -71,16 +73,17 @@ class RemoteBackend:
     async def cancel_run(self, run_id: str) -> None:
         await self._call(self.client.runs.cancel(run_id))
 
-    async def list_artifacts(self, run_id: str) -> list[dict[str, Any]]:
-        items = await self._call(self.client.runs.artifacts.list(run_id))
-        return [item.model_dump(mode="json") for item in items]
-
     async def read_artifact(self, run_id: str, path: str) -> tuple[bytes, str | None]:
-        listed = {item["path"]: item for item in await self.list_artifacts(run_id)}
+        # The listing gives the content type (and the same not-found answers as the server).
+        listed = {item.path: item for item in await self._call(self.client.runs.artifacts.list(run_id))}
         if path not in listed:
             raise BackendError("artifact_not_found", f"artifact {path!r} not found", 404)
+        if (listed[path].size or 0) > MAX_RESOURCE_BYTES:
+            raise BackendError("resource_too_large", f"artifact {path!r} is {listed[path].size} bytes, more than an "
+                               f"MCP resource read carries ({MAX_RESOURCE_BYTES}); download it with "
+                               "`runyard runs artifacts`", 413)
         data = await self._call(self.client.runs.artifacts.download(run_id, path))
-        return data, listed[path].get("content_type")
+        return data, listed[path].content_type
 
 
 async def serve_stdio(*, api_key: str, base_url: str | None) -> None:

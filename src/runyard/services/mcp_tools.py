@@ -62,9 +62,6 @@ class McpTools:
         except FileNotFoundError:
             return b""
 
-    def artifacts(self, principal: Principal, run_id: str) -> list[dict[str, Any]]:
-        return self.runs.artifacts(principal, run_id)
-
     def artifact(self, principal: Principal, run_id: str, path: str) -> tuple[bytes, str | None]:
         """An artifact's bytes and content type, up to ``MAX_RESOURCE_BYTES``."""
         row = self.runs.artifact(principal, run_id, path)
