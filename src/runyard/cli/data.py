@@ -38,6 +38,7 @@ from ._output import (
     stdout,
     table,
 )
+from .auto_ingest import auto_ingest
 from .links import app as links_app
 
 app = typer.Typer(help="Namespaces, datasets, ingestion and SQL queries.", no_args_is_help=True)
@@ -45,6 +46,7 @@ ns_app = typer.Typer(help="Namespaces: owned groups of datasets.", no_args_is_he
 users_app = typer.Typer(help="The workspace's users (admin).", no_args_is_help=True)
 app.add_typer(ns_app, name="ns")
 app.add_typer(links_app, name="links")
+app.command("auto-ingest")(auto_ingest)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 DatasetRef = Annotated[str, typer.Argument(help="NAMESPACE/DATASET.")]

@@ -25,6 +25,7 @@ from .resources.datasets import AsyncDatasets, Datasets
 from .resources.email_triggers import AsyncEmailTriggers, EmailTriggers
 from .resources.files import AsyncFiles, Files
 from .resources.folders import AsyncFolders, Folders
+from .resources.ingest_proxy import AsyncIngestProxy, IngestProxy
 from .resources.links import AsyncLinks, Links
 from .resources.llm import LLM, AsyncLLM
 from .resources.namespaces import AsyncNamespaces, Namespaces
@@ -106,7 +107,7 @@ class Client(_Facade[httpx.Client], SyncAPIClient):
     _resources = {"tools": Tools, "runs": Runs, "connections": Connections, "secrets": Secrets, "templates": Templates, "sets": Sets,
                   "tokens": Tokens, "users": Users, "namespaces": Namespaces, "datasets": Datasets, "usage": Usage,
                   "schedules": Schedules, "webhooks": Webhooks, "email_triggers": EmailTriggers,
-                  "workflows": Workflows, "folders": Folders, "llm": LLM, "links": Links, "files": Files}
+                  "workflows": Workflows, "folders": Folders, "llm": LLM, "links": Links, "ingest_proxy": IngestProxy, "files": Files}
     tools: Tools
     runs: Runs
     connections: Connections
@@ -125,6 +126,7 @@ class Client(_Facade[httpx.Client], SyncAPIClient):
     folders: Folders
     llm: LLM
     links: Links
+    ingest_proxy: IngestProxy
     files: Files
 
     def health(self) -> dict[str, Any]:
@@ -150,7 +152,7 @@ class AsyncClient(_Facade[httpx.AsyncClient], AsyncAPIClient):
                   "sets": AsyncSets, "tokens": AsyncTokens, "users": AsyncUsers, "namespaces": AsyncNamespaces,
                   "datasets": AsyncDatasets, "usage": AsyncUsage, "schedules": AsyncSchedules, "webhooks": AsyncWebhooks,
                   "email_triggers": AsyncEmailTriggers, "workflows": AsyncWorkflows, "folders": AsyncFolders,
-                  "llm": AsyncLLM, "links": AsyncLinks, "files": AsyncFiles}
+                  "llm": AsyncLLM, "links": AsyncLinks, "ingest_proxy": AsyncIngestProxy, "files": AsyncFiles}
     tools: AsyncTools
     runs: AsyncRuns
     connections: AsyncConnections
@@ -169,6 +171,7 @@ class AsyncClient(_Facade[httpx.AsyncClient], AsyncAPIClient):
     folders: AsyncFolders
     llm: AsyncLLM
     links: AsyncLinks
+    ingest_proxy: AsyncIngestProxy
     files: AsyncFiles
 
     async def health(self) -> dict[str, Any]:
