@@ -77,6 +77,9 @@ class Settings:
     llm_api_key: str | None = field(default_factory=lambda: os.environ.get("RUNYARD_LLM_API_KEY") or None)
     llm_model: str | None = field(default_factory=lambda: os.environ.get("RUNYARD_LLM_MODEL") or None)
     llm_timeout_s: float = field(default_factory=lambda: float(os.environ.get("RUNYARD_LLM_TIMEOUT_S", "60")))
+    # Model calls one pipeline model step makes at a time (services.model_steps).
+    model_step_concurrency: int = field(default_factory=lambda: int(os.environ.get(
+        "RUNYARD_MODEL_STEP_CONCURRENCY", "4")))
     # Browser origins (scheme://host[:port], comma-separated) allowed to call /mcp besides the
     # server's own: any other Origin is refused, so a web page cannot reach it by DNS rebinding.
     mcp_allowed_origins: list[str] = field(default_factory=lambda: [

@@ -23,6 +23,7 @@ from runyard.services.ingestions import IngestionService
 from runyard.services.links import LinkService
 from runyard.services.llm import LLMService, env_provider
 from runyard.services.llm_features import ModelFeatures
+from runyard.services.model_steps import ModelSteps
 from runyard.services.namespaces import NamespaceService
 from runyard.services.outbound import OutboundPolicy
 from runyard.services.queries import QueryService
@@ -102,6 +103,7 @@ class Platform:
         self.llm = LLMService(self.db, self.cipher, self.usage_recorder, self.outbound, env_provider=env_provider(
             settings.llm_base_url, settings.llm_api_key, settings.llm_model, settings.llm_timeout_s))
         self.llm_features = ModelFeatures(self.llm, self.datasets, self.queries)
+        self.datasets.model_steps = ModelSteps(self.llm, concurrency=settings.model_step_concurrency)
         self.cleaning = CleaningService(self.db, self.datasets, self.llm, self.jobs, self.tokens, self.usage_recorder,
                                         self.queries, memory_mb=settings.ingest_memory_mb,
                                         timeout_s=min(settings.ingest_timeout_s, 3600.0), lease_s=settings.lease_s * 2)

@@ -4,7 +4,8 @@ recording every request it gets (so tests can assert what a prompt held).
 
 A fixture is a ``Reply``: a status, a JSON body or raw bytes, headers and a delay before
 answering. Helpers make the usual ones: ``answer(text)``, ``json_answer(obj)``,
-``tool_call(name, args)``, ``status(429, retry_after=…)``, ``malformed()``, ``slow(s)``.
+``tool_call(name, args)``, ``status(429, retry_after=…)``, ``malformed()``, ``slow(s)``,
+``computed(fn)`` (an answer made from the request).
 With the queue empty it answers 500 ``no fixture left`` (a test that calls more than it
 scripted sees it)."""
 
@@ -14,6 +15,7 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -27,6 +29,7 @@ class Reply:
     body: Any = None  # a JSON value, or bytes sent as they are
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
+    compute: Callable[[Any], Any] | None = None  # the body from the request's (for calls made concurrently)
 
 
 @dataclass
@@ -67,6 +70,13 @@ def status(code: int, *, retry_after: str | None = None, message: str = "scripte
                  headers={"Retry-After": retry_after} if retry_after is not None else {})
 
 
+def computed(answer_of: Callable[[Any], Any], **kwargs: Any) -> Reply:
+    """A JSON answer made from the request's body by ``answer_of`` (its content is the JSON of
+    what it returns), so that calls made concurrently get their own answers in any order."""
+    return Reply(compute=lambda body: completion({"role": "assistant",
+                                                  "content": json.dumps(answer_of(body))}, **kwargs))
+
+
 def malformed() -> Reply:
     """A 200 whose body is not JSON at all."""
     return Reply(body=b'{"choices": [ this is not json')
@@ -105,7 +115,8 @@ class FakeLLM:
                     reply = status(404, message=f"no route {self.path}")
                 if reply.delay_s:
                     time.sleep(reply.delay_s)
-                data = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
+                payload = reply.compute(body) if reply.compute is not None else reply.body
+                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 try:
                     self.send_response(reply.status)
                     self.send_header("Content-Type", "application/json")

@@ -234,9 +234,11 @@ def _storage_type(column: Column) -> pa.DataType:
 def ingest_file(*, source: str, filename: str, options: dict[str, Any] | None, columns: list[dict[str, Any]],
                 first_id: int, ingestion_id: str, ingested_at: str, on_error: str = "skip",
                 memory_limit_mb: int = 1024, max_decompressed_bytes: int = 20 << 30,
-                batch_rows: int = 100_000) -> dict[str, Any]:
+                batch_rows: int = 100_000, emit_rows: bool = False) -> dict[str, Any]:
     """Parse ``source`` into Parquet parts (ids from ``first_id``) under ``<output>/parts``;
-    rejected lines go to ``<output>/rejects.ndjson``. Returns what was made."""
+    rejected lines go to ``<output>/rejects.ndjson``. Returns what was made. ``emit_rows``: no
+    parts; the parsed rows (after the pipeline given, the steps before a model step) go to
+    ``<output>/rows.ndjson`` as ``{"line", "row"}`` for the trusted side to carry on with."""
     from runyard.data.parts import PartWriter
 
     out = _output_dir()
@@ -265,12 +267,25 @@ def ingest_file(*, source: str, filename: str, options: dict[str, Any] | None, c
                 entry = item.to_dict() if isinstance(item, Reject) else item
                 rejected.write(orjson.dumps(entry) + b"\n")
 
+            emitted = open(out / "rows.ndjson", "wb") if emit_rows else None
             batches = parse_file(Path(source), opts, batch_rows=batch_rows)
             for batch in batches:
                 for r in batch.rejects:
                     reject(r)
                 failed: list[tuple[int, dict[str, str], Any]] = []
-                if pipeline:
+                if emitted is not None:
+                    source_rows = list(batch.rows or []) if batch.table is None else None
+                    if pipeline:
+                        table, failed, origin = run_pipeline(pipeline, table=batch.table, rows=source_rows)
+                        found = table.to_pylist()
+                    else:
+                        found = source_rows if source_rows is not None else batch.table.to_pylist()  # type: ignore[union-attr]
+                        origin = list(range(len(found)))
+                    for i, item in zip(origin, found, strict=True):
+                        emitted.write(orjson.dumps({"line": row_number + i + 1, "row": item}, default=str) + b"\n")
+                    table = pa.table({})
+                    stored += len(found)
+                elif pipeline:
                     table, failed, origin = run_pipeline(pipeline, table=batch.table, rows=None if batch.table
                                                          is not None else list(batch.rows or []))
                     table, cols, bad = conform(table, cols)
@@ -297,11 +312,13 @@ def ingest_file(*, source: str, filename: str, options: dict[str, Any] | None, c
                     reject({"line": row_number + i + 1, "reason": "; ".join(f"{k}: {v}" for k, v in errs.items()),
                             "text": text})
                 row_number += batch.num_rows
-                if table.num_rows:
+                if table.num_rows and emitted is None:
                     writer.put(table, list(cols))
                     stored += table.num_rows
                 bytes_read = batch.bytes_read
                 _progress(bytes_read / total, f"{stored} rows")
+            if emitted is not None:
+                emitted.close()
         parts = writer.close(cols)
     except TooManyColumns as exc:
         writer.abort()
@@ -317,6 +334,9 @@ def ingest_file(*, source: str, filename: str, options: dict[str, Any] | None, c
         raise
     finally:
         pipeline.close()
+    if emit_rows:
+        return {"parts": [], "rows_file": "rows.ndjson", "emitted_rows": stored, "columns": [c.to_dict() for c in cols],
+                "rows": 0, "failed_rows": failed_rows, "rejects": rejects, "bytes_read": bytes_read or total}
     return {
         "parts": [{"file": path.name, **part.to_dict()} for path, part in parts],
         "columns": [c.to_dict() for c in cols],
@@ -403,11 +423,12 @@ def preview(*, source: str | None = None, rows: list[Any] | None = None, options
     return {"columns": columns, "rows": shown, "rejects": reject_list}
 
 
-def pipeline_rows(*, rows: list[Any], pipeline: list[Any]) -> dict[str, Any]:
+def pipeline_rows(*, rows: list[Any], pipeline: list[Any], first_index: int = 0) -> dict[str, Any]:
     """JSON rows through a pipeline, as ``<output>/batch.arrow`` (an Arrow IPC file) with the
-    row's index in ``rows`` in the column ``_row``; the rows that failed are listed."""
+    row's index in ``rows`` in the column ``_row``; the rows that failed are listed.
+    ``first_index``: the index of the first step in the whole pipeline (this is a segment)."""
     try:
-        steps = Pipeline(pipeline)
+        steps = Pipeline(pipeline, first_index=first_index)
     except PipelineError as exc:
         return {"error": exc.to_dict()}
     try:

@@ -13,6 +13,16 @@ argument::
      {"drop": ["email"]},
      {"dedupe": {"columns": ["name"]}}]
 
+Model steps (``extract``, ``classify``, ``validate``, and ``normalize`` given a ``target`` or
+``instructions``) are validated here too, but never run here: they call a language model, so
+they run on the trusted side (``services.model_steps``), which cuts a pipeline into ``segments`` — runs of
+deterministic steps for the sandbox, and model steps — applied in order::
+
+    [{"extract": {"from": ["notes"], "fields": {"city": "the city named"}, "instructions": "..."}},
+     {"classify": {"column": "notes", "into": "topic", "labels": ["billing", "support"]}},
+     {"normalize": {"columns": ["country"], "target": {"France": "", "Germany": ""}}},
+     {"validate": {"columns": ["city"], "instructions": "a real city name"}}]
+
 ``validate`` checks a pipeline when it is submitted (``PipelineError``: the step's index and
 what is wrong); ``Pipeline.run`` applies it to one Arrow table. A step that fails on a row
 rejects that row (its error names the step) and the rest go on. ``dedupe`` remembers the keys
@@ -52,7 +62,21 @@ _STEP_OPTIONS: dict[str, frozenset[str]] = {
     "derive": frozenset({"name", "expression"}),
     "dedupe": frozenset({"columns"}),
 }
-STEP_KINDS = ("rename", "cast", "trim", "normalize", "split", "regex_extract", "derive", "drop", "dedupe")
+MODEL_STEP_OPTIONS: dict[str, frozenset[str]] = {
+    "extract": frozenset({"from", "fields", "replace", "instructions", "provider", "model", "batch_size"}),
+    "classify": frozenset({"column", "into", "labels", "instructions", "provider", "model", "batch_size"}),
+    "normalize": frozenset({"columns", "target", "instructions", "provider", "model", "batch_size"}),
+    "validate": frozenset({"columns", "instructions", "provider", "model", "batch_size"}),
+}
+# What makes a normalize step a model step: the deterministic one takes none of these.
+MODEL_NORMALIZE_MARKERS = frozenset({"target", "instructions", "provider", "model", "batch_size"})
+MAX_MODEL_BATCH = 200  # rows per model call
+DEFAULT_MODEL_BATCH = 20
+MAX_INSTRUCTIONS = 20_000  # characters
+MAX_LABELS = 200
+MAX_FIELDS = 200
+STEP_KINDS = ("rename", "cast", "trim", "normalize", "split", "regex_extract", "derive", "drop", "dedupe",
+              "extract", "classify", "validate")
 _SPACES = re.compile(r"\s+")
 
 
@@ -80,6 +104,7 @@ class Step:
     kind: str
     args: Any
     compiled: Any = None
+    model: bool = False  # a model step: run by the trusted side, never in the sandbox
 
 
 @dataclass
@@ -144,8 +169,9 @@ def check_expression(expression: str) -> None:
         raise ValueError("an expression reads only the batch's own columns (no tables)")
 
 
-def validate(raw: Any) -> list[Step]:
-    """The steps of ``raw``, or PipelineError (the step's index and what is wrong)."""
+def validate(raw: Any, *, first_index: int = 0) -> list[Step]:
+    """The steps of ``raw``, or PipelineError (the step's index and what is wrong).
+    ``first_index``: the index of ``raw``'s first step in the whole pipeline (a segment's)."""
     if raw is None:
         return []
     if not isinstance(raw, list):
@@ -153,7 +179,7 @@ def validate(raw: Any) -> list[Step]:
     if len(raw) > MAX_STEPS:
         raise PipelineError(None, f"a pipeline has at most {MAX_STEPS} steps (this one has {len(raw)})")
     steps: list[Step] = []
-    for i, item in enumerate(raw):
+    for i, item in enumerate(raw, start=first_index):
         if not isinstance(item, dict) or len(item) != 1:
             raise PipelineError(i, "a step is an object with one key, its kind "
                                 f"({', '.join(STEP_KINDS)})")
@@ -164,7 +190,101 @@ def validate(raw: Any) -> list[Step]:
     return steps
 
 
+def segments(raw: Any, *, first_index: int = 0) -> list[tuple[bool, int, list[Any]]]:
+    """A valid pipeline cut into runs: (is a model step, index of the first step, its raw
+    steps). A model step is a run of its own; consecutive deterministic steps share one."""
+    out: list[tuple[bool, int, list[Any]]] = []
+    for step, item in zip(validate(raw, first_index=first_index), raw or [], strict=True):
+        if not step.model and out and not out[-1][0]:
+            out[-1][2].append(item)
+        else:
+            out.append((step.model, step.index, [item]))
+    return out
+
+
+def has_model_steps(raw: Any) -> bool:
+    return any(step.model for step in validate(raw))
+
+
+def _text(step: int, value: Any, what: str, *, limit: int = MAX_INSTRUCTIONS) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > limit:
+        raise PipelineError(step, f"{what} is a string of at most {limit} characters")
+    return value
+
+
+def _descriptions(step: int, value: Any, what: str) -> dict[str, str] | None:
+    """``{name: description}`` (a list of names is read as names without descriptions)."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        value = dict.fromkeys(value, "")
+    if not isinstance(value, dict) or not value or len(value) > MAX_FIELDS:
+        raise PipelineError(step, f"{what} is a non-empty object of name: description (at most {MAX_FIELDS})")
+    out: dict[str, str] = {}
+    for name, description in value.items():
+        _name(step, name, f"{what}'s name")
+        if description is not None and (not isinstance(description, str) or len(description) > 2000):
+            raise PipelineError(step, f"{what} {name!r}: a description is a string of at most 2000 characters")
+        out[name] = description or ""
+    return out
+
+
+def _validate_model_step(i: int, kind: str, value: Any) -> Step:
+    if not isinstance(value, dict):
+        raise PipelineError(i, f"{kind} takes an object")
+    allowed = MODEL_STEP_OPTIONS[kind]
+    unknown = sorted(set(value) - allowed)
+    if unknown:
+        raise PipelineError(i, f"{kind} has no option {unknown[0]!r} (it takes {', '.join(sorted(allowed))})")
+    common: dict[str, Any] = {
+        "instructions": _text(i, value.get("instructions"), f"{kind}'s instructions"),
+        "provider": _text(i, value.get("provider"), f"{kind}'s provider", limit=200),
+        "model": _text(i, value.get("model"), f"{kind}'s model", limit=200),
+    }
+    batch = value.get("batch_size", DEFAULT_MODEL_BATCH)
+    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= MAX_MODEL_BATCH:
+        raise PipelineError(i, f"{kind}'s batch_size is a whole number of rows per model call, 1-{MAX_MODEL_BATCH}")
+    common["batch_size"] = batch
+    if kind == "extract":
+        sources = None if value.get("from") is None else _names(i, value.get("from"), "extract's from")
+        fields = _descriptions(i, value.get("fields"), "extract's fields")
+        replace = value.get("replace", False)
+        if not isinstance(replace, bool):
+            raise PipelineError(i, "extract's replace is true or false")
+        return Step(i, kind, {"from": sources, "fields": fields, "replace": replace, **common}, model=True)
+    if kind == "classify":
+        column = _name(i, value.get("column"), "classify's column")
+        into = _name(i, value.get("into"), "classify's into")
+        labels = value.get("labels")
+        if not isinstance(labels, list) or len(labels) < 2 or len(labels) > MAX_LABELS or not all(
+                isinstance(x, str) and x and len(x) <= 200 for x in labels):
+            raise PipelineError(i, f"classify's labels are 2-{MAX_LABELS} non-empty strings (at most 200 characters)")
+        if len(set(labels)) != len(labels):
+            raise PipelineError(i, "classify's labels name a label twice")
+        return Step(i, kind, {"column": column, "into": into, "labels": list(labels), **common}, model=True)
+    if kind == "validate":
+        columns = None if value.get("columns") is None else _names(i, value.get("columns"), "validate's columns")
+        if not common["instructions"]:
+            raise PipelineError(i, "validate needs instructions (what makes a row valid)")
+        return Step(i, kind, {"columns": columns, **common}, model=True)
+    columns = _names(i, value.get("columns"), "normalize's columns")
+    target = _descriptions(i, value.get("target"), "normalize's target") if value.get("target") is not None \
+        else None
+    if target is None and not common["instructions"]:
+        raise PipelineError(i, "a model normalize needs a target (the canonical values) or instructions")
+    return Step(i, kind, {"columns": columns, "target": target, **common}, model=True)
+
+
 def _validate_step(i: int, kind: str, value: Any) -> Step:
+    if kind in ("extract", "classify", "validate") or (
+            kind == "normalize" and isinstance(value, dict) and MODEL_NORMALIZE_MARKERS & set(value)):
+        deterministic = set(value) & (_STEP_OPTIONS["normalize"] - {"columns"}) if kind == "normalize" else set()
+        if deterministic:
+            raise PipelineError(i, f"normalize with a target or instructions is a model step: it takes no "
+                                f"{sorted(deterministic)[0]!r} (use a separate deterministic normalize)")
+        return _validate_model_step(i, kind, value)
     if kind == "rename":
         mapping = _mapping(i, kind, value)
         targets = [_name(i, v, "a new name") for v in mapping.values()]
@@ -241,8 +361,12 @@ def _validate_step(i: int, kind: str, value: Any) -> Step:
 class Pipeline:
     """Validated steps, applied batch after batch (``dedupe`` remembers keys across batches)."""
 
-    def __init__(self, raw: Any) -> None:
-        self.steps = validate(raw)
+    def __init__(self, raw: Any, *, first_index: int = 0) -> None:
+        self.steps = validate(raw, first_index=first_index)
+        for step in self.steps:
+            if step.model:
+                raise PipelineError(step.index, f"{step.kind} is a model step: it runs on the trusted side "
+                                    "(services.model_steps), not in the sandbox")
         self._seen: set[bytes] = set()
         self._duckdb: Any = None
 

@@ -109,6 +109,9 @@ class RowsIngested(BaseModel):
         "its outcome is the ingestion's `attributes.curation`), or `skipped` when no rows were stored"))
     entity_resolution: EntityReport | None = Field(default=None, description=(
         "with entity_resolution: each row's entity and action (also the ingestion's `attributes.entity_resolution`)"))
+    model_calls: dict[str, Any] | None = Field(default=None, description=(
+        "with model steps in the pipeline: how many model calls were made (and failed), their tokens and time; "
+        "each call is in the ingestion's `attributes.trace`"))
 
 
 class IngestionView(BaseModel):
@@ -223,6 +226,8 @@ class PreviewView(BaseModel):
     columns: list[dict[str, Any]]
     rows: list[dict[str, Any]]
     rejects: list[RejectView] = Field(default_factory=list)
+    trace: dict[str, Any] | None = Field(default=None, description="the model steps' calls (pipelines with "
+                                         "model steps only)")
 
 
 class InferSchema(Request):

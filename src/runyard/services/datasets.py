@@ -139,6 +139,7 @@ class DatasetService:
         self.jobs: Any = None  # SandboxedJobs, set by the wiring: row pipelines run there
         self.pipeline_memory_mb = 1024
         self.pipeline_timeout_s = 300.0
+        self.model_steps: Any = None  # services.model_steps.ModelSteps, set by the wiring
         self.db = db
         self.blobs = blobs
         self.namespaces = namespaces_service
@@ -445,12 +446,16 @@ class DatasetService:
                     create: bool = False, on_error: str = "skip", idempotency_key: str | None = None,
                     body_bytes: int = 0, pipeline: list[Any] | None = None,
                     entity_resolution: dict[str, Any] | None = None,
-                    curate: bool = False) -> dict[str, Any]:
+                    curate: bool = False, guidance: Any = None) -> dict[str, Any]:
         """Store JSON rows as one new part (one snapshot). ``Idempotency-Key``: a retried batch
         lands once, answered with the first attempt's result. ``pipeline``: steps applied to the
         rows first, in the ingest sandbox (docs/data.md, Pipelines). ``curate``: once the link
         suggestions are computed, the namespace's ontology is curated with ``activate`` (in the
-        background; the outcome in the ingestion's ``attributes.curation``)."""
+        background; the outcome in the ingestion's ``attributes.curation``). Model steps in the
+        pipeline run on this side (services.model_steps), guided by ``guidance``
+        (``model_steps.Guidance``: description, schema definition, instructions); their calls
+        are kept in the ingestion's ``attributes.trace``."""
+        from runyard.data.pipeline import has_model_steps
         from runyard.services.entities import check_config
         from runyard.services.ingestions import check_pipeline
 
@@ -460,6 +465,10 @@ class DatasetService:
             raise ValidationFailed("the body must be a JSON array of row objects (or NDJSON)", code="invalid_rows")
         check_pipeline({"pipeline": pipeline})
         resolution = check_config(entity_resolution)  # 400 before anything is made
+        modelled = bool(pipeline) and has_model_steps(pipeline)
+        if modelled:  # 409 llm_not_configured (and the like) before anything is made
+            guidance = self.model_guidance(principal, namespace, name, guidance)
+            self.model_steps.check(principal, pipeline, guidance)
         row, _ = self.ensure(principal, namespace, name, create=create)
         request_hash = hashlib.sha256(repr((namespace, name, on_error, body_bytes, len(rows),
                                             orjson.dumps(pipeline) if pipeline else None)
@@ -486,20 +495,29 @@ class DatasetService:
         else:
             with self.db.write() as conn:
                 conn.execute(ingestions.insert().values(**record))
+        from runyard.services.model_steps import Trace
+
+        trace = Trace()
         try:
             result = self._store_rows(row.id, ingestion_id, rows, on_error, body_bytes, principal, pipeline,
+                                      guidance=guidance, trace=trace if modelled else None,
                                       entity_resolution=resolution)
         except BaseException as exc:
             message = exc.message if isinstance(exc, DomainError) else f"{type(exc).__name__}: {exc}"
             with self.db.write() as conn:  # a failed attempt frees its key: a retry runs again
                 conn.execute(ingestions.update().where(ingestions.c.id == ingestion_id).values(
-                    status="failed", status_message=message, idempotency_key=None, finished_at=self.clock()))
+                    status="failed", status_message=message, idempotency_key=None, finished_at=self.clock(),
+                    **({"attributes": {"trace": trace.to_dict()}} if trace else {})))
             raise
         extra: dict[str, Any] = {}
+        if modelled:
+            traced = trace.to_dict()
+            result = {**result, "model_calls": {k: v for k, v in traced.items() if k != "calls"}}
+            extra["attributes"] = {"trace": traced}
         if curate:
             result = {**result, "curation": {"status": "pending"} if result["ingested"] else
                       {"status": "skipped", "reason": "no rows were ingested"}}
-            extra["attributes"] = {"curation": result["curation"]}
+            extra["attributes"] = {**extra.get("attributes", {}), "curation": result["curation"]}
         if result.get("entity_resolution"):
             extra["attributes"] = {**extra.get("attributes", {}), "entity_resolution": result["entity_resolution"]}
         with self.db.write() as conn:
@@ -533,12 +551,44 @@ class DatasetService:
                            code="ingestion_in_progress", details={"ingestion_id": prior.id})
         return dict(prior.result or {})
 
-    def _piped_rows(self, rows: list[Any], pipeline: list[Any]) -> tuple[pa.Table, list[int], list[dict[str, Any]]]:
+    def model_guidance(self, principal: Principal, namespace: str, name: str, guidance: Any = None) -> Any:
+        """``guidance`` with the dataset's saved field definitions (when it exists and this key
+        reads it): what model steps tell the model besides the rows."""
+        from runyard.services.model_steps import Guidance
+
+        found = dataclasses.replace(guidance) if guidance is not None else Guidance()
+        try:
+            with self.db.read() as conn:
+                _, row = self.resolve(conn, principal, namespace, name, "read")
+        except (NotFound, DomainError):
+            return found
+        if row.field_definitions and found.field_definitions is None:
+            found.field_definitions = {str(k): str(v or "") for k, v in dict(row.field_definitions).items()}
+        if row.description and not found.data_description:
+            found.data_description = row.description
+        return found
+
+    def run_pipeline(self, principal: Principal, rows: list[Any], pipeline: list[Any], *, guidance: Any = None,
+                     trace: Any = None, ref_id: str | None = None,
+                     first_index: int = 0) -> tuple[pa.Table, list[int], list[dict[str, Any]]]:
+        """``rows`` through the pipeline: its deterministic segments in the ingest sandbox, its
+        model steps here (services.model_steps). As ``_piped_rows``."""
+        from runyard.data.pipeline import has_model_steps
+
+        if not has_model_steps(pipeline):
+            return self._piped_rows(rows, pipeline, first_index)
+        return self.model_steps.run_rows(principal, rows, pipeline,
+                                         lambda part, steps, first: self._piped_rows(part, steps, first),
+                                         guidance=guidance, trace=trace, ref_id=ref_id, first_index=first_index)
+
+    def _piped_rows(self, rows: list[Any], pipeline: list[Any],
+                    first_index: int = 0) -> tuple[pa.Table, list[int], list[dict[str, Any]]]:
         """``rows`` through the pipeline in the ingest sandbox: the table that came out, each of
         its rows' index in ``rows``, and the rows a step rejected."""
         if self.jobs is None:
             raise RuntimeError("row pipelines need the ingest sandbox (DatasetService.jobs)")
-        job = self.jobs.run("pipeline_rows", {"rows": rows, "pipeline": pipeline}, read_paths=[],
+        job = self.jobs.run("pipeline_rows", {"rows": rows, "pipeline": pipeline, "first_index": first_index},
+                            read_paths=[],
                             memory_mb=self.pipeline_memory_mb, timeout_s=self.pipeline_timeout_s)
         try:
             result = job.value
@@ -564,9 +614,10 @@ class DatasetService:
             job.cleanup()
 
     def _store_rows(self, dataset_id: str, ingestion_id: str, rows: list[Any], on_error: str, body_bytes: int,
-                    principal: Principal, pipeline: list[Any] | None = None, *,
-                    entity_resolution: Any = None) -> dict[str, Any]:
-        piped = self._piped_rows(rows, pipeline) if pipeline else None
+                    principal: Principal, pipeline: list[Any] | None = None, *, guidance: Any = None,
+                    trace: Any = None, entity_resolution: Any = None) -> dict[str, Any]:
+        piped = self.run_pipeline(principal, rows, pipeline, guidance=guidance, trace=trace,
+                                  ref_id=ingestion_id) if pipeline else None
         for _ in range(5):
             with self.db.read() as conn:
                 row = conn.execute(sa.select(datasets).where(datasets.c.id == dataset_id)).first()

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 FINISHED = ("succeeded", "failed", "cancelled")
 ID_BLOCK = 1 << 36  # row ids reserved for one file ingestion (ids need not be dense)
 MAX_ATTEMPTS = 3
+MODEL_CHUNK_ROWS = 2000  # rows of a file taken through model steps at a time
 FILE_FORMATS = ("csv", "tsv", "json", "ndjson", "parquet", "xlsx")
 
 
@@ -58,6 +59,29 @@ def check_pipeline(options: dict[str, Any] | None) -> None:
     except PipelineError as exc:
         raise ValidationFailed(str(exc), code="invalid_pipeline",
                                details={"field": "options.pipeline", "step": exc.step}) from None
+
+
+def has_model_steps(pipeline: Any) -> bool:
+    """Whether a pipeline holds a model step (False for an invalid one: ``check_pipeline`` says why)."""
+    from runyard.data.pipeline import PipelineError
+    from runyard.data.pipeline import has_model_steps as found
+
+    try:
+        return bool(pipeline) and found(pipeline)
+    except PipelineError:
+        return False
+
+
+def sandboxed_options(options: dict[str, Any]) -> dict[str, Any]:
+    """A file ingestion's options for the sandbox: a pipeline with model steps is cut before
+    the first (the rest runs on the trusted side, ``IngestionService._ingest_modelled``)."""
+    from runyard.data.pipeline import validate
+
+    raw = options.get("pipeline")
+    if not has_model_steps(raw):
+        return options
+    first = next(s.index for s in validate(raw) if s.model)
+    return {**options, "pipeline": list(raw[:first]) or None}
 
 
 def source_key(ingestion_id: str) -> str:
@@ -220,10 +244,20 @@ class IngestionService:
 
     # -- preview ---------------------------------------------------------------------------
     def preview(self, *, source: Path | None, rows: list[Any] | None, options: dict[str, Any] | None,
-                limit: int, sample: int) -> dict[str, Any]:
+                limit: int, sample: int, principal: Principal | None = None, guidance: Any = None) -> dict[str, Any]:
         """Rows and inferred columns of a file (parsed in the sandbox) or of JSON rows (through
-        the sandbox too when a pipeline is given: its steps are the user's code)."""
+        the sandbox too when a pipeline is given: its steps are the user's code). A pipeline
+        with model steps runs them on the previewed rows (at most ``limit``) under
+        ``principal``, their calls in the answer's ``trace``."""
+        from runyard.data.pipeline import has_model_steps
+
         check_pipeline(options)
+        raw = (options or {}).get("pipeline")
+        if raw and has_model_steps(raw):
+            if principal is None:
+                raise ValidationFailed("model steps need the caller's key", code="invalid_pipeline")
+            return self._model_preview(principal, source=source, rows=rows, options=options or {}, limit=limit,
+                                       sample=sample, guidance=guidance)
         if source is None and not (options or {}).get("pipeline"):
             from runyard.data.jobs import preview
             found = preview(rows=rows or [], limit=limit, sample=sample)
@@ -245,6 +279,37 @@ class IngestionService:
                                    details={"step": found["error"]["step"]} if "step" in found["error"] else None)
         return found
 
+    def _model_preview(self, principal: Principal, *, source: Path | None, rows: list[Any] | None,
+                       options: dict[str, Any], limit: int, sample: int, guidance: Any) -> dict[str, Any]:
+        """A preview through a pipeline with model steps: a file is parsed (and its steps before
+        the first model step run) in the sandbox; the previewed rows then go through the rest
+        (model steps here, deterministic ones in the sandbox). Rejects of the later steps are
+        numbered by previewed row."""
+        from runyard.data.infer import infer_schema
+        from runyard.data.jobs import _inferred, _jsonable
+        from runyard.data.pipeline import validate
+        from runyard.services.model_steps import Trace
+
+        raw = list(options["pipeline"])
+        self.datasets.model_steps.check(principal, raw, guidance)
+        rejects: list[dict[str, Any]] = []
+        first = 0
+        if source is not None:
+            first = next(s.index for s in validate(raw) if s.model)
+            parsed = self.preview(source=source, rows=None, options={**options, "pipeline": raw[:first] or None},
+                                  limit=limit, sample=sample)
+            base, rejects = list(parsed["rows"]), list(parsed.get("rejects") or [])
+        else:
+            base = [r for r in rows or [] if isinstance(r, dict)][:limit]
+        trace = Trace()
+        table, _, failed = self.datasets.run_pipeline(principal, base, raw[first:], guidance=guidance, trace=trace,
+                                                      first_index=first)
+        rejects += [{"line": f["index"] + 1, "reason": "; ".join(f"{k}: {v}" for k, v in f["errors"].items()),
+                     "text": orjson.dumps(f["row"], default=str).decode()[:1024]} for f in failed]
+        out = [{k: _jsonable(v) for k, v in r.items()} for r in table.to_pylist()]
+        return {"columns": [_inferred(c) for c in infer_schema(out, sample=sample)], "rows": out[:limit],
+                "rejects": rejects[:100], "trace": trace.to_dict()}
+
     # -- submitting ------------------------------------------------------------------------
     def submit_file(self, principal: Principal, namespace: str, name: str, *, source: Path, filename: str,
                     options: dict[str, Any] | None = None, create: bool = True, kind: str = "file",
@@ -254,6 +319,13 @@ class IngestionService:
         if fmt is not None and fmt not in FILE_FORMATS:
             raise ValidationFailed(f"format must be one of {', '.join(FILE_FORMATS)}", code="unsupported_format",
                                    details={"field": "options.format"})
+        if has_model_steps((options or {}).get("pipeline")):  # 409 llm_not_configured before anything is kept
+            check_pipeline(options)
+            if (options or {}).get("entity_resolution"):
+                raise ValidationFailed("a file ingestion with model steps does not resolve entities too: ingest "
+                                       "first, then resolve with a second ingestion", code="invalid_pipeline",
+                                       details={"field": "options.entity_resolution"})
+            self.datasets.model_steps.check(principal, (options or {})["pipeline"])
         check_pipeline(options)
         check_config((options or {}).get("entity_resolution"), "options.entity_resolution")
         size = source.stat().st_size
@@ -396,9 +468,10 @@ class IngestionService:
         resolution = check_config(options.pop("entity_resolution", None))  # resolved here, not in the sandbox
         job = self.jobs.run("ingest_file", {
             "source": str(source), "filename": (row.source or {}).get("filename") or "upload",
-            "options": options, "columns": dataset.columns or [], "first_id": first_id,
+            "options": sandboxed_options(options), "columns": dataset.columns or [], "first_id": first_id,
             "ingestion_id": row.id, "ingested_at": self.clock().isoformat(), "on_error": on_error,
-            "memory_limit_mb": self.memory_mb, "max_decompressed_bytes": self.max_decompressed_bytes},
+            "memory_limit_mb": self.memory_mb, "max_decompressed_bytes": self.max_decompressed_bytes,
+            "emit_rows": has_model_steps(options.get("pipeline"))},
             read_paths=[str(source)], memory_mb=self.memory_mb,
             timeout_s=self.timeout_s, on_event=on_event, cancelled=cancelled)
         try:
@@ -407,6 +480,9 @@ class IngestionService:
                 error = result["error"]
                 return {"status": "failed", "status_message": f"{error.get('code')}: {error.get('message')}",
                         "attributes": {**(row.attributes or {}), "error_code": error.get("code")}}
+            if has_model_steps(options.get("pipeline")):
+                return self._ingest_modelled(row, dataset, job.output_dir, result, options, on_error, first_id,
+                                             cancelled, size)
             parts, columns = self._checked_parts(job.output_dir, result, first_id)
             rejects = job.output_dir / "rejects.ndjson"
             if rejects.exists() and rejects.stat().st_size:
@@ -450,6 +526,106 @@ class IngestionService:
                     "attributes": {**(row.attributes or {}), "rejects": int(result.get("rejects") or 0), **resolved}}
         finally:
             job.cleanup()
+
+    def _ingest_modelled(self, row: Any, dataset: Any, output_dir: Path, result: dict[str, Any],
+                         options: dict[str, Any], on_error: str, first_id: int, cancelled: threading.Event,
+                         size: int) -> dict[str, Any]:
+        """The rest of a file ingestion whose pipeline has model steps. The sandbox parsed the
+        file and ran the steps before the first model step, writing the rows it kept; here
+        they go, ``MODEL_CHUNK_ROWS`` at a time, through the rest of the pipeline (model steps
+        in this process, deterministic ones in the sandbox), are fitted to the dataset's
+        columns, written as parts and committed as one snapshot. The model calls are the
+        ingestion's ``attributes.trace``; every call of a step failing fails the ingestion."""
+        from runyard.data.jobs import conform
+        from runyard.data.parts import write_part
+        from runyard.data.pipeline import validate
+        from runyard.services.llm import ModelCallFailed
+        from runyard.services.model_steps import Guidance, Trace
+
+        raw = list(options["pipeline"])
+        first = next(s.index for s in validate(raw) if s.model)
+        # The ingesting user in its workspace: model steps only resolve its providers and meter its tokens.
+        principal = Principal(token_id=row.token_id or "", workspace_id=row.workspace_id, role="member",
+                              user_id=row.user_id)
+        guidance = Guidance(data_description=dataset.description or None,
+                            field_definitions={str(k): str(v or "") for k, v in
+                                               dict(dataset.field_definitions or {}).items()} or None)
+        trace = Trace()
+        rows_path = (output_dir / str(result.get("rows_file") or "")).resolve()
+        if rows_path.parent != output_dir.resolve() or not rows_path.is_file() or rows_path.is_symlink():
+            raise DomainError("the parser did not write its rows", code="invalid_job_output")
+        target = self.datasets.parts_dir(dataset.id)
+        target.mkdir(parents=True, exist_ok=True)
+        columns = [Column.from_dict(c) for c in dataset.columns or []]
+        written: list[Part] = []
+        rejected = int(result.get("rejects") or 0)
+        next_id = first_id
+        ingested_at = self.clock()
+
+        def undo() -> None:
+            for part in written:
+                (target / Path(part.key).name).unlink(missing_ok=True)
+
+        def failed(message: str, code: str) -> dict[str, Any]:
+            undo()
+            return {"status": "failed", "status_message": f"{code}: {message}",
+                    "attributes": {**(row.attributes or {}), "error_code": code, "trace": trace.to_dict()}}
+
+        try:
+            with open(rows_path, "rb") as fh, open(output_dir / "rejects.ndjson", "ab") as rejects:
+                while chunk := [orjson.loads(line) for _, line in zip(range(MODEL_CHUNK_ROWS), fh, strict=False)]:
+                    if cancelled.is_set():
+                        undo()
+                        return {"status": "cancelled", "status_message": "cancelled"}
+                    lines = [int(c["line"]) for c in chunk]
+                    rows = [c["row"] for c in chunk]
+                    table, origin, bad = self.datasets.run_pipeline(principal, rows, raw[first:], guidance=guidance,
+                                                                    trace=trace, ref_id=row.id, first_index=first)
+                    fitted, columns, unfit = conform(table, columns)
+                    bad = sorted(bad + [{"index": origin[i], "row": rows[origin[i]], "errors": errs}
+                                        for i, errs in unfit.items()], key=lambda f: f["index"])
+                    if bad and on_error == "abort":
+                        first_bad = bad[0]
+                        return failed(f"row {lines[first_bad['index']]}: " + "; ".join(
+                            f"{k}: {v}" for k, v in first_bad["errors"].items()), "rows_rejected")
+                    for f in bad:
+                        rejected += 1
+                        rejects.write(orjson.dumps({
+                            "line": lines[f["index"]], "reason": "; ".join(f"{k}: {v}" for k, v in f["errors"].items()),
+                            "text": orjson.dumps(f["row"], default=str).decode()[:1024]}) + b"\n")
+                    if fitted.num_rows:
+                        if next_id + fitted.num_rows > first_id + ID_BLOCK:
+                            return failed("the file holds more rows than one ingestion takes", "too_many_rows")
+                        _, part = write_part(fitted, target, first_id=next_id, ingestion_id=row.id,
+                                             ingested_at=ingested_at, columns=columns)
+                        written.append(part)
+                        next_id += fitted.num_rows
+        except ModelCallFailed as exc:
+            return failed(exc.message, exc.code)
+        except (ValidationFailed, DomainError) as exc:
+            return failed(exc.message, exc.code)
+        except BaseException:
+            undo()
+            raise
+        rejects_file = output_dir / "rejects.ndjson"
+        if rejects_file.exists() and rejects_file.stat().st_size:
+            self.blobs.put_file(rejects_key(row.id), rejects_file, move=True)
+        try:
+            manifest = self.datasets.commit(dataset.id, lambda current: appended(current, written, columns),
+                                            values=lambda m: {"last_ingestion_id": row.id})
+        except (SchemaConflict, NotFound) as exc:
+            undo()
+            if isinstance(exc, SchemaConflict):
+                return {"status": "failed", "status_message": f"column {exc} was given another type by a "
+                        "concurrent ingestion; retry this one", "attributes": {**(row.attributes or {}),
+                                                                                "trace": trace.to_dict()}}
+            return {"status": "cancelled", "status_message": "the dataset was deleted"}
+        stored = sum(p.rows for p in written)
+        self.usage.record(row.workspace_id, "ingested_rows", stored, ref_id=row.id, user_id=row.user_id)
+        self.usage.record(row.workspace_id, "ingested_bytes", size, ref_id=row.id, user_id=row.user_id)
+        return {"status": "succeeded", "status_message": None, "processed_rows": stored, "failed_rows": rejected,
+                "processed_bytes": size, "snapshot": manifest.version,
+                "attributes": {**(row.attributes or {}), "rejects": rejected, "trace": trace.to_dict()}}
 
     @staticmethod
     def _checked_parts(output_dir: Path, result: dict[str, Any],

@@ -207,14 +207,63 @@ class ModelFeatures:
             columns += [{"name": c["name"], "type": c.get("type", "unknown")} for c in current_schema
                         if c.get("name") not in known]
         description = current_description if current_description is not None else view.get("description") or ""
+        return self._describe(principal, namespace, dataset, view["rows"], columns, description, sample,
+                              provider=provider, model=model)
+
+    def describe_sample(self, principal: Principal, sample: list[dict[str, Any]], *,
+                        current_description: str | None = None, current_schema: dict[str, str] | None = None,
+                        provider: str | None = None, model: str | None = None) -> dict[str, Any]:
+        """``infer_description`` for rows stored nowhere (DataLinks' ``/infer/description``):
+        the columns and their statistics come from the sample itself."""
+        columns = sample_columns(sample)
+        known = {c["name"] for c in columns}
+        columns += [{"name": name, "type": "unknown"} for name in current_schema or {} if name not in known]
+        return self._describe(principal, "sample", "sample", len(sample), columns, current_description or "",
+                              sample, provider=provider, model=model)
+
+    def infer_sample_schema(self, principal: Principal, sample: list[dict[str, Any]], *,
+                            current_schema: dict[str, str] | None = None, provider: str | None = None,
+                            model: str | None = None) -> dict[str, Any]:
+        """Each field of ``sample`` and its runyard type: from the model when a provider is
+        configured (its answer checked: known fields, known types), else runyard's
+        deterministic type inference (``source: "statistics"``)."""
+        from runyard.data.types import COLUMN_TYPES
+
+        columns = sample_columns(sample)
+        inferred = {c["name"]: c["type"] for c in columns}
+        chosen = self.llm.resolve(principal, provider, required=provider is not None)
+        if chosen is None:
+            return {"object": "inferred_schema", "source": "statistics", "provider": None, "model": None,
+                    "schema": inferred, "trace": []}
+        rows = [{k: _short(v) for k, v in r.items()} for r in sample[:MAX_SAMPLE_ROWS]]
+        messages = [{"role": "system", "content": render_prompt("infer_schema.system",
+                                                                types=", ".join(COLUMN_TYPES))},
+                    {"role": "user", "content": render_prompt(
+                        "infer_schema.user", columns=_column_lines(columns),
+                        current_schema=json.dumps(current_schema or {}, ensure_ascii=False),
+                        sample=json.dumps(rows, default=str, ensure_ascii=False) if rows else "(none given)")}]
+        answer = self.llm.complete_json(principal, "infer_schema", messages, provider=chosen, model=model)
+        given = answer.parsed.get("schema")
+        if not isinstance(given, dict):
+            raise ModelCallFailed('the model\'s answer lacks "schema" (an object of field: type)',
+                                  code="llm_invalid_response",
+                                  details={"provider": chosen.name, "response": json.dumps(answer.parsed)[:500]})
+        # The model may refine a type, never invent a field or a type runyard does not have.
+        schema = {name: given[name] if given.get(name) in COLUMN_TYPES else kind for name, kind in inferred.items()}
+        return {"object": "inferred_schema", "source": "model", "provider": chosen.name,
+                "model": answer.trace["model"], "schema": schema, "trace": [answer.trace]}
+
+    def _describe(self, principal: Principal, namespace: str, dataset: str, row_count: int,
+                  columns: list[dict[str, Any]], description: str, sample: list[dict[str, Any]] | None, *,
+                  provider: str | None, model: str | None) -> dict[str, Any]:
         chosen = self.llm.resolve(principal, provider, required=provider is not None)
         if chosen is None:
             return {"object": "inferred_description", "source": "statistics", "provider": None, "model": None,
-                    **statistics_description(namespace, dataset, view["rows"], columns, description), "trace": []}
+                    **statistics_description(namespace, dataset, row_count, columns, description), "trace": []}
         rows = [{k: _short(v) for k, v in r.items()} for r in (sample or [])[:MAX_SAMPLE_ROWS]]
         messages = [{"role": "system", "content": render_prompt("infer_description.system")},
                     {"role": "user", "content": render_prompt(
-                        "infer_description.user", namespace=namespace, dataset=dataset, rows=view["rows"],
+                        "infer_description.user", namespace=namespace, dataset=dataset, rows=row_count,
                         current_description=description or "(none)", columns=_column_lines(columns),
                         sample=json.dumps(rows, default=str, ensure_ascii=False) if rows else "(none given)")}]
         answer = self.llm.complete_json(principal, "infer_description", messages, provider=chosen, model=model)
@@ -229,6 +278,22 @@ class ModelFeatures:
         return {"object": "inferred_description", "source": "model", "provider": chosen.name,
                 "model": answer.trace["model"], "data_description": text.strip(), "field_definitions": fields,
                 "trace": [answer.trace]}
+
+
+def sample_columns(sample: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Columns of rows given inline, as the statistics of stored columns read: runyard's
+    inferred type, empty values, distinct values and a few samples."""
+    from runyard.data.infer import infer_schema
+
+    rows = [r for r in sample if isinstance(r, dict)]
+    out: list[dict[str, Any]] = []
+    for column in infer_schema(rows, sample=len(rows) or 1):
+        values = [r.get(column.name) for r in rows]
+        present = [v for v in values if v is not None]
+        out.append({"name": column.name, "type": column.type, "null_count": len(values) - len(present),
+                    "distinct_approx": len({json.dumps(v, sort_keys=True, default=str) for v in present}),
+                    "samples": present[:3]})
+    return out
 
 
 def _column_lines(columns: list[dict[str, Any]]) -> str:

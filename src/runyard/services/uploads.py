@@ -242,7 +242,7 @@ class UploadService:
 
     def preview(self, principal: Principal, *, rows: list[Any] | None = None, upload_id: str | None = None,
                 key: str | None = None, options: dict[str, Any] | None = None, limit: int = 100,
-                sample: int = 10_000) -> dict[str, Any]:
+                sample: int = 10_000, guidance: Any = None) -> dict[str, Any]:
         """What ingesting JSON rows or an upload (yours, with its key) would give; nothing saved."""
         if (rows is None) == (upload_id is None):
             raise ValidationFailed("give either rows or upload_id", code="missing_source")
@@ -255,7 +255,8 @@ class UploadService:
                 row = self._own(conn, principal, upload_id, key)
             self._check_open(row)
             source = self.blobs.path(data_key(row.id))
-        return self.ingestions.preview(source=source, rows=rows, options=options, limit=limit, sample=sample)
+        return self.ingestions.preview(source=source, rows=rows, options=options, limit=limit, sample=sample,
+                                       principal=principal, guidance=guidance)
 
     def abort(self, principal: Principal, upload_id: str) -> None:
         UPLOAD_DATA.check(principal)

@@ -12,12 +12,13 @@ contract is DataLinks'). Translation rules, documented in docs/compat.md:
   ``ing_<ULID>`` and its UUID are the same 128 bits, so either form is accepted back.
 - Errors answer DataLinks' error shape (``error_code``, ``message``), which the client
   prints in full, with runyard's envelope beside it under ``error``. Features of the ontology,
-  pipelines and natural-language issue (17) not served yet (save_ontology, agent runs,
-  conversations, LLM inference) answer 501 ``not_implemented``.
+  pipelines and natural-language issue (17) not served yet (agent runs,
+  conversations) answer 501 ``not_implemented``.
 - Natural language (``naturalLanguageQuery``, ``/query/ask``, ``/query/autorag``) is runyard's
   model features (services.llm_features) under the caller's key; ask's events are translated
   into the client's (``plan`` ``steps``/``reasoning``, zero-based ``step`` ``index``/``query``/
-  ``data``, ``answer`` ``response``). The ontology reads and curation are services.ontology's.
+  ``data``, ``answer`` ``response``). The ontology reads, curation and saves are services.ontology's;
+  ``requestCleaning`` is a cleaning task (services.cleaning), its id a UUID as above.
 - Links are runyard's (services.links) as ``ApiLink`` (``origin``/``destination``
   ``ri.<owner>.<namespace>.<dataset>.<column>``, ``matchType``, ``hits`` = matched row pairs),
   the options' wire names mapped onto runyard's (``minDistinct`` → ``min_distinct``,
@@ -421,6 +422,9 @@ def _ingest(platform: Platform, principal: Principal, namespace: str, dataset: s
 @router.post("/ingest/{namespace}/{dataset}")
 async def ingest(namespace: str, dataset: str, body: IngestBody, request: Request, platform: PlatformDep,
                  principal: PrincipalDep) -> dict:
+    if body.infer is not None:  # inference steps: runyard's pipeline with model steps
+        return await in_thread(_ingest_inferred, platform, principal, namespace, dataset, body,
+                               int(request.headers.get("content-length") or 0))
     refuse_ai(infer=body.infer, curate=body.curate, additional_instructions=body.additional_instructions)
     size = int(request.headers.get("content-length") or 0)
     result = await in_thread(_ingest, platform, principal, namespace, dataset, body, size)
@@ -1197,6 +1201,188 @@ async def curate_links(body: CurateBody, platform: PlatformDep, principal: Princ
     return await in_thread(_curate, platform, principal, body)
 
 
+# -- inference: pipelines, descriptions, schemas (services.model_steps, services.llm_features) ------
+# What the client's validate modes ask the model to check (runyard's validate step takes rules).
+VALIDATE_RULES = {
+    "rows": "A valid row is a plausible, internally consistent record: its values fit their fields and each other.",
+    "fields": "A valid row has, in each field shown, a value that is plausible for the field's name.",
+    "regex": "A valid row has, in each field shown, a value in the format the field's name implies "
+             "(e.g. an email, a date, a postcode).",
+}
+REVERSE_GEO = ("reverseGeo is not served: reverse geocoding needs gazetteer geodata runyard does not ship, and "
+               "runyard's pipelines call no network geocoder (a model guessing places from coordinates would be "
+               "wrong silently); give place names as data, or use a GeoMatch link")
+
+
+def _step_refused(index: int, message: str) -> ValidationFailed:
+    return ValidationFailed(f"infer step {index}: {message}", code="invalid_pipeline",
+                            details={"field": "infer.steps", "step": index})
+
+
+def pipeline_of(infer: Any, schema_definition: dict[str, str] | None = None
+                ) -> tuple[list[str], list[dict[str, Any]]]:
+    """The client's ``infer`` (``{"steps": [...]}`` from its ``Pipeline``) as runyard's pipeline:
+    ``rows`` (ProcessStructured) first — the fields whose structured values become the row —
+    then ``table`` → ``extract`` from the ``deriveFrom`` text into the schema definition's
+    fields, ``normalise`` → ``extract`` of every field onto the ``targetCols`` (the row becomes
+    them), ``validate`` → ``validate`` with rules for its mode; ``reverseGeo`` answers 501.
+    Its ``provider`` names DataLinks' vendors (openai, ollama): runyard calls the workspace's
+    provider, with the step's ``model`` when given."""
+    steps = infer.get("steps") if isinstance(infer, dict) else infer
+    if not isinstance(steps, list):
+        raise ValidationFailed("infer: an object with a list of steps", code="invalid_pipeline",
+                               details={"field": "infer"})
+    derive_rows: list[str] = []
+    pipeline: list[dict[str, Any]] = []
+    for i, step in enumerate(steps):
+        kind = step.get("type") if isinstance(step, dict) else None
+        if kind == "reverseGeo":
+            raise NotServed(REVERSE_GEO, details={"feature": "reverseGeo", "step": i})
+        if kind not in ("rows", "table", "normalise", "validate"):
+            raise _step_refused(i, f"unknown step type {kind!r} (rows, table, normalise, validate, reverseGeo)")
+        model = {"model": step["model"]} if isinstance(step.get("model"), str) and step["model"] else {}
+        helper = step.get("helperPrompt") or None
+        if kind == "rows":
+            if pipeline:
+                raise _step_refused(i, "a rows step comes before the other steps")
+            if not isinstance(step.get("deriveFrom"), str) or not step["deriveFrom"]:
+                raise _step_refused(i, "rows takes deriveFrom, a field name")
+            derive_rows.append(step["deriveFrom"])
+        elif kind == "table":
+            if not isinstance(step.get("deriveFrom"), str) or not step["deriveFrom"]:
+                raise _step_refused(i, "table takes deriveFrom, the field holding the text")
+            pipeline.append({"extract": {"from": [step["deriveFrom"]], "fields": schema_definition,
+                                         "instructions": helper, **model}})
+        elif kind == "normalise":
+            target = step.get("targetCols")
+            if not isinstance(target, dict) or not target:
+                raise _step_refused(i, "normalise takes targetCols, the columns wanted (name: description)")
+            mode = step.get("mode") or "all-in-one"
+            if mode == "embeddings":
+                raise NotServed("normalise in embeddings mode is not served (runyard has no embedding model); "
+                                "use all-in-one or field-by-field", details={"feature": "normalise", "step": i})
+            pipeline.append({"extract": {"fields": {str(k): str(v or "") for k, v in target.items()},
+                                         "replace": True, **model,
+                                         "instructions": "\n".join(x for x in (
+                                             "Map each row's fields onto these target columns, keeping the values.",
+                                             helper) if x)}})
+        else:
+            mode = step.get("mode") or "rows"
+            if mode not in VALIDATE_RULES:
+                raise _step_refused(i, f"validate's mode is one of {', '.join(VALIDATE_RULES)}")
+            columns = step.get("columns") or None
+            pipeline.append({"validate": {"columns": columns, "instructions": VALIDATE_RULES[mode], **model}})
+    return derive_rows, pipeline
+
+
+def structured_rows(rows: list[Any], fields: list[str]) -> list[Any]:
+    """``rows`` steps: a field holding an object (or a JSON object as text) gives the row its
+    keys; one holding a list of objects gives a row per object. Other rows stay as they are."""
+    for name in fields:
+        out: list[Any] = []
+        for row in rows:
+            value = row.get(name) if isinstance(row, dict) else None
+            if isinstance(value, str) and value.lstrip()[:1] in ("{", "["):
+                try:
+                    value = json.loads(value)
+                except ValueError:
+                    pass
+            if isinstance(value, dict):
+                out.append({**{k: v for k, v in row.items() if k != name}, **value})
+            elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+                rest = {k: v for k, v in row.items() if k != name}
+                out.extend({**rest, **v} for v in value)
+            else:
+                out.append(row)
+        rows = out
+    return rows
+
+
+def guidance_of(data_description: str | None, schema_definition: Definitions,
+                additional_instructions: str | None) -> Any:
+    from runyard.services.model_steps import Guidance
+
+    return Guidance(data_description=data_description or None, schema_definition=definitions(schema_definition),
+                    additional_instructions=additional_instructions or None)
+
+
+class InferPreviewBody(Body):
+    data: list[dict[str, Any]] = Field(max_length=10_000)
+    infer: Any = None
+    data_description: str | None = Field(default=None, alias="dataDescription", max_length=10_000)
+    schema_definition: Definitions = Field(default=None, alias="schemaDefinition")
+    additional_instructions: str | None = Field(default=None, alias="additionalInstructions", max_length=20_000)
+
+
+class CurrentValueBody(Body):
+    description: str | None = Field(default=None, max_length=10_000)
+    schema_: dict[str, str] | None = Field(default=None, alias="schema")
+
+
+class InferSampleBody(Body):
+    sample: list[dict[str, Any]] = Field(max_length=10_000)
+    model: str | None = None
+    provider: str | None = None  # DataLinks' vendor name: runyard calls the workspace's provider
+    current_value: CurrentValueBody | None = Field(default=None, alias="currentValue")
+
+
+def _infer_preview(platform: Platform, principal: Principal, body: InferPreviewBody) -> list[dict[str, Any]]:
+    guidance = guidance_of(body.data_description, body.schema_definition, body.additional_instructions)
+    if body.infer is None:
+        derive, pipeline = [], []
+    else:
+        derive, pipeline = pipeline_of(body.infer, guidance.schema_definition)
+    rows = structured_rows(list(body.data), derive)
+    found = platform.uploads.preview(principal, rows=rows, options={"pipeline": pipeline} if pipeline else None,
+                                     limit=len(rows) or 1, sample=max(len(rows), 1), guidance=guidance)
+    return list(found["rows"])
+
+
+def _ingest_inferred(platform: Platform, principal: Principal, namespace: str, dataset: str, body: IngestBody,
+                     body_bytes: int) -> dict[str, Any]:
+    """``ingest`` with ``infer``: the rows through runyard's pipeline (model steps guided by
+    ``dataDescription``, ``schemaDefinition`` and ``additionalInstructions``). Rows a step
+    rejects are left out and listed in ``failed`` (rejecting them is what ``validate`` is for);
+    a model that fails every call fails the batch, nothing stored, and the client retries it."""
+    refuse_ai(link=body.link, curate=body.curate)
+    guidance = guidance_of(body.data_description, body.schema_definition, body.additional_instructions)
+    derive, pipeline = pipeline_of(body.infer, guidance.schema_definition)
+    rows = structured_rows(list(body.data), derive)
+    result = platform.datasets.ingest_rows(principal, namespace, dataset, rows, create=False, on_error="skip",
+                                           body_bytes=body_bytes, pipeline=pipeline or None, guidance=guidance)
+    if body.data_description is not None or body.schema_definition is not None:
+        platform.datasets.update(principal, namespace, dataset, description=body.data_description,
+                                 field_definitions=definitions(body.schema_definition))
+    return {"indexed": result["ingested"], "ingestionId": wire_id(result["ingestion_id"]),
+            "snapshot": result.get("snapshot"), "failed": result["failed"],
+            **({"modelCalls": result["model_calls"]} if result.get("model_calls") else {})}
+
+
+@router.post("/infer/preview")
+async def infer_preview(body: InferPreviewBody, platform: PlatformDep, principal: PrincipalDep) -> list:
+    """preview_ingest: the rows as the inference steps leave them, nothing saved (rows a step
+    rejects are left out)."""
+    return await in_thread(_infer_preview, platform, principal, body)
+
+
+@router.post("/infer/description")
+async def infer_description(body: InferSampleBody, platform: PlatformDep, principal: PrincipalDep) -> dict:
+    current = body.current_value or CurrentValueBody()
+    out = await in_thread(platform.llm_features.describe_sample, principal, body.sample,
+                          current_description=current.description, current_schema=current.schema_,
+                          model=body.model)
+    return {"description": out["data_description"], "dataDescription": out["data_description"],
+            "fieldDefinition": out["field_definitions"], "schema": out["field_definitions"], "source": out["source"]}
+
+
+@router.post("/infer/schema")
+async def infer_schema(body: InferSampleBody, platform: PlatformDep, principal: PrincipalDep) -> dict:
+    current = body.current_value or CurrentValueBody()
+    out = await in_thread(platform.llm_features.infer_sample_schema, principal, body.sample,
+                          current_schema=current.schema_, model=body.model)
+    return {"schema": out["schema"], "source": out["source"]}
+
+
 # -- cleaning (services.cleaning) and saving the ontology (services.ontology) ------------------------
 class RequestCleaningBody(Body):
     prompts: list[str]
@@ -1329,9 +1515,6 @@ NOT_SERVED: list[tuple[str, str, str, str | None]] = [
     ("POST", "/query/runs/{run_id}/feedback", "agent runs (submit_agent_run_feedback)", None),
     ("GET", "/query/conversations", "conversations (list_conversations)", None),
     ("GET", "/query/conversations/{conversation_id}", "conversations (get_conversation)", None),
-    ("POST", "/infer/description", "LLM description inference (infer_dataset_description)", None),
-    ("POST", "/infer/schema", "LLM schema inference (infer_schema)", None),
-    ("POST", "/infer/preview", "pipeline previews (preview_ingest)", None),
     ("GET", "/a2a", "A2A agents", None),
     ("POST", "/a2a/{agent_name}", "A2A agents", None),
     ("GET", "/a2a/{agent_name}/.well-known/agent-card.json", "A2A agents", None),
