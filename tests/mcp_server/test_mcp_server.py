@@ -24,6 +24,7 @@ from mcp.shared.exceptions import MCPError
 
 from tests.mcp_server.conftest import World, http_session, runyard_command, stdio_session
 from tests.support.api import deploy, wait_status
+from tests.support.servers import Server, free_port
 
 RUN_ID = "runyard/run_id"
 Opener = Callable[[str], AbstractAsyncContextManager[ClientSession]]
@@ -332,3 +333,17 @@ def test_runyard_mcp_without_a_key_says_how_to_configure_one(tmp_path: Path) -> 
     done = subprocess.run([runyard_command(), "mcp"], env=env, capture_output=True, text=True, timeout=60,
                           stdin=subprocess.DEVNULL)
     assert done.returncode == 1 and "no API key" in done.stderr and not done.stdout
+
+
+def test_runyard_mcp_with_the_server_out_of_reach_answers_errors(tmp_path: Path) -> None:
+    gone = Server(data_dir=tmp_path / "unused", port=free_port())  # never started: nothing listens
+
+    async def scenario() -> tuple[MCPError, types.CallToolResult]:
+        async with stdio_session(gone, "ry_some_key", tmp_path) as session:
+            with pytest.raises(MCPError) as listing:
+                await session.list_tools()
+            return listing.value, await session.call_tool("anything", {})
+
+    listing, call = anyio.run(scenario)
+    assert listing.error.data["code"] == "server_unreachable"
+    assert call.is_error and call.structured_content["error"]["code"] == "server_unreachable"

@@ -85,7 +85,9 @@ def build_server(backend_of: BackendOf, *, version: str = "") -> Server[Any]:
         try:
             tools, next_cursor = await backend.list_tools(params.cursor if params else None)
         except BackendError as exc:
-            raise MCPError(types.INVALID_PARAMS, exc.message, {"code": exc.code}) from exc
+            # A refusal of the request (a bad cursor) or runyard out of reach (stdio).
+            raise MCPError(types.INTERNAL_ERROR if exc.status is None else types.INVALID_PARAMS, exc.message,
+                           {"code": exc.code}) from exc
         return types.ListToolsResult(
             tools=[types.Tool(name=t["name"], description=t.get("description") or None,
                               input_schema=t["input_schema"]) for t in tools],
