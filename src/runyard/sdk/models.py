@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "RunyardModel",
@@ -21,6 +21,11 @@ __all__ = [
     "AskAnswer",
     "AskError",
     "AskEvent",
+    "IngestProxyRun",
+    "IngestProxyEvent",
+    "IngestProxyModelCall",
+    "IngestProxyStep",
+    "IngestProxyTrace",
     "Token",
     "Tool",
     "ToolVersion",
@@ -1017,3 +1022,68 @@ class ConnectionMetadata(RunyardModel):
     #: By type: ``schemas`` (databases), ``operations``/``schemas`` (openapi),
     #: ``entity_sets``/``entity_types`` (odata), ``objects``/``prefixes`` (s3).
     metadata: dict[str, Any] = {}
+
+
+class IngestProxyRun(RunyardModel):
+    """An auto-modelling pipeline run (``client.ingest_proxy``): its phase, the schema it
+    settled on, the hook it waits on, and its output or error once it ended."""
+
+    id: str
+    #: A run status: running, waiting_for_input (see ``hook``), succeeded, failed, cancelled.
+    status: str
+    phase: str | None = None
+    namespace: str = ""
+    dataset: str | None = None
+    phases_done: list[str] = []
+    #: ``{fields: [{name, type, description, source}], data_description, dataset_name?}``.
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    #: model, predefined, inferred_without_model or reviewer.
+    schema_source: str | None = None
+    #: ``{id, kind, phase, message, …}`` while the run waits for an answer.
+    hook: dict[str, Any] | None = None
+    #: Events so far: the stream's next ``start_index``.
+    events: int = 0
+    output: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    created_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class IngestProxyEvent(RunyardModel):
+    """One progress event of a proxy run's stream."""
+
+    index: int
+    #: phase, progress, log, hook, complete or error.
+    type: str
+    phase: str | None = None
+    message: str = ""
+    data: dict[str, Any] | None = None
+    at: datetime | None = None
+
+
+class IngestProxyModelCall(RunyardModel):
+    phase: str
+    attempt: int | None = None
+    prompt: str = ""
+    response: str = ""
+    tokens: dict[str, int] = {}
+    ms: float | None = None
+    model: str | None = None
+    provider: str | None = None
+    error: str | None = None
+
+
+class IngestProxyStep(RunyardModel):
+    phase: str
+    started_at: datetime | None = None
+    ms: float = 0.0
+
+
+class IngestProxyTrace(RunyardModel):
+    """A proxy run's model calls, their tokens summed, and each phase's duration."""
+
+    run_id: str
+    status: str
+    model_calls: list[IngestProxyModelCall] = []
+    tokens: dict[str, int] = {}
+    steps: list[IngestProxyStep] = []
