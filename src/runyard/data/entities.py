@@ -198,11 +198,13 @@ def _exact_targets(con: duckdb.DuckDBPyConnection, old: pa.Table, new: pa.Table,
     con.register("old_keys", pa.table({"ent": old.column(ENTITY_ID), "id": old.column(ROW_ID),
                                        "k": _keys(old, config.columns)}))
     con.register("new_keys", pa.table({"pos": pa.array(np.arange(n, dtype=np.int64)), "k": _keys(new, config.columns)}))
-    for name in config.columns:  # each key column must vary enough, over stored and incoming values
-        both = pa.chunked_array([normalize(old.column(name)), normalize(new.column(name))], pa.string())
-        non_null = len(both) - both.null_count
-        distinct = pc.count_distinct(both).as_py() if non_null else 0
-        why = config.options.eligible(int(distinct), int(non_null))
+    thresholds = config.options.min_distinct > 1 or config.options.min_variation > 0
+    for name in config.columns if thresholds else ():  # each key column must vary enough (stored and incoming)
+        con.register("key_values", pa.table({"v": pa.chunked_array(
+            [normalize(old.column(name)), normalize(new.column(name))], pa.string())}))
+        distinct, non_null = (int(x) for x in con.execute(
+            "SELECT count(DISTINCT v), count(v) FROM key_values").fetchall()[0])
+        why = config.options.eligible(distinct, non_null)
         if why:
             return np.full(n, -1, np.int64), np.arange(n, dtype=np.int64), f"column {name}: {why}"
     found = con.sql("""
