@@ -24,6 +24,7 @@ from mcp.shared.exceptions import MCPError
 
 from tests.mcp_server.conftest import World, http_session, runyard_command, stdio_session
 from tests.support.api import deploy, wait_status
+from tests.support.cli import run_blocked
 from tests.support.servers import Server, free_port
 
 RUN_ID = "runyard/run_id"
@@ -347,3 +348,10 @@ def test_runyard_mcp_with_the_server_out_of_reach_answers_errors(tmp_path: Path)
     listing, call = anyio.run(scenario)
     assert listing.error.data["code"] == "server_unreachable"
     assert call.is_error and call.structured_content["error"]["code"] == "server_unreachable"
+
+
+def test_runyard_mcp_without_the_mcp_sdk_says_what_to_install() -> None:
+    # The server packages (starlette among them, which the MCP SDK needs) cannot be imported.
+    code = "from runyard.cli.main import app\nsys.argv = ['runyard', *sys.argv[1:]]\napp()\n"
+    done = run_blocked(code, "--api-key", "ry_some_key", "--base-url", "http://127.0.0.1:9", "mcp")
+    assert done.returncode == 1 and "runyard[mcp]" in done.stderr and "Traceback" not in done.stderr
