@@ -175,3 +175,26 @@ def test_infer_schema_without_a_provider_is_runyards_type_inference(server: Serv
         needs_model = raw.post("/infer/preview", json={"data": [{"t": "x"}], "infer": {"steps": [
             {"type": "table", "deriveFrom": "t"}]}})
         assert needs_model.status_code == 409 and needs_model.json()["error_code"] == "llm_not_configured"
+
+
+def test_ingest_with_inference_steps_and_entity_resolution(llm_server: Server, fake: FakeLLM) -> None:
+    from datalinks.links import ExactMatch, MatchTypeConfig
+
+    api = dl(llm_server, name("infer"), "people")
+    api.create_space()
+    steps = Pipeline(ProcessUnstructured(derive_from="text", model=None, provider=None))
+    schema = {"name": "first name", "age": "years", "city": "home city"}
+    config = MatchTypeConfig(exact_match=ExactMatch(targetColumns=["name"]))
+    fake.script(computed(extract_people), computed(extract_people))
+    assert api.ingest(PEOPLE[:2], inference_steps=steps, schema_definition=schema,
+                      entity_resolution=config).failed == []
+    again = [{"text": "Ann is 32 and lives in Bergen"}, PEOPLE[2]]
+    assert api.ingest(again, inference_steps=steps, schema_definition=schema, entity_resolution=config).failed == []
+    rows = api.query_data("*") or []
+    assert sorted((r["name"], r["city"]) for r in rows) == [("Ann", "Oslo"), ("Bob", "Rome"), ("Cy", "Lima")]
+    # The key columns must be named: the rows' own columns are not the ones the steps leave.
+    with httpx.Client(base_url=f"{llm_server.base_url}/compat/datalinks",
+                      headers={"Authorization": f"Bearer {llm_server.admin_key}"}) as raw:
+        vague = raw.post(f"/ingest/{api.config.namespace}/people", json={
+            "data": PEOPLE, "infer": steps.to_list(), "link": {"ExactMatch": {}}})
+        assert vague.status_code == 400 and vague.json()["error_code"] == "invalid_entity_resolution", vague.text

@@ -1343,19 +1343,27 @@ def _ingest_inferred(platform: Platform, principal: Principal, namespace: str, d
     """``ingest`` with ``infer``: the rows through runyard's pipeline (model steps guided by
     ``dataDescription``, ``schemaDefinition`` and ``additionalInstructions``). Rows a step
     rejects are left out and listed in ``failed`` (rejecting them is what ``validate`` is for);
-    a model that fails every call fails the batch, nothing stored, and the client retries it."""
-    refuse_ai(link=body.link, curate=body.curate)
+    a model that fails every call fails the batch, nothing stored, and the client retries it.
+    ``link`` resolves entities on the rows the steps leave (its ``targetColumns`` name their
+    columns)."""
+    refuse_ai(curate=body.curate)
     guidance = guidance_of(body.data_description, body.schema_definition, body.additional_instructions)
     derive, pipeline = pipeline_of(body.infer, guidance.schema_definition)
     rows = structured_rows(list(body.data), derive)
+    configs = [c for k, c in body.link.items() if k != "policy"] if isinstance(body.link, dict) else []
+    if configs and not all(isinstance(c, dict) and c.get("targetColumns") for c in configs):
+        raise ValidationFailed("link: with inference steps, name the targetColumns (the columns the steps leave)",
+                               code="invalid_entity_resolution", details={"field": "link"})
     result = platform.datasets.ingest_rows(principal, namespace, dataset, rows, create=False, on_error="skip",
-                                           body_bytes=body_bytes, pipeline=pipeline or None, guidance=guidance)
+                                           body_bytes=body_bytes, pipeline=pipeline or None, guidance=guidance,
+                                           entity_resolution=entity_resolution_of(body.link, rows))
     if body.data_description is not None or body.schema_definition is not None:
         platform.datasets.update(principal, namespace, dataset, description=body.data_description,
                                  field_definitions=definitions(body.schema_definition))
     return {"indexed": result["ingested"], "ingestionId": wire_id(result["ingestion_id"]),
             "snapshot": result.get("snapshot"), "failed": result["failed"],
-            **({"modelCalls": result["model_calls"]} if result.get("model_calls") else {})}
+            **({"modelCalls": result["model_calls"]} if result.get("model_calls") else {}),
+            **({"entityResolution": result["entity_resolution"]} if result.get("entity_resolution") else {})}
 
 
 @router.post("/infer/preview")
