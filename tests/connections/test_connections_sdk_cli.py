@@ -33,6 +33,9 @@ def test_sdk_create_verify_metadata_update_delete(conn_server: Server, docs: Doc
         meta = client.connections.metadata(made.id)
         assert [o["operation_id"] for o in meta.metadata["operations"]] == ["listItems"]
         assert any(c.name == name for c in client.connections.list(type="openapi"))
+        tool = client.tools.deploy("def main():\n    return 1\n", name=f"{name}-tool", connections=[name])
+        assert tool.connections == [name]
+        assert client.tools.update(tool.name, connections=[]).connections == []
         renamed = client.connections.update(name, name=f"{name}-b", config={"timeout_s": 5})
         assert renamed.name == f"{name}-b" and renamed.config["timeout_s"] == 5
         with pytest.raises(RunyardError) as caught:
@@ -78,6 +81,10 @@ def test_cli_add_ls_show_verify_metadata_rm(conn_server: Server, docs: Documents
     assert down.exit_code == 0, down.output
     failed = cli("connections", "verify", f"{name}-down")
     assert failed.exit_code == 1 and "unreachable" in failed.output
+    source = tmp_path / "uses_conn.py"
+    source.write_text("def main():\n    return 1\n")
+    deployed = cli("deploy", str(source), "--name", f"{name}-tool", "--connection", name, "--json")
+    assert deployed.exit_code == 0 and json.loads(deployed.output)["connections"] == [name], deployed.output
     assert cli("connections", "rm", name).exit_code == 0
     assert cli("connections", "rm", f"{name}-down").exit_code == 0
     assert cli("connections", "show", name).exit_code != 0

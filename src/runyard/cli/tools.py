@@ -25,6 +25,7 @@ def render_tool(tool: Tool) -> None:
         ("entrypoint", tool.entrypoint), ("description", tool.description or ""),
         ("requirements", ", ".join(tool.requirements or [])),
         ("required secrets", ", ".join(tool.required_secrets or [])),
+        ("connections", ", ".join(tool.connections or [])),
         ("timeout_s", tool.timeout_s), ("memory_mb", tool.memory_mb), ("retries", tool.retries),
         ("reuse_process", tool.reuse_process), ("retry_on", ", ".join(tool.retry_on or [])),
         ("retry_backoff_s", tool.retry_backoff_s), ("network", tool.network),
@@ -44,6 +45,8 @@ def deploy(
         Path | None, typer.Option("--requirements", "-r", help="A requirements.txt file.", exists=True, dir_okay=False)
     ] = None,
     secret: Annotated[list[str] | None, typer.Option("--secret", "-s", help="A secret the tool needs (repeatable).")] = None,
+    connection: Annotated[list[str] | None, typer.Option(
+        "--connection", help="A connection the tool's runs use, context.connection(name) (repeatable).")] = None,
     public: Annotated[bool, typer.Option("--public", help="Make the tool public.")] = False,
     timeout_s: Annotated[float | None, typer.Option("--timeout-s", help="Run time limit in seconds.")] = None,
     memory_mb: Annotated[int | None, typer.Option("--memory-mb", help="Memory limit.")] = None,
@@ -81,6 +84,7 @@ def deploy(
             # requirements.txt text: the SDK drops comments and blank lines.
             requirements=requirements.read_text() if requirements else None,
             required_secrets=secret or None,
+            connections=connection or None,
             visibility="public" if public else None,
             timeout_s=timeout_s,
             memory_mb=memory_mb,

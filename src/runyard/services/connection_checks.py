@@ -464,17 +464,125 @@ def _metadata_s3(policy: OutboundPolicy, s: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- mcp --------------------------------------------------------------------------------
+def _mcp_available() -> bool:
+    try:
+        import httpx2  # noqa: F401
+        import mcp  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _flatten(exc: BaseException) -> list[BaseException]:
+    """An exception, the ones grouped in it and the ones it was raised from."""
+    out: list[BaseException] = []
+    stack = [exc]
+    while stack and len(out) < 50:
+        e = stack.pop()
+        out.append(e)
+        if isinstance(e, BaseExceptionGroup):
+            stack.extend(e.exceptions)
+        for linked in (e.__cause__, e.__context__):
+            if linked is not None and linked not in out:
+                stack.append(linked)
+    return out
+
+
+async def _mcp_tools(policy: OutboundPolicy, s: dict[str, Any]) -> list[dict[str, Any]]:
+    """``initialize`` and ``tools/list`` over streamable HTTP or SSE, through a transport
+    pinned to the checked address (the MCP SDK's own client on httpx2)."""
+    import asyncio
+
+    import httpx2
+    from mcp.client.session import ClientSession
+    from mcp.client.sse import sse_client
+    from mcp.client.streamable_http import streamable_http_client
+
+    class AsyncPinned(httpx2.AsyncHTTPTransport):
+        async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+            host = request.url.host
+            port = request.url.port or (443 if request.url.scheme == "https" else 80)
+            address = await asyncio.to_thread(policy.pin, host, port, field="config.url")
+            if address != host:
+                request.url = request.url.copy_with(host=address)
+                if request.url.scheme == "https":
+                    request.extensions = {**request.extensions, "sni_hostname": host}
+            response = await super().handle_async_request(request)
+            statuses.append(response.status_code)  # the SDK's errors do not carry it
+            return response
+
+    timeout = float(s.get("timeout_s") or 10)
+    headers = dict(s.get("headers") or {})
+    statuses: list[int] = []
+
+    def factory(headers: dict[str, Any] | None = None, timeout: Any = None, auth: Any = None) -> Any:
+        return httpx2.AsyncClient(transport=AsyncPinned(retries=0), headers=headers, follow_redirects=False,
+                                  timeout=timeout or httpx2.Timeout(10), auth=auth)
+
+    async def listing() -> list[dict[str, Any]]:
+        if s.get("transport") == "sse":
+            streams = sse_client(s["url"], headers=headers, timeout=timeout, sse_read_timeout=timeout,
+                                 httpx_client_factory=factory)
+            async with streams as (read, write), ClientSession(read, write) as session:
+                await session.initialize()
+                return [t.model_dump(mode="json", exclude_none=True) for t in (await session.list_tools()).tools]
+        async with factory(headers=headers, timeout=httpx2.Timeout(timeout)) as http, \
+                streamable_http_client(s["url"], http_client=http) as (read, write), \
+                ClientSession(read, write) as session:
+            await session.initialize()
+            return [t.model_dump(mode="json", exclude_none=True) for t in (await session.list_tools()).tools]
+
+    try:
+        return await asyncio.wait_for(listing(), timeout * 3)
+    except Exception as exc:  # what the MCP client raises is wrapped in groups and chains
+        causes = _flatten(exc)
+        for cause in causes:
+            if isinstance(cause, OutboundRefused | ValidationFailed):
+                raise cause from None
+        refused = [code for code in statuses if code in (401, 403)]
+        if refused:
+            raise RemoteFailed(f"{AUTH_FAILED} ({refused[0]})") from None
+        for cause in causes:
+            response = getattr(cause, "response", None)
+            status = getattr(response, "status_code", None)
+            if isinstance(status, int) and status in (401, 403):
+                raise RemoteFailed(f"{AUTH_FAILED} ({status})") from None
+            if isinstance(status, int):
+                raise RemoteFailed(f"the MCP server answered {status}") from None
+        spoke = any(isinstance(c, httpx2.RemoteProtocolError) for c in causes)  # reached, then garbled
+        if not spoke and (isinstance(exc, TimeoutError) or any(
+                isinstance(c, httpx2.TransportError | OSError | TimeoutError) for c in causes)):
+            raise Unreachable() from None
+        raise RemoteFailed(f"the MCP server failed: {type(causes[-1]).__name__}: {str(causes[-1])[:300]}") from None
+
+
 def _verify_mcp(policy: OutboundPolicy, s: dict[str, Any]) -> None:
-    # Reaching an MCP server (initialize + tools/list) comes with runyard's MCP client; until
-    # then a check can only say the URL is allowed and answers.
     if s.get("command"):
         raise ValidationFailed("a stdio MCP server (command) is checked when runyard's MCP client starts it",
                                code="verify_unsupported", details={"type": "mcp"})
+    if _mcp_available():
+        import asyncio
+
+        asyncio.run(_mcp_tools(policy, s))
+        return
+    # Without the MCP SDK the check can only say the URL is allowed and answers.
     with pinned_client(policy, {**s, "auth": None}) as client:
         client.headers.update(s.get("headers") or {})
         response, _ = _get(client, s["url"], cap=1 << 20)
     if response.status_code >= 500:
         raise RemoteFailed(f"the server answered {response.status_code}")
+
+
+def _metadata_mcp(policy: OutboundPolicy, s: dict[str, Any]) -> dict[str, Any]:
+    if s.get("command") or not _mcp_available():
+        raise ValidationFailed("a stdio MCP server's tools are listed when runyard's MCP client starts it",
+                               code="metadata_unsupported", details={"type": "mcp"})
+    import asyncio
+
+    tools = asyncio.run(_mcp_tools(policy, s))
+    return {"tools": [{"name": t.get("name"), "description": t.get("description"),
+                       "input_schema": t.get("inputSchema") or t.get("input_schema")} for t in tools[:MAX_OPERATIONS]],
+            "truncated": len(tools) > MAX_OPERATIONS}
 
 
 VERIFIERS: dict[str, Callable[[OutboundPolicy, dict[str, Any]], None]] = {
@@ -483,5 +591,5 @@ VERIFIERS: dict[str, Callable[[OutboundPolicy, dict[str, Any]], None]] = {
 }
 METADATA: dict[str, Callable[[OutboundPolicy, dict[str, Any]], dict[str, Any]]] = {
     "postgres": _metadata_postgres, "mysql": _metadata_mysql, "http": _metadata_openapi,
-    "openapi": _metadata_openapi, "odata": _metadata_odata, "s3": _metadata_s3,
+    "openapi": _metadata_openapi, "odata": _metadata_odata, "s3": _metadata_s3, "mcp": _metadata_mcp,
 }

@@ -51,6 +51,7 @@ def _config(
     retry_on: Sequence[str] | None = None,
     retry_backoff_s: float | None = None,
     network: bool | None = None,
+    connections: Sequence[str] | str | None = None,
 ) -> dict[str, Any]:
     return compact(
         name=name,
@@ -69,6 +70,7 @@ def _config(
         retry_on=[retry_on] if isinstance(retry_on, str) else list(retry_on) if retry_on is not None else None,
         retry_backoff_s=retry_backoff_s,
         network=network,
+        connections=_str_list(connections, lines=False),
     )
 
 
@@ -127,6 +129,7 @@ class ToolsAPI:
         retry_on: Sequence[str] | None = None,
         retry_backoff_s: float | None = None,
         network: bool | None = None,
+        connections: Sequence[str] | str | None = None,
         idempotency_key: str | None = None,
         timeout: Timeout = None,
     ) -> Plan[Tool]:
@@ -140,6 +143,7 @@ class ToolsAPI:
             default_inputs=default_inputs, visibility=visibility, timeout_s=timeout_s, memory_mb=memory_mb,
             retries=retries,
             reuse_process=reuse_process, retry_on=retry_on, retry_backoff_s=retry_backoff_s, network=network,
+            connections=connections,
         )
         opts = _code_request(
             "POST", "/tools", code, config, creating=True, idempotency_key=idempotency_key, timeout=timeout
@@ -167,6 +171,7 @@ class ToolsAPI:
         retry_on: Sequence[str] | None = None,
         retry_backoff_s: float | None = None,
         network: bool | None = None,
+        connections: Sequence[str] | str | None = None,
         timeout: Timeout = None,
     ) -> Plan[Tool]:
         """Change any subset of a tool; a code or config change makes a new version."""
@@ -176,6 +181,7 @@ class ToolsAPI:
             default_inputs=default_inputs, visibility=visibility, timeout_s=timeout_s, memory_mb=memory_mb,
             retries=retries,
             reuse_process=reuse_process, retry_on=retry_on, retry_backoff_s=retry_backoff_s, network=network,
+            connections=connections,
         )
         opts = _code_request(
             "PATCH", f"/tools/{seg(tool)}", code, config, creating=False, idempotency_key=None, timeout=timeout
