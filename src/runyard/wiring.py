@@ -113,7 +113,8 @@ class Platform:
         self.workflows = WorkflowService(self.db, self.tools)
         self.workflow_runs = WorkflowRuns(self.db, self.runs, self.workflows, self.users, self.hub)
         self.ingest_proxy = IngestProxyService(self.db, self.blobs, self.hub, self.runs, self.datasets, self.ingestions,
-                                               self.namespaces, self.llm, self.tokens, self.outbound)
+                                               self.namespaces, self.llm, self.tokens, self.outbound,
+                                               workspace_files=self.workspace_files)
         self.targets = Targets(self.tools, self.runs, self.workflows, self.workflow_runs)
         self.schedules = ScheduleService(self.db, self.targets, self.users)
         self.webhooks = WebhookService(self.db, self.targets, self.users, self.cipher)

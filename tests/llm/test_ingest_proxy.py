@@ -279,9 +279,24 @@ def test_data_is_fetched_from_a_url_under_the_outbound_policy(admin: httpx.Clien
     assert read_events(admin, run["id"])[-1]["data"]["code"] == "data_fetch_failed"
 
 
+def test_rows_are_read_from_a_workspace_file(admin: httpx.Client, ns: str) -> None:
+    name = f"{ns}.csv"
+    uploaded = admin.post("/workspace/files", data={"name": name},
+                          files={"file": (name, b"Full Name,age\nAda,36\nAlan,41\n", "text/csv")})
+    assert uploaded.status_code == 201, uploaded.text
+    run = start(admin, namespace=ns, workspace_file=name, model=False, ontology=False)
+    events = read_events(admin, run["id"])
+    assert events[-1]["type"] == "complete", events
+    assert events[-1]["data"]["ingested"] == 2
+    assert any("workspace file" in e["message"] for e in events)
+    missing = admin.post("/ingest-proxy/runs", json={"namespace": ns, "workspace_file": "nope.csv"})
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "file_not_found"
+
+
 @pytest.mark.parametrize(("body", "status_code", "code"), [
     ({}, 400, "invalid_data_source"),
     ({"data": PEOPLE, "data_url": "https://example.com/x.json"}, 400, "invalid_data_source"),
+    ({"data": PEOPLE, "workspace_file": "rows.csv"}, 400, "invalid_data_source"),
     ({"data_url": "http://169.254.169.254/latest/meta-data"}, 400, "outbound_host_refused"),
     ({"data_url": "http://10.1.2.3/rows.json"}, 400, "outbound_host_refused"),
     ({"data_url": "file:///etc/passwd"}, 400, "invalid_url"),
@@ -369,3 +384,40 @@ def test_an_expired_key_makes_the_run_wait_for_a_fresh_one(llm_server: Server, a
         events += read_events(client, run["id"], len(events))
     assert events[-1]["type"] == "complete", events
     assert events[-1]["data"]["ingested"] == 3
+
+
+def test_a_run_whose_node_dies_mid_phase_resumes_after_its_last_completed_phase(
+        backend: str, tmp_path, fake: FakeLLM) -> None:
+    """SIGKILL while the model call is out: a new node takes the run over once its lease
+    expires and resumes at the model phase (the fetch is not done again); the rows land once."""
+    from tests.support.servers import PgDatabase
+
+    pg = PgDatabase.create() if backend == "postgres" else None
+    srv = Server(data_dir=tmp_path / "data", database_url=pg.url if pg else None,
+                 extra_env={"RUNYARD_OUTBOUND_ALLOW": "127.0.0.1", "RUNYARD_LEASE_S": "2"})
+    try:
+        srv.start()
+        with srv.client(timeout=60) as admin:
+            assert admin.post("/llm/providers", json={"name": "scripted", "base_url": fake.base_url,
+                                                      "default_model": "fake-model", "timeout_s": 20,
+                                                      "max_retries": 0}).status_code == 201
+            fake.script(slow(5.0, json_answer(GOOD)), json_answer(GOOD))
+            run = start(admin, namespace="crash", data=PEOPLE, ontology=False)
+            deadline = time.monotonic() + 20
+            while not fake.requests and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert fake.requests, "the model was never called"
+        srv.kill9()
+        srv.start()
+        with srv.client(timeout=60) as admin:
+            events = read_events(admin, run["id"])
+            assert events[-1]["type"] == "complete", events
+            assert any(e["type"] == "log" and "resumed" in e["message"] for e in events)
+            assert [e["phase"] for e in events if e["type"] == "phase"].count("fetch") == 1
+            assert len(fake.requests) == 2
+            assert admin.get("/namespaces/crash/datasets/people").json()["rows"] == 3
+            assert admin.get(f"/runs/{run['id']}").json()["status"] == "succeeded"
+    finally:
+        srv.stop()
+        if pg:
+            pg.drop()

@@ -30,6 +30,7 @@ FOLLOW_S = 300.0  # a stream follows this long at most: then the reader reconnec
 def start_run(platform: Platform, principal: Principal, body: ProxyRunCreate, trigger: str = "api") -> dict:
     return platform.ingest_proxy.start(
         principal, namespace=body.namespace, dataset=body.dataset, data=body.data, data_url=body.data_url,
+        workspace_file=body.workspace_file,
         user_prompt=body.user_prompt, model=body.model, ingest=body.ingest, ontology=body.ontology,
         max_eval_retries=body.max_eval_retries, max_rows_for_modeling=body.max_rows_for_modeling,
         max_sample_rows=body.max_sample_rows, enable_human_in_the_loop=body.enable_human_in_the_loop,
@@ -41,8 +42,8 @@ def start_run(platform: Platform, principal: Principal, body: ProxyRunCreate, tr
 @router.post("/ingest-proxy/runs", status_code=201, response_model=ProxyRun,
              responses=error_responses(400, 403, 404, 413))
 async def create_proxy_run(body: ProxyRunCreate, platform: PlatformDep, principal: PrincipalDep) -> dict:
-    """Start an auto-modelling pipeline run: exactly one of `data` (rows inline) or `data_url`
-    (fetched by the worker under the outbound-host policy). The run is a run (`GET /runs`,
+    """Start an auto-modelling pipeline run: exactly one of `data` (rows inline), `data_url`
+    (fetched by the worker under the outbound-host policy) or `workspace_file`. The run is a run (`GET /runs`,
     cancel, logs); its progress is `GET /ingest-proxy/runs/{id}/stream`."""
     return await in_thread(start_run, platform, principal, body)
 

@@ -29,6 +29,8 @@ class ProxyRunCreate(Request):
     data_url: str | None = Field(default=None, max_length=4000,
                                  description="a URL answering a JSON array, fetched by the worker under the "
                                              "outbound-host policy")
+    workspace_file: str | None = Field(default=None, max_length=255,
+                                       description="a workspace file's name: a JSON array, NDJSON, CSV or TSV")
     user_prompt: str | None = Field(default=None, description="the goals of the ingestion, for the model")
     model: bool = True
     ingest: bool = True

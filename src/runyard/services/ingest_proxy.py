@@ -24,6 +24,8 @@ ingestion carries an idempotency key, so a repeated ingest phase lands once.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import logging
 import time
@@ -66,6 +68,7 @@ from runyard.services.runs import (
     new_run_row,
 )
 from runyard.services.tokens import TokenService
+from runyard.services.workspace_files import WorkspaceFileService
 from runyard.store.blobs import BlobStore
 from runyard.store.db import Database
 from runyard.store.tables import runs, tokens
@@ -247,10 +250,35 @@ def check_rows(data: Any, *, field: str = "data") -> list[dict[str, Any]]:
     return data
 
 
+def parse_rows(body: bytes, name: str, *, field: str) -> list[dict[str, Any]]:
+    """A file's rows: CSV or TSV by its name (values as text), else a JSON array or NDJSON."""
+    if len(body) > MAX_DATA_BYTES:
+        raise PayloadTooLarge(f"{field}: more than {MAX_DATA_BYTES} bytes",
+                              details={"field": field, "max_bytes": MAX_DATA_BYTES})
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValidationFailed(f"{field}: not UTF-8 text", code="invalid_rows", details={"field": field}) from None
+    lowered = name.lower()
+    if lowered.endswith((".csv", ".tsv")):
+        reader = csv.DictReader(io.StringIO(text), delimiter="\t" if lowered.endswith(".tsv") else ",")
+        return check_rows([dict(r) for r in reader], field=field)
+    try:
+        if text.lstrip().startswith("["):
+            rows = orjson.loads(text)
+        else:
+            rows = [orjson.loads(line) for line in text.splitlines() if line.strip()]
+    except orjson.JSONDecodeError as exc:
+        raise ValidationFailed(f"{field}: not a JSON array, NDJSON, CSV or TSV ({exc})", code="invalid_rows",
+                               details={"field": field}) from None
+    return check_rows(rows, field=field)
+
+
 class IngestProxyService:
     def __init__(self, db: Database, blobs: BlobStore, hub: EventHub, runs_service: RunService,
                  datasets: DatasetService, ingestions: IngestionService, namespaces: NamespaceService,
-                 llm: LLMService, tokens_service: TokenService, outbound: OutboundPolicy) -> None:
+                 llm: LLMService, tokens_service: TokenService, outbound: OutboundPolicy,
+                 workspace_files: WorkspaceFileService | None = None) -> None:
         self.db = db
         self.blobs = blobs
         self.hub = hub
@@ -261,12 +289,14 @@ class IngestProxyService:
         self.llm = llm
         self.tokens = tokens_service
         self.outbound = outbound
+        self.files = workspace_files
         self.clock = utcnow
         self.http_transport: httpx.BaseTransport | None = None  # tests may route fetches
 
     # -- starting ----------------------------------------------------------------------------
     def start(self, principal: Principal, *, namespace: str, dataset: str | None = None,
-              data: list[Any] | None = None, data_url: str | None = None, user_prompt: str | None = None,
+              data: list[Any] | None = None, data_url: str | None = None, workspace_file: str | None = None,
+              user_prompt: str | None = None,
               model: bool = True, ingest: bool = True, ontology: bool = True, max_eval_retries: int = 3,
               max_rows_for_modeling: int = 20, max_sample_rows: int = 10, enable_human_in_the_loop: bool = False,
               predefined_schema: Any = None, explosion_helper_prompt: str | None = None,
@@ -281,9 +311,10 @@ class IngestProxyService:
         check_data_name(namespace, "namespace")
         if dataset is not None:
             check_data_name(dataset, "dataset")
-        given = [name for name, value in (("data", data), ("data_url", data_url)) if value is not None]
+        given = [name for name, value in (("data", data), ("data_url", data_url), ("workspace_file", workspace_file))
+                 if value is not None]
         if len(given) != 1:
-            raise ValidationFailed("give exactly one of data or data_url" + (
+            raise ValidationFailed("give exactly one of data, data_url or workspace_file" + (
                 f" (given: {', '.join(given)})" if given else ""), code="invalid_data_source",
                 details={"given": given})
         if not 0 <= max_eval_retries <= MAX_RETRIES:
@@ -309,9 +340,11 @@ class IngestProxyService:
                                       details={"field": "data", "max_bytes": MAX_DATA_BYTES})
         if data_url is not None:
             data_url = self.outbound.check(data_url, field="data_url")
+        if workspace_file is not None:
+            self._workspace_file(principal, workspace_file)  # readable by this key, not too large
         run_id = new_id("run")
-        request = {"namespace": namespace, "dataset": dataset, "source": "data" if data is not None else "data_url",
-                   "data_url": data_url, "user_prompt": user_prompt, "model": model, "ingest": ingest,
+        request = {"namespace": namespace, "dataset": dataset, "source": given[0], "data_url": data_url,
+                   "workspace_file": workspace_file, "user_prompt": user_prompt, "model": model, "ingest": ingest,
                    "ontology": ontology, "max_eval_retries": max_eval_retries,
                    "max_rows_for_modeling": max_rows_for_modeling, "max_sample_rows": max_sample_rows,
                    "enable_human_in_the_loop": enable_human_in_the_loop, "predefined_schema": schema,
@@ -745,6 +778,14 @@ class IngestProxyService:
             self.blobs.put_bytes(_rows_key(run_id), orjson.dumps(rows))
             self.append(run_id, "progress", "fetch", f"fetched {len(rows)} rows from {request['data_url']}",
                         {"rows": len(rows)})
+        elif request["source"] == "workspace_file":
+            name = request["workspace_file"]
+            path = self._workspace_file(principal, name)["path"]
+            with open(path, "rb") as fh:
+                rows = parse_rows(fh.read(MAX_DATA_BYTES + 1), name, field="workspace_file")
+            self.blobs.put_bytes(_rows_key(run_id), orjson.dumps(rows))
+            self.append(run_id, "progress", "fetch", f"read {len(rows)} rows from workspace file {name}",
+                        {"rows": len(rows)})
         else:
             rows = self._load_rows(run_id)
             if not rows:
@@ -790,6 +831,16 @@ class IngestProxyService:
                     raise ValidationFailed(f"data_url did not answer JSON: {exc}", code="invalid_rows") from None
                 return check_rows(rows, field="data_url")
         raise ValidationFailed(f"data_url redirected more than {MAX_REDIRECTS} times", code="data_fetch_failed")
+
+    def _workspace_file(self, principal: Principal, name: str) -> dict[str, Any]:
+        """The workspace file's record (read under ``principal``), at most MAX_DATA_BYTES."""
+        if self.files is None:
+            raise ValidationFailed("this server has no workspace files", code="invalid_data_source")
+        record = self.files.get(principal, name)
+        if int(record.get("size") or 0) > MAX_DATA_BYTES:
+            raise PayloadTooLarge(f"workspace_file: more than {MAX_DATA_BYTES} bytes",
+                                  details={"field": "workspace_file", "max_bytes": MAX_DATA_BYTES})
+        return record
 
     def _phase_model(self, run_id: str, proxy: Any, principal: Principal, holds: Callable[[], bool]) -> dict:
         request, state = proxy.request, proxy.state or {}

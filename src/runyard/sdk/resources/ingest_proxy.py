@@ -33,6 +33,7 @@ class IngestProxyAPI:
         *,
         data: Sequence[Mapping[str, Any]] | None = None,
         data_url: str | None = None,
+        workspace_file: str | None = None,
         dataset: str | None = None,
         user_prompt: str | None = None,
         model: bool | None = None,
@@ -48,12 +49,12 @@ class IngestProxyAPI:
         llm: Mapping[str, Any] | None = None,
         timeout: Timeout = None,
     ) -> Plan[IngestProxyRun]:
-        """Start a run over ``data`` (rows) or ``data_url`` (fetched by the server under its
-        outbound-host policy): a schema proposed by the model (or ``predefined_schema``, or
+        """Start a run over ``data`` (rows), ``data_url`` (fetched by the server under its
+        outbound-host policy) or ``workspace_file`` (a file's name): a schema proposed by the model (or ``predefined_schema``, or
         inferred without one), then the rows ingested into ``namespace`` and the ontology
         curated. Follow it with :meth:`stream`."""
         body = compact(namespace=namespace, data=[dict(r) for r in data] if data is not None else None,
-                       data_url=data_url, dataset=dataset, user_prompt=user_prompt, model=model, ingest=ingest,
+                       data_url=data_url, workspace_file=workspace_file, dataset=dataset, user_prompt=user_prompt, model=model, ingest=ingest,
                        ontology=ontology, max_eval_retries=max_eval_retries,
                        max_rows_for_modeling=max_rows_for_modeling, max_sample_rows=max_sample_rows,
                        enable_human_in_the_loop=enable_human_in_the_loop, predefined_schema=predefined_schema,
