@@ -22,6 +22,7 @@ import pytest
 from mcp.client.session import ClientSession
 from mcp.shared.exceptions import MCPError
 
+from runyard.api.mcp import MAX_SESSIONS_PER_KEY
 from tests.mcp_server.conftest import World, http_session, runyard_command, stdio_session
 from tests.support.api import deploy, wait_status
 from tests.support.cli import run_blocked
@@ -355,3 +356,17 @@ def test_runyard_mcp_without_the_mcp_sdk_says_what_to_install() -> None:
     code = "from runyard.cli.main import app\nsys.argv = ['runyard', *sys.argv[1:]]\napp()\n"
     done = run_blocked(code, "--api-key", "ry_some_key", "--base-url", "http://127.0.0.1:9", "mcp")
     assert done.returncode == 1 and "runyard[mcp]" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_one_key_cannot_take_every_session(world: World) -> None:
+    with world.api() as api:
+        key = api.post("/tokens", json={"name": "mcp-greedy", "role": "member"}).json()["key"]
+    sessions = [_post(world, INITIALIZE, key).headers["mcp-session-id"] for _ in range(MAX_SESSIONS_PER_KEY)]
+    refused = _post(world, INITIALIZE, key)
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "too_many_sessions"
+    assert _post(world, INITIALIZE, world.other_member_key).status_code == 200  # other keys are not held up
+    ended = httpx.delete(f"{world.server.base_url}/mcp", timeout=30, headers={
+        **MCP_HEADERS, "Authorization": f"Bearer {key}", "mcp-session-id": sessions[0],
+        "mcp-protocol-version": "2025-06-18"})
+    assert ended.status_code == 200
+    assert _post(world, INITIALIZE, key).status_code == 200  # room again

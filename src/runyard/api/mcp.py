@@ -18,7 +18,10 @@ from typing import Any
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from mcp.server.context import ServerRequestContext
+from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
 import runyard
 from runyard.api.deps import authenticate
@@ -31,6 +34,9 @@ from runyard.services.mcp_tools import McpTools
 from runyard.wiring import Platform
 
 MCP_PATHS = ("/mcp", "/mcp/")
+# Sessions one key may hold open at once: the node's sessions (10,000) are shared by every
+# key, and one key must not take them all.
+MAX_SESSIONS_PER_KEY = 32
 
 
 def _refusal(exc: DomainError) -> BackendError:
@@ -137,6 +143,10 @@ class McpEndpoint:
                                        code="origin_not_allowed", details={"origin": origin.decode("latin-1")})
             principal = await authenticate(self.platform, self.rate_limiter(),
                                            headers.get(b"authorization", b"").decode("latin-1"), state)
+            if self._opens_session(headers) and self._sessions_of(principal.token_id) >= MAX_SESSIONS_PER_KEY:
+                raise DomainError(f"this key has {MAX_SESSIONS_PER_KEY} MCP sessions open: end one (DELETE /mcp "
+                                  "with its Mcp-Session-Id) or let it expire", code="too_many_sessions",
+                                  status=429, details={"limit": MAX_SESSIONS_PER_KEY})
         except DomainError as exc:
             await send_error(send, state, exc, close=False)
             return
@@ -144,6 +154,19 @@ class McpEndpoint:
         scope["user"] = AuthenticatedUser(AccessToken(token=principal.token_id, client_id=principal.token_id,
                                                       scopes=[]))
         await self.manager.handle_request(scope, receive, send)
+
+    @staticmethod
+    def _opens_session(headers: dict[bytes, bytes]) -> bool:
+        """A request the session manager answers with a new session: no session id, in a
+        protocol version with sessions (as the manager itself tells them apart)."""
+        version = headers.get(MCP_PROTOCOL_VERSION_HEADER.lower().encode())
+        return MCP_SESSION_ID_HEADER.lower().encode() not in headers and (
+            version is None or version.decode("latin-1") in HANDSHAKE_PROTOCOL_VERSIONS)
+
+    def _sessions_of(self, token_id: str) -> int:
+        # The manager records each session's owner (what it checks requests against).
+        owners = getattr(self.manager, "_session_owners", {})
+        return sum(1 for owner in list(owners.values()) if owner.get("client_id") == token_id)
 
     # The app's lifespan runs the session manager (its task group holds the sessions).
     async def start(self, app: Any) -> None:
