@@ -288,3 +288,19 @@ def test_a_file_with_model_steps_and_no_provider_is_refused_at_submit(api, uniqu
                  data={"options": json.dumps(options)})
     assert r.status_code == 409 and error_code(r) == "llm_not_configured", r.text
     assert api.get(f"/namespaces/{ns}/datasets/x").status_code == 404
+
+
+def test_long_texts_are_cut_and_batches_kept_small(admin, provider, fake, unique):
+    ns = _ns(admin, unique, "long")
+    rows = [{"id": i, "notes": f"{n} lives in {c}. " + "x" * 30_000} for i, (n, c) in enumerate(
+        [("Ann", "Oslo"), ("Bob", "Rome"), ("Cy", "Lima"), ("Di", "Kyiv"), ("Ed", "Bern"), ("Flo", "Graz")])]
+    fake.script(*[computed(extract_city)] * 2)
+    r = admin.post(f"/namespaces/{ns}/datasets/long/rows", params={"create": True}, json={
+        "rows": rows, "pipeline": [{"extract": {"from": ["notes"], "fields": ["city"], "batch_size": 10}}]})
+    assert r.status_code == 201, r.text
+    assert r.json()["ingested"] == 6
+    # Each value shown is cut at 20,000 characters; a call shows at most about 100,000.
+    assert sorted(len(rows_shown(req.body)) for req in fake.requests) == [2, 4]
+    assert all(len(v["notes"]) <= 20_001 for req in fake.requests for v in rows_shown(req.body).values())
+    trace = admin.get(f"/ingestions/{r.json()['ingestion_id']}").json()["attributes"]["trace"]
+    assert all(len(call["messages"][1]["content"]) < 10_100 for call in trace["calls"])  # the trace keeps less

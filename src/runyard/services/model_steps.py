@@ -42,9 +42,10 @@ from runyard.services.access import Principal
 from runyard.services.errors import ValidationFailed
 from runyard.services.llm import LLMService, ModelCallFailed, Provider
 
-MAX_TRACE_CALLS = 200
-MAX_TRACE_TEXT = 20_000  # characters of one message or answer kept in a trace
+MAX_TRACE_CALLS = 100  # calls an ingestion keeps in full (a database row holds them)
+MAX_TRACE_TEXT = 10_000  # characters of one message or answer kept in a trace
 MAX_CELL_CHARS = 20_000  # characters of one value shown to the model
+MAX_BATCH_CHARS = 100_000  # characters of rows one call shows the model (fewer rows than batch_size beyond)
 DEFAULT_CONCURRENCY = 4
 MAX_OPEN_FIELDS = 100  # fields the model may name when none are given
 OPEN_FIELDS = ("(none given: choose the fields the text holds yourself, short snake_case names, the same names "
@@ -195,8 +196,7 @@ class ModelSteps:
         failed (nothing could be processed)."""
         provider = self.llm.resolve(principal, step.args["provider"])
         assert provider is not None
-        size = step.args["batch_size"]
-        batches = [(start, rows[start:start + size]) for start in range(0, len(rows), size)]
+        batches = self._batches(step, rows)
         out = [dict(r) for r in rows]
         bad: dict[int, str] = {}
         fields = self.extract_fields(step, guidance) if step.kind == "extract" else {}
@@ -270,33 +270,57 @@ class ModelSteps:
         assert isinstance(found, dict)
         return found
 
+    @staticmethod
+    def _shown(step: Step, row: dict[str, Any]) -> Any:
+        """What the model is shown of one row: the columns the step reads (long values cut)."""
+        args = step.args
+        if step.kind == "classify":
+            return _cell(row.get(args["column"]))
+        columns = args["from"] if step.kind == "extract" else args["columns"]
+        if not columns:  # extract without from, validate without columns: the whole row
+            return {c: _cell(v) for c, v in row.items()}
+        return {c: _cell(row.get(c)) for c in columns}
+
+    def _batches(self, step: Step, rows: list[dict[str, Any]]) -> list[tuple[int, list[dict[str, Any]]]]:
+        """``batch_size`` rows per call, fewer when their text would pass ``MAX_BATCH_CHARS``
+        (a row is always sent, alone if it must)."""
+        size = step.args["batch_size"]
+        batches: list[tuple[int, list[dict[str, Any]]]] = []
+        start = 0
+        while start < len(rows):
+            end, chars = start, 0
+            while end < len(rows) and end - start < size:
+                cost = len(json.dumps(self._shown(step, rows[end]), ensure_ascii=False, default=str))
+                if end > start and chars + cost > MAX_BATCH_CHARS:
+                    break
+                chars += cost
+                end += 1
+            batches.append((start, rows[start:end]))
+            start = end
+        return batches
+
     def _messages(self, step: Step, chunk: list[dict[str, Any]], guidance: Guidance) -> list[dict[str, str]]:
         args = step.args
         instructions = "\n".join(x for x in (args["instructions"], guidance.additional_instructions) if x) \
             or "(none)"
         description = guidance.data_description or "(not given)"
+        rows = json.dumps({str(k): self._shown(step, r) for k, r in enumerate(chunk)}, ensure_ascii=False, default=str)
         if step.kind == "extract":
-            shown = {str(k): ({c: _cell(r.get(c)) for c in args["from"]} if args["from"] else
-                              {c: _cell(v) for c, v in r.items()}) for k, r in enumerate(chunk)}
             fields = self.extract_fields(step, guidance)
             listed = _lines(fields) if fields else OPEN_FIELDS
             user = render_prompt("pipeline_extract.user", data_description=description, fields=listed,
-                                 instructions=instructions, rows=json.dumps(shown, ensure_ascii=False, default=str))
+                                 instructions=instructions, rows=rows)
         elif step.kind == "classify":
-            shown = {str(k): _cell(r.get(args["column"])) for k, r in enumerate(chunk)}
             user = render_prompt("pipeline_classify.user", data_description=description,
                                  labels=json.dumps(args["labels"], ensure_ascii=False), instructions=instructions,
-                                 rows=json.dumps(shown, ensure_ascii=False, default=str))
+                                 rows=rows)
         elif step.kind == "normalize":
-            shown = {str(k): {c: _cell(r.get(c)) for c in args["columns"]} for k, r in enumerate(chunk)}
             target = _lines(args["target"]) if args["target"] else "(none listed: use the usual canonical forms)"
             user = render_prompt("pipeline_normalize.user", data_description=description, target=target,
-                                 instructions=instructions, rows=json.dumps(shown, ensure_ascii=False, default=str))
+                                 instructions=instructions, rows=rows)
         else:  # validate
-            shown = {str(k): ({c: _cell(r.get(c)) for c in args["columns"]} if args["columns"] else
-                              {c: _cell(v) for c, v in r.items()}) for k, r in enumerate(chunk)}
             user = render_prompt("pipeline_validate.user", data_description=description,
-                                 instructions=instructions, rows=json.dumps(shown, ensure_ascii=False, default=str))
+                                 instructions=instructions, rows=rows)
         return [{"role": "system", "content": render_prompt(f"pipeline_{step.kind}.system")},
                 {"role": "user", "content": user}]
 
