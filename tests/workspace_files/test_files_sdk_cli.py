@@ -53,6 +53,9 @@ def test_sdk_upload_list_download_delete(client, unique, tmp_path):
     into = client.files.download(f"raw-{unique}.bin", tmp_path / "dir", progress=lambda d, t: progress.append(d))
     assert into == tmp_path / "dir" / f"raw-{unique}.bin" and progress[-1] == 3
 
+    buffer = io.BytesIO()
+    assert client.files.download(f"raw-{unique}.bin", buffer) == 3 and buffer.getvalue() == b"raw"
+
     client.files.delete(f"raw-{unique}.bin")
     with pytest.raises(RunyardError) as missing:
         client.files.download(f"raw-{unique}.bin")
@@ -112,6 +115,9 @@ def test_cli_put_get_ls_rm(server, unique, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert invoke("files", "get", f"big-{unique}.bin", "-q").exit_code == 0
     assert Path(tmp_path / f"big-{unique}.bin").read_bytes() == local.read_bytes()
+
+    to_stdout = invoke("files", "get", f"big-{unique}.bin", "-")
+    assert to_stdout.exit_code == 0 and to_stdout.stdout_bytes == local.read_bytes()
 
     assert invoke("files", "rm", f"big-{unique}.bin").exit_code == 0
     missing = invoke("files", "get", f"big-{unique}.bin", str(target))

@@ -79,10 +79,16 @@ def test_the_quota_counts_files_datasets_and_artifacts(quota_server):
         assert api.get(f"/runs/{failed['id']}/artifacts").json()["items"] == []
         kept = run(api, "writer", {"size": 100})
         assert kept["status"] == "succeeded"
+        blobs_now = _stored(quota_server)
         usage = api.get("/workspace/storage").json()
         assert usage["quota_bytes"] == QUOTA and usage["by_kind"]["files"] == 15_000
         assert usage["by_kind"]["artifacts"] == 100
         assert usage["used_bytes"] == sum(usage["by_kind"].values())
+
+        # A body that cannot fit is refused from its Content-Length, before it is read.
+        early = _put(api, "huge.bin", os.urandom(3 * 1024 * 1024))
+        assert early.status_code == 413 and error_code(early) == "storage_quota_exceeded"
+        assert _stored(quota_server) == blobs_now
 
         # Deleting frees the space.
         assert api.delete("/workspace/files/a.bin").status_code == 204

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from runyard.api.deps import PlatformDep, PrincipalDep, paged
+from runyard.api.guard import MAX_FORM_OVERHEAD_BYTES
 from runyard.api.offload import in_thread
 from runyard.api.openapi import AUTHENTICATED, error_responses
 from runyard.api.streamed_form import stream_form
@@ -58,6 +59,9 @@ async def upload_file(request: Request, platform: PlatformDep, principal: Princi
                       overwrite: bool = False) -> dict:
     """Store a file (multipart ``name`` + ``file``); an existing name is 409 ``file_exists``
     unless ``overwrite=true``. Refused uploads leave nothing behind."""
+    length = request.headers.get("content-length", "")
+    if not overwrite and length.isdigit():  # a body that cannot fit is refused before it is read
+        await in_thread(platform.workspace_files.check_room, principal, int(length) - MAX_FORM_OVERHEAD_BYTES)
     sink: FileSink = await in_thread(platform.workspace_files.begin_upload, principal)
     try:
         form = await stream_form(request, sink)

@@ -81,7 +81,7 @@ def get(
     """Download a file (streamed to disk as it arrives)."""
     files = client().files
     if dest is not None and str(dest) == "-":
-        sys.stdout.buffer.write(files.download(name))
+        files.download(name, sys.stdout.buffer)  # streamed, never whole in memory
         sys.stdout.buffer.flush()
         return
     target = dest if dest is not None else Path.cwd()

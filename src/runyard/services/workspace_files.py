@@ -195,6 +195,13 @@ class WorkspaceFileService:
         WRITE_FILES.check(principal)
         return FileSink(self.blobs.path(self._prefix(principal.workspace_id)), self.max_bytes)
 
+    def check_room(self, principal: Principal, at_least: int) -> None:
+        """Before an upload's body is read: 413 ``storage_quota_exceeded`` when a file of
+        ``at_least`` bytes could not fit whatever it replaced (a new name: it replaces nothing)."""
+        WRITE_FILES.check(principal)
+        if at_least > 0:
+            self.quota.check(principal.workspace_id, at_least)
+
     def commit(self, principal: Principal, sink: FileSink, *, name: Any, content_type: str | None = None,
                overwrite: bool = False) -> dict[str, Any]:
         """Store the sink's bytes as workspace file ``name``: 409 ``file_exists`` unless

@@ -115,17 +115,29 @@ class FilesAPI:
 
     @endpoint
     def download(
-        self, name: str, dest: str | os.PathLike[str] | None = None, *, progress: Progress | None = None,
-        timeout: Timeout = None,
-    ) -> Plan[bytes | Path]:
-        """The file's bytes, or, with ``dest`` (a file, or a directory to put it in), the
-        file streamed to disk; returns the written path."""
+        self, name: str, dest: str | os.PathLike[str] | IO[bytes] | None = None, *,
+        progress: Progress | None = None, timeout: Timeout = None,
+    ) -> Plan[bytes | Path | int]:
+        """The file's bytes; or, with ``dest`` a path (a file, or a directory to put it in),
+        the file streamed to disk, returning the written path; or, with ``dest`` a binary
+        file object (``sys.stdout.buffer``), the file streamed into it, returning its size."""
         opts = RequestOptions("GET", f"/workspace/files/{seg(name)}", timeout=timeout)
         if dest is None and progress is None:
             return (yield Send(opts)).content
+        if dest is not None and hasattr(dest, "write"):
+            sink: IO[bytes] = dest  # type: ignore[assignment]
+            stream = yield Open(opts)
+            length = stream.headers.get("content-length")
+            written = 0
+            while (chunk := (yield Read(stream))) is not None:
+                sink.write(chunk)
+                written += len(chunk)
+                if progress is not None:
+                    progress(written, int(length) if length and length.isdigit() else None)
+            return written
         target: Path | None = None
         if dest is not None:
-            folder = Path(dest).expanduser()
+            folder = Path(dest).expanduser()  # type: ignore[arg-type]
             target = folder / name if folder.is_dir() else folder
             target.parent.mkdir(parents=True, exist_ok=True)
         stream = yield Open(opts)
