@@ -304,3 +304,33 @@ def test_long_texts_are_cut_and_batches_kept_small(admin, provider, fake, unique
     assert all(len(v["notes"]) <= 20_001 for req in fake.requests for v in rows_shown(req.body).values())
     trace = admin.get(f"/ingestions/{r.json()['ingestion_id']}").json()["attributes"]["trace"]
     assert all(len(call["messages"][1]["content"]) < 10_100 for call in trace["calls"])  # the trace keeps less
+
+
+def test_an_upload_previewed_and_completed_through_model_steps(admin, provider, fake, unique):
+    ns = _ns(admin, unique, "upload")
+    data = ("id,notes\n" + "".join(f'{i},"{n} lives in {c}"\n' for i, (n, c) in enumerate(
+        [("Ann", "Oslo"), ("Bob", "Rome"), ("Cy", "Lima")]))).encode()
+    upload = admin.post("/uploads", json={"filename": "p.csv", "size": len(data)}).json()
+    with httpx.Client(timeout=30) as anonymous:
+        put = anonymous.put(upload["parts"][0]["url"], content=data)
+        assert put.status_code == 200
+    pipeline = [{"drop": ["id"]}, {"classify": {"column": "notes", "into": "warm", "labels": ["yes", "no"]}}]
+    fake.script(computed(lambda body: {"rows": {k: "yes" if "Lima" in v or "Rome" in v else "no"
+                                                for k, v in rows_shown(body).items()}}))
+    preview = admin.post("/ingest/preview", json={"upload_id": upload["id"], "key": upload["key"], "limit": 2,
+                                                  "options": {"pipeline": pipeline}})
+    assert preview.status_code == 200, preview.text
+    assert preview.json()["rows"] == [{"notes": "Ann lives in Oslo", "warm": "no"},
+                                      {"notes": "Bob lives in Rome", "warm": "yes"}]
+    assert preview.json()["trace"]["total_calls"] == 1 and len(rows_shown(fake.requests[0].body)) == 2
+    fake.script(computed(lambda body: {"rows": {k: "yes" if "Lima" in v or "Rome" in v else "no"
+                                                for k, v in rows_shown(body).items()}}))
+    done = admin.post(f"/uploads/{upload['id']}/complete", json={
+        "key": upload["key"], "namespace": ns, "dataset": "warm", "create": True,
+        "parts": [{"part_number": 1, "etag": put.headers.get("ETag", "").strip('"')}],
+        "options": {"pipeline": pipeline}})
+    assert done.status_code == 202, done.text
+    finished = _wait(admin, done.json()["id"])
+    assert finished["status"] == "succeeded", finished["status_message"]
+    assert sorted((r["notes"][:3], r["warm"]) for r in admin.post("/query", json={
+        "query": f'SELECT * FROM "{ns}"."warm"'}).json()["rows"]) == [("Ann", "no"), ("Bob", "yes"), ("Cy ", "yes")]
