@@ -4,6 +4,7 @@ behind; a 200 MB file goes up and down without the server holding it."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 import secrets
@@ -93,6 +94,16 @@ def test_the_quota_counts_files_datasets_and_artifacts(quota_server):
         # Deleting frees the space.
         assert api.delete("/workspace/files/a.bin").status_code == 204
         assert _put(api, "b.bin", os.urandom(13_000)).status_code == 201
+
+        # A file ingestion small when queued (gzip) whose Parquet parts would pass the quota
+        # fails before committing them.
+        packed = gzip.compress(b"a\n" + b"1\n" * 200_000)
+        assert len(packed) < 2_000
+        queued = api.post("/namespaces/q/datasets/packed/files", files={"file": ("rows.csv.gz", packed)})
+        assert queued.status_code == 202, queued.text
+        done = api.get(f"/ingestions/{queued.json()['id']}/wait", params={"timeout": 120}).json()
+        assert done["status"] == "failed" and done["status_message"].startswith("storage_quota_exceeded")
+        assert api.get("/workspace/storage").json()["by_kind"]["datasets"] == 0
 
 
 def _rss_peak_kb(pid: int) -> int:

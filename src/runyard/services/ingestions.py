@@ -32,6 +32,7 @@ from runyard.services.entities import check_config, entities_key, report, resolv
 from runyard.services.errors import Conflict, DomainError, NotFound, ValidationFailed
 from runyard.services.pagination import Page, check_limit, decode_cursor, encode_cursor
 from runyard.services.sandboxed import JobFailed, SandboxedJobs
+from runyard.services.storage import StorageQuotaExceeded
 from runyard.services.usage import UsageRecorder
 from runyard.store.blobs import BlobStore
 from runyard.store.db import Database
@@ -489,6 +490,11 @@ class IngestionService:
                 self.blobs.put_file(rejects_key(row.id), rejects, move=True)
             if cancelled.is_set():
                 return {"status": "cancelled", "status_message": "cancelled"}
+            try:  # the parts' own size, known now (the file's was checked when it was queued)
+                self.datasets.check_quota(row.workspace_id, sum(path.stat().st_size for path, _ in parts))
+            except StorageQuotaExceeded as exc:  # nothing committed; the job's dir goes with its parts
+                return {"status": "failed", "status_message": f"{exc.code}: {exc.message}",
+                        "attributes": {**(row.attributes or {}), "error_code": exc.code}}
             target = self.datasets.parts_dir(dataset.id)
             target.mkdir(parents=True, exist_ok=True)
             for path, _ in parts:
