@@ -3,6 +3,7 @@ what, verify and metadata of each type, bad input, and the outbound-host policy.
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 
@@ -293,6 +294,8 @@ def test_openapi_metadata_json_and_yaml(admin: httpx.Client, docs: Documents):
     assert ops[("GET", "/pets")]["operation_id"] == "listPets"
     assert [p["name"] for p in ops[("GET", "/pets")]["parameters"]] == ["tenant", "limit"]
     assert SECRET not in meta.text
+    basic = "Basic " + base64.b64encode(f"ann:{SECRET}".encode()).decode()
+    assert any(h.get("Authorization") == basic for p, h in docs.seen if p == "/api/openapi.json")
     yaml_conn = create(admin, f"oay-{uuid.uuid4().hex[:6]}", "openapi",
                        {"base_url": f"{docs.base_url}/api", "openapi_url": "spec.yaml"})
     found = admin.get(f"/connections/{yaml_conn['id']}/metadata").json()["metadata"]

@@ -14,7 +14,9 @@ database, access denied) is reported only when it was reached.
 
 from __future__ import annotations
 
+import base64
 import json
+import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,6 +30,7 @@ import yaml
 from runyard.services.errors import DomainError, ValidationFailed
 from runyard.services.outbound import OutboundPolicy, OutboundRefused, PinnedTransport
 
+log = logging.getLogger(__name__)
 UNREACHABLE = "unreachable: no connection could be made to the host"
 AUTH_FAILED = "authentication failed: the server refused these credentials"
 MAX_DOCUMENT_BYTES = 5 * 1024 * 1024  # an OpenAPI or EDMX document
@@ -70,7 +73,8 @@ def http_auth_headers(auth: dict[str, Any] | None) -> dict[str, str]:
     if kind == "bearer":
         return {"Authorization": f"Bearer {auth['token']}"}
     if kind == "basic":
-        return {"Authorization": httpx.BasicAuth(auth.get("username", ""), auth["password"])._auth_header}
+        pair = f"{auth.get('username', '')}:{auth['password']}".encode()
+        return {"Authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
     if kind == "header":
         return {auth["name"]: auth["value"]}
     raise ValidationFailed(f"auth.type: unknown {kind!r}", details={"field": "config.auth.type"})
@@ -133,6 +137,9 @@ def verify(policy: OutboundPolicy, kind: str, settings: dict[str, Any]) -> Check
         return CheckResult(False, error=exc.message)
     except RemoteFailed as exc:
         return CheckResult(False, error=str(exc))
+    except Exception as exc:  # a driver's surprise is still a failed check, not a failed request
+        log.warning("connection check (%s) failed unexpectedly: %s", kind, type(exc).__name__)
+        return CheckResult(False, error=f"the check failed: {type(exc).__name__}")
     return CheckResult(True, latency_ms=round((time.monotonic() - started) * 1000, 1))
 
 
@@ -153,6 +160,10 @@ def metadata(policy: OutboundPolicy, kind: str, settings: dict[str, Any]) -> dic
         if exc.code == "outbound_host_unresolvable":
             raise ConnectionUnavailable(UNREACHABLE) from None
         raise
+    except Exception as exc:
+        log.warning("connection metadata (%s) failed unexpectedly: %s", kind, type(exc).__name__)
+        raise ConnectionUnavailable(f"reading the metadata failed: {type(exc).__name__}",
+                                    code="connection_failed") from None
 
 
 # -- postgres ---------------------------------------------------------------------------
