@@ -29,7 +29,7 @@ class Settings:
     uv_offline: bool = field(default_factory=lambda: os.environ.get("RUNYARD_UV_OFFLINE") == "1")
     # Fork servers preloading what tools import (learned from their runs); 0 = none.
     preload_servers: int = field(default_factory=lambda: _env_int("RUNYARD_PRELOAD_SERVERS", 4))
-    # Generated synthetic rows per hour per workspace; 0 = unlimited (embedded default).
+    # Generated synthetic rows per hour of a workspace without a plan; 0 = unlimited (the default).
     synth_rows_per_hour: int = field(default_factory=lambda: _env_int("RUNYARD_SYNTH_ROWS_PER_HOUR", 0))
     # Bytes a workspace stores (workspace files, datasets, run artifacts, open uploads);
     # 0 = unlimited (storage_quota_exceeded past it; services.storage).
@@ -49,8 +49,11 @@ class Settings:
     upload_ttl_s: float = field(default_factory=lambda: float(os.environ.get("RUNYARD_UPLOAD_TTL_S", "86400")))
     # Result cursors live this long; replaced dataset parts are kept this much longer than it.
     cursor_ttl_s: float = field(default_factory=lambda: float(os.environ.get("RUNYARD_CURSOR_TTL_S", "1800")))
-    # API requests per minute per workspace; 0 = unlimited.
+    # API requests per minute of a workspace without a plan; 0 = unlimited.
     requests_per_minute: int = field(default_factory=lambda: _env_int("RUNYARD_REQUESTS_PER_MINUTE", 0))
+    # Where API nodes count requests and generated rows against workspace plans together
+    # (docs/limits.md); unset: in the database, by leases of allowance.
+    redis_url: str | None = field(default_factory=lambda: os.environ.get("RUNYARD_REDIS_URL") or None)
     # The run sandbox: "on" (every protection this host offers; a warning names each
     # missing one), "strict" (refuse to start unless all are there) or "off".
     sandbox: str = field(default_factory=lambda: os.environ.get("RUNYARD_SANDBOX", "on"))

@@ -26,7 +26,9 @@ from runyard.services.llm_features import ModelFeatures
 from runyard.services.model_steps import ModelSteps
 from runyard.services.namespaces import NamespaceService
 from runyard.services.outbound import OutboundPolicy
+from runyard.services.plans import PlanService
 from runyard.services.queries import QueryService
+from runyard.services.ratelimit import make_limiter
 from runyard.services.runs import RunService
 from runyard.services.sandboxed import SandboxedJobs
 from runyard.services.schedules import ScheduleService
@@ -119,7 +121,11 @@ class Platform:
         self.schedules = ScheduleService(self.db, self.targets, self.users)
         self.webhooks = WebhookService(self.db, self.targets, self.users, self.cipher)
         self.sets = SetService(self.db, self.blobs)
-        self.templates = TemplateService(self.db, self.sets, settings.synth_rows_per_hour)
+        self.plans = PlanService(self.db, make_limiter(settings.redis_url, self.db),
+                                 operator_user_id=lambda: self.admin_user_id,
+                                 default_requests_per_minute=settings.requests_per_minute,
+                                 default_rows_per_hour=settings.synth_rows_per_hour)
+        self.templates = TemplateService(self.db, self.sets, self.plans)
         self.workers = WorkerRegistry(self.db)
         self.workspace_id = self._ensure_workspace(DEFAULT_WORKSPACE)
         self.admin_user_id = self.users.ensure_admin(self.workspace_id)

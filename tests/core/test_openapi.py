@@ -156,6 +156,8 @@ _SEMANTIC_400 = [("POST", "/api/v1/tools"), ("PATCH", "/api/v1/tools/{ref}"), ("
                  ("POST", "/hooks/{token}"),
                  # a connection's config: the fields its type takes, hosts the outbound policy allows
                  ("POST", "/api/v1/connections"), ("PATCH", "/api/v1/connections/{connection}"),
+                 # numbers only with a custom or enterprise plan, and a custom plan needs one
+                 ("PUT", "/api/v1/workspace/plan"),
                  # exactly one of data and data_url, names that must be data names, a schema
                  # that must fit the rows; a hook's answer that must fit the hook's kind
                  ("POST", "/api/v1/ingest-proxy/runs"), ("POST", "/api/v1/ingest-proxy/runs/{run_id}/hook")]

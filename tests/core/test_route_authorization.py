@@ -870,6 +870,10 @@ TABLE: dict[str, Row] = {
     "POST /api/v1/autorag": api(lambda w, c, t: c.post("/autorag", json={"query": "how many?", "namespace": w.ns}),
                                 viewer=NO_MODEL, member=NO_MODEL, admin=NO_MODEL),
     "GET /api/v1/usage/daily": reader(lambda w, c, t: c.get("/usage/daily")),
+    # the workspace's plan: any key reads it; only the operator (the bootstrap admin user,
+    # whose key the admin column uses) sets it — setting "unlimited" keeps the server's default
+    "GET /api/v1/workspace/plan": reader(lambda w, c, t: c.get("/workspace/plan")),
+    "PUT /api/v1/workspace/plan": admin_only(lambda w, c, t: c.put("/workspace/plan", json={"plan": "unlimited"}), 200),
 
     # connections: admins (a key restricted to nothing) manage, check and read metadata; any
     # unrestricted key lists and reads them (secret parts as references only)

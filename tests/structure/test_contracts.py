@@ -14,7 +14,7 @@ from typing import Any, Literal, Union
 import pytest
 from pydantic import BaseModel
 
-from runyard.schemas import cleaning, llm, tokens, triggers, users
+from runyard.schemas import cleaning, llm, plans, tokens, triggers, users
 from runyard.schemas import connections as conn
 from runyard.schemas import ingest_proxy as proxy
 from runyard.schemas import datasets as data
@@ -59,6 +59,8 @@ PAIRS = [
     (sdk.ConnectionMetadata, conn.ConnectionMetadata),
     # Workspace files.
     (sdk.WorkspaceFile, WorkspaceFileView), (sdk.StorageUsage, StorageUsageView),
+    # Plans.
+    (sdk.WorkspacePlan, plans.PlanView),
 ]
 # Fields every API object carries that the SDK's classes stand for themselves.
 IMPLIED = {"object"}

@@ -23,6 +23,7 @@ from runyard.api import (
     llm,
     namespaces,
     openapi,
+    plans,
     run_batches,
     runs,
     secrets,
@@ -43,7 +44,6 @@ from runyard.api.fastlane import FastLane
 from runyard.api.guard import BodyGuard
 from runyard.api.mcp import McpEndpoint, McpMount
 from runyard.api.responses import JSON
-from runyard.services.ratelimit import RateLimiter
 from runyard.wiring import Platform
 
 API_PREFIX = "/api/v1"
@@ -112,8 +112,8 @@ def create_fastapi(platform: Platform, *, lifespan_hooks: list[Any] | None = Non
         description="Functions as versioned tools; every call a durable run.",
     )
     app.state.platform = platform
-    per_minute = platform.settings.requests_per_minute
-    app.state.rate_limiter = RateLimiter(per_minute) if per_minute > 0 else None
+    # Counts requests against workspace plans (services.plans; None: a bare app, no counting).
+    app.state.rate_limiter = getattr(platform, "plans", None)
     errors.install(app)
     # Routes are matched in order: the two health routes, then the runs router, which
     # serves the hot requests, ahead of the rest.
@@ -122,6 +122,7 @@ def create_fastapi(platform: Platform, *, lifespan_hooks: list[Any] | None = Non
     for module in (runs, run_batches, tools, tokens, secrets, templates, sets, users, namespaces, datasets,
                    ingest, usage, triggers, workflows, llm, links, cleaning, workspace_files, ingest_proxy):
         app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(plans.router, prefix=API_PREFIX)  # /workspace/plan
     app.include_router(connections.router, prefix=API_PREFIX)
     app.include_router(users.login_router, prefix=API_PREFIX)
     app.include_router(ingest.parts_router, prefix=API_PREFIX)

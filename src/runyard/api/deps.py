@@ -11,7 +11,7 @@ from runyard.api.offload import in_thread
 from runyard.services.access import Principal
 from runyard.services.errors import RateLimited
 from runyard.services.pagination import Page
-from runyard.services.ratelimit import RateLimiter
+from runyard.services.plans import PlanService
 from runyard.wiring import Platform
 
 
@@ -19,9 +19,10 @@ def get_platform(request: Request) -> Platform:
     return request.app.state.platform
 
 
-async def authenticate(platform: Platform, limiter: RateLimiter | None, authorization: str,
+async def authenticate(platform: Platform, plans: PlanService | None, authorization: str,
                        state: dict[str, Any]) -> Principal:
-    """The principal of an ``Authorization: Bearer`` header, counted against the rate limit.
+    """The principal of an ``Authorization: Bearer`` header, counted against its
+    workspace plan's requests per minute (services/plans.py).
 
     ``state`` is the request's scope state: the principal and quota are recorded there
     (the request-id middleware turns the quota into X-RateLimit-* headers).
@@ -32,13 +33,24 @@ async def authenticate(platform: Platform, limiter: RateLimiter | None, authoriz
     principal = (platform.tokens.authenticate_cached(key) if key else None) or \
         await in_thread(platform.tokens.authenticate, key or None)
     state["principal"] = principal
-    if limiter is not None:
-        try:
-            state["quota"] = limiter.hit(principal.workspace_id)
-        except RateLimited as exc:
-            state["quota"] = exc.quota  # type: ignore[attr-defined]
-            raise
+    if plans is not None and not plans.is_operator(principal):
+        await count_request(plans, principal.workspace_id, state)
     return principal
+
+
+async def count_request(plans: PlanService, workspace_id: str, state: dict[str, Any]) -> None:
+    """Count the request (no thread hop unless the plan or a lease must be read from the
+    database); the quota goes into ``state`` (None: unlimited), a refusal raises 429. The
+    operator's own keys are not counted (services.plans)."""
+    limits = plans.cached_limits(workspace_id) or await in_thread(plans.limits, workspace_id)
+    try:
+        quota = plans.hit_request_nowait(workspace_id, limits)
+        if quota is False:
+            quota = await in_thread(plans.hit_request, workspace_id, limits)
+        state["quota"] = quota
+    except RateLimited as exc:
+        state["quota"] = exc.quota  # type: ignore[attr-defined]
+        raise
 
 
 async def get_principal(request: Request) -> Principal:

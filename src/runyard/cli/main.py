@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from . import (
+    admin,
     auth,
     connections,
     data,
@@ -90,6 +91,7 @@ def _register_groups() -> None:
     app.command("mcp")(mcp.mcp)
     app.add_typer(data.app, name="data")
     app.add_typer(data.users_app, name="users")
+    app.add_typer(admin.app, name="admin")
 
 
 def _missing_server(name: str, reason: str) -> Any:

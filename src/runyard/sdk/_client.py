@@ -29,6 +29,7 @@ from .resources.ingest_proxy import AsyncIngestProxy, IngestProxy
 from .resources.links import AsyncLinks, Links
 from .resources.llm import LLM, AsyncLLM
 from .resources.namespaces import AsyncNamespaces, Namespaces
+from .resources.plans import AsyncPlans, Plans
 from .resources.schedules import AsyncSchedules, Schedules
 from .resources.sets import AsyncSets, Sets
 from .resources.templates import AsyncTemplates, Templates
@@ -107,7 +108,7 @@ class Client(_Facade[httpx.Client], SyncAPIClient):
     _resources = {"tools": Tools, "runs": Runs, "connections": Connections, "secrets": Secrets, "templates": Templates, "sets": Sets,
                   "tokens": Tokens, "users": Users, "namespaces": Namespaces, "datasets": Datasets, "usage": Usage,
                   "schedules": Schedules, "webhooks": Webhooks, "email_triggers": EmailTriggers,
-                  "workflows": Workflows, "folders": Folders, "llm": LLM, "links": Links, "ingest_proxy": IngestProxy, "files": Files}
+                  "workflows": Workflows, "folders": Folders, "llm": LLM, "links": Links, "ingest_proxy": IngestProxy, "files": Files, "plans": Plans}
     tools: Tools
     runs: Runs
     connections: Connections
@@ -128,6 +129,7 @@ class Client(_Facade[httpx.Client], SyncAPIClient):
     links: Links
     ingest_proxy: IngestProxy
     files: Files
+    plans: Plans
 
     def health(self) -> dict[str, Any]:
         """``GET /healthz`` (liveness)."""
@@ -152,7 +154,7 @@ class AsyncClient(_Facade[httpx.AsyncClient], AsyncAPIClient):
                   "sets": AsyncSets, "tokens": AsyncTokens, "users": AsyncUsers, "namespaces": AsyncNamespaces,
                   "datasets": AsyncDatasets, "usage": AsyncUsage, "schedules": AsyncSchedules, "webhooks": AsyncWebhooks,
                   "email_triggers": AsyncEmailTriggers, "workflows": AsyncWorkflows, "folders": AsyncFolders,
-                  "llm": AsyncLLM, "links": AsyncLinks, "ingest_proxy": AsyncIngestProxy, "files": AsyncFiles}
+                  "llm": AsyncLLM, "links": AsyncLinks, "ingest_proxy": AsyncIngestProxy, "files": AsyncFiles, "plans": AsyncPlans}
     tools: AsyncTools
     runs: AsyncRuns
     connections: AsyncConnections
@@ -173,6 +175,7 @@ class AsyncClient(_Facade[httpx.AsyncClient], AsyncAPIClient):
     links: AsyncLinks
     ingest_proxy: AsyncIngestProxy
     files: AsyncFiles
+    plans: AsyncPlans
 
     async def health(self) -> dict[str, Any]:
         """``GET /healthz`` (liveness)."""

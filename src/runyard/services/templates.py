@@ -7,7 +7,6 @@ same version + seed + count + overrides gives the same bytes.
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -21,17 +20,17 @@ import sqlalchemy as sa
 from runyard import synth
 from runyard.ids import new_id
 from runyard.services.access import Permission, Principal
-from runyard.services.errors import Conflict, NotFound, RateLimited, ValidationFailed
+from runyard.services.errors import Conflict, NotFound, ValidationFailed
 from runyard.services.pagination import Page, paginate
+from runyard.services.plans import PlanService
 from runyard.services.synth_sets import SAVE_SETS, SetService
 from runyard.store.db import Database
 from runyard.store.rows import split_joined
 from runyard.store.tables import usage_events
 from runyard.store.tables_synth import synth_template_versions, synth_templates
-from runyard.timeutil import as_utc, rfc3339, utcnow
+from runyard.timeutil import rfc3339, utcnow
 
 USAGE_KIND = "synth_rows"
-QUOTA_WINDOW = dt.timedelta(hours=1)
 _VERSIONED_REF = re.compile(r"^(?P<ref>.+)@v(?P<version>\d+)$")
 CREATE_TEMPLATES = Permission("member", "create templates")
 UPDATE_TEMPLATES = Permission("member", "update templates")
@@ -125,10 +124,10 @@ class TemplateService:
     key reads and previews; creating, changing, deleting and generating (which counts
     against the quota and may save a set) need a member."""
 
-    def __init__(self, db: Database, sets: SetService, rows_per_hour: int = 0) -> None:
+    def __init__(self, db: Database, sets: SetService, plans: PlanService | None = None) -> None:
         self.db = db
         self.sets = sets
-        self.rows_per_hour = rows_per_hour
+        self.plans = plans  # None: no limit on generated rows
 
     # -- CRUD -------------------------------------------------------------------------
 
@@ -287,7 +286,7 @@ class TemplateService:
         except synth.SynthError as exc:
             raise synth_error(exc) from None
         try:
-            self.charge(workspace_id, count, view["id"])
+            self.charge(principal, count, view["id"])
         except BaseException:
             encoder.close()
             raise
@@ -315,23 +314,14 @@ class TemplateService:
 
     # -- quota ----------------------------------------------------------------------------
 
-    def charge(self, workspace_id: str, rows: int, template_id: str) -> None:
-        """Record generated rows; refuse (429) when the hourly quota would be exceeded."""
-        now = utcnow()
-        with self.db.write() as conn:
-            if self.rows_per_hour > 0:
-                since = now - QUOTA_WINDOW
-                window = sa.and_(usage_events.c.workspace_id == workspace_id, usage_events.c.kind == USAGE_KIND,
-                                 usage_events.c.created_at > since)
-                used = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(usage_events.c.quantity), 0))
-                                    .where(window)).scalar_one()
-                if used + rows > self.rows_per_hour:
-                    oldest = conn.execute(sa.select(sa.func.min(usage_events.c.created_at)).where(window)).scalar()
-                    retry = (as_utc(oldest) + QUOTA_WINDOW - now).total_seconds() if oldest else QUOTA_WINDOW.total_seconds()
-                    raise RateLimited(
-                        f"generating {rows:,} rows would exceed the quota of {self.rows_per_hour:,} rows per hour "
-                        f"({int(used):,} used)", code="quota_exceeded", retry_after=max(1.0, retry),
-                        details={"limit": self.rows_per_hour, "used": int(used), "requested": rows})
-            if rows:
+    def charge(self, principal: Principal, rows: int, template_id: str) -> None:
+        """Count generated rows against the workspace plan's hourly limit (across every API
+        node: services/plans.py), then record them; refuse (429 ``quota_exceeded``, nothing
+        counted or generated) when they would not fit."""
+        workspace_id = principal.workspace_id
+        if self.plans is not None:
+            self.plans.charge_rows(principal, rows)
+        if rows:
+            with self.db.write() as conn:
                 conn.execute(usage_events.insert().values(workspace_id=workspace_id, kind=USAGE_KIND,
-                                                          quantity=rows, ref_id=template_id, created_at=now))
+                                                          quantity=rows, ref_id=template_id, created_at=utcnow()))

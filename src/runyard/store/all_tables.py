@@ -8,6 +8,7 @@ import runyard.store.tables_files  # noqa: F401
 import runyard.store.tables_ingest_proxy  # noqa: F401
 import runyard.store.tables_links  # noqa: F401
 import runyard.store.tables_llm  # noqa: F401
+import runyard.store.tables_plans  # noqa: F401
 import runyard.store.tables_synth  # noqa: F401
 import runyard.store.tables_triggers  # noqa: F401
 import runyard.store.tables_workflows  # noqa: F401
