@@ -132,7 +132,6 @@ class McpEndpoint:
             raise BackendError("unauthenticated", "no runyard key", 401)
         return LocalBackend(self.platform, self.mcp_tools, principal)
 
-
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         state = scope.setdefault("state", {})
         headers = dict(scope["headers"])

@@ -10,7 +10,7 @@ import json
 import re
 from collections.abc import Callable
 from typing import Any, Protocol
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 import anyio
 import mcp_types as types
@@ -66,14 +66,6 @@ class Backend(Protocol):
 
 
 BackendOf = Callable[[ServerRequestContext[Any, Any]], Backend]
-
-
-def logs_uri(run_id: str) -> str:
-    return LOGS_TEMPLATE.format(run_id=run_id)
-
-
-def artifact_uri(run_id: str, path: str) -> str:
-    return ARTIFACT_TEMPLATE.format(run_id=run_id, path=quote(path, safe="/"))
 
 
 def build_server(backend_of: BackendOf, *, version: str = "") -> Server[Any]:
