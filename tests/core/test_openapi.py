@@ -158,6 +158,9 @@ _SEMANTIC_400 = [("POST", "/api/v1/tools"), ("PATCH", "/api/v1/tools/{ref}"), ("
                  ("POST", "/api/v1/connections"), ("PATCH", "/api/v1/connections/{connection}"),
                  # numbers only with a custom or enterprise plan, and a custom plan needs one
                  ("PUT", "/api/v1/workspace/plan"),
+                 # a file name without /, \, .. or control characters (services.workspace_files)
+                 ("POST", "/api/v1/workspace/files"), ("GET", "/api/v1/workspace/files/{name}"),
+                 ("DELETE", "/api/v1/workspace/files/{name}"),
                  # exactly one of data and data_url, names that must be data names, a schema
                  # that must fit the rows; a hook's answer that must fit the hook's kind
                  ("POST", "/api/v1/ingest-proxy/runs"), ("POST", "/api/v1/ingest-proxy/runs/{run_id}/hook")]
