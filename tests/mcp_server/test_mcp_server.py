@@ -105,7 +105,7 @@ def test_a_failing_tool_gives_an_error_result_with_the_runs_error(world: World, 
     assert result.is_error
     body = result.structured_content
     assert body["status"] == "failed" and body["run_id"] == result.meta[RUN_ID]
-    assert "boom: the input was wrong" in body["error"]["message"] and body["error"]["code"]
+    assert "boom: the input was wrong" in body["error"]["message"] and body["error"]["code"] == "ValueError"
     assert json.loads(result.content[0].text) == body
     with world.api() as api:
         run = api.get(f"/runs/{body['run_id']}").json()
