@@ -163,7 +163,9 @@ _SEMANTIC_400 = [("POST", "/api/v1/tools"), ("PATCH", "/api/v1/tools/{ref}"), ("
                  ("DELETE", "/api/v1/workspace/files/{name}"),
                  # exactly one of data and data_url, names that must be data names, a schema
                  # that must fit the rows; a hook's answer that must fit the hook's kind
-                 ("POST", "/api/v1/ingest-proxy/runs"), ("POST", "/api/v1/ingest-proxy/runs/{run_id}/hook")]
+                 ("POST", "/api/v1/ingest-proxy/runs"), ("POST", "/api/v1/ingest-proxy/runs/{run_id}/hook"),
+                 # 1-10 prompts that are not blank, a new dataset's name that must be a data name
+                 ("POST", "/api/v1/namespaces/{ns}/datasets/{ds}/cleaning")]
 
 
 def _bounded(spec: dict[str, Any]) -> dict[str, Any]:
