@@ -122,3 +122,23 @@ def test_cli_put_get_ls_rm(server, unique, tmp_path, monkeypatch):
     assert invoke("files", "rm", f"big-{unique}.bin").exit_code == 0
     missing = invoke("files", "get", f"big-{unique}.bin", str(target))
     assert missing.exit_code == 1 and "file_not_found" in missing.stderr
+
+
+def test_tools_declare_files_from_the_sdk_and_the_cli(server, client, unique, tmp_path):
+    client.files.upload(b"hello from a file", f"greeting-{unique}.txt")
+    code = "from runyard import context\n\ndef main() -> str:\n" \
+           f"    return context.files.read_bytes('greeting-{unique}.txt').decode()\n"
+    tool = client.tools.deploy(code, name=f"greeter-{unique}", files=[f"greeting-{unique}.txt"])
+    assert tool.files == [f"greeting-{unique}.txt"]
+    assert client.tools.run(tool.name, {}).output == "hello from a file"
+    assert client.tools.update(tool.name, files=[]).files == []
+
+    source = tmp_path / "greeter.py"
+    source.write_text(code)
+    result = CliRunner().invoke(app, ["deploy", str(source), "--name", f"cli-greeter-{unique}", "--workspace-file",
+                                      f"greeting-{unique}.txt", "--json"],
+                                env={"RUNYARD_CONFIG": str(tmp_path / "cfg.json"), "RUNYARD_PROFILE": None,
+                                     "RUNYARD_BASE_URL": server.base_url, "RUNYARD_API_KEY": server.admin_key},
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["files"] == [f"greeting-{unique}.txt"]

@@ -26,6 +26,7 @@ def render_tool(tool: Tool) -> None:
         ("requirements", ", ".join(tool.requirements or [])),
         ("required secrets", ", ".join(tool.required_secrets or [])),
         ("connections", ", ".join(tool.connections or [])),
+        ("workspace files", ", ".join(tool.files or [])),
         ("timeout_s", tool.timeout_s), ("memory_mb", tool.memory_mb), ("retries", tool.retries),
         ("reuse_process", tool.reuse_process), ("retry_on", ", ".join(tool.retry_on or [])),
         ("retry_backoff_s", tool.retry_backoff_s), ("network", tool.network),
@@ -47,6 +48,9 @@ def deploy(
     secret: Annotated[list[str] | None, typer.Option("--secret", "-s", help="A secret the tool needs (repeatable).")] = None,
     connection: Annotated[list[str] | None, typer.Option(
         "--connection", help="A connection the tool's runs use, context.connection(name) (repeatable).")] = None,
+    workspace_file: Annotated[list[str] | None, typer.Option(
+        "--workspace-file", help="A workspace file the tool's runs read, context.files.open(name) (repeatable).",
+    )] = None,
     public: Annotated[bool, typer.Option("--public", help="Make the tool public.")] = False,
     timeout_s: Annotated[float | None, typer.Option("--timeout-s", help="Run time limit in seconds.")] = None,
     memory_mb: Annotated[int | None, typer.Option("--memory-mb", help="Memory limit.")] = None,
@@ -85,6 +89,7 @@ def deploy(
             requirements=requirements.read_text() if requirements else None,
             required_secrets=secret or None,
             connections=connection or None,
+            files=workspace_file or None,
             visibility="public" if public else None,
             timeout_s=timeout_s,
             memory_mb=memory_mb,

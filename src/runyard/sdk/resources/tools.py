@@ -52,6 +52,7 @@ def _config(
     retry_backoff_s: float | None = None,
     network: bool | None = None,
     connections: Sequence[str] | str | None = None,
+    files: Sequence[str] | str | None = None,
 ) -> dict[str, Any]:
     return compact(
         name=name,
@@ -71,6 +72,7 @@ def _config(
         retry_backoff_s=retry_backoff_s,
         network=network,
         connections=_str_list(connections, lines=False),
+        files=[files] if isinstance(files, str) else list(files) if files is not None else None,
     )
 
 
@@ -130,20 +132,22 @@ class ToolsAPI:
         retry_backoff_s: float | None = None,
         network: bool | None = None,
         connections: Sequence[str] | str | None = None,
+        files: Sequence[str] | str | None = None,
         idempotency_key: str | None = None,
         timeout: Timeout = None,
     ) -> Plan[Tool]:
         """Deploy a new tool. ``code`` is source text, a function object (its source is
         deployed and its name becomes the default tool name and entrypoint), or a path to
         a ``.py`` file, a ``.zip`` or a package directory (zipped for upload). A ``str``
-        is taken as a path only when it has no newline and names an existing file."""
+        is taken as a path only when it has no newline and names an existing file.
+        ``files``: the workspace files its runs read (``context.files.open(name)``)."""
         config = _config(
             name=name, entrypoint=entrypoint, description=description, input_schema=input_schema,
             output_schema=output_schema, requirements=requirements, required_secrets=required_secrets,
             default_inputs=default_inputs, visibility=visibility, timeout_s=timeout_s, memory_mb=memory_mb,
             retries=retries,
             reuse_process=reuse_process, retry_on=retry_on, retry_backoff_s=retry_backoff_s, network=network,
-            connections=connections,
+            connections=connections, files=files,
         )
         opts = _code_request(
             "POST", "/tools", code, config, creating=True, idempotency_key=idempotency_key, timeout=timeout
@@ -172,6 +176,7 @@ class ToolsAPI:
         retry_backoff_s: float | None = None,
         network: bool | None = None,
         connections: Sequence[str] | str | None = None,
+        files: Sequence[str] | str | None = None,
         timeout: Timeout = None,
     ) -> Plan[Tool]:
         """Change any subset of a tool; a code or config change makes a new version."""
@@ -181,7 +186,7 @@ class ToolsAPI:
             default_inputs=default_inputs, visibility=visibility, timeout_s=timeout_s, memory_mb=memory_mb,
             retries=retries,
             reuse_process=reuse_process, retry_on=retry_on, retry_backoff_s=retry_backoff_s, network=network,
-            connections=connections,
+            connections=connections, files=files,
         )
         opts = _code_request(
             "PATCH", f"/tools/{seg(tool)}", code, config, creating=False, idempotency_key=None, timeout=timeout
