@@ -370,3 +370,19 @@ def test_one_key_cannot_take_every_session(world: World) -> None:
         "mcp-protocol-version": "2025-06-18"})
     assert ended.status_code == 200
     assert _post(world, INITIALIZE, key).status_code == 200  # room again
+
+
+def test_mcp_requests_count_against_the_workspace_rate(tmp_path: Path) -> None:
+    limited = Server(data_dir=tmp_path / "data", slots=1, extra_env={"RUNYARD_REQUESTS_PER_MINUTE": "3"})
+    limited.start()
+    try:
+        with limited.client() as operator:  # the operator (and keys it makes for itself) is never limited
+            assert operator.post("/users", json={"username": "counted", "role": "member"}).status_code == 201
+            key = operator.post("/tokens", json={"name": "counted", "role": "member", "user": "counted"}).json()["key"]
+        answers = [httpx.post(f"{limited.base_url}/mcp", json=INITIALIZE, timeout=30,
+                              headers={**MCP_HEADERS, "Authorization": f"Bearer {key}"}) for _ in range(4)]
+        assert [a.status_code for a in answers] == [200, 200, 200, 429]
+        assert answers[0].headers["x-ratelimit-limit"] == "3"
+        assert answers[3].json()["error"]["code"] == "rate_limited" and int(answers[3].headers["retry-after"]) >= 1
+    finally:
+        limited.stop()
