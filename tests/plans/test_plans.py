@@ -157,3 +157,23 @@ def test_unlimited_default_limits_nothing(fresh_server: Server) -> None:
             assert r.status_code == 200 and "x-ratelimit-remaining" not in r.headers
         big = api.post(f"/templates/{tid}/generate", json={"count": 50_000, "format": "csv"})
         assert big.status_code == 200 and big.text.count("\n") >= 50_000
+
+
+def test_redis_down_the_api_stays_usable_and_limited_per_node(fresh_server: Server) -> None:
+    """A node whose Redis is unreachable answers every request (within Redis' 250 ms
+    timeout at most) and keeps limiting on its own count."""
+    from tests.support.servers import free_port
+
+    fresh_server.extra_env["RUNYARD_REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"
+    with fresh_server.start().client() as operator:
+        member = key_of(operator, "member")
+        clear_of_window_end()
+        plan = operator.put("/workspace/plan", json={"plan": "custom", "requests_per_minute": 5})
+        assert plan.status_code == 200 and plan.json()["counted_by"] == "redis"
+    with fresh_server.client(member) as api:
+        started = time.monotonic()
+        answers = [api.get("/tools") for _ in range(6)]
+        assert time.monotonic() - started < 5
+        assert [r.status_code for r in answers] == [200] * 5 + [429]
+        assert [r.headers["x-ratelimit-remaining"] for r in answers[:5]] == ["4", "3", "2", "1", "0"]
+        assert "Redis failed" in fresh_server.logs()
