@@ -96,7 +96,7 @@ def parse_rows(raw: bytes, content_type: str, parsed: Any = None) -> list[Any]:
 
 
 @router.post("/namespaces/{ns}/datasets/{ds}/rows", status_code=201, response_model=RowsIngested,
-             responses=error_responses(404, 409, 413),
+             responses=error_responses(404, 409, 413, 502, 504),
              openapi_extra={"requestBody": {"content": {
                  "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
                  "application/x-ndjson": {"schema": {"type": "string"}}}, "required": True}})

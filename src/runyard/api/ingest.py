@@ -62,7 +62,7 @@ def _options(raw: Any) -> dict[str, Any] | None:
 
 # -- small files in one request ---------------------------------------------------------------
 @router.post("/namespaces/{ns}/datasets/{ds}/files", status_code=202, response_model=IngestionView,
-             responses=error_responses(404, 413),
+             responses=error_responses(404, 409, 413),
              openapi_extra={"requestBody": {"content": {"multipart/form-data": {"schema": {
                  "type": "object", "properties": {"file": {"type": "string", "format": "binary"},
                                                   "options": {"type": "string", "description": "FileOptions as JSON"}},
@@ -212,13 +212,13 @@ async def _preview(platform: Any, principal: Any, body: Preview | InferSchema, l
                            limit=limit, sample=sample)
 
 
-@router.post("/ingest/preview", response_model=PreviewView, responses=error_responses(404, 413))
+@router.post("/ingest/preview", response_model=PreviewView, responses=error_responses(404, 409, 413, 502, 504))
 async def preview(body: Preview, platform: PlatformDep, principal: PrincipalDep) -> dict:
     """The rows and schema a file (an upload) or JSON rows would give, saving nothing."""
     return {"object": "preview", **await _preview(platform, principal, body, body.limit, max(body.limit, 1000))}
 
 
-@router.post("/infer-schema", responses=error_responses(404, 413))
+@router.post("/infer-schema", responses=error_responses(404, 409, 413, 502, 504))
 async def infer_schema(body: InferSchema, platform: PlatformDep, principal: PrincipalDep) -> dict:
     """Per column: type, nullability and detected kinds (email, url, uuid, ...), with confidence."""
     found = await _preview(platform, principal, body, 0, body.sample)
