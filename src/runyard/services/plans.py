@@ -113,11 +113,17 @@ class PlanService:
                                    "enterprise plan", details={"field": field})
         values = {"plan": plan, "requests_per_minute": requests, "rows_per_hour": rows,
                   "updated_by": principal.user_id, "updated_at": utcnow()}
-        with self.db.write() as conn:
-            done = conn.execute(workspace_plans.update().where(
-                workspace_plans.c.workspace_id == principal.workspace_id).values(**values))
-            if not done.rowcount:
-                conn.execute(workspace_plans.insert().values(workspace_id=principal.workspace_id, **values))
+        for attempt in (1, 2):  # a first plan set on two nodes at once: the second updates
+            try:
+                with self.db.write() as conn:
+                    done = conn.execute(workspace_plans.update().where(
+                        workspace_plans.c.workspace_id == principal.workspace_id).values(**values))
+                    if not done.rowcount:
+                        conn.execute(workspace_plans.insert().values(workspace_id=principal.workspace_id, **values))
+                break
+            except sa.exc.IntegrityError:
+                if attempt == 2:
+                    raise
         with self._lock:
             self._cache.pop(principal.workspace_id, None)
         return self.limits(principal.workspace_id, fresh=True).view(self.limiter.backend)
