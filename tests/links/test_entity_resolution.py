@@ -238,3 +238,17 @@ def test_concurrent_ingestions_never_make_an_entity_twice(server, unique):
     with server.client() as api:
         rows = _rows(api, ns, "people")
         assert sorted(r["name"] for r in rows) == sorted(["seed", "Same", *(f"own-{i}" for i in range(8))])
+
+
+def test_preview_resolves_the_rows_among_themselves(api):
+    rows = [{"name": "Ann", "n": 1}, {"name": " ann", "n": 2}, {"name": "Bob", "n": 3}]
+    r = api.post("/ingest/preview", json={"rows": rows, "options": {"entity_resolution": EXACT}})
+    assert r.status_code == 200, r.text
+    report = r.json()["entity_resolution"]
+    assert [(e["entity_id"], e["action"]) for e in report["entities"]] == [(1, "created"), (1, "matched"),
+                                                                          (3, "created")]
+    assert report["stored_rows"] == 2 and r.json()["rows"] == rows  # the rows themselves as without it
+    bad = api.post("/ingest/preview", json={"rows": rows, "options": {"entity_resolution": {**EXACT,
+                                                                                            "columns": ["x"]}}})
+    assert bad.status_code == 400 and error_code(bad) == "invalid_entity_resolution", bad.text
+    assert bad.json()["error"]["details"]["field"] == "options.entity_resolution.columns"

@@ -62,3 +62,9 @@ def test_ingest_file_and_the_cli(client: Client, ns: str, tmp_path: Path, cli: I
     assert r.exit_code != 0 and "not JSON" in r.output
     r = cli("data", "ingest", str(g), f"{ns}/file", "--entity-resolution", '{"match_type": "Nope"}', "--json")
     assert r.exit_code == 1 and as_json(r)["error"]["code"] == "invalid_entity_resolution"
+
+
+def test_preview_with_entity_resolution(client: Client) -> None:
+    found = client.datasets.preview(rows=[{"email": "a@x.org"}, {"email": "A@x.org"}], entity_resolution=EXACT)
+    assert found.entity_resolution is not None
+    assert [e.action for e in found.entity_resolution.entities] == ["created", "matched"]

@@ -37,6 +37,7 @@ from runyard.schemas.datasets import (
     UploadURLs,
     UploadView,
 )
+from runyard.services.entities import check_config, preview_entities
 from runyard.services.errors import ValidationFailed
 from runyard.services.queries import QueryStream
 
@@ -207,9 +208,13 @@ async def ingestion_entities(ingestion_id: str, platform: PlatformDep, principal
 
 # -- preview and inference -------------------------------------------------------------------
 async def _preview(platform: Any, principal: Any, body: Preview | InferSchema, limit: int, sample: int) -> dict:
-    return await in_thread(platform.uploads.preview, principal, rows=body.rows, upload_id=body.upload_id,
-                           key=body.key, options=_options(body.options.model_dump() if body.options else None),
-                           limit=limit, sample=sample)
+    options = _options(body.options.model_dump() if body.options else None)
+    resolution = check_config((options or {}).get("entity_resolution"), "options.entity_resolution")
+    found = await in_thread(platform.uploads.preview, principal, rows=body.rows, upload_id=body.upload_id,
+                            key=body.key, options=options, limit=limit, sample=sample)
+    if resolution is not None:  # the previewed rows among themselves: a preview has no dataset
+        found = {**found, "entity_resolution": await in_thread(preview_entities, found, resolution)}
+    return found
 
 
 @router.post("/ingest/preview", response_model=PreviewView, responses=error_responses(404, 409, 413, 502, 504))

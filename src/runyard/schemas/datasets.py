@@ -226,6 +226,8 @@ class PreviewView(BaseModel):
     columns: list[dict[str, Any]]
     rows: list[dict[str, Any]]
     rejects: list[RejectView] = Field(default_factory=list)
+    entity_resolution: EntityReport | None = Field(default=None, description=(
+        "with options.entity_resolution: the previewed rows resolved among themselves (created, matched)"))
     trace: dict[str, Any] | None = Field(default=None, description="the model steps' calls (pipelines with "
                                          "model steps only)")
 

@@ -72,7 +72,6 @@ __all__ = [
     "ConnectionMetadata",
     "UsageEvent",
     "UsageDay",
-    "WorkspacePlan",
     "Schedule",
     "ScheduleTimes",
     "WebhookSignature",
@@ -572,6 +571,8 @@ class Preview(RunyardModel):
     columns: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
     rejects: list[Reject] = []
+    #: With ``entity_resolution``: the previewed rows resolved among themselves.
+    entity_resolution: EntityReport | None = None
     #: With model steps in the pipeline: their calls (prompt, answer, tokens, time).
     trace: dict[str, Any] | None = None
 
@@ -637,21 +638,6 @@ class UsageDay(RunyardModel):
     day: str
     kind: str
     quantity: float
-
-
-class WorkspacePlan(RunyardModel):
-    """The workspace's plan: its limits (None: unlimited), counted across every API node."""
-
-    #: free, pro, enterprise, custom or unlimited.
-    plan: str
-    requests_per_minute: int | None = None
-    rows_per_hour: int | None = None
-    #: ``plan`` (set by the operator) or ``default`` (the server's configuration).
-    source: str | None = None
-    #: Where the nodes count: ``redis`` or ``database``.
-    counted_by: str | None = None
-    updated_at: datetime | None = None
-    updated_by: str | None = None
 
 
 # ---- triggers: schedules, webhooks, email ----------------------------------------------------

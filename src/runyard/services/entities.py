@@ -58,6 +58,36 @@ def report(config: EntityResolution, resolution: Resolution) -> dict[str, Any]:
             "entities_total": total, "entities_truncated": total > REPORT_CAP}
 
 
+def preview_entities(found: dict[str, Any], config: EntityResolution) -> dict[str, Any]:
+    """A preview's rows resolved among themselves (a preview has no dataset to match against):
+    ``created`` for an entity's first row, ``matched`` for a later one; a preview's entity id
+    is the position (from 1) of the entity's first row."""
+    import tempfile
+    from datetime import UTC, datetime
+
+    from runyard.data.coerce import coerce_rows
+    from runyard.data.parts import write_part
+
+    columns = [Column(str(c["name"]), c["type"]) for c in found.get("columns") or [] if c.get("type")]
+    rows = list(found.get("rows") or [])
+    coerced = coerce_rows(rows, columns, on_error="skip")
+    with tempfile.TemporaryDirectory(prefix="runyard-preview-") as tmp:
+        try:
+            if coerced.table.num_rows:
+                path, _ = write_part(coerced.table, Path(tmp), first_id=1, ingestion_id="preview",
+                                     ingested_at=datetime.now(UTC), columns=coerced.columns)
+                paths = [str(path)]
+            else:
+                paths = []
+            resolution = resolve([], paths, coerced.columns, config, directory=Path(tmp), ingestion_id="preview",
+                                 store=False)
+        except EntityResolutionError as exc:
+            raise ValidationFailed(f"entity_resolution: {exc}", code=CODE, details={
+                "field": f"options.entity_resolution.{exc.field}" if exc.field else "options.entity_resolution"
+            }) from None
+    return {**report(config, resolution), "stored_rows": resolution.counts()["created"]}
+
+
 def resolve_and_commit(service: DatasetService, dataset_id: str, ingestion_id: str, raw: list[tuple[Path, Part]],
                        columns: list[Column], config: EntityResolution, *, memory_mb: int = 1024,
                        values: Any = None) -> tuple[Manifest, Resolution]:

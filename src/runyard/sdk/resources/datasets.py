@@ -707,13 +707,19 @@ class DatasetsAPI:
         options: Mapping[str, Any] | None = None,
         limit: int | None = None,
         pipeline: Sequence[Mapping[str, Any]] | None = None,
+        entity_resolution: Mapping[str, Any] | None = None,
         timeout: Timeout = None,
     ) -> Plan[Preview]:
         """How ``rows`` (or an upload's file: ``upload_id`` and its ``key``) would be
         read — columns, the first ``limit`` rows, rejected lines — without saving anything;
-        with ``pipeline``, as its steps leave them (rows a step fails on are rejects)."""
+        with ``pipeline``, as its steps leave them (rows a step fails on are rejects); with
+        ``entity_resolution``, the previewed rows resolved among themselves (``created``,
+        ``matched``)."""
+        options = _with_pipeline(options, pipeline)
+        if entity_resolution is not None:
+            options = {**(options or {}), "entity_resolution": dict(entity_resolution)}
         body = compact(rows=[_row(r) for r in rows] if rows is not None else None, upload_id=upload_id, key=key,
-                       options=_with_pipeline(options, pipeline), limit=limit)
+                       options=options, limit=limit)
         opts = RequestOptions("POST", "/ingest/preview", json=body, idempotency_key="", timeout=timeout)
         return Preview.model_validate((yield Send(opts)).json())
 
