@@ -72,6 +72,7 @@ __all__ = [
     "ConnectionMetadata",
     "UsageEvent",
     "UsageDay",
+    "WorkspacePlan",
     "Schedule",
     "ScheduleTimes",
     "WebhookSignature",
@@ -638,6 +639,21 @@ class UsageDay(RunyardModel):
     day: str
     kind: str
     quantity: float
+
+
+class WorkspacePlan(RunyardModel):
+    """The workspace's plan: its limits (None: unlimited), counted across every API node."""
+
+    #: free, pro, enterprise, custom or unlimited.
+    plan: str
+    requests_per_minute: int | None = None
+    rows_per_hour: int | None = None
+    #: ``plan`` (set by the operator) or ``default`` (the server's configuration).
+    source: str | None = None
+    #: Where the nodes count: ``redis`` or ``database``.
+    counted_by: str | None = None
+    updated_at: datetime | None = None
+    updated_by: str | None = None
 
 
 # ---- triggers: schedules, webhooks, email ----------------------------------------------------
