@@ -130,6 +130,8 @@ _CAPPED = {"wait": 0.5, "timeout": 0.5}
 _LEFT_OUT = {("/api/v1/runs/{run_id}/logs", "follow"), ("/api/v1/runs/{run_id}/logs", "last-event-id"),
              # its 0-300 s bound is checked in tests/workspace; capped here it would read as wrong
              ("/api/v1/ingestions/{ingestion_id}/wait", "timeout")}
+# Streams that follow a run for `wait` seconds (300 by default): always sent, capped.
+_ALWAYS_CAPPED = {"/api/v1/ingest-proxy/runs/{run_id}/stream"}
 # Opaque page cursors come from `next_cursor`; a generated one is rightly refused (400).
 _OPAQUE = {"cursor"}
 # Operations whose bodies carry what JSON Schema cannot state: Python source that must
@@ -183,6 +185,8 @@ def _bounded(spec: dict[str, Any]) -> dict[str, Any]:
                     for option in options:
                         if option.get("type") in ("number", "integer"):
                             option["maximum"] = _CAPPED[param["name"]]
+                    if path in _ALWAYS_CAPPED:
+                        param["required"] = True  # left out, it would follow for its default
             op["parameters"] = params
     return spec
 

@@ -116,6 +116,10 @@ class Lost(Exception):
 
 
 def _short(value: Any) -> Any:
+    """A cell as the model is shown it: long text, and nested values long as JSON, cut."""
+    if isinstance(value, (dict, list)):
+        text = json.dumps(value, default=str, ensure_ascii=False)
+        return value if len(text) <= MAX_CELL_CHARS else text[:MAX_CELL_CHARS] + "…"
     if isinstance(value, str) and len(value) > MAX_CELL_CHARS:
         return value[:MAX_CELL_CHARS] + "…"
     return value
@@ -559,6 +563,7 @@ class IngestProxyService:
                 f"the run was taken over {taken.resumes} times after its node stopped; given up"),
                 "traceback": None})
             self.release(run_id, owner)
+            self.ensure_end_event(run_id)
             return False
         if taken.resumes:
             self.append(run_id, "log", None, "resumed after the last completed phase (its node stopped)",
@@ -593,9 +598,13 @@ class IngestProxyService:
                 runs.c.type == RUN_TYPE, runs.c.status == RUNNING,
                 sa.or_(ingest_proxy_runs.c.lease_expires_at.is_(None), ingest_proxy_runs.c.lease_expires_at < now))
                 .order_by(runs.c.id).limit(limit)).scalars().all()
-            recent = now - timedelta(hours=1)
+            # Ended lately without their last event (cancelled while they waited, given up):
+            # one query, not one per run.
+            has_end = sa.exists().where(ingest_proxy_events.c.run_id == runs.c.id,
+                                        ingest_proxy_events.c.type.in_(END_EVENTS))
             ended = conn.execute(sa.select(runs.c.id).where(
-                runs.c.type == RUN_TYPE, runs.c.status.in_(TERMINAL_STATUSES), runs.c.finished_at > recent)
+                runs.c.type == RUN_TYPE, runs.c.status.in_(TERMINAL_STATUSES),
+                runs.c.finished_at > now - timedelta(hours=1), ~has_end)
                 .order_by(runs.c.id.desc()).limit(limit)).scalars().all()
         for run_id in ended:
             self.ensure_end_event(run_id)

@@ -34,6 +34,7 @@ class IngestProxyDriver:
         self._cond = threading.Condition()
         self._pending: dict[str, None] = {}  # insertion-ordered set
         self._busy: set[str] = set()
+        self._again: set[str] = set()  # poked while busy (answered while it was being parked): once more
         self._held: set[str] = set()
         self._lost: set[str] = set()
         self._stop = threading.Event()
@@ -65,7 +66,9 @@ class IngestProxyDriver:
         if not isinstance(run_id, str):
             return
         with self._cond:
-            if run_id not in self._busy:
+            if run_id in self._busy:
+                self._again.add(run_id)
+            else:
                 self._pending[run_id] = None
                 self._cond.notify()
 
@@ -98,6 +101,10 @@ class IngestProxyDriver:
             finally:
                 with self._cond:
                     self._busy.discard(run_id)
+                    if run_id in self._again:
+                        self._again.discard(run_id)
+                        self._pending[run_id] = None
+                        self._cond.notify()
 
     def _heartbeat_loop(self) -> None:
         interval = max(0.2, self.lease_s / 3)
