@@ -383,3 +383,11 @@ def test_s3_verify_and_metadata_against_moto(admin: httpx.Client, moto_s3: str):
                                                                  "secret_access_key": "moto-secret"})
     status = admin.post(f"/connections/{missing['id']}/verify").json()["status"]
     assert status["state"] == "failed" and "not found" in status["error"]
+
+
+def test_a_document_over_the_size_cap_is_refused_unread(admin: httpx.Client, docs: Documents):
+    path = f"/big-{uuid.uuid4().hex[:6]}"
+    docs.routes[f"{path}/openapi.json"] = (200, {}, b"{" + b" " * (6 * 1024 * 1024) + b"}")
+    made = create(admin, f"big-{uuid.uuid4().hex[:6]}", "openapi", {"base_url": f"{docs.base_url}{path}"})
+    meta = admin.get(f"/connections/{made['id']}/metadata")
+    assert meta.status_code == 400 and code(meta) == "metadata_too_large", meta.text
