@@ -23,6 +23,7 @@ from runyard.services.ingestions import IngestionService
 from runyard.services.links import LinkService
 from runyard.services.llm import LLMService, env_provider
 from runyard.services.llm_features import ModelFeatures
+from runyard.services.mcp_client import McpClientService
 from runyard.services.model_steps import ModelSteps
 from runyard.services.namespaces import NamespaceService
 from runyard.services.outbound import OutboundPolicy
@@ -78,8 +79,10 @@ class Platform:
         self.usage_recorder = UsageRecorder(self.db)
         self.usage = UsageService(self.db)
         retention = timedelta(seconds=settings.cursor_ttl_s + settings.query_timeout_s + 60)
+        # A workspace's plan may set its own quota (plan_bytes is bound once plans exist, below).
+        self.storage_quota = StorageQuota(self.db, settings.storage_quota_bytes)
         self.datasets = DatasetService(self.db, self.blobs, self.namespaces, self.usage_recorder,
-                                       storage_quota_bytes=settings.storage_quota_bytes, retention=retention)
+                                       storage_quota=self.storage_quota, retention=retention)
         signing_key = load_signing_key(settings.data_dir)
         self.jobs = SandboxedJobs(lambda: self.executor, settings.data_dir / "work")
         self.datasets.jobs = self.jobs  # a row ingestion's pipeline runs in the ingest sandbox
@@ -88,7 +91,6 @@ class Platform:
                                            memory_mb=settings.ingest_memory_mb, timeout_s=settings.ingest_timeout_s,
                                            max_decompressed_bytes=settings.ingest_max_decompressed_mb << 20,
                                            lease_s=settings.lease_s * 2)
-        self.storage_quota = StorageQuota(self.db, settings.storage_quota_bytes)
         self.workspace_files = WorkspaceFileService(self.db, self.blobs, self.storage_quota)
         self.uploads = UploadService(self.db, self.blobs, self.datasets, self.ingestions, signing_key,
                                      ttl=timedelta(seconds=settings.upload_ttl_s))
@@ -117,6 +119,7 @@ class Platform:
         self.ingest_proxy = IngestProxyService(self.db, self.blobs, self.hub, self.runs, self.datasets, self.ingestions,
                                                self.namespaces, self.llm, self.tokens, self.outbound,
                                                workspace_files=self.workspace_files)
+        self.mcp_client = McpClientService(self.db, self.connections, self.runs, self.hub, self.outbound)
         self.targets = Targets(self.tools, self.runs, self.workflows, self.workflow_runs)
         self.schedules = ScheduleService(self.db, self.targets, self.users)
         self.webhooks = WebhookService(self.db, self.targets, self.users, self.cipher)
@@ -125,6 +128,7 @@ class Platform:
                                  operator_user_id=lambda: self.admin_user_id,
                                  default_requests_per_minute=settings.requests_per_minute,
                                  default_rows_per_hour=settings.synth_rows_per_hour)
+        self.storage_quota.plan_bytes = lambda workspace_id: self.plans.limits(workspace_id).storage_bytes
         self.templates = TemplateService(self.db, self.sets, self.plans)
         self.workers = WorkerRegistry(self.db)
         self.workspace_id = self._ensure_workspace(DEFAULT_WORKSPACE)

@@ -53,7 +53,7 @@ def test_only_the_operator_sets_the_plan_and_bad_input_changes_nothing(fresh_ser
         default = operator.get("/workspace/plan")
         assert default.status_code == 200
         assert default.json() | {"updated_at": None} == {
-            "object": "plan", "plan": "unlimited", "requests_per_minute": None, "rows_per_hour": None,
+            "object": "plan", "plan": "unlimited", "requests_per_minute": None, "rows_per_hour": None, "storage_bytes": None,
             "source": "default", "counted_by": "database", "updated_at": None, "updated_by": None}
         assert "x-ratelimit-limit" not in default.headers  # unlimited: no rate-limit headers
         viewer, member, admin = (key_of(operator, role) for role in ("viewer", "member", "admin"))
@@ -157,6 +157,28 @@ def test_unlimited_default_limits_nothing(fresh_server: Server) -> None:
             assert r.status_code == 200 and "x-ratelimit-remaining" not in r.headers
         big = api.post(f"/templates/{tid}/generate", json={"count": 50_000, "format": "csv"})
         assert big.status_code == 200 and big.text.count("\n") >= 50_000
+
+
+def test_a_plan_sets_the_workspace_storage_quota(fresh_server: Server) -> None:
+    """``storage_bytes`` (any plan) overrides the node's default quota; null goes back to it."""
+    def put(api: httpx.Client, name: str, size: int) -> httpx.Response:
+        return api.post("/workspace/files", data={"name": name},
+                        files={"file": (name, b"x" * size, "application/octet-stream")})
+
+    with fresh_server.start().client() as operator:
+        assert put(operator, "a.bin", 6_000).status_code == 201  # no quota by default
+        plan = operator.put("/workspace/plan", json={"plan": "pro", "storage_bytes": 10_000})
+        assert plan.status_code == 200 and plan.json()["storage_bytes"] == 10_000, plan.text
+        assert operator.get("/workspace/storage").json()["quota_bytes"] == 10_000
+        refused = put(operator, "b.bin", 5_000)
+        assert refused.status_code == 413 and code(refused) == "storage_quota_exceeded", refused.text
+        assert refused.json()["error"]["details"]["quota_bytes"] == 10_000
+        assert [f["name"] for f in operator.get("/workspace/files").json()["items"]] == ["a.bin"]
+        bad = operator.put("/workspace/plan", json={"plan": "pro", "storage_bytes": 0})
+        assert bad.status_code == 400 and "storage_bytes" in bad.text
+        assert operator.get("/workspace/plan").json()["storage_bytes"] == 10_000  # unchanged
+        assert operator.put("/workspace/plan", json={"plan": "pro"}).json()["storage_bytes"] is None
+        assert put(operator, "b.bin", 5_000).status_code == 201  # the node's default: unlimited
 
 
 def test_redis_down_the_api_stays_usable_and_limited_per_node(fresh_server: Server) -> None:

@@ -29,7 +29,9 @@ def _show(plan: WorkspacePlan, json_output: bool) -> None:
         return "unlimited" if value is None else f"{value:,}"
 
     stdout().print(kv_table([("plan", plan.plan), ("requests/min", limit(plan.requests_per_minute)),
-                             ("rows/hour", limit(plan.rows_per_hour)), ("source", plan.source),
+                             ("rows/hour", limit(plan.rows_per_hour)),
+                             ("storage bytes", "server default" if plan.storage_bytes is None
+                              else f"{plan.storage_bytes:,}"), ("source", plan.source),
                              ("counted by", plan.counted_by), ("updated", plan.updated_at)]))
 
 
@@ -50,10 +52,13 @@ def set_plan(
     rows_per_hour: Annotated[
         int | None, typer.Option("--rows-per-hour", help="custom/enterprise: generated rows per hour.")
     ] = None,
+    storage_bytes: Annotated[
+        int | None, typer.Option("--storage-bytes", help="Any plan: the workspace's storage quota in bytes.")
+    ] = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Set the workspace's plan (the operator's key only; every API node applies it within seconds)."""
     if plan not in PLANS:
         raise typer.BadParameter(f"must be one of {', '.join(PLANS)}", param_hint="PLAN")
     _show(client().plans.set(plan, requests_per_minute=requests_per_minute,  # type: ignore[arg-type]
-                             rows_per_hour=rows_per_hour), json_output)
+                             rows_per_hour=rows_per_hour, storage_bytes=storage_bytes), json_output)

@@ -20,6 +20,10 @@ class PlanUpdate(Request):
                                             description="enterprise and custom only; null: unlimited")
     rows_per_hour: int | None = Field(default=None, ge=1, le=MAX_LIMIT,
                                       description="enterprise and custom only; null: unlimited")
+    storage_bytes: int | None = Field(default=None, ge=1, le=MAX_LIMIT,
+                                      description="bytes the workspace may keep (files, datasets, artifacts, "
+                                                  "open uploads), with any plan; null: the node's "
+                                                  "RUNYARD_STORAGE_QUOTA_BYTES")
 
 
 class PlanView(BaseModel):
@@ -27,6 +31,8 @@ class PlanView(BaseModel):
     plan: str
     requests_per_minute: int | None = Field(description="API requests per minute; null: unlimited")
     rows_per_hour: int | None = Field(description="generated synthetic rows per hour; null: unlimited")
+    storage_bytes: int | None = Field(default=None, description="the workspace's storage quota; null: the "
+                                                                "node's RUNYARD_STORAGE_QUOTA_BYTES")
     source: Literal["plan", "default"] = Field(
         description="plan: set by the operator; default: the node's configuration (no plan set)")
     counted_by: str = Field(description="where every API node counts: redis or database")

@@ -648,6 +648,8 @@ class WorkspacePlan(RunyardModel):
     plan: str
     requests_per_minute: int | None = None
     rows_per_hour: int | None = None
+    #: The workspace's storage quota in bytes (None: the server's ``RUNYARD_STORAGE_QUOTA_BYTES``).
+    storage_bytes: int | None = None
     #: ``plan`` (set by the operator) or ``default`` (the server's configuration).
     source: str | None = None
     #: Where the nodes count: ``redis`` or ``database``.
@@ -1003,6 +1005,7 @@ class StorageUsage(RunyardModel):
     quota_bytes: int | None = None
     #: ``files``, ``datasets``, ``artifacts``, ``uploads`` (bytes of multipart uploads still open).
     by_kind: dict[str, int] = {}
+
 
 class ConnectionStatus(RunyardModel):
     """The last check of a connection: ``ok``, ``failed`` or ``unknown`` (never checked)."""

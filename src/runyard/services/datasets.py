@@ -134,7 +134,7 @@ def _check_columns(raw: list[dict[str, Any]] | None) -> list[Column]:
 
 class DatasetService:
     def __init__(self, db: Database, blobs: BlobStore, namespaces_service: NamespaceService, usage: UsageRecorder,
-                 *, storage_quota_bytes: int = 0, retention: timedelta = timedelta(hours=1),
+                 *, storage_quota: StorageQuota | None = None, retention: timedelta = timedelta(hours=1),
                  clock: Callable[[], datetime] = utcnow) -> None:
         self.jobs: Any = None  # SandboxedJobs, set by the wiring: row pipelines run there
         self.pipeline_memory_mb = 1024
@@ -144,7 +144,7 @@ class DatasetService:
         self.blobs = blobs
         self.namespaces = namespaces_service
         self.usage = usage
-        self.storage_quota_bytes = storage_quota_bytes  # per workspace; 0: none
+        self.storage_quota = storage_quota or StorageQuota(db)  # unlimited unless given
         self.retention = retention
         self.clock = clock
         self._manifests: OrderedDict[str, Manifest] = OrderedDict()
@@ -422,7 +422,7 @@ class DatasetService:
     def check_quota(self, workspace_id: str, adding: int) -> None:
         """413 ``storage_quota_exceeded`` when ``adding`` bytes would pass the workspace's
         storage quota, which counts everything it keeps (services.storage)."""
-        StorageQuota(self.db, self.storage_quota_bytes).check(workspace_id, adding)
+        self.storage_quota.check(workspace_id, adding)
 
     def parts_dir(self, dataset_id: str) -> Path:
         return self.blobs.path(prefix(dataset_id) + "parts")

@@ -1,5 +1,6 @@
 """Workspace plans (issue 18): requests per minute and generated rows per hour, counted
-across every API node by the configured limiter (services/ratelimit.py).
+across every API node by the configured limiter (services/ratelimit.py), and the bytes the
+workspace may keep (services/storage.py; unset: the node's ``RUNYARD_STORAGE_QUOTA_BYTES``).
 
 The **operator** — whoever runs the deployment — sets plans. In runyard's role model
 that is the bootstrap ``admin`` user (the one whose key is ``RUNYARD_ADMIN_KEY`` or the
@@ -35,6 +36,7 @@ PLANS: dict[str, tuple[int | None, int | None]] = {
     "unlimited": (None, None),
 }
 WITH_NUMBERS = ("enterprise", "custom")  # the plans whose limits the operator gives
+NUMBERS = ("requests_per_minute", "rows_per_hour", "storage_bytes")
 CACHE_S = 5.0  # another node's plan change is seen within this long
 REQUEST_WINDOW_S = 60
 ROWS_WINDOW_S = 3600
@@ -51,11 +53,12 @@ class Limits:
     source: str  # "plan" (set by the operator) or "default" (the node's configuration)
     updated_at: str | None = None
     updated_by: str | None = None
+    storage_bytes: int | None = None  # None: the node's storage quota
 
     def view(self, backend: str) -> dict[str, Any]:
         return {"object": "plan", "plan": self.plan, "requests_per_minute": self.requests_per_minute,
-                "rows_per_hour": self.rows_per_hour, "source": self.source, "counted_by": backend,
-                "updated_at": self.updated_at, "updated_by": self.updated_by}
+                "rows_per_hour": self.rows_per_hour, "storage_bytes": self.storage_bytes, "source": self.source,
+                "counted_by": backend, "updated_at": self.updated_at, "updated_by": self.updated_by}
 
 
 def _limit(value: Any, field: str) -> int | None:
@@ -93,25 +96,26 @@ class PlanService:
         if not self.is_operator(principal):
             raise PermissionDenied("only the operator (the bootstrap admin user) can set the workspace's plan",
                                    code="operator_only")
-        unknown = sorted(set(body) - {"plan", "requests_per_minute", "rows_per_hour"})
+        unknown = sorted(set(body) - {"plan", *NUMBERS})
         if unknown:
             raise ValidationFailed(f"unknown field {unknown[0]!r}", details={"field": unknown[0]})
         plan = body.get("plan")
         if plan not in PLANS:
             raise ValidationFailed(f"plan must be one of {', '.join(PLANS)}", details={"field": "plan"})
         requests, rows = PLANS[plan]
-        given = {k: body[k] for k in ("requests_per_minute", "rows_per_hour") if k in body}
+        given = {k: body[k] for k in NUMBERS if k in body}
+        storage = _limit(given.pop("storage_bytes", None), "storage_bytes")  # any plan may carry its own
         if plan in WITH_NUMBERS:
             requests = _limit(given.get("requests_per_minute"), "requests_per_minute")
             rows = _limit(given.get("rows_per_hour"), "rows_per_hour")
-            if plan == "custom" and requests is None and rows is None:
-                raise ValidationFailed("a custom plan needs requests_per_minute or rows_per_hour (or both)",
+            if plan == "custom" and requests is None and rows is None and storage is None:
+                raise ValidationFailed("a custom plan needs requests_per_minute, rows_per_hour or storage_bytes",
                                        details={"field": "requests_per_minute"})
         elif given:
             field = next(iter(given))
             raise ValidationFailed(f"the {plan} plan has fixed limits; give {field} with a custom or "
                                    "enterprise plan", details={"field": field})
-        values = {"plan": plan, "requests_per_minute": requests, "rows_per_hour": rows,
+        values = {"plan": plan, "requests_per_minute": requests, "rows_per_hour": rows, "storage_bytes": storage,
                   "updated_by": principal.user_id, "updated_at": utcnow()}
         for attempt in (1, 2):  # a first plan set on two nodes at once: the second updates
             try:
@@ -141,7 +145,8 @@ class PlanService:
             row = conn.execute(sa.select(workspace_plans).where(
                 workspace_plans.c.workspace_id == workspace_id)).first()
         limits = self.default if row is None else Limits(
-            row.plan, row.requests_per_minute, row.rows_per_hour, "plan", rfc3339(row.updated_at), row.updated_by)
+            row.plan, row.requests_per_minute, row.rows_per_hour, "plan", rfc3339(row.updated_at), row.updated_by,
+            row.storage_bytes)
         with self._lock:
             self._cache[workspace_id] = (now, limits)
         return limits

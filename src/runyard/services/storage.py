@@ -1,4 +1,6 @@
-"""Storage accounting: what a workspace keeps, and the quota on it (``RUNYARD_STORAGE_QUOTA_BYTES``).
+"""Storage accounting: what a workspace keeps, and the quota on it: the ``storage_bytes`` of
+the workspace's plan (services.plans) when the operator gave one, else the node's
+``RUNYARD_STORAGE_QUOTA_BYTES`` (0: unlimited).
 
 What counts: workspace files, dataset bytes (their Parquet parts), run artifacts and the
 bytes of multipart uploads still open (reserved at ``POST /uploads``). Each is a sum over
@@ -12,6 +14,7 @@ per workspace on PostgreSQL (SQLite's writes are serialised already).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -42,34 +45,45 @@ def storage_used(conn: sa.Connection, workspace_id: str) -> dict[str, int]:
 
 
 class StorageQuota:
-    def __init__(self, db: Database, quota_bytes: int = 0) -> None:
+    """``default_bytes``: every workspace's quota unless its plan gives one (0: unlimited);
+    ``plan_bytes``: a workspace's plan quota, or None to use the default."""
+
+    def __init__(self, db: Database, default_bytes: int = 0,
+                 plan_bytes: Callable[[str], int | None] | None = None) -> None:
         self.db = db
-        self.quota_bytes = quota_bytes  # per workspace; 0: unlimited
+        self.default_bytes = default_bytes
+        self.plan_bytes = plan_bytes
+
+    def limit(self, workspace_id: str) -> int:
+        """The workspace's quota in bytes (0: unlimited)."""
+        planned = self.plan_bytes(workspace_id) if self.plan_bytes is not None else None
+        return self.default_bytes if planned is None else planned
 
     def usage(self, workspace_id: str) -> dict[str, Any]:
         with self.db.read() as conn:
             by_kind = storage_used(conn, workspace_id)
         return {"object": "storage_usage", "used_bytes": sum(by_kind.values()),
-                "quota_bytes": self.quota_bytes or None, "by_kind": by_kind}
+                "quota_bytes": self.limit(workspace_id) or None, "by_kind": by_kind}
 
     def check(self, workspace_id: str, adding: int, conn: sa.Connection | None = None,
               *, replacing: int = 0) -> None:
         """Raise 413 ``storage_quota_exceeded`` if ``adding`` more bytes (less ``replacing``,
         the bytes the write frees) would pass the quota. ``conn``: count inside that transaction."""
-        if self.quota_bytes <= 0:
+        limit = self.limit(workspace_id)
+        if limit <= 0:
             return
         if conn is None:
             with self.db.read() as own:
                 used = sum(storage_used(own, workspace_id).values())
         else:
             used = sum(storage_used(conn, workspace_id).values())
-        if used - replacing + adding > self.quota_bytes:
+        if used - replacing + adding > limit:
             raise StorageQuotaExceeded(
-                f"the workspace's storage quota ({self.quota_bytes} bytes) would be exceeded "
+                f"the workspace's storage quota ({limit} bytes) would be exceeded "
                 f"({used} used, {adding} more)",
-                details={"quota_bytes": self.quota_bytes, "used_bytes": used, "adding_bytes": adding})
+                details={"quota_bytes": limit, "used_bytes": used, "adding_bytes": adding})
 
     def lock(self, conn: sa.Connection, workspace_id: str) -> None:
         """Order quota-checked writes of one workspace (PostgreSQL; a no-op where writes are serial)."""
-        if self.quota_bytes > 0 and conn.dialect.name == "postgresql":
+        if conn.dialect.name == "postgresql" and self.limit(workspace_id) > 0:
             conn.execute(sa.select(workspaces.c.id).where(workspaces.c.id == workspace_id).with_for_update())

@@ -19,6 +19,7 @@ workspace_plans = sa.Table(
     sa.Column("plan", sa.String(20), nullable=False),  # free | pro | enterprise | custom | unlimited
     sa.Column("requests_per_minute", sa.Integer),  # NULL: unlimited
     sa.Column("rows_per_hour", sa.BigInteger),  # NULL: unlimited
+    sa.Column("storage_bytes", sa.BigInteger),  # NULL: the node's RUNYARD_STORAGE_QUOTA_BYTES
     sa.Column("updated_by", sa.String(40)),
     sa.Column("updated_at", TS, nullable=False),
 )

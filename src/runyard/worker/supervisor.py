@@ -406,7 +406,7 @@ class Worker:
     def _storage_refusal(self, active: ActiveRun) -> dict[str, Any] | None:
         """The run's error when keeping its artifacts would pass the workspace's storage quota."""
         quota = self.platform.storage_quota
-        if quota.quota_bytes <= 0 or not active.output_dir.exists():
+        if not active.output_dir.exists() or quota.limit(active.row.workspace_id) <= 0:
             return None
         size = sum(p.stat().st_size for p in active.output_dir.rglob("*") if p.is_file() and not p.is_symlink())
         if size == 0:

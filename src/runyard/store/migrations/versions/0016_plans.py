@@ -23,6 +23,7 @@ def upgrade() -> None:
         sa.Column("plan", sa.String(length=20), nullable=False),
         sa.Column("requests_per_minute", sa.Integer(), nullable=True),
         sa.Column("rows_per_hour", sa.BigInteger(), nullable=True),
+        sa.Column("storage_bytes", sa.BigInteger(), nullable=True),
         sa.Column("updated_by", sa.String(length=40), nullable=True),
         sa.Column("updated_at", TS, nullable=False),
         sa.PrimaryKeyConstraint("workspace_id"),
