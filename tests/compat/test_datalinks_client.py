@@ -9,6 +9,7 @@ import asyncio
 import datetime as dt
 import json
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -265,6 +266,40 @@ def test_multipart_upload_prepare_put_finish_then_wait(server: Server, space: Da
     space.mark_ingestion_seen(ingestion_id)
     seen = next(r for r in space.list_ingestions() or [] if str(r.id) == ingestion_id)
     assert (seen.model_extra or {})["seen"] is True
+
+
+def test_ingest_with_curate_curates_the_namespace(server: Server) -> None:
+    """``ingest(curate=True)`` is runyard's ``curate``: once the link suggestions are computed,
+    the namespace's ontology is curated (activated), recorded on the ingestion."""
+    namespace, marker = name("cur"), uuid.uuid4().hex[:6]
+    customers = [{"customer": f"K{marker}-{i:03d}", "name": f"N{i}"} for i in range(40)]
+    orders = [{"customer": f"k{marker}-{i % 30:03d} ", "amount": i} for i in range(90)]
+    apis = {ds: dl(server, namespace, ds) for ds in ("customers", "orders")}
+    for ds, rows in (("customers", customers), ("orders", orders)):
+        apis[ds].create_space()
+        assert apis[ds].ingest(rows, curate=(ds == "orders")).failed == []
+    with httpx.Client(base_url=server.api, headers={"Authorization": f"Bearer {server.admin_key}"},
+                      timeout=30) as api:
+        newest = api.get(f"/namespaces/{namespace}/datasets/orders/ingestions").json()["items"][0]
+        deadline = time.monotonic() + 90
+        while (newest["attributes"].get("curation") or {}).get("status") == "pending" and time.monotonic() < deadline:
+            time.sleep(0.3)
+            newest = api.get(f"/ingestions/{newest['id']}").json()
+        curation = newest["attributes"]["curation"]
+        assert curation["status"] == "succeeded" and curation["total_selected"] >= 1, curation
+        edges = api.get(f"/namespaces/{namespace}/ontology").json()["edges"]
+        assert {(e["from"]["column"], e["to"]["column"]) for e in edges} == {("customer", "customer")}
+
+
+def test_finish_with_a_rows_step_is_refused_and_nothing_lands(space: DataLinksAPI) -> None:
+    from datalinks.pipeline import Pipeline, ProcessStructured
+
+    sent = upload(space, csv_bytes(5))
+    with pytest.raises(DataLinksRequestError) as caught:
+        space.finish_multipart_upload(sent["upload_id"], sent["key"], sent["parts"],
+                                      inference_steps=Pipeline(ProcessStructured(derive_from="city")))
+    assert caught.value.status_code == 400 and error_body(caught.value)["error_code"] == "invalid_pipeline"
+    assert space.list_ingestions() == []
 
 
 def test_a_failed_ingestion_retried(server: Server, space: DataLinksAPI) -> None:

@@ -345,9 +345,8 @@ def namespace_views(platform: Platform, principal: Principal) -> dict[str, dict[
 
 
 def refuse_ai(**given: Any) -> None:
-    """Options that ask for the LLM pipeline or links: refused, never silently dropped."""
-    names = {"infer": "inference steps (`infer`)", "link": "entity resolution (`link`)",
-             "curate": "link curation (`curate`)", "additional_instructions": "AI instructions (`additionalInstructions`)"}
+    """Options that would have no effect: refused, never silently dropped."""
+    names = {"additional_instructions": "AI instructions (`additionalInstructions`) without inference steps"}
     for name, value in given.items():
         if value not in (None, False, "", [], {}):
             raise not_served(names[name])
@@ -411,7 +410,7 @@ def _ingest(platform: Platform, principal: Principal, namespace: str, dataset: s
     # All or nothing: the client retries a batch that failed as a whole, so a batch that
     # half landed would land twice.
     result = platform.datasets.ingest_rows(principal, namespace, dataset, body.data, create=False,
-                                           on_error="abort", body_bytes=body_bytes,
+                                           on_error="abort", body_bytes=body_bytes, curate=bool(body.curate),
                                            entity_resolution=entity_resolution_of(body.link, body.data))
     if body.data_description is not None or body.schema_definition is not None:
         platform.datasets.update(principal, namespace, dataset, description=body.data_description,
@@ -425,7 +424,7 @@ async def ingest(namespace: str, dataset: str, body: IngestBody, request: Reques
     if body.infer is not None:  # inference steps: runyard's pipeline with model steps
         return await in_thread(_ingest_inferred, platform, principal, namespace, dataset, body,
                                int(request.headers.get("content-length") or 0))
-    refuse_ai(infer=body.infer, curate=body.curate, additional_instructions=body.additional_instructions)
+    refuse_ai(additional_instructions=body.additional_instructions)  # guidance with no step to guide
     size = int(request.headers.get("content-length") or 0)
     result = await in_thread(_ingest, platform, principal, namespace, dataset, body, size)
     return {"indexed": result["ingested"], "ingestionId": wire_id(result["ingestion_id"]),
@@ -636,16 +635,25 @@ def _finish(platform: Platform, principal: Principal, username: str, namespace: 
                                      field_definitions=fields)
     # S3 answers ETags quoted and clients pass them back as they came.
     parts = [{"part_number": p.part_number, "etag": p.etag.strip('"')} for p in body.parts]
+    options: dict[str, Any] = {}
     resolution = entity_resolution_of(body.link, None)
+    if resolution:
+        options["entity_resolution"] = resolution
+    if body.infer is not None:  # the file's rows through the steps (model steps on the worker)
+        derive, pipeline = pipeline_of(body.infer, fields)
+        if derive:
+            raise ValidationFailed("`rows` steps (ProcessStructured) read JSON rows given to ingest; a file's rows "
+                                   "are structured already: leave the step out", code="invalid_pipeline",
+                                   details={"field": "infer"})
+        if pipeline:
+            options["pipeline"] = pipeline
     return platform.uploads.complete(principal, body.upload_id, key=body.key, parts=parts, namespace=namespace,
-                                     dataset=dataset, name=body.name, create=True,
-                                     options={"entity_resolution": resolution} if resolution else None)
+                                     dataset=dataset, name=body.name, create=True, options=options or None)
 
 
 @router.post("/upload/multipart/{username}/{namespace}/{dataset}/finish")
 async def finish_multipart_upload(username: str, namespace: str, dataset: str, body: FinishBody,
                                   platform: PlatformDep, principal: PrincipalDep) -> dict:
-    refuse_ai(infer=body.infer)
     ingestion = await in_thread(_finish, platform, principal, username, namespace, dataset, body)
     record = ingestion_record(ingestion)
     return {**record, "ingestionId": record["id"]}
@@ -1346,7 +1354,6 @@ def _ingest_inferred(platform: Platform, principal: Principal, namespace: str, d
     a model that fails every call fails the batch, nothing stored, and the client retries it.
     ``link`` resolves entities on the rows the steps leave (its ``targetColumns`` name their
     columns)."""
-    refuse_ai(curate=body.curate)
     guidance = guidance_of(body.data_description, body.schema_definition, body.additional_instructions)
     derive, pipeline = pipeline_of(body.infer, guidance.schema_definition)
     rows = structured_rows(list(body.data), derive)
@@ -1356,7 +1363,8 @@ def _ingest_inferred(platform: Platform, principal: Principal, namespace: str, d
                                code="invalid_entity_resolution", details={"field": "link"})
     result = platform.datasets.ingest_rows(principal, namespace, dataset, rows, create=False, on_error="skip",
                                            body_bytes=body_bytes, pipeline=pipeline or None, guidance=guidance,
-                                           entity_resolution=entity_resolution_of(body.link, rows))
+                                           entity_resolution=entity_resolution_of(body.link, rows),
+                                           curate=bool(body.curate))
     if body.data_description is not None or body.schema_definition is not None:
         platform.datasets.update(principal, namespace, dataset, description=body.data_description,
                                  field_definitions=definitions(body.schema_definition))
