@@ -16,8 +16,8 @@ from pydantic import BaseModel
 
 from runyard.schemas import cleaning, llm, plans, tokens, triggers, users
 from runyard.schemas import connections as conn
-from runyard.schemas import ingest_proxy as proxy
 from runyard.schemas import datasets as data
+from runyard.schemas import ingest_proxy as proxy
 from runyard.schemas import workflows as wf
 from runyard.schemas.runs import ArtifactView, RunDefinition, RunError, RunUsage, RunView, TraceStep
 from runyard.schemas.secrets import SecretView
@@ -50,10 +50,10 @@ PAIRS = [
     (sdk.RunDefinition, RunDefinition), (sdk.TraceStep, TraceStep),
     # Language models.
     (sdk.LLMProvider, llm.ProviderView), (sdk.InferredDescription, llm.InferredDescription),
+    (sdk.CleaningTask, cleaning.CleaningTaskView),
     (sdk.IngestProxyRun, proxy.ProxyRun), (sdk.IngestProxyEvent, proxy.ProxyEvent),
     (sdk.IngestProxyModelCall, proxy.ProxyModelCall), (sdk.IngestProxyStep, proxy.ProxyStep),
     (sdk.IngestProxyTrace, proxy.ProxyTrace),
-    (sdk.CleaningTask, cleaning.CleaningTaskView),
     # Connections.
     (sdk.Connection, conn.ConnectionView), (sdk.ConnectionStatus, conn.ConnectionStatus),
     (sdk.ConnectionMetadata, conn.ConnectionMetadata),
