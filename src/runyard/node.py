@@ -29,10 +29,12 @@ class WorkerHook:
         self.scheduler: Any = None
         self.workflow_driver: Any = None
         self.ingest_proxy_driver: Any = None
+        self.mcp_driver: Any = None
 
     async def start(self, app: Any) -> None:
         from runyard.worker.data import DataWorker
         from runyard.worker.ingest_proxy import IngestProxyDriver
+        from runyard.worker.mcp_tools import McpToolDriver
         from runyard.worker.scheduler import Scheduler
         from runyard.worker.supervisor import Worker
         from runyard.worker.workflows import WorkflowDriver
@@ -46,12 +48,15 @@ class WorkerHook:
         self.workflow_driver.start()
         self.ingest_proxy_driver = IngestProxyDriver(self.platform)
         self.ingest_proxy_driver.start()
+        self.mcp_driver = McpToolDriver(self.platform)
+        self.mcp_driver.start()
 
     async def stop(self, app: Any) -> None:
         if self.scheduler is not None:
             self.scheduler.stop()
             self.workflow_driver.stop()
             self.ingest_proxy_driver.stop()
+            self.mcp_driver.stop()
         if self.worker is not None:
             self.worker.stop()
             self.data_worker.stop()
@@ -175,6 +180,7 @@ def run_worker(settings: Settings, *, log_level: str = "info") -> None:
     platform = Platform(settings)
     from runyard.worker.data import DataWorker
     from runyard.worker.ingest_proxy import IngestProxyDriver
+    from runyard.worker.mcp_tools import McpToolDriver
     from runyard.worker.scheduler import Scheduler
     from runyard.worker.workflows import WorkflowDriver
     worker = Worker(platform, max(1, settings.worker_slots))
@@ -182,6 +188,7 @@ def run_worker(settings: Settings, *, log_level: str = "info") -> None:
     scheduler = Scheduler(platform)
     workflow_driver = WorkflowDriver(platform)
     ingest_proxy_driver = IngestProxyDriver(platform)
+    mcp_driver = McpToolDriver(platform)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -190,6 +197,7 @@ def run_worker(settings: Settings, *, log_level: str = "info") -> None:
     scheduler.start()
     workflow_driver.start()
     ingest_proxy_driver.start()
+    mcp_driver.start()
     settle_heap()
     print(f"runyard: worker {worker.id} with {worker.slots} slots "
           f"(database {'postgresql' if platform.db.is_postgres else 'sqlite'})", file=sys.stderr)
@@ -199,6 +207,7 @@ def run_worker(settings: Settings, *, log_level: str = "info") -> None:
         scheduler.stop()
         workflow_driver.stop()
         ingest_proxy_driver.stop()
+        mcp_driver.stop()
         worker.stop()
         data_worker.stop()
         platform.close()

@@ -893,6 +893,13 @@ TABLE: dict[str, Row] = {
     "GET /api/v1/connections/{connection}/metadata": api(
         lambda w, c, t: c.get(f"/connections/{w.fresh_connection()}/metadata"), viewer=DENIED, member=DENIED,
         admin=Expect(frozenset({502}), "connection_unreachable"), restricted=DENIED),
+    # MCP tools of verified mcp connections: members list and execute (running a tool); a key
+    # restricted to some tools reaches none (no verified server here: the alias is not found)
+    "GET /api/v1/mcp-tools": api(lambda w, c, t: c.get("/mcp-tools"), viewer=DENIED, member=ok(200),
+                                 admin=ok(200), restricted=RESTRICTED),
+    "POST /api/v1/mcp-tools/{alias}/execute": api(
+        lambda w, c, t: c.post("/mcp-tools/mcp_nosuch_tool/execute", json={"parameters": {}}), viewer=DENIED,
+        member=hidden("mcp_tool_not_found"), admin=hidden("mcp_tool_not_found"), restricted=RESTRICTED),
     # workspace files: viewers read, members write; a restricted key reaches none
     "GET /api/v1/workspace/files": api(lambda w, c, t: c.get("/workspace/files"), viewer=ok(200), member=ok(200),
                                        admin=ok(200), restricted=RESTRICTED),

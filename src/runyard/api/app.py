@@ -21,6 +21,7 @@ from runyard.api import (
     landing,
     links,
     llm,
+    mcp_tools,
     namespaces,
     openapi,
     plans,
@@ -124,6 +125,7 @@ def create_fastapi(platform: Platform, *, lifespan_hooks: list[Any] | None = Non
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(plans.router, prefix=API_PREFIX)  # /workspace/plan
     app.include_router(connections.router, prefix=API_PREFIX)
+    app.include_router(mcp_tools.router, prefix=API_PREFIX)
     app.include_router(users.login_router, prefix=API_PREFIX)
     app.include_router(ingest.parts_router, prefix=API_PREFIX)
     app.include_router(triggers.hooks_router)  # /hooks/{token}: authorised by the token in the path

@@ -15,10 +15,11 @@ database, access denied) is reported only when it was reached.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +47,7 @@ class CheckResult:
     ok: bool
     latency_ms: float | None = None
     error: str | None = None
+    tools: list[dict[str, Any]] | None = None  # an mcp server's tools/list answer
 
 
 class Unreachable(Exception):
@@ -126,7 +128,7 @@ def verify(policy: OutboundPolicy, kind: str, settings: dict[str, Any]) -> Check
     the remote side does."""
     started = time.monotonic()
     try:
-        VERIFIERS[kind](policy, settings)
+        found = VERIFIERS[kind](policy, settings)
     except Unreachable:
         return CheckResult(False, error=UNREACHABLE)
     except OutboundRefused as exc:
@@ -140,7 +142,8 @@ def verify(policy: OutboundPolicy, kind: str, settings: dict[str, Any]) -> Check
     except Exception as exc:  # a driver's surprise is still a failed check, not a failed request
         log.warning("connection check (%s) failed unexpectedly: %s", kind, type(exc).__name__)
         return CheckResult(False, error=f"the check failed: {type(exc).__name__}")
-    return CheckResult(True, latency_ms=round((time.monotonic() - started) * 1000, 1))
+    return CheckResult(True, latency_ms=round((time.monotonic() - started) * 1000, 1),
+                       tools=found if kind == "mcp" else None)
 
 
 def metadata(policy: OutboundPolicy, kind: str, settings: dict[str, Any]) -> dict[str, Any]:
@@ -499,15 +502,20 @@ def _flatten(exc: BaseException) -> list[BaseException]:
     return out
 
 
-async def _mcp_tools(policy: OutboundPolicy, s: dict[str, Any]) -> list[dict[str, Any]]:
-    """``initialize`` and ``tools/list`` over streamable HTTP or SSE, through a transport
-    pinned to the checked address (the MCP SDK's own client on httpx2)."""
+@contextlib.asynccontextmanager
+async def mcp_session(policy: OutboundPolicy, s: dict[str, Any],
+                      statuses: list[int] | None = None) -> AsyncIterator[Any]:
+    """An initialized MCP ``ClientSession`` over streamable HTTP or SSE, through a transport
+    pinned to the checked address (the MCP SDK's own client on httpx2). ``statuses``
+    collects the HTTP statuses answered (the SDK's errors do not carry them)."""
     import asyncio
 
     import httpx2
     from mcp.client.session import ClientSession
     from mcp.client.sse import sse_client
     from mcp.client.streamable_http import streamable_http_client
+
+    seen = statuses if statuses is not None else []
 
     class AsyncPinned(httpx2.AsyncHTTPTransport):
         async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
@@ -519,28 +527,41 @@ async def _mcp_tools(policy: OutboundPolicy, s: dict[str, Any]) -> list[dict[str
                 if request.url.scheme == "https":
                     request.extensions = {**request.extensions, "sni_hostname": host}
             response = await super().handle_async_request(request)
-            statuses.append(response.status_code)  # the SDK's errors do not carry it
+            seen.append(response.status_code)
             return response
 
     timeout = float(s.get("timeout_s") or 10)
     headers = dict(s.get("headers") or {})
-    statuses: list[int] = []
 
     def factory(headers: dict[str, Any] | None = None, timeout: Any = None, auth: Any = None) -> Any:
         return httpx2.AsyncClient(transport=AsyncPinned(retries=0), headers=headers, follow_redirects=False,
                                   timeout=timeout or httpx2.Timeout(10), auth=auth)
 
-    async def listing() -> list[dict[str, Any]]:
-        if s.get("transport") == "sse":
-            streams = sse_client(s["url"], headers=headers, timeout=timeout, sse_read_timeout=timeout,
-                                 httpx_client_factory=factory)
-            async with streams as (read, write), ClientSession(read, write) as session:
-                await session.initialize()
-                return [t.model_dump(mode="json", exclude_none=True) for t in (await session.list_tools()).tools]
-        async with factory(headers=headers, timeout=httpx2.Timeout(timeout)) as http, \
-                streamable_http_client(s["url"], http_client=http) as (read, write), \
-                ClientSession(read, write) as session:
+    if s.get("transport") == "sse":
+        streams = sse_client(s["url"], headers=headers, timeout=timeout, sse_read_timeout=timeout,
+                             httpx_client_factory=factory)
+        async with streams as (read, write), ClientSession(read, write) as session:
             await session.initialize()
+            yield session
+        return
+    async with factory(headers=headers, timeout=httpx2.Timeout(timeout)) as http, \
+            streamable_http_client(s["url"], http_client=http) as (read, write), \
+            ClientSession(read, write) as session:
+        await session.initialize()
+        yield session
+
+
+async def _mcp_tools(policy: OutboundPolicy, s: dict[str, Any]) -> list[dict[str, Any]]:
+    """``initialize`` and ``tools/list``."""
+    import asyncio
+
+    import httpx2
+
+    timeout = float(s.get("timeout_s") or 10)
+    statuses: list[int] = []
+
+    async def listing() -> list[dict[str, Any]]:
+        async with mcp_session(policy, s, statuses) as session:
             return [t.model_dump(mode="json", exclude_none=True) for t in (await session.list_tools()).tools]
 
     try:
@@ -567,21 +588,21 @@ async def _mcp_tools(policy: OutboundPolicy, s: dict[str, Any]) -> list[dict[str
         raise RemoteFailed(f"the MCP server failed: {type(causes[-1]).__name__}: {str(causes[-1])[:300]}") from None
 
 
-def _verify_mcp(policy: OutboundPolicy, s: dict[str, Any]) -> None:
+def _verify_mcp(policy: OutboundPolicy, s: dict[str, Any]) -> list[dict[str, Any]] | None:
     if s.get("command"):
         raise ValidationFailed("a stdio MCP server (command) is checked when runyard's MCP client starts it",
                                code="verify_unsupported", details={"type": "mcp"})
     if _mcp_available():
         import asyncio
 
-        asyncio.run(_mcp_tools(policy, s))
-        return
+        return asyncio.run(_mcp_tools(policy, s))  # kept on the connection: GET /mcp-tools
     # Without the MCP SDK the check can only say the URL is allowed and answers.
     with pinned_client(policy, {**s, "auth": None}) as client:
         client.headers.update(s.get("headers") or {})
         response, _ = _get(client, s["url"], cap=1 << 20)
     if response.status_code >= 500:
         raise RemoteFailed(f"the server answered {response.status_code}")
+    return None
 
 
 def _metadata_mcp(policy: OutboundPolicy, s: dict[str, Any]) -> dict[str, Any]:
@@ -596,7 +617,7 @@ def _metadata_mcp(policy: OutboundPolicy, s: dict[str, Any]) -> dict[str, Any]:
             "truncated": len(tools) > MAX_OPERATIONS}
 
 
-VERIFIERS: dict[str, Callable[[OutboundPolicy, dict[str, Any]], None]] = {
+VERIFIERS: dict[str, Callable[[OutboundPolicy, dict[str, Any]], Any]] = {
     "postgres": _verify_postgres, "mysql": _verify_mysql, "http": _verify_http, "openapi": _verify_http,
     "odata": _verify_odata, "s3": _verify_s3, "mcp": _verify_mcp,
 }

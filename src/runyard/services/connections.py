@@ -177,7 +177,13 @@ class ConnectionService:
             out["access_key_id"] = _str(cfg, "access_key_id", required=True)
             secret("secret_access_key", cfg, "secret_access_key", required=True)
         elif kind == "mcp":
-            known |= {"url", "transport", "headers", "command"}
+            known |= {"url", "transport", "headers", "command", "call_timeout_s"}
+            if cfg.get("call_timeout_s") is not None:  # services.mcp_client: a tools/call's limit
+                value = cfg["call_timeout_s"]
+                if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 3600:
+                    raise ValidationFailed("config.call_timeout_s: seconds, more than 0 and at most 3600",
+                                           details={"field": "config.call_timeout_s"})
+                out["call_timeout_s"] = float(value)
             if (cfg.get("url") is None) == (cfg.get("command") is None):
                 raise ValidationFailed("config: give either url (an HTTP MCP server) or command (a stdio one)",
                                        details={"field": "config.url"})
@@ -400,7 +406,7 @@ class ConnectionService:
         with self.db.write() as conn:
             conn.execute(connections.update().where(connections.c.id == row.id).values(
                 status_state="ok" if result.ok else "failed", checked_at=utcnow(), latency_ms=result.latency_ms,
-                status_error=result.error))
+                status_error=result.error, **({"mcp_tools": result.tools} if result.tools is not None else {})))
             return self._view(self._row(conn, principal.workspace_id, row.id))
 
     def metadata(self, principal: Principal, ref: str) -> dict[str, Any]:

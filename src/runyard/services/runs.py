@@ -60,7 +60,7 @@ SOURCE_TRIGGERS = ("schedule", "webhook", "email", "workflow")
 TRIGGERS = (*CALLER_TRIGGERS, "rerun", *SOURCE_TRIGGERS, "ui")
 # What a run runs: a tool, a workflow (its steps are child runs), or a workflow step that
 # waits for a person's input.
-RUN_TYPES = ("tool", "workflow", "input", "ingest_proxy")
+RUN_TYPES = ("tool", "workflow", "input", "ingest_proxy", "mcp_tool")
 LIST_SORTS = ("created_at", "started_at", "finished_at", "duration")
 MAX_LIST_IDS = 1000
 TAG_KEYS = ("session", "batch_id", "example_id", "project")

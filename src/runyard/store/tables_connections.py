@@ -5,7 +5,8 @@
 ``{"secret": "NAME"}``, a reference to a runyard secret (``owned_secrets`` lists the ones
 the connection created from a value given once, deleted with it). The last check's
 outcome is ``status_state`` (ok | failed | unknown), ``checked_at``, ``latency_ms``
-(successes only) and ``status_error``."""
+(successes only) and ``status_error``. ``mcp_tools``: the tools an ``mcp`` connection's last
+successful verify listed (name, description, input schema), what ``GET /mcp-tools`` offers."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ connections = sa.Table(
     sa.Column("checked_at", TS),
     sa.Column("latency_ms", sa.Float),
     sa.Column("status_error", sa.Text),
+    sa.Column("mcp_tools", JSON),
     sa.Column("created_by", sa.String(40)),
     sa.Column("updated_by", sa.String(40)),
     sa.Column("created_at", TS, nullable=False),

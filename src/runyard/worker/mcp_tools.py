@@ -1,0 +1,67 @@
+"""The MCP driver of a worker node: makes the calls of ``mcp_tool`` runs (services.mcp_client).
+
+A run is taken by setting its ``worker_id`` (one driver wins); a start publishes
+``mcp_tool.start`` (bridged to every node on PostgreSQL) and a sweep every ``sweep_s``
+takes the runs whose poke was lost. The calls are made here, in the trusted worker, with
+the connection's secrets: they never reach a user process.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from runyard.services.mcp_client import START_TOPIC
+
+if TYPE_CHECKING:
+    from runyard.wiring import Platform
+
+log = logging.getLogger(__name__)
+SWEEP_S = 2.0
+
+
+class McpToolDriver:
+    def __init__(self, platform: Platform, *, threads: int = 4, sweep_s: float = SWEEP_S) -> None:
+        self.service = platform.mcp_client
+        self.hub = platform.hub
+        self.owner = f"mcp-{uuid.uuid4().hex[:16]}"
+        self.sweep_s = sweep_s
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="runyard-mcp-call")
+        self._stop = threading.Event()
+        self._sweeper: threading.Thread | None = None
+        self._unsubscribe: Any = None
+
+    def start(self) -> None:
+        self._unsubscribe = self.hub.subscribe(START_TOPIC, self._on_start)
+        self._sweeper = threading.Thread(target=self._sweep_loop, name="runyard-mcp-sweep", daemon=True)
+        self._sweeper.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        self._stop.set()
+        if self._sweeper is not None:
+            self._sweeper.join(timeout)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _on_start(self, topic: str, run_id: Any) -> None:
+        if isinstance(run_id, str) and not self._stop.is_set():
+            self._pool.submit(self._run, run_id)
+
+    def _run(self, run_id: str) -> None:
+        try:
+            if self.service.claim(run_id, self.owner):
+                self.service.perform(run_id)
+        except Exception:
+            log.exception("mcp tool run %s failed in the driver", run_id)
+
+    def _sweep_loop(self) -> None:
+        while not self._stop.wait(self.sweep_s):
+            try:
+                for run_id in self.service.pending():
+                    self._on_start(START_TOPIC, run_id)
+            except Exception:
+                log.exception("the mcp tool sweep failed")
