@@ -123,3 +123,47 @@ def test_members_execute_viewers_do_not_and_only_admins_manage(client_server: Se
     with client_server.client(viewer_key) as viewer:
         assert viewer.get("/mcp-tools").status_code == 403
         assert viewer.post(f"/mcp-tools/mcp_{name}_add/execute", json={"parameters": {}}).status_code == 403
+
+
+def test_sdk_sync_and_async_and_cli(client_server: Server, admin: httpx.Client, mcp_server: McpTestServer):
+    import asyncio
+    import json
+
+    from typer.testing import CliRunner
+
+    from runyard.cli.main import app
+    from runyard.sdk import AsyncClient, Client
+    from runyard.sdk.errors import RunFailedError
+
+    name = connect(admin, mcp_server)
+    alias = f"mcp_{name}_add"
+    with Client(api_key=client_server.admin_key, base_url=client_server.base_url, timeout=60) as client:
+        tools = {t.alias: t for t in client.mcp_tools.list()}
+        assert tools[alias].server == name and tools[alias].name == "add"
+        run = client.mcp_tools.execute(alias, {"a": 5, "b": 6})
+        assert run.status == "succeeded" and run.output == {"total": 11} and run.type == "mcp_tool"
+        failed = client.mcp_tools.execute(f"mcp_{name}_boom", {})
+        assert failed.status == "failed" and failed.error is not None and failed.error.type == "mcp_tool_error"
+        try:
+            client.mcp_tools.execute(f"mcp_{name}_boom", raise_on_failure=True)
+            raise AssertionError("a failed run is raised when asked")
+        except RunFailedError:
+            pass
+
+    async def use_async() -> None:
+        async with AsyncClient(api_key=client_server.admin_key, base_url=client_server.base_url, timeout=60) as ac:
+            assert any(t.alias == alias for t in await ac.mcp_tools.list())
+            run = await ac.mcp_tools.execute(alias, {"a": 1, "b": 2})
+            assert run.output == {"total": 3}
+
+    asyncio.run(use_async())
+
+    env = {"RUNYARD_API_KEY": client_server.admin_key, "RUNYARD_BASE_URL": client_server.base_url}
+    runner = CliRunner()
+    listed = runner.invoke(app, ["mcp-tools", "ls", "--json"], env=env)
+    assert listed.exit_code == 0, listed.output
+    assert alias in {t["alias"] for t in json.loads(listed.stdout)}
+    done = runner.invoke(app, ["mcp-tools", "exec", alias, "--params", '{"a": 20, "b": 22}'], env=env)
+    assert done.exit_code == 0 and '"total": 42' in done.stdout, done.output
+    bad = runner.invoke(app, ["mcp-tools", "exec", f"mcp_{name}_boom"], env=env)
+    assert bad.exit_code == 1 and "mcp_tool_error" in bad.output, bad.output

@@ -14,7 +14,7 @@ from typing import Any, Literal, Union
 import pytest
 from pydantic import BaseModel
 
-from runyard.schemas import cleaning, llm, plans, tokens, triggers, users
+from runyard.schemas import cleaning, llm, mcp_client, plans, tokens, triggers, users
 from runyard.schemas import connections as conn
 from runyard.schemas import datasets as data
 from runyard.schemas import ingest_proxy as proxy
@@ -56,7 +56,7 @@ PAIRS = [
     (sdk.IngestProxyTrace, proxy.ProxyTrace),
     # Connections.
     (sdk.Connection, conn.ConnectionView), (sdk.ConnectionStatus, conn.ConnectionStatus),
-    (sdk.ConnectionMetadata, conn.ConnectionMetadata),
+    (sdk.ConnectionMetadata, conn.ConnectionMetadata), (sdk.McpTool, mcp_client.McpToolView),
     # Workspace files.
     (sdk.WorkspaceFile, WorkspaceFileView), (sdk.StorageUsage, StorageUsageView),
     # Plans.

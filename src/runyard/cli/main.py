@@ -24,6 +24,7 @@ from . import (
     files,
     generate,
     mcp,
+    mcp_tools,
     runs,
     schedules,
     secrets,
@@ -78,6 +79,7 @@ def _register_groups() -> None:
     app.add_typer(runs.app, name="runs")
     app.add_typer(secrets.app, name="secrets")
     app.add_typer(connections.app, name="connections")
+    app.add_typer(mcp_tools.app, name="mcp-tools")
     app.add_typer(tokens.app, name="tokens")
     app.add_typer(templates.app, name="templates")
     app.add_typer(sets.app, name="sets")

@@ -28,6 +28,7 @@ from .resources.folders import AsyncFolders, Folders
 from .resources.ingest_proxy import AsyncIngestProxy, IngestProxy
 from .resources.links import AsyncLinks, Links
 from .resources.llm import LLM, AsyncLLM
+from .resources.mcp_tools import AsyncMcpTools, McpTools
 from .resources.namespaces import AsyncNamespaces, Namespaces
 from .resources.plans import AsyncPlans, Plans
 from .resources.schedules import AsyncSchedules, Schedules
@@ -108,10 +109,12 @@ class Client(_Facade[httpx.Client], SyncAPIClient):
     _resources = {"tools": Tools, "runs": Runs, "connections": Connections, "secrets": Secrets, "templates": Templates, "sets": Sets,
                   "tokens": Tokens, "users": Users, "namespaces": Namespaces, "datasets": Datasets, "usage": Usage,
                   "schedules": Schedules, "webhooks": Webhooks, "email_triggers": EmailTriggers,
-                  "workflows": Workflows, "folders": Folders, "llm": LLM, "links": Links, "ingest_proxy": IngestProxy, "files": Files, "plans": Plans}
+                  "workflows": Workflows, "folders": Folders, "llm": LLM, "links": Links, "ingest_proxy": IngestProxy, "files": Files, "plans": Plans,
+                  "mcp_tools": McpTools}
     tools: Tools
     runs: Runs
     connections: Connections
+    mcp_tools: McpTools
     secrets: Secrets
     templates: Templates
     sets: Sets
@@ -154,10 +157,12 @@ class AsyncClient(_Facade[httpx.AsyncClient], AsyncAPIClient):
                   "sets": AsyncSets, "tokens": AsyncTokens, "users": AsyncUsers, "namespaces": AsyncNamespaces,
                   "datasets": AsyncDatasets, "usage": AsyncUsage, "schedules": AsyncSchedules, "webhooks": AsyncWebhooks,
                   "email_triggers": AsyncEmailTriggers, "workflows": AsyncWorkflows, "folders": AsyncFolders,
-                  "llm": AsyncLLM, "links": AsyncLinks, "ingest_proxy": AsyncIngestProxy, "files": AsyncFiles, "plans": AsyncPlans}
+                  "llm": AsyncLLM, "links": AsyncLinks, "ingest_proxy": AsyncIngestProxy, "files": AsyncFiles, "plans": AsyncPlans,
+                  "mcp_tools": AsyncMcpTools}
     tools: AsyncTools
     runs: AsyncRuns
     connections: AsyncConnections
+    mcp_tools: AsyncMcpTools
     secrets: AsyncSecrets
     templates: AsyncTemplates
     sets: AsyncSets

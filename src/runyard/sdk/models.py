@@ -70,6 +70,7 @@ __all__ = [
     "Connection",
     "ConnectionStatus",
     "ConnectionMetadata",
+    "McpTool",
     "UsageEvent",
     "UsageDay",
     "WorkspacePlan",
@@ -1043,6 +1044,22 @@ class ConnectionMetadata(RunyardModel):
     #: By type: ``schemas`` (databases), ``operations``/``schemas`` (openapi),
     #: ``entity_sets``/``entity_types`` (odata), ``objects``/``prefixes`` (s3).
     metadata: dict[str, Any] = {}
+
+
+class McpTool(RunyardModel):
+    """A tool of a verified ``mcp`` connection (``client.mcp_tools``), callable by its alias
+    ``mcp_<server>_<tool>``."""
+
+    alias: str
+    #: The mcp connection's name.
+    server: str
+    connection_id: str
+    #: The tool's name on the MCP server.
+    name: str
+    description: str = ""
+    input_schema: dict[str, Any] = {}
+    #: The connection's status: a failed call marks it ``failed``.
+    server_status: str
 
 
 class IngestProxyRun(RunyardModel):

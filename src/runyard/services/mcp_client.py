@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -37,7 +38,6 @@ from runyard.store.db import Database
 from runyard.store.tables import runs
 from runyard.store.tables_connections import connections
 from runyard.timeutil import rfc3339, utcnow
-from runyard.worker.logs import ValueTooDeep, scrub_value
 
 log = logging.getLogger(__name__)
 
@@ -163,8 +163,10 @@ class McpClientService:
                 runs.c.id == run_id, runs.c.type == RUN_TYPE, runs.c.status == RUNNING,
                 runs.c.worker_id.is_(None)).values(worker_id=owner)).rowcount)
 
-    def perform(self, run_id: str) -> str:
-        """Make the call of a claimed run and record its end; the run's status."""
+    def perform(self, run_id: str, scrub_value: Callable[[Any, list[str]], Any]) -> str:
+        """Make the call of a claimed run and record its end; the run's status. ``scrub_value``
+        (the worker's redaction, worker.logs) replaces secret values in what is stored and
+        raises ``ValueError`` for a value nested too deep."""
         with self.db.read() as conn:
             run = conn.execute(sa.select(runs).where(runs.c.id == run_id)).one()
             row = conn.execute(sa.select(connections).where(connections.c.id == run.tool_id)).one_or_none()
@@ -194,7 +196,7 @@ class McpClientService:
         try:
             result = {**result, "output": scrub_value(result["output"], secret_values),
                       "text": str(scrub_value(result["text"], secret_values))}
-        except ValueTooDeep as exc:
+        except ValueError as exc:
             return self._end(run_id, FAILED, None, {"type": "mcp_server_error",
                                                     "message": f"the MCP tool's result {exc}"})
         if result.get("isError"):

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from runyard.services.mcp_client import START_TOPIC
+from runyard.worker.logs import scrub_value
 
 if TYPE_CHECKING:
     from runyard.wiring import Platform
@@ -54,7 +55,7 @@ class McpToolDriver:
     def _run(self, run_id: str) -> None:
         try:
             if self.service.claim(run_id, self.owner):
-                self.service.perform(run_id)
+                self.service.perform(run_id, scrub_value)
         except Exception:
             log.exception("mcp tool run %s failed in the driver", run_id)
 
