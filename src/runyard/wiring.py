@@ -120,6 +120,7 @@ class Platform:
                                                self.namespaces, self.llm, self.tokens, self.outbound,
                                                workspace_files=self.workspace_files)
         self.mcp_client = McpClientService(self.db, self.connections, self.runs, self.hub, self.outbound)
+        self.tools.mcp_aliases = self.mcp_client.aliases
         self.targets = Targets(self.tools, self.runs, self.workflows, self.workflow_runs)
         self.schedules = ScheduleService(self.db, self.targets, self.users)
         self.webhooks = WebhookService(self.db, self.targets, self.users, self.cipher)

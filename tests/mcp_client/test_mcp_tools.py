@@ -167,3 +167,30 @@ def test_sdk_sync_and_async_and_cli(client_server: Server, admin: httpx.Client, 
     assert done.exit_code == 0 and '"total": 42' in done.stdout, done.output
     bad = runner.invoke(app, ["mcp-tools", "exec", f"mcp_{name}_boom"], env=env)
     assert bad.exit_code == 1 and "mcp_tool_error" in bad.output, bad.output
+
+
+def test_deploy_checks_expected_tools_against_the_declared_servers(admin: httpx.Client, mcp_server: McpTestServer):
+    name = connect(admin, mcp_server)
+    tool = f"uses-mcp-{uuid.uuid4().hex[:6]}"
+    code = "def main() -> int:\n    return 1\n"
+    made = admin.post("/tools", json={"name": tool, "code": code, "mcp_server_names": [name],
+                                      "expected_tools": [f"mcp_{name}_add", f"mcp_{name}_boom"]})
+    assert made.status_code in (200, 201), made.text
+    body = made.json()
+    assert body["mcp_server_names"] == [name] and body["expected_tools"] == [f"mcp_{name}_add", f"mcp_{name}_boom"]
+
+    missing = admin.post("/tools", json={"name": f"{tool}-b", "code": code, "mcp_server_names": [name],
+                                         "expected_tools": [f"mcp_{name}_add", f"mcp_{name}_nope"]})
+    assert missing.status_code == 400, missing.text
+    error = missing.json()["error"]
+    assert error["code"] == "mcp_tools_missing" and error["details"]["missing"] == [f"mcp_{name}_nope"], error
+    # An alias of a server the tool does not declare does not count.
+    undeclared = admin.post("/tools", json={"name": f"{tool}-c", "code": code,
+                                            "expected_tools": [f"mcp_{name}_add"]})
+    assert undeclared.status_code == 400 and undeclared.json()["error"]["code"] == "mcp_tools_missing"
+    assert admin.get(f"/tools/{tool}-b").status_code == 404 and admin.get(f"/tools/{tool}-c").status_code == 404
+    # An update is checked the same way, against the servers the tool declares.
+    changed = admin.patch(f"/tools/{tool}", json={"expected_tools": [f"mcp_{name}_whoami"]})
+    assert changed.status_code == 200 and changed.json()["expected_tools"] == [f"mcp_{name}_whoami"], changed.text
+    refused = admin.patch(f"/tools/{tool}", json={"expected_tools": ["mcp_other_add"]})
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "mcp_tools_missing"

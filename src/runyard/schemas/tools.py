@@ -34,6 +34,11 @@ class ToolConfig(Request):
                                                               "(context.files.open(name))")
     connections: list[str] | None = Field(default=None, description="connections the runs may read, with their "
                                                                     "secret values (context.connection(name))")
+    mcp_server_names: list[str] | None = Field(default=None, description="mcp connections whose tools the tool "
+                                                                         "uses (docs/mcp.md)")
+    expected_tools: list[str] | None = Field(default=None, description="MCP tool aliases (mcp_<server>_<tool>) the "
+                                                                       "declared servers must list: else 400 "
+                                                                       "mcp_tools_missing")
 
 
 class ToolDeploy(ToolConfig):
@@ -65,6 +70,8 @@ class _ToolConfigView(BaseModel):
     network: bool
     files: list[str] = Field(default_factory=list, description="workspace files the runs may read")
     connections: list[str] = Field(default_factory=list, description="connections the runs may read")
+    mcp_server_names: list[str] = Field(default_factory=list, description="mcp connections the tool uses")
+    expected_tools: list[str] = Field(default_factory=list, description="MCP tool aliases the tool expects")
 
 
 class ToolView(_ToolConfigView):

@@ -166,6 +166,9 @@ class _ToolConfig(RunyardModel):
     files: list[str] | None = None
     #: Connections the tool's runs may read, with their secret values (``context.connection(name)``).
     connections: list[str] | None = None
+    #: The mcp connections whose tools it uses, and the aliases it expects them to list.
+    mcp_server_names: list[str] | None = None
+    expected_tools: list[str] | None = None
     created_at: datetime | None = None
 
 

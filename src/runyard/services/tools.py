@@ -30,7 +30,8 @@ from runyard.timeutil import rfc3339, utcnow
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 VERSIONED_FIELDS = ("entrypoint", "input_schema", "output_schema", "requirements", "required_secrets",
                     "default_inputs", "timeout_s", "memory_mb", "retries", "reuse_process", "retry_on",
-                    "retry_backoff_s", "network", "files", "connections")
+                    "retry_backoff_s", "network", "files", "connections", "mcp_server_names",
+                    "expected_tools")
 # What a tool's ``retries`` may cover: its own failure (an exception, a crash, a limit),
 # the loss of the worker or engine running it, and its timeout.
 RETRY_ON_CHOICES = ("error", "worker_lost", "timeout")
@@ -75,6 +76,7 @@ def _config(v: Any) -> dict[str, Any]:
         "retries": v["retries"], "reuse_process": v["reuse_process"], **retry_policy(v),
         "network": bool(v["network"]), "files": list(v["files"] or []),
         "connections": list(v["connections"] or []),
+        "mcp_server_names": list(v["mcp_server_names"] or []), "expected_tools": list(v["expected_tools"] or []),
     }
 
 
@@ -129,6 +131,12 @@ def _check_config(cfg: dict[str, Any]) -> dict[str, Any]:
         out["files"] = list(dict.fromkeys(check_file_name(n, "files") for n in out["files"]))
         if len(out["files"]) > MAX_FILES_PER_RUN:
             raise ValidationFailed(f"a tool declares at most {MAX_FILES_PER_RUN} files", details={"field": "files"})
+    for key in ("mcp_server_names", "expected_tools"):
+        if out.get(key) is not None:
+            if (not isinstance(out[key], list) or len(out[key]) > 100
+                    or not all(isinstance(x, str) and x.strip() and len(x) <= 200 for x in out[key])):
+                raise ValidationFailed(f"{key}: at most 100 non-empty names", details={"field": key})
+            out[key] = list(dict.fromkeys(x.strip() for x in out[key]))
     if out.get("connections") is not None:
         from runyard.services.connections import MAX_DECLARED
         from runyard.services.connections import NAME_RE as CONNECTION_NAME_RE
@@ -152,6 +160,8 @@ class ToolService:
         self.blobs = blobs
         self.code_cache = code_cache
         self.infer = infer
+        # The aliases of the named mcp servers' verified tools (services.mcp_client, set by wiring).
+        self.mcp_aliases: Callable[[str, list[str]], set[str]] | None = None
         self._versions: dict[tuple[str, int], Any] = {}
         self._recent_tools: dict[tuple[str, str], Any] = {}  # (workspace, ref) -> tool row, see resolve_recent
         self._materialised: dict[str, Path] = {}  # version id -> its dir laid out in code_cache
@@ -395,15 +405,36 @@ class ToolService:
         self._check_declarable(principal, fields.get("required_secrets"))
         self._check_files_declarable(principal, fields.get("files"))
         self._check_connections_declarable(principal, fields.get("connections"))
+        self._check_expected_tools(principal.workspace_id, fields.get("mcp_server_names"),
+                                   fields.get("expected_tools"))
         return self.deploy(principal.workspace_id, name=name, **fields)
 
     def update_for(self, principal: Principal, ref: str, **fields: Any) -> dict[str, Any]:
         UPDATE_TOOLS.check(principal)
-        tool, _ = self.visible(principal, ref)
+        tool, version = self.visible(principal, ref)
         self._check_declarable(principal, fields.get("required_secrets"))
         self._check_files_declarable(principal, fields.get("files"))
         self._check_connections_declarable(principal, fields.get("connections"))
+        if fields.get("mcp_server_names") is not None or fields.get("expected_tools") is not None:
+            self._check_expected_tools(
+                principal.workspace_id,
+                fields["mcp_server_names"] if fields.get("mcp_server_names") is not None
+                else version.mcp_server_names,
+                fields["expected_tools"] if fields.get("expected_tools") is not None
+                else version.expected_tools)
         return self.update(principal.workspace_id, tool.id, **fields)
+
+    def _check_expected_tools(self, workspace_id: str, servers: Any, expected: Any) -> None:
+        """400 ``mcp_tools_missing`` unless every expected alias is among the tools the
+        declared MCP servers listed at their last verify (services.mcp_client)."""
+        if not expected:
+            return
+        known = self.mcp_aliases(workspace_id, list(servers or [])) if self.mcp_aliases and servers else set()
+        missing = [alias for alias in expected if alias not in known]
+        if missing:
+            raise ValidationFailed(
+                f"expected MCP tools not listed by the declared servers {list(servers or [])}: {', '.join(missing)}",
+                code="mcp_tools_missing", details={"field": "expected_tools", "missing": missing})
 
     def delete_for(self, principal: Principal, ref: str) -> None:
         DELETE_TOOLS.check(principal)
@@ -492,6 +523,8 @@ class ToolService:
             "memory_mb": cfg["memory_mb"], "retries": cfg["retries"], "reuse_process": cfg["reuse_process"],
             "retry_on": cfg["retry_on"], "retry_backoff_s": cfg["retry_backoff_s"], "network": cfg["network"],
             "files": cfg.get("files") or None, "connections": cfg.get("connections") or None,
+            "mcp_server_names": cfg.get("mcp_server_names") or None,
+            "expected_tools": cfg.get("expected_tools") or None,
             "created_at": utcnow(),
         }
 

@@ -101,6 +101,10 @@ tool_versions = sa.Table(
     sa.Column("files", JSON),
     # The connections its runs may read (context.connection); NULL: none (store.tables_connections).
     sa.Column("connections", JSON),
+    # The mcp connections its runs may call (context.mcp) and the tool aliases a deploy
+    # requires them to list (services.mcp_client); NULL: none.
+    sa.Column("mcp_server_names", JSON),
+    sa.Column("expected_tools", JSON),
     sa.Column("created_at", TS, nullable=False),
     sa.UniqueConstraint("tool_id", "version"),
 )
