@@ -194,3 +194,16 @@ def test_deploy_checks_expected_tools_against_the_declared_servers(admin: httpx.
     assert changed.status_code == 200 and changed.json()["expected_tools"] == [f"mcp_{name}_whoami"], changed.text
     refused = admin.patch(f"/tools/{tool}", json={"expected_tools": ["mcp_other_add"]})
     assert refused.status_code == 400 and refused.json()["error"]["code"] == "mcp_tools_missing"
+
+
+def test_a_changed_config_drops_the_listed_tools_until_verified_again(admin: httpx.Client,
+                                                                      mcp_server: McpTestServer):
+    name = connect(admin, mcp_server)
+    assert any(t["server"] == name for t in admin.get("/mcp-tools").json()["items"])
+    changed = admin.patch(f"/connections/{name}", json={"config": {"call_timeout_s": 5}})
+    assert changed.status_code == 200, changed.text
+    assert not any(t["server"] == name for t in admin.get("/mcp-tools").json()["items"])
+    missing = admin.post(f"/mcp-tools/mcp_{name}_add/execute", json={"parameters": {"a": 1, "b": 1}})
+    assert missing.status_code == 404
+    assert admin.post(f"/connections/{name}/verify").json()["status"]["state"] == "ok"
+    assert execute(admin, f"mcp_{name}_add", {"a": 1, "b": 1}).json()["output"] == {"total": 2}

@@ -365,7 +365,8 @@ class ConnectionService:
                 self._drop_secret(principal, gone)
                 owned.remove(gone)
             values.update(config=plain, owned_secrets=owned, status_state="unknown", checked_at=None,
-                          latency_ms=None, status_error=None)
+                          latency_ms=None, status_error=None,
+                          mcp_tools=None)  # another server, perhaps: its tools are listed by a verify
         try:
             with self.db.write() as conn:
                 conn.execute(connections.update().where(connections.c.id == row.id).values(**values))
