@@ -170,8 +170,28 @@ _SEMANTIC_400 = [("POST", "/api/v1/tools"), ("PATCH", "/api/v1/tools/{ref}"), ("
                  ("POST", "/api/v1/namespaces/{ns}/datasets/{ds}/cleaning")]
 
 
+# Multipart form fields are text: a "number" sent as a file's name is a name like any other.
+_TEXT_FORM_FIELDS = [("POST", "/api/v1/workspace/files")]
+# Left out of the fuzzed spec: a plan's storage quota, which the fuzzer (the operator) would
+# set to a few bytes and so turn every later write into a rightful 413 (tested in tests/plans).
+_UNFUZZED_PROPERTIES = {"PlanUpdate": ("storage_bytes",)}
+
+
+def _operation_checks() -> dict[tuple[str, str], dict[str, Any]]:
+    checks: dict[tuple[str, str], dict[str, Any]] = {}
+    for operation in _SEMANTIC_400:
+        checks.setdefault(operation, {})["positive_data_acceptance"] = {
+            "expected-statuses": ["2xx", "400", "401", "403", "404", "409", "429"]}
+    for operation in _TEXT_FORM_FIELDS:
+        checks.setdefault(operation, {})["negative_data_rejection"] = {"enabled": False}
+    return checks
+
+
 def _bounded(spec: dict[str, Any]) -> dict[str, Any]:
     spec = copy.deepcopy(spec)
+    for schema_name, names in _UNFUZZED_PROPERTIES.items():
+        for property_name in names:
+            del spec["components"]["schemas"][schema_name]["properties"][property_name]
     for path, item in spec["paths"].items():
         for method, op in item.items():
             if method not in HTTP_METHODS:
@@ -222,8 +242,8 @@ def test_api_conforms_to_its_spec(fuzzed_server: Server) -> None:
         "request-timeout": 30,
         "seed": 20261125,
         "generation": {"max-examples": MAX_EXAMPLES},
-        "operations": [{"include-method": method, "include-path": path, "checks": {"positive_data_acceptance": {
-            "expected-statuses": ["2xx", "400", "401", "403", "404", "409", "429"]}}} for method, path in _SEMANTIC_400],
+        "operations": [{"include-method": method, "include-path": path, "checks": checks}
+                       for (method, path), checks in _operation_checks().items()],
     })
     schema = schemathesis.openapi.from_dict(_bounded(spec), config=config)
     failures: dict[str, str] = {}  # one example per operation and check
