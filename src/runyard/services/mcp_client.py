@@ -22,6 +22,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -157,11 +158,45 @@ class McpClientService:
                 runs.c.type == RUN_TYPE, runs.c.status == RUNNING, runs.c.worker_id.is_(None))
                 .order_by(runs.c.created_at).limit(100)).scalars())
 
-    def claim(self, run_id: str, owner: str) -> bool:
+    def claim(self, run_id: str, owner: str, lease_s: float) -> bool:
+        """Take a run no driver holds, with a lease its driver renews while the call runs."""
         with self.db.write() as conn:
             return bool(conn.execute(runs.update().where(
                 runs.c.id == run_id, runs.c.type == RUN_TYPE, runs.c.status == RUNNING,
-                runs.c.worker_id.is_(None)).values(worker_id=owner)).rowcount)
+                runs.c.worker_id.is_(None)).values(
+                    worker_id=owner, lease_expires_at=utcnow() + timedelta(seconds=lease_s))).rowcount)
+
+    def renew(self, run_ids: list[str], owner: str, lease_s: float) -> None:
+        if not run_ids:
+            return
+        with self.db.write() as conn:
+            conn.execute(runs.update().where(
+                runs.c.id.in_(run_ids), runs.c.type == RUN_TYPE, runs.c.status == RUNNING,
+                runs.c.worker_id == owner).values(lease_expires_at=utcnow() + timedelta(seconds=lease_s)))
+
+    def reap_lost(self) -> list[str]:
+        """Fail (``worker_lost``) the taken runs whose lease expired: their driver's node died
+        mid-call. Never called again: the call may have had its effect (an MCP tool may
+        change things), so only the caller knows whether to repeat it."""
+        now = utcnow()
+        with self.db.read() as conn:
+            expired = conn.execute(sa.select(runs.c.id, runs.c.worker_id).where(
+                runs.c.type == RUN_TYPE, runs.c.status == RUNNING, runs.c.worker_id.is_not(None),
+                runs.c.lease_expires_at < now)).all()
+        lost = []
+        for run in expired:
+            error = {"type": "worker_lost", "traceback": None, "message": (
+                f"the node calling the MCP tool ({run.worker_id}) stopped responding; the call was not "
+                "repeated (it may have had its effect)")}
+            with self.db.write() as conn:
+                won = conn.execute(runs.update().where(
+                    runs.c.id == run.id, runs.c.status == RUNNING, runs.c.lease_expires_at < now).values(
+                        status=FAILED, error=error, finished_at=now, lease_expires_at=None)).rowcount
+            if won:
+                lost.append(run.id)
+                self._log(run.id, f"{rfc3339(now)} failed: worker_lost: {error['message']}\n")
+                self.hub.publish(f"run.done:{run.id}", FAILED)
+        return lost
 
     def perform(self, run_id: str, scrub_value: Callable[[Any, list[str]], Any]) -> str:
         """Make the call of a claimed run and record its end; the run's status. ``scrub_value``

@@ -802,7 +802,9 @@ class RunService:
                 sa.select(runs, tool_versions.c.retry_on, tool_versions.c.retry_backoff_s)
                 .select_from(runs.outerjoin(workers, workers.c.id == runs.c.worker_id)
                              .outerjoin(tool_versions, tool_versions.c.id == runs.c.tool_version_id))
-                .where(runs.c.status == RUNNING, runs.c.lease_expires_at < now, worker_gone)).all()
+                # ``mcp_tool`` runs are the MCP driver's to sweep (services.mcp_client): never retried.
+                .where(runs.c.status == RUNNING, runs.c.lease_expires_at < now, worker_gone,
+                       runs.c.type != "mcp_tool")).all()
         count = 0
         for run in expired:
             error = {"type": "worker_lost",
