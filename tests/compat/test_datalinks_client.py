@@ -272,8 +272,9 @@ def test_ingest_with_curate_curates_the_namespace(server: Server) -> None:
     """``ingest(curate=True)`` is runyard's ``curate``: once the link suggestions are computed,
     the namespace's ontology is curated (activated), recorded on the ingestion."""
     namespace, marker = name("cur"), uuid.uuid4().hex[:6]
-    customers = [{"customer": f"K{marker}-{i:03d}", "name": f"N{i}"} for i in range(40)]
-    orders = [{"customer": f"k{marker}-{i % 30:03d} ", "amount": i} for i in range(90)]
+    # values unique to the test: suggestions reach every dataset the key can read
+    customers = [{"customer": f"K{marker}-{i:03d}", "name": f"N{marker}-{i}"} for i in range(40)]
+    orders = [{"customer": f"k{marker}-{i % 30:03d} ", "note": f"o{marker}-{i}"} for i in range(90)]
     apis = {ds: dl(server, namespace, ds) for ds in ("customers", "orders")}
     for ds, rows in (("customers", customers), ("orders", orders)):
         apis[ds].create_space()
@@ -288,7 +289,8 @@ def test_ingest_with_curate_curates_the_namespace(server: Server) -> None:
         curation = newest["attributes"]["curation"]
         assert curation["status"] == "succeeded" and curation["total_selected"] >= 1, curation
         edges = api.get(f"/namespaces/{namespace}/ontology").json()["edges"]
-        assert {(e["from"]["column"], e["to"]["column"]) for e in edges} == {("customer", "customer")}
+        assert [{(e["from"]["dataset"], e["from"]["column"]), (e["to"]["dataset"], e["to"]["column"])}
+                for e in edges] == [{("orders", "customer"), ("customers", "customer")}]
 
 
 def test_finish_with_a_rows_step_is_refused_and_nothing_lands(space: DataLinksAPI) -> None:
