@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any, BinaryIO
 
-__all__ = ["artifact", "connection", "files", "output_dir", "progress", "run_id", "trace"]
+__all__ = ["artifact", "connection", "files", "mcp", "output_dir", "progress", "run_id", "trace"]
 
 _fd: int | None = None
 # One os.write per event keeps lines whole; the lock covers tool threads that write
@@ -207,3 +207,74 @@ def connection(name: str) -> dict[str, Any]:
         raise LookupError(f"connection {name!r} does not exist (the tool declares it, but no connection of that "
                           "name is configured)")
     return dict(settings)
+
+
+class McpToolNotDeclared(LookupError):
+    """An MCP tool alias that is not a tool of the MCP servers the tool declares
+    (``mcp_server_names``): a run calls only those."""
+
+
+class McpCallFailed(RuntimeError):
+    """An MCP call that gave no result: ``code`` is ``mcp_tool_error`` (the tool's own error),
+    ``mcp_timeout``, ``mcp_server_error`` or ``invalid_request``; ``message`` the reason."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class _Mcp:
+    """Tools of the MCP servers the tool declares (``mcp_server_names``), by alias
+    ``mcp_<server>_<tool>``, called through the worker: the connection's credentials never
+    enter the run's process. Each call is a step of the run's trace (``mcp.call``).
+
+    The run cannot open sockets of its own, so a call is a request file in
+    ``RUNYARD_MCP_DIR`` (a dir of its work dir) that the worker answers with another; calls
+    from several threads are answered one after another.
+    """
+
+    _counter = 0
+    _lock = _thread.allocate_lock()
+
+    def call(self, alias: str, params: dict[str, Any] | None = None) -> Any:
+        """Call MCP tool ``alias`` with ``params``: its structured content, or its text.
+        Raises ``McpToolNotDeclared`` for a tool of a server the tool does not declare and
+        ``McpCallFailed`` when the call gave no result (the worker bounds it by the
+        connection's ``call_timeout_s``)."""
+        where = os.environ.get("RUNYARD_MCP_DIR")
+        if not where:
+            raise McpToolNotDeclared(f"MCP tool {alias!r}: this tool declares no MCP servers (mcp_server_names), "
+                                     "or this code does not run in a run")
+        with _Mcp._lock:
+            _Mcp._counter += 1
+            stem = f"{os.getpid()}n{_Mcp._counter}"
+        os.makedirs(where, exist_ok=True)
+        request = json.dumps({"alias": str(alias), "params": params if params is not None else {}},
+                             default=str).encode()
+        tmp = os.path.join(where, f"{stem}.tmp")
+        with open(tmp, "wb") as fh:
+            fh.write(request)
+        os.replace(tmp, os.path.join(where, f"{stem}.req"))
+        answer_path = os.path.join(where, f"{stem}.resp")
+        delay = 0.005
+        while True:
+            try:
+                with open(answer_path, "rb") as fh:
+                    raw = fh.read()
+                break
+            except FileNotFoundError:
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+        os.unlink(answer_path)
+        answer = json.loads(raw)
+        if answer.get("ok"):
+            return answer.get("output")
+        code, message = str(answer.get("code")), str(answer.get("message"))
+        if code == "mcp_tool_not_declared":
+            raise McpToolNotDeclared(message)
+        raise McpCallFailed(code, message)
+
+
+#: ``context.mcp.call(alias, params)``: the MCP tools of the servers the tool declares.
+mcp = _Mcp()

@@ -28,6 +28,8 @@ from runyard.services.storage import StorageQuotaExceeded
 from runyard.services.tools import DEFAULT_RETRY_ON, retry_policy
 from runyard.timeutil import rfc3339, utcnow
 from runyard.worker.logs import RunLog, ValueTooDeep, redact_file, scrub_value
+from runyard.worker.mcp_calls import DIR_NAME as MCP_DIR_NAME
+from runyard.worker.mcp_calls import RunMcpBridge
 
 log = logging.getLogger(__name__)
 PROGRESS_MIN_INTERVAL_S = 0.25
@@ -48,6 +50,7 @@ class ActiveRun:
     last_progress: float = 0.0
     progress: dict[str, Any] | None = None  # the latest, written with the run's end too
     trace_path: Path | None = None
+    mcp_bridge: RunMcpBridge | None = None  # answers context.mcp.call (tools declaring mcp servers)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -278,6 +281,15 @@ class Worker:
             # uploaded), readable by this run and no other file of the blob store.
             files = self.platform.workspace_files.paths_for_run(row.workspace_id, version.files or [])
             env["RUNYARD_FILES"] = json.dumps(files)
+            mcp_servers = list(getattr(version, "mcp_server_names", None) or [])
+            if mcp_servers:
+                # context.mcp.call: requests in a dir of the run's own, answered by this
+                # worker, which alone holds the MCP connections' credentials.
+                env["RUNYARD_MCP_DIR"] = str(cwd / MCP_DIR_NAME)
+                active.mcp_bridge = RunMcpBridge(
+                    self.platform, workspace_id=row.workspace_id, servers=mcp_servers, work_root=self.work_root,
+                    workdir=cwd, secrets=active.secrets, on_trace=lambda event: self._on_event(active, event))
+                active.mcp_bridge.start()
             request = ExecRequest(
                 run_id=row.id, source_dir=self.platform.tools.source_dir(version), module=version.module,
                 entrypoint=version.entrypoint, inputs=inputs, env=env, workdir=cwd, output_dir=out,
@@ -357,6 +369,8 @@ class Worker:
         active = self.active.get(run_id)
         if active is None:
             return
+        if active.mcp_bridge is not None:
+            active.mcp_bridge.stop()
         try:
             active.runlog.close()
             if active.shutdown and status != "succeeded":
