@@ -11,100 +11,50 @@ their last event when they lack it (cancelled while waiting).
 from __future__ import annotations
 
 import logging
-import threading
-import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from runyard.worker.poked_runs import SWEEP_S, PokedRunDriver
 
 if TYPE_CHECKING:
     from runyard.wiring import Platform
 
 log = logging.getLogger(__name__)
-SWEEP_S = 2.0
 
 
-class IngestProxyDriver:
+class IngestProxyDriver(PokedRunDriver):
+    topic = "ingest_proxy.resume"
+    name = "ingest-proxy"
+
     def __init__(self, platform: Platform, *, threads: int = 2, sweep_s: float = SWEEP_S) -> None:
+        super().__init__(platform.hub, threads=threads, sweep_s=sweep_s)
         self.platform = platform
         self.service = platform.ingest_proxy
         self.owner = f"proxy-{uuid.uuid4().hex[:16]}"
         self.lease_s = platform.settings.lease_s
-        self.sweep_s = sweep_s
-        self._threads = threads
-        self._cond = threading.Condition()
-        self._pending: dict[str, None] = {}  # insertion-ordered set
-        self._busy: set[str] = set()
-        self._again: set[str] = set()  # poked while busy (answered while it was being parked): once more
         self._held: set[str] = set()
-        self._lost: set[str] = set()
-        self._stop = threading.Event()
-        self._workers: list[threading.Thread] = []
-        self._unsubscribe: Any = None
+        self._lost: set[str] = set()  # held here, but the lease went to another node
 
-    def start(self) -> None:
-        self._unsubscribe = self.platform.hub.subscribe("ingest_proxy.resume", self._on_poke)
-        for i in range(self._threads):
-            thread = threading.Thread(target=self._loop, name=f"runyard-ingest-proxy-{i}", daemon=True)
-            thread.start()
-            self._workers.append(thread)
-        for target, name in ((self._sweep_loop, "sweep"), (self._heartbeat_loop, "heartbeat")):
-            thread = threading.Thread(target=target, name=f"runyard-ingest-proxy-{name}", daemon=True)
-            thread.start()
-            self._workers.append(thread)
+    def background(self) -> list[tuple[Callable[[], None], str]]:
+        return [*super().background(), (self._heartbeat_loop, "heartbeat")]
 
-    def stop(self, timeout: float = 5.0) -> None:
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-        self._stop.set()
-        with self._cond:
-            self._cond.notify_all()
-        deadline = time.monotonic() + timeout
-        for thread in self._workers:
-            thread.join(max(0.0, deadline - time.monotonic()))
-
-    def _on_poke(self, topic: str, run_id: Any) -> None:
-        if not isinstance(run_id, str):
+    def handle(self, run_id: str) -> None:
+        if not self.service.claim(run_id, self.owner, self.lease_s):
             return
         with self._cond:
-            if run_id in self._busy:
-                self._again.add(run_id)
-            else:
-                self._pending[run_id] = None
-                self._cond.notify()
+            self._held.add(run_id)
+            self._lost.discard(run_id)
+        try:
+            self.service.execute(run_id, self.owner, holds=lambda: run_id not in self._lost)
+        finally:
+            with self._cond:
+                self._held.discard(run_id)
+            self.service.release(run_id, self.owner)
 
-    def _take(self) -> str | None:
-        with self._cond:
-            while not self._pending and not self._stop.is_set():
-                self._cond.wait(1.0)
-            if self._stop.is_set():
-                return None
-            run_id = next(iter(self._pending))
-            del self._pending[run_id]
-            self._busy.add(run_id)
-            return run_id
-
-    def _loop(self) -> None:
-        while (run_id := self._take()) is not None:
-            try:
-                if self.service.claim(run_id, self.owner, self.lease_s):
-                    with self._cond:
-                        self._held.add(run_id)
-                        self._lost.discard(run_id)
-                    try:
-                        self.service.execute(run_id, self.owner, holds=lambda r=run_id: r not in self._lost)
-                    finally:
-                        with self._cond:
-                            self._held.discard(run_id)
-                        self.service.release(run_id, self.owner)
-            except Exception:
-                log.exception("ingest proxy run %s failed in the driver", run_id)
-            finally:
-                with self._cond:
-                    self._busy.discard(run_id)
-                    if run_id in self._again:
-                        self._again.discard(run_id)
-                        self._pending[run_id] = None
-                        self._cond.notify()
+    def sweep(self) -> None:
+        for run_id in self.service.to_drive():
+            self.poke(self.topic, run_id)
 
     def _heartbeat_loop(self) -> None:
         interval = max(0.2, self.lease_s / 3)
@@ -120,11 +70,3 @@ class IngestProxyDriver:
                 continue
             with self._cond:
                 self._lost.update(set(held) - still)
-
-    def _sweep_loop(self) -> None:
-        while not self._stop.wait(self.sweep_s):
-            try:
-                for run_id in self.service.to_drive():
-                    self._on_poke("ingest_proxy.resume", run_id)
-            except Exception:
-                log.exception("the ingest proxy sweep failed")
