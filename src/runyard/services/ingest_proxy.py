@@ -443,17 +443,8 @@ class IngestProxyService:
         return idx
 
     def _log(self, run_id: str, line: str) -> None:
-        """The run's log (the one ``GET /runs/{id}/logs`` reads), grown by one line."""
-        path = self.runs.files.log(run_id)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("ab") as fh:
-                fh.write(line.encode())
-                size = fh.tell()
-            self.runs.record_log_size(run_id, size, False)
-            self.hub.publish(f"run.log:{run_id}", None)
-        except OSError:
-            log.exception("ingest proxy run %s: its log could not be written", run_id)
+        if not self.runs.append_log(run_id, line):
+            log.error("ingest proxy run %s: its log could not be written", run_id)
 
     def ensure_end_event(self, run_id: str) -> None:
         """A run that ended without its last event (cancelled while it waited, failed by a sweep)

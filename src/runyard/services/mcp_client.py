@@ -262,16 +262,8 @@ class McpClientService:
         return str(current)
 
     def _log(self, run_id: str, line: str) -> None:
-        path = self.runs.files.log(run_id)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("ab") as fh:
-                fh.write(line.encode())
-                size = fh.tell()
-            self.runs.record_log_size(run_id, size, False)
-            self.hub.publish(f"run.log:{run_id}", None)
-        except OSError:
-            log.exception("mcp tool run %s: its log could not be written", run_id)
+        if not self.runs.append_log(run_id, line):
+            log.error("mcp tool run %s: its log could not be written", run_id)
 
 
 def call_tool(policy: OutboundPolicy, settings: dict[str, Any], tool: str, arguments: dict[str, Any]) -> dict[str, Any]:

@@ -699,6 +699,21 @@ class RunService:
         with self.db.write() as conn:
             conn.execute(runs.update().where(runs.c.id == run_id).values(log_bytes=size, log_truncated=truncated))
 
+    def append_log(self, run_id: str, line: str) -> bool:
+        """Grow the log ``GET /runs/{id}/logs`` reads by ``line``, for runs the trusted side
+        carries out itself (ingest proxy, MCP tool calls); False when it could not be written."""
+        path = self.files.log(run_id)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("ab") as fh:
+                fh.write(line.encode())
+                size = fh.tell()
+        except OSError:
+            return False
+        self.record_log_size(run_id, size, False)
+        self.hub.publish(f"run.log:{run_id}", None)
+        return True
+
     def finish(self, run: Any, *, worker_id: str, status: str, output: Any, error: dict[str, Any] | None,
                usage: dict[str, Any] | None, log_bytes: int, log_truncated: bool,
                artifacts: list[dict[str, Any]] | None = None, progress: dict[str, Any] | None = None,
