@@ -44,6 +44,7 @@ from runyard.services.access import Principal
 from runyard.services.datasets import DatasetService, appended
 from runyard.services.errors import Conflict, DomainError, NotFound, ValidationFailed
 from runyard.services.ingestions import ID_BLOCK, IngestionService
+from runyard.services.leases import claim_oldest_pending
 from runyard.services.llm import LLMService
 from runyard.services.namespaces import check_data_name, same_name
 from runyard.services.sandboxed import SandboxedJobs
@@ -213,19 +214,8 @@ class CleaningService:
     # -- processing (workers) ------------------------------------------------------------------
     def claim(self, worker_id: str) -> Any:
         """The oldest pending task, now this worker's (None if there is none)."""
-        with self.db.write() as conn:
-            candidate = conn.execute(sa.select(cleaning_tasks.c.id).where(cleaning_tasks.c.status == "pending")
-                                     .order_by(cleaning_tasks.c.created_at).limit(1)).scalar()
-            if candidate is None:
-                return None
-            now = self.clock()
-            claimed = conn.execute(cleaning_tasks.update().where(
-                cleaning_tasks.c.id == candidate, cleaning_tasks.c.status == "pending").values(
-                status="proposing", worker_id=worker_id, started_at=now,
-                lease_expires_at=now + timedelta(seconds=self.lease_s))).rowcount
-            if not claimed:
-                return None
-            return conn.execute(sa.select(cleaning_tasks).where(cleaning_tasks.c.id == candidate)).one()
+        return claim_oldest_pending(self.db, cleaning_tasks, status="proposing", worker_id=worker_id, now=self.clock(),
+                                    lease_s=self.lease_s)
 
     def _update(self, task_id: str, worker_id: str, **values: Any) -> bool:
         """Change a task this worker still holds; False when it is no longer its own."""

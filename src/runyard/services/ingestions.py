@@ -30,6 +30,7 @@ from runyard.services.access import Principal
 from runyard.services.datasets import DatasetService, SchemaConflict, appended
 from runyard.services.entities import check_config, entities_key, report, resolve_and_commit
 from runyard.services.errors import Conflict, DomainError, NotFound, ValidationFailed
+from runyard.services.leases import claim_oldest_pending
 from runyard.services.pagination import Page, check_limit, decode_cursor, encode_cursor
 from runyard.services.sandboxed import JobFailed, SandboxedJobs
 from runyard.services.storage import StorageQuotaExceeded
@@ -355,19 +356,8 @@ class IngestionService:
     # -- processing (workers) --------------------------------------------------------------
     def claim(self, worker_id: str) -> Any:
         """The oldest pending ingestion, now this worker's (None if there is none)."""
-        with self.db.write() as conn:
-            candidate = conn.execute(sa.select(ingestions.c.id).where(ingestions.c.status == "pending")
-                                     .order_by(ingestions.c.created_at).limit(1)).scalar()
-            if candidate is None:
-                return None
-            now = self.clock()
-            claimed = conn.execute(ingestions.update().where(
-                ingestions.c.id == candidate, ingestions.c.status == "pending").values(
-                status="processing", worker_id=worker_id, started_at=now,
-                lease_expires_at=now + timedelta(seconds=self.lease_s))).rowcount
-            if not claimed:
-                return None
-            return conn.execute(sa.select(ingestions).where(ingestions.c.id == candidate)).one()
+        return claim_oldest_pending(self.db, ingestions, status="processing", worker_id=worker_id, now=self.clock(),
+                                    lease_s=self.lease_s)
 
     def renew(self, ingestion_id: str, worker_id: str, processed_bytes: int | None = None) -> bool:
         """Extend the lease; False when the ingestion was cancelled (or taken from us)."""
