@@ -402,9 +402,7 @@ class ToolService:
                     tools.c.workspace_id == principal.workspace_id, tools.c.name == name,
                     tools.c.deleted_at.is_(None))).scalar()
             principal.require_tool(existing or "", name)
-        self._check_declarable(principal, fields.get("required_secrets"))
-        self._check_files_declarable(principal, fields.get("files"))
-        self._check_connections_declarable(principal, fields.get("connections"))
+        self._check_declarations(principal, fields)
         self._check_expected_tools(principal.workspace_id, fields.get("mcp_server_names"),
                                    fields.get("expected_tools"))
         return self.deploy(principal.workspace_id, name=name, **fields)
@@ -412,9 +410,7 @@ class ToolService:
     def update_for(self, principal: Principal, ref: str, **fields: Any) -> dict[str, Any]:
         UPDATE_TOOLS.check(principal)
         tool, version = self.visible(principal, ref)
-        self._check_declarable(principal, fields.get("required_secrets"))
-        self._check_files_declarable(principal, fields.get("files"))
-        self._check_connections_declarable(principal, fields.get("connections"))
+        self._check_declarations(principal, fields)
         if fields.get("mcp_server_names") is not None or fields.get("expected_tools") is not None:
             self._check_expected_tools(
                 principal.workspace_id,
@@ -457,38 +453,27 @@ class ToolService:
                 f"not: {', '.join(extra)} (an unrestricted token can add them)",
                 code="restricted", details={"field": "required_secrets", "secrets": extra})
 
-    def _check_files_declarable(self, principal: Principal, names: Any) -> None:
-        """A restricted token reaches no workspace files (services.workspace_files), so it may
-        declare only files its tools declare already: a run of its tool reads what it declares."""
-        if not principal.restricted or not isinstance(names, list):
-            return
-        with self.db.read() as conn:
-            reach = declared_files(conn, principal.workspace_id, principal.tools)
-        extra = sorted({n for n in names if isinstance(n, str)} - reach)
-        if extra:
-            raise PermissionDenied(
-                f"this token is restricted and can declare only workspace files its tools already declare; "
-                f"not: {', '.join(extra)} (an unrestricted token can add them)",
-                code="restricted", details={"field": "files", "files": extra})
+    def _check_declarations(self, principal: Principal, fields: dict[str, Any]) -> None:
+        self._check_declarable(principal, fields.get("required_secrets"))
+        self._check_within_reach(principal, fields.get("files"), column="files", field="files",
+                                 noun="workspace files")
+        self._check_within_reach(principal, fields.get("connections"), column="connections",
+                                 field="connections", noun="connections")
 
-    def _check_connections_declarable(self, principal: Principal, names: Any) -> None:
-        """A restricted token reaches no connections, so it may declare only connections its
-        tools declare already (a run of its tool is handed what it declares, secrets too)."""
+    def _check_within_reach(self, principal: Principal, names: Any, *, column: str, field: str, noun: str) -> None:
+        """A restricted token reaches no workspace files or connections of its own, so it may
+        declare only those its tools declare already (a run of its tool is handed what it
+        declares, secrets included)."""
         if not principal.restricted or not isinstance(names, list):
             return
         with self.db.read() as conn:
-            rows = conn.execute(sa.select(tool_versions.c.connections).select_from(tools.join(
-                tool_versions, sa.and_(tool_versions.c.tool_id == tools.c.id,
-                                       tool_versions.c.version == tools.c.latest_version))).where(
-                tools.c.workspace_id == principal.workspace_id, tools.c.id.in_(sorted(principal.tools)),
-                tools.c.deleted_at.is_(None))).all()
-        reach = {name for row in rows for name in row.connections or ()}
+            reach = declared(conn, principal.workspace_id, principal.tools, column)
         extra = sorted({n for n in names if isinstance(n, str)} - reach)
         if extra:
             raise PermissionDenied(
-                f"this token is restricted and can declare only connections its tools already declare; "
+                f"this token is restricted and can declare only {noun} its tools already declare; "
                 f"not: {', '.join(extra)} (an unrestricted token can add them)",
-                code="restricted", details={"field": "connections", "connections": extra})
+                code="restricted", details={"field": field, field: extra})
 
     # -- helpers ---------------------------------------------------------------------------
     def _source(self, code: str | None, upload: tuple[str, bytes] | None, entrypoint: str) -> ToolSource:
@@ -552,28 +537,22 @@ class ToolService:
         return target
 
 
+def declared(conn: sa.Connection, workspace_id: str, tool_ids: Collection[str], column: str) -> set[str]:
+    """What the latest versions of the live tools ``tool_ids`` declare in ``column`` of
+    ``tool_versions`` (``required_secrets``, ``files``, ``connections``)."""
+    if not tool_ids:
+        return set()
+    rows = conn.execute(sa.select(tool_versions.c[column]).select_from(tools.join(
+        tool_versions, sa.and_(tool_versions.c.tool_id == tools.c.id,
+                               tool_versions.c.version == tools.c.latest_version))).where(
+        tools.c.workspace_id == workspace_id, tools.c.id.in_(sorted(tool_ids)),
+        tools.c.deleted_at.is_(None))).all()
+    return {name for row in rows for name in row[0] or ()}
+
+
 def declared_secrets(conn: sa.Connection, workspace_id: str, tool_ids: Collection[str]) -> set[str]:
     """The secrets the latest versions of the live tools ``tool_ids`` declare."""
-    if not tool_ids:
-        return set()
-    rows = conn.execute(sa.select(tool_versions.c.required_secrets).select_from(tools.join(
-        tool_versions, sa.and_(tool_versions.c.tool_id == tools.c.id,
-                               tool_versions.c.version == tools.c.latest_version))).where(
-        tools.c.workspace_id == workspace_id, tools.c.id.in_(sorted(tool_ids)),
-        tools.c.deleted_at.is_(None))).all()
-    return {name for row in rows for name in row.required_secrets or ()}
-
-
-def declared_files(conn: sa.Connection, workspace_id: str, tool_ids: Collection[str]) -> set[str]:
-    """The workspace files the latest versions of the live tools ``tool_ids`` declare."""
-    if not tool_ids:
-        return set()
-    rows = conn.execute(sa.select(tool_versions.c.files).select_from(tools.join(
-        tool_versions, sa.and_(tool_versions.c.tool_id == tools.c.id,
-                               tool_versions.c.version == tools.c.latest_version))).where(
-        tools.c.workspace_id == workspace_id, tools.c.id.in_(sorted(tool_ids)),
-        tools.c.deleted_at.is_(None))).all()
-    return {name for row in rows for name in row.files or ()}
+    return declared(conn, workspace_id, tool_ids, "required_secrets")
 
 
 def _check_visibility(visibility: str) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from runyard.ids import new_id
 
@@ -45,34 +45,27 @@ class DataWorker:
             thread.join(timeout)
 
     def _ingest_loop(self) -> None:
-        ingestions = self.platform.ingestions
-        while not self._stop.is_set():
-            try:
-                row = ingestions.claim(self.id)
-            except Exception:
-                log.exception("claiming an ingestion failed")
-                row = None
-            if row is None:
-                ingestions.wakeup.wait(1.0)
-                ingestions.wakeup.clear()
-                continue
-            ingestions.process(row, self.id)
+        self._claim_loop(self.platform.ingestions, "an ingestion")
 
     def _cleaning_loop(self) -> None:
         """Cleaning tasks (services.cleaning), one at a time per node: each is a model call
         and a sandboxed transform, so they do not take the ingestion slots."""
-        cleaning = self.platform.cleaning
+        self._claim_loop(self.platform.cleaning, "a cleaning task")
+
+    def _claim_loop(self, queue: Any, what: str) -> None:
+        """Claim ``queue``'s oldest pending item and process it, until stopped; ``queue.wakeup``
+        cuts the wait short when new work arrives."""
         while not self._stop.is_set():
             try:
-                row = cleaning.claim(self.id)
+                row = queue.claim(self.id)
             except Exception:
-                log.exception("claiming a cleaning task failed")
+                log.exception("claiming %s failed", what)
                 row = None
             if row is None:
-                cleaning.wakeup.wait(1.0)
-                cleaning.wakeup.clear()
+                queue.wakeup.wait(1.0)
+                queue.wakeup.clear()
                 continue
-            cleaning.process(row, self.id)
+            queue.process(row, self.id)
 
     def _upkeep_loop(self) -> None:
         interval = min(UPKEEP_S, max(0.5, self.platform.ingestions.lease_s / 2))
