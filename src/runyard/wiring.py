@@ -56,6 +56,7 @@ from runyard.timeutil import utcnow
 
 if TYPE_CHECKING:
     from runyard.engine.executor import Executor, SandboxConfig
+    from runyard.services.mcp_stdio import StdioServers
     from runyard.store.notify import PgNotifier
 
 log = logging.getLogger(__name__)
@@ -121,6 +122,8 @@ class Platform:
                                                workspace_files=self.workspace_files)
         self.mcp_client = McpClientService(self.db, self.connections, self.runs, self.hub, self.outbound)
         self.tools.mcp_aliases = self.mcp_client.aliases
+        # verify of a stdio MCP connection starts its command confined (services.mcp_stdio)
+        self.connections.stdio_tools = lambda settings: self.stdio_servers().list_tools_once(settings)
         self.targets = Targets(self.tools, self.runs, self.workflows, self.workflow_runs)
         self.schedules = ScheduleService(self.db, self.targets, self.users)
         self.webhooks = WebhookService(self.db, self.targets, self.users, self.cipher)
@@ -186,6 +189,13 @@ class Platform:
 
     def sandbox_config(self) -> SandboxConfig:
         return sandbox_config(self.settings)
+
+    def stdio_servers(self) -> StdioServers:
+        """Stdio MCP servers confined like this node's runs."""
+        from runyard.services.mcp_stdio import StdioServers
+
+        config = self.sandbox_config()
+        return StdioServers(config.protected, sandbox=config.mode != "off")
 
     def running_executor(self) -> Executor | None:
         """The executor if this node has started one (it has workers), else None."""

@@ -484,10 +484,12 @@ def install_seccomp(filt: bytes) -> None:
 
 
 def confined_command(policy: Mapping[str, Any], argv: list[str]) -> list[str]:
-    """``argv`` run under ``policy`` (``cgroups``, ``protected``, ``read``, ``write``): the
-    command starts this file, which confines itself and then execs ``argv``. For work on
-    untrusted input outside a run, such as building a tool's environment (its packages'
-    build scripts run there)."""
+    """``argv`` run under ``policy`` (``cgroups``, ``protected``, ``read``, ``write``, and
+    optionally ``network`` — false: no socket at all, true: no new ``AF_UNIX`` socket, as a
+    run —, ``memory_mb`` and ``cpu_s`` rlimits): the command starts this file, which
+    confines itself and then execs ``argv``. For work on untrusted input outside a run, such
+    as building a tool's environment (its packages' build scripts run there) or a stdio MCP
+    server (services.mcp_stdio)."""
     import json
 
     return [sys.executable, "-I", os.path.abspath(__file__), json.dumps(dict(policy)), "--", *argv]
@@ -503,7 +505,18 @@ def _exec_confined(args: list[str]) -> None:
     drop_privileges()
     if static.abi > 0:
         restrict_paths(static, _static_ruleset(static), list(policy.get("write") or []), [], [])
+    if "network" in policy:  # absent: the environment builds', which fetch packages
+        filt = static.filters.get(bool(policy["network"]))
+        if filt:
+            install_seccomp(filt)
     static.close()
+    import resource
+
+    if policy.get("memory_mb"):
+        limit = int(policy["memory_mb"]) << 20
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    if policy.get("cpu_s"):
+        resource.setrlimit(resource.RLIMIT_CPU, (int(policy["cpu_s"]), int(policy["cpu_s"])))
     os.execv(argv[0], argv)
 
 

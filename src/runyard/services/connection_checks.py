@@ -123,12 +123,17 @@ def _require_ok(response: httpx.Response, url: str) -> None:
 
 
 # -- checks -----------------------------------------------------------------------------
-def verify(policy: OutboundPolicy, kind: str, settings: dict[str, Any]) -> CheckResult:
+def verify(policy: OutboundPolicy, kind: str, settings: dict[str, Any], *,
+           stdio: Callable[[dict[str, Any]], list[dict[str, Any]]] | None = None) -> CheckResult:
     """The connection's check, its outcome recorded by the caller; never raises for what
-    the remote side does."""
+    the remote side does. ``stdio`` lists a stdio MCP server's tools (services.mcp_stdio:
+    its command started confined)."""
     started = time.monotonic()
     try:
-        found = VERIFIERS[kind](policy, settings)
+        if kind == "mcp" and settings.get("command") and stdio is not None:
+            found = stdio(settings)
+        else:
+            found = VERIFIERS[kind](policy, settings)
     except Unreachable:
         return CheckResult(False, error=UNREACHABLE)
     except OutboundRefused as exc:
@@ -146,10 +151,19 @@ def verify(policy: OutboundPolicy, kind: str, settings: dict[str, Any]) -> Check
                        tools=found if kind == "mcp" else None)
 
 
-def metadata(policy: OutboundPolicy, kind: str, settings: dict[str, Any]) -> dict[str, Any]:
+def metadata(policy: OutboundPolicy, kind: str, settings: dict[str, Any], *,
+             stdio: Callable[[dict[str, Any]], list[dict[str, Any]]] | None = None) -> dict[str, Any]:
     """What the connected system holds (capped); 502 ``connection_unreachable`` /
     ``connection_failed`` when it cannot be asked, 400 for a document that does not parse."""
-    reader = METADATA.get(kind)
+    if kind == "mcp" and settings.get("command") and stdio is not None:
+        listed = stdio  # bound for the closure below
+
+        def reader_stdio(_policy: OutboundPolicy, s: dict[str, Any]) -> dict[str, Any]:
+            return _tools_metadata(listed(s))
+
+        reader: Callable[[OutboundPolicy, dict[str, Any]], dict[str, Any]] | None = reader_stdio
+    else:
+        reader = METADATA.get(kind)
     if reader is None:
         raise ValidationFailed(f"a {kind} connection has no metadata to read", code="metadata_unsupported",
                                details={"type": kind})
@@ -611,7 +625,10 @@ def _metadata_mcp(policy: OutboundPolicy, s: dict[str, Any]) -> dict[str, Any]:
                                code="metadata_unsupported", details={"type": "mcp"})
     import asyncio
 
-    tools = asyncio.run(_mcp_tools(policy, s))
+    return _tools_metadata(asyncio.run(_mcp_tools(policy, s)))
+
+
+def _tools_metadata(tools: list[dict[str, Any]]) -> dict[str, Any]:
     return {"tools": [{"name": t.get("name"), "description": t.get("description"),
                        "input_schema": t.get("inputSchema") or t.get("input_schema")} for t in tools[:MAX_OPERATIONS]],
             "truncated": len(tools) > MAX_OPERATIONS}

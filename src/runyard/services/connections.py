@@ -15,6 +15,7 @@ tool that declares it; nothing else reveals them.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -84,6 +85,8 @@ class ConnectionService:
         self.db = db
         self.secrets = secrets
         self.outbound = outbound
+        # Lists a stdio MCP server's tools by starting its command confined (services.mcp_stdio).
+        self.stdio_tools: Callable[[dict[str, Any]], list[dict[str, Any]]] | None = None
 
     # -- shapes ------------------------------------------------------------------------------
     # Saved settings pass the outbound-host policy, except that a name which does not resolve
@@ -177,7 +180,8 @@ class ConnectionService:
             out["access_key_id"] = _str(cfg, "access_key_id", required=True)
             secret("secret_access_key", cfg, "secret_access_key", required=True)
         elif kind == "mcp":
-            known |= {"url", "transport", "headers", "command", "call_timeout_s"}
+            known |= {"url", "transport", "headers", "command", "call_timeout_s", "env", "network",
+                      "idle_timeout_s", "memory_mb"}
             if cfg.get("call_timeout_s") is not None:  # services.mcp_client: a tools/call's limit
                 value = cfg["call_timeout_s"]
                 if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 3600:
@@ -187,6 +191,10 @@ class ConnectionService:
             if (cfg.get("url") is None) == (cfg.get("command") is None):
                 raise ValidationFailed("config: give either url (an HTTP MCP server) or command (a stdio one)",
                                        details={"field": "config.url"})
+            if cfg.get("url") is not None and any(
+                    cfg.get(k) is not None for k in ("env", "network", "idle_timeout_s", "memory_mb")):
+                raise ValidationFailed("config: env, network, idle_timeout_s and memory_mb are a stdio server's "
+                                       "(command)", details={"field": "config"})
             if cfg.get("url") is not None:
                 out["url"] = self._check_url(_str(cfg, "url") or "", field="config.url")
                 out["transport"] = _str(cfg, "transport", default="streamable_http")
@@ -205,6 +213,25 @@ class ConnectionService:
                     raise ValidationFailed("config.command: a list of non-empty strings (the program and its arguments)",
                                            details={"field": "config.command"})
                 out["command"] = list(command)
+                # services.mcp_stdio: how its confined process runs
+                env = cfg.get("env") or {}
+                if not isinstance(env, dict) or not all(
+                        isinstance(k, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", k) for k in env):
+                    raise ValidationFailed("config.env: an object of environment variable names",
+                                           details={"field": "config.env"})
+                for name in env:
+                    secret(name, env, f"env.{name}", required=True)
+                if not isinstance(cfg.get("network", False), bool):
+                    raise ValidationFailed("config.network: true or false", details={"field": "config.network"})
+                out["network"] = bool(cfg.get("network", False))
+                for name, low, high in (("idle_timeout_s", 1, 86400), ("memory_mb", 64, 65536)):
+                    value = cfg.get(name)
+                    if value is None:
+                        continue
+                    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+                        raise ValidationFailed(f"config.{name}: a number from {low} to {high}",
+                                               details={"field": f"config.{name}"})
+                    out[name] = value
         else:
             raise ValidationFailed(f"type: one of {', '.join(TYPES)}", details={"field": "type"})
         unknown = sorted(set(cfg) - known)
@@ -403,7 +430,7 @@ class ConnectionService:
         MANAGE_CONNECTIONS.check(principal)
         with self.db.read() as conn:
             row = self._row(conn, principal.workspace_id, ref)
-        result = connection_checks.verify(self.outbound, row.type, self._settings(row))
+        result = connection_checks.verify(self.outbound, row.type, self._settings(row), stdio=self.stdio_tools)
         with self.db.write() as conn:
             conn.execute(connections.update().where(connections.c.id == row.id).values(
                 status_state="ok" if result.ok else "failed", checked_at=utcnow(), latency_ms=result.latency_ms,
@@ -414,7 +441,7 @@ class ConnectionService:
         MANAGE_CONNECTIONS.check(principal)
         with self.db.read() as conn:
             row = self._row(conn, principal.workspace_id, ref)
-        found = connection_checks.metadata(self.outbound, row.type, self._settings(row))
+        found = connection_checks.metadata(self.outbound, row.type, self._settings(row), stdio=self.stdio_tools)
         return {"object": "connection_metadata", "connection": row.id, "name": row.name, "type": row.type,
                 "metadata": found}
 

@@ -6,7 +6,7 @@ A verify stores the server's ``tools/list`` answer on the connection (``mcp_tool
 ``mcp``): inserted ``running`` with no worker — so the tool workers, which take ``queued``
 runs, never see it — and taken by a worker node's MCP driver (``worker.mcp_tools``), the
 trusted process that reveals the connection's secrets and makes the call; no user process
-is involved. The run's output is the result's structured content (its text otherwise); its
+is involved (a stdio server's own process aside: services.mcp_stdio starts it confined). The run's output is the result's structured content (its text otherwise); its
 error is the tool's error result (``mcp_tool_error``), a call that outlived the connection's
 ``call_timeout_s`` (``mcp_timeout``) or a server that failed, died mid-call or answered
 something that is not MCP (``mcp_server_error``). The last two also mark the connection's
@@ -23,7 +23,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -39,6 +39,9 @@ from runyard.store.db import Database
 from runyard.store.tables import runs
 from runyard.store.tables_connections import connections
 from runyard.timeutil import rfc3339, utcnow
+
+if TYPE_CHECKING:
+    from runyard.services.mcp_stdio import StdioServers
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +101,7 @@ class McpClientService:
         self.runs = runs
         self.hub = hub
         self.outbound = outbound
+        self.stdio: StdioServers | None = None  # a worker node's stdio MCP servers (set by its wiring)
 
     # -- the catalog -------------------------------------------------------------------------
     def _servers(self, workspace_id: str, names: list[str] | None = None) -> list[Any]:
@@ -211,13 +215,11 @@ class McpClientService:
                                                     "message": "the MCP connection no longer exists"})
         found, secret_values = self.connections.settings_for_run(row.workspace_id, [row.name])
         settings = found[row.name] or {}
-        if settings.get("command"):
-            return self._end(run_id, FAILED, None, {
-                "type": "mcp_server_error", "message": "stdio MCP servers (command) are not run by this node yet"})
         started = time.monotonic()
         self._log(run_id, f"{rfc3339(utcnow())} calling {tool} on MCP server {row.name}\n")
         try:
-            result = call_tool(self.outbound, settings, tool, run.inputs or {})
+            result = call_tool(self.outbound, settings, tool, run.inputs or {}, stdio=self.stdio,
+                               connection_id=row.id)
         except DomainError as exc:
             elapsed = round((time.monotonic() - started) * 1000, 1)
             message = str(scrub_value(exc.message, secret_values))
@@ -266,11 +268,18 @@ class McpClientService:
             log.error("mcp tool run %s: its log could not be written", run_id)
 
 
-def call_tool(policy: OutboundPolicy, settings: dict[str, Any], tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+def call_tool(policy: OutboundPolicy, settings: dict[str, Any], tool: str, arguments: dict[str, Any], *,
+              stdio: StdioServers | None = None, connection_id: str | None = None) -> dict[str, Any]:
     """``tools/call`` on the server of ``settings`` (secrets revealed), through the pinned
-    transport: ``{"output", "text", "isError"}``; ``McpTimeout`` after the connection's
-    ``call_timeout_s``, ``McpServerError`` for anything else that is not a result."""
+    transport — or, for a ``command`` connection, on its confined stdio server run by
+    ``stdio`` (services.mcp_stdio): ``{"output", "text", "isError"}``; ``McpTimeout`` after
+    the connection's ``call_timeout_s``, ``McpServerError`` for anything else that is not a
+    result."""
     timeout = call_timeout(settings)
+    if settings.get("command"):
+        if stdio is None or connection_id is None:
+            raise McpServerError("stdio MCP servers (command) are run by worker nodes only")
+        return _result(stdio.call(connection_id, settings, tool, arguments, timeout))
 
     async def call() -> Any:
         async with connection_checks.mcp_session(policy, settings) as session:
@@ -293,6 +302,10 @@ def call_tool(policy: OutboundPolicy, settings: dict[str, Any], tool: str, argum
             raise McpTimeout(f"the MCP server did not answer {tool} within {timeout:g} s",
                              details={"timeout_s": timeout}) from None
         raise McpServerError(f"the MCP server failed: {_reason(exc)}") from None
+    return _result(result)
+
+
+def _result(result: Any) -> dict[str, Any]:
     text = "\n".join(getattr(part, "text", "") for part in result.content if getattr(part, "type", "") == "text")
     output = result.structured_content if result.structured_content is not None else text
     return {"output": output, "text": text, "isError": bool(result.is_error)}

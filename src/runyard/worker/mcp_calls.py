@@ -178,11 +178,8 @@ class RunMcpBridge:
         found, secret_values = self.platform.connections.settings_for_run(self.workspace_id, [row.name])
         settings = found.get(row.name) or {}
         hidden = [*self.secrets, *secret_values]
-        if settings.get("command"):
-            return {"ok": False, "code": "mcp_server_error",
-                    "message": "stdio MCP servers (command) are not run by this node yet"}
         try:
-            result = call_tool(service.outbound, settings, tool, params)
+            result = call_tool(service.outbound, settings, tool, params, stdio=service.stdio, connection_id=row.id)
         except DomainError as exc:
             return {"ok": False, "code": exc.code,
                     "message": str(scrub_value(exc.message, hidden))[:MAX_ANSWER_ERROR]}

@@ -30,6 +30,9 @@ SWEEP_S = 2.0
 class McpToolDriver:
     def __init__(self, platform: Platform, *, threads: int = 4, sweep_s: float = SWEEP_S) -> None:
         self.service = platform.mcp_client
+        # This node runs the stdio MCP servers its calls need (services.mcp_stdio).
+        if self.service.stdio is None:
+            self.service.stdio = platform.stdio_servers()
         self.hub = platform.hub
         self.owner = f"mcp-{uuid.uuid4().hex[:16]}"
         self.lease_s = platform.settings.lease_s
@@ -53,6 +56,8 @@ class McpToolDriver:
         if self._sweeper is not None:
             self._sweeper.join(timeout)
         self._pool.shutdown(wait=False, cancel_futures=True)
+        if self.service.stdio is not None:
+            self.service.stdio.close()
 
     def _on_start(self, topic: str, run_id: Any) -> None:
         if isinstance(run_id, str) and not self._stop.is_set():
