@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 
 from mcp.server.mcpserver import MCPServer
 
@@ -57,6 +58,13 @@ def write_home() -> str:
     with open(path, "w") as fh:
         fh.write("ok")
     return path
+
+
+@server.tool()
+def slow(seconds: float) -> str:
+    """Sleeps (a hanging call)."""
+    time.sleep(seconds)
+    return "woke"
 
 
 @server.tool()

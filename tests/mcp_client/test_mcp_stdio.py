@@ -88,6 +88,16 @@ def test_a_server_that_dies_mid_call_fails_the_run_and_the_next_call_restarts_it
     assert admin.get(f"/connections/{name}").json()["status"]["state"] == "ok"
 
 
+def test_a_hanging_call_times_out(admin: httpx.Client):
+    name = connect(admin, call_timeout_s=1)
+    started = time.monotonic()
+    run = execute(admin, f"mcp_{name}_slow", {"seconds": 20})
+    assert run["status"] == "failed" and run["error"]["type"] == "mcp_timeout", run
+    assert time.monotonic() - started < 15
+    status = admin.get(f"/connections/{name}").json()["status"]
+    assert status["state"] == "failed" and "mcp_timeout" in status["error"], status
+
+
 def test_bad_stdio_config_is_refused_and_a_missing_program_fails_verify(admin: httpx.Client):
     for config in ({"command": [sys.executable], "network": "yes"}, {"command": [sys.executable], "env": ["A"]},
                    {"command": [sys.executable], "idle_timeout_s": 0},
