@@ -22,16 +22,17 @@ SERVER_SCRIPT = Path(__file__).with_name("mcp_test_server.py")
 
 
 class McpTestServer:
-    def __init__(self) -> None:
+    def __init__(self, transport: str = "streamable-http") -> None:
         self.port = free_port()
+        self.transport = transport
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/mcp"
+        return f"http://127.0.0.1:{self.port}/{'sse' if self.transport == 'sse' else 'mcp'}"
 
     def start(self) -> McpTestServer:
-        self.process = subprocess.Popen([sys.executable, str(SERVER_SCRIPT), str(self.port)],
+        self.process = subprocess.Popen([sys.executable, str(SERVER_SCRIPT), str(self.port), self.transport],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

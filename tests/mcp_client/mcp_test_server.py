@@ -1,5 +1,5 @@
 """A real MCP server built with the official SDK (mcp 2: ``MCPServer``, once FastMCP), served
-over streamable HTTP on the loopback port given as argv[1]: a few tools, one slow, one that
+over streamable HTTP (or SSE, argv[2]) on the loopback port given as argv[1]: a few tools, one slow, one that
 raises, one that kills its own process mid-call, one that tells which Authorization header
 it was sent."""
 
@@ -48,4 +48,6 @@ def whoami(ctx: Context) -> str:
 
 
 if __name__ == "__main__":
-    server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[1]))
+    # argv[2]: "sse" for the older HTTP+SSE transport (default streamable HTTP)
+    transport = sys.argv[2] if len(sys.argv) > 2 else "streamable-http"
+    server.run(transport, host="127.0.0.1", port=int(sys.argv[1]))

@@ -58,6 +58,18 @@ def test_verified_tools_are_listed_by_alias_and_executed_as_runs(admin: httpx.Cl
     assert admin.get(f"/connections/{name}").json()["status"]["state"] == "ok"
 
 
+def test_an_sse_server_is_verified_and_executed_like_a_streamable_one(admin: httpx.Client) -> None:
+    server = McpTestServer("sse").start()
+    try:
+        name = connect(admin, server, transport="sse")
+        run = execute(admin, f"mcp_{name}_add", {"a": 1, "b": 2}).json()
+        assert run["status"] == "succeeded" and run["output"] == {"total": 3}, run
+        whoami = execute(admin, f"mcp_{name}_whoami", {}).json()
+        assert whoami["status"] == "succeeded" and "s3cr3t" not in str(whoami["output"]), whoami  # redacted
+    finally:
+        server.stop()
+
+
 def test_unknown_alias_and_bad_parameters_change_nothing(admin: httpx.Client, mcp_server: McpTestServer):
     name = connect(admin, mcp_server)
     before = len(admin.get("/runs", params={"type": "mcp_tool", "limit": 200}).json()["items"])
