@@ -113,10 +113,11 @@ def test_every_run_records_type_trigger_and_triggered_by(api: httpx.Client, uniq
     assert set(_ids(api, tool=plain["tool_id"])) == set(made)
 
 
-def test_a_client_claims_only_api_cli_or_sdk(api: httpx.Client, unique: str) -> None:
+def test_a_client_claims_only_api_cli_sdk_or_mcp(api: httpx.Client, unique: str) -> None:
+    """``mcp`` is what ``runyard mcp`` (the stdio MCP server, a client of the API) claims."""
     tool = f"claim-{unique}"
     deploy(api, tool, SLEEPER)
-    for value in ("schedule", "webhook", "email", "rerun", "workflow", "ui", "mcp", "bogus"):
+    for value in ("schedule", "webhook", "email", "rerun", "workflow", "ui", "bogus"):
         for response in (
             api.post("/runs", json={"tool": tool}, headers={"X-Runyard-Trigger": value}),
             api.post("/runs", files={"payload": (None, json.dumps({"tool": tool}))},
@@ -125,6 +126,8 @@ def test_a_client_claims_only_api_cli_or_sdk(api: httpx.Client, unique: str) -> 
             assert response.status_code == 400 and error_code(response) == "validation_error", (value, response.text)
             assert response.json()["error"]["details"]["field"] == "trigger"
     assert _list(api, source=tool) == []
+    claimed = api.post("/runs", json={"tool": tool}, headers={"X-Runyard-Trigger": "mcp"})
+    assert claimed.status_code == 201 and claimed.json()["trigger"] == "mcp", claimed.text
 
 
 def test_ids_and_completion_time(api: httpx.Client, sleeper_runs: tuple[str, list[dict[str, Any]]]) -> None:
