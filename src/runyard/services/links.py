@@ -256,24 +256,30 @@ class LinkService:
         (_, a_row, a_cols), (_, b_row, b_cols) = s["a"], s["b"]
         signature = self.signature(s["match_type"], a_row.id, a_cols, b_row.id, b_cols)
         now = self.clock()
-        with self.db.write() as conn:
-            existing = conn.execute(sa.select(links).where(links.c.workspace_id == principal.workspace_id,
-                                                           links.c.signature == signature)).first()
-            if existing is not None and existing.status == "active":
-                return self._view(existing, *self._ends(conn, principal, existing)), False
-            if existing is not None:  # a suggestion, accepted
-                link_id = existing.id
-                conn.execute(links.update().where(links.c.id == link_id).values(
-                    status="active", options=s["options"].to_dict(), from_dataset_id=a_row.id, from_columns=a_cols,
-                    to_dataset_id=b_row.id, to_columns=b_cols, created_by=principal.user_id, updated_at=now))
-            else:
-                link_id = new_id("lnk")
-                conn.execute(links.insert().values(
-                    id=link_id, workspace_id=principal.workspace_id, signature=signature, status="active",
-                    match_type=s["match_type"], options=s["options"].to_dict(), from_dataset_id=a_row.id,
-                    from_columns=a_cols, to_dataset_id=b_row.id, to_columns=b_cols, score=None, evidence={},
-                    created_by=principal.user_id, created_at=now, updated_at=now))
-            row = conn.execute(sa.select(links).where(links.c.id == link_id)).one()
+        for attempt in (1, 2):  # the same link saved meanwhile (a suggestion, another writer): take it then
+            try:
+                with self.db.write() as conn:
+                    existing = conn.execute(sa.select(links).where(links.c.workspace_id == principal.workspace_id,
+                                                                   links.c.signature == signature)).first()
+                    if existing is not None and existing.status == "active":
+                        return self._view(existing, *self._ends(conn, principal, existing)), False
+                    if existing is not None:  # a suggestion, accepted
+                        link_id = existing.id
+                        conn.execute(links.update().where(links.c.id == link_id).values(
+                            status="active", options=s["options"].to_dict(), from_dataset_id=a_row.id, from_columns=a_cols,
+                            to_dataset_id=b_row.id, to_columns=b_cols, created_by=principal.user_id, updated_at=now))
+                    else:
+                        link_id = new_id("lnk")
+                        conn.execute(links.insert().values(
+                            id=link_id, workspace_id=principal.workspace_id, signature=signature, status="active",
+                            match_type=s["match_type"], options=s["options"].to_dict(), from_dataset_id=a_row.id,
+                            from_columns=a_cols, to_dataset_id=b_row.id, to_columns=b_cols, score=None, evidence={},
+                            created_by=principal.user_id, created_at=now, updated_at=now))
+                    row = conn.execute(sa.select(links).where(links.c.id == link_id)).one()
+                break
+            except sa.exc.IntegrityError:
+                if attempt == 2:
+                    raise
         self._recompute(row, a_row, b_row)
         return self.get(principal, link_id), True
 
@@ -535,6 +541,15 @@ class LinkService:
         return found
 
     def _save_suggestions(self, ds_row: Any, found: list[dict[str, Any]]) -> None:
+        for attempt in (1, 2):  # a link between the same columns saved meanwhile: read it, go again
+            try:
+                self._save_suggestions_once(ds_row, found)
+                return
+            except sa.exc.IntegrityError:
+                if attempt == 2:
+                    raise
+
+    def _save_suggestions_once(self, ds_row: Any, found: list[dict[str, Any]]) -> None:
         now = self.clock()
         keep = set()
         with self.db.write() as conn:
