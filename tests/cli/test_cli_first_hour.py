@@ -24,7 +24,8 @@ from tests.support.cli import Invoke, as_json
 from tests.support.synth import CUSTOMERS
 
 CLI = [sys.executable, "-m", "runyard.cli.main"]
-SERVER_COMMANDS = {"up", "server", "worker"}
+# Commands that serve (a node, or MCP over stdio) rather than answer once: no --json.
+SERVER_COMMANDS = {"up", "server", "worker", "mcp"}
 
 
 def _env(server: Any, tmp_path: Path, **extra: str) -> dict[str, str]:
