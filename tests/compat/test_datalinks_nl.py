@@ -14,8 +14,8 @@ from datalinks.api import AsyncDataLinksAPI, DataLinksAPI, DataLinksRequestError
 
 from tests.compat.test_datalinks_client import dl, name
 from tests.compat.test_datalinks_links import Pair
-from tests.support.fake_llm import FakeLLM, answer, json_answer, status, tool_call
-from tests.support.servers import PgDatabase, Server
+from tests.support.fake_llm import FakeLLM, answer, json_answer, server_with_scripted_model, status, tool_call
+from tests.support.servers import Server
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -30,22 +30,8 @@ def fake() -> Iterator[FakeLLM]:
 
 @pytest.fixture(scope="module")
 def llm_server(backend: str, tmp_path_factory: pytest.TempPathFactory, fake: FakeLLM) -> Iterator[Server]:
-    """A runyard server allowed to call the scripted model, configured as its default provider."""
-    pg = PgDatabase.create() if backend == "postgres" else None
-    srv = Server(data_dir=tmp_path_factory.mktemp(f"compat-nl-{backend}"), database_url=pg.url if pg else None,
-                 extra_env={"RUNYARD_OUTBOUND_ALLOW": "127.0.0.1"})
-    srv.start()
-    try:
-        with srv.client(timeout=60) as admin:
-            made = admin.post("/llm/providers", json={"name": "scripted", "base_url": fake.base_url,
-                                                      "api_key": "sk-test", "default_model": "fake-model",
-                                                      "timeout_s": 1.5, "max_retries": 1})
-            assert made.status_code == 201, made.text
+    with server_with_scripted_model(backend, tmp_path_factory.mktemp(f"compat-nl-{backend}"), fake) as srv:
         yield srv
-    finally:
-        srv.stop()
-        if pg:
-            pg.drop()
 
 
 @pytest.fixture

@@ -352,8 +352,9 @@ def test_invalid_edmx_is_400_with_where(admin: httpx.Client, docs: Documents, bo
 # -- s3 ---------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def moto_s3():
-    moto_server = pytest.importorskip("moto.server")
-    boto3 = pytest.importorskip("boto3")
+    # both come with the test install (bootstrap's "server,test"); only a bare server install lacks them
+    moto_server = pytest.importorskip("moto.server", reason="moto[server] (a test dependency) is not installed")
+    boto3 = pytest.importorskip("boto3", reason="boto3 (a server dependency) is not installed")
     from tests.support.servers import free_port
 
     port = free_port()

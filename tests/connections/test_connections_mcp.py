@@ -12,7 +12,7 @@ import pytest
 from tests.support.api import deploy
 from tests.support.servers import Server
 
-pytest.importorskip("mcp", reason="the MCP SDK (mcp) is not installed")
+pytest.importorskip("mcp", reason="the MCP SDK (mcp, a server dependency the set-up installs) is not installed")
 
 
 def test_mcp_verify_lists_tools_and_tells_auth_from_unreachable(conn_server: Server, admin: httpx.Client,

@@ -16,7 +16,7 @@ import pytest
 
 from tests.support.servers import PgDatabase, Server, free_port
 
-pytest.importorskip("mcp", reason="the MCP SDK (mcp) is not installed")
+pytest.importorskip("mcp", reason="the MCP SDK (mcp, a server dependency the set-up installs) is not installed")
 
 SERVER_SCRIPT = Path(__file__).with_name("mcp_test_server.py")
 

@@ -15,10 +15,14 @@ import json
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
+
+from tests.support.servers import PgDatabase, Server
 
 USAGE = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
 
@@ -155,3 +159,23 @@ class FakeLLM:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@contextmanager
+def server_with_scripted_model(backend: str, data_dir: Path, fake: FakeLLM) -> Iterator[Server]:
+    """A runyard server allowed to call ``fake``, configured as its default provider."""
+    pg = PgDatabase.create() if backend == "postgres" else None
+    srv = Server(data_dir=data_dir, database_url=pg.url if pg else None,
+                 extra_env={"RUNYARD_OUTBOUND_ALLOW": "127.0.0.1"})
+    srv.start()
+    try:
+        with srv.client(timeout=60) as admin:
+            made = admin.post("/llm/providers", json={"name": "scripted", "base_url": fake.base_url,
+                                                      "api_key": "sk-test", "default_model": "fake-model",
+                                                      "timeout_s": 1.5, "max_retries": 1})
+            assert made.status_code == 201, made.text
+        yield srv
+    finally:
+        srv.stop()
+        if pg:
+            pg.drop()
