@@ -13,8 +13,8 @@ import time
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 # Every prefix ``new_id`` is called with: a name starting with one of these and ``_`` reads
 # as an id where a reference may be either (``GET /tools/tool_x``), so names cannot.
-PREFIXES = ("cln", "con", "ds", "ema", "emr", "emt", "fld", "ing", "job", "llm", "lnk", "ns", "run", "sch", "sec", "set", "setv", "tok",
-            "tool", "tpl", "tplv", "tv", "upl", "usr", "wf", "wfv", "whk", "wrk", "ws", "wsf")
+PREFIXES = ("bat", "cln", "con", "ds", "ema", "emr", "emt", "exp", "fbk", "fld", "ing", "job", "llm", "lnk", "ns", "run", "sch", "sec", "set", "setv", "tok",
+            "tool", "tpl", "tplv", "tv", "uis", "upl", "usr", "wf", "wfv", "whk", "wrk", "ws", "wsf")
 _lock = threading.Lock()
 _last_ms = 0
 _last_rand = 0
