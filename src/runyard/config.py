@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,11 +88,18 @@ class Settings:
     # server's own: any other Origin is refused, so a web page cannot reach it by DNS rebinding.
     mcp_allowed_origins: list[str] = field(default_factory=lambda: [
         o.strip().rstrip("/") for o in os.environ.get("RUNYARD_MCP_ALLOWED_ORIGINS", "").split(",") if o.strip()])
+    # Where DataMaker's REST paths are served (api/compat/datamaker.py): under /compat/, so
+    # their bodies are authenticated before they are read (api.guard), as every compat route's.
+    datamaker_prefix: str = field(default_factory=lambda: os.environ.get("RUNYARD_DATAMAKER_PREFIX",
+                                                                         "/compat/datamaker").rstrip("/"))
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
         if self.sandbox not in ("on", "strict", "off"):
             raise ValueError(f"RUNYARD_SANDBOX must be on, strict or off, not {self.sandbox!r}")
+        if not re.fullmatch(r"/compat(/[A-Za-z0-9._-]+)+", self.datamaker_prefix):
+            raise ValueError("RUNYARD_DATAMAKER_PREFIX must be a path under /compat/ (letters, digits, '.', '_', '-'), "
+                             f"not {self.datamaker_prefix!r}")
         if self.smtp_port < 0 or self.smtp_max_message_mb < 1:
             raise ValueError("RUNYARD_SMTP_PORT must be 0 (off) or a port, RUNYARD_SMTP_MAX_MESSAGE_MB at least 1")
 
