@@ -39,6 +39,7 @@ from runyard.api import (
     workspace_files,
 )
 from runyard.api.accesslog import access_log
+from runyard.api.compat import datagen as compat_datagen
 from runyard.api.compat import datalinks as compat_datalinks
 from runyard.api.compat import datalinks_proxy as compat_datalinks_proxy
 from runyard.api.fastlane import FastLane
@@ -131,6 +132,7 @@ def create_fastapi(platform: Platform, *, lifespan_hooks: list[Any] | None = Non
     app.include_router(triggers.hooks_router)  # /hooks/{token}: authorised by the token in the path
     app.include_router(compat_datalinks.router, prefix=compat_datalinks.PREFIX)  # DataLinks' client, unchanged
     app.include_router(compat_datalinks_proxy.router, prefix=compat_datalinks_proxy.PREFIX)  # its IngestProxyAPI
+    app.include_router(compat_datagen.router, prefix=compat_datagen.PREFIX)  # datagen-python-sdk, unchanged
     openapi.install(app)  # bearer security in the schema; /docs from the package
     return app
 

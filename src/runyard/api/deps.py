@@ -53,12 +53,26 @@ async def count_request(plans: PlanService, workspace_id: str, state: dict[str, 
         raise
 
 
+# Compat prefixes whose clients send their key as ``X-API-Key`` (DataGen's SDK) rather than
+# ``Authorization: Bearer``; everywhere else that header means nothing.
+API_KEY_HEADER_PREFIXES = ("/compat/datagen/",)
+
+
+def authorization_of(path: str, authorization: str, x_api_key: str) -> str:
+    """The ``Authorization`` value a request authenticates with: its own, or under
+    ``API_KEY_HEADER_PREFIXES`` its ``X-API-Key`` as a bearer key when it sent no other."""
+    if not authorization and x_api_key and path.startswith(API_KEY_HEADER_PREFIXES):
+        return f"Bearer {x_api_key}"
+    return authorization
+
+
 async def get_principal(request: Request) -> Principal:
     state = request.scope.setdefault("state", {})
     if (principal := state.get("principal")) is not None:
         return principal  # authenticated before its body was read (api.guard)
-    return await authenticate(request.app.state.platform, request.app.state.rate_limiter,
-                              request.headers.get("authorization", ""), state)
+    authorization = authorization_of(request.url.path, request.headers.get("authorization", ""),
+                                     request.headers.get("x-api-key", ""))
+    return await authenticate(request.app.state.platform, request.app.state.rate_limiter, authorization, state)
 
 
 PlatformDep = Annotated[Platform, Depends(get_platform)]

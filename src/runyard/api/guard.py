@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from runyard.api.bodies import MAX_JSON_BYTES, load_json, too_large
-from runyard.api.deps import authenticate
+from runyard.api.deps import authenticate, authorization_of
 from runyard.api.errors import domain_error_headers, error_payload
 from runyard.api.offload import in_thread
 from runyard.api.responses import render_json
@@ -123,6 +123,7 @@ class BodyGuard:
         chunked = False
         content_type = b""
         authorization = b""
+        api_key = b""
         for name, value in scope["headers"]:
             if name == b"content-length":
                 length = int(value) if value.isdigit() else 0  # the server refuses a malformed one
@@ -132,6 +133,8 @@ class BodyGuard:
                 content_type = value
             elif name == b"authorization":
                 authorization = value
+            elif name == b"x-api-key":
+                api_key = value
         if not length and not chunked:  # no body: nothing to guard
             await self.app(scope, receive, send)
             return
@@ -146,7 +149,8 @@ class BodyGuard:
                     and path != LOGIN_PATH:
                 fastapi_state = self.app.state
                 await authenticate(fastapi_state.platform, fastapi_state.rate_limiter,
-                                   authorization.decode("latin-1"), state)
+                                   authorization_of(path, authorization.decode("latin-1"),
+                                                    api_key.decode("latin-1")), state)
             elif is_hook(method, path):
                 state["hook"] = await in_thread(self.app.state.platform.webhooks.admit, path[len(HOOKS_PREFIX):])
         except DomainError as exc:
