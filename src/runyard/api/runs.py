@@ -102,6 +102,9 @@ async def create_run_flow(platform: Platform, principal: Principal, body: dict[s
             raise ValidationFailed("requires_confirmation is for tool runs (a workflow can wait_for_input)",
                                    details={"field": "requires_confirmation"})
         workflow = request.workflow
+        if request.timeout_s is not None:
+            raise ValidationFailed("timeout_s is for tool runs (a workflow's steps declare their own)",
+                                   details={"field": "timeout_s"})
         run, created = await in_thread(
             lambda: platform.workflow_runs.start(
                 principal, workflow=workflow, version=request.version, inputs=request.inputs, tags=tags,
@@ -113,7 +116,7 @@ async def create_run_flow(platform: Platform, principal: Principal, body: dict[s
             lambda: platform.runs.create(
                 principal, tool=request.tool or "", version=request.version, inputs=request.inputs, tags=tags,
                 requires_confirmation=request.requires_confirmation, idempotency_key=idempotency_key,
-                trigger=trigger, files=files))
+                trigger=trigger, files=files, timeout_s=request.timeout_s))
     expand_inputs = expand == "inputs"
     if wait and run["status"] not in TERMINAL_STATUSES and run["status"] != "awaiting_confirmation":
         run = await wait_for_run(platform, principal, run["id"], wait, expand_inputs=expand_inputs,

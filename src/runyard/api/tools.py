@@ -75,13 +75,7 @@ async def get_tool(ref: str, platform: PlatformDep, principal: PrincipalDep) -> 
               responses=error_responses(404, 409, 413, 415))
 async def update_tool(ref: str, request: Request, platform: PlatformDep, principal: PrincipalDep) -> dict:
     UPDATE_TOOLS.check(principal)  # before the upload is read; the service checks again
-    if not is_multipart(request):
-        raw = await json_body(request)
-        if "name" in raw:
-            raise ValidationFailed("a tool cannot be renamed", details={"field": "name"})
-        body, upload = parse(ToolUpdate, raw).model_dump(exclude_unset=True), None
-    else:
-        body, upload = await _read_tool_body(request, ToolUpdate)
+    body, upload = await _read_tool_body(request, ToolUpdate)  # a "name" renames the tool (its id stays)
     return await in_thread(lambda: platform.tools.update_for(principal, ref, upload=upload, **body))
 
 

@@ -361,6 +361,8 @@ def run_once(spec: Mapping[str, Any], events_fd: int, *, forked: bool, reusable:
     try:
         if spec.get("mode") == "inspect":
             output = _inspect(spec)
+        elif spec.get("script_outputs") is not None:
+            output = _run_script(spec)
         else:
             output = _call_tool(spec)
         result: dict[str, Any] = {"type": "result", "status": "succeeded", "output": output}
@@ -842,6 +844,37 @@ def _call_tool(spec: Mapping[str, Any]) -> Any:
                 exit_code=code if isinstance(code, int) else 1,
             ) from None
     return to_json(value)
+
+
+def _run_script(spec: Mapping[str, Any]) -> Any:
+    """Script mode: run the module's code top to bottom as ``__main__`` with the inputs as
+    its globals; the output is ``{name: value}`` of the globals ``script_outputs`` names."""
+    source_dir = str(spec["source_dir"])
+    if not sys.path or sys.path[0] != source_dir:
+        sys.path.insert(0, source_dir)  # the script may import its own package's modules
+    module_name = str(spec["module"])
+    path = os.path.join(source_dir, *module_name.split(".")) + ".py"
+    try:
+        with open(path, encoding="utf-8") as fh:
+            code = compile(fh.read(), path, "exec", dont_inherit=True)
+    except (OSError, SyntaxError, ValueError) as exc:  # checked at deploy: only a broken source dir
+        raise ToolError("import_error", f"reading the script {module_name!r} failed: {exc}") from None
+    import builtins
+
+    namespace: dict[str, Any] = {**dict(spec.get("inputs") or {}), "__name__": "__main__", "__file__": path,
+                                 "__builtins__": builtins}
+    try:
+        exec(code, namespace)  # noqa: S102 - running the tool's own code is the point
+    except SystemExit as exc:
+        if exc.code not in (None, 0):
+            raise ToolError("exit_code", f"the script called sys.exit({exc.code!r})", _user_traceback(exc),
+                            exit_code=exc.code if isinstance(exc.code, int) else 1) from None
+    names = list(spec["script_outputs"])
+    missing = [name for name in names if name not in namespace]
+    if missing:
+        raise ToolError("output_var_missing", f"the script did not set the output variable(s) "
+                                              f"{', '.join(map(repr, missing))}")
+    return to_json({name: namespace[name] for name in names})
 
 
 async def _await(awaitable: Any) -> Any:

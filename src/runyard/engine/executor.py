@@ -105,6 +105,9 @@ class ExecRequest:
     # Files or dirs the run may also read (no more): the dataset parts a query reads, the
     # upload an ingestion parses. They may lie in the data dir, which runs otherwise never see.
     read_paths: list[str] = field(default_factory=list)
+    # Script mode (not None): the module runs top to bottom with ``inputs`` as its globals
+    # (``entrypoint`` unused) and the output is {name: value} of these globals.
+    output_vars: list[str] | None = None
 
 
 REUSE_DIR_PREFIX = "reuse-"  # the parent dir of a reused process's runs (one per tool version)
@@ -825,6 +828,8 @@ class Executor:
             "python": req.python,
             "reuse": req.reuse_process,
         }
+        if req.output_vars is not None:
+            spec["script_outputs"] = list(req.output_vars)
         execution = Execution(self._loop, req, on_output, on_event)
         if self.sandbox.mode != "off":
             spec["sandbox"] = self._sandbox_policy(req, execution)

@@ -31,6 +31,8 @@ class RunCreate(Request):
 
 class RunError(BaseModel):
     type: str | None = None
+    timeout_s: float | None = Field(default=None, gt=0, le=86400, description="this run's time limit, at most its "
+                                    "tool version's (else 400 timeout_too_large); default: the version's")
     message: str | None = None
     traceback: str | None = None
     step_id: str | None = Field(default=None, description="a workflow run's: the step that failed it")
@@ -72,6 +74,7 @@ class RunView(BaseModel):
     created_at: str | None = None
     queued_at: str | None = None
     started_at: str | None = None
+    timeout_s: float | None = Field(default=None, description="the run's own time limit, when it was given one")
     finished_at: str | None = None
     log_bytes: int | None = None
     log_truncated: bool | None = None

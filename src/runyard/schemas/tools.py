@@ -9,6 +9,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from runyard.schemas.common import Request
 
 RetryCause = Literal["error", "worker_lost", "timeout"]
+# function: the entrypoint is called with the inputs and returns the output. script: the
+# module runs top to bottom with the inputs as its globals; ``output_vars`` names the
+# globals that make the output (docs/api.md, "Script-mode tools").
+ToolMode = Literal["function", "script"]
+Visibility = Literal["private", "public"]
 
 
 class ToolConfig(Request):
@@ -39,19 +44,25 @@ class ToolConfig(Request):
     expected_tools: list[str] | None = Field(default=None, description="MCP tool aliases (mcp_<server>_<tool>) the "
                                                                        "declared servers must list: else 400 "
                                                                        "mcp_tools_missing")
+    mode: ToolMode | None = Field(default=None, description="function (default) or script: code without an entry "
+                                                            "function, the inputs become module globals")
+    output_vars: list[str] | None = Field(default=None, description="script mode: the globals returned as the "
+                                                                    "output, {name: value}")
 
 
 class ToolDeploy(ToolConfig):
     name: str = Field(description="a slug, unique among live tools; an existing name gets a new version")
     code: str | None = Field(default=None, description="the source (or upload a file as multipart)")
     description: str | None = None
-    visibility: Literal["private", "public"] | None = None
+    visibility: Visibility | None = Field(default=None, description="private (default): its owner and admins; "
+                                                                   "public: every user of the workspace")
 
 
 class ToolUpdate(ToolConfig):
+    name: str | None = Field(default=None, description="renames the tool (its id stays); the old name is free")
     code: str | None = None
     description: str | None = None
-    visibility: Literal["private", "public"] | None = None
+    visibility: Visibility | None = None
 
 
 class _ToolConfigView(BaseModel):
@@ -72,6 +83,8 @@ class _ToolConfigView(BaseModel):
     connections: list[str] = Field(default_factory=list, description="connections the runs may read")
     mcp_server_names: list[str] = Field(default_factory=list, description="mcp connections the tool uses")
     expected_tools: list[str] = Field(default_factory=list, description="MCP tool aliases the tool expects")
+    mode: ToolMode = "function"
+    output_vars: list[str] | None = Field(default=None, description="script mode: the globals making the output")
 
 
 class ToolView(_ToolConfigView):
@@ -79,7 +92,9 @@ class ToolView(_ToolConfigView):
     object: Literal["tool"] = "tool"
     name: str
     description: str
-    visibility: Literal["private", "public"]
+    visibility: Visibility
+    owner_id: str | None = Field(default=None, description="the id of the user who deployed it (null: deployed before "
+                                                        "owners were recorded)")
     version: int = Field(description="the latest version")
     created_at: str
     updated_at: str

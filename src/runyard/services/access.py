@@ -83,6 +83,18 @@ class Principal:
     def can_use_tool(self, tool_id: str) -> bool:
         return not self.tools or tool_id in self.tools
 
+    def can_see_tool(self, tool_id: str, *, public: bool, owner_id: str | None) -> bool:
+        """Whether a tool is visible to (so runnable by, role permitting) this key: within
+        its tool restriction, and public, its user's own, or seen by an admin. A tool with
+        no owner (deployed before owners were recorded) counts as every user's."""
+        return self.can_use_tool(tool_id) and (
+            public or owner_id is None or owner_id == self.user_id or self.role == "admin")
+
+    def can_change_tool(self, owner_id: str | None) -> bool:
+        """Whether this key may change a tool it sees (a new version, rename, delete): its
+        owner's keys and admins' (and anyone's, for a tool with no owner)."""
+        return owner_id is None or owner_id == self.user_id or self.role == "admin"
+
     def require_tool(self, tool_id: str, tool_name: str) -> None:
         if not self.can_use_tool(tool_id):
             raise PermissionDenied(f"this token is restricted and cannot use tool {tool_name!r}",

@@ -27,7 +27,14 @@ from runyard.services.errors import Conflict, DomainError, NotFound, ValidationF
 from runyard.services.pagination import Page, paginate
 from runyard.services.run_files import RunFiles
 from runyard.services.secrets import SecretService
-from runyard.services.tools import DEFAULT_RETRY_ON, MAX_RETRY_BACKOFF_S, ToolService, retry_policy
+from runyard.services.tools import (
+    DEFAULT_RETRY_ON,
+    MAX_RETRY_BACKOFF_S,
+    ToolService,
+    check_script_inputs,
+    retry_policy,
+    sees,
+)
 from runyard.store.blobs import BlobStore
 from runyard.store.db import Database
 from runyard.store.group_commit import GroupCommitter
@@ -129,6 +136,7 @@ def run_view(row: Any, *, expand_inputs: bool = False) -> dict[str, Any]:
         "attempt": m["attempt"], "max_attempts": m["max_attempts"], "worker_id": m["worker_id"],
         "progress": m["progress"], "usage": m["usage"], "requires_confirmation": m["requires_confirmation"],
         "input_files": sorted((m["input_files"] or {}).keys()),
+        "timeout_s": (m["run_policy"] or {}).get("timeout_s"),
         "created_at": rfc3339(m["created_at"]), "queued_at": rfc3339(m["queued_at"]),
         "started_at": rfc3339(m["started_at"]), "finished_at": rfc3339(m["finished_at"]),
         "log_bytes": m["log_bytes"], "log_truncated": m["log_truncated"],
@@ -244,6 +252,8 @@ class RunService:
             raise ValidationFailed("inputs must be an object", code="invalid_inputs", details={"field": "inputs"})
         merged = {**(version.default_inputs or {}), **inputs}
         errors = _field_errors(self._validator(version), merged, ignore_required=partial)
+        if version.mode == "script":
+            check_script_inputs(merged)
         if errors:
             summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
             raise ValidationFailed(f"inputs do not match the tool's input schema: {summary}",
@@ -256,13 +266,14 @@ class RunService:
                trigger: str = "api", parent_run_id: str | None = None,
                files: dict[str, tuple[str, BinaryIO]] | None = None,
                source: str | None = None, step: StepPlacement | None = None,
-               by: str | None = None) -> tuple[dict[str, Any], bool]:
+               by: str | None = None, timeout_s: float | None = None) -> tuple[dict[str, Any], bool]:
         """Validate and enqueue. Returns (run, created); created is False for an idempotent replay.
         ``source``: the schedule, webhook, email trigger or workflow run starting it (required
         with those triggers); it becomes the run's ``triggered_by`` (else the principal's user).
         ``step``: where the run sits in its workflow run (``parent_run_id``); a step created
         twice is created once (the second call returns the first run, created False). ``by``:
-        the run's ``triggered_by`` instead of ``source`` (an email's sender)."""
+        the run's ``triggered_by`` instead of ``source`` (an email's sender). ``timeout_s``:
+        the run's own time limit, at most its tool version's."""
         CREATE_RUNS.check(principal)
         ws = principal.workspace_id
         if not isinstance(tool, str) or not tool:
@@ -276,10 +287,16 @@ class RunService:
                                                                     "allowed": list(CALLER_TRIGGERS)})
         tags = self.check_tags(tags)
         inputs = {} if inputs is None else inputs
+        if timeout_s is not None and (isinstance(timeout_s, bool) or not isinstance(timeout_s, int | float)
+                                      or not 0 < timeout_s <= 86400):
+            raise ValidationFailed("timeout_s must be a number of seconds, more than 0 and at most 86400",
+                                   details={"field": "timeout_s"})
         request_hash = None
         if idempotency_key is not None:
             request_hash = hashlib.sha256(json.dumps(
-                [tool, version, inputs, tags, requires_confirmation, sorted(files or {})],
+            # (timeout_s joins the hashed request only when given: keys used before it existed still replay)
+                [tool, version, inputs, tags, requires_confirmation, sorted(files or {}),
+                 *([float(timeout_s)] if timeout_s is not None else [])],
                 sort_keys=True, default=str).encode()).hexdigest()
             if not 1 <= len(idempotency_key) <= 200:
                 raise ValidationFailed("Idempotency-Key must be 1-200 characters", code="invalid_idempotency_key")
@@ -298,7 +315,7 @@ class RunService:
                                            requires_confirmation=requires_confirmation,
                                            idempotency_key=idempotency_key, request_hash=request_hash,
                                            trigger=trigger, parent_run_id=parent_run_id, files=files,
-                                           source=source, step=step, by=by)
+                                           source=source, step=step, by=by, timeout_s=timeout_s)
             except DomainError:
                 if fresh:
                     raise
@@ -315,15 +332,23 @@ class RunService:
                     tags: dict[str, str], requires_confirmation: bool, idempotency_key: str | None,
                     request_hash: str | None, trigger: str, parent_run_id: str | None,
                     files: dict[str, tuple[str, BinaryIO]] | None,
-                    source: str | None = None, step: StepPlacement | None = None, by: str | None = None
-                    ) -> tuple[dict[str, Any], bool] | None:
+                    source: str | None = None, step: StepPlacement | None = None, by: str | None = None,
+                    timeout_s: float | None = None) -> tuple[dict[str, Any], bool] | None:
         """Validate against ``version_row`` and insert; None (nothing written) when the tool
-        is no longer as ``tool_row`` says (deleted, or a newer version deployed)."""
+        is no longer as ``tool_row`` says (deleted, renamed, its visibility or latest
+        version changed)."""
         ws = principal.workspace_id
-        if not principal.can_use_tool(tool_row.id):  # hidden from this token: as if absent
+        if not sees(principal, tool_row):  # hidden from this key: as if absent
             raise NotFound(f"tool {tool_row.name!r} not found", code="tool_not_found",
                            details={"tool": tool_row.name})
         file_keys = set(files or {}) | set(step.files if step else {})
+        policy = step.policy if step else None
+        if timeout_s is not None:
+            if timeout_s > version_row.timeout_s:
+                raise ValidationFailed(
+                    f"timeout_s {timeout_s:g} is more than the tool version's timeout of {version_row.timeout_s:g} s",
+                    code="timeout_too_large", details={"field": "timeout_s", "max": version_row.timeout_s})
+            policy = {**(policy or {}), "timeout_s": float(timeout_s)}
         # File inputs arrive as local paths in the child; validate them as strings.
         probe = {**inputs, **{k: f"/inputs/{k}" for k in file_keys}}
         merged = self.validate_inputs(version_row, probe, partial=requires_confirmation)
@@ -353,7 +378,7 @@ class RunService:
             max_attempts=version_row.retries + 1, requires_confirmation=requires_confirmation, created_at=now,
             queued_at=None if requires_confirmation else now, user_id=principal.user_id,
             step_id=step.step_id if step else None, step_key=step.step_key if step else None,
-            item_index=step.item_index if step else None, run_policy=step.policy if step else None)
+            item_index=step.item_index if step else None, run_policy=policy)
         if step is not None and step.policy and step.policy.get("max_attempts"):
             row["max_attempts"] = step.policy["max_attempts"]
         if reserved:
@@ -362,7 +387,8 @@ class RunService:
         insert = self.db.prepared.get("run_insert", _insert_statement)
         try:
             inserted = self.commits.run_statement(insert, {
-                **row, "seen_tool_id": tool_row.id, "seen_latest": tool_row.latest_version})
+                **row, "seen_tool_id": tool_row.id, "seen_latest": tool_row.latest_version,
+                "seen_name": tool_row.name, "seen_visibility": tool_row.visibility})
         except BaseException as exc:
             if reserved:
                 local.release_reservation()
@@ -865,10 +891,13 @@ _END_COLUMNS = (runs.c.id, runs.c.cancel_requested)  # what recording a run's en
 
 def _insert_statement() -> tuple[Any, Any]:
     """INSERT of a run, on condition that its tool is still as the creator read it (live,
-    same latest version; names never change), RETURNING its id: no row means nothing was
-    written."""
+    same latest version, same name, same visibility), RETURNING its id: no row means
+    nothing was written. The name is checked because the creator may have found the tool by
+    a name cached on this node, which a rename on any node frees (the old name answers 404)."""
     still = sa.exists().where(tools.c.id == sa.bindparam("seen_tool_id", type_=tools.c.id.type),
                               tools.c.latest_version == sa.bindparam("seen_latest", type_=tools.c.latest_version.type),
+                              tools.c.name == sa.bindparam("seen_name", type_=tools.c.name.type),
+                              tools.c.visibility == sa.bindparam("seen_visibility", type_=tools.c.visibility.type),
                               tools.c.deleted_at.is_(None))
     values = sa.select(*[sa.bindparam(c.key, type_=c.type) for c in runs.c]).where(still)
     return runs.insert().from_select([c.key for c in runs.c], values).returning(runs.c.id), [runs.c.id]

@@ -116,6 +116,62 @@ def from_upload(filename: str, data: bytes, entrypoint: str) -> ToolSource:
                            details={"field": "file"})
 
 
+def check_script(code: str, filename: str) -> None:
+    """A script-mode tool's source: it must compile (no entry function is looked for)."""
+    try:
+        compile(ast.parse(code, filename=filename), filename, "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        raise ValidationFailed(f"{filename}:{exc.lineno}: {exc.msg}", code="invalid_source",
+                               details={"field": "code", "file": filename, "line": exc.lineno}) from exc
+    except ValueError as exc:  # e.g. a null byte
+        raise ValidationFailed(f"{filename}: {exc}", code="invalid_source",
+                               details={"field": "code", "file": filename}) from exc
+
+
+def script_from_code(code: str, module: str = "main") -> ToolSource:
+    """A script given as a string: module ``main``, run top to bottom (no entry function)."""
+    if not isinstance(code, str) or not code.strip():
+        raise ValidationFailed("code must be a non-empty string", details={"field": "code"})
+    data = code.encode()
+    if len(data) > MAX_SOURCE_BYTES:
+        raise ValidationFailed("code is too large", code="source_too_large", details={"field": "code"})
+    if module != "main":
+        raise ValidationFailed("a code string is module 'main'; a script tool's entrypoint names its module",
+                               code="invalid_entrypoint", details={"field": "entrypoint"})
+    check_script(code, "main.py")
+    return ToolSource("code", "main.py", data, "main", "")
+
+
+def script_from_upload(filename: str, data: bytes, module: str = "main") -> ToolSource:
+    """A script uploaded as a ``.py`` file (its own module) or in a ``.zip`` (``module``,
+    dotted, names the ``.py`` file that runs)."""
+    if len(data) > MAX_SOURCE_BYTES:
+        raise ValidationFailed("upload is too large", code="source_too_large", details={"field": "file"})
+    name = PurePosixPath(filename or "").name
+    if name.endswith(".py"):
+        stem = name[:-3]
+        own = stem if _MODULE_RE.match(stem) and "." not in stem else "main"
+        if module not in ("main", own):
+            raise ValidationFailed(f"a single file is module {own!r}", code="invalid_entrypoint",
+                                   details={"field": "entrypoint"})
+        try:
+            code = data.decode()
+        except UnicodeDecodeError as exc:
+            raise ValidationFailed(f"{name} is not UTF-8 text", code="invalid_source",
+                                   details={"field": "file"}) from exc
+        check_script(code, f"{own}.py")
+        return ToolSource("py", f"{own}.py", data, own, "")
+    if name.endswith(".zip"):
+        if not _MODULE_RE.match(module):
+            raise ValidationFailed(f"entrypoint {module!r} must name the script's module (e.g. pkg.job)",
+                                   code="invalid_entrypoint", details={"field": "entrypoint"})
+        code = _zip_module_source(data, module, package_init=False)
+        check_script(code, module.replace(".", "/") + ".py")
+        return ToolSource("zip", "source.zip", data, module, "")
+    raise ValidationFailed("upload a .py file or a .zip package", code="unsupported_source",
+                           details={"field": "file"})
+
+
 def _safe_members(zf: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
     total = 0
     members = []
@@ -132,7 +188,7 @@ def _safe_members(zf: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
     return members
 
 
-def _zip_module_source(data: bytes, module: str) -> str:
+def _zip_module_source(data: bytes, module: str, *, package_init: bool = True) -> str:
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile as exc:
@@ -141,7 +197,7 @@ def _zip_module_source(data: bytes, module: str) -> str:
     with zf:
         names = {m.filename for m in _safe_members(zf)}
         base = module.replace(".", "/")
-        for candidate in (f"{base}.py", f"{base}/__init__.py"):
+        for candidate in (f"{base}.py", f"{base}/__init__.py")[:2 if package_init else 1]:
             if candidate in names:
                 try:
                     return zf.read(candidate).decode()

@@ -20,7 +20,14 @@ from runyard.schemas.tools import ToolConfig
 from runyard.services.access import Permission, Principal
 from runyard.services.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from runyard.services.pagination import Page, paginate
-from runyard.services.tool_source import ToolSource, from_code, from_upload, materialise
+from runyard.services.tool_source import (
+    ToolSource,
+    from_code,
+    from_upload,
+    materialise,
+    script_from_code,
+    script_from_upload,
+)
 from runyard.store.blobs import BlobStore
 from runyard.store.db import Database
 from runyard.store.rows import split_joined
@@ -31,19 +38,24 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 VERSIONED_FIELDS = ("entrypoint", "input_schema", "output_schema", "requirements", "required_secrets",
                     "default_inputs", "timeout_s", "memory_mb", "retries", "reuse_process", "retry_on",
                     "retry_backoff_s", "network", "files", "connections", "mcp_server_names",
-                    "expected_tools")
+                    "expected_tools", "mode", "output_vars")
 # What a tool's ``retries`` may cover: its own failure (an exception, a crash, a limit),
 # the loss of the worker or engine running it, and its timeout.
 RETRY_ON_CHOICES = ("error", "worker_lost", "timeout")
 DEFAULT_RETRY_ON = ("worker_lost",)
 MAX_RETRY_BACKOFF_S = 3600.0  # the base delay, and the cap of any one delay
 DEFAULTS: dict[str, Any] = {"timeout_s": 600.0, "memory_mb": 1024, "retries": 0, "reuse_process": False,
-                            "retry_on": list(DEFAULT_RETRY_ON), "retry_backoff_s": 0.0, "network": True}
+                            "retry_on": list(DEFAULT_RETRY_ON), "retry_backoff_s": 0.0, "network": True,
+                            "mode": "function"}
+MAX_OUTPUT_VARS = 100
 # Infers {"input_schema", "description"} by importing the tool in a sandboxed child.
 SchemaInferrer = Callable[[Path, str, str, list[str]], dict[str, Any]]
 DEPLOY_TOOLS = Permission("member", "deploy tools")
 UPDATE_TOOLS = Permission("member", "update tools")
 DELETE_TOOLS = Permission("member", "delete tools")
+# JSON Schema types of default values, for a script tool's inferred input schema.
+_JSON_TYPES: tuple[tuple[type, str], ...] = ((bool, "boolean"), (int, "integer"), (float, "number"),
+                                             (str, "string"), (list, "array"), (dict, "object"))
 _REQ_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?\s*([<>=!~]=?.*)?$|^(/|\./|file:).+")
 
 
@@ -51,7 +63,7 @@ def tool_view(tool: Any, version: Any) -> dict[str, Any]:
     t, v = tool._mapping, version._mapping
     return {
         "id": t["id"], "object": "tool", "name": t["name"], "description": t["description"],
-        "visibility": t["visibility"], "version": t["latest_version"],
+        "visibility": t["visibility"], "owner_id": t["owner_id"], "version": t["latest_version"],
         **_config(v),
         "created_at": rfc3339(t["created_at"]), "updated_at": rfc3339(t["updated_at"]),
     }
@@ -68,7 +80,9 @@ def version_view(version: Any) -> dict[str, Any]:
 
 
 def _config(v: Any) -> dict[str, Any]:
-    entry = v["entrypoint"] if v["module"] in ("main",) or v["source_kind"] != "zip" else f"{v['module']}:{v['entrypoint']}"
+    script = v["mode"] == "script"
+    entry = v["module"] if script else (v["entrypoint"] if v["module"] in ("main",) or v["source_kind"] != "zip"
+                                        else f"{v['module']}:{v['entrypoint']}")
     return {
         "entrypoint": entry, "input_schema": v["input_schema"], "output_schema": v["output_schema"],
         "requirements": v["requirements"], "required_secrets": v["required_secrets"],
@@ -77,6 +91,7 @@ def _config(v: Any) -> dict[str, Any]:
         "network": bool(v["network"]), "files": list(v["files"] or []),
         "connections": list(v["connections"] or []),
         "mcp_server_names": list(v["mcp_server_names"] or []), "expected_tools": list(v["expected_tools"] or []),
+        "mode": v["mode"] or "function", "output_vars": list(v["output_vars"] or []) if script else None,
     }
 
 
@@ -146,12 +161,59 @@ def _check_config(cfg: dict[str, Any]) -> dict[str, Any]:
             raise ValidationFailed(f"connections: at most {MAX_DECLARED} connection names "
                                    f"(lower-case slugs){'; not ' + ', '.join(map(repr, bad)) if bad else ''}",
                                    details={"field": "connections"})
+    _check_script_fields(out)
     if out.get("retry_on") is not None:
         out["retry_on"] = [c for c in RETRY_ON_CHOICES if c in out["retry_on"]]  # one order, no repeats
     for key in ("timeout_s", "retry_backoff_s"):
         if out.get(key) is not None:
             out[key] = float(out[key])
     return out
+
+
+def _check_script_fields(out: dict[str, Any]) -> None:
+    """``output_vars`` belong to script mode; a script's globals (its outputs, and its
+    defaults, which become globals) are identifiers, not dunder names."""
+    if out.get("output_vars") is not None:
+        names = out["output_vars"]
+        if out.get("mode") != "script":
+            raise ValidationFailed("output_vars are for script-mode tools (mode: script)",
+                                   code="invalid_output_vars", details={"field": "output_vars"})
+        bad = [n for n in names if not _global_name(n)]
+        if bad or len(names) > MAX_OUTPUT_VARS:
+            raise ValidationFailed(f"output_vars: at most {MAX_OUTPUT_VARS} Python identifiers (not __dunder__)"
+                                   f"{'; not ' + ', '.join(map(repr, bad[:10])) if bad else ''}",
+                                   code="invalid_output_vars", details={"field": "output_vars"})
+        out["output_vars"] = list(dict.fromkeys(names))
+    if out.get("mode") == "script":
+        bad = [k for k in out.get("default_inputs") or {} if not _global_name(k)]
+        if bad:
+            raise ValidationFailed(f"a script's inputs become its globals: {', '.join(map(repr, bad[:10]))} "
+                                   "is not a Python identifier (or is a __dunder__ name)",
+                                   code="invalid_inputs", details={"field": "default_inputs", "names": bad[:10]})
+
+
+def check_script_inputs(inputs: dict[str, Any]) -> None:
+    """A script tool's inputs become its module globals: 400 ``invalid_inputs`` for a name
+    that cannot be one (not an identifier, or a __dunder__ name the runtime owns)."""
+    bad = [k for k in inputs if not _global_name(k)]
+    if bad:
+        raise ValidationFailed(f"a script tool's inputs become its globals: {', '.join(map(repr, bad[:10]))} "
+                               "is not a Python identifier (or is a __dunder__ name)", code="invalid_inputs",
+                               details={"errors": [{"field": k, "message": "not a Python identifier"} for k in bad[:10]]})
+
+
+def _global_name(name: Any) -> bool:
+    return isinstance(name, str) and name.isidentifier() and not name.startswith("__")
+
+
+def schema_from_defaults(defaults: dict[str, Any]) -> dict[str, Any]:
+    """A script tool's input schema when none is declared: each default's JSON type, all
+    optional; other inputs are allowed (a script reads whatever globals it was given)."""
+    properties: dict[str, Any] = {}
+    for name, value in defaults.items():
+        kind = next((json_type for py_type, json_type in _JSON_TYPES if isinstance(value, py_type)), None)
+        properties[name] = {"type": kind} if kind is not None else {}
+    return {"type": "object", "properties": properties, "additionalProperties": True}
 
 
 class ToolService:
@@ -235,7 +297,9 @@ class ToolService:
 
     def list(self, workspace_id: str, *, search: str | None = None, sort: str = "created_at", order: str = "desc",
              cursor: str | None = None, limit: int = 50, include_total: bool = False,
-             only: frozenset[str] = frozenset()) -> Page:
+             only: frozenset[str] = frozenset(), private_of: str | None = None) -> Page:
+        """``only``: these tool ids (empty: all); ``private_of``: of the private tools, only
+        this user's (and those with no owner); None: every private tool."""
         sort_cols = {"name": tools.c.name, "created_at": tools.c.created_at, "updated_at": tools.c.updated_at}
         if sort not in sort_cols:
             raise ValidationFailed(f"sort must be one of {', '.join(sort_cols)}", details={"field": "sort"})
@@ -250,6 +314,9 @@ class ToolService:
                                        sa.func.lower(tools.c.description).like(like)))
         if only:
             query = query.where(tools.c.id.in_(sorted(only)))
+        if private_of is not None:
+            query = query.where(sa.or_(tools.c.visibility == "public", tools.c.owner_id.is_(None),
+                                       tools.c.owner_id == private_of))
         parse = None
         if sort != "name":
             from runyard.timeutil import parse_rfc3339
@@ -271,21 +338,17 @@ class ToolService:
     # -- writing ---------------------------------------------------------------------------
     def deploy(self, workspace_id: str, *, name: str, code: str | None = None,
                upload: tuple[str, bytes] | None = None, entrypoint: str = "main", description: str = "",
-               visibility: str = "private", **config: Any) -> tuple[dict[str, Any], bool]:
-        """Create the tool, or publish a new version when the name exists. Returns (tool, created)."""
-        if not isinstance(name, str) or not NAME_RE.match(name):
-            raise ValidationFailed("name must be a slug: lowercase letters, digits, '-' or '_', max 64",
-                                   code="invalid_tool_name", details={"field": "name"})
-        if looks_like_id(name):
-            raise ValidationFailed(f"a tool name cannot start like an id ({name.partition('_')[0]}_…): "
-                                   "it would be looked up as one", code="invalid_tool_name",
-                                   details={"field": "name"})
+               visibility: str = "private", owner_id: str | None = None,
+               **config: Any) -> tuple[dict[str, Any], bool]:
+        """Create the tool (owned by user ``owner_id``), or publish a new version when the
+        name exists. Returns (tool, created)."""
+        _check_name(name)
         unknown = set(config) - set(VERSIONED_FIELDS)
         if unknown:
             raise ValidationFailed(f"unknown field(s): {', '.join(sorted(unknown))}",
                                    details={"fields": sorted(unknown)})
         _check_visibility(visibility)
-        source = self._source(code, upload, entrypoint)
+        source = self._source(code, upload, entrypoint, config.get("mode") or "function")
         cfg = _check_config({**DEFAULTS, **{k: v for k, v in config.items() if v is not None}})
         with self.db.read() as conn:
             existing = conn.execute(sa.select(tools).where(
@@ -306,13 +369,17 @@ class ToolService:
                                details={"retryable": True})
             conn.execute(tools.insert().values(
                 id=tool_id, workspace_id=workspace_id, name=name, description=version_row["description"],
-                visibility=visibility, latest_version=1, created_at=now, updated_at=now))
+                visibility=visibility, owner_id=owner_id, latest_version=1, created_at=now, updated_at=now))
             conn.execute(tool_versions.insert().values(**version_row))
         return self.get(workspace_id, tool_id), True
 
     def update(self, workspace_id: str, ref: str, *, source: ToolSource | None = None, code: str | None = None,
                upload: tuple[str, bytes] | None = None, description: str | None = None,
-               visibility: str | None = None, **config: Any) -> dict[str, Any]:
+               visibility: str | None = None, name: str | None = None, **config: Any) -> dict[str, Any]:
+        """A new version when the code or a versioned field changed; ``description``,
+        ``visibility`` and ``name`` (a rename: the id stays) change the tool itself."""
+        if name is not None:
+            _check_name(name)
         unknown = set(config) - set(VERSIONED_FIELDS)
         if unknown:
             raise ValidationFailed(f"unknown field(s): {', '.join(sorted(unknown))}",
@@ -323,19 +390,25 @@ class ToolService:
         current = _config(latest._mapping)
         current["entrypoint"] = latest.entrypoint if latest.source_kind != "zip" else current["entrypoint"]
         changed = {k: v for k, v in config.items() if v is not None}
+        mode = changed.get("mode", current["mode"])
+        mode_changed = mode != current["mode"]
+        if mode_changed and "output_vars" not in changed:
+            current["output_vars"] = None  # a script's outputs do not outlive its script mode
+        # Switching mode re-reads the entrypoint: a function's name, or a script's module.
+        entrypoint = changed.get("entrypoint", "main" if mode_changed else current["entrypoint"])
         if source is None and (code is not None or upload is not None):
-            source = self._source(code, upload, changed.get("entrypoint", current["entrypoint"]))
-        elif source is None and "entrypoint" in changed:
+            source = self._source(code, upload, entrypoint, mode)
+        elif source is None and ("entrypoint" in changed or mode_changed):
             data = self.blobs.get_bytes(latest.code_blob)
-            source = (from_code(data.decode(), changed["entrypoint"]) if latest.source_kind == "code"
-                      else from_upload(latest.source_name, data, changed["entrypoint"]))
+            source = _source_of(latest.source_kind, latest.source_name, data, entrypoint, mode)
         cfg = _check_config({**current, **changed})
         code_changed = source is not None and (
             hashlib.sha256(source.data).hexdigest() != latest.code_sha256
             or (source.module, source.entrypoint) != (latest.module, latest.entrypoint))
         schema_inferred = latest.input_schema_inferred and "input_schema" not in changed
-        if schema_inferred and code_changed:
-            cfg["input_schema"] = None  # the signature may have changed: infer again
+        if schema_inferred and (code_changed or mode_changed or (
+                mode == "script" and cfg.get("default_inputs") != current.get("default_inputs"))):
+            cfg["input_schema"] = None  # the signature (a script's defaults) may have changed: infer again
         cfg_changed = any(cfg.get(k) != current.get(k) for k in VERSIONED_FIELDS
                           if k != "entrypoint" and not (k == "input_schema" and cfg[k] is None))
         tool_updates: dict[str, Any] = {}
@@ -343,6 +416,8 @@ class ToolService:
             tool_updates["description"] = description
         if visibility is not None:
             tool_updates["visibility"] = visibility
+        if name is not None and name != tool.name:
+            tool_updates["name"] = name
         new_version = None
         if code_changed or cfg_changed:
             if source is None:
@@ -352,16 +427,30 @@ class ToolService:
                 workspace_id, tool.id, 0, source, cfg,
                 description if description is not None else tool.description,
                 inferred_flag=schema_inferred)
-        with self.db.write() as conn:
-            if new_version is not None:
-                latest_n = conn.execute(sa.select(tools.c.latest_version).where(tools.c.id == tool.id)).scalar_one()
-                new_version["version"] = latest_n + 1
-                conn.execute(tool_versions.insert().values(**new_version))
-                tool_updates["latest_version"] = latest_n + 1
-            if tool_updates:
-                tool_updates["updated_at"] = utcnow()
-                conn.execute(tools.update().where(tools.c.id == tool.id).values(**tool_updates))
+        try:
+            with self.db.write() as conn:
+                if "name" in tool_updates and conn.execute(sa.select(tools.c.id).where(
+                        tools.c.workspace_id == workspace_id, tools.c.name == name, tools.c.id != tool.id,
+                        tools.c.deleted_at.is_(None))).first() is not None:
+                    raise _name_taken(name or "")
+                self._write_update(conn, tool.id, new_version, tool_updates)
+        except sa.exc.IntegrityError as exc:  # a concurrent deploy or rename took the name first
+            if "name" in tool_updates:
+                raise _name_taken(name or "") from exc
+            raise
         return self.get(workspace_id, tool.id)
+
+    def _write_update(self, conn: sa.Connection, tool_id: str, new_version: dict[str, Any] | None,
+                      tool_updates: dict[str, Any]) -> None:
+        """Insert ``new_version`` (numbered after the latest) and update the tool's row."""
+        if new_version is not None:
+            latest_n = conn.execute(sa.select(tools.c.latest_version).where(tools.c.id == tool_id)).scalar_one()
+            new_version["version"] = latest_n + 1
+            conn.execute(tool_versions.insert().values(**new_version))
+            tool_updates["latest_version"] = latest_n + 1
+        if tool_updates:
+            tool_updates["updated_at"] = utcnow()
+            conn.execute(tools.update().where(tools.c.id == tool_id).values(**tool_updates))
 
     def delete(self, workspace_id: str, ref: str) -> None:
         with self.db.write() as conn:
@@ -370,11 +459,21 @@ class ToolService:
 
     # -- on behalf of a principal -----------------------------------------------------------
     # What the API (and any other front end) calls: each authorizes the principal first.
-    # A tool outside a restricted token's tools is hidden: 404, as if it did not exist.
+    # A tool outside a restricted token's tools, or another user's private tool, is
+    # hidden: 404, as if it did not exist (docs/api.md, "Tool visibility").
     def visible(self, principal: Principal, ref: str, version: int | None = None) -> tuple[Any, Any]:
         tool, ver = self.resolve(principal.workspace_id, ref, version)
-        if not principal.can_use_tool(tool.id):
+        if not sees(principal, tool):
             raise NotFound(f"tool {ref!r} not found", code="tool_not_found", details={"tool": ref})
+        return tool, ver
+
+    def changeable(self, principal: Principal, ref: str) -> tuple[Any, Any]:
+        """The tool, if ``principal`` sees it (else 404) and may change it (else 403
+        ``not_tool_owner``: another user's public tool)."""
+        tool, ver = self.visible(principal, ref)
+        if not principal.can_change_tool(tool.owner_id):
+            raise PermissionDenied(f"tool {tool.name!r} is another user's: only its owner or an admin can change it",
+                                   code="not_tool_owner", details={"tool": tool.name})
         return tool, ver
 
     def get_for(self, principal: Principal, ref: str) -> dict[str, Any]:
@@ -389,7 +488,8 @@ class ToolService:
         return self.versions(principal.workspace_id, tool.id, cursor=cursor, limit=limit)
 
     def list_for(self, principal: Principal, **filters: Any) -> Page:
-        return self.list(principal.workspace_id, only=principal.tools, **filters)
+        return self.list(principal.workspace_id, only=principal.tools,
+                         private_of=None if principal.role == "admin" else principal.user_id or "", **filters)
 
     def deploy_for(self, principal: Principal, *, name: str, **fields: Any) -> tuple[dict[str, Any], bool]:
         """Deploy as ``principal``. A restricted token may deploy only names in its
@@ -402,14 +502,33 @@ class ToolService:
                     tools.c.workspace_id == principal.workspace_id, tools.c.name == name,
                     tools.c.deleted_at.is_(None))).scalar()
             principal.require_tool(existing or "", name)
+        if isinstance(name, str) and name:
+            self._check_may_publish(principal, name)
         self._check_declarations(principal, fields)
         self._check_expected_tools(principal.workspace_id, fields.get("mcp_server_names"),
                                    fields.get("expected_tools"))
-        return self.deploy(principal.workspace_id, name=name, **fields)
+        return self.deploy(principal.workspace_id, name=name, owner_id=principal.user_id, **fields)
+
+    def _check_may_publish(self, principal: Principal, name: str) -> None:
+        """A deploy under an existing name is a new version of that tool: 409 ``tool_exists``
+        when the caller cannot see it (another user's private tool), 403 ``not_tool_owner``
+        when it sees but may not change it."""
+        with self.db.read() as conn:
+            existing = conn.execute(sa.select(tools).where(
+                tools.c.workspace_id == principal.workspace_id, tools.c.name == name,
+                tools.c.deleted_at.is_(None))).first()
+        if existing is None:
+            return
+        if not sees(principal, existing):
+            raise Conflict(f"a tool named {name!r} already exists and is not visible to this key; "
+                           "choose another name", code="tool_exists", details={"name": name})
+        if not principal.can_change_tool(existing.owner_id):
+            raise PermissionDenied(f"tool {name!r} is another user's: only its owner or an admin can "
+                                   "publish a new version", code="not_tool_owner", details={"tool": name})
 
     def update_for(self, principal: Principal, ref: str, **fields: Any) -> dict[str, Any]:
         UPDATE_TOOLS.check(principal)
-        tool, version = self.visible(principal, ref)
+        tool, version = self.changeable(principal, ref)
         self._check_declarations(principal, fields)
         if fields.get("mcp_server_names") is not None or fields.get("expected_tools") is not None:
             self._check_expected_tools(
@@ -434,7 +553,7 @@ class ToolService:
 
     def delete_for(self, principal: Principal, ref: str) -> None:
         DELETE_TOOLS.check(principal)
-        tool, _ = self.visible(principal, ref)
+        tool, _ = self.changeable(principal, ref)
         self.delete(principal.workspace_id, tool.id)
 
     def _check_declarable(self, principal: Principal, names: Any) -> None:
@@ -476,14 +595,15 @@ class ToolService:
                 code="restricted", details={"field": field, field: extra})
 
     # -- helpers ---------------------------------------------------------------------------
-    def _source(self, code: str | None, upload: tuple[str, bytes] | None, entrypoint: str) -> ToolSource:
+    def _source(self, code: str | None, upload: tuple[str, bytes] | None, entrypoint: str,
+                mode: str = "function") -> ToolSource:
         if (code is None) == (upload is None):
             raise ValidationFailed("give either code (a string) or a file upload", code="missing_source",
                                    details={"field": "code"})
         if code is not None:
-            return from_code(code, entrypoint)
+            return script_from_code(code, entrypoint) if mode == "script" else from_code(code, entrypoint)
         assert upload is not None
-        return from_upload(upload[0], upload[1], entrypoint)
+        return _source_of("upload", upload[0], upload[1], entrypoint, mode)
 
     def _new_version_values(self, workspace_id: str, tool_id: str, version: int, source: ToolSource,
                             cfg: dict[str, Any], description: str, inferred_flag: bool = False) -> dict[str, Any]:
@@ -492,7 +612,9 @@ class ToolService:
         sha = self.blobs.put_bytes(blob_key, source.data)
         inferred = inferred_flag
         schema = cfg.get("input_schema")
-        if schema is None:
+        if schema is None and cfg.get("mode") == "script":
+            schema, inferred = schema_from_defaults(cfg.get("default_inputs") or {}), True
+        elif schema is None:
             described = self._infer(version_id, source, cfg.get("requirements") or [])
             schema = described["input_schema"]
             inferred = True
@@ -510,6 +632,8 @@ class ToolService:
             "files": cfg.get("files") or None, "connections": cfg.get("connections") or None,
             "mcp_server_names": cfg.get("mcp_server_names") or None,
             "expected_tools": cfg.get("expected_tools") or None,
+            "mode": cfg.get("mode") or "function",
+            "output_vars": cfg.get("output_vars") if cfg.get("mode") == "script" else None,
             "created_at": utcnow(),
         }
 
@@ -558,3 +682,31 @@ def declared_secrets(conn: sa.Connection, workspace_id: str, tool_ids: Collectio
 def _check_visibility(visibility: str) -> None:
     if visibility not in ("private", "public"):
         raise ValidationFailed("visibility must be private or public", details={"field": "visibility"})
+
+
+def sees(principal: Principal, tool: Any) -> bool:
+    """Whether ``principal`` sees the tool row ``tool`` (services.access)."""
+    return principal.can_see_tool(tool.id, public=tool.visibility == "public", owner_id=tool.owner_id)
+
+
+def _check_name(name: Any) -> None:
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise ValidationFailed("name must be a slug: lowercase letters, digits, '-' or '_', max 64",
+                               code="invalid_tool_name", details={"field": "name"})
+    if looks_like_id(name):
+        raise ValidationFailed(f"a tool name cannot start like an id ({name.partition('_')[0]}_…): "
+                               "it would be looked up as one", code="invalid_tool_name",
+                               details={"field": "name"})
+
+
+def _name_taken(name: str) -> Conflict:
+    return Conflict(f"a tool named {name!r} already exists", code="tool_exists", details={"name": name})
+
+
+def _source_of(kind: str, filename: str, data: bytes, entrypoint: str, mode: str) -> ToolSource:
+    """A source from a code string (``kind`` code) or an upload, read for ``mode``: a
+    function's ``entrypoint`` names its function, a script's its module."""
+    if mode == "script":
+        return script_from_code(data.decode(), entrypoint) if kind == "code" else \
+            script_from_upload(filename, data, entrypoint)
+    return from_code(data.decode(), entrypoint) if kind == "code" else from_upload(filename, data, entrypoint)

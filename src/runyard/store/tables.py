@@ -59,6 +59,9 @@ tools = sa.Table(
     sa.Column("name", sa.String(64), nullable=False),
     sa.Column("description", sa.Text, nullable=False, default=""),
     sa.Column("visibility", sa.String(10), nullable=False, default="private"),
+    # The user who deployed it: a private tool is theirs and the admins' (services.tools);
+    # NULL for tools made before owners were recorded (migration 0020 made those public).
+    sa.Column("owner_id", sa.String(40)),
     sa.Column("latest_version", sa.Integer, nullable=False),
     sa.Column("created_at", TS, nullable=False),
     sa.Column("updated_at", TS, nullable=False),
@@ -105,6 +108,10 @@ tool_versions = sa.Table(
     # requires them to list (services.mcp_client); NULL: none.
     sa.Column("mcp_server_names", JSON),
     sa.Column("expected_tools", JSON),
+    # function: ``entrypoint`` is called; script: the module runs with the inputs as its
+    # globals and ``output_vars`` (JSON list) name the globals returned (engine.child).
+    sa.Column("mode", sa.String(10), nullable=False, default="function", server_default="function"),
+    sa.Column("output_vars", JSON),
     sa.Column("created_at", TS, nullable=False),
     sa.UniqueConstraint("tool_id", "version"),
 )

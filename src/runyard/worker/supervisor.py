@@ -271,7 +271,7 @@ class Worker:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(self.platform.runs.files.blob(meta["blob"]), target)
                 inputs[key] = str(target)
-            # A workflow step's own timeout replaces its tool's.
+            # A run's own timeout (POST /runs timeout_s, a workflow step's) replaces its tool's.
             timeout_s = float((row.run_policy or {}).get("timeout_s") or version.timeout_s)
             env = {
                 "RUNYARD_TOOL": row.tool_name, "RUNYARD_TOOL_VERSION": str(row.tool_version),
@@ -298,7 +298,8 @@ class Worker:
                               # for the whole timeout can only mean the timeout failed.
                               cpu_s=math.ceil(timeout_s * CPUS) + 1),
                 python=python, reuse_process=bool(version.reuse_process), network=bool(version.network),
-                read_paths=[path for path in files.values() if path])
+                read_paths=[path for path in files.values() if path],
+                output_vars=list(version.output_vars or []) if version.mode == "script" else None)
             execution = self.platform.executor.submit(
                 request, on_output=active.runlog.write, on_event=lambda event: self._on_event(active, event))
             active.execution = execution
