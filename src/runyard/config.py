@@ -93,6 +93,11 @@ class Settings:
     datamaker_prefix: str = field(default_factory=lambda: os.environ.get("RUNYARD_DATAMAKER_PREFIX",
                                                                          "/compat/datamaker").rstrip("/"))
 
+    # Web UI sessions (services/ui_sessions.py): end after this long without a request, and
+    # this long after sign-in whatever happens.
+    ui_session_idle_s: float = field(default_factory=lambda: float(os.environ.get("RUNYARD_UI_SESSION_IDLE_S", "3600")))
+    ui_session_max_s: float = field(default_factory=lambda: float(os.environ.get("RUNYARD_UI_SESSION_MAX_S", "43200")))
+
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
         if self.sandbox not in ("on", "strict", "off"):

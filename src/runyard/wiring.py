@@ -40,6 +40,7 @@ from runyard.services.templates import TemplateService
 from runyard.services.tokens import TokenService, generate_key
 from runyard.services.tools import ToolService
 from runyard.services.trigger_targets import Targets
+from runyard.services.ui_sessions import UiSessionService
 from runyard.services.uploads import UploadService
 from runyard.services.usage import UsageRecorder, UsageService
 from runyard.services.users import UserService
@@ -76,6 +77,8 @@ class Platform:
         self.users = UserService(self.db)
         self.tokens = TokenService(self.db, self.users)
         self.users.on_change = lambda user_id: self.tokens.forget(lambda p: p.user_id == user_id)
+        self.ui_sessions = UiSessionService(self.db, self.tokens, idle=timedelta(seconds=settings.ui_session_idle_s),
+                                            absolute=timedelta(seconds=settings.ui_session_max_s))
         self.namespaces = NamespaceService(self.db)
         self.usage_recorder = UsageRecorder(self.db)
         self.usage = UsageService(self.db)

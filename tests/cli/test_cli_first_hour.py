@@ -221,7 +221,9 @@ def test_root_points_at_the_docs_and_the_cli(server: Any) -> None:
     assert as_data.status_code == 200
     body = as_data.json()
     assert body["docs"].endswith("/docs") and any("runyard login" in line for line in body["cli"])
-    page = httpx.get(server.base_url + "/", headers={"Accept": "text/html"})
+    browser = httpx.get(server.base_url + "/", headers={"Accept": "text/html"})
+    assert browser.status_code == 307 and browser.headers["location"] == "/ui"  # a browser: the web UI
+    page = httpx.get(server.base_url + "/?page=about", headers={"Accept": "text/html"})
     assert page.status_code == 200 and "/docs" in page.text and "runyard login" in page.text
 
 

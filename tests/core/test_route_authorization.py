@@ -950,6 +950,8 @@ def app_routes() -> set[str]:
         path = getattr(route, "path_format", None) or route.path
         if path.startswith("/compat/"):
             continue  # the compatibility routes: tests/compat checks each refuses a caller without a key
+        if path.startswith("/ui"):
+            continue  # the web UI: a session cookie, not a key; tests/ui/test_ui_security.py checks each route
         for method in getattr(route, "methods", None) or {"GET"}:  # a mount (the docs' assets) serves GET
             keys.add(f"{method} {path}")
     return keys

@@ -21,6 +21,8 @@ FORBIDDEN = {
     "data": {"api", "schemas", "services", "store", "worker", "engine", "sdk", "cli", "synth", "wiring", "node",
              "config", "events", "ids", "timeutil"},
     "api": {"cli", "node"},
+    # the web UI: pages over the services (and api's shared HTTP helpers), never the store directly
+    "ui": {"cli", "node", "store", "worker", "engine", "sdk"},
     "schemas": {"api", "worker", "engine", "store", "cli", "wiring", "node", "sdk"},
     "wiring": {"api", "cli", "node", "worker", "sdk"},
     "cli": {"api", "schemas", "services", "store", "worker", "events"},

@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from runyard import ui
 from runyard.api import (
     cleaning,
     connections,
@@ -133,6 +134,7 @@ def create_fastapi(platform: Platform, *, lifespan_hooks: list[Any] | None = Non
     app.include_router(compat_datalinks.router, prefix=compat_datalinks.PREFIX)  # DataLinks' client, unchanged
     app.include_router(compat_datalinks_proxy.router, prefix=compat_datalinks_proxy.PREFIX)  # its IngestProxyAPI
     app.include_router(compat_datagen.router, prefix=compat_datagen.PREFIX)  # datagen-python-sdk, unchanged
+    app.include_router(ui.router)  # /ui: the web UI, signed in by a session cookie (never /api/v1)
     openapi.install(app)  # bearer security in the schema; /docs from the package
     return app
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from html import escape
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 
 from runyard.api.responses import JSON
 
@@ -23,11 +23,13 @@ def _links(base: str) -> dict[str, str]:
 
 
 @router.get("/", include_in_schema=False, response_model=None)
-async def landing(request: Request) -> JSON | HTMLResponse:
+async def landing(request: Request) -> JSON | HTMLResponse | RedirectResponse:
     base = str(request.base_url).rstrip("/")
     links = _links(base)
     cli = [f"runyard login --base-url {base}   # the admin key is in <data-dir>/admin-key",
            "runyard deploy add.py", "runyard run add -i a=40"]
+    if "text/html" in request.headers.get("accept", "") and request.query_params.get("page") != "about":
+        return RedirectResponse("/ui", status_code=307)  # a browser: the web UI (?page=about: this page)
     if "text/html" in request.headers.get("accept", ""):
         items = "".join(f'<li><a href="{escape(url)}">{escape(name)}</a> — <code>{escape(url)}</code></li>'
                         for name, url in links.items())

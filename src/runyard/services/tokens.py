@@ -305,6 +305,13 @@ class TokenService:
             raise NotFound(f"token {token_id!r} not found", code="token_not_found")
         self.forget(lambda p: p.token_id == token_id)
 
+    def revoke_session_key(self, workspace_id: str, token_id: str) -> None:
+        """Revoke the key a password sign-in made for a web UI session, as that session ends."""
+        with self.db.write() as conn:
+            conn.execute(tokens.update().where(tokens.c.id == token_id, tokens.c.workspace_id == workspace_id,
+                                               tokens.c.deleted_at.is_(None)).values(deleted_at=self.clock()))
+        self.forget(lambda p: p.token_id == token_id)
+
     def forget(self, which: Callable[[Principal], bool]) -> None:
         """Drop cached principals (a token revoked, a user deleted or demoted)."""
         with self._cache_lock:
@@ -327,6 +334,21 @@ class TokenService:
             token_id=row.id, workspace_id=row.workspace_id, role=cap_role(row.role, user.role),  # type: ignore[arg-type]
             user_id=user.id, username=user.username, tools=frozenset(restrictions.get("tools") or ()),
             grants=grants_of(restrictions), expires_at=as_utc(row.expires_at))
+
+    def principal_of_token(self, workspace_id: str, token_id: str) -> Principal:
+        """The principal a live token acts as now, by id (a web UI session holds its key's id,
+        never the key): 401 ``invalid_api_key`` once it is revoked or its user is gone,
+        ``expired_api_key`` once it expired."""
+        with self.db.read() as conn:
+            row = conn.execute(sa.select(tokens).where(tokens.c.id == token_id,
+                                                       tokens.c.workspace_id == workspace_id)).first()
+            user = self.users.by_id(conn, workspace_id, row.user_id or "") if row is not None else None
+        if row is None or row.deleted_at is not None or user is None:
+            raise Unauthenticated("this key was revoked", code="invalid_api_key")
+        principal = self._principal(row, user)
+        if principal.expires_at is not None and principal.expires_at <= self.clock():
+            raise Unauthenticated("API key has expired", code="expired_api_key")
+        return principal
 
     def authenticate(self, key: str | None) -> Principal:
         if not key:

@@ -11,6 +11,7 @@ import runyard.store.tables_llm  # noqa: F401
 import runyard.store.tables_plans  # noqa: F401
 import runyard.store.tables_synth  # noqa: F401
 import runyard.store.tables_triggers  # noqa: F401
+import runyard.store.tables_ui  # noqa: F401
 import runyard.store.tables_workflows  # noqa: F401
 from runyard.store.tables import metadata
 
