@@ -30,6 +30,9 @@ from runyard.services.outbound import OutboundPolicy
 from runyard.services.plans import PlanService
 from runyard.services.queries import QueryService
 from runyard.services.ratelimit import make_limiter
+from runyard.services.run_execution import RunExecution
+from runyard.services.run_file_rows import RunFileRows
+from runyard.services.run_live import LiveLinks
 from runyard.services.runs import RunService
 from runyard.services.sandboxed import SandboxedJobs
 from runyard.services.schedules import ScheduleService
@@ -120,6 +123,9 @@ class Platform:
                                work_root=settings.data_dir / "work")
         self.workflows = WorkflowService(self.db, self.tools)
         self.workflow_runs = WorkflowRuns(self.db, self.runs, self.workflows, self.users, self.hub)
+        self.run_file_rows = RunFileRows(self.runs)  # GET/DELETE /runs/{id}/files
+        self.run_execution = RunExecution(self.runs)  # ?expand=execution,debug
+        self.live_links = LiveLinks(self.runs, self.tokens, signing_key)  # POST /runs/{id}/connect
         self.ingest_proxy = IngestProxyService(self.db, self.blobs, self.hub, self.runs, self.datasets, self.ingestions,
                                                self.namespaces, self.llm, self.tokens, self.outbound,
                                                workspace_files=self.workspace_files)

@@ -27,6 +27,8 @@ from runyard.api import (
     openapi,
     plans,
     run_batches,
+    run_files,
+    run_live,
     runs,
     secrets,
     sets,
@@ -126,6 +128,9 @@ def create_fastapi(platform: Platform, *, lifespan_hooks: list[Any] | None = Non
                    ingest, usage, triggers, workflows, llm, links, cleaning, workspace_files, ingest_proxy):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(plans.router, prefix=API_PREFIX)  # /workspace/plan
+    app.include_router(run_files.router, prefix=API_PREFIX)  # /runs/{id}/files
+    app.include_router(run_live.router, prefix=API_PREFIX)  # /runs/{id}/connect
+    app.include_router(run_live.ws_router, prefix=API_PREFIX)  # /runs/{id}/live: the signed URL's WebSocket
     app.include_router(connections.router, prefix=API_PREFIX)
     app.include_router(mcp_tools.router, prefix=API_PREFIX)
     app.include_router(users.login_router, prefix=API_PREFIX)

@@ -27,6 +27,7 @@ from runyard.schemas.runs import ArtifactView, RunCreate, RunDefinition, RunInpu
 from runyard.services.access import Principal
 from runyard.services.errors import ValidationFailed
 from runyard.services.pagination import MAX_OFFSET
+from runyard.services.run_execution import RUN_EXPANDS, parse_expand
 from runyard.services.runs import (
     ALL_STATUSES,
     CALLER_TRIGGERS,
@@ -168,8 +169,13 @@ async def list_runs(platform: PlatformDep, principal: PrincipalDep, tool: str | 
 
 
 @router.get(RUN_PATH, response_model=RunView, response_model_exclude_unset=True, responses=error_responses(404))
-async def get_run(run_id: str, platform: PlatformDep, principal: PrincipalDep, expand: Expand | None = None) -> dict:
-    return await in_thread(platform.runs.get, principal, run_id, expand_inputs=expand == "inputs")
+async def get_run(run_id: str, platform: PlatformDep, principal: PrincipalDep,
+                  expand: str | None = Query(None, description="Comma-separated: " + ", ".join(RUN_EXPANDS)
+                                             + " (usage is always included)")) -> dict:
+    parts = parse_expand(expand)
+    if not parts - {"inputs", "usage"}:  # the common case: the row alone
+        return await in_thread(platform.runs.get, principal, run_id, expand_inputs="inputs" in parts)
+    return await in_thread(platform.run_execution.get, principal, run_id, parts)
 
 
 @router.get("/runs/{run_id}/wait", response_model=RunView, response_model_exclude_unset=True, responses=error_responses(404))

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from runyard.schemas.common import Request
+from runyard.schemas.run_details import RunDebug, RunExecution
 
 RunStatus = Literal["awaiting_confirmation", "queued", "running", "waiting_for_input", "succeeded", "failed",
                     "cancelled", "timed_out"]
@@ -79,6 +80,8 @@ class RunView(BaseModel):
     log_bytes: int | None = None
     log_truncated: bool | None = None
     inputs: dict[str, Any] | None = Field(default=None, description="with ?expand=inputs only")
+    execution: RunExecution | None = Field(default=None, description="with ?expand=execution only")
+    debug: RunDebug | None = Field(default=None, description="with ?expand=debug only")
 
 
 class ArtifactView(BaseModel):

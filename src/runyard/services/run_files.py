@@ -30,6 +30,16 @@ class RunFiles:
         return f"runs/{run_id}/trace.jsonl"
 
     @staticmethod
+    def execution_key(run_id: str) -> str:
+        """Where each attempt's start is recorded: worker, environment, sandbox, limits (JSON lines)."""
+        return f"runs/{run_id}/execution.jsonl"
+
+    @staticmethod
+    def inputs_prefix(run_id: str) -> str:
+        """The run's own input files are under this key prefix (a workflow step's may be its workflow run's)."""
+        return f"runs/{run_id}/inputs/"
+
+    @staticmethod
     def input_key(run_id: str, field: str, filename: str) -> str:
         return f"runs/{run_id}/inputs/{field}/{filename}"
 
@@ -45,6 +55,9 @@ class RunFiles:
 
     def artifact(self, run_id: str, rel: str) -> Path:
         return self.blobs.path(self.artifact_key(run_id, rel))
+
+    def execution(self, run_id: str) -> Path:
+        return self.blobs.path(self.execution_key(run_id))
 
     def blob(self, key: str) -> Path:
         """A stored file by its key (an input file's or an artifact's, as its row records it)."""

@@ -7,6 +7,7 @@ environments, so the executor's I/O thread never waits on the database.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -14,6 +15,7 @@ import math
 import mimetypes
 import os
 import shutil
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +25,7 @@ from typing import Any
 
 from runyard.engine.executor import REUSE_DIR_PREFIX, ExecRequest, Limits
 from runyard.ids import new_id
+from runyard.services.run_execution import record_attempt
 from runyard.services.runs import CANCELLED, FAILED, step_policy, will_retry
 from runyard.services.storage import StorageQuotaExceeded
 from runyard.services.tools import DEFAULT_RETRY_ON, retry_policy
@@ -35,6 +38,7 @@ log = logging.getLogger(__name__)
 PROGRESS_MIN_INTERVAL_S = 0.25
 LOG_RELAY_INTERVAL_S = 0.1  # how often a growing log is announced to other nodes
 CPUS = os.cpu_count() or 1  # os.cpu_count() reads /sys on every call
+HOSTNAME = socket.gethostname()
 
 
 @dataclass
@@ -300,6 +304,7 @@ class Worker:
                 python=python, reuse_process=bool(version.reuse_process), network=bool(version.network),
                 read_paths=[path for path in files.values() if path],
                 output_vars=list(version.output_vars or []) if version.mode == "script" else None)
+            self._record_attempt(row, request, version)
             execution = self.platform.executor.submit(
                 request, on_output=active.runlog.write, on_event=lambda event: self._on_event(active, event))
             active.execution = execution
@@ -310,6 +315,26 @@ class Worker:
             log.exception("could not start run %s", row.id)
             self._finish(row.id, FAILED, None, {"type": "internal_error", "message": f"could not start: {exc}",
                                                 "traceback": None}, None)
+
+    def _record_attempt(self, row: Any, request: ExecRequest, version: Any) -> None:
+        """What this attempt runs under, for ``GET /runs/{id}?expand=execution,debug``: the
+        limits and sandbox the engine is asked to apply, as the engine states them."""
+        executor = self.platform.executor
+        config = executor.sandbox
+        try:
+            record_attempt(self.platform.runs.files, row.id, {
+                "attempt": row.attempt, "worker_id": self.id, "host": HOSTNAME, "pid": os.getpid(),
+                "started_at": rfc3339(utcnow()),
+                "environment": {"python": "own environment" if request.python else "shared (warm fork server)",
+                                "requirements": list(version.requirements or []),
+                                "reuse_process": request.reuse_process},
+                "limits": dataclasses.asdict(request.limits), "network": request.network,
+                "reuse_process": request.reuse_process,
+                "sandbox": {"mode": config.mode, "max_processes": config.max_processes,
+                            "host_filter": config.host_filter, "protections": dict(executor.protections)},
+            })
+        except OSError:  # only the record is lost: the run goes on
+            log.exception("could not record the start of run %s", row.id)
 
     def _environment(self, requirements: list[str], active: ActiveRun) -> str:
         manager = self.platform.executor.environments  # builds confined like the runs
