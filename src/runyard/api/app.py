@@ -29,6 +29,7 @@ from runyard.api import (
     run_batches,
     run_files,
     run_live,
+    run_search,
     runs,
     secrets,
     sets,
@@ -124,8 +125,8 @@ def create_fastapi(platform: Platform, *, lifespan_hooks: list[Any] | None = Non
     # serves the hot requests, ahead of the rest.
     app.include_router(health.router)
     app.include_router(landing.router)  # `/`: where the docs and the CLI are
-    for module in (runs, run_batches, tools, tokens, secrets, templates, sets, users, namespaces, datasets,
-                   ingest, usage, triggers, workflows, llm, links, cleaning, workspace_files, ingest_proxy):
+    for module in (runs, run_batches, run_search, tools, tokens, secrets, templates, sets, users, namespaces,
+                   datasets, ingest, usage, triggers, workflows, llm, links, cleaning, workspace_files, ingest_proxy):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(plans.router, prefix=API_PREFIX)  # /workspace/plan
     app.include_router(run_files.router, prefix=API_PREFIX)  # /runs/{id}/files

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 router = APIRouter(tags=["runs"], responses=error_responses(*AUTHENTICATED))
 MAX_WAIT_S = 600.0
 #: The segments after /runs/ that name these routes, never a run.
-RESERVED = ("batch", "wait")
+RESERVED = ("batch", "wait", "search")
 
 
 class _RunId(Convertor[str]):

@@ -18,6 +18,9 @@ class RunTags(Request):
     batch_id: str | None = Field(default=None, max_length=200)
     example_id: str | None = Field(default=None, max_length=200)
     project: str | None = Field(default=None, max_length=200)
+    app: str | None = Field(default=None, max_length=200)
+    source_ref: str | None = Field(default=None, max_length=200, description="what the run came from (a "
+                                   "commit, a ticket, a file): searchable like the other tags")
 
 
 class RunCreate(Request):

@@ -70,7 +70,8 @@ TRIGGERS = (*CALLER_TRIGGERS, "rerun", *SOURCE_TRIGGERS, "ui")
 RUN_TYPES = ("tool", "workflow", "input", "ingest_proxy", "mcp_tool")
 LIST_SORTS = ("created_at", "started_at", "finished_at", "duration")
 MAX_LIST_IDS = 1000
-TAG_KEYS = ("session", "batch_id", "example_id", "project")
+# A run's tags; each is also a column of its own (searchable, indexed: services.run_search).
+TAG_KEYS = ("session", "batch_id", "example_id", "project", "app", "source_ref")
 MAX_FILE_BYTES = 512 * 1024 * 1024
 # Error types of an attempt the platform lost rather than the tool failed: its worker
 # vanished or was stopped, or the engine lost its process (e.g. its fork server died).
@@ -162,7 +163,8 @@ class StepPlacement:
 
 _ROW_DEFAULTS: dict[str, Any] = {
     "input_files": {}, "output": None, "error": None, "tags": {}, "session": None, "batch_id": None,
-    "example_id": None, "type": "tool", "trigger": "api", "triggered_by": None, "parent_run_id": None,
+    "example_id": None, "project": None, "app": None, "source_ref": None, "type": "tool", "trigger": "api",
+    "triggered_by": None, "parent_run_id": None,
     "step_id": None, "step_key": None, "item_index": None, "user_id": None, "run_policy": None,
     "idempotency_key": None, "request_hash": None, "token_id": None, "attempt": 1, "max_attempts": 1,
     "worker_id": None, "lease_expires_at": None, "cancel_requested": False, "progress": None, "usage": None,
@@ -175,7 +177,7 @@ def new_run_row(**values: Any) -> dict[str, Any]:
     """Every column of a new run: ``values`` over the defaults (the tags' own columns from ``tags``)."""
     row = {**_ROW_DEFAULTS, **values}
     tags = row["tags"] or {}
-    for key in ("session", "batch_id", "example_id"):
+    for key in TAG_KEYS:
         row[key] = row[key] or tags.get(key)
     return row
 

@@ -132,6 +132,10 @@ runs = sa.Table(
     sa.Column("session", sa.String(200)),
     sa.Column("batch_id", sa.String(200)),
     sa.Column("example_id", sa.String(200)),
+    # Searchable copies of tags.project, tags.app and tags.source_ref (services.run_search).
+    sa.Column("project", sa.String(200)),
+    sa.Column("app", sa.String(200)),
+    sa.Column("source_ref", sa.String(200)),
     # What the run runs: a tool (a workflow, later kinds of run, once they exist).
     sa.Column("type", sa.String(20), nullable=False, default="tool", server_default="tool"),
     sa.Column("trigger", sa.String(20), nullable=False, default="api"),
@@ -174,7 +178,20 @@ sa.Index("ix_runs_ws_tool", runs.c.workspace_id, runs.c.tool_id, runs.c.id)
 sa.Index("ix_runs_ws_status", runs.c.workspace_id, runs.c.status, runs.c.id)
 sa.Index("ix_runs_ws_triggered_by", runs.c.workspace_id, runs.c.triggered_by, runs.c.id)
 sa.Index("ix_runs_parent", runs.c.parent_run_id)
-sa.Index("ix_runs_ws_session", runs.c.workspace_id, runs.c.session)
+# Equality (or in) on a column within a time range, newest first (GET /runs, POST /runs/search):
+# the tag columns are NULL on most runs, so their indexes hold only the runs that have them.
+sa.Index("ix_runs_ws_created", runs.c.workspace_id, runs.c.created_at, runs.c.id)
+sa.Index("ix_runs_ws_tool_name_created", runs.c.workspace_id, runs.c.tool_name, runs.c.created_at, runs.c.id)
+sa.Index("ix_runs_ws_status_created", runs.c.workspace_id, runs.c.status, runs.c.created_at, runs.c.id)
+for _tag in ("session", "batch_id", "example_id", "project", "app", "source_ref"):
+    sa.Index(f"ix_runs_ws_{_tag}_created", runs.c.workspace_id, runs.c[_tag], runs.c.created_at, runs.c.id,
+             sqlite_where=runs.c[_tag].is_not(None), postgresql_where=runs.c[_tag].is_not(None))
+# PostgreSQL: ``contains`` (LIKE '%…%') on the searchable text columns through pg_trgm.
+# SQLite finds substrings by scanning the narrower indexes above (its GLOB prefix uses them).
+SEARCHABLE_TEXT = ("tool_name", "example_id", "session", "project", "source_ref")
+for _col in SEARCHABLE_TEXT:
+    sa.Index(f"ix_runs_{_col}_trgm", runs.c[_col], postgresql_using="gin",
+             postgresql_ops={_col: "gin_trgm_ops"}).ddl_if(dialect="postgresql")
 sa.Index("ix_runs_worker", runs.c.worker_id, runs.c.status)
 
 run_artifacts = sa.Table(
