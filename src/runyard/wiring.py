@@ -18,6 +18,9 @@ from runyard.services.connections import ConnectionService
 from runyard.services.datasets import DatasetService
 from runyard.services.email_triggers import EmailTriggerService
 from runyard.services.errors import ValidationFailed
+from runyard.services.eval_batches import EvalBatchService
+from runyard.services.expected import ExpectedService
+from runyard.services.feedback import FeedbackService
 from runyard.services.ingest_proxy import IngestProxyService
 from runyard.services.ingestions import IngestionService
 from runyard.services.links import LinkService
@@ -30,6 +33,7 @@ from runyard.services.outbound import OutboundPolicy
 from runyard.services.plans import PlanService
 from runyard.services.queries import QueryService
 from runyard.services.ratelimit import make_limiter
+from runyard.services.run_comparison import RunComparison
 from runyard.services.run_execution import RunExecution
 from runyard.services.run_file_rows import RunFileRows
 from runyard.services.run_live import LiveLinks
@@ -137,6 +141,12 @@ class Platform:
         self.schedules = ScheduleService(self.db, self.targets, self.users)
         self.webhooks = WebhookService(self.db, self.targets, self.users, self.cipher)
         self.sets = SetService(self.db, self.blobs)
+        # evaluation (issue 19): expected outputs, comparisons, feedback, evaluation batches
+        self.expected = ExpectedService(self.db, self.blobs, self.runs)
+        self.comparison = RunComparison(self.runs, self.expected, self.jobs)
+        self.feedback = FeedbackService(self.db, self.runs)
+        self.eval_batches = EvalBatchService(self.db, self.runs, self.workflow_runs, self.datasets, self.sets,
+                                             self.comparison)
         self.plans = PlanService(self.db, make_limiter(settings.redis_url, self.db),
                                  operator_user_id=lambda: self.admin_user_id,
                                  default_requests_per_minute=settings.requests_per_minute,

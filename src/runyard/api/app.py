@@ -16,6 +16,8 @@ from runyard.api import (
     connections,
     datasets,
     errors,
+    eval_batches,
+    evaluation,
     health,
     ingest,
     ingest_proxy,
@@ -134,6 +136,8 @@ def create_fastapi(platform: Platform, *, lifespan_hooks: list[Any] | None = Non
     app.include_router(run_live.ws_router, prefix=API_PREFIX)  # /runs/{id}/live: the signed URL's WebSocket
     app.include_router(connections.router, prefix=API_PREFIX)
     app.include_router(mcp_tools.router, prefix=API_PREFIX)
+    app.include_router(evaluation.router, prefix=API_PREFIX)  # /runs/{id}/expected, comparison, feedback
+    app.include_router(eval_batches.router, prefix=API_PREFIX)  # /batches
     app.include_router(users.login_router, prefix=API_PREFIX)
     app.include_router(ingest.parts_router, prefix=API_PREFIX)
     app.include_router(triggers.hooks_router)  # /hooks/{token}: authorised by the token in the path
@@ -143,4 +147,3 @@ def create_fastapi(platform: Platform, *, lifespan_hooks: list[Any] | None = Non
     app.include_router(ui.router)  # /ui: the web UI, signed in by a session cookie (never /api/v1)
     openapi.install(app)  # bearer security in the schema; /docs from the package
     return app
-

@@ -487,3 +487,16 @@ def clean(*, sql: str, source_paths: list[str], columns: list[dict[str, Any]], f
     return run_cleaning(sql=sql, source_paths=source_paths, columns=columns, first_id=first_id, task_id=task_id,
                         cleaned_at=cleaned_at, output_dir=_output_dir(), work_dir=Path(os.environ.get("TMPDIR") or "."),
                         memory_limit_mb=memory_limit_mb, max_temp_mb=max_temp_mb, timeout_s=timeout_s)
+
+
+def table_diff(*, expected: str, actual: str, expected_format: str, actual_format: str,
+               key_columns: list[str] | None = None, memory_limit_mb: int = 512) -> dict[str, Any]:
+    """Row-level difference of an expected and an actual table file (``runyard.data.table_diff``)."""
+    from runyard.data.table_diff import TableDiffError, diff_tables
+
+    try:
+        return diff_tables(expected=expected, actual=actual, expected_format=expected_format,
+                           actual_format=actual_format, key_columns=key_columns, memory_limit_mb=memory_limit_mb,
+                           temp_dir=os.environ.get("TMPDIR"))
+    except TableDiffError as exc:
+        return {"error": str(exc)}

@@ -4,6 +4,7 @@
 import runyard.store.tables_cleaning  # noqa: F401
 import runyard.store.tables_connections  # noqa: F401
 import runyard.store.tables_data  # noqa: F401
+import runyard.store.tables_evaluation  # noqa: F401
 import runyard.store.tables_files  # noqa: F401
 import runyard.store.tables_ingest_proxy  # noqa: F401
 import runyard.store.tables_links  # noqa: F401
