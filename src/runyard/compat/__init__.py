@@ -3,4 +3,6 @@ layers over :mod:`runyard.sdk` (and nothing else of runyard's): code written aga
 such a product's documented API keeps its shape while it talks to runyard.
 
 - :mod:`runyard.compat.datamaker`: DataMaker (scenarios).
+- :mod:`runyard.compat.datagen`: DataGen (custom tools, their runs, secrets, ``execute_tool``;
+  its published SDK has ``execute_tool`` alone).
 """
