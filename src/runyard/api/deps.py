@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from runyard.api.offload import in_thread
+from runyard.compat.deeporigin import key_of
 from runyard.services.access import Principal
 from runyard.services.errors import RateLimited
 from runyard.services.pagination import Page
@@ -56,13 +57,22 @@ async def count_request(plans: PlanService, workspace_id: str, state: dict[str, 
 # Compat prefixes whose clients send their key as ``X-API-Key`` (DataGen's SDK) rather than
 # ``Authorization: Bearer``; everywhere else that header means nothing.
 API_KEY_HEADER_PREFIXES = ("/compat/datagen/",)
+# Compat prefixes whose clients send the key wrapped in a JWT (DeepOrigin's client decodes its
+# token as one before every request): runyard.compat.deeporigin.token_for/key_of.
+WRAPPED_KEY_PREFIXES = ("/compat/deeporigin/",)
 
 
 def authorization_of(path: str, authorization: str, x_api_key: str) -> str:
     """The ``Authorization`` value a request authenticates with: its own, or under
-    ``API_KEY_HEADER_PREFIXES`` its ``X-API-Key`` as a bearer key when it sent no other."""
+    ``API_KEY_HEADER_PREFIXES`` its ``X-API-Key`` as a bearer key when it sent no other, or
+    under ``WRAPPED_KEY_PREFIXES`` the key its bearer token wraps (a bare key stays as sent)."""
     if not authorization and x_api_key and path.startswith(API_KEY_HEADER_PREFIXES):
         return f"Bearer {x_api_key}"
+    if path.startswith(WRAPPED_KEY_PREFIXES):
+        scheme, _, token = authorization.partition(" ")
+        key = key_of(token.strip()) if scheme.lower() == "bearer" else None
+        if key is not None:
+            return f"Bearer {key}"
     return authorization
 
 
