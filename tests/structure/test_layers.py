@@ -35,6 +35,9 @@ FORBIDDEN = {
     # the MCP protocol side: served in process by api/mcp.py and, through the SDK, by `runyard mcp`
     "mcp_server": {"api", "schemas", "services", "store", "worker", "engine", "cli", "wiring", "node", "config",
                    "events", "data", "synth"},
+    # reference SDK surfaces: thin layers over the SDK, importable with the light client install
+    "compat": {"api", "schemas", "services", "store", "worker", "engine", "cli", "wiring", "node", "config",
+               "events", "data", "synth", "triggers", "workflows", "llm", "mcp_server", "ui"},
 }
 
 
