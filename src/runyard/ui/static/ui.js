@@ -54,3 +54,48 @@ onReady(() => {
   fieldMessages();
   if (window.runyardLogs) window.runyardLogs();
 });
+
+/* A run's log: search (hides lines that do not match), follow (keep the end in view), and new
+   lines over SSE while the run goes. The page holds at most MAX_LINES lines; older ones are
+   dropped (the download has them all), so a run with a huge log stays responsive. */
+const MAX_LINES = 5000;
+window.runyardLogs = function () {
+  const section = document.getElementById("logs");
+  if (!section) return;
+  const log = document.getElementById("log");
+  const search = document.getElementById("log-search");
+  const follow = document.getElementById("log-follow");
+  const state = document.getElementById("log-state");
+  const matches = (line) => !search.value || line.textContent.toLowerCase().includes(search.value.toLowerCase());
+  const filter = () => log.querySelectorAll(".line").forEach((l) => l.classList.toggle("hidden", !matches(l)));
+  search.addEventListener("input", filter);
+  document.body.addEventListener("htmx:afterSwap", filter);
+  const toEnd = () => { if (follow.checked) log.scrollTop = log.scrollHeight; };
+  toEnd();
+  if (section.dataset.live !== "true") return;
+  const url = "/ui/runs/" + encodeURIComponent(section.dataset.run) + "/logs/stream?offset=" + section.dataset.offset;
+  const source = new EventSource(url);
+  source.addEventListener("log", (event) => {
+    for (const text of event.data.split("\n")) {
+      const line = document.createElement("span");
+      line.className = "line";
+      line.textContent = text + "\n";
+      if (!matches(line)) line.classList.add("hidden");
+      log.appendChild(line);
+    }
+    const lines = log.querySelectorAll(".line");
+    if (lines.length > MAX_LINES) {
+      for (let i = 0; i < lines.length - MAX_LINES; i++) lines[i].remove();
+      const earlier = log.querySelector(".log-earlier");
+      if (earlier) earlier.remove();
+    }
+    toEnd();
+  });
+  source.addEventListener("end", () => {
+    source.close();
+    state.textContent = "ended";
+    window.setTimeout(() => window.location.reload(), 300); /* the output and artifacts are in now */
+  });
+  source.onerror = () => { state.textContent = "reconnecting…"; };
+  source.onopen = () => { state.textContent = "live"; };
+};
