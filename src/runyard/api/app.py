@@ -48,6 +48,7 @@ from runyard.api.accesslog import access_log
 from runyard.api.compat import datagen as compat_datagen
 from runyard.api.compat import datalinks as compat_datalinks
 from runyard.api.compat import datalinks_proxy as compat_datalinks_proxy
+from runyard.api.compat import datamaker as compat_datamaker
 from runyard.api.compat import deeporigin as compat_deeporigin
 from runyard.api.fastlane import FastLane
 from runyard.api.guard import BodyGuard
@@ -144,6 +145,7 @@ def create_fastapi(platform: Platform, *, lifespan_hooks: list[Any] | None = Non
     app.include_router(triggers.hooks_router)  # /hooks/{token}: authorised by the token in the path
     app.include_router(compat_datalinks.router, prefix=compat_datalinks.PREFIX)  # DataLinks' client, unchanged
     app.include_router(compat_datalinks_proxy.router, prefix=compat_datalinks_proxy.PREFIX)  # its IngestProxyAPI
+    app.include_router(compat_datamaker.router, prefix=compat_datamaker.prefix_of(platform))  # DataMaker's REST paths
     app.include_router(compat_datagen.router, prefix=compat_datagen.PREFIX)  # datagen-python-sdk, unchanged
     app.include_router(compat_deeporigin.router, prefix=compat_deeporigin.PREFIX)  # deeporigin's executions, unchanged
     app.include_router(ui.router)  # /ui: the web UI, signed in by a session cookie (never /api/v1)

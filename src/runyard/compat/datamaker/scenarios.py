@@ -10,7 +10,6 @@ params. Answers are plain dicts in the shapes of DataMaker's REST API (lists as
 from __future__ import annotations
 
 import builtins
-import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -19,6 +18,7 @@ from runyard.sdk import Client, NotFoundError, Run, Tool
 from runyard.sdk._base import RequestOptions
 
 from .errors import DataMakerError, translated
+from .params import coerce_params, wait_flag
 
 __all__ = ["Scenarios", "WAIT_LIMIT_S", "coerce_params"]
 
@@ -27,7 +27,6 @@ __all__ = ["Scenarios", "WAIT_LIMIT_S", "coerce_params"]
 WAIT_LIMIT_S = 300.0
 
 _SLUG_GAPS = re.compile(r"[^a-z0-9_-]+")
-_INTEGER = re.compile(r"[+-]?\d+")
 
 
 def _seg(value: str) -> str:
@@ -40,73 +39,6 @@ def _slug(name: str) -> str:
     """A runyard tool name for a scenario name: lowercase, other characters as '-'."""
     slug = _SLUG_GAPS.sub("-", name.strip().lower()).strip("-")
     return slug[:64].rstrip("-") or name
-
-
-def _wait_flag(wait: bool | str) -> bool:
-    """The reference sends ``"wait": "true"`` / ``"false"`` (strings); booleans do too."""
-    if isinstance(wait, bool):
-        return wait
-    if isinstance(wait, str) and wait.strip().lower() in ("true", "false"):
-        return wait.strip().lower() == "true"
-    raise ValueError(f"wait must be true or false (a bool or the strings 'true'/'false'), got {wait!r}")
-
-
-def _types(prop: Mapping[str, Any]) -> set[str]:
-    """The JSON types an input schema property admits (``type`` or its ``anyOf`` branches)."""
-    found: set[str] = set()
-    kind = prop.get("type")
-    if isinstance(kind, str):
-        found.add(kind)
-    elif isinstance(kind, list):
-        found.update(k for k in kind if isinstance(k, str))
-    for branch in (*prop.get("anyOf", ()), *prop.get("oneOf", ())):
-        if isinstance(branch, Mapping):
-            found |= _types(branch)
-    return found
-
-
-def _coerce(value: str, types: set[str]) -> Any:
-    """``value`` as the first of ``types`` it reads as exactly; else the string itself."""
-    text = value.strip()
-    if "integer" in types and _INTEGER.fullmatch(text):
-        return int(text)
-    if "number" in types:
-        try:
-            number = float(text)
-        except ValueError:
-            pass
-        else:
-            if number == number and number not in (float("inf"), float("-inf")):
-                return int(number) if _INTEGER.fullmatch(text) else number
-    if "boolean" in types and text.lower() in ("true", "false"):
-        return text.lower() == "true"
-    if types & {"object", "array"} and text[:1] in "{[":
-        try:
-            parsed = json.loads(text)
-        except ValueError:
-            return value
-        if ("object" in types and isinstance(parsed, dict)) or ("array" in types and isinstance(parsed, list)):
-            return parsed
-    if "null" in types and text.lower() == "null":
-        return None
-    return value
-
-
-def coerce_params(params: Mapping[str, Any], input_schema: Mapping[str, Any] | None) -> dict[str, Any]:
-    """DataMaker params are strings. Each string param whose input (in the scenario's input
-    schema) does not accept a string is read as the type it does accept — integer, number,
-    boolean, JSON object/array, null — when it reads as exactly that; every other value
-    goes as given (and runyard's validation refuses what still does not fit)."""
-    props = (input_schema or {}).get("properties") or {}
-    out: dict[str, Any] = {}
-    for key, value in params.items():
-        prop = props.get(key)
-        if isinstance(value, str) and isinstance(prop, Mapping):
-            types = _types(prop)
-            if types and "string" not in types:
-                value = _coerce(value, types)
-        out[key] = value
-    return out
 
 
 def scenario_view(tool: Tool) -> dict[str, Any]:
@@ -225,7 +157,7 @@ class Scenarios:
         at once (``status`` ``queued`` or later; poll :meth:`run_detail` or follow
         :meth:`logs`); ``wait=True`` holds until the run ends, at most five minutes, and
         answers the run as it then stands (``output`` or ``error`` once it ended)."""
-        blocking = _wait_flag(wait)
+        blocking = wait_flag(wait)
         with translated():
             tool = self._client.tools.get(scenario_id)
             inputs = coerce_params(dict(params or {}), tool.input_schema)
