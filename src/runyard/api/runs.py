@@ -26,7 +26,7 @@ from runyard.schemas.common import Page
 from runyard.schemas.runs import ArtifactView, RunCreate, RunDefinition, RunInput, RunView
 from runyard.services.access import Principal
 from runyard.services.errors import ValidationFailed
-from runyard.services.pagination import MAX_OFFSET
+from runyard.services.pagination import MAX_LIMIT, MAX_OFFSET
 from runyard.services.run_execution import RUN_EXPANDS, parse_expand
 from runyard.services.runs import (
     ALL_STATUSES,
@@ -129,7 +129,9 @@ async def create_run_flow(platform: Platform, principal: Principal, body: dict[s
 
 
 @router.get("/runs", response_model=Page[RunView], response_model_exclude_unset=True)
-async def list_runs(platform: PlatformDep, principal: PrincipalDep, tool: str | None = None,
+async def list_runs(platform: PlatformDep, principal: PrincipalDep,
+                    tool: list[str] | None = Query(None, description="Tool names or ids, repeated or comma-separated "
+                                                   "(any of them)"),
                     status: list[str] | None = Query(
                         None, description="Statuses, repeated or comma-separated",
                         json_schema_extra={"items": {"type": "string", "enum": list(ALL_STATUSES)}}),
@@ -153,19 +155,32 @@ async def list_runs(platform: PlatformDep, principal: PrincipalDep, tool: str | 
                     order: str = Query("desc", json_schema_extra={"enum": ["asc", "desc"]}), cursor: str | None = None,
                     offset: int | None = Query(None, description="Runs to skip; instead of a cursor, never with one",
                                                json_schema_extra={"minimum": 0, "maximum": MAX_OFFSET}),
-                    limit: int = Query(50), include_total: bool = False) -> dict:
+                    limit: int | None = Query(None, description="Runs per page (default 50)"),
+                    include_total: bool = False,
+                    project: str | None = None, app: str | None = None,
+                    source_ref: str | None = Query(None, description="What the run came from (tags.source_ref)"),
+                    worker_id: str | None = None,
+                    example_id_contains: str | None = Query(None, description="A part of the example id "
+                                                            "(case-sensitive)"),
+                    page: int | None = Query(None, description="A numbered page, from 1 (instead of cursor, "
+                                             "offset and limit)", json_schema_extra={"minimum": 1}),
+                    page_size: int | None = Query(None, description="Runs per numbered page (default 50)",
+                                                  json_schema_extra={"minimum": 1, "maximum": MAX_LIMIT})) -> dict:
     statuses = [s for value in status or [] for s in value.split(",") if s]
+    tools = [t for value in tool or [] for t in value.split(",") if t]
     triggers = [t for value in trigger or [] for t in value.split(",") if t]
     id_list = None if ids is None else [i for i in (part.strip() for part in ids.split(",")) if i]
     return await paged(
         lambda: platform.runs.list(
-            principal, tool=tool, statuses=statuses, session=session, batch_id=batch_id, example_id=example_id,
+            principal, tool=tools, statuses=statuses, session=session, batch_id=batch_id, example_id=example_id,
             created_after=parse_time(created_after, "created_after"),
             created_before=parse_time(created_before, "created_before"),
             run_type=run_type, triggers=triggers, triggered_by=triggered_by, source=source, parent_run_id=parent_run_id,
             completed_after=parse_time(completed_after, "completed_after"),
             completed_before=parse_time(completed_before, "completed_before"), ids=id_list,
-            sort=sort, order=order, cursor=cursor, offset=offset, limit=limit, include_total=include_total))
+            sort=sort, order=order, cursor=cursor, offset=offset, limit=limit, include_total=include_total,
+            project=project, app=app, source_ref=source_ref, worker_id=worker_id,
+            example_id_contains=example_id_contains, page=page, page_size=page_size))
 
 
 @router.get(RUN_PATH, response_model=RunView, response_model_exclude_unset=True, responses=error_responses(404))

@@ -23,6 +23,7 @@ from runyard.schemas.run_search import SEARCH_OPS, RunSearchRequest
 from runyard.services.access import Principal
 from runyard.services.errors import ValidationFailed
 from runyard.services.runs import TAG_KEYS
+from runyard.services.text_match import text_match
 from runyard.store.db import Database
 from runyard.store.tables import runs
 from runyard.timeutil import parse_rfc3339, rfc3339
@@ -187,7 +188,7 @@ def _column_condition(field: str, op: str, value: Any, postgres: bool) -> sa.Col
         if kind != TEXT:
             raise search_error(f"{op} applies to text columns; {field} is not one", "invalid_search_value",
                                field=field, op=op)
-        return _text_match(col, op, _text(field, op, value), postgres)
+        return text_match(col, op, _text(field, op, value), postgres)
     if kind == BOOL and op not in ("eq", "neq"):
         raise search_error(f"{field} takes eq, neq or exists", "invalid_search_value", field=field, op=op)
     given = check(value)
@@ -204,17 +205,6 @@ def _text(field: str, op: str, value: Any) -> str:
     return value
 
 
-def _text_match(expr: Any, op: str, text: str, postgres: bool) -> sa.ColumnElement[bool]:
-    """Case-sensitive substring or prefix match on both databases. SQLite's LIKE ignores
-    case, so it gets GLOB (whose prefix form an index on ``expr`` serves); PostgreSQL gets
-    LIKE (which its pg_trgm indexes serve). The pattern is one bound parameter."""
-    if postgres:
-        escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        return expr.like(("%" if op == "contains" else "") + escaped + "%", escape="\\")
-    escaped = re.sub(r"([*?\[])", r"[\1]", text)
-    return expr.op("GLOB")(sa.literal(("*" if op == "contains" else "") + escaped + "*", sa.Text))
-
-
 def _nested_condition(col: Any, segments: list[str], op: str, value: Any, *, postgres: bool,
                       field: str) -> sa.ColumnElement[bool]:
     node = _JsonNode(col, segments, postgres)
@@ -222,7 +212,7 @@ def _nested_condition(col: Any, segments: list[str], op: str, value: Any, *, pos
         present = node.kind().is_not(None) & (node.kind() != "null")
         return present if _exists_flag(field, value) else sa.not_(sa.func.coalesce(present, False))
     if op in ("contains", "startswith"):
-        return node.kind().in_(node.text_kinds) & _text_match(node.text(), op, _text(field, op, value), postgres)
+        return node.kind().in_(node.text_kinds) & text_match(node.text(), op, _text(field, op, value), postgres)
     if op in ("in", "nin"):
         values = _values(field, op, value, lambda v: _scalar(field, op, v), "a string, number or boolean")
         match = sa.or_(*[node.equals(v) for v in values])

@@ -24,9 +24,10 @@ from runyard.events import Deferred, EventHub
 from runyard.ids import new_id
 from runyard.services.access import Permission, Principal
 from runyard.services.errors import Conflict, DomainError, NotFound, ValidationFailed
-from runyard.services.pagination import Page, paginate
+from runyard.services.pagination import MAX_LIMIT, MAX_OFFSET, Page, paginate
 from runyard.services.run_files import RunFiles
 from runyard.services.secrets import SecretService
+from runyard.services.text_match import text_match
 from runyard.services.tools import (
     DEFAULT_RETRY_ON,
     MAX_RETRY_BACKOFF_S,
@@ -68,7 +69,11 @@ TRIGGERS = (*CALLER_TRIGGERS, "rerun", *SOURCE_TRIGGERS, "ui")
 # What a run runs: a tool, a workflow (its steps are child runs), or a workflow step that
 # waits for a person's input.
 RUN_TYPES = ("tool", "workflow", "input", "ingest_proxy", "mcp_tool")
-LIST_SORTS = ("created_at", "started_at", "finished_at", "duration")
+# What GET /runs sorts by: the times, the duration, and the columns it filters on.
+LIST_TEXT_SORTS = ("id", "tool_name", "status", "type", "trigger", "session", "batch_id", "example_id", "project",
+                   "app", "source_ref", "worker_id")
+LIST_SORTS = ("created_at", "started_at", "finished_at", "queued_at", "duration", "tool_version", "attempt",
+              *LIST_TEXT_SORTS)
 MAX_LIST_IDS = 1000
 # A run's tags; each is also a column of its own (searchable, indexed: services.run_search).
 TAG_KEYS = ("session", "batch_id", "example_id", "project", "app", "source_ref")
@@ -484,26 +489,31 @@ class RunService:
     def get(self, principal: Principal, run_id: str, *, expand_inputs: bool = False) -> dict[str, Any]:
         return run_view(self.visible_row(principal, run_id), expand_inputs=expand_inputs)
 
-    def list(self, principal: Principal, *, tool: str | None = None, statuses: list[str] | None = None,
+    def list(self, principal: Principal, *, tool: str | list[str] | None = None, statuses: list[str] | None = None,
              session: str | None = None, batch_id: str | None = None, example_id: str | None = None,
              created_after: datetime | None = None, created_before: datetime | None = None,
              run_type: str | None = None, triggers: list[str] | None = None, triggered_by: str | None = None,
              source: str | None = None, parent_run_id: str | None = None,
              completed_after: datetime | None = None, completed_before: datetime | None = None,
              ids: list[str] | None = None, sort: str = "created_at", order: str = "desc",
-             cursor: str | None = None, offset: int | None = None, limit: int = 50,
-             include_total: bool = False) -> Page:
-        """Runs matching every filter given, in ``sort`` order (``created_at``, ``started_at``,
-        ``finished_at`` or ``duration``; runs without that value come last in either order),
-        a page after ``cursor`` or ``offset`` runs."""
+             cursor: str | None = None, offset: int | None = None, limit: int | None = None,
+             include_total: bool = False, project: str | None = None, app: str | None = None,
+             source_ref: str | None = None, worker_id: str | None = None, example_id_contains: str | None = None,
+             page: int | None = None, page_size: int | None = None) -> Page:
+        """Runs matching every filter given, in ``sort`` order (a time, ``duration`` or a
+        column of LIST_SORTS; runs without that value come last in either order), a page
+        after ``cursor`` or ``offset`` runs, or numbered page ``page`` (from 1) of
+        ``page_size`` runs. ``tool``: names or ids, any of them."""
+        offset, limit = numbered_page(page, page_size, cursor=cursor, offset=offset, limit=limit)
         if sort not in LIST_SORTS:
             raise ValidationFailed(f"sort must be one of {', '.join(LIST_SORTS)}", details={"field": "sort"})
         if order not in ("asc", "desc"):
             raise ValidationFailed("order must be asc or desc", details={"field": "order"})
         query = sa.select(runs).where(runs.c.workspace_id == principal.workspace_id)
-        if tool:
-            col = runs.c.tool_id if tool.startswith("tool_") else runs.c.tool_name
-            query = query.where(col == tool)
+        tool_refs = [tool] if isinstance(tool, str) else list(tool or [])
+        if tool_refs:
+            query = query.where(sa.or_(runs.c.tool_id.in_([t for t in tool_refs if t.startswith("tool_")]),
+                                       runs.c.tool_name.in_([t for t in tool_refs if not t.startswith("tool_")])))
         if principal.tools:
             query = query.where(runs.c.tool_id.in_(sorted(principal.tools)))
         if statuses:
@@ -527,9 +537,12 @@ class RunService:
             query = query.where(runs.c.id.in_(sorted(set(ids))))
         for col, value in ((runs.c.session, session), (runs.c.batch_id, batch_id), (runs.c.example_id, example_id),
                            (runs.c.triggered_by, triggered_by), (runs.c.tool_name, source),
-                           (runs.c.parent_run_id, parent_run_id)):
+                           (runs.c.parent_run_id, parent_run_id), (runs.c.project, project), (runs.c.app, app),
+                           (runs.c.source_ref, source_ref), (runs.c.worker_id, worker_id)):
             if value is not None:
                 query = query.where(col == value)
+        if example_id_contains:
+            query = query.where(text_match(runs.c.example_id, "contains", example_id_contains, self.db.is_postgres))
         for col, after, before in ((runs.c.created_at, created_after, created_before),
                                    (runs.c.finished_at, completed_after, completed_before)):
             if after is not None:
@@ -539,8 +552,12 @@ class RunService:
         # Ids sort by creation time: created_at pages on the id alone (the indexes' order).
         sort_col: Any = runs.c.id
         cursor_value: Callable[[Any], Any] | None = None
-        if sort in ("started_at", "finished_at"):
+        if sort in ("started_at", "finished_at", "queued_at"):
             sort_col, cursor_value = runs.c[sort], parse_rfc3339
+        elif sort in LIST_TEXT_SORTS:
+            sort_col, cursor_value = runs.c[sort], _cursor_text
+        elif sort in ("tool_version", "attempt"):
+            sort_col, cursor_value = runs.c[sort], _cursor_int
         elif sort == "duration":
             sort_col, cursor_value = self._duration_ms().label("duration_ms"), _cursor_float
             query = query.add_columns(sort_col)
@@ -932,6 +949,38 @@ def _finish_statement_pg(values: dict[str, Any], with_usage: bool) -> Any:
 def _safe_filename(name: str) -> str:
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
     return "".join(c for c in base if c.isalnum() or c in "._- ")[:200].strip(" .")
+
+
+def _cursor_text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError("not a string")
+    return value
+
+
+def _cursor_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError("not an integer")
+    return value
+
+
+def numbered_page(page: int | None, page_size: int | None, *, cursor: str | None, offset: int | None,
+                  limit: int | None) -> tuple[int | None, int]:
+    """(offset, limit) of a list request: numbered page ``page`` (from 1) of ``page_size``
+    rows, or the cursor/offset/limit given (limit 50 by default); never both kinds."""
+    if page is None and page_size is None:
+        return offset, 50 if limit is None else limit
+    if cursor is not None or offset is not None or limit is not None:
+        raise ValidationFailed("page and page_size cannot be combined with cursor, offset or limit: page with "
+                               "one or the other", details={"field": "page"})
+    page = 1 if page is None else page
+    page_size = 50 if page_size is None else page_size
+    if not 1 <= page_size <= MAX_LIMIT:
+        raise ValidationFailed(f"page_size must be between 1 and {MAX_LIMIT}", code="invalid_limit",
+                               details={"field": "page_size"})
+    if not 1 <= page <= MAX_OFFSET // page_size:
+        raise ValidationFailed(f"page must be between 1 and {MAX_OFFSET // page_size} (pages of {page_size})",
+                               details={"field": "page"})
+    return (page - 1) * page_size, page_size
 
 
 def _cursor_float(value: Any) -> float:

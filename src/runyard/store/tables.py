@@ -187,11 +187,12 @@ for _tag in ("session", "batch_id", "example_id", "project", "app", "source_ref"
     sa.Index(f"ix_runs_ws_{_tag}_created", runs.c.workspace_id, runs.c[_tag], runs.c.created_at, runs.c.id,
              sqlite_where=runs.c[_tag].is_not(None), postgresql_where=runs.c[_tag].is_not(None))
 # PostgreSQL: ``contains`` (LIKE '%…%') on the searchable text columns through pg_trgm.
-# SQLite finds substrings by scanning the narrower indexes above (its GLOB prefix uses them).
+# SQLite finds substrings by scanning the narrower indexes above (its GLOB prefix uses them):
+# there the index exists, so both databases match this metadata, but is empty (WHERE 0).
 SEARCHABLE_TEXT = ("tool_name", "example_id", "session", "project", "source_ref")
 for _col in SEARCHABLE_TEXT:
-    sa.Index(f"ix_runs_{_col}_trgm", runs.c[_col], postgresql_using="gin",
-             postgresql_ops={_col: "gin_trgm_ops"}).ddl_if(dialect="postgresql")
+    sa.Index(f"ix_runs_{_col}_trgm", runs.c[_col], postgresql_using="gin", postgresql_ops={_col: "gin_trgm_ops"},
+             postgresql_where=None if _col == "tool_name" else runs.c[_col].is_not(None), sqlite_where=sa.false())
 sa.Index("ix_runs_worker", runs.c.worker_id, runs.c.status)
 
 run_artifacts = sa.Table(
