@@ -218,7 +218,10 @@ class DatagenClient:
         """Change the given fields only; ``name`` renames the tool (its ``deployment_uuid``
         stays). A change of code or settings makes a new runyard tool version."""
         body = _compact(
-            name=name, description=description, code=code, input_schema=input_schema,
+            # DataGen's code is one script: runyard's module ``main`` (a script's entrypoint
+            # names its module), said outright so the new code is read as that module.
+            name=name, description=description, code=code, entrypoint="main" if code is not None else None,
+            input_schema=input_schema,
             output_vars=_listed(output_vars), default_inputs=default_input_vars,
             requirements=_listed(additional_imports), expected_tools=_listed(expected_tools),
             required_secrets=_listed(required_secrets))
@@ -268,8 +271,9 @@ class DatagenClient:
 
     def run_custom_tool_async(self, deployment_uuid: str, input_vars: dict[str, Any] | None = None,
                               execution_timeout: int = 120) -> dict[str, Any]:
-        """Start a run and answer at once: ``{run_uuid, status: "pending", …}``; follow it
-        with :meth:`check_run_status`, :meth:`get_run` or :meth:`wait_for_run`."""
+        """Start a run and answer at once: ``{run_uuid, status: "pending", …}`` — or
+        ``running`` when a worker took it before the answer left (runyard's fast path often
+        does); follow it with :meth:`check_run_status`, :meth:`get_run` or :meth:`wait_for_run`."""
         run = self._start(deployment_uuid, input_vars, execution_timeout)
         return {"run_uuid": run.id, "deployment_uuid": run.tool_id, "status": datagen_status(run.status),
                 "runyard_status": run.status}
