@@ -12,8 +12,8 @@ import pytest
 from runyard.data.table_diff import TableDiffError, diff_tables
 from runyard.services import comparison
 from runyard.services.comparison import Options, compare_outputs, score
-from runyard.services.expected import check_filename
 from runyard.services.errors import ValidationFailed
+from runyard.services.expected import check_filename
 
 
 def test_equal_outputs_score_one() -> None:

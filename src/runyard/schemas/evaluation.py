@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictFloat, StrictInt
 
 from runyard.schemas.common import Request
 
@@ -103,7 +103,7 @@ class CompareRequest(Request):
 
 class FeedbackUpdate(Request):
     rating: Literal["up", "down"] | None = None
-    score: float | None = Field(None, ge=0, le=1)
+    score: StrictInt | StrictFloat | None = Field(None, ge=0, le=1, description="0 to 1 (a boolean is refused)")
     comment: str | None = Field(None, max_length=10_000)
     labels: list[str] | None = Field(None, max_length=50)
     corrected_output: Any = None
