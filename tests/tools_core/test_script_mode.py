@@ -4,6 +4,7 @@ and whose output is the globals ``output_vars`` names (the DataGen way of deploy
 from __future__ import annotations
 
 import io
+import json
 import textwrap
 import zipfile
 
@@ -97,8 +98,8 @@ def test_a_script_without_output_vars_outputs_an_empty_object(api: httpx.Client,
 def test_a_script_uploaded_as_a_file_or_in_a_zip(api: httpx.Client, unique: str) -> None:
     name = f"script-file-{unique}"
     made = api.post("/tools", files={"file": ("job.py", b"result = a + b\n")},
-                    data={"config": '{"name": "%s", "mode": "script", "output_vars": ["result"], '
-                                    '"default_inputs": {"a": 1, "b": 2}}' % name})
+                    data={"config": json.dumps({"name": name, "mode": "script", "output_vars": ["result"],
+                                                "default_inputs": {"a": 1, "b": 2}})})
     assert made.status_code == 201, made.text
     assert made.json()["entrypoint"] == "job", made.json()
     assert run(api, name, {"b": 40})["output"] == {"result": 41}
@@ -110,8 +111,8 @@ def test_a_script_uploaded_as_a_file_or_in_a_zip(api: httpx.Client, unique: str)
         zf.writestr("pkg/job.py", "from pkg.helpers import double\nresult = double(n)\n")
     name = f"script-zip-{unique}"
     made = api.post("/tools", files={"file": ("source.zip", package.getvalue())},
-                    data={"config": '{"name": "%s", "mode": "script", "entrypoint": "pkg.job", '
-                                    '"output_vars": ["result"], "default_inputs": {"n": 0}}' % name})
+                    data={"config": json.dumps({"name": name, "mode": "script", "entrypoint": "pkg.job",
+                                                "output_vars": ["result"], "default_inputs": {"n": 0}})})
     assert made.status_code == 201, made.text
     assert run(api, name, {"n": 21})["output"] == {"result": 42}
 

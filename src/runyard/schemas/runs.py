@@ -35,7 +35,7 @@ class RunCreate(Request):
 
 class RunError(BaseModel):
     type: str | None = None
-    timeout_s: float | None = Field(default=None, gt=0, le=86400, description="this run's time limit, at most its "
+    timeout_s: float | None = Field(default=None, gt=0, le=86400, strict=True, description="this run's time limit, at most its "
                                     "tool version's (else 400 timeout_too_large); default: the version's")
     message: str | None = None
     traceback: str | None = None
