@@ -318,7 +318,7 @@ async def not_here(request: Request, path: str) -> Response:
     segments = path.split("/")
     is_executions = "executions" in segments or any(s.endswith((":cancel", ":confirm")) for s in segments)
     if segments[0] in DEEPORIGIN_SERVICES and not is_executions and ".." not in segments:
-        feature = " ".join(s for s in segments[:3:2] if s)
-        raise not_served(f"DeepOrigin's {feature}", "runyard serves the executions of DeepOrigin's tools service "
+        feature = "/".join([segments[0], "{org}", *segments[2:4]] if len(segments) > 1 else segments)
+        raise not_served(f"DeepOrigin's /{feature}", "runyard serves the executions of DeepOrigin's tools service "
                          "and data platform (docs/compat.md)")
     raise NotFound(f"no DeepOrigin path /{path[:200]}", code="not_found")
