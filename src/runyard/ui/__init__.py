@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from runyard.ui import auth, home, runs, settings, static_files, tools
+from runyard.ui import auth, home, not_found, runs, settings, static_files, tools
 from runyard.ui.core import UI_PREFIX
 
 router = APIRouter(include_in_schema=False)
-for _module in (static_files, auth, home, tools, runs, settings):
+for _module in (static_files, auth, home, tools, runs, settings, not_found):  # not_found last
     router.include_router(_module.router, prefix=UI_PREFIX)
 
 __all__ = ["router", "UI_PREFIX"]

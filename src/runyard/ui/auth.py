@@ -15,10 +15,12 @@ from fastapi.responses import HTMLResponse, Response
 from runyard.api.offload import in_thread
 from runyard.services.errors import DomainError, PermissionDenied, Unauthenticated, ValidationFailed
 from runyard.ui.core import (
+    COOKIE,
     UI_PREFIX,
     UiRoute,
     WriteSessionDep,
     clear_session_cookie,
+    over_https,
     platform_of,
     redirect,
     render,
@@ -37,7 +39,7 @@ def _form(request: Request, *, next_path: str, status: int = 200, error: str | N
     response = render(request, None, "auth/sign_in.html", status=status, next_path=next_path, error=error,
                       username=username, method=method, sign_in_csrf=nonce)
     response.set_cookie(SIGN_IN_COOKIE, nonce, path=SIGN_IN_PATH, httponly=True, samesite="strict",
-                        secure=request.url.scheme == "https", max_age=3600)
+                        secure=over_https(request), max_age=3600)
     return response
 
 
@@ -53,8 +55,9 @@ async def sign_in(request: Request, method: str = Form("key"), api_key: str = Fo
     next_path = safe_next(next)
     expected = request.cookies.get(SIGN_IN_COOKIE, "")
     if not expected or not hmac.compare_digest(expected, csrf_token):
-        exc: DomainError = PermissionDenied("the sign-in form expired; try again", code="ui_csrf_failed")
-        return _form(request, next_path=next_path, status=403, error=exc.message, method=method)
+        refused = PermissionDenied("the sign-in form expired; try again", code="ui_csrf_failed")
+        return _form(request, next_path=next_path, status=403, error=f"{refused.message} ({refused.code})",
+                     method=method)
     sessions = platform_of(request).ui_sessions
     client_ip = request.client.host if request.client else "unknown"
     agent = request.headers.get("user-agent", "")
@@ -88,7 +91,6 @@ async def sign_in(request: Request, method: str = Form("key"), api_key: str = Fo
 
 @router.post("/sign-out", response_model=None)
 async def sign_out(request: Request, session: WriteSessionDep) -> Response:
-    from runyard.ui.core import COOKIE
     await in_thread(platform_of(request).ui_sessions.sign_out, request.cookies.get(COOKIE))
     response = redirect(request, SIGN_IN_PATH)
     clear_session_cookie(request, response)

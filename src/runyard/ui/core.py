@@ -168,14 +168,19 @@ class UiRoute(APIRoute):
         return ui_handler
 
 
+def over_https(request: Request) -> bool:
+    """Whether the browser reached us over TLS (directly, or through a proxy that says so: a
+    spoofed header only makes the cookie stricter)."""
+    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    return request.url.scheme == "https" or forwarded == "https"
+
+
 def set_session_cookie(request: Request, response: Response, cookie: str) -> None:
-    response.set_cookie(COOKIE, cookie, path=UI_PREFIX, httponly=True, samesite="lax",
-                        secure=request.url.scheme == "https")
+    response.set_cookie(COOKIE, cookie, path=UI_PREFIX, httponly=True, samesite="lax", secure=over_https(request))
 
 
 def clear_session_cookie(request: Request, response: Response) -> None:
-    response.delete_cookie(COOKIE, path=UI_PREFIX, httponly=True, samesite="lax",
-                           secure=request.url.scheme == "https")
+    response.delete_cookie(COOKIE, path=UI_PREFIX, httponly=True, samesite="lax", secure=over_https(request))
 
 
 def _duration(run: dict[str, Any]) -> str:

@@ -170,7 +170,7 @@ def _run_context(platform: Platform, principal: Principal, run_id: str) -> dict[
                     trace.append(json.loads(line))
                 except json.JSONDecodeError:
                     continue
-    return {"run": run, "log_lines": lines, "log_start": log_start, "log_end": end, "artifacts": artifacts,
+    return {"run": run, "run_id": run_id, "log_lines": lines, "log_start": log_start, "log_end": end, "artifacts": artifacts,
             "trace": trace, "graph": graph, "terminal": run["status"] in TERMINAL_STATUSES,
             "can_confirm": CONFIRM_RUNS.allows(principal) and run["status"] == "awaiting_confirmation",
             "can_cancel": CANCEL_RUNS.allows(principal) and run["status"] not in TERMINAL_STATUSES,
