@@ -80,7 +80,7 @@ async def get_principal(request: Request) -> Principal:
     state = request.scope.setdefault("state", {})
     if (principal := state.get("principal")) is not None:
         return principal  # authenticated before its body was read (api.guard)
-    authorization = authorization_of(request.url.path, request.headers.get("authorization", ""),
+    authorization = authorization_of(request.scope["path"], request.headers.get("authorization", ""),
                                      request.headers.get("x-api-key", ""))
     return await authenticate(request.app.state.platform, request.app.state.rate_limiter, authorization, state)
 
