@@ -443,3 +443,15 @@ def test_python_client_sections(dm_server: Server) -> None:
             client.templates.get("tpl_missing")
         assert caught.value.status_code == 404 and caught.value.code == "template_not_found"
         assert client.connections.list()["total"] >= 0
+
+
+def test_workspace_file_uploads_get_the_workspace_file_limit() -> None:
+    """An upload through DataMaker's path streams to the blob store as runyard's own does, so
+    it is held to the workspace file limit, not the smaller one of a run's input files."""
+    from runyard.api.guard import body_limit
+
+    multipart = b"multipart/form-data; boundary=x"
+    own = body_limit("/api/v1/workspace/files", multipart)
+    assert body_limit(f"{PREFIX}/workspace/files", multipart) == own
+    assert body_limit("/compat/dm/workspace/files", multipart) == own
+    assert body_limit(f"{PREFIX}/scenarios/x/run", b"application/json") < own

@@ -134,6 +134,9 @@ def test_run_rerun_defaults_to_the_latest_version(client: EigenpalClient, api: h
     with pytest.raises(EigenpalValidationError):
         client.runs.get(first["id"], expand="secrets")
 
+    live = client.runs.connect(first["id"])
+    assert live["url"].startswith("ws") and f"/runs/{first['id']}/live" in live["url"]
+
 
 def test_artifacts_and_zip_subset(client: EigenpalClient, api: httpx.Client) -> None:
     tool = _name("report")

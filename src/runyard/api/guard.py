@@ -75,7 +75,8 @@ def body_limit(path: str, content_type: bytes, method: str = "POST") -> int:
         return MAX_PART
     if path.startswith(HOOKS_PREFIX):
         return MAX_HOOK_BYTES
-    if path == WORKSPACE_FILES_PATH:  # streamed to the blob store, never held (api.workspace_files)
+    # Streamed to the blob store, never held (api.workspace_files; DataMaker's path under /compat/ too).
+    if path == WORKSPACE_FILES_PATH or (path.startswith("/compat/") and path.endswith("/workspace/files")):
         return MAX_WORKSPACE_FILE_BYTES + MAX_FORM_OVERHEAD_BYTES
     if path.endswith("/files") and content_type.startswith(b"multipart/form-data"):
         return MAX_DATA_FILE_BYTES
