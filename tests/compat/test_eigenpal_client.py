@@ -100,6 +100,10 @@ def test_quick_example_run_and_wait_uploads_a_path(client: EigenpalClient, api: 
     assert client.workflows.get(name)["name"] == name
     assert [v["version"] for v in client.workflows.versions(name)["items"]] == [1]
     assert client.workflows.list(name=name, offset=1)["items"] == []
+    unfiled = client.workflows.list(folder_id="null", limit=100)
+    assert name in [w["name"] for w in unfiled["items"]] and all(w["folder_id"] is None for w in unfiled["items"])
+    with pytest.raises(EigenpalValidationError):
+        client.workflows.list(limit=500)
 
 
 def test_run_rerun_defaults_to_the_latest_version(client: EigenpalClient, api: httpx.Client) -> None:

@@ -18,11 +18,15 @@ TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled", "timed_out"})
 MAX_PAGE = 100  # Eigenpal's page size limit on workflow lists
 
 
-def _offset_page(fetch: Callable[[str | None, int], dict[str, Any]], limit: int, offset: int) -> dict[str, Any]:
-    """Eigenpal's ``limit``/``offset`` page over runyard's cursor pages."""
+def _check_page(limit: int, offset: int) -> None:
     if not 1 <= limit <= MAX_PAGE or offset < 0:
         raise EigenpalValidationError(f"limit must be 1–{MAX_PAGE} and offset at least 0", status=400,
                                       code="validation_error")
+
+
+def _offset_page(fetch: Callable[[str | None, int], dict[str, Any]], limit: int, offset: int) -> dict[str, Any]:
+    """Eigenpal's ``limit``/``offset`` page over runyard's cursor pages."""
+    _check_page(limit, offset)
     cursor: str | None = None
     skipped = 0
     while skipped < offset:
@@ -75,10 +79,26 @@ class Workflows:
         ``kind`` (``workflow``/``block``), ``folder_id`` (``"null"``: unfiled only)."""
         def fetch(cursor: str | None, size: int) -> dict[str, Any]:
             return self._t.json("GET", "/workflows", params={
-                "search": search, "name": name, "kind": kind, "folder_id": folder_id, "cursor": cursor,
-                "limit": size, "include_total": True})
+                "search": search, "name": name, "kind": kind, "cursor": cursor, "limit": size, "include_total": True,
+                "folder_id": None if folder_id == "null" else folder_id})
 
-        return _offset_page(fetch, limit, offset)
+        if folder_id != "null":
+            return _offset_page(fetch, limit, offset)
+        # Unfiled only: runyard filters by a folder, not by its absence, so the pages are
+        # walked and the unfiled kept (a workspace's workflows are few).
+        _check_page(limit, offset)
+        unfiled: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while True:
+            page = fetch(cursor, 1000)
+            unfiled += [w for w in page.get("items", []) if w.get("folder_id") is None]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                break
+        items = unfiled[offset:offset + limit]
+        more = offset + limit < len(unfiled)
+        return {"items": items, "next_cursor": None, "total": len(unfiled), "has_more": more, "limit": limit,
+                "offset": offset}
 
     def get(self, id: str) -> dict[str, Any]:
         """One workflow (by id or name) with its current definition."""
