@@ -198,7 +198,7 @@ def test_a_disabled_trigger_refuses_mail(mail_server: Server, admin: httpx.Clien
 
 def test_a_trigger_whose_owner_is_gone_refuses_mail(mail_server: Server, admin: httpx.Client, unique: str) -> None:
     tool = f"mailowner-{unique}"
-    deploy(admin, tool, TOOL)
+    deploy(admin, tool, TOOL, visibility="public")  # the admin's tool, run by another user's trigger
     username, password = f"mail-{unique}", "a-long-password-1"
     assert admin.post("/users", json={"username": username, "role": "member", "password": password}).status_code == 201
     key = admin.post("/auth/login", json={"username": username, "password": password}).json()["key"]

@@ -180,7 +180,7 @@ def test_deleting_the_tool_disables_the_schedule(api: httpx.Client, unique: str)
 @pytest.mark.slow
 def test_a_deleted_users_schedule_is_disabled_at_its_next_tick(api: httpx.Client, unique: str) -> None:
     tool = f"owner-{unique}"
-    deploy(api, tool, TOOL)
+    deploy(api, tool, TOOL, visibility="public")  # the admin's tool, run by another user's schedule
     username, password = f"sched-{unique}", "a-long-password-1"
     assert api.post("/users", json={"username": username, "role": "member", "password": password}).status_code == 201
     key = api.post("/auth/login", json={"username": username, "password": password}).json()["key"]

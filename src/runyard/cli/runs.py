@@ -236,6 +236,8 @@ def run(
     ] = False,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Stream logs live, then print the output.")] = False,
     timeout: Annotated[float | None, typer.Option("--timeout", help="Give up waiting after this many seconds.")] = None,
+    timeout_s: Annotated[float | None, typer.Option(
+        "--timeout-s", help="The run's own time limit in seconds (at most the tool's).")] = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Run a tool. Waits for the result unless --async; exit code 3 when the run fails."""
@@ -244,7 +246,8 @@ def run(
     c = client()
     if async_ or follow or hold:
         with spinner(f"Submitting {tool}…", enabled=not json_output):
-            created = c.runs.create(tool, inputs, version=version, tags=tags or None, requires_confirmation=hold or None)
+            created = c.runs.create(tool, inputs, version=version, tags=tags or None, requires_confirmation=hold or None,
+                                    timeout_s=timeout_s)
         if async_ or hold:
             if json_output:
                 print_json(created)
@@ -265,7 +268,7 @@ def run(
         # On a terminal, hand over to the progress bar after a short first wait.
         wait = min(wait, 2.0)
     with spinner(f"Running {tool}…", enabled=not json_output):
-        result = c.runs.create(tool, inputs, version=version, tags=tags or None, wait=wait)
+        result = c.runs.create(tool, inputs, version=version, tags=tags or None, wait=wait, timeout_s=timeout_s)
     if not result.is_terminal:
         remaining = None if timeout is None else max(0.0, timeout - wait)
         result = _wait(result, remaining, json_output=json_output)

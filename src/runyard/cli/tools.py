@@ -22,7 +22,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 def render_tool(tool: Tool) -> None:
     pairs = [
         ("id", tool.id), ("name", tool.name), ("version", tool.version), ("visibility", tool.visibility),
-        ("entrypoint", tool.entrypoint), ("description", tool.description or ""),
+        ("mode", tool.mode or "function"), ("entrypoint", tool.entrypoint),
+        *([("output vars", ", ".join(tool.output_vars or []))] if tool.mode == "script" else []),
+        ("description", tool.description or ""),
         ("requirements", ", ".join(tool.requirements or [])),
         ("required secrets", ", ".join(tool.required_secrets or [])),
         ("connections", ", ".join(tool.connections or [])),
@@ -70,15 +72,25 @@ def deploy(
     network: Annotated[bool | None, typer.Option(
         "--network/--no-network", help="Whether the tool's runs may open sockets (default: yes).",
     )] = None,
+    script: Annotated[bool, typer.Option(
+        "--script", help="Script mode: no entry function; the inputs become module globals, the output is the "
+                         "globals --output-var names.",
+    )] = False,
+    output_var: Annotated[list[str] | None, typer.Option(
+        "--output-var", help="Script mode: a global returned in the output (repeatable).")] = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Deploy a tool (a new version when the name exists).
 
     For a .py file without --entrypoint the tool calls `main`, or the file's only public
-    function; the entry function's docstring summary is the default description.
+    function; the entry function's docstring summary is the default description. With
+    --script the file runs top to bottom instead (--entrypoint then names a zip's module).
     """
-    guess = guess_entry(path, entrypoint)
-    entrypoint, description = guess.entrypoint, description or guess.description
+    if output_var and not script:
+        raise typer.BadParameter("--output-var is for script-mode tools: add --script", param_hint="'--output-var'")
+    if not script:
+        guess = guess_entry(path, entrypoint)
+        entrypoint, description = guess.entrypoint, description or guess.description
     with spinner(f"Deploying {path}…", enabled=not json_output):
         tool = client().tools.deploy(
             path,
@@ -98,6 +110,8 @@ def deploy(
             network=network,
             retry_on=retry_on or None,
             retry_backoff_s=retry_backoff_s,
+            mode="script" if script else None,
+            output_vars=output_var if script else None,
         )
     outcome(json_output, tool, f"Deployed [bold]{tool.name}[/bold] version {tool.version} ({tool.id}).")
 
@@ -152,6 +166,18 @@ def versions(
         return
     rows = [[v.version, v.source_kind, (v.code_sha256 or "")[:12], v.entrypoint, v.created_at] for v in items]
     stdout().print(table(["VERSION", "SOURCE", "SHA256", "ENTRYPOINT", "CREATED"], rows))
+
+
+@app.command("rename")
+@handle_errors
+def rename_tool(
+    tool: Annotated[str, typer.Argument(help="Tool name or id.")],
+    name: Annotated[str, typer.Argument(help="Its new name (the id stays; the old name is free at once).")],
+    json_output: JsonOpt = False,
+) -> None:
+    """Rename a tool."""
+    renamed = client().tools.rename(tool, name)
+    outcome(json_output, renamed, f"Renamed {tool} to [bold]{renamed.name}[/bold] ({renamed.id}).")
 
 
 @app.command("delete")

@@ -169,14 +169,20 @@ class _ToolConfig(RunyardModel):
     #: The mcp connections whose tools it uses, and the aliases it expects them to list.
     mcp_server_names: list[str] | None = None
     expected_tools: list[str] | None = None
+    #: ``function`` (the entrypoint is called) or ``script`` (the module runs with the
+    #: inputs as globals; the output is the globals ``output_vars`` names).
+    mode: str | None = None
+    output_vars: list[str] | None = None
     created_at: datetime | None = None
 
 
 class Tool(_ToolConfig):
     id: str
     name: str
-    #: ``private`` or ``public``.
+    #: ``private`` (its owner's and the admins') or ``public`` (every user's of the workspace).
     visibility: str | None = None
+    #: The id of the user who deployed it (None: deployed before owners were recorded).
+    owner_id: str | None = None
     #: Latest version number.
     version: int | None = None
     updated_at: datetime | None = None
@@ -233,6 +239,8 @@ class Run(RunyardModel):
     progress: Any = None
     usage: RunUsage | None = None
     requires_confirmation: bool | None = None
+    #: The run's own time limit in seconds, when it was given one (else its tool version's).
+    timeout_s: float | None = None
     #: Names of the inputs that were uploaded as files.
     input_files: list[str] | None = None
     created_at: datetime | None = None

@@ -24,7 +24,8 @@ from runyard.store.tables import runs
 #: Runs one batch may create, and run ids one wait may name.
 MAX_BATCH = 1000
 #: What a batch item may hold: the body of ``POST /runs`` and its own idempotency key.
-ITEM_FIELDS = frozenset({"tool", "version", "inputs", "tags", "requires_confirmation", "idempotency_key"})
+ITEM_FIELDS = frozenset({"tool", "version", "inputs", "tags", "requires_confirmation", "idempotency_key",
+                         "timeout_s"})
 #: Threads creating one batch's items (their inserts meet in the same commits).
 CREATORS = 8
 
@@ -90,7 +91,8 @@ def create_many(service: RunService, principal: Principal, items: Any, *, idempo
                                        details={"field": "requires_confirmation"})
             run, created = service.create(principal, tool=item["tool"], version=item.get("version"),
                                           inputs=item.get("inputs"), tags=item.get("tags"),
-                                          requires_confirmation=confirm, idempotency_key=key, trigger=trigger)
+                                          requires_confirmation=confirm, idempotency_key=key, trigger=trigger,
+                                          timeout_s=item.get("timeout_s"))
         except DomainError as exc:
             return error_item(index, exc)
         return {"index": index, "status": 201 if created else 200, "run": run}

@@ -49,6 +49,7 @@ def _create_request(
     idempotency_key: str | None,
     timeout: Timeout,
     workflow: str | None = None,
+    timeout_s: float | None = None,
 ) -> RequestOptions:
     """``POST /runs`` of a tool, or with ``workflow`` of a workflow (``version`` then a
     number or a tag); ``pathlib.Path`` values and open binary files in ``inputs`` go as
@@ -56,7 +57,7 @@ def _create_request(
     plain, files = split_file_inputs(inputs)
     payload = compact(
         tool=tool, workflow=workflow, version=version, inputs=plain, tags=dict(tags) if tags else None,
-        requires_confirmation=requires_confirmation,
+        requires_confirmation=requires_confirmation, timeout_s=timeout_s,
     )
     params: dict[str, Any] = {}
     timeout = _apply_wait(params, wait, timeout)
@@ -289,14 +290,17 @@ class RunsAPI:
         requires_confirmation: bool | None = None,
         wait: float | None = None,
         idempotency_key: str | None = None,
+        timeout_s: float | None = None,
         timeout: Timeout = None,
     ) -> Plan[Run]:
         """Start a run. ``pathlib.Path`` values in ``inputs`` are uploaded as files. With
         ``wait`` (seconds, ≤ 600) the server holds the request until the run ends or the
-        time passes and returns the run as it then stands."""
+        time passes and returns the run as it then stands. ``timeout_s``: the run's own
+        time limit, at most its tool version's (400 ``timeout_too_large`` otherwise);
+        ``timeout`` is this HTTP request's."""
         opts = _create_request(
             tool, inputs, version=version, tags=tags, requires_confirmation=requires_confirmation, wait=wait,
-            idempotency_key=idempotency_key, timeout=timeout,
+            idempotency_key=idempotency_key, timeout=timeout, timeout_s=timeout_s,
         )
         return Run.model_validate((yield Send(opts)).json())
 

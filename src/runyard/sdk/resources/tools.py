@@ -53,6 +53,8 @@ def _config(
     network: bool | None = None,
     connections: Sequence[str] | str | None = None,
     files: Sequence[str] | str | None = None,
+    mode: str | None = None,
+    output_vars: Sequence[str] | str | None = None,
 ) -> dict[str, Any]:
     return compact(
         name=name,
@@ -73,6 +75,8 @@ def _config(
         network=network,
         connections=_str_list(connections, lines=False),
         files=[files] if isinstance(files, str) else list(files) if files is not None else None,
+        mode=mode,
+        output_vars=_str_list(output_vars, lines=False),
     )
 
 
@@ -93,7 +97,7 @@ def _code_request(
     src = resolve_code(code)
     if creating:
         config.setdefault("name", src.default_name)
-        if src.default_entrypoint:
+        if src.default_entrypoint and config.get("mode") != "script":  # a script has no entry function
             config.setdefault("entrypoint", src.default_entrypoint)
         if not config.get("name"):
             raise ValueError("name= is required when deploying code given as a string")
@@ -133,6 +137,8 @@ class ToolsAPI:
         network: bool | None = None,
         connections: Sequence[str] | str | None = None,
         files: Sequence[str] | str | None = None,
+        mode: Literal["function", "script"] | None = None,
+        output_vars: Sequence[str] | str | None = None,
         idempotency_key: str | None = None,
         timeout: Timeout = None,
     ) -> Plan[Tool]:
@@ -140,14 +146,17 @@ class ToolsAPI:
         deployed and its name becomes the default tool name and entrypoint), or a path to
         a ``.py`` file, a ``.zip`` or a package directory (zipped for upload). A ``str``
         is taken as a path only when it has no newline and names an existing file.
-        ``files``: the workspace files its runs read (``context.files.open(name)``)."""
+        ``files``: the workspace files its runs read (``context.files.open(name)``).
+        ``mode="script"``: code without an entry function — the inputs become its module
+        globals (``default_inputs`` as defaults) and the run's output is ``{name: value}``
+        of the globals ``output_vars`` names; ``entrypoint`` then names the module to run."""
         config = _config(
             name=name, entrypoint=entrypoint, description=description, input_schema=input_schema,
             output_schema=output_schema, requirements=requirements, required_secrets=required_secrets,
             default_inputs=default_inputs, visibility=visibility, timeout_s=timeout_s, memory_mb=memory_mb,
             retries=retries,
             reuse_process=reuse_process, retry_on=retry_on, retry_backoff_s=retry_backoff_s, network=network,
-            connections=connections, files=files,
+            connections=connections, files=files, mode=mode, output_vars=output_vars,
         )
         opts = _code_request(
             "POST", "/tools", code, config, creating=True, idempotency_key=idempotency_key, timeout=timeout
@@ -177,20 +186,30 @@ class ToolsAPI:
         network: bool | None = None,
         connections: Sequence[str] | str | None = None,
         files: Sequence[str] | str | None = None,
+        mode: Literal["function", "script"] | None = None,
+        output_vars: Sequence[str] | str | None = None,
         timeout: Timeout = None,
     ) -> Plan[Tool]:
-        """Change any subset of a tool; a code or config change makes a new version."""
+        """Change any subset of a tool; a code or config change (``mode`` and
+        ``output_vars`` included) makes a new version."""
         config = _config(
             name=None, entrypoint=entrypoint, description=description, input_schema=input_schema,
             output_schema=output_schema, requirements=requirements, required_secrets=required_secrets,
             default_inputs=default_inputs, visibility=visibility, timeout_s=timeout_s, memory_mb=memory_mb,
             retries=retries,
             reuse_process=reuse_process, retry_on=retry_on, retry_backoff_s=retry_backoff_s, network=network,
-            connections=connections, files=files,
+            connections=connections, files=files, mode=mode, output_vars=output_vars,
         )
         opts = _code_request(
             "PATCH", f"/tools/{seg(tool)}", code, config, creating=False, idempotency_key=None, timeout=timeout
         )
+        return Tool.model_validate((yield Send(opts)).json())
+
+    @endpoint
+    def rename(self, tool: str, name: str, *, timeout: Timeout = None) -> Plan[Tool]:
+        """Rename a tool: its id, versions and runs stay; the old name is free at once
+        (409 ``tool_exists`` when ``name`` is taken)."""
+        opts = RequestOptions("PATCH", f"/tools/{seg(tool)}", json={"name": name}, timeout=timeout)
         return Tool.model_validate((yield Send(opts)).json())
 
     @endpoint
