@@ -491,6 +491,30 @@ def _batch_item_answer(w: World, who: str, target: str, response: httpx.Response
         assert item["status"] == 201, item
 
 
+def _delete_run_file(w: World, c: httpx.Client, t: str) -> httpx.Response:
+    """An input file of a fresh run awaiting confirmation (of the target's tool), deleted."""
+    run_id = w.fresh_awaiting_run(t)
+    _ok(w.admin.post(f"/runs/{run_id}/files", files={"doc": ("doc.txt", b"hello")}))
+    file_id = _ok(w.admin.get(f"/runs/{run_id}/files"))["items"][0]["id"]
+    return c.delete(f"/runs/{run_id}/files/{file_id}")
+
+
+def _open_live(w: World, c: httpx.Client, t: str) -> httpx.Response:
+    """The run's live WebSocket through a URL the caller signs: the connect call's refusal,
+    the handshake's, or (200) the first message the socket sent."""
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    link = c.post(f"/runs/{w.run_for(t)}/connect")
+    if link.status_code != 200:
+        return link
+    try:
+        with connect(link.json()["url"], open_timeout=10) as ws:
+            return httpx.Response(200, json=json.loads(ws.recv(timeout=10)))
+    except InvalidStatus as exc:
+        return httpx.Response(exc.response.status_code, content=exc.response.body or b"")
+
+
 def _multipart_run(w: World, c: httpx.Client, t: str) -> httpx.Response:
     # A form field (no filename) makes the request multipart with no file: FastAPI's route.
     return c.post("/runs", files={"payload": (None, json.dumps({"tool": w.tool_for(t)}))})
@@ -562,6 +586,12 @@ TABLE: dict[str, Row] = {
     # (the hidden run has no artifact: it must still answer run_not_found, not artifact_not_found)
     "GET /api/v1/runs/{run_id}/artifacts/{path}": reader(
         lambda w, c, t: c.get(f"/runs/{w.run_for(t)}/artifacts/out.txt"), hides=RUN_HIDDEN),
+    "GET /api/v1/runs/{run_id}/files": reader(lambda w, c, t: c.get(f"/runs/{w.run_for(t)}/files"), hides=RUN_HIDDEN),
+    "DELETE /api/v1/runs/{run_id}/files/{file_id}": writer(_delete_run_file, 204, hides=RUN_HIDDEN),
+    "POST /api/v1/runs/{run_id}/connect": reader(lambda w, c, t: c.post(f"/runs/{w.run_for(t)}/connect"),
+                                                 hides=RUN_HIDDEN),
+    # a WebSocket: the key signs the URL (connect), the URL opens the socket
+    "GET /api/v1/runs/{run_id}/live": reader(_open_live, hides=RUN_HIDDEN),
 
     # tools: a restricted key deploys only its tool's name, sees only its tool
     "POST /api/v1/tools": writer(  # the same body again: the tool as it is, 200
