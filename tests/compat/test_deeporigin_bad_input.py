@@ -226,3 +226,22 @@ def test_features_runyard_does_not_have_answer_501_naming_them(make_client: Make
     caught = refusal(lambda: client.organizations.users())
     assert caught.http_status == 501 and "/entities/{org}/organizations/users" in caught.response_data["message"]
     assert runs_of(server, tool) == 1
+
+
+def test_every_route_refuses_a_request_without_a_key(server: Server, tool_and_run: tuple[str, str]) -> None:
+    tool, run_id = tool_and_run
+    routes = [("GET", "/tools/default/clusters"), ("GET", "/tools/default/tools/executions"),
+              ("GET", f"/tools/default/tools/executions/{run_id}"),
+              ("PATCH", f"/tools/default/tools/executions/{run_id}:cancel"),
+              ("PATCH", f"/tools/default/tools/executions/{run_id}:confirm"),
+              ("POST", f"/tools/default/tools/{tool}/latest/executions"),
+              ("POST", "/data-platform/default/executions/search"),
+              ("GET", f"/data-platform/default/executions/{run_id}"), ("GET", "/files/default/signedUrl/x")]
+    with httpx.Client(base_url=f"{server.base_url}/compat/deeporigin") as http:
+        for method, path in routes:
+            answer = http.request(method, path, json={"inputs": {"x": 1}} if method == "POST" else None)
+            assert answer.status_code == 401, (method, path, answer.text)
+            assert answer.json()["error"]["code"] == "missing_api_key"
+    with Client(api_key=server.admin_key, base_url=server.base_url) as runyard:
+        assert runyard.runs.get(run_id).status == "awaiting_confirmation"
+    assert runs_of(server, tool) == 1
