@@ -83,7 +83,7 @@ class RunSearchService:
             if request.with_total_count:
                 total = conn.execute(sa.select(sa.func.count()).select_from(runs).where(*where)).scalar_one()
         more = len(rows) > request.limit
-        items = [_shape(row._mapping, selected) for row in rows[:request.limit]]
+        items = _shape(rows[:request.limit], needed, selected)
         return {"object": "list", "items": items, "total": total, "limit": request.limit,
                 "offset": request.offset, "next_offset": request.offset + request.limit if more else None}
 
@@ -100,18 +100,22 @@ class RunSearchService:
         return list(dict.fromkeys(select))
 
 
-def _shape(m: Any, selected: list[str]) -> dict[str, Any]:
-    item: dict[str, Any] = {}
-    for name in selected:
-        value = m[name]
-        if COLUMNS.get(name) == TIME:
-            value = rfc3339(value)
-        elif name == "tags":
-            value = value or {}
-        elif name == "input_files":
-            value = sorted((value or {}).keys())
-        item[name] = value
-    return item
+def _shape(rows: list[Any], needed: list[str], selected: list[str]) -> list[dict[str, Any]]:
+    """The rows as objects of the selected columns (times in RFC 3339, tags an object,
+    input files their names)."""
+    at = {name: needed.index(name) for name in selected}
+    timed = [name for name in selected if COLUMNS.get(name) == TIME]
+    items = []
+    for row in rows:
+        item = {name: row[i] for name, i in at.items()}
+        for name in timed:
+            item[name] = rfc3339(item[name])
+        if "tags" in item:
+            item["tags"] = item["tags"] or {}
+        if "input_files" in item:
+            item["input_files"] = sorted((item["input_files"] or {}).keys())
+        items.append(item)
+    return items
 
 
 # -- conditions -------------------------------------------------------------------------

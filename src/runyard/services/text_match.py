@@ -12,9 +12,12 @@ def text_match(expr: Any, op: str, text: str, postgres: bool) -> sa.ColumnElemen
     """``expr`` contains (``op`` "contains") or starts with ("startswith") ``text``, case
     and wildcards taken literally. SQLite's LIKE ignores case, so it gets GLOB (whose prefix
     form an index on ``expr`` serves); PostgreSQL gets LIKE (which pg_trgm indexes serve).
-    The pattern is one bound parameter."""
+    The pattern is one bound parameter. The explicit ``IS NOT NULL`` lets the planners use
+    the partial indexes of the sparse tag columns (SQLite does not infer it from GLOB)."""
     if postgres:
         escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        return expr.like(("%" if op == "contains" else "") + escaped + "%", escape="\\")
-    escaped = re.sub(r"([*?\[])", r"[\1]", text)
-    return expr.op("GLOB")(sa.literal(("*" if op == "contains" else "") + escaped + "*", sa.Text))
+        match = expr.like(("%" if op == "contains" else "") + escaped + "%", escape="\\")
+    else:
+        escaped = re.sub(r"([*?\[])", r"[\1]", text)
+        match = expr.op("GLOB")(sa.literal(("*" if op == "contains" else "") + escaped + "*", sa.Text))
+    return sa.and_(expr.is_not(None), match)
