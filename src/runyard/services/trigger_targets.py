@@ -85,7 +85,7 @@ class Targets:
         """Why the target can no longer run (None: it can)."""
         try:
             if target.kind == "tool":
-                self.tools.resolve(principal.workspace_id, target.name)
+                self.tools.visible(principal, target.name)  # made private by another user: gone for this one
             else:
                 self.workflows.resolve(principal, target.name)
         except NotFound:
@@ -94,7 +94,7 @@ class Targets:
 
     def input_schema(self, principal: Principal, target: Target) -> dict[str, Any]:
         if target.kind == "tool":
-            _, version = self.tools.resolve(principal.workspace_id, target.name)
+            _, version = self.tools.visible(principal, target.name)
             return dict(version.input_schema or {})
         _, version = self.workflows.resolve(principal, target.name)
         return dict(self.workflows.definition(version).inputs)
