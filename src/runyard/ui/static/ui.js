@@ -48,12 +48,6 @@ function fieldMessages() {
   });
 }
 
-onReady(() => {
-  signInMethods();
-  confirmations();
-  fieldMessages();
-  if (window.runyardLogs) window.runyardLogs();
-});
 
 /* A run's log: search (hides lines that do not match), follow (keep the end in view), and new
    lines over SSE while the run goes. The page holds at most MAX_LINES lines; older ones are
@@ -99,3 +93,10 @@ window.runyardLogs = function () {
   source.onerror = () => { state.textContent = "reconnecting…"; };
   source.onopen = () => { state.textContent = "live"; };
 };
+
+onReady(() => {
+  signInMethods();
+  confirmations();
+  fieldMessages();
+  runyardLogs();
+});
