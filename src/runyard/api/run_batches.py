@@ -53,7 +53,7 @@ FALLBACK_POLL_S = 0.5
 # An item is judged on its own (an invalid one is answered in its place, not refused with
 # the batch), so the schema says what it holds without constraining it.
 _RUN_ITEM = {"description": "the body of `POST /runs` (`tool`, `version`, `inputs`, `tags`, "
-                            "`requires_confirmation`) and optionally its own `idempotency_key`"}
+                            "`requires_confirmation`, `timeout_s`) and optionally its own `idempotency_key`"}
 _BATCH_DOC = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
     "type": "object", "required": ["runs"], "additionalProperties": False,
     "properties": {"runs": {"type": "array", "items": _RUN_ITEM,
