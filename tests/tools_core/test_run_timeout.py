@@ -50,3 +50,15 @@ def test_idempotent_replays_take_the_timeout_into_account(api: httpx.Client, uni
     assert again.status_code == 200 and again.json()["id"] == first.json()["id"], again.text
     other = api.post("/runs", headers=key, json={"tool": name, "inputs": {"seconds": 0}, "timeout_s": 11})
     assert other.status_code == 409 and error_code(other) == "idempotency_key_reused", other.text
+
+
+def test_batch_items_carry_their_own_timeouts(api: httpx.Client, unique: str) -> None:
+    name = f"batch-timeout-{unique}"
+    deploy(api, name, SLOW, timeout_s=5)
+    answered = api.post("/runs/batch", json={"runs": [
+        {"tool": name, "inputs": {"seconds": 0}, "timeout_s": 2},
+        {"tool": name, "inputs": {"seconds": 0}, "timeout_s": 6}]})
+    assert answered.status_code == 200, answered.text
+    ok, refused = answered.json()["items"]
+    assert ok["status"] == 201 and ok["run"]["timeout_s"] == 2, ok
+    assert refused["status"] == 400 and refused["error"]["code"] == "timeout_too_large", refused
