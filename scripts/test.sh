@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh "server,test"
+# tests/ui drive the system's chromium through Playwright (never a downloaded browser).
+command -v chromium >/dev/null || (apt-get update -qq >/dev/null && \
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 .venv/bin/ruff check src tests benchmarks
 set +e
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
