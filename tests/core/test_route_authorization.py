@@ -543,6 +543,45 @@ def _workspace_file(w: World) -> str:
     return name
 
 
+# -- evaluation (services.expected, feedback, eval_batches): an expected output and feedback
+# on both runs, a batch of each tool, made once; a cell that deletes gets a file of its own.
+def _expected(w: World, target: str) -> str:
+    run_id = w.run_for(target)
+    made = w.__dict__.setdefault("expected_made", set())
+    if run_id not in made:
+        _ok(w.admin.post(f"/runs/{run_id}/expected", json={
+            "copy_output": True, "artifacts": ["out.txt"] if target == "own" else []}))
+        made.add(run_id)
+    return run_id
+
+
+def _fresh_expected_file(w: World, target: str) -> str:
+    run_id = _expected(w, target)
+    name = f"{w.name('doomed')}.txt"
+    _ok(w.admin.post(f"/runs/{run_id}/expected", files={"file": (name, b"doomed")}))
+    return f"/runs/{run_id}/expected/{name}"
+
+
+def _feedback(w: World, target: str) -> str:
+    run_id = w.run_for(target)
+    _ok(w.admin.patch(f"/runs/{run_id}/feedback", json={"rating": "up"}))
+    return run_id
+
+
+def _batch(w: World, target: str) -> str:
+    batches = w.__dict__.setdefault("eval_batches", {})
+    if target not in batches:
+        batches[target] = _ok(w.admin.post("/batches", json={"tool": w.tool_for(target),
+                                                              "examples": [{"example_id": "e1", "inputs": {}}]}))["id"]
+    return batches[target]
+
+
+def _batches_only_its_own(w: World, who: str, target: str, response: httpx.Response) -> None:
+    names = {item["target"]["name"] for item in response.json()["items"]}
+    if who == "restricted":
+        assert names <= {w.tool}, (who, sorted(names))
+
+
 TABLE: dict[str, Row] = {
     # probes, the landing page, the API description and /docs: public, whatever key is sent
     "GET /healthz": public(_get_root("/healthz")),
@@ -586,6 +625,43 @@ TABLE: dict[str, Row] = {
     # (the hidden run has no artifact: it must still answer run_not_found, not artifact_not_found)
     "GET /api/v1/runs/{run_id}/artifacts/{path}": reader(
         lambda w, c, t: c.get(f"/runs/{w.run_for(t)}/artifacts/out.txt"), hides=RUN_HIDDEN),
+
+    # evaluation: expected outputs, comparison, feedback (the run's visibility first)
+    "GET /api/v1/runs/{run_id}/expected": reader(lambda w, c, t: c.get(f"/runs/{_expected(w, t)}/expected"),
+                                                 hides=RUN_HIDDEN),
+    "POST /api/v1/runs/{run_id}/expected": writer(  # it exists: updated, 200
+        lambda w, c, t: c.post(f"/runs/{_expected(w, t)}/expected", json={"copy_output": True}), 200,
+        hides=RUN_HIDDEN),
+    "GET /api/v1/runs/{run_id}/expected/{filename}": reader(
+        lambda w, c, t: c.get(f"/runs/{_expected(w, t)}/expected/out.txt"), hides=RUN_HIDDEN),
+    "PATCH /api/v1/runs/{run_id}/expected/{filename}": writer(  # renamed to itself: unchanged
+        lambda w, c, t: c.patch(f"/runs/{_expected(w, t)}/expected/out.txt", json={"filename": "out.txt"}), 200,
+        hides=RUN_HIDDEN),
+    "DELETE /api/v1/runs/{run_id}/expected/{filename}": writer(
+        lambda w, c, t: c.delete(_fresh_expected_file(w, t)), 204, hides=RUN_HIDDEN),
+    "GET /api/v1/runs/{run_id}/comparison": reader(lambda w, c, t: c.get(f"/runs/{_expected(w, t)}/comparison"),
+                                                   hides=RUN_HIDDEN),
+    "POST /api/v1/runs/{run_id}/compare": reader(
+        lambda w, c, t: c.post(f"/runs/{w.run_for(t)}/compare", json={"expected": 1}), hides=RUN_HIDDEN),
+    "GET /api/v1/runs/{run_id}/feedback": reader(lambda w, c, t: c.get(f"/runs/{_feedback(w, t)}/feedback"),
+                                                 hides=RUN_HIDDEN),
+    "PATCH /api/v1/runs/{run_id}/feedback": writer(
+        lambda w, c, t: c.patch(f"/runs/{w.run_for(t)}/feedback", json={"comment": "authz"}), 200, hides=RUN_HIDDEN),
+    "DELETE /api/v1/runs/{run_id}/feedback": writer(
+        lambda w, c, t: c.delete(f"/runs/{_feedback(w, t)}/feedback"), 204, hides=RUN_HIDDEN),
+    "POST /api/v1/runs/{run_id}/feedback/resolve": writer(
+        lambda w, c, t: c.post(f"/runs/{_feedback(w, t)}/feedback/resolve"), 200, hides=RUN_HIDDEN),
+    # evaluation batches: a restricted key starts and sees only its tool's
+    "POST /api/v1/batches": writer(
+        lambda w, c, t: c.post("/batches", json={"tool": w.tool_for(t), "examples": [{"example_id": "e", "inputs": {}}]}),
+        201, hides=TOOL_HIDDEN),
+    "GET /api/v1/batches": reader(lambda w, c, t: (_batch(w, "own"), _batch(w, "hidden"),
+                                                   c.get("/batches", params={"limit": 1000}))[-1],
+                                  check=_batches_only_its_own),
+    "GET /api/v1/batches/{batch_id}": reader(lambda w, c, t: c.get(f"/batches/{_batch(w, t)}"),
+                                             hides="batch_not_found"),
+    "POST /api/v1/batches/{batch_id}/cancel": writer(
+        lambda w, c, t: c.post(f"/batches/{_batch(w, t)}/cancel"), 200, hides="batch_not_found"),
     "GET /api/v1/runs/{run_id}/files": reader(lambda w, c, t: c.get(f"/runs/{w.run_for(t)}/files"), hides=RUN_HIDDEN),
     "DELETE /api/v1/runs/{run_id}/files/{file_id}": writer(_delete_run_file, 204, hides=RUN_HIDDEN),
     "POST /api/v1/runs/{run_id}/connect": reader(lambda w, c, t: c.post(f"/runs/{w.run_for(t)}/connect"),
