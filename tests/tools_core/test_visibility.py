@@ -122,6 +122,10 @@ def test_a_public_tool_is_seen_and_run_by_every_user_but_changed_by_its_owner(
         assert response.status_code == 403 and error_code(response) == "not_tool_owner", response.text
     assert people.alice.get(f"/tools/{name}").json()["version"] == 1
     assert people.admin.patch(f"/tools/{name}", json={"description": "by an admin"}).status_code == 200
+    # a new version by its owner, without a visibility: it stays public
+    again = deploy(people.alice, name, "def main(x: int = 1):\n    return x * 10\n")
+    assert again["visibility"] == "public" and again["version"] == 2, again
+    assert run(people.bob, name, {"x": 2})["output"] == 20
     # made private again by its owner: hidden from the others at once, runs included
     assert people.alice.patch(f"/tools/{name}", json={"visibility": "private"}).json()["visibility"] == "private"
     assert _hidden(people.bob.get(f"/tools/{name}"))

@@ -51,7 +51,7 @@ async def deploy_tool(request: Request, platform: PlatformDep, principal: Princi
         lambda: platform.tools.deploy_for(principal, name=name, code=body.pop("code", None), upload=upload,
                                           entrypoint=body.pop("entrypoint", None) or "main",
                                           description=body.pop("description", None) or "",
-                                          visibility=body.pop("visibility", None) or "private", **body))
+                                          visibility=body.pop("visibility", None), **body))
     return JSON(tool, status_code=201 if created else 200)
 
 

@@ -338,16 +338,18 @@ class ToolService:
     # -- writing ---------------------------------------------------------------------------
     def deploy(self, workspace_id: str, *, name: str, code: str | None = None,
                upload: tuple[str, bytes] | None = None, entrypoint: str = "main", description: str = "",
-               visibility: str = "private", owner_id: str | None = None,
+               visibility: str | None = None, owner_id: str | None = None,
                **config: Any) -> tuple[dict[str, Any], bool]:
-        """Create the tool (owned by user ``owner_id``), or publish a new version when the
-        name exists. Returns (tool, created)."""
+        """Create the tool (owned by user ``owner_id``; ``visibility`` default private), or
+        publish a new version when the name exists (its visibility changes only when
+        given). Returns (tool, created)."""
         _check_name(name)
         unknown = set(config) - set(VERSIONED_FIELDS)
         if unknown:
             raise ValidationFailed(f"unknown field(s): {', '.join(sorted(unknown))}",
                                    details={"fields": sorted(unknown)})
-        _check_visibility(visibility)
+        if visibility is not None:
+            _check_visibility(visibility)
         source = self._source(code, upload, entrypoint, config.get("mode") or "function")
         cfg = _check_config({**DEFAULTS, **{k: v for k, v in config.items() if v is not None}})
         with self.db.read() as conn:
@@ -369,7 +371,8 @@ class ToolService:
                                details={"retryable": True})
             conn.execute(tools.insert().values(
                 id=tool_id, workspace_id=workspace_id, name=name, description=version_row["description"],
-                visibility=visibility, owner_id=owner_id, latest_version=1, created_at=now, updated_at=now))
+                visibility=visibility or "private", owner_id=owner_id, latest_version=1, created_at=now,
+                updated_at=now))
             conn.execute(tool_versions.insert().values(**version_row))
         return self.get(workspace_id, tool_id), True
 
