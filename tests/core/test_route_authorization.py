@@ -602,6 +602,9 @@ TABLE: dict[str, Row] = {
         lambda w, c, t: c.post("/runs/wait", json={"ids": [w.run_for(t)], "timeout": 0}), hides=RUN_HIDDEN),
     "GET /api/v1/runs": reader(lambda w, c, t: c.get("/runs", params={"limit": 1000}),
                                check=_lists_only_its_own("tool_name")),
+    "POST /api/v1/runs/search": reader(
+        lambda w, c, t: c.post("/runs/search", json={"limit": 1000, "select": ["id", "tool_name"]}),
+        check=_lists_only_its_own("tool_name")),
     "GET /api/v1/runs/{run_id}": reader(lambda w, c, t: c.get(f"/runs/{w.run_for(t)}"), hides=RUN_HIDDEN),
     "GET /api/v1/runs/{run_id}/wait": reader(
         lambda w, c, t: c.get(f"/runs/{w.run_for(t)}/wait", params={"timeout": 0}), hides=RUN_HIDDEN),

@@ -19,6 +19,7 @@ from runyard.schemas import connections as conn
 from runyard.schemas import datasets as data
 from runyard.schemas import ingest_proxy as proxy
 from runyard.schemas import workflows as wf
+from runyard.schemas.run_search import RunSearchPage
 from runyard.schemas.runs import ArtifactView, RunDefinition, RunError, RunUsage, RunView, TraceStep
 from runyard.schemas.secrets import SecretView
 from runyard.schemas.tokens import TokenView
@@ -61,6 +62,8 @@ PAIRS = [
     (sdk.WorkspaceFile, WorkspaceFileView), (sdk.StorageUsage, StorageUsageView),
     # Plans.
     (sdk.WorkspacePlan, plans.PlanView),
+    # Run search.
+    (sdk.RunSearchResult, RunSearchPage),
 ]
 # Fields every API object carries that the SDK's classes stand for themselves.
 IMPLIED = {"object"}

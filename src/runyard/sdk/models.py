@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "RunyardModel",
+    "RunSearchResult",
     "LLMProvider",
     "InferredDescription",
     "AskPlan",
@@ -257,6 +258,18 @@ class Run(RunyardModel):
     @property
     def succeeded(self) -> bool:
         return self.status == "succeeded"
+
+
+class RunSearchResult(RunyardModel):
+    """A page of ``client.runs.search``: each item a dict of the selected columns."""
+
+    items: list[dict[str, Any]] = []
+    #: Every matching run, when ``with_total_count`` was asked.
+    total: int | None = None
+    limit: int | None = None
+    offset: int | None = None
+    #: The ``offset`` of the next page; None on the last.
+    next_offset: int | None = None
 
 
 class BatchItemError(RunyardModel):

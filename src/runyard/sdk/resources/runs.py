@@ -14,7 +14,7 @@ from .._base import LONG_POLL_MARGIN, FilePart, RequestOptions, Timeout
 from .._endpoint import Listing, Open, Plan, Read, Send, Sleep, endpoint, listing
 from .._files import dumps, split_file_inputs
 from ..errors import RunFailedError, WaitTimeoutError
-from ..models import Artifact, Run, RunBatchItem, RunDefinition, TraceStep
+from ..models import Artifact, Run, RunBatchItem, RunDefinition, RunSearchResult, TraceStep
 from ..streaming import AsyncLogStream, LogStream
 from ._resource import AsyncResource, SyncResource, compact, seg
 
@@ -97,7 +97,7 @@ def _seconds(value: float) -> str:
 
 
 def _list_params(
-    tool: str | None,
+    tool: str | Sequence[str] | None,
     status: str | Sequence[str] | None,
     session: str | None,
     batch_id: str | None,
@@ -112,7 +112,7 @@ def _list_params(
     ids = filters.pop("ids", None)
     trigger = filters.pop("trigger", None)
     return compact(
-        tool=tool,
+        tool=_listed(tool),
         status=_listed(status),
         session=session,
         batch_id=batch_id,
@@ -136,7 +136,11 @@ def _page_request(params: Mapping[str, Any], cursor: str | None, timeout: Timeou
     """GET /runs for the page after ``cursor``: ``offset`` places the first page only
     (the server takes one or the other; the cursor goes on from where the offset led)."""
     if cursor is not None:
-        params = {k: v for k, v in params.items() if k != "offset"}
+        # After a numbered page the cursor goes on with pages of the same size.
+        size = params.get("page_size")
+        params = {k: v for k, v in params.items() if k not in ("offset", "page", "page_size")}
+        if size is not None:
+            params["limit"] = size
     return RequestOptions("GET", "/runs", params={**params, "cursor": cursor}, timeout=timeout)
 
 
@@ -362,13 +366,18 @@ class RunsAPI:
     def list(
         self,
         *,
-        tool: str | None = None,
+        tool: str | Sequence[str] | None = None,
         status: str | Sequence[str] | None = None,
         session: str | None = None,
         batch_id: str | None = None,
         example_id: str | None = None,
         created_after: datetime | str | None = None,
         created_before: datetime | str | None = None,
+        project: str | None = None,
+        app: str | None = None,
+        source_ref: str | None = None,
+        worker_id: str | None = None,
+        example_id_contains: str | None = None,
         type: Literal["tool", "workflow"] | None = None,
         trigger: str | Sequence[str] | None = None,
         triggered_by: str | None = None,
@@ -377,24 +386,56 @@ class RunsAPI:
         completed_after: datetime | str | None = None,
         completed_before: datetime | str | None = None,
         ids: str | Sequence[str] | None = None,
-        sort: Literal["created_at", "started_at", "finished_at", "duration"] | None = None,
+        sort: str | None = None,
         order: Literal["asc", "desc"] | None = None,
         offset: int | None = None,
         limit: int | None = None,
+        page: int | None = None,
+        page_size: int | None = None,
         include_total: bool | None = None,
         timeout: Timeout = None,
     ) -> Listing[Run]:
-        """Runs, newest first unless ``sort``/``order`` say otherwise, filtered by tool,
-        status(es), tags, creation and completion time, ``type``, ``trigger`` (one or
-        several), ``triggered_by`` (a user, schedule or webhook id), ``source`` (the tool's
-        name), ``parent_run_id`` and ``ids`` (at most 1000); ``offset`` skips that many
-        runs first. Iterate the page for every run across pages."""
+        """Runs, newest first unless ``sort``/``order`` say otherwise, filtered by tool (a
+        name or id, or several), status(es), tags (``session``, ``batch_id``, ``example_id``,
+        ``project``, ``app``, ``source_ref``), ``example_id_contains``, ``worker_id``,
+        creation and completion time, ``type``, ``trigger`` (one or several),
+        ``triggered_by`` (a user, schedule or webhook id), ``source`` (the tool's name),
+        ``parent_run_id`` and ``ids`` (at most 1000). ``sort``: ``created_at``,
+        ``started_at``, ``finished_at``, ``queued_at``, ``duration`` or a column such as
+        ``tool_name``, ``status``, ``project``. ``offset`` skips that many runs first;
+        ``page`` (from 1) and ``page_size`` (≤ 1000) ask for a numbered page instead of
+        ``offset``/``limit``. Iterate the page for every run across pages."""
         params = _list_params(
             tool, status, session, batch_id, example_id, created_after, created_before, order, limit, include_total,
             type=type, trigger=trigger, triggered_by=triggered_by, source=source, parent_run_id=parent_run_id,
             completed_after=completed_after, completed_before=completed_before, ids=ids, sort=sort, offset=offset,
+            project=project, app=app, source_ref=source_ref, worker_id=worker_id,
+            example_id_contains=example_id_contains, page=page, page_size=page_size,
         )
         return Listing(Run, lambda cursor: _page_request(params, cursor, timeout))
+
+    @endpoint
+    def search(
+        self,
+        props: Sequence[Mapping[str, Any]] = (),
+        *,
+        select: Sequence[str] | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+        with_total_count: bool = False,
+        order: str | None = None,
+        timeout: Timeout = None,
+    ) -> Plan[RunSearchResult]:
+        """Runs matching every prop ``{"field", "op", "value"}`` (fields: run columns such
+        as ``status``, ``tool_name``, ``project``, ``created_at``, and nested values
+        ``tags.<key>``, ``inputs.<name>``, ``usage.<key>``; ops: ``eq neq in nin gt gte lt
+        lte contains startswith exists``), each item a dict of only the ``select``ed columns
+        (all by default); ``order`` like ``"created_at desc"``; ``total`` when
+        ``with_total_count``. ``result.next_offset`` pages on."""
+        body = compact(props=[dict(p) for p in props], select=None if select is None else builtins.list(select),
+                       limit=limit, offset=offset, with_total_count=with_total_count or None, order=order)
+        return RunSearchResult.model_validate((yield Send(RequestOptions(
+            "POST", "/runs/search", json=body, timeout=timeout))).json())
 
     @endpoint
     def cancel(self, run: RunRef, *, timeout: Timeout = None) -> Plan[Run]:
