@@ -123,6 +123,23 @@ def test_keys_wrong_other_workspace_and_viewer_are_refused(dg_server: Server, dg
     assert run_count(dg_admin) == before
 
 
+def test_a_restricted_key_runs_its_tools_only(dg_server: Server, dg_admin: httpx.Client,
+                                              mcp_server: McpTestServer) -> None:
+    name = connect_mcp(dg_admin, mcp_server)
+    allowed, hidden = deploy(dg_admin, MULTIPLY), deploy(dg_admin, MULTIPLY)
+    made = dg_admin.post("/tokens", json={"name": f"restricted-{allowed}", "role": "member",
+                                          "restrictions": {"tools": [allowed]}})
+    assert made.status_code == 201, made.text
+    dg = client(dg_server, made.json()["key"])
+    assert dg.execute_tool(allowed, {"a": 2, "b": 3}) == {"product": 6}
+    before = run_count(dg_admin)
+    with pytest.raises(datagen_sdk.DatagenHttpError, match="HTTP 404: .*tool_not_found"):
+        dg.execute_tool(hidden, {"a": 2, "b": 3})
+    with pytest.raises(datagen_sdk.DatagenAuthError, match="Auth failed: .*restricted"):
+        dg.execute_tool(f"mcp_{name}_add", {"a": 1, "b": 2})  # an MCP tool is none of its tools
+    assert run_count(dg_admin) == before
+
+
 def test_the_key_header_counts_only_under_the_datagen_prefix(dg_server: Server) -> None:
     with httpx.Client(base_url=dg_server.base_url, timeout=30) as http:
         key = {"X-API-Key": dg_server.admin_key}
