@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from runyard.schemas import cleaning, llm, mcp_client, plans, tokens, triggers, users
 from runyard.schemas import connections as conn
 from runyard.schemas import datasets as data
+from runyard.schemas import evaluation as ev
 from runyard.schemas import ingest_proxy as proxy
 from runyard.schemas import workflows as wf
 from runyard.schemas.run_search import RunSearchPage
@@ -62,6 +63,10 @@ PAIRS = [
     (sdk.WorkspaceFile, WorkspaceFileView), (sdk.StorageUsage, StorageUsageView),
     # Plans.
     (sdk.WorkspacePlan, plans.PlanView),
+    # Evaluation.
+    (sdk.ExpectedFile, ev.ExpectedFileView), (sdk.Expected, ev.ExpectedView), (sdk.FieldDifference, ev.FieldDifference),
+    (sdk.FileComparison, ev.FileComparison), (sdk.Comparison, ev.ComparisonView), (sdk.Feedback, ev.FeedbackView),
+    (sdk.BatchTarget, ev.BatchTarget), (sdk.Regression, ev.Regression), (sdk.EvalBatch, ev.BatchView),
     # Run search.
     (sdk.RunSearchResult, RunSearchPage),
 ]

@@ -23,6 +23,7 @@ from .resources import AsyncRuns, AsyncSecrets, AsyncTokens, AsyncTools, Runs, S
 from .resources.connections import AsyncConnections, Connections
 from .resources.datasets import AsyncDatasets, Datasets
 from .resources.email_triggers import AsyncEmailTriggers, EmailTriggers
+from .resources.evaluation import AsyncBatches, Batches
 from .resources.files import AsyncFiles, Files
 from .resources.folders import AsyncFolders, Folders
 from .resources.ingest_proxy import AsyncIngestProxy, IngestProxy
@@ -110,11 +111,12 @@ class Client(_Facade[httpx.Client], SyncAPIClient):
                   "tokens": Tokens, "users": Users, "namespaces": Namespaces, "datasets": Datasets, "usage": Usage,
                   "schedules": Schedules, "webhooks": Webhooks, "email_triggers": EmailTriggers,
                   "workflows": Workflows, "folders": Folders, "llm": LLM, "links": Links, "ingest_proxy": IngestProxy, "files": Files, "plans": Plans,
-                  "mcp_tools": McpTools}
+                  "mcp_tools": McpTools, "batches": Batches}
     tools: Tools
     runs: Runs
     connections: Connections
     mcp_tools: McpTools
+    batches: Batches
     secrets: Secrets
     templates: Templates
     sets: Sets
@@ -158,11 +160,12 @@ class AsyncClient(_Facade[httpx.AsyncClient], AsyncAPIClient):
                   "datasets": AsyncDatasets, "usage": AsyncUsage, "schedules": AsyncSchedules, "webhooks": AsyncWebhooks,
                   "email_triggers": AsyncEmailTriggers, "workflows": AsyncWorkflows, "folders": AsyncFolders,
                   "llm": AsyncLLM, "links": AsyncLinks, "ingest_proxy": AsyncIngestProxy, "files": AsyncFiles, "plans": AsyncPlans,
-                  "mcp_tools": AsyncMcpTools}
+                  "mcp_tools": AsyncMcpTools, "batches": AsyncBatches}
     tools: AsyncTools
     runs: AsyncRuns
     connections: AsyncConnections
     mcp_tools: AsyncMcpTools
+    batches: AsyncBatches
     secrets: AsyncSecrets
     templates: AsyncTemplates
     sets: AsyncSets

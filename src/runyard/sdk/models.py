@@ -1149,3 +1149,118 @@ class IngestProxyTrace(RunyardModel):
     model_calls: list[IngestProxyModelCall] = []
     tokens: dict[str, int] = {}
     steps: list[IngestProxyStep] = []
+
+
+# ---- evaluation: expected outputs, comparisons, feedback, evaluation batches
+
+
+class ExpectedFile(RunyardModel):
+    filename: str
+    size: int | None = None
+    sha256: str | None = None
+    content_type: str | None = None
+    created_at: datetime | None = None
+
+
+class Expected(RunyardModel):
+    """The expected output of a (tool or workflow, example) pair: every run of the example
+    is compared with it (``client.runs.comparison.get``)."""
+
+    id: str
+    target_id: str | None = None
+    target_name: str | None = None
+    example_id: str | None = None
+    has_output: bool = False
+    output: Any = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    files: list[ExpectedFile] = Field(default_factory=list)
+    source_run_id: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class FieldDifference(RunyardModel):
+    path: str
+    expected: Any = None
+    actual: Any = None
+    kind: str
+
+
+class FileComparison(RunyardModel):
+    filename: str
+    artifact_path: str | None = None
+    kind: str
+    score: float = 0.0
+    expected_sha256: str | None = None
+    actual_sha256: str | None = None
+    diff: str | None = None
+    diff_truncated: bool | None = None
+    table: dict[str, Any] | None = None
+    error: str | None = None
+
+
+class Comparison(RunyardModel):
+    """A run against an expectation: the differences and a score in [0, 1] with its rule."""
+
+    run_id: str
+    run_status: str | None = None
+    score: float
+    rule: str | None = None
+    fields: list[FieldDifference] = Field(default_factory=list)
+    fields_truncated: int = 0
+    checks: dict[str, int] = Field(default_factory=dict)
+    files: list[FileComparison] = Field(default_factory=list)
+    against: dict[str, Any] = Field(default_factory=dict)
+
+
+class Feedback(RunyardModel):
+    id: str
+    run_id: str
+    rating: str | None = None
+    score: float | None = None
+    comment: str | None = None
+    labels: list[str] = Field(default_factory=list)
+    has_corrected_output: bool = False
+    corrected_output: Any = None
+    resolved: bool = False
+    resolved_at: datetime | None = None
+    resolved_by: str | None = None
+    updated_by: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class BatchTarget(RunyardModel):
+    type: str
+    id: str
+    name: str
+
+
+class Regression(RunyardModel):
+    example_id: str
+    run_id: str
+    status: str | None = None
+    score: float | None = None
+    previous_run_id: str | None = None
+    previous_status: str | None = None
+    previous_score: float | None = None
+
+
+class EvalBatch(RunyardModel):
+    """An evaluation batch: one run per example; ``mean_score`` and ``regressions`` on ``get``."""
+
+    id: str
+    target: BatchTarget
+    version: str | None = None
+    source: dict[str, Any] = Field(default_factory=dict)
+    example_count: int = 0
+    run_count: int = 0
+    status: str
+    counts: dict[str, int] = Field(default_factory=dict)
+    errors: list[dict[str, Any]] = Field(default_factory=list)
+    created_at: datetime | None = None
+    cancelled_at: datetime | None = None
+    scored: int | None = None
+    mean_score: float | None = None
+    previous_batch_id: str | None = None
+    regressions: list[Regression] | None = None

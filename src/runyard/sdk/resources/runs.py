@@ -17,6 +17,14 @@ from ..errors import RunFailedError, WaitTimeoutError
 from ..models import Artifact, Run, RunBatchItem, RunDefinition, RunSearchResult, TraceStep
 from ..streaming import AsyncLogStream, LogStream
 from ._resource import AsyncResource, SyncResource, compact, seg
+from .evaluation import (
+    AsyncComparisons,
+    AsyncExpectations,
+    AsyncRunFeedback,
+    Comparisons,
+    Expectations,
+    RunFeedback,
+)
 
 __all__ = ["Runs", "AsyncRuns", "Artifacts", "AsyncArtifacts", "RunFiles", "AsyncRunFiles", "RunSpec"]
 
@@ -559,6 +567,9 @@ class Runs(RunsAPI, SyncResource):
     def __init__(self, client: Any) -> None:
         super().__init__(client)
         self.artifacts = Artifacts(client)
+        self.expected = Expectations(client)
+        self.comparison = Comparisons(client)
+        self.feedback = RunFeedback(client)
         self.files = RunFiles(client)
 
     def _follow(self, run_id: str, offset: int) -> LogStream:
@@ -589,6 +600,9 @@ class AsyncRuns(RunsAPI, AsyncResource):
     def __init__(self, client: Any) -> None:
         super().__init__(client)
         self.artifacts = AsyncArtifacts(client)
+        self.expected = AsyncExpectations(client)
+        self.comparison = AsyncComparisons(client)
+        self.feedback = AsyncRunFeedback(client)
         self.files = AsyncRunFiles(client)
 
     def _follow(self, run_id: str, offset: int) -> AsyncLogStream:
