@@ -279,9 +279,15 @@ def run(
 @handle_errors
 def list_runs(
     status: Annotated[list[str] | None, typer.Option("--status", "-s", help="Filter by status (repeatable).")] = None,
-    tool: Annotated[str | None, typer.Option("--tool", help="Filter by tool name or id.")] = None,
+    tool: Annotated[list[str] | None, typer.Option("--tool", help="Filter by tool name or id (repeatable).")] = None,
     session: Annotated[str | None, typer.Option("--session")] = None,
     batch_id: Annotated[str | None, typer.Option("--batch-id")] = None,
+    project: Annotated[str | None, typer.Option("--project")] = None,
+    app_tag: Annotated[str | None, typer.Option("--app", help="The runs tagged with this app.")] = None,
+    source_ref: Annotated[str | None, typer.Option("--source-ref")] = None,
+    worker_id: Annotated[str | None, typer.Option("--worker", help="The runs a worker (wrk_…) ran.")] = None,
+    example_contains: Annotated[str | None, typer.Option(
+        "--example-contains", help="Example ids containing this text (case-sensitive).")] = None,
     run_type: Annotated[str | None, typer.Option("--type", help="tool or workflow.")] = None,
     trigger: Annotated[list[str] | None, typer.Option(
         "--trigger", help="What started it: api, cli, sdk, rerun, schedule, webhook… (repeatable).")] = None,
@@ -292,26 +298,110 @@ def list_runs(
     completed_before: Annotated[str | None, typer.Option("--completed-before", help="RFC 3339 time.")] = None,
     ids: Annotated[str | None, typer.Option("--ids", help="Comma-separated run ids.")] = None,
     sort: Annotated[str | None, typer.Option(
-        "--sort", help="created_at (default), started_at, finished_at or duration.")] = None,
+        "--sort", help="created_at (default), started_at, finished_at, queued_at, duration, or a column: "
+                       "tool_name, status, project, session, example_id, …")] = None,
     order: Annotated[str | None, typer.Option("--order", help="asc or desc (default).")] = None,
     offset: Annotated[int | None, typer.Option("--offset", help="Skip this many runs first.", min=0)] = None,
     limit: Annotated[int, typer.Option("--limit", "-l", help="At most this many runs.", min=1)] = 20,
+    page_number: Annotated[int | None, typer.Option(
+        "--page", help="Show numbered page N (from 1) of --page-size runs instead.", min=1)] = None,
+    page_size: Annotated[int | None, typer.Option("--page-size", help="Runs per numbered page (default 50).",
+                                                  min=1, max=1000)] = None,
     json_output: JsonOpt = False,
 ) -> None:
     """List runs, newest first (or as --sort/--order say)."""
+    numbered = page_number is not None or page_size is not None
     page = client().runs.list(
-        status=status or None, tool=tool, session=session, batch_id=batch_id, type=run_type,  # type: ignore[arg-type]
+        status=status or None, tool=tool or None, session=session, batch_id=batch_id, type=run_type,  # type: ignore[arg-type]
+        project=project, app=app_tag, source_ref=source_ref, worker_id=worker_id,
+        example_id_contains=example_contains,
         trigger=trigger or None, triggered_by=triggered_by, parent_run_id=parent,
         completed_after=completed_after, completed_before=completed_before, ids=ids,
-        sort=sort, order=order, offset=offset, limit=min(limit, 1000),  # type: ignore[arg-type]
+        sort=sort, order=order, offset=offset,  # type: ignore[arg-type]
+        limit=None if numbered else min(limit, 1000), page=page_number, page_size=page_size,
     )
-    runs = list(itertools.islice(page, limit))
+    runs = list(page.items) if numbered else list(itertools.islice(page, limit))
     if json_output:
         print_json(runs)
         return
     rows = [[r.id, r.tool_name, r.tool_version, status_text(r.status), r.trigger or "", r.created_at, _duration(r)]
             for r in runs]
     stdout().print(table(["ID", "TOOL", "VERSION", "STATUS", "TRIGGER", "CREATED", "DURATION"], rows))
+
+
+SEARCH_OPS = ("eq", "neq", "in", "nin", "gt", "gte", "lt", "lte", "contains", "startswith", "exists")
+
+
+def parse_where(text: str) -> dict[str, Any]:
+    """``"FIELD OP VALUE"`` as a search prop: VALUE is JSON when it parses as JSON (a
+    number, true, "quoted text"), else the text itself; for in/nin a comma-separated list."""
+    parts = text.split(None, 2)
+    if len(parts) < 2 or parts[1] not in SEARCH_OPS:
+        raise typer.BadParameter(f"{text!r}: write FIELD OP VALUE with OP one of {', '.join(SEARCH_OPS)}",
+                                 param_hint="--where")
+    field, op = parts[0], parts[1]
+    raw = parts[2] if len(parts) > 2 else None
+    if raw is None:
+        if op != "exists":
+            raise typer.BadParameter(f"{text!r}: {op} needs a value", param_hint="--where")
+        return {"field": field, "op": op, "value": True}
+    if op in ("in", "nin"):
+        return {"field": field, "op": op, "value": [_where_value(v.strip()) for v in raw.split(",")]}
+    if op in ("contains", "startswith"):
+        return {"field": field, "op": op, "value": raw}
+    return {"field": field, "op": op, "value": _where_value(raw)}
+
+
+def _where_value(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+@app.command("search")
+@handle_errors
+def search_runs(
+    where: Annotated[list[str] | None, typer.Option(
+        "--where", "-w", help="A condition FIELD OP VALUE, e.g. 'status eq failed', 'inputs.n gt 5', "
+                              "'tool_name in a,b', 'tags.project exists' (repeatable; all must hold).")] = None,
+    props_json: Annotated[str | None, typer.Option(
+        "--props", help="The conditions as JSON: [{field, op, value}, …] (or @file.json).")] = None,
+    select: Annotated[str | None, typer.Option(
+        "--select", help="Comma-separated columns to show (default: id, tool_name, status, project, created_at; "
+                         "with --json every column).")] = None,
+    order: Annotated[str | None, typer.Option("--order", help="'<column> asc|desc', comma-separated.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-l", help="At most this many runs.", min=1, max=1000)] = 20,
+    offset: Annotated[int, typer.Option("--offset", help="Skip this many runs first.", min=0)] = 0,
+    total: Annotated[bool, typer.Option("--total", help="Count every matching run too.")] = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Search runs by conditions on their columns and nested values (tags.*, inputs.*, usage.*)."""
+    props = [parse_where(w) for w in where or []]
+    if props_json is not None:
+        given = _read_json_arg(props_json, "--props")
+        if not isinstance(given, list):
+            raise typer.BadParameter("give a JSON list of {field, op, value}", param_hint="--props")
+        props.extend(given)
+    columns = [c.strip() for c in select.split(",") if c.strip()] if select else None
+    if columns is None and not json_output:
+        columns = ["id", "tool_name", "status", "project", "created_at"]
+    result = client().runs.search(props, select=columns, limit=limit, offset=offset, with_total_count=total,
+                                  order=order)
+    if json_output:
+        print_json(result)
+        return
+    shown = columns or []
+    rows = [[_cell(item.get(name)) for name in shown] for item in result.items]
+    stdout().print(table([name.upper() for name in shown], rows))
+    if result.total is not None:
+        stdout().print(f"{result.total} matching run(s)")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 @app.command("get")
