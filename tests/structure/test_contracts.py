@@ -14,7 +14,7 @@ from typing import Any, Literal, Union
 import pytest
 from pydantic import BaseModel
 
-from runyard.schemas import cleaning, llm, mcp_client, plans, tokens, triggers, users
+from runyard.schemas import cleaning, llm, mcp_client, plans, run_details, tokens, triggers, users
 from runyard.schemas import connections as conn
 from runyard.schemas import datasets as data
 from runyard.schemas import evaluation as ev
@@ -50,6 +50,11 @@ PAIRS = [
     # Workflows.
     (sdk.Workflow, wf.WorkflowView), (sdk.WorkflowVersion, wf.WorkflowVersionView), (sdk.Folder, wf.FolderView),
     (sdk.RunDefinition, RunDefinition), (sdk.TraceStep, TraceStep),
+    # A run's files, execution and live connection.
+    (sdk.RunFile, run_details.RunFileView), (sdk.RunExecution, run_details.RunExecution),
+    (sdk.ExecutionWorker, run_details.ExecutionWorker), (sdk.ExecutionAttempt, run_details.ExecutionAttempt),
+    (sdk.ExecutionTimings, run_details.ExecutionTimings), (sdk.RunDebug, run_details.RunDebug),
+    (sdk.RunConnection, run_details.RunConnection),
     # Language models.
     (sdk.LLMProvider, llm.ProviderView), (sdk.InferredDescription, llm.InferredDescription),
     (sdk.CleaningTask, cleaning.CleaningTaskView),

@@ -36,6 +36,10 @@ __all__ = [
     "RunError",
     "RunUsage",
     "Artifact",
+    "RunFile",
+    "RunExecution",
+    "RunDebug",
+    "RunConnection",
     "Secret",
     "Grant",
     "TokenRestrictions",
@@ -214,6 +218,77 @@ class RunUsage(RunyardModel):
     peak_rss_mb: float | None = None
 
 
+class RunFile(RunyardModel):
+    """A file of a run (``client.runs.files.list``): one it was given (``direction ==
+    "input"``, ``input`` its input's name) or one it wrote (``"output"``, ``name`` its
+    artifact path); a workflow run's steps' files carry their ``step``."""
+
+    id: str
+    run_id: str | None = None
+    direction: str
+    name: str
+    input: str | None = None
+    size: int | None = None
+    content_type: str | None = None
+    sha256: str | None = None
+    step: str | None = None
+    item_index: int | None = None
+    created_at: datetime | None = None
+
+
+class ExecutionWorker(RunyardModel):
+    id: str
+    host: str | None = None
+    pid: int | None = None
+
+
+class ExecutionAttempt(RunyardModel):
+    attempt: int | None = None
+    worker_id: str | None = None
+    host: str | None = None
+    started_at: datetime | None = None
+
+
+class ExecutionTimings(RunyardModel):
+    created_at: datetime | None = None
+    queued_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    queue_wait_ms: float | None = None
+    duration_ms: float | None = None
+
+
+class RunExecution(RunyardModel):
+    """Where and when a run executed (``runs.get(id, expand=["execution"])``)."""
+
+    worker: ExecutionWorker | None = None
+    attempt: int | None = None
+    max_attempts: int | None = None
+    attempts: list[ExecutionAttempt] = []
+    environment: dict[str, Any] | None = None
+    timings: ExecutionTimings | None = None
+
+
+class RunDebug(RunyardModel):
+    """The sandbox and limits a run's latest attempt ran under (``expand=["debug"]``);
+    ``sandbox["protections"]`` for unrestricted admin keys only."""
+
+    recorded: bool = False
+    attempt: int | None = None
+    sandbox: dict[str, Any] | None = None
+    limits: dict[str, Any] | None = None
+    network: bool | None = None
+    reuse_process: bool | None = None
+
+
+class RunConnection(RunyardModel):
+    """A signed WebSocket URL of a run's live stream (``client.runs.connect``), good until ``expires_at``."""
+
+    run_id: str
+    url: str
+    expires_at: datetime
+
+
 class Run(RunyardModel):
     id: str
     tool_id: str | None = None
@@ -250,6 +325,10 @@ class Run(RunyardModel):
     finished_at: datetime | None = None
     log_bytes: int | None = None
     log_truncated: bool | None = None
+    #: With ``expand=["execution"]``: worker, attempts, environment, timings.
+    execution: RunExecution | None = None
+    #: With ``expand=["debug"]``: the sandbox and limits it ran under.
+    debug: RunDebug | None = None
 
     @property
     def is_terminal(self) -> bool:

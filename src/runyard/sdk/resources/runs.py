@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import builtins
+import json
 import os
 import time
-from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
@@ -14,7 +16,16 @@ from .._base import LONG_POLL_MARGIN, FilePart, RequestOptions, Timeout
 from .._endpoint import Listing, Open, Plan, Read, Send, Sleep, endpoint, listing
 from .._files import dumps, split_file_inputs
 from ..errors import RunFailedError, WaitTimeoutError
-from ..models import Artifact, Run, RunBatchItem, RunDefinition, RunSearchResult, TraceStep
+from ..models import (
+    Artifact,
+    Run,
+    RunBatchItem,
+    RunConnection,
+    RunDefinition,
+    RunFile,
+    RunSearchResult,
+    TraceStep,
+)
 from ..streaming import AsyncLogStream, LogStream
 from ._resource import AsyncResource, SyncResource, compact, seg
 from .evaluation import (
@@ -287,6 +298,22 @@ class RunFilesAPI:
         opts = RequestOptions("POST", f"/runs/{seg(_run_id(run))}/files", files=_upload_parts(files), timeout=timeout)
         return Run.model_validate((yield Send(opts)).json())
 
+    @endpoint
+    def list(self, run: RunRef, *, timeout: Timeout = None) -> Plan[builtins.list[RunFile]]:
+        """The files the run was given then those it wrote (a workflow run's: its steps'
+        too, each with its ``step``). ``client.runs.files(run)`` is the same call."""
+        body = (yield Send(RequestOptions("GET", f"/runs/{seg(_run_id(run))}/files", timeout=timeout))).json()
+        return [RunFile.model_validate(item) for item in body.get("items", [])]
+
+    @endpoint
+    def delete(self, run: RunRef, file_id: str, *, timeout: Timeout = None) -> Plan[None]:
+        """Remove an input file of a run that has not started (awaiting confirmation or
+        queued); later, a :class:`~runyard.ConflictError` (``run_already_started``)."""
+        yield Send(RequestOptions("DELETE", f"/runs/{seg(_run_id(run))}/files/{seg(file_id)}", timeout=timeout))
+        return None
+
+    __call__ = list
+
 
 class RunsAPI:
     """``client.runs``, written once for :class:`Runs` and :class:`AsyncRuns`."""
@@ -364,11 +391,33 @@ class RunsAPI:
         return run
 
     @endpoint
-    def get(self, run: RunRef, *, include_inputs: bool = False, timeout: Timeout = None) -> Plan[Run]:
-        """A run as it stands; ``include_inputs`` adds the inputs it was given."""
-        params = {"expand": "inputs"} if include_inputs else None
+    def get(
+        self, run: RunRef, *, include_inputs: bool = False, expand: str | Sequence[str] | None = None,
+        timeout: Timeout = None,
+    ) -> Plan[Run]:
+        """A run as it stands; ``include_inputs`` adds the inputs it was given. ``expand``
+        (a list or comma-separated) adds any of ``inputs``, ``usage`` (always there),
+        ``execution`` (worker, attempts, environment, timings) and ``debug`` (the sandbox
+        and limits it ran under)."""
+        parts = [expand] if isinstance(expand, str) else builtins.list(expand or ())
+        if include_inputs:
+            parts.append("inputs")
+        params = {"expand": ",".join(dict.fromkeys(parts))} if parts else None
         opts = RequestOptions("GET", f"/runs/{seg(_run_id(run))}", params=params, timeout=timeout)
         return Run.model_validate((yield Send(opts)).json())
+
+    @endpoint
+    def connect(self, run: RunRef, *, timeout: Timeout = None) -> Plan[RunConnection]:
+        """A signed WebSocket URL streaming the run live (log lines, progress, trace events,
+        status, then ``end``), over which ``{"type": "input", "value": ...}`` answers a run
+        waiting for input. Good for a minute; it acts as this client's key."""
+        return RunConnection.model_validate((yield Send(RequestOptions(
+            "POST", f"/runs/{seg(_run_id(run))}/connect", timeout=timeout))).json())
+
+    @endpoint
+    def delete_file(self, run: RunRef, file_id: str, *, timeout: Timeout = None) -> Plan[None]:
+        """``client.runs.files.delete``: remove an input file before the run starts."""
+        return (yield from RunFilesAPI.delete.plan(self, run, file_id, timeout=timeout))
 
     @listing
     def list(
@@ -575,6 +624,22 @@ class Runs(RunsAPI, SyncResource):
     def _follow(self, run_id: str, offset: int) -> LogStream:
         return LogStream(self._client, run_id, offset=offset)
 
+    def live(self, run: RunRef, *, timeout: float | None = None) -> Iterator[dict[str, Any]]:
+        """The run's live messages as dicts (``status``, ``log``, ``progress``, ``trace``,
+        ``step``, ... ``end``), until it ends; ``timeout``: the longest wait for one message.
+        Needs the ``websockets`` package (the server install has it)."""
+        try:
+            from websockets.sync.client import connect
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise ImportError("client.runs.live needs the websockets package: pip install websockets") from exc
+        link = self.connect(run)
+        with connect(link.url, open_timeout=30) as ws:
+            while True:
+                message = json.loads(ws.recv(timeout=timeout))
+                yield message
+                if message.get("type") == "end":
+                    return
+
     if TYPE_CHECKING:  # what the shared methods return here, for type checkers
         @overload
         def wait(self, runs: RunRef, *, timeout: float | None = None, poll_interval: float = 0.5,  # type: ignore[overload-overlap]
@@ -607,6 +672,20 @@ class AsyncRuns(RunsAPI, AsyncResource):
 
     def _follow(self, run_id: str, offset: int) -> AsyncLogStream:
         return AsyncLogStream(self._client, run_id, offset=offset)
+
+    async def live(self, run: RunRef, *, timeout: float | None = None) -> AsyncIterator[dict[str, Any]]:
+        """The run's live messages (see :meth:`Runs.live`), as an async iterator."""
+        try:
+            from websockets.asyncio.client import connect
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise ImportError("client.runs.live needs the websockets package: pip install websockets") from exc
+        link = await self.connect(run)
+        async with connect(link.url, open_timeout=30) as ws:
+            while True:
+                message = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+                yield message
+                if message.get("type") == "end":
+                    return
 
     if TYPE_CHECKING:
         @overload
