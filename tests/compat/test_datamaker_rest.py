@@ -24,9 +24,10 @@ import pytest
 from runyard.compat.datamaker import DataMaker, DataMakerError
 from tests.support.servers import PgDatabase, Server
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = pytest.mark.timeout(300)
 
 PREFIX = "/compat/datamaker"
+STARTUP_S = 180  # a server of this module's own migrates a fresh database: slow on a busy host
 TEMPLATE = {"name": "customers", "fields": [
     {"name": "id", "generator": "sequence", "start": 1},
     {"name": "country", "generator": "choice", "values": ["FR", "US"]},
@@ -80,7 +81,7 @@ def dm_server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     pg = PgDatabase.create() if backend == "postgres" else None
     srv = Server(data_dir=tmp_path_factory.mktemp(f"dm-{backend}"), database_url=pg.url if pg else None,
                  extra_env={"RUNYARD_ALLOWED_HOSTS": "127.0.0.1"})
-    srv.start()
+    srv.start(wait_ready=False).wait_ready(timeout=STARTUP_S)
     try:
         yield srv
     finally:
@@ -405,7 +406,7 @@ def test_the_prefix_is_configurable(backend: str, tmp_path: Path) -> None:
     if backend != "sqlite":
         pytest.skip("the prefix is routing only: one backend shows it")
     srv = Server(data_dir=tmp_path / "data", extra_env={"RUNYARD_DATAMAKER_PREFIX": "/compat/dm"})
-    srv.start()
+    srv.start(wait_ready=False).wait_ready(timeout=STARTUP_S)
     try:
         headers = {"Authorization": f"Bearer {srv.admin_key}"}
         assert httpx.get(f"{srv.base_url}/compat/dm/templates", headers=headers).status_code == 200

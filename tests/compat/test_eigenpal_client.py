@@ -27,7 +27,7 @@ from runyard.compat.eigenpal import (
 from tests.support.api import deploy
 from tests.support.servers import Server
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = pytest.mark.timeout(300)
 
 REPORTER = '''
 import json, os
@@ -254,7 +254,7 @@ def test_agents_source_and_automations_name_the_missing_feature(client: Eigenpal
 
 
 def test_rate_limit_error_has_retry_after(fresh_server: Server) -> None:
-    fresh_server.start()
+    fresh_server.start(wait_ready=False).wait_ready(timeout=180)  # a fresh database: slow on a busy host
     with fresh_server.client() as operator:
         username = _name("limited")
         assert operator.post("/users", json={"username": username, "role": "member"}).status_code == 201
