@@ -82,6 +82,10 @@ def _run_view(run: Run) -> dict[str, Any]:
     """A runyard run in ``get_run``'s shape."""
     data = run.to_dict()
     error = data.get("error")
+    said = None
+    if isinstance(error, dict):
+        kind, message = error.get("type") or run.status, error.get("message")
+        said = f"{kind}: {message}" if message else kind
     return {
         **data,
         "run_uuid": run.id,
@@ -90,8 +94,7 @@ def _run_view(run: Run) -> dict[str, Any]:
         "runyard_status": run.status,
         "input_vars": data.get("inputs"),
         "output_vars": data.get("output"),
-        "error": (f"{error.get('type') or run.status}: {error.get('message') or ''}".rstrip(": ")
-                  if isinstance(error, dict) else None),
+        "error": said,
         "runyard_error": error,
     }
 
