@@ -21,6 +21,7 @@ from . import (
     connections,
     data,
     email_triggers,
+    evaluation,
     files,
     generate,
     mcp,
@@ -77,6 +78,8 @@ def _register_groups() -> None:
     app.command("run")(runs.run)
     app.add_typer(tools.app, name="tools")
     app.add_typer(runs.app, name="runs")
+    evaluation.register(runs.app)  # runs expected / compare / feedback
+    app.add_typer(evaluation.app, name="batches")
     app.add_typer(secrets.app, name="secrets")
     app.add_typer(connections.app, name="connections")
     app.add_typer(mcp_tools.app, name="mcp-tools")
