@@ -167,7 +167,10 @@ _SEMANTIC_400 = [("POST", "/api/v1/tools"), ("PATCH", "/api/v1/tools/{ref}"), ("
                  # that must fit the rows; a hook's answer that must fit the hook's kind
                  ("POST", "/api/v1/ingest-proxy/runs"), ("POST", "/api/v1/ingest-proxy/runs/{run_id}/hook"),
                  # 1-10 prompts that are not blank, a new dataset's name that must be a data name
-                 ("POST", "/api/v1/namespaces/{ns}/datasets/{ds}/cleaning")]
+                 ("POST", "/api/v1/namespaces/{ns}/datasets/{ds}/cleaning"),
+                 # numbered pages never with cursor, offset or limit; a search's fields, ops and
+                 # values that must fit one another (services.run_search)
+                 ("GET", "/api/v1/runs"), ("POST", "/api/v1/runs/search")]
 
 
 # Multipart form fields are text: a "number" sent as a file's name is a name like any other.
