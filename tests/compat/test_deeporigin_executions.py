@@ -191,6 +191,7 @@ def test_list_pages_filters_and_fetches_all_pages(make_client: MakeClient, echo_
 
     first = client.executions.list(tool_key=echo_tool, page=0, page_size=2)
     assert first["count"] == 5 and [d["executionId"] for d in first["data"]] == ids[::-1][:2]
+    assert first["data"][0]["userInputs"] == {"x": 4} and first["data"][0]["jobOutputs"]["double"] == 8
     third = client.executions.list(tool_key=echo_tool, page=2, page_size=2)
     assert [d["executionId"] for d in third["data"]] == [ids[0]]
     everything = client.executions.list(tool_key=echo_tool, page_size=2, fetch_all_pages=True)
