@@ -163,6 +163,9 @@ def seed(db: Database, n: int, now: datetime, chunk: int = 50_000) -> dict[str, 
     t0 = time.perf_counter()
     raw = db.engine.raw_connection()
     try:
+        if not db.is_postgres:  # one transaction (the engine's connections run in autocommit mode)
+            raw.execute("PRAGMA synchronous=OFF")
+            raw.execute("BEGIN")
         for start in range(0, n, chunk):
             _load(db, raw, make_chunk(start, min(chunk, n - start), n, now, db.is_postgres))
         raw.commit()
