@@ -308,3 +308,22 @@ def test_every_ui_route_needs_a_session(server: Server) -> None:
             assert response.headers["location"].startswith("/ui/sign-in"), (method, path)
             checked += 1
     assert checked >= 15
+
+
+def test_a_workflow_run_shows_its_steps_in_order_with_their_status(server: Server, api: httpx.Client) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    double, add, flow = f"uidouble_{suffix}", f"uiadd_{suffix}", f"uiflow_{suffix}"
+    deploy(api, double, "def main(n: int) -> int:\n    return n * 2\n")
+    deploy(api, add, "def main(a: int, b: int = 0) -> int:\n    return a + b\n")
+    yaml_text = (f"name: {flow}\ninputs:\n  type: object\n  properties:\n    n: {{type: integer}}\n"
+                 f"steps:\n  - id: first\n    uses: {double}\n    with: {{n: \"${{{{ inputs.n }}}}\"}}\n"
+                 f"  - id: second\n    uses: {add}\n    needs: first\n    with:\n"
+                 f"      a: ${{{{ steps.first.output }}}}\n")
+    saved = api.post("/workflows", content=yaml_text, headers={"content-type": "application/yaml"})
+    assert saved.status_code in (200, 201), saved.text
+    started = api.post("/runs", params={"wait": 60}, json={"workflow": flow, "inputs": {"n": 4}}).json()
+    assert started["status"] == "succeeded", started
+    page = sign_in(server).get(f"/ui/runs/{started['id']}").text
+    graph = page.split('class="graph"', 1)[1].split("</ol>", 1)[0]
+    assert graph.index("first") < graph.index("second") and "after first" in graph
+    assert graph.count("status-succeeded") == 2

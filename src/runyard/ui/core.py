@@ -28,7 +28,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from runyard.api.offload import in_thread
 from runyard.services.errors import DomainError, PermissionDenied, Unauthenticated
 from runyard.services.ui_sessions import UiSession, csrf_matches
-from runyard.timeutil import utcnow
+from runyard.timeutil import parse_rfc3339, utcnow
 from runyard.wiring import Platform
 
 UI_PREFIX = "/ui"
@@ -185,7 +185,6 @@ def clear_session_cookie(request: Request, response: Response) -> None:
 
 def _duration(run: dict[str, Any]) -> str:
     """How long a run took (or has been running), for people: "1.25 s", "3 min 4 s"."""
-    from runyard.timeutil import parse_rfc3339
     if not run.get("started_at"):
         return ""
     start = parse_rfc3339(run["started_at"])

@@ -142,6 +142,13 @@ def log_lines_before(path: Any, end: int, count: int = LOG_LINES) -> tuple[int, 
     return start, [line.decode("utf-8", errors="replace") for line in lines]
 
 
+def _names(needs: Any) -> list[str]:
+    """A step's ``needs`` as written: one step's id, or a list of them."""
+    if isinstance(needs, str):
+        return [needs]
+    return [str(n) for n in needs] if isinstance(needs, list) else []
+
+
 def _run_context(platform: Platform, principal: Principal, run_id: str) -> dict[str, Any]:
     run = platform.runs.get(principal, run_id, expand_inputs=True)
     log_path = platform.runs.files.log(run_id)
@@ -156,8 +163,7 @@ def _run_context(platform: Platform, principal: Principal, run_id: str) -> dict[
     if run["type"] == "workflow":
         trace = platform.workflow_runs.trace(principal, run_id)
         definition = platform.workflow_runs.definition_of(principal, run_id).get("definition") or {}
-        needs = {str(s.get("id")): [str(n) for n in s.get("needs") or []]
-                 for s in definition.get("steps") or [] if isinstance(s, dict)}
+        needs = {str(s.get("id")): _names(s.get("needs")) for s in definition.get("steps") or [] if isinstance(s, dict)}
         status_of: dict[str, str] = {}
         for step in trace:
             status_of.setdefault(step["step_id"], step["status"])
