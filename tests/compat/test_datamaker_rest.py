@@ -108,6 +108,22 @@ def _key(dm_server: Server, role: str, **restrictions: object) -> str:
     return response.json()["key"]
 
 
+class _Http:
+    """One-off requests (no client's headers) with a timeout that suits a busy host."""
+
+    def request(self, method: str, url: str, **kwargs: object) -> httpx.Response:
+        return httpx.request(method, url, timeout=60, **kwargs)  # type: ignore[arg-type]
+
+    def get(self, url: str, **kwargs: object) -> httpx.Response:
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, **kwargs: object) -> httpx.Response:
+        return self.request("POST", url, **kwargs)
+
+
+_http = _Http()
+
+
 def _user_key(dm_server: Server, role: str) -> str:
     """A key of a user of its own (keys the operator makes for itself are the operator's, never counted)."""
     username = f"dm-{role}-{uuid.uuid4().hex[:6]}"
@@ -348,29 +364,29 @@ def test_keys_roles_and_restrictions(dm_server: Server, dm: httpx.Client, tmp_pa
     base = f"{dm_server.base_url}{PREFIX}"
     scn = _scenario(dm)
     for headers in ({}, {"Authorization": "Bearer ry_not_a_key"}):
-        response = httpx.get(f"{base}/scenarios", headers=headers)
+        response = _http.get(f"{base}/scenarios", headers=headers)
         assert response.status_code == 401 and _error(response)["code"] in ("missing_api_key", "invalid_api_key")
-    refused = httpx.post(f"{base}/scenarios/{scn['id']}/run", json={"params": {}})
+    refused = _http.post(f"{base}/scenarios/{scn['id']}/run", json={"params": {}})
     assert refused.status_code == 401  # a body is refused before it is read
 
     viewer = {"Authorization": f"Bearer {_key(dm_server, 'viewer')}"}
-    assert httpx.get(f"{base}/scenarios", headers=viewer).status_code == 200
+    assert _http.get(f"{base}/scenarios", headers=viewer).status_code == 200
     for method, path, body in (("POST", "/scenarios", {"name": _unique("v"), "code": LOADER}),
                                ("POST", f"/scenarios/{scn['id']}/run", {"params": {"environment": "x"}}),
                                ("POST", "/templates", {**TEMPLATE, "name": _unique("v")}),
                                ("POST", "/sets", {"name": _unique("v"), "rows": [{"a": 1}]}),
                                ("POST", "/connections", {"name": _unique("v"), "type": "http",
                                                          "config": {"base_url": "https://example.com"}})):
-        response = httpx.request(method, f"{base}{path}", json=body, headers=viewer)
+        response = _http.request(method, f"{base}{path}", json=body, headers=viewer)
         assert response.status_code == 403, (path, response.text)
 
     # A key restricted to another tool sees neither this scenario nor its runs.
     other = _scenario(dm, prefix="fenced")
     fenced = {"Authorization": f"Bearer {_key(dm_server, 'member', tools=[other['name']])}"}
-    response = httpx.post(f"{base}/scenarios/{scn['id']}/run", json={"params": {"environment": "x"}},
+    response = _http.post(f"{base}/scenarios/{scn['id']}/run", json={"params": {"environment": "x"}},
                           headers=fenced)
     assert response.status_code in (403, 404)
-    assert httpx.get(f"{base}/connections", headers=fenced).status_code == 403
+    assert _http.get(f"{base}/connections", headers=fenced).status_code == 403
 
 
 def test_rate_limit_headers(dm_server: Server) -> None:
@@ -379,7 +395,7 @@ def test_rate_limit_headers(dm_server: Server) -> None:
     with dm_server.client() as operator:
         assert operator.put("/workspace/plan", json={"plan": "custom", "requests_per_minute": 100000}).status_code == 200
     try:
-        response = httpx.get(f"{dm_server.base_url}{PREFIX}/templates", headers=member)
+        response = _http.get(f"{dm_server.base_url}{PREFIX}/templates", headers=member)
         assert response.status_code == 200
         assert int(response.headers["x-ratelimit-limit"]) == 100000
         assert int(response.headers["x-ratelimit-remaining"]) < 100000 and "x-ratelimit-reset" in response.headers
@@ -409,8 +425,8 @@ def test_the_prefix_is_configurable(backend: str, tmp_path: Path) -> None:
     srv.start(wait_ready=False).wait_ready(timeout=STARTUP_S)
     try:
         headers = {"Authorization": f"Bearer {srv.admin_key}"}
-        assert httpx.get(f"{srv.base_url}/compat/dm/templates", headers=headers).status_code == 200
-        assert httpx.get(f"{srv.base_url}{PREFIX}/templates", headers=headers).status_code == 404
+        assert _http.get(f"{srv.base_url}/compat/dm/templates", headers=headers).status_code == 200
+        assert _http.get(f"{srv.base_url}{PREFIX}/templates", headers=headers).status_code == 404
     finally:
         srv.stop()
 
