@@ -31,12 +31,12 @@ class RunCreate(Request):
     inputs: dict[str, Any] | None = Field(default=None, description="validated against the version's input schema")
     tags: RunTags | None = None
     requires_confirmation: bool = Field(default=False, description="wait in awaiting_confirmation until confirmed")
+    timeout_s: float | None = Field(default=None, gt=0, le=86400, strict=True, description="this run's time limit, at most its "
+                                    "tool version's (else 400 timeout_too_large); default: the version's")
 
 
 class RunError(BaseModel):
     type: str | None = None
-    timeout_s: float | None = Field(default=None, gt=0, le=86400, strict=True, description="this run's time limit, at most its "
-                                    "tool version's (else 400 timeout_too_large); default: the version's")
     message: str | None = None
     traceback: str | None = None
     step_id: str | None = Field(default=None, description="a workflow run's: the step that failed it")
@@ -74,11 +74,11 @@ class RunView(BaseModel):
     progress: dict[str, Any] | None = None
     usage: RunUsage | None = None
     requires_confirmation: bool = False
+    timeout_s: float | None = Field(default=None, description="the run's own time limit, when it was given one")
     input_files: list[str] = Field(default_factory=list)
     created_at: str | None = None
     queued_at: str | None = None
     started_at: str | None = None
-    timeout_s: float | None = Field(default=None, description="the run's own time limit, when it was given one")
     finished_at: str | None = None
     log_bytes: int | None = None
     log_truncated: bool | None = None
