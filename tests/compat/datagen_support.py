@@ -20,14 +20,17 @@ from runyard.timeutil import utcnow
 from tests.mcp_client.conftest import McpTestServer
 from tests.support.servers import PgDatabase, Server
 
+STARTUP_S = 180  # a server of the module's own migrates a fresh database: slow on a busy host
+
 
 @pytest.fixture(scope="module")
 def dg_server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     pg = PgDatabase.create() if backend == "postgres" else None
     srv = Server(data_dir=tmp_path_factory.mktemp(f"datagen-{backend}"), database_url=pg.url if pg else None,
                  extra_env={"RUNYARD_ALLOWED_HOSTS": "127.0.0.1"})
-    srv.start()
+    srv.start(wait_ready=False)
     try:
+        srv.wait_ready(timeout=STARTUP_S)
         yield srv
     finally:
         srv.stop()

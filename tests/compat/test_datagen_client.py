@@ -31,7 +31,7 @@ from tests.compat.datagen_support import connect_mcp, key_of, other_workspace_ke
 from tests.mcp_client.conftest import McpTestServer
 from tests.support.servers import Server, free_port
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = pytest.mark.timeout(420)  # the first test also starts the server
 dg_server, dg_admin, mcp_server = datagen_support.dg_server, datagen_support.dg_admin, datagen_support.mcp_server
 
 SCRIPT = '''

@@ -18,7 +18,7 @@ from tests.support.servers import Server
 datagen_sdk = pytest.importorskip("datagen_sdk", reason="datagen-python-sdk==0.1.1 (the test extra) is not installed")
 DatagenClient = datagen_sdk.DatagenClient
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = pytest.mark.timeout(420)  # the first test also starts the server
 dg_server, dg_admin, mcp_server = datagen_support.dg_server, datagen_support.dg_admin, datagen_support.mcp_server
 
 MULTIPLY = '''
