@@ -89,7 +89,9 @@ class Server:
             self.wait_ready()
         return self
 
-    def wait_ready(self, timeout: float = 60) -> None:
+    def wait_ready(self, timeout: float = 180) -> None:
+        # Generous: under a parallel run on 2 cores a fresh server migrates and forks its
+        # engine while other servers do the same.  A hang still fails, just later.
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc and self.proc.poll() is not None:
