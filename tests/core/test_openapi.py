@@ -170,7 +170,14 @@ _SEMANTIC_400 = [("POST", "/api/v1/tools"), ("PATCH", "/api/v1/tools/{ref}"), ("
                  ("POST", "/api/v1/namespaces/{ns}/datasets/{ds}/cleaning"),
                  # numbered pages never with cursor, offset or limit; a search's fields, ops and
                  # values that must fit one another (services.run_search)
-                 ("GET", "/api/v1/runs"), ("POST", "/api/v1/runs/search")]
+                 ("GET", "/api/v1/runs"), ("POST", "/api/v1/runs/search"),
+                 # evaluation: a file name without /, \\, .. or control characters, something to set
+                 # or compare (one of run_id and expected), feedback values, examples whose ids are
+                 # unique and whose inputs the tool takes (services.expected, feedback, eval_batches)
+                 ("POST", "/api/v1/runs/{run_id}/expected"), ("GET", "/api/v1/runs/{run_id}/expected/{filename}"),
+                 ("PATCH", "/api/v1/runs/{run_id}/expected/{filename}"),
+                 ("DELETE", "/api/v1/runs/{run_id}/expected/{filename}"), ("POST", "/api/v1/runs/{run_id}/compare"),
+                 ("PATCH", "/api/v1/runs/{run_id}/feedback"), ("POST", "/api/v1/batches")]
 
 
 # Multipart form fields are text: a "number" sent as a file's name is a name like any other.
