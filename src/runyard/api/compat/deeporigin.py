@@ -124,7 +124,8 @@ async def caller(request: Request, org: str) -> Principal:
     """The key's principal, once ``org`` is found to be its own workspace's name."""
     principal = await get_principal(request)
     if org != await in_thread(_names(request).of, principal):
-        raise NotFound(f"organization {org!r} not found", code="organization_not_found", details={"org": org})
+        raise NotFound(f"organization {org[:100]!r} not found", code="organization_not_found",
+                       details={"org": org[:100]})
     return principal
 
 
@@ -157,12 +158,12 @@ def gather(platform: Platform, principal: Principal, props: list[dict[str, Any]]
     return items, total
 
 
-def _page_size(value: int | None, default: int) -> int:
+def _page_size(value: int | None, field: str) -> int:
     if value is None:
-        return default
+        return wire.DEFAULT_PAGE_SIZE
     if not 1 <= value <= wire.MAX_PAGE_SIZE:
-        raise ValidationFailed(f"pageSize must be between 1 and {wire.MAX_PAGE_SIZE}",
-                               code="invalid_limit", details={"field": "pageSize", "max": wire.MAX_PAGE_SIZE})
+        raise ValidationFailed(f"{field} must be between 1 and {wire.MAX_PAGE_SIZE}",
+                               code="invalid_limit", details={"field": field, "max": wire.MAX_PAGE_SIZE})
     return value
 
 
@@ -239,7 +240,7 @@ async def list_executions(request: Request, org: str, page: int = Query(0, ge=0,
                           order: str | None = Query(None, max_length=100),
                           filter: str | None = Query(None, max_length=10_000)) -> dict[str, Any]:
     principal = await caller(request, org)
-    size = _page_size(page_size, wire.DEFAULT_PAGE_SIZE)
+    size = _page_size(page_size, "pageSize")
     sort, direction = wire.order_of(order)
     props = wire.list_props(wire.list_filters(filter))
     if props is None:  # a status no run is ever in
@@ -287,7 +288,7 @@ class SearchBody(BaseModel):
 @router.post("/data-platform/{org}/executions/search")
 async def search_executions(request: Request, org: str, body: SearchBody) -> dict[str, Any]:
     principal = await caller(request, org)
-    limit = _page_size(body.limit, wire.DEFAULT_PAGE_SIZE)
+    limit = _page_size(body.limit, "limit")
     selected = wire.selected_columns(body.select)
     props = wire.search_props(body.filter.props)
     meta: dict[str, Any] = {"limit": limit, "offset": body.offset}
