@@ -9,7 +9,10 @@ command -v chromium >/dev/null || (apt-get update -qq >/dev/null && \
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 .venv/bin/ruff check src tests benchmarks
 set +e
-.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+# Test files run in parallel (whole files per worker, so a module's servers start once):
+# most of the suite's time is spent waiting on servers and child processes, not computing.
+# RUNYARD_TEST_WORKERS=0 runs everything in this process.
+.venv/bin/python -m pytest -q -p no:cacheprovider -n "${RUNYARD_TEST_WORKERS:-3}" --dist loadfile "$@"
 code=$?
 set -e
 if [ "$code" -eq 5 ]; then
