@@ -162,3 +162,13 @@ def test_bad_script_tools_are_refused_and_change_nothing(api: httpx.Client, uniq
         refused = api.post("/runs", json={"tool": name, "inputs": inputs})
         assert refused.status_code == 400 and error_code(refused) == "invalid_inputs", refused.text
     assert api.get("/runs", params={"tool": name}).json()["items"] == []
+
+
+def test_new_code_for_a_script_tool_keeps_it_a_script(api: httpx.Client, unique: str) -> None:
+    name = f"script-upd-{unique}"
+    deploy(api, name, "doubled = x * 2\n", mode="script", output_vars=["doubled"], default_inputs={"x": 1})
+    updated = api.patch(f"/tools/{name}", json={"code": "doubled = x * 3\n"})
+    assert updated.status_code == 200, updated.text
+    assert updated.json()["mode"] == "script" and updated.json()["version"] == 2, updated.text
+    done = run(api, name, {"x": 5})
+    assert done["status"] == "succeeded" and done["output"] == {"doubled": 15}, done

@@ -391,7 +391,8 @@ class ToolService:
             _check_visibility(visibility)
         tool, latest = self.resolve(workspace_id, ref)
         current = _config(latest._mapping)
-        current["entrypoint"] = latest.entrypoint if latest.source_kind != "zip" else current["entrypoint"]
+        if latest.source_kind != "zip" and current["mode"] != "script":
+            current["entrypoint"] = latest.entrypoint  # a script's stays its module, as _config reads it
         changed = {k: v for k, v in config.items() if v is not None}
         mode = changed.get("mode", current["mode"])
         mode_changed = mode != current["mode"]
