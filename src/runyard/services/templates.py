@@ -271,6 +271,19 @@ class TemplateService:
         return {"object": "preview", "template_id": view["id"], "version": view["version"], "seed": plan.seed,
                 "rows": rows}
 
+    def preview_document(self, principal: Principal, document: Any, *, seed: int | str | None = None,
+                         rows: int = synth.PREVIEW_ROWS) -> dict[str, Any]:
+        """The first rows an unsaved template document (a dict, JSON or YAML text) would give:
+        the web UI's editor previews as the user types. Nothing is stored or counted; any key
+        may preview, as for a saved template, and references resolve in its workspace."""
+        template = parse(document)
+        try:
+            used_seed, preview = synth.preview_rows(template, seed=seed, rows=rows,
+                                                    resolver=_Resolver(self, principal.workspace_id))
+        except synth.SynthError as exc:
+            raise synth_error(exc) from None
+        return {"object": "preview", "seed": used_seed, "rows": preview}
+
     def prepare(self, principal: Principal, ref: str, body: Mapping[str, Any], *, fmt: str) -> Generation:
         """Validate everything and charge the quota; the returned generation only streams."""
         GENERATE_DATA.check(principal)

@@ -9,11 +9,24 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from runyard.ui import auth, home, not_found, runs, settings, static_files, tools
+from runyard.ui import (
+    auth,
+    data,
+    data_query,
+    data_uploads,
+    home,
+    not_found,
+    runs,
+    settings,
+    static_files,
+    synth,
+    tools,
+)
 from runyard.ui.core import UI_PREFIX
 
 router = APIRouter(include_in_schema=False)
-for _module in (static_files, auth, home, tools, runs, settings, not_found):  # not_found last
+for _module in (static_files, auth, home, tools, runs, data_query, data_uploads, data, synth, settings,
+                not_found):  # not_found last
     router.include_router(_module.router, prefix=UI_PREFIX)
 
 __all__ = ["router", "UI_PREFIX"]

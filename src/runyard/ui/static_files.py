@@ -11,6 +11,7 @@ from runyard.ui.core import HERE, UiRoute
 
 router = APIRouter(route_class=UiRoute, include_in_schema=False)
 ASSETS = {"ui.css": "text/css; charset=utf-8", "code.css": "text/css; charset=utf-8", "ui.js": "text/javascript; charset=utf-8",
+          "data.js": "text/javascript; charset=utf-8",
           "htmx.min.js": "text/javascript; charset=utf-8"}
 _cache: dict[str, bytes] = {}
 
