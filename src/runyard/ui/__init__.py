@@ -14,19 +14,22 @@ from runyard.ui import (
     data,
     data_query,
     data_uploads,
+    evaluation,
     home,
     not_found,
     runs,
     settings,
+    settings_more,
     static_files,
     synth,
     tools,
+    workflows,
 )
 from runyard.ui.core import UI_PREFIX
 
 router = APIRouter(include_in_schema=False)
-for _module in (static_files, auth, home, tools, runs, data_query, data_uploads, data, synth, settings,
-                not_found):  # not_found last
+for _module in (static_files, auth, home, tools, runs, workflows, evaluation, data_query, data_uploads, data, synth,
+                settings, settings_more, not_found):  # not_found last
     router.include_router(_module.router, prefix=UI_PREFIX)
 
 __all__ = ["router", "UI_PREFIX"]
