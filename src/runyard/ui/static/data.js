@@ -54,8 +54,9 @@
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       const file = form.querySelector("input[type=file]").files[0];
-      const named = form.querySelector("input[name=dataset]");
-      const dataset = form.dataset.dataset || (named && named.value.trim());
+      // getAttribute, not form.dataset: a form's controls shadow its properties by name.
+      const named = form.querySelector("input[name=dataset_name]");
+      const dataset = form.getAttribute("data-dataset") || (named && named.value.trim());
       if (!file || !dataset) return;
       error.textContent = "";
       button.disabled = true;
@@ -77,7 +78,7 @@
           parts.push({ part_number: part.part_number, etag: etag });
         }
         const done = await call("/ui/data/uploads/" + encodeURIComponent(upload.id) + "/complete", {
-          key: upload.key, parts: parts, namespace: form.dataset.namespace, dataset: dataset,
+          key: upload.key, parts: parts, namespace: form.getAttribute("data-namespace"), dataset: dataset,
         });
         percent.textContent = "100% · ingesting";
         window.location.assign(done.url);
