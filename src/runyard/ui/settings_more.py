@@ -8,8 +8,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from fastapi import APIRouter, Form, Request, UploadFile
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
+from starlette.datastructures import UploadFile
 
 from runyard.api.offload import in_thread
 from runyard.services.access import ROLES, Principal
