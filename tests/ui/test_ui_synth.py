@@ -191,3 +191,16 @@ def test_each_synth_page_weighs_under_the_budget(browser: Any, server: Server, t
         assert 0 < weight <= PAGE_BUDGET, (name, weight)
         _shot(page, name)
         ctx.close()
+
+
+def test_odd_generate_fields_are_refused_or_taken_as_the_api_takes_them(server: Server,
+                                                                         template: dict[str, Any]) -> None:
+    client = sign_in(server)
+    token = page_csrf(client, f"/ui/synth/{template['id']}")
+    path = f"/ui/synth/{template['id']}/generate"
+    text_seed = client.post(path, data={"csrf_token": token, "format": "csv", "count": "3", "seed": "--5"})
+    assert text_seed.status_code == 200  # a string seed, as the API takes one
+    for form, code in (({"format": "exe", "count": "3"}, "invalid_format"),
+                       ({"format": "csv", "count": "-1"}, "validation_error")):
+        refused = client.post(path, data={"csrf_token": token, **form})
+        assert refused.status_code == 400 and code in refused.text, form

@@ -5,6 +5,7 @@ any key reads and previews; saving and generating need a member, and the service
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -152,8 +153,8 @@ async def generate(request: Request, ref: str, session: WriteSessionDep, format:
         raise ValidationFailed(f"format must be one of {', '.join(synth.FORMATS)}", code="invalid_format",
                                details={"field": "format"})
     body: dict[str, Any] = {"count": count}
-    if seed.strip():
-        body["seed"] = int(seed) if seed.strip().lstrip("-").isdigit() else seed.strip()
+    if seed.strip():  # a number is a numeric seed, as in the API's JSON; other text a string seed
+        body["seed"] = int(seed) if re.fullmatch(r"-?\d{1,18}", seed.strip()) else seed.strip()[:100]
     if version is not None:
         body["version"] = version
     generation = await in_thread(platform.templates.prepare, session.principal, ref, body, fmt=format)
