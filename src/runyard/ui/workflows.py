@@ -67,8 +67,8 @@ async def workflow_list(request: Request, session: SessionDep, q: str = "", curs
 
 def _workflow_page(platform: Platform, principal: Principal, ref: str, version: int | None) -> dict[str, Any]:
     workflow = platform.workflows.get(principal, ref)
-    shown = platform.workflows.version(principal, ref, version) if version is not None or \
-        workflow["latest_version"] is not None else None
+    published = version if version is not None else workflow["latest_version"]  # None: only a draft
+    shown = platform.workflows.version(principal, ref, published) if published is not None else None
     definition = (shown or workflow).get("definition") or {}
     source = (shown or workflow).get("source") or ""
     needs = step_needs(definition)
