@@ -22,23 +22,20 @@ Mounted outside ``/api/v1`` and kept out of runyard's OpenAPI: the contract is D
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
-from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from runyard.api.compat.shaped_errors import error_shaped_route
 from runyard.api.deps import PlatformDep, PrincipalDep
-from runyard.api.errors import _HTTP_CODES, domain_error_headers, error_payload
+from runyard.api.errors import error_payload
 from runyard.api.offload import in_thread
 from runyard.api.responses import JSON
 from runyard.api.runs import MAX_WAIT_S
 from runyard.api.waiting import wait_for_run
 from runyard.services.access import Principal
-from runyard.services.errors import DomainError, NotFound
+from runyard.services.errors import NotFound
 from runyard.services.runs import SUCCEEDED, TERMINAL_STATUSES
 from runyard.wiring import Platform
 
@@ -55,30 +52,7 @@ def datagen_error(request: Request, status: int, code: str, message: str, detail
     return JSON(body, status_code=status, headers=headers)
 
 
-class DatagenRoute(APIRoute):
-    """Answers its routes' errors with ``success: false`` beside runyard's envelope."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def datagen_handler(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except DomainError as exc:
-                return datagen_error(request, exc.status, exc.code, exc.message, exc.details,
-                                     domain_error_headers(exc))
-            except RequestValidationError as exc:
-                errors = [{"field": ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body",
-                           "message": err.get("msg", "invalid")} for err in exc.errors()]
-                summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
-                return datagen_error(request, 400, "validation_error", f"invalid request: {summary}",
-                                     {"errors": errors})
-            except StarletteHTTPException as exc:
-                code = _HTTP_CODES.get(exc.status_code, "error")
-                message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
-                return datagen_error(request, exc.status_code, code, message)
-
-        return datagen_handler
+DatagenRoute = error_shaped_route(datagen_error)
 
 
 router = APIRouter(route_class=DatagenRoute, include_in_schema=False)

@@ -39,14 +39,12 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
-from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from runyard.api.compat.shaped_errors import error_shaped_route
 from runyard.api.deps import PlatformDep, PrincipalDep
-from runyard.api.errors import _HTTP_CODES, domain_error_headers, error_payload
+from runyard.api.errors import error_payload
 from runyard.api.offload import in_thread
 from runyard.api.responses import JSON
 from runyard.services.access import Principal
@@ -100,33 +98,7 @@ def datalinks_error(request: Request, status: int, code: str, message: str, deta
     return JSON(body, status_code=status, headers=headers)
 
 
-class CompatRoute(APIRoute):
-    """Answers the errors of its routes (auth, validation, the services') in DataLinks' shape:
-    an app-wide handler would answer runyard's envelope alone."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def compat_handler(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except DomainError as exc:
-                return datalinks_error(request, exc.status, exc.code, exc.message, exc.details,
-                                       domain_error_headers(exc))
-            except RequestValidationError as exc:
-                errors = []
-                for err in exc.errors():
-                    loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header")]
-                    errors.append({"field": ".".join(loc) or "body", "message": err.get("msg", "invalid")})
-                summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
-                return datalinks_error(request, 400, "validation_error", f"invalid request: {summary}",
-                                       {"errors": errors})
-            except StarletteHTTPException as exc:
-                code = _HTTP_CODES.get(exc.status_code, "error")
-                message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
-                return datalinks_error(request, exc.status_code, code, message)
-
-        return compat_handler
+CompatRoute = error_shaped_route(datalinks_error)
 
 
 router = APIRouter(route_class=CompatRoute, include_in_schema=False)

@@ -22,19 +22,16 @@ Translation rules, documented in docs/compat.md:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from runyard.api.compat import deeporigin_wire as wire
+from runyard.api.compat.shaped_errors import error_shaped_route
 from runyard.api.deps import get_principal
-from runyard.api.errors import _HTTP_CODES, domain_error_headers, error_payload
+from runyard.api.errors import error_payload
 from runyard.api.offload import in_thread
 from runyard.api.responses import JSON
 from runyard.schemas.run_search import MAX_SEARCH_LIMIT, RunSearchRequest
@@ -77,32 +74,7 @@ def deeporigin_error(request: Request, status: int, code: str, message: str,
     return JSON(body, status_code=status, headers=headers)
 
 
-class DeepOriginRoute(APIRoute):
-    """Answers its routes' errors (auth, validation, the services') in DeepOrigin's shape."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def compat_handler(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except DomainError as exc:
-                return deeporigin_error(request, exc.status, exc.code, exc.message, exc.details,
-                                        domain_error_headers(exc))
-            except RequestValidationError as exc:
-                errors = []
-                for err in exc.errors():
-                    loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header")]
-                    errors.append({"field": ".".join(loc) or "body", "message": err.get("msg", "invalid")})
-                summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
-                return deeporigin_error(request, 400, "validation_error", f"invalid request: {summary}",
-                                        {"errors": errors})
-            except StarletteHTTPException as exc:
-                code = _HTTP_CODES.get(exc.status_code, "error")
-                message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
-                return deeporigin_error(request, exc.status_code, code, message)
-
-        return compat_handler
+DeepOriginRoute = error_shaped_route(deeporigin_error)
 
 
 router = APIRouter(route_class=DeepOriginRoute, include_in_schema=False)
