@@ -40,8 +40,10 @@ def make_key(api: httpx.Client, role: str, **fields: Any) -> str:
     return str(response.json()["key"])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Module-scoped on purpose: Playwright's sync API keeps an event loop running on this
+    thread while it is open, and every later test that calls asyncio.run() would fail."""
     playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the test extra")
     if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
         pytest.skip(f"no chromium at {CHROMIUM} (scripts/test.sh installs it with apt-get)")

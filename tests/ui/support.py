@@ -41,3 +41,20 @@ def page_csrf(client: httpx.Client, path: str = "/ui") -> str:
     page = client.get(path)
     assert page.status_code == 200, page.text[:500]
     return csrf_of(page.text)
+
+
+NEXT_PAGE_RE = re.compile(r'<a href="([^"]+)">Next page</a>')
+
+
+def pages_text(client: httpx.Client, path: str, *, limit: int = 50) -> str:
+    """The text of a listing page and every page after it (the suite's shared server holds
+    many more items than one page)."""
+    texts: list[str] = []
+    url: str | None = path
+    while url and len(texts) < limit:
+        response = client.get(url)
+        assert response.status_code == 200, response.text[:500]
+        texts.append(response.text)
+        found = NEXT_PAGE_RE.search(response.text)
+        url = found.group(1).replace("&amp;", "&") if found else None
+    return "\n".join(texts)

@@ -20,7 +20,7 @@ import pytest
 
 from tests.support.servers import Server
 from tests.ui.conftest import artifacts_dir, make_key
-from tests.ui.support import browser_client, page_csrf, sign_in
+from tests.ui.support import browser_client, page_csrf, pages_text, sign_in
 from tests.ui.test_ui_browser import PAGE_BUDGET, _transferred
 
 HOSTILE = "<script>alert('x')</script>"
@@ -52,7 +52,7 @@ def _dataset(ns: str, ds: str = "people") -> str:
 # -- over HTTP -----------------------------------------------------------------------------------
 def test_pages_list_namespaces_datasets_schema_and_rows(server: Server, data: dict[str, str]) -> None:
     client = sign_in(server)
-    assert data["ns"] in client.get("/ui/data").text
+    assert data["ns"] in pages_text(client, "/ui/data")
     namespace = client.get(f"/ui/data/namespaces/{data['ns']}").text
     assert _dataset(data["ns"]) in namespace and _dataset(data["ns"], "orders") in namespace
     page = client.get(_dataset(data["ns"]))

@@ -174,15 +174,21 @@ def test_password_sign_in_and_sign_out(server: Server, api: httpx.Client) -> Non
     username = f"uiuser{uuid.uuid4().hex[:6]}"
     assert api.post("/users", json={"username": username, "role": "member", "password": "correct horse"}
                     ).status_code == 201
+    def sign_in_keys() -> set[str]:
+        return {t["id"] for t in api.get("/tokens", params={"limit": 1000}).json()["items"]
+                if t["name"] == "web UI sign-in"}
+
+    before = sign_in_keys()
     client = sign_in(server, username=username, password="correct horse")
+    made = sign_in_keys() - before
+    assert len(made) == 1
     home = client.get("/ui")
     assert home.status_code == 200 and username in home.text
     response = client.post("/ui/sign-out", data={"csrf_token": csrf_of(home.text)})
     assert response.status_code == 303
     # the session is gone, and so is the key the sign-in made
     assert client.get("/ui").status_code == 303
-    names = [t["name"] for t in api.get("/tokens", params={"limit": 1000}).json()["items"]]
-    assert "web UI sign-in" not in names
+    assert not made & sign_in_keys()
     bad = browser_client(server)
     form = bad.get("/ui/sign-in")
     response = bad.post("/ui/sign-in", data={"csrf_token": csrf_of(form.text), "method": "password",
