@@ -132,3 +132,39 @@ def test_a_public_tool_is_seen_and_run_by_every_user_but_changed_by_its_owner(
     assert _hidden(people.bob.post("/runs", json={"tool": name}))  # though bob's node had it cached
     assert _hidden(people.bob.post("/runs", json={"tool": tool["id"]}))
     assert run(people.alice, name)["status"] == "succeeded"
+
+
+def test_the_runs_of_a_private_tool_are_hidden_like_the_tool(server: Server, people: People, unique: str) -> None:
+    name = f"private-runs-{unique}"
+    deploy(people.alice, name, CODE, visibility="public")
+    bobs = run(people.bob, name, {"x": 4})
+    assert people.alice.patch(f"/tools/{name}", json={"visibility": "private"}).status_code == 200
+    alices = run(people.alice, name, {"x": 5})
+
+    def listed(client: httpx.Client) -> set[str]:
+        return {r["id"] for r in client.get("/runs", params={"tool": name, "limit": 1000}).json()["items"]}
+
+    def searched(client: httpx.Client) -> set[str]:
+        found = client.post("/runs/search", json={"props": [{"field": "tool_name", "op": "eq", "value": name}],
+                                                  "with_total_count": True})
+        assert found.status_code == 200, found.text
+        assert found.json()["total"] == len(found.json()["items"])
+        return {r["id"] for r in found.json()["items"]}
+
+    for owner_side in (people.alice, people.admin):
+        assert owner_side.get(f"/runs/{bobs['id']}").status_code == 200
+        assert listed(owner_side) == searched(owner_side) == {bobs["id"], alices["id"]}
+    # bob still sees the run he started; alice's is hidden from him and his viewer key, as
+    # a run that does not exist is, on every read
+    for other in (people.bob, people.bob_viewer):
+        assert listed(other) == searched(other) == {bobs["id"]}
+        assert other.get(f"/runs/{bobs['id']}").status_code == 200
+        for response in (other.get(f"/runs/{alices['id']}"), other.get(f"/runs/{alices['id']}/logs"),
+                         other.get(f"/runs/{alices['id']}/artifacts"),
+                         other.post("/runs/wait", json={"ids": [alices["id"], bobs["id"]], "timeout": 0})):
+            assert response.status_code == 404 and error_code(response) == "run_not_found", response.text
+        assert other.post("/runs/wait", json={"ids": [bobs["id"]], "timeout": 0}).status_code == 200
+    assert people.bob.post(f"/runs/{alices['id']}/rerun").status_code == 404
+    # public again: every user sees every run of it
+    assert people.alice.patch(f"/tools/{name}", json={"visibility": "public"}).status_code == 200
+    assert listed(people.bob) == {bobs["id"], alices["id"]}

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from runyard.services.access import Principal
 from runyard.services.errors import DomainError, NotFound, PayloadTooLarge, ValidationFailed
+from runyard.services.run_visibility import run_filter
 from runyard.services.runs import CREATE_RUNS, TERMINAL_STATUSES, RunService, run_view
 from runyard.store.tables import runs
 
@@ -117,7 +118,8 @@ def visible_runs(service: RunService, principal: Principal, ids: list[str]) -> d
     with service.db.read() as conn:
         rows = conn.execute(sa.select(runs).where(runs.c.workspace_id == principal.workspace_id,
                                                   runs.c.id.in_(ids))).all()
-    found = {row.id: run_view(row) for row in rows if principal.can_use_tool(row.tool_id)}
+        sees = run_filter(conn, principal)
+        found = {row.id: run_view(row) for row in rows if sees(row)}
     missing = [rid for rid in ids if rid not in found]
     if missing:
         shown = ", ".join(repr(rid) for rid in missing[:5]) + (" …" if len(missing) > 5 else "")

@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from runyard.schemas.run_search import SEARCH_OPS, RunSearchRequest
 from runyard.services.access import Principal
 from runyard.services.errors import ValidationFailed
+from runyard.services.run_visibility import visibility_clause
 from runyard.services.runs import TAG_KEYS
 from runyard.services.text_match import text_match
 from runyard.store.db import Database
@@ -78,6 +79,10 @@ class RunSearchService:
         query = (sa.select(*[runs.c[c] for c in needed]).where(*where).order_by(*order)
                  .limit(request.limit + 1).offset(request.offset))
         with self.db.read() as conn:
+            hiding = visibility_clause(conn, principal)
+            if hiding is not None:
+                where.append(hiding)
+                query = query.where(hiding)
             rows = conn.execute(query).all()
             total = None
             if request.with_total_count:

@@ -26,6 +26,7 @@ from runyard.services.access import Permission, Principal
 from runyard.services.errors import Conflict, DomainError, NotFound, ValidationFailed
 from runyard.services.pagination import MAX_LIMIT, MAX_OFFSET, Page, paginate
 from runyard.services.run_files import RunFiles
+from runyard.services.run_visibility import sees_run, visibility_clause
 from runyard.services.secrets import SecretService
 from runyard.services.text_match import text_match
 from runyard.services.tools import (
@@ -482,9 +483,15 @@ class RunService:
         tools is hidden, 404 ``run_not_found`` exactly as a run that does not exist, for
         every verb (read, wait, logs, artifacts, confirm, cancel, rerun, files)."""
         row = self.row(principal.workspace_id, run_id)
-        if not principal.can_use_tool(row.tool_id):
+        if not principal.can_use_tool(row.tool_id) or not self._sees(principal, row):
             raise NotFound(f"run {run_id!r} not found", code="run_not_found", details={"run_id": run_id})
         return row
+
+    def _sees(self, principal: Principal, row: Any) -> bool:
+        if principal.role == "admin" or (principal.user_id is not None and row.user_id == principal.user_id):
+            return True  # without a query: the common case of the hot read path
+        with self.db.read() as conn:
+            return sees_run(conn, principal, row)
 
     def get(self, principal: Principal, run_id: str, *, expand_inputs: bool = False) -> dict[str, Any]:
         return run_view(self.visible_row(principal, run_id), expand_inputs=expand_inputs)
@@ -562,6 +569,9 @@ class RunService:
             sort_col, cursor_value = self._duration_ms().label("duration_ms"), _cursor_float
             query = query.add_columns(sort_col)
         with self.db.read() as conn:
+            hiding = visibility_clause(conn, principal)
+            if hiding is not None:
+                query = query.where(hiding)
             rows, nxt, total = paginate(conn, query, sort_col=sort_col, id_col=runs.c.id,
                                         descending=order == "desc", cursor=cursor, limit=limit,
                                         include_total=include_total, cursor_value=cursor_value,
