@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from websockets.exceptions import ConnectionClosedOK, InvalidStatus
+from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from tests.support.api import deploy, error_code, wait_status
@@ -231,3 +231,28 @@ def _workspace_of(server: Any, token_id: str) -> str:
             return str(conn.execute(sa.select(tokens.c.workspace_id).where(tokens.c.id == token_id)).scalar_one())
     finally:
         engine.dispose()
+
+
+def test_revoking_the_key_closes_an_open_socket(api: httpx.Client, server: Any, unique: str) -> None:
+    tool = f"live-long-{unique}"
+    deploy(api, tool, "import time\ndef main():\n    time.sleep(30)\n    return 1\n")
+    member = _token(api, f"live-watch-{unique}", "member")
+    with server.client(member["key"]) as as_member:
+        run = as_member.post("/runs", json={"tool": tool}).json()
+        url = _connect(as_member, run["id"])["url"]
+    try:
+        with connect(url, open_timeout=10) as ws:
+            assert json.loads(ws.recv(timeout=10))["type"] == "status"
+            assert api.delete(f"/tokens/{member['id']}").status_code == 204
+            deadline = time.monotonic() + 15
+            error = None
+            while error is None and time.monotonic() < deadline:
+                message = json.loads(ws.recv(timeout=deadline - time.monotonic()))
+                assert message["type"] != "end", message
+                error = message if message["type"] == "error" else None
+            assert error is not None and error["error"]["code"] == "invalid_api_key", error
+            with pytest.raises(ConnectionClosedError) as closed:
+                ws.recv(timeout=10)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+    finally:
+        api.post(f"/runs/{run['id']}/cancel")

@@ -15,6 +15,10 @@ The socket sends JSON messages, each with a ``type``:
 It takes ``{"type": "input", "value": ..., "step_id"?: ...}``: the same call, with the
 same checks, as ``POST /runs/{id}/input`` (a viewer's URL watches but cannot answer), as
 the token that made the URL, read afresh (a revoked one is refused).
+
+The token is read again every ``RECHECK_TOKEN_S`` while the socket is open: once it is
+revoked or expired (or the run is no longer visible to it), the socket sends an ``error``
+and closes with 1008 (policy violation).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ ws_router = APIRouter()  # authorized by the signed URL, not by a key
 
 REREAD_S = 0.5  # with no event, the run is read again this often (progress has no event)
 MIN_ROW_READ_S = 0.2  # a log growing fast wakes the stream often: the row is read at most this often
+RECHECK_TOKEN_S = 2.0  # an open socket reads its token again this often: revoking it closes the socket
 READ_CHUNK = 1 << 20
 MAX_MESSAGE_CHARS = 2 << 20  # an input's value is at most 1 MB of JSON (services.workflow_runs)
 
@@ -111,6 +116,7 @@ class LiveSession:
         self.send_lock = asyncio.Lock()
         self.wake = asyncio.Event()
         self.ended = False
+        self.refused = False  # the token was revoked (or the run hidden) while the socket was open
         self.log_offset = 0
         self.trace_offset = 0
         self.status: str | None = None
@@ -145,21 +151,27 @@ class LiveSession:
             await asyncio.gather(streaming, receiving, return_exceptions=True)
         if streaming in finished and streaming.exception() is None:
             try:
-                await self.websocket.close(code=1000)
+                await self.websocket.close(code=1008 if self.refused else 1000)
             except RuntimeError:
                 pass  # the client left first
 
     # -- the run, as it goes ---------------------------------------------------------------
     async def _stream(self) -> None:
         last_read = 0.0
+        token_read = time.monotonic()  # read when the socket opened
         run: dict[str, Any] = {}
         while True:
             self.wake.clear()
             if not run or self.ended or time.monotonic() - last_read >= MIN_ROW_READ_S:
                 try:
+                    if time.monotonic() - token_read >= RECHECK_TOKEN_S:
+                        self.principal = await in_thread(self.platform.tokens.principal_of_token,
+                                                         self.principal.workspace_id, self.principal.token_id)
+                        token_read = time.monotonic()
                     run = await in_thread(self.platform.runs.get, self.principal, self.run_id)
-                except DomainError as exc:  # deleted meanwhile
+                except DomainError as exc:  # the token revoked, the run deleted or hidden meanwhile
                     await self.send({"type": "error", "error": _error(exc)})
+                    self.refused = True
                     return
                 last_read = time.monotonic()
                 await self._status_and_progress(run)
