@@ -142,7 +142,7 @@ class Platform:
         self.webhooks = WebhookService(self.db, self.targets, self.users, self.cipher)
         self.sets = SetService(self.db, self.blobs)
         # evaluation (issue 19): expected outputs, comparisons, feedback, evaluation batches
-        self.expected = ExpectedService(self.db, self.blobs, self.runs)
+        self.expected = ExpectedService(self.db, self.blobs, self.runs, self.storage_quota)
         self.comparison = RunComparison(self.runs, self.expected, self.jobs)
         self.feedback = FeedbackService(self.db, self.runs)
         self.eval_batches = EvalBatchService(self.db, self.runs, self.workflow_runs, self.datasets, self.sets,

@@ -145,7 +145,7 @@ def _blob_files(server) -> set[str]:
 def test_storage_usage(api, unique):
     before = api.get("/workspace/storage").json()
     assert before["object"] == "storage_usage" and set(before["by_kind"]) == {"files", "datasets", "artifacts",
-                                                                              "uploads"}
+                                                                              "expected", "uploads"}
     assert _put(api, f"usage-{unique}.bin", os.urandom(1000)).status_code == 201
     after = api.get("/workspace/storage").json()
     assert after["by_kind"]["files"] == before["by_kind"]["files"] + 1000

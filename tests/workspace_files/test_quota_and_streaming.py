@@ -80,10 +80,16 @@ def test_the_quota_counts_files_datasets_and_artifacts(quota_server):
         assert api.get(f"/runs/{failed['id']}/artifacts").json()["items"] == []
         kept = run(api, "writer", {"size": 100})
         assert kept["status"] == "succeeded"
+
+        # Expected outputs' files count too: one that would pass the quota is refused, whole.
+        over = api.post(f"/runs/{kept['id']}/expected", files={"file": ("big.bin", b"e" * 10_000)})
+        assert over.status_code == 413 and error_code(over) == "storage_quota_exceeded", over.text
+        assert api.get(f"/runs/{kept['id']}/expected").status_code == 404
+        assert api.post(f"/runs/{kept['id']}/expected", json={"artifacts": ["out.bin"]}).status_code == 201
         blobs_now = _stored(quota_server)
         usage = api.get("/workspace/storage").json()
         assert usage["quota_bytes"] == QUOTA and usage["by_kind"]["files"] == 15_000
-        assert usage["by_kind"]["artifacts"] == 100
+        assert usage["by_kind"]["artifacts"] == 100 and usage["by_kind"]["expected"] == 100
         assert usage["used_bytes"] == sum(usage["by_kind"].values())
 
         # A body that cannot fit is refused from its Content-Length, before it is read.

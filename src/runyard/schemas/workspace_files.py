@@ -24,6 +24,7 @@ class StorageByKind(BaseModel):
     files: int
     datasets: int
     artifacts: int
+    expected: int = Field(description="files of expected outputs (evaluation)")
     uploads: int = Field(description="bytes reserved by multipart uploads still open")
 
 

@@ -22,6 +22,7 @@ from runyard.ids import new_id
 from runyard.services.access import Permission, Principal
 from runyard.services.errors import Conflict, NotFound, PayloadTooLarge, ValidationFailed
 from runyard.services.runs import RunService
+from runyard.services.storage import StorageQuota
 from runyard.store.blobs import BlobStore
 from runyard.store.db import Database
 from runyard.store.tables_evaluation import expected_files, expected_sets
@@ -60,10 +61,11 @@ def file_view(row: Any) -> dict[str, Any]:
 
 
 class ExpectedService:
-    def __init__(self, db: Database, blobs: BlobStore, runs: RunService) -> None:
+    def __init__(self, db: Database, blobs: BlobStore, runs: RunService, quota: StorageQuota | None = None) -> None:
         self.db = db
         self.blobs = blobs
         self.runs = runs
+        self.quota = quota  # expected files count toward the workspace's storage quota
         self.max_file_bytes = MAX_EXPECTED_FILE_BYTES
 
     # -- reading ---------------------------------------------------------------------------
@@ -206,6 +208,10 @@ class ExpectedService:
         created = record is None
         try:
             with self.db.write() as conn:
+                if stored and self.quota is not None:
+                    self.quota.lock(conn, run.workspace_id)
+                    self.quota.check(run.workspace_id, sum(item["size"] for item in stored), conn,
+                                     replacing=self._replaced_bytes(conn, record_id, stored))
                 if created:
                     conn.execute(expected_sets.insert().values(
                         id=record_id, workspace_id=run.workspace_id, target_id=target_id,
@@ -219,6 +225,13 @@ class ExpectedService:
             raise Conflict("the expected output of this example changed concurrently; send the request again",
                            code="expected_changed") from None
         return created, replaced
+
+    @staticmethod
+    def _replaced_bytes(conn: sa.Connection, record_id: str, stored: list[dict[str, Any]]) -> int:
+        """The bytes of the files ``stored`` replaces (the same names): freed by the write."""
+        return int(conn.execute(sa.select(sa.func.coalesce(sa.func.sum(expected_files.c.size), 0)).where(
+            expected_files.c.expected_id == record_id,
+            expected_files.c.filename.in_([item["filename"] for item in stored]))).scalar_one())
 
     def _replace_files(self, conn: sa.Connection, record_id: str, stored: list[dict[str, Any]],
                        now: Any) -> list[str]:

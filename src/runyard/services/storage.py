@@ -2,8 +2,9 @@
 the workspace's plan (services.plans) when the operator gave one, else the node's
 ``RUNYARD_STORAGE_QUOTA_BYTES`` (0: unlimited).
 
-What counts: workspace files, dataset bytes (their Parquet parts), run artifacts and the
-bytes of multipart uploads still open (reserved at ``POST /uploads``). Each is a sum over
+What counts: workspace files, dataset bytes (their Parquet parts), run artifacts, the
+files of expected outputs (evaluation) and the bytes of multipart uploads still open
+(reserved at ``POST /uploads``). Each is a sum over
 a size column kept with its rows (``ix_run_artifacts_ws_size`` lets the largest one be
 read from its index alone), so usage is exact without a counter that could drift.
 
@@ -23,6 +24,7 @@ from runyard.services.errors import DomainError
 from runyard.store.db import Database
 from runyard.store.tables import run_artifacts, workspaces
 from runyard.store.tables_data import datasets, uploads
+from runyard.store.tables_evaluation import expected_files, expected_sets
 from runyard.store.tables_files import workspace_files
 
 
@@ -32,7 +34,8 @@ class StorageQuotaExceeded(DomainError):
 
 
 def storage_used(conn: sa.Connection, workspace_id: str) -> dict[str, int]:
-    """Bytes the workspace keeps, by kind (``files``, ``datasets``, ``artifacts``, ``uploads``)."""
+    """Bytes the workspace keeps, by kind (``files``, ``datasets``, ``artifacts``, ``expected``,
+    ``uploads``)."""
     def total(column: Any, *where: Any) -> int:
         return int(conn.execute(sa.select(sa.func.coalesce(sa.func.sum(column), 0)).where(*where)).scalar_one())
 
@@ -40,6 +43,8 @@ def storage_used(conn: sa.Connection, workspace_id: str) -> dict[str, int]:
         "files": total(workspace_files.c.size, workspace_files.c.workspace_id == workspace_id),
         "datasets": total(datasets.c.byte_count, datasets.c.workspace_id == workspace_id),
         "artifacts": total(run_artifacts.c.size, run_artifacts.c.workspace_id == workspace_id),
+        "expected": total(expected_files.c.size, expected_files.c.expected_id.in_(
+            sa.select(expected_sets.c.id).where(expected_sets.c.workspace_id == workspace_id))),
         "uploads": total(uploads.c.size, uploads.c.workspace_id == workspace_id, uploads.c.status == "open"),
     }
 
