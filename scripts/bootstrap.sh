@@ -17,3 +17,8 @@ if [ ! -x .venv/bin/uv ]; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check uv
 fi
 .venv/bin/uv pip install --quiet --python .venv/bin/python -e ".[${extras}]"
+# Bytecode for everything installed and for runyard itself, once: where the environment sets
+# PYTHONDONTWRITEBYTECODE (some CI images do), no process would ever cache its imports, and
+# every server start, CLI call and worker would compile them again (seconds each).
+# compileall skips what is up to date, so this is quick after the first time.
+.venv/bin/python -m compileall -q -j 0 src .venv/lib/python3*/site-packages >/dev/null 2>&1 || true
