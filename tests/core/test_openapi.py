@@ -251,7 +251,6 @@ def test_api_conforms_to_its_spec(fuzzed_server: Server) -> None:
         "headers": {"Authorization": f"Bearer {fuzzed_server.admin_key}"},
         "request-timeout": 30,
         "seed": 20261125,
-        "workers": 4,  # the server answers concurrent requests; one at a time, this test is the suite's longest
         "generation": {"max-examples": MAX_EXAMPLES},
         "operations": [{"include-method": method, "include-path": path, "checks": checks}
                        for (method, path), checks in _operation_checks().items()],
