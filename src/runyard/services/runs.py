@@ -483,15 +483,9 @@ class RunService:
         tools is hidden, 404 ``run_not_found`` exactly as a run that does not exist, for
         every verb (read, wait, logs, artifacts, confirm, cancel, rerun, files)."""
         row = self.row(principal.workspace_id, run_id)
-        if not principal.can_use_tool(row.tool_id) or not self._sees(principal, row):
+        if not sees_run(self.db, principal, row):
             raise NotFound(f"run {run_id!r} not found", code="run_not_found", details={"run_id": run_id})
         return row
-
-    def _sees(self, principal: Principal, row: Any) -> bool:
-        if principal.role == "admin" or (principal.user_id is not None and row.user_id == principal.user_id):
-            return True  # without a query: the common case of the hot read path
-        with self.db.read() as conn:
-            return sees_run(conn, principal, row)
 
     def get(self, principal: Principal, run_id: str, *, expand_inputs: bool = False) -> dict[str, Any]:
         return run_view(self.visible_row(principal, run_id), expand_inputs=expand_inputs)
